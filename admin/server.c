@@ -1,0 +1,240 @@
+/*
+ * server.c - the admin HTTP server (libevent evhttp) on TCP or a unix socket.
+ */
+#define LOG_PREFIX "admin"
+#include "admin/admin.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/netaddr.h"
+
+#define MAX_ROUTES 32
+
+struct route {
+	char path[64];
+	admin_render_fn render;
+	admin_raw_fn raw;
+	void *arg;
+};
+
+struct admin {
+	struct evhttp *http;
+	char unix_path[108];
+	struct route routes[MAX_ROUTES];
+	unsigned nroutes;
+};
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+	struct admin *adm = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+
+	if (!path || !*path)
+		path = "/";
+	for (unsigned i = 0; i < adm->nroutes; i++) {
+		struct route *r = &adm->routes[i];
+		struct evbuffer *buf;
+		struct sbuf sb;
+		const char *ctype = "text/plain; charset=utf-8";
+		int code;
+
+		if (strcmp(r->path, path) != 0)
+			continue;
+		if (r->raw) {
+			r->raw(req, r->arg);
+			return;
+		}
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+		    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+			evhttp_send_error(req, 405, "use GET");
+			return;
+		}
+		sbuf_init(&sb);
+		code = r->render(r->arg, query ? query : "", &sb, &ctype);
+		buf = evbuffer_new();
+		if (buf && sb.len)
+			evbuffer_add(buf, sb.buf, sb.len);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+		evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", buf);
+		if (buf)
+			evbuffer_free(buf);
+		sbuf_free(&sb);
+		return;
+	}
+	{
+		struct evbuffer *buf = evbuffer_new();
+		struct sbuf sb;
+
+		sbuf_init(&sb);
+		sbuf_printf(&sb, "no such page: %s\npages:", path);
+		for (unsigned i = 0; i < adm->nroutes; i++)
+			sbuf_printf(&sb, " %s", adm->routes[i].path);
+		sbuf_printf(&sb, "\n");
+		if (buf)
+			evbuffer_add(buf, sb.buf, sb.len);
+		evhttp_send_reply(req, 404, "Not Found", buf);
+		if (buf)
+			evbuffer_free(buf);
+		sbuf_free(&sb);
+	}
+}
+
+static int listen_unix(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, e;
+	mode_t old;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "unix socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "cannot create unix socket: %s", strerror(e));
+		return -e;
+	}
+	/* A socket file nobody listens on is stale: connect() tells. */
+	{
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (probe >= 0) {
+			if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+				close(probe);
+				close(fd);
+				snprintf(err, errlen,
+					 "%s is in use: another doppel is already running with this "
+					 "admin socket; stop it first or use another name",
+					 path);
+				return -EADDRINUSE;
+			}
+			close(probe);
+		}
+		unlink(path);
+	}
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		e = errno;
+		umask(old);
+		close(fd);
+		snprintf(err, errlen, "cannot bind unix socket %s: %s", path, strerror(e));
+		return -e;
+	}
+	umask(old);
+	chmod(path, 0600);
+	if (listen(fd, 64) < 0) {
+		e = errno;
+		close(fd);
+		unlink(path);
+		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(e));
+		return -e;
+	}
+	return fd;
+}
+
+int admin_new(struct event_base *base, const char *addr, struct admin **out, char *err,
+	      size_t errlen)
+{
+	struct admin *adm = calloc(1, sizeof(*adm));
+	int fd;
+
+	if (!adm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (strncmp(addr, "unix:", 5) == 0) {
+		fd = listen_unix(addr + 5, err, errlen);
+		if (fd >= 0)
+			snprintf(adm->unix_path, sizeof(adm->unix_path), "%s", addr + 5);
+	} else {
+		struct net_endpoint ep;
+		char perr[256];
+
+		if (netaddr_parse(addr, &ep, perr, sizeof(perr)) < 0) {
+			snprintf(err, errlen, "bad --admin address: %s", perr);
+			free(adm);
+			return -EINVAL;
+		}
+		fd = netaddr_listen(&ep, 64, 0, err, errlen);
+	}
+	if (fd < 0) {
+		free(adm);
+		return fd;
+	}
+	adm->http = evhttp_new(base);
+	if (!adm->http || !evhttp_accept_socket_with_handle(adm->http, fd)) {
+		snprintf(err, errlen, "cannot start the admin HTTP server on %s", addr);
+		if (adm->http)
+			evhttp_free(adm->http);
+		close(fd);
+		free(adm);
+		return -ENOMEM;
+	}
+	evhttp_set_allowed_methods(adm->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+						      EVHTTP_REQ_DELETE);
+	evhttp_set_timeout(adm->http, 3600);
+	evhttp_set_gencb(adm->http, dispatch, adm);
+	*out = adm;
+	return 0;
+}
+
+void admin_free(struct admin *adm)
+{
+	if (!adm)
+		return;
+	evhttp_free(adm->http);
+	if (adm->unix_path[0])
+		unlink(adm->unix_path);
+	free(adm);
+}
+
+static struct route *route_add(struct admin *adm, const char *path)
+{
+	struct route *r;
+
+	if (adm->nroutes == MAX_ROUTES) {
+		pr_err("too many admin routes, %s not served", path);
+		return NULL;
+	}
+	r = &adm->routes[adm->nroutes++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	return r;
+}
+
+void admin_route(struct admin *adm, const char *path, admin_render_fn fn, void *arg)
+{
+	struct route *r = route_add(adm, path);
+
+	if (r) {
+		r->render = fn;
+		r->arg = arg;
+	}
+}
+
+void admin_route_raw(struct admin *adm, const char *path, admin_raw_fn fn, void *arg)
+{
+	struct route *r = route_add(adm, path);
+
+	if (r) {
+		r->raw = fn;
+		r->arg = arg;
+	}
+}

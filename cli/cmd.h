@@ -1,0 +1,43 @@
+/*
+ * cmd.h - doppel's command table (tmux style: one file per command, each
+ * described by a struct cmd_entry). Adding a command is adding a file and a
+ * line in main.c's table.
+ *
+ * The same text serves `doppel help CMD`, `doppel CMD --help` and the man
+ * page (`doppel help --man`). Exit codes: 0 success, 1 runtime failure,
+ * 2 usage or configuration error.
+ */
+#ifndef DOPPEL_CLI_CMD_H
+#define DOPPEL_CLI_CMD_H
+
+#include <stdint.h>
+
+#include "common/netaddr.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+struct cmd_entry {
+	const char *name;
+	const char *usage; /* synopsis after "doppel NAME" */
+	const char *summary; /* one line */
+	const char *help; /* description and options, plain text, 2-space indents */
+	int (*exec)(int argc, char **argv);
+};
+
+extern const struct cmd_entry cmd_proxy_entry;
+extern const struct cmd_entry cmd_status_entry;
+
+/* Print "doppel NAME USAGE" and the help text. */
+void cmd_print_help(const struct cmd_entry *e);
+/* "doppel NAME: message\nTry 'doppel help NAME'." on stderr; returns EXIT_USAGE. */
+int cmd_usage_error(const struct cmd_entry *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Parse helpers that print their own error and return -1. */
+int cli_parse_size(const struct cmd_entry *e, const char *opt, const char *text, uint64_t *out);
+int cli_parse_duration(const struct cmd_entry *e, const char *opt, const char *text, uint64_t *ns);
+int cli_parse_addr(const struct cmd_entry *e, const char *opt, const char *text,
+		   struct net_endpoint *out);
+
+#endif

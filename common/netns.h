@@ -1,0 +1,23 @@
+/*
+ * netns.h - sockets inside another network namespace, without veth or NAT.
+ *
+ * A socket belongs to the network namespace it was created in, for its whole
+ * life. So to reach a service listening on 127.0.0.1:PORT inside a clone's
+ * namespace, doppel enters that namespace on the calling thread (setns),
+ * creates the socket, and returns to its own namespace; the socket can then be
+ * used from anywhere in the process.
+ */
+#ifndef DOPPEL_COMMON_NETNS_H
+#define DOPPEL_COMMON_NETNS_H
+
+/* Open /proc/PID/ns/net (O_CLOEXEC). Returns the fd or -errno. */
+int netns_open_pid(int pid);
+
+/*
+ * socket(domain, type, proto) created inside the network namespace netns_fd.
+ * Returns the fd or -errno. The calling thread is back in its own namespace
+ * when this returns, also on failure.
+ */
+int netns_socket(int netns_fd, int domain, int type, int proto);
+
+#endif

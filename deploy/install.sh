@@ -1,0 +1,140 @@
+#!/bin/bash
+# install.sh - install what doppel needs on Debian bookworm, build it, and
+# optionally run the demo or every test. Idempotent: a second run only checks.
+#
+#   deploy/install.sh            install packages, CRIU >= 4.2, build build/doppel
+#   deploy/install.sh --demo     ... then run the live-clone demo (deploy/demo.sh)
+#   deploy/install.sh --test     ... then build with ASan+UBSan and run every test (ctest)
+#
+# Run as root. Needs Debian's package mirrors (apt) and nothing else.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MODE=${1:-install}
+CACHE=${DOPPEL_CACHE:-/var/cache/doppel}
+CRIU_MIN=4.2
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+case $MODE in
+install | --demo | --test | --build-only) ;;
+-h | --help)
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
+	;;
+*) die "unknown option '$MODE' (use --demo, --test or nothing)" ;;
+esac
+[ "$(id -u)" -eq 0 ] || die "run as root: doppel installs packages, makes namespaces and runs CRIU"
+command -v apt-get >/dev/null || die "this script is for Debian (apt-get not found)"
+
+PACKAGES=(
+	# build
+	gcc make cmake pkg-config libevent-dev libxxhash-dev libcmocka-dev clang
+	# services and clients the demo and the tests drive
+	redis-server redis-tools nginx-light haproxy wrk curl python3 python3-redis
+	iproute2 procps psmisc util-linux strace gdb
+	# CRIU build dependencies (recipe in docs/criu.md) and its runtime tools
+	libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler libnl-3-dev
+	libnet1-dev libcap-dev libbsd-dev uuid-dev libaio-dev python3-protobuf iptables
+	xz-utils dpkg-dev
+)
+
+install_packages() {
+	local missing=()
+	for p in "${PACKAGES[@]}"; do
+		[ "${p:0:1}" = "#" ] && continue
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		say "packages: all present"
+		return
+	fi
+	say "packages: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+criu_ok() {
+	local c=$1 v
+	[ -x "$c" ] || return 1
+	v=$("$c" --version 2>/dev/null | awk '/^Version:/{print $2}')
+	[ -n "$v" ] || return 1
+	[ "$(printf '%s\n%s\n' "$CRIU_MIN" "$v" | sort -V | head -1)" = "$CRIU_MIN" ] || return 1
+	"$c" check >/dev/null 2>&1
+}
+
+# CRIU >= 4.2 built from Debian sid's source package (bookworm's 3.17 fails
+# `criu check` on recent kernels, and 4.1 cannot dump sockets on >= 6.16).
+install_criu() {
+	local have
+	have=$(command -v criu || true)
+	if [ -n "$have" ] && criu_ok "$have"; then
+		say "criu: $("$have" --version | awk '/^Version:/{print $2}') at $have passes 'criu check'"
+		return
+	fi
+	mkdir -p "$CACHE"
+	local cached
+	cached=$(ls -d "$CACHE"/criu-*/criu/criu 2>/dev/null | sort -V | tail -1 || true)
+	if [ -z "$cached" ] || ! criu_ok "$cached"; then
+		say "criu: building >= $CRIU_MIN from Debian sid's source package (about a minute)"
+		local src=/etc/apt/sources.list.d/doppel-sid-src.sources uri
+		uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+		[ -n "$uri" ] || uri=http://deb.debian.org/debian
+		trap 'rm -f "$src"; apt-get update -qq || true' EXIT
+		cat >"$src" <<EOF
+Types: deb-src
+URIs: $uri
+Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+		apt-get update -qq
+		(cd "$CACHE" && rm -f criu_*.orig.tar.xz criu_*.dsc &&
+			apt-get source --download-only criu/sid >/dev/null 2>&1 || true)
+		rm -f "$src"
+		trap - EXIT
+		apt-get update -qq
+		local tarball
+		tarball=$(ls "$CACHE"/criu_*.orig.tar.xz 2>/dev/null | sort -V | tail -1 || true)
+		[ -n "$tarball" ] || die "could not download CRIU's source from Debian sid ($uri); check the mirror"
+		tar -C "$CACHE" -xf "$tarball"
+		local dir
+		dir=$(ls -d "$CACHE"/criu-*/ | sort -V | tail -1)
+		make -C "$dir" -j"$(nproc)" criu >"$CACHE/criu-build.log" 2>&1 ||
+			die "building CRIU failed; see $CACHE/criu-build.log"
+		cached="${dir%/}/criu/criu"
+		criu_ok "$cached" || die "the CRIU just built fails 'criu check': $("$cached" check 2>&1 | tail -3)"
+	else
+		say "criu: using the cached build $cached"
+	fi
+	install -m 0755 "$cached" /usr/local/sbin/criu
+	hash -r
+	criu_ok /usr/local/sbin/criu || die "/usr/local/sbin/criu fails 'criu check'"
+	say "criu: $(/usr/local/sbin/criu --version | awk '/^Version:/{print $2}') installed at /usr/local/sbin/criu"
+}
+
+build() {
+	local dir=$1; shift
+	say "building doppel in $dir"
+	cmake -S "$ROOT" -B "$ROOT/$dir" -DDOPPEL_WERROR=ON "$@" >/dev/null
+	cmake --build "$ROOT/$dir" -j"$(nproc)" >/dev/null
+}
+
+install_packages
+install_criu
+build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+say "doppel: $ROOT/build/cli/doppel ($("$ROOT/build/cli/doppel" version))"
+
+case $MODE in
+--demo)
+	exec "$ROOT/deploy/demo.sh" "$ROOT/build/cli/doppel"
+	;;
+--test)
+	build build-ci -DCMAKE_BUILD_TYPE=Debug -DDOPPEL_SANITIZE=ON
+	say "running every test (ctest, ASan+UBSan build)"
+	cd "$ROOT/build-ci"
+	exec ctest --output-on-failure --timeout 600
+	;;
+esac

@@ -1,0 +1,34 @@
+/*
+ * hasher.h - streaming XXH3-64 of one turn, cheap for the common small turn.
+ *
+ * Most turns are small (a RESP "+OK", a short HTTP reply): they are kept
+ * inline and hashed one-shot at the end. Only a turn that outgrows the inline
+ * space takes a streaming XXH3 state (about 600 bytes) from a per-thread free
+ * list, and gives it back when the turn ends. One-shot and streaming XXH3 give
+ * the same value for the same bytes, so both sides may take either path.
+ * Private to divergence/.
+ */
+#ifndef DOPPEL_DIVERGENCE_HASHER_H
+#define DOPPEL_DIVERGENCE_HASHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DIV_HASHER_INLINE 56
+
+struct div_hasher {
+	uint64_t len;
+	void *state; /* XXH3_state_t, when len outgrew inl */
+	unsigned char inl[DIV_HASHER_INLINE];
+};
+
+void div_hasher_init(struct div_hasher *h);
+void div_hasher_update(struct div_hasher *h, const void *buf, size_t n);
+/* Hash of the bytes so far; the hasher may go on being updated. */
+uint64_t div_hasher_peek(const struct div_hasher *h);
+/* Hash of the bytes so far; the hasher is reset for the next turn. */
+uint64_t div_hasher_finish(struct div_hasher *h);
+/* Forget everything (returns any state to the pool). */
+void div_hasher_release(struct div_hasher *h);
+
+#endif

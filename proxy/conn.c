@@ -1,0 +1,789 @@
+/*
+ * conn.c - one client connection: client <-> production, plus one leg per
+ * replica that gets a copy of the client's bytes.
+ *
+ * Rules this file keeps:
+ *   - Production first. Client bytes are written to production before any
+ *     replica sees them, and nothing a replica does can pause a client read.
+ *   - Replicas are fed through bounded queues. When a leg's queue passes
+ *     --buffer (or the replica's queues together pass its budget), the leg is
+ *     dropped: closed with RST, counted as an overflow, and every byte it
+ *     missed is counted in bytes_dropped.
+ *   - Client <-> production is a plain TCP relay (libevent le-proxy style):
+ *     when one direction's queue passes pass_buffer, reading the source pauses
+ *     until the queue is half drained. A FIN is passed on after the data
+ *     before it; a reset is passed on as a reset.
+ *   - Sockets are registered once, edge-triggered for read, write and peer
+ *     shutdown (EPOLLRDHUP), and never re-armed. A read shorter than the buffer
+ *     means the socket was drained, except when the peer has shut down (its FIN
+ *     may sit behind the data, with no edge left to announce it) or when
+ *     reading resumes after a pause (edges were ignored meanwhile): then we
+ *     read until EOF or EAGAIN.
+ *   - Handlers only close things; the connection is freed by conn_maybe_free()
+ *     at the end of each top-level callback, once nothing is open.
+ */
+#define LOG_PREFIX "proxy"
+#include "proxy/proxy-int.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#define EV_IO (EV_READ | EV_WRITE | EV_PERSIST | EV_ET | EV_CLOSED)
+/* After a replica refuses a connection, new connections skip it this long. */
+#define REPLICA_RETRY_NS (1 * NSEC_PER_SEC)
+
+static void side_cb(evutil_socket_t fd, short what, void *arg);
+static void leg_cb(evutil_socket_t fd, short what, void *arg);
+
+static void close_fd(int fd, int reset)
+{
+	if (reset) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(fd);
+}
+
+/* ---- the client and production sides ---- */
+
+static void side_close(struct proxy_conn *c, struct side *s, int reset)
+{
+	if (!(s->flags & SF_OPEN))
+		return;
+	event_del(&s->ev);
+	close_fd(s->fd, reset);
+	s->fd = -1;
+	s->flags &= ~(unsigned)SF_OPEN;
+	segq_clear(&c->px->pool, &s->out);
+}
+
+/* Send FIN on s once everything queued for it is written. */
+static void side_finish_out(struct side *s)
+{
+	if (!(s->flags & SF_OPEN) || (s->flags & SF_SHUT_OUT))
+		return;
+	if (segq_empty(&s->out) && !(s->flags & SF_CONNECTING)) {
+		shutdown(s->fd, SHUT_WR);
+		s->flags |= SF_SHUT_OUT;
+		s->flags &= ~(unsigned)SF_FIN_PENDING;
+	} else {
+		s->flags |= SF_FIN_PENDING;
+	}
+}
+
+/* ---- legs ---- */
+
+static void leg_settle(struct leg *leg, enum div_end how)
+{
+	if (leg->flags & SF_SETTLED)
+		return;
+	leg->flags |= SF_SETTLED;
+	div_follower_end(leg->conn->div, leg->idx, how);
+}
+
+static void leg_undirty(struct leg *leg)
+{
+	struct proxy *px = leg->conn->px;
+
+	if (!(leg->flags & SF_DIRTY))
+		return;
+	if (leg->dirty_prev)
+		leg->dirty_prev->dirty_next = leg->dirty_next;
+	else
+		px->dirty = leg->dirty_next;
+	if (leg->dirty_next)
+		leg->dirty_next->dirty_prev = leg->dirty_prev;
+	leg->dirty_prev = leg->dirty_next = NULL;
+	leg->flags &= ~(unsigned)SF_DIRTY;
+}
+
+/* Queue the leg for the flush timer (armed by its first dirty leg). */
+static void leg_dirty(struct leg *leg)
+{
+	struct proxy *px = leg->conn->px;
+
+	if (leg->flags & SF_DIRTY)
+		return;
+	leg->flags |= SF_DIRTY;
+	leg->dirty_prev = NULL;
+	leg->dirty_next = px->dirty;
+	if (px->dirty)
+		px->dirty->dirty_prev = leg;
+	else {
+		struct timeval tv = { 0, (suseconds_t)(px->cfg.replica_flush_ns / 1000) };
+
+		event_add(&px->flush, &tv);
+	}
+	px->dirty = leg;
+}
+
+/* Close the leg's socket. Bytes still queued were never delivered: dropped. */
+static void leg_close(struct leg *leg, int reset)
+{
+	struct replica *rep = leg->rep;
+
+	if (!(leg->flags & SF_OPEN))
+		return;
+	event_del(&leg->ev);
+	leg_undirty(leg);
+	close_fd(leg->fd, reset);
+	leg->fd = -1;
+	leg->flags &= ~(unsigned)SF_OPEN;
+	if (rep) {
+		rep->bytes_dropped += leg->out.bytes;
+		rep->buffered -= leg->out.bytes;
+		rep->conns_active--;
+	}
+	segq_clear(&leg->conn->px->pool, &leg->out);
+}
+
+void conn_drop_leg(struct leg *leg, const char *reason)
+{
+	if (!(leg->flags & SF_OPEN) && (leg->flags & SF_DROPPED))
+		return;
+	pr_debug("replica leg dropped conn=%llu replica=%s reason=\"%s\" queued=%llu",
+		 (unsigned long long)leg->conn->id, leg->rep ? leg->rep->name : "-", reason,
+		 (unsigned long long)leg->out.bytes);
+	leg_close(leg, 1);
+	leg->flags |= SF_DROPPED;
+	leg_settle(leg, DIV_END_DROPPED);
+}
+
+/* The replica could not be reached (refused, unreachable, reset). */
+static void leg_fail(struct leg *leg, int err, const char *what)
+{
+	struct replica *rep = leg->rep;
+
+	if (rep && (leg->flags & SF_CONNECTING)) {
+		rep->connect_failures++;
+		if (!rep->last_fail_ns || clock_coarse_ns() - rep->last_fail_ns > 10 * NSEC_PER_SEC)
+			pr_warn("replica %s unreachable: %s %s: %s; its traffic is counted as dropped "
+				"until it answers",
+				rep->name, what, rep->ep.text, strerror(err));
+		rep->last_fail_ns = clock_coarse_ns();
+	}
+	conn_drop_leg(leg, what);
+}
+
+static void leg_sent(struct leg *leg, uint64_t n, uint64_t now)
+{
+	struct replica *rep = leg->rep;
+
+	leg->written += n;
+	rep->bytes_forwarded += n;
+	rate_add(&rep->drain, now, n);
+}
+
+static void leg_overflow(struct leg *leg, uint64_t now)
+{
+	struct replica *rep = leg->rep;
+
+	replica_overflowed(rep, now);
+	conn_drop_leg(leg, "overflow");
+}
+
+/* Send FIN to the replica after its queue (or close with RST if asked to). */
+static void leg_finish_out(struct leg *leg)
+{
+	if (!(leg->flags & SF_OPEN) || (leg->flags & SF_SHUT_OUT))
+		return;
+	if (segq_empty(&leg->out) && !(leg->flags & SF_CONNECTING)) {
+		if (leg->flags & SF_RESET) {
+			leg_close(leg, 1);
+			leg_settle(leg, DIV_END_DROPPED);
+			return;
+		}
+		shutdown(leg->fd, SHUT_WR);
+		leg->flags |= SF_SHUT_OUT;
+		leg->flags &= ~(unsigned)SF_FIN_PENDING;
+		if (leg->flags & SF_EOF_IN)
+			leg_close(leg, 0);
+	} else {
+		leg->flags |= SF_FIN_PENDING;
+	}
+}
+
+/* Give the replica its copy of n client bytes at ch[off]. */
+static void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *kept,
+		     uint64_t now)
+{
+	struct replica *rep = leg->rep;
+	struct proxy *px = leg->conn->px;
+	ssize_t w = 0;
+	uint64_t q;
+
+	if (!rep)
+		return;
+	rep->bytes_offered += n;
+	if (!(leg->flags & SF_OPEN) || (leg->flags & SF_SHUT_OUT)) {
+		rep->bytes_dropped += n;
+		return;
+	}
+	/* Ingress for the forecast: bytes headed for a buffer that can still fill. */
+	rate_add(&rep->ingress, now, n);
+	if (!(leg->flags & SF_CONNECTING) && segq_empty(&leg->out) && !px->cfg.replica_flush_ns) {
+		w = send(leg->fd, ch->data + off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				rep->bytes_dropped += n;
+				leg_fail(leg, errno, "write to");
+				return;
+			}
+			w = 0;
+		}
+		if (w > 0)
+			leg_sent(leg, (uint64_t)w, now);
+	}
+	if ((size_t)w == n)
+		return;
+	if (segq_append(&px->pool, &leg->out, ch, off + (uint32_t)w, (uint32_t)(n - (size_t)w)) < 0) {
+		rep->bytes_dropped += n - (size_t)w;
+		conn_drop_leg(leg, "out of memory");
+		return;
+	}
+	*kept = 1;
+	if (px->cfg.replica_flush_ns && !(leg->flags & SF_CONNECTING))
+		leg_dirty(leg);
+	rep->buffered += n - (size_t)w;
+	q = leg->out.bytes;
+	if (q > rep->high_water)
+		rep->high_water = q;
+	if (rep->buffered > rep->total_high_water)
+		rep->total_high_water = rep->buffered;
+	if (q > px->cfg.buffer || rep->buffered > px->cfg.budget)
+		leg_overflow(leg, now);
+}
+
+static void leg_flush(struct leg *leg)
+{
+	struct proxy *px = leg->conn->px;
+	ssize_t w;
+
+	if (!(leg->flags & SF_OPEN) || (leg->flags & SF_CONNECTING) || segq_empty(&leg->out))
+		return;
+	w = segq_write(&px->pool, &leg->out, leg->fd);
+	if (w < 0) {
+		leg_fail(leg, (int)-w, "write to");
+		return;
+	}
+	if (leg->rep) {
+		leg->rep->buffered -= (uint64_t)w;
+		leg_sent(leg, (uint64_t)w, clock_coarse_ns());
+	}
+	if (segq_empty(&leg->out) && (leg->flags & SF_FIN_PENDING))
+		leg_finish_out(leg);
+}
+
+/* drain: read until EOF or EAGAIN, even after a short read. */
+static void leg_read(struct leg *leg, int drain)
+{
+	struct proxy_conn *c = leg->conn;
+	struct proxy *px = c->px;
+
+	while (leg->flags & SF_OPEN) {
+		ssize_t n = recv(leg->fd, px->scratch, sizeof(px->scratch), 0);
+
+		if (n > 0) {
+			if (leg->rep)
+				leg->rep->bytes_answered += (uint64_t)n;
+			div_follower_bytes(c->div, leg->idx, px->scratch, (size_t)n, leg->written);
+			if ((size_t)n < sizeof(px->scratch) && !drain)
+				return;
+			continue;
+		}
+		if (n == 0) {
+			leg->flags |= SF_EOF_IN;
+			/* Done when we have said all we will say; else it may still read. */
+			if (leg->flags & SF_SHUT_OUT)
+				leg_close(leg, 0);
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			leg_fail(leg, errno, "read from");
+		return;
+	}
+}
+
+static void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t now)
+{
+	struct leg *leg = &c->legs[idx];
+	int fd;
+
+	leg->conn = c;
+	leg->rep = rep;
+	leg->idx = idx;
+	leg->fd = -1;
+	segq_init(&leg->out);
+	/* Link first: even a leg that never opens counts its dropped bytes. */
+	leg->rep_prev = NULL;
+	leg->rep_next = rep->legs;
+	if (rep->legs)
+		rep->legs->rep_prev = leg;
+	rep->legs = leg;
+	rep->conns_total++;
+	if (rep->last_fail_ns && now - rep->last_fail_ns < REPLICA_RETRY_NS) {
+		rep->conns_skipped++;
+		leg->flags = SF_DROPPED | SF_SETTLED;
+		return;
+	}
+	fd = netaddr_connect(&rep->ep);
+	if (fd < 0) {
+		rep->connect_failures++;
+		rep->last_fail_ns = now;
+		leg->flags = SF_DROPPED | SF_SETTLED;
+		pr_debug("replica connect failed replica=%s err=\"%s\"", rep->name, strerror(-fd));
+		return;
+	}
+	if (c->px->cfg.replica_sndbuf > 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &c->px->cfg.replica_sndbuf,
+			   sizeof(c->px->cfg.replica_sndbuf));
+	leg->fd = fd;
+	leg->flags = SF_OPEN | SF_CONNECTING;
+	event_assign(&leg->ev, c->px->base, fd, EV_IO, leg_cb, leg);
+	event_add(&leg->ev, NULL);
+	rep->conns_active++;
+	div_follower_start(c->div, idx, &rep->div);
+}
+
+/* ---- the connection ---- */
+
+/* Production's side is over: settle legs that have already closed. */
+static void conn_front_done(struct proxy_conn *c)
+{
+	struct proxy *px = c->px;
+
+	if (c->front_done)
+		return;
+	c->front_done = 1;
+	c->front_done_ns = clock_coarse_ns();
+	px->conns_active--;
+	div_server_end(c->div);
+	for (unsigned i = 0; i < c->nlegs; i++) {
+		struct leg *leg = &c->legs[i];
+
+		if (!(leg->flags & SF_OPEN))
+			leg_settle(leg, DIV_END_EOF);
+		else
+			leg_finish_out(leg);
+	}
+	for (unsigned i = 0; i < c->nlegs; i++)
+		if (c->legs[i].flags & SF_OPEN) {
+			px->conns_lingering++;
+			break;
+		}
+}
+
+/* Both directions finished (FIN passed on each way): close the front. */
+static void conn_check_front(struct proxy_conn *c)
+{
+	int c2b_done, b2c_done;
+
+	if (c->front_done)
+		return;
+	c2b_done = !(c->be.flags & SF_OPEN) || ((c->cli.flags & SF_EOF_IN) && (c->be.flags & SF_SHUT_OUT));
+	b2c_done = !(c->cli.flags & SF_OPEN) || ((c->be.flags & SF_EOF_IN) && (c->cli.flags & SF_SHUT_OUT));
+	if (!c2b_done || !b2c_done)
+		return;
+	side_close(c, &c->cli, 0);
+	side_close(c, &c->be, 0);
+	conn_front_done(c);
+}
+
+/*
+ * Tear down the front at once (a reset, an error, production unreachable).
+ * reset: pass the abort on as RST. Replicas still get what was queued for
+ * them, then the same kind of end.
+ */
+static void conn_abort(struct proxy_conn *c, const char *reason, int reset)
+{
+	if (c->front_done)
+		return;
+	pr_debug("connection aborted conn=%llu reason=\"%s\"", (unsigned long long)c->id, reason);
+	side_close(c, &c->cli, reset);
+	side_close(c, &c->be, reset);
+	for (unsigned i = 0; i < c->nlegs; i++)
+		if (reset)
+			c->legs[i].flags |= SF_RESET;
+	conn_front_done(c);
+}
+
+static void conn_free(struct proxy_conn *c)
+{
+	struct proxy *px = c->px;
+
+	for (unsigned i = 0; i < c->nlegs; i++) {
+		struct leg *leg = &c->legs[i];
+
+		if (leg->rep)
+			replica_leg_unlink(leg);
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		px->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	div_conn_free(c->div);
+	free(c);
+}
+
+static int conn_maybe_free(struct proxy_conn *c)
+{
+	if (!c->front_done)
+		return 0;
+	for (unsigned i = 0; i < c->nlegs; i++)
+		if (c->legs[i].flags & SF_OPEN)
+			return 0;
+	for (unsigned i = 0; i < c->nlegs; i++)
+		leg_settle(&c->legs[i], DIV_END_EOF);
+	conn_free(c);
+	return 1;
+}
+
+/* ---- reading and writing the front ---- */
+
+static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
+{
+	struct proxy *px = c->px;
+	struct chunk *ch = px->pool.cur;
+	uint32_t off = (uint32_t)(buf - ch->data);
+	uint64_t now = clock_coarse_ns();
+	ssize_t w = 0;
+	int kept = 0;
+
+	px->bytes_client += n;
+	div_client_bytes(c->div, n);
+	/* Production first. */
+	if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_SHUT_OUT)) {
+		if (!(c->be.flags & SF_CONNECTING) && segq_empty(&c->be.out)) {
+			w = send(c->be.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w < 0) {
+				if (errno != EAGAIN && errno != EINTR) {
+					px->backend_resets++;
+					conn_abort(c, "write to production failed", 1);
+					w = (ssize_t)n;
+				} else {
+					w = 0;
+				}
+			}
+		}
+		if ((size_t)w < n && (c->be.flags & SF_OPEN)) {
+			if (segq_append(&px->pool, &c->be.out, ch, off + (uint32_t)w,
+					(uint32_t)(n - (size_t)w)) < 0) {
+				conn_abort(c, "out of memory", 1);
+			} else {
+				kept = 1;
+				if (c->be.out.bytes >= px->cfg.pass_buffer)
+					c->cli.flags |= SF_PAUSED;
+			}
+		}
+	}
+	for (unsigned i = 0; i < c->nlegs; i++)
+		leg_feed(&c->legs[i], ch, off, n, &kept, now);
+	if (kept)
+		chunk_read_keep(&px->pool, n);
+}
+
+static void from_backend(struct proxy_conn *c, unsigned char *buf, size_t n)
+{
+	struct proxy *px = c->px;
+	struct chunk *ch = px->pool.cur;
+	ssize_t w = 0;
+
+	px->bytes_backend += n;
+	div_server_bytes(c->div, buf, n);
+	if (!(c->cli.flags & SF_OPEN) || (c->cli.flags & SF_SHUT_OUT))
+		return;
+	if (segq_empty(&c->cli.out)) {
+		w = send(c->cli.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				px->client_resets++;
+				conn_abort(c, "write to client failed", 1);
+				return;
+			}
+			w = 0;
+		}
+	}
+	if ((size_t)w == n)
+		return;
+	if (segq_append(&px->pool, &c->cli.out, ch, (uint32_t)(buf - ch->data) + (uint32_t)w,
+			(uint32_t)(n - (size_t)w)) < 0) {
+		conn_abort(c, "out of memory", 1);
+		return;
+	}
+	chunk_read_keep(&px->pool, n);
+	if (c->cli.out.bytes >= px->cfg.pass_buffer)
+		c->be.flags |= SF_PAUSED;
+}
+
+static void client_eof(struct proxy_conn *c)
+{
+	c->cli.flags |= SF_EOF_IN;
+	side_finish_out(&c->be);
+	for (unsigned i = 0; i < c->nlegs; i++)
+		leg_finish_out(&c->legs[i]);
+	conn_check_front(c);
+}
+
+static void backend_eof(struct proxy_conn *c)
+{
+	c->be.flags |= SF_EOF_IN;
+	div_server_end(c->div);
+	side_finish_out(&c->cli);
+	conn_check_front(c);
+}
+
+/* Read one side until drained, paused or closed (drain: see the file comment). */
+static void side_read(struct proxy_conn *c, struct side *s, int drain)
+{
+	struct proxy *px = c->px;
+	int is_client = s == &c->cli;
+
+	while ((s->flags & SF_OPEN) && !(s->flags & (SF_EOF_IN | SF_PAUSED | SF_CONNECTING))) {
+		unsigned char *buf;
+		size_t room;
+		ssize_t n;
+
+		if (chunk_read_space(&px->pool, &buf, &room) < 0) {
+			conn_abort(c, "out of memory", 1);
+			return;
+		}
+		n = recv(s->fd, buf, room, 0);
+		if (n > 0) {
+			if (is_client)
+				from_client(c, buf, (size_t)n);
+			else
+				from_backend(c, buf, (size_t)n);
+			if ((size_t)n < room && !drain)
+				return;
+			continue;
+		}
+		if (n == 0) {
+			if (is_client)
+				client_eof(c);
+			else
+				backend_eof(c);
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return;
+		if (is_client)
+			px->client_resets++;
+		else
+			px->backend_resets++;
+		conn_abort(c, is_client ? "client reset" : "production reset", 1);
+		return;
+	}
+}
+
+static void side_writable(struct proxy_conn *c, struct side *s)
+{
+	struct proxy *px = c->px;
+	struct side *peer = s == &c->cli ? &c->be : &c->cli;
+
+	if (!(s->flags & SF_OPEN))
+		return;
+	if (s->flags & SF_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err == EINPROGRESS || err == EALREADY)
+			return;
+		if (err) {
+			px->backend_failures++;
+			pr_warn("production %s refused a connection: %s; closing the client connection "
+				"conn=%llu",
+				px->cfg.backend.text, strerror(err), (unsigned long long)c->id);
+			conn_abort(c, "production unreachable", 0);
+			return;
+		}
+		s->flags &= ~(unsigned)SF_CONNECTING;
+	}
+	if (!segq_empty(&s->out)) {
+		ssize_t w = segq_write(&px->pool, &s->out, s->fd);
+
+		if (w < 0) {
+			if (s == &c->cli)
+				px->client_resets++;
+			else
+				px->backend_resets++;
+			conn_abort(c, s == &c->cli ? "write to client failed" : "write to production failed",
+				   1);
+			return;
+		}
+	}
+	if (segq_empty(&s->out) && (s->flags & SF_FIN_PENDING))
+		side_finish_out(s);
+	if ((peer->flags & SF_PAUSED) && s->out.bytes <= px->cfg.pass_buffer / 2) {
+		peer->flags &= ~(unsigned)SF_PAUSED;
+		side_read(c, peer, 1);
+	}
+}
+
+static void side_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct side *s = arg;
+	struct proxy_conn *c = s->conn;
+
+	(void)fd;
+	if (what & EV_WRITE)
+		side_writable(c, s);
+	if ((what & (EV_READ | EV_CLOSED)) && (s->flags & SF_OPEN))
+		side_read(c, s, what & EV_CLOSED);
+	/* A write may have finished a half-close the other way round. */
+	conn_check_front(c);
+	conn_maybe_free(c);
+}
+
+static void leg_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct leg *leg = arg;
+	struct proxy_conn *c = leg->conn;
+
+	(void)fd;
+	if ((what & EV_WRITE) && (leg->flags & SF_CONNECTING)) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(leg->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err && err != EINPROGRESS && err != EALREADY) {
+			leg_fail(leg, err, "connect to");
+		} else if (!err) {
+			leg->flags &= ~(unsigned)SF_CONNECTING;
+			if (leg->rep)
+				leg->rep->last_fail_ns = 0;
+			if (segq_empty(&leg->out) && (leg->flags & SF_FIN_PENDING))
+				leg_finish_out(leg);
+		}
+	}
+	/* A leg waiting for the flush timer is written by the timer. */
+	if ((what & EV_WRITE) && !(leg->flags & SF_DIRTY))
+		leg_flush(leg);
+	if (what & (EV_READ | EV_CLOSED))
+		leg_read(leg, what & EV_CLOSED);
+	if (c->front_done && (leg->flags & SF_OPEN) == 0)
+		leg_settle(leg, DIV_END_EOF);
+	conn_maybe_free(c);
+}
+
+/* ---- accept and housekeeping ---- */
+
+void conn_accept(struct proxy *px, int fd)
+{
+	unsigned n = px->nreps;
+	struct proxy_conn *c = calloc(1, sizeof(*c) + n * sizeof(struct leg));
+	uint64_t now = clock_coarse_ns();
+	int one = 1, bfd;
+
+	if (c)
+		c->div = div_conn_new(n, px->cfg.max_turns);
+	if (!c || !c->div) {
+		pr_err("out of memory accepting a connection; closing it");
+		free(c);
+		close_fd(fd, 1);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->px = px;
+	c->id = ++px->next_conn_id;
+	c->nlegs = n;
+	c->cli.conn = c;
+	c->cli.fd = fd;
+	c->cli.flags = SF_OPEN;
+	segq_init(&c->cli.out);
+	c->be.conn = c;
+	c->be.fd = -1;
+	segq_init(&c->be.out);
+	c->next = px->conns;
+	if (px->conns)
+		px->conns->prev = c;
+	px->conns = c;
+	px->conns_accepted++;
+	px->conns_active++;
+	event_assign(&c->cli.ev, px->base, fd, EV_IO, side_cb, &c->cli);
+	event_add(&c->cli.ev, NULL);
+
+	bfd = netaddr_connect(&px->cfg.backend);
+	if (bfd < 0) {
+		px->backend_failures++;
+		pr_warn("cannot connect to production %s: %s; closing the client connection conn=%llu",
+			px->cfg.backend.text, strerror(-bfd), (unsigned long long)c->id);
+		for (unsigned i = 0; i < n; i++) {
+			c->legs[i].conn = c;
+			c->legs[i].flags = SF_SETTLED;
+		}
+		conn_abort(c, "production unreachable", 0);
+		conn_maybe_free(c);
+		return;
+	}
+	c->be.fd = bfd;
+	c->be.flags = SF_OPEN | SF_CONNECTING;
+	event_assign(&c->be.ev, px->base, bfd, EV_IO, side_cb, &c->be);
+	event_add(&c->be.ev, NULL);
+	for (unsigned i = 0; i < n; i++)
+		leg_open(c, i, px->reps[i], now);
+}
+
+void conn_tick(struct proxy *px, uint64_t now)
+{
+	struct proxy_conn *c, *next;
+	uint64_t lingering = 0;
+
+	if (!px->conns_lingering)
+		return;
+	for (c = px->conns; c; c = next) {
+		next = c->next;
+		if (!c->front_done)
+			continue;
+		if (now - c->front_done_ns > px->cfg.linger_ns) {
+			for (unsigned i = 0; i < c->nlegs; i++)
+				if (c->legs[i].flags & SF_OPEN)
+					conn_drop_leg(&c->legs[i], "linger timeout");
+		}
+		if (!conn_maybe_free(c))
+			lingering++;
+	}
+	px->conns_lingering = lingering;
+}
+
+void conn_flush_dirty(struct proxy *px)
+{
+	while (px->dirty) {
+		struct leg *leg = px->dirty;
+
+		leg_undirty(leg);
+		leg_flush(leg);
+		/* What the socket did not take now goes out on its next EV_WRITE. */
+		conn_maybe_free(leg->conn);
+	}
+}
+
+void conn_close_all(struct proxy *px)
+{
+	while (px->conns) {
+		struct proxy_conn *c = px->conns;
+
+		conn_abort(c, "proxy stopping", 0);
+		for (unsigned i = 0; i < c->nlegs; i++)
+			conn_drop_leg(&c->legs[i], "proxy stopping");
+		conn_maybe_free(c);
+	}
+	px->conns_lingering = 0;
+}

@@ -1,0 +1,131 @@
+/*
+ * proxy-int.h - the proxy's private structures, shared by proxy.c (listener,
+ * replicas, status) and conn.c (the per-connection data path).
+ *
+ * Ownership and threads: everything here belongs to one struct proxy and is
+ * touched only by the thread running its event_base.
+ *   - struct proxy owns its replicas, its connections and the chunk pool.
+ *   - struct proxy_conn is allocated at accept (with one leg per replica
+ *     known then) and freed by conn_release() once the client side, the
+ *     production side and every leg are closed.
+ *   - a leg points to its replica; removing the replica closes the leg first.
+ */
+#ifndef DOPPEL_PROXY_INT_H
+#define DOPPEL_PROXY_INT_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdint.h>
+
+#include "common/rate.h"
+#include "divergence/divergence.h"
+#include "proxy/chunk.h"
+#include "proxy/proxy.h"
+
+struct proxy_conn;
+
+/* side->flags / leg->flags */
+enum {
+	SF_OPEN = 1 << 0, /* fd is valid */
+	SF_CONNECTING = 1 << 1, /* connect() in progress */
+	SF_EOF_IN = 1 << 2, /* read returned 0 */
+	SF_FIN_PENDING = 1 << 3, /* send FIN once out is drained */
+	SF_SHUT_OUT = 1 << 4, /* FIN sent */
+	SF_PAUSED = 1 << 5, /* reading paused (peer's queue is full) */
+	SF_RESET = 1 << 6, /* close with RST once drained */
+	SF_DROPPED = 1 << 7, /* leg only: replica dropped; bytes are counted, not sent */
+	SF_SETTLED = 1 << 8, /* leg only: divergence follower ended */
+	SF_DIRTY = 1 << 9, /* leg only: on px->dirty, waiting for the flush timer */
+};
+
+/* The client or the production side of a connection. */
+struct side {
+	struct proxy_conn *conn;
+	int fd;
+	unsigned flags;
+	struct event ev;
+	struct segq out; /* bytes waiting to be written to fd */
+};
+
+struct replica;
+
+/* One replica's share of one client connection. */
+struct leg {
+	struct proxy_conn *conn;
+	struct replica *rep; /* NULL once the replica is gone */
+	int fd;
+	unsigned flags;
+	unsigned idx; /* follower slot in conn->div */
+	struct event ev;
+	struct segq out;
+	uint64_t written; /* client bytes given to the replica */
+	struct leg *rep_prev, *rep_next; /* rep->legs */
+	struct leg *dirty_prev, *dirty_next; /* px->dirty */
+};
+
+struct replica {
+	struct proxy *px;
+	unsigned id;
+	char name[64];
+	struct net_endpoint ep;
+	uint64_t attach_ns;
+	struct leg *legs; /* legs with an open fd or queued bytes */
+	/* counters */
+	uint64_t conns_total, conns_active, connect_failures, conns_skipped;
+	uint64_t bytes_offered, bytes_forwarded, bytes_dropped, bytes_answered;
+	uint64_t overflows, first_overflow_ns, last_overflow_ns;
+	uint64_t buffered, high_water, total_high_water;
+	uint64_t last_fail_ns;
+	int hook_pending; /* on_overflow not yet called for the latest overflow */
+	struct rate_ctr ingress, drain;
+	struct div_counts div;
+};
+
+struct proxy_conn {
+	struct proxy *px;
+	uint64_t id;
+	struct side cli, be;
+	struct div_conn *div;
+	struct proxy_conn *prev, *next; /* px->conns */
+	int front_done; /* client and production sides closed */
+	uint64_t front_done_ns;
+	unsigned nlegs;
+	struct leg legs[];
+};
+
+struct proxy {
+	struct event_base *base;
+	struct proxy_config cfg;
+	struct proxy_hooks hooks;
+	int lfd;
+	struct event lev;
+	struct event accept_retry;
+	struct event tick;
+	struct event notify; /* runs overflow hooks outside the data path */
+	struct event flush; /* writes the dirty legs' queues (replica_flush_ns) */
+	struct leg *dirty; /* legs with bytes waiting for the flush timer */
+	struct chunk_pool pool;
+	unsigned char scratch[64 * 1024]; /* replica answers: hashed, then dropped */
+	struct replica **reps;
+	unsigned nreps, capreps, next_rep_id;
+	struct proxy_conn *conns;
+	uint64_t next_conn_id;
+	uint64_t start_ns;
+	/* counters */
+	uint64_t conns_accepted, conns_active, conns_lingering;
+	uint64_t backend_failures, client_resets, backend_resets, accept_errors;
+	uint64_t bytes_client, bytes_backend;
+};
+
+/* conn.c */
+void conn_accept(struct proxy *px, int fd);
+void conn_drop_leg(struct leg *leg, const char *reason);
+void conn_tick(struct proxy *px, uint64_t now);
+void conn_close_all(struct proxy *px);
+void conn_flush_dirty(struct proxy *px);
+
+/* proxy.c */
+void replica_overflowed(struct replica *rep, uint64_t now);
+void replica_leg_unlink(struct leg *leg);
+
+#endif

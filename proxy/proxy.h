@@ -1,0 +1,102 @@
+/*
+ * proxy.h - the duplicating TCP proxy: production gets every client byte at
+ * once; each replica gets the same bytes through a bounded buffer and is
+ * dropped, never waited for, when it cannot keep up.
+ *
+ * One struct proxy is one listener and its connections, run by one libevent
+ * event loop (one thread). Replicas may be added and removed at any time (a
+ * clone attached or destroyed); a replica added later receives the
+ * connections accepted after that.
+ *
+ * Ownership: the caller creates the event_base and the proxy, and calls every
+ * function here from the thread that runs that base. proxy_free() closes every
+ * connection and socket the proxy opened.
+ */
+#ifndef DOPPEL_PROXY_H
+#define DOPPEL_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/netaddr.h"
+#include "common/sbuf.h"
+
+struct event_base;
+struct proxy;
+
+struct proxy_config {
+	struct net_endpoint listen;
+	int listen_fd; /* an already listening socket to use instead (-1: bind listen) */
+	struct net_endpoint backend; /* production; backend.netns_fd is dup'ed */
+	uint64_t buffer; /* bytes queued per connection per replica before it is dropped */
+	uint64_t budget; /* bytes queued per replica over all connections (0: 64 x buffer) */
+	uint64_t pass_buffer; /* bytes queued toward client or production before reads pause */
+	uint64_t linger_ns; /* how long a replica may lag once its client has gone */
+	unsigned max_turns; /* production turns kept per connection for lagging replicas */
+	/*
+	 * Replica writes are gathered for this long and sent in one batch per
+	 * connection (0: write at once). Cheaper for the proxy and for the
+	 * replica, which then reads several requests at a time.
+	 */
+	uint64_t replica_flush_ns;
+	/*
+	 * Kernel send buffer of replica sockets. Left to autotuning, loopback
+	 * TCP would hide megabytes per connection in the kernel, out of --buffer's
+	 * reach; a small fixed size keeps the debug window what --buffer says.
+	 */
+	int replica_sndbuf;
+};
+
+/*
+ * Fills defaults: 4 MiB buffer, 256 KiB pass buffer, 60 s linger, 4096 turns,
+ * 10 ms replica flush, 64 KiB replica socket send buffer.
+ */
+void proxy_config_defaults(struct proxy_config *cfg);
+
+/* What a replica's owner hears about it (callbacks run on the proxy's thread). */
+struct proxy_hooks {
+	/* The replica's buffer overflowed on a connection (the first and every later one). */
+	void (*on_overflow)(void *arg, unsigned replica_id, uint64_t overflows);
+	void *arg;
+};
+
+/* Returns 0, or -errno with the cause and a fix in err. */
+int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **out,
+	      char *err, size_t errlen);
+void proxy_free(struct proxy *px);
+void proxy_set_hooks(struct proxy *px, const struct proxy_hooks *hooks);
+
+/* Stop accepting new connections (the listener is closed); existing ones carry on. */
+void proxy_stop_accepting(struct proxy *px);
+/* Number of client connections still open. */
+unsigned proxy_active_connections(const struct proxy *px);
+
+/*
+ * Add a replica at ep (ep->netns_fd, if any, is dup'ed). name labels it in
+ * status output. Returns 0 and the replica's id, or -errno.
+ */
+int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
+		      unsigned *id_out, char *err, size_t errlen);
+/* Drop the replica and all its connections. Returns 0 or -ENOENT. */
+int proxy_replica_remove(struct proxy *px, unsigned id);
+
+/* A replica's buffer state, for budget governors and reclone decisions. */
+struct proxy_replica_info {
+	uint64_t buffered; /* bytes queued now, all connections */
+	uint64_t max_conn_buffered; /* the fullest connection's queue */
+	uint64_t buffer_cap, budget;
+	double ingress_bps, drain_bps;
+	double occupancy; /* 0..1: the fuller of max_conn_buffered/buffer_cap and buffered/budget */
+	double forecast_s; /* seconds to overflow at current rates; INFINITY if not filling */
+	uint64_t overflows;
+	double debug_window_s; /* attach to first overflow, or to now if none yet */
+	int window_open; /* no overflow yet */
+};
+int proxy_replica_info(struct proxy *px, unsigned id, struct proxy_replica_info *out);
+
+/* Status for people and machines: JSON object, aligned text, Prometheus text. */
+void proxy_status_json(struct proxy *px, struct sbuf *sb);
+void proxy_status_text(struct proxy *px, struct sbuf *sb);
+void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels);
+
+#endif

@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+"""tcp_peers.py - small TCP clients and servers with exact half-close and
+reset behaviour, for testing what the proxy passes on.
+
+Servers log one line per event to stdout ("eof-after N", "reset", ...).
+Clients exit 0 when what they saw matches what they expect, 1 otherwise,
+and print what they saw.
+"""
+import hashlib
+import socket
+import struct
+import sys
+import threading
+import time
+
+
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(512)
+    return s
+
+
+def rst_close(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def say(*a):
+    print(*a, flush=True)
+
+
+def serve(port, handler):
+    s = listen(port)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=handler, args=(c,), daemon=True).start()
+
+
+def h_eof_reply(c):
+    """Read until the client's FIN, then answer with the length and hash."""
+    data = b""
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            data += b
+    except ConnectionResetError:
+        say("reset after", len(data))
+        c.close()
+        return
+    say("eof-after", len(data))
+    c.sendall(b"len=%d sha=%s\n" % (len(data), hashlib.sha256(data).hexdigest().encode()))
+    c.close()
+
+
+def h_reset_after_data(c):
+    """Read one chunk, then reset the connection."""
+    b = c.recv(65536)
+    say("got", len(b), "then reset")
+    rst_close(c)
+
+
+def h_echo(c):
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            c.sendall(b)
+    except ConnectionResetError:
+        say("reset")
+    c.close()
+
+
+def client_half_close(port, size):
+    data = bytes((i * 7 + 3) % 256 for i in range(size))
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.sendall(data)
+    c.shutdown(socket.SHUT_WR)
+    reply = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        reply += b
+    want = b"len=%d sha=%s\n" % (size, hashlib.sha256(data).hexdigest().encode())
+    say("reply", reply.decode(errors="replace").strip())
+    return reply == want
+
+
+def client_reset(port):
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.sendall(b"x" * 1000)
+    time.sleep(0.3)
+    rst_close(c)
+    return True
+
+
+def client_expect_end(port, timeout, send=b"hello\n"):
+    """Connect; the connection must end (EOF or reset) within timeout seconds."""
+    t0 = time.time()
+    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        if send:
+            c.sendall(send)
+        b = c.recv(65536)
+        while b:
+            b = c.recv(65536)
+        say("eof after %.3fs" % (time.time() - t0))
+        return True
+    except ConnectionResetError:
+        say("reset after %.3fs" % (time.time() - t0))
+        return True
+    except socket.timeout:
+        say("still open after %.1fs" % timeout)
+        return False
+
+
+def many_connections(port, n):
+    """n sequential connections, each one echo round trip then close."""
+    for i in range(n):
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        msg = b"ping %d\n" % i
+        c.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            b = c.recv(100)
+            if not b:
+                break
+            got += b
+        if got != msg:
+            say("connection", i, "got", got)
+            return False
+        c.close()
+    say("done", n)
+    return True
+
+
+def main():
+    cmd, port = sys.argv[1], int(sys.argv[2])
+    handlers = {"serve-eof-reply": h_eof_reply, "serve-reset": h_reset_after_data, "serve-echo": h_echo}
+    if cmd in handlers:
+        serve(port, handlers[cmd])
+    ok = {
+        "half-close": lambda: client_half_close(port, int(sys.argv[3])),
+        "reset": lambda: client_reset(port),
+        "expect-end": lambda: client_expect_end(port, float(sys.argv[3])),
+        "many": lambda: many_connections(port, int(sys.argv[3])),
+    }[cmd]()
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
