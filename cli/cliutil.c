@@ -8,6 +8,9 @@
 #include <stdio.h>
 
 #include "common/size.h"
+#include "supervisor/supervisor.h"
+
+#include <stdlib.h>
 
 void cmd_print_help(const struct cmd_entry *e)
 {
@@ -61,4 +64,29 @@ int cli_parse_addr(const struct cmd_entry *e, const char *opt, const char *text,
 		return -1;
 	}
 	return 0;
+}
+
+const char *cli_run_dir(void)
+{
+	const char *d = getenv("DOPPEL_RUN_DIR");
+
+	return d && *d ? d : SUP_RUN_DIR;
+}
+
+int cli_admin_for(const struct cmd_entry *e, const char *name, char *buf, size_t len)
+{
+	if (!sup_name_valid(name)) {
+		cmd_usage_error(e, "bad name '%s': use letters, digits, '_', '.', '-' (at most %d)", name,
+				SUP_NAME_MAX);
+		return -1;
+	}
+	sup_admin_addr(cli_run_dir(), name, buf, len);
+	return 0;
+}
+
+void cli_print_chunk(const char *data, size_t len, void *arg)
+{
+	(void)arg;
+	fwrite(data, 1, len, stdout);
+	fflush(stdout);
 }

@@ -210,7 +210,7 @@ static int cmd_proxy_exec(int argc, char **argv)
 		goto out;
 	}
 	for (unsigned i = 0; i < nreps; i++) {
-		if (proxy_replica_add(px, &reps[i].ep, reps[i].name, NULL, err, sizeof(err)) < 0) {
+		if (proxy_replica_add(px, &reps[i].ep, reps[i].name, NULL, NULL, err, sizeof(err)) < 0) {
 			fprintf(stderr, "doppel proxy: replica %s: %s\n", reps[i].ep.text, err);
 			rc = EXIT_RUNTIME;
 			goto out;

@@ -13,16 +13,18 @@ static int cmd_status_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_status_entry = {
 	.name = "status",
-	.usage = "--admin ADDR [--json]",
-	.summary = "show replicas, overflows, debug windows and divergence of a running proxy",
-	.help = "Asks the admin endpoint of a running `doppel proxy` for its status and prints\n"
-		"it: per replica its state, connections, bytes forwarded and dropped, overflows,\n"
+	.usage = "NAME [--json]  |  --admin ADDR [--json]",
+	.summary = "show clones or replicas, overflows, debug windows and divergence",
+	.help = "Shows the status of the service NAME (started with `doppel run`), or of a bare\n"
+		"`doppel proxy` reached at its --admin ADDR: the service and its clones (pid,\n"
+		"age, how long production was frozen to make them), then per clone or replica\n"
+		"its state, connections, bytes forwarded and dropped, overflows,\n"
 		"buffer high-water mark, debug window (time from attach to first overflow; a\n"
 		"trailing + means no overflow yet), forecast seconds left before overflow at the\n"
 		"current rates, and diverged/compared response turns.\n"
 		"\n"
 		"options:\n"
-		"  --admin ADDR   the proxy's --admin address (HOST:PORT or unix:/path)\n"
+		"  --admin ADDR   a proxy's --admin address (HOST:PORT or unix:/path)\n"
 		"  --json         print the JSON document served at /status instead\n",
 	.exec = cmd_status_exec,
 };
@@ -38,10 +40,16 @@ static int cmd_status_exec(int argc, char **argv)
 	const char *addr = NULL;
 	int json = 0, c, status;
 	struct sbuf body;
-	char err[512];
+	char err[512], named[512];
 
 	opterr = 0;
 	optind = 1;
+	if (argc > 1 && argv[1][0] != '-') {
+		if (cli_admin_for(e, argv[1], named, sizeof(named)))
+			return EXIT_USAGE;
+		addr = named;
+		optind = 2;
+	}
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
@@ -57,7 +65,7 @@ static int cmd_status_exec(int argc, char **argv)
 	if (optind < argc)
 		return cmd_usage_error(e, "unexpected argument '%s'", argv[optind]);
 	if (!addr)
-		return cmd_usage_error(e, "--admin is required");
+		return cmd_usage_error(e, "give a NAME (see `doppel list`) or --admin ADDR");
 	sbuf_init(&body);
 	status = admin_request(addr, "GET", json ? "/status" : "/status.txt", NULL, &body, NULL, NULL,
 			       5000, err, sizeof(err));

@@ -23,10 +23,18 @@ struct cmd_entry {
 	const char *summary; /* one line */
 	const char *help; /* description and options, plain text, 2-space indents */
 	int (*exec)(int argc, char **argv);
+	int hidden; /* internal: not listed by `doppel help` */
 };
 
-extern const struct cmd_entry cmd_proxy_entry;
+extern const struct cmd_entry cmd_run_entry;
+extern const struct cmd_entry cmd_clone_entry;
+extern const struct cmd_entry cmd_list_entry;
 extern const struct cmd_entry cmd_status_entry;
+extern const struct cmd_entry cmd_destroy_entry;
+extern const struct cmd_entry cmd_stop_entry;
+extern const struct cmd_entry cmd_doctor_entry;
+extern const struct cmd_entry cmd_proxy_entry;
+extern const struct cmd_entry cmd_state_sync_entry;
 
 /* Print "doppel NAME USAGE" and the help text. */
 void cmd_print_help(const struct cmd_entry *e);
@@ -39,5 +47,12 @@ int cli_parse_size(const struct cmd_entry *e, const char *opt, const char *text,
 int cli_parse_duration(const struct cmd_entry *e, const char *opt, const char *text, uint64_t *ns);
 int cli_parse_addr(const struct cmd_entry *e, const char *opt, const char *text,
 		   struct net_endpoint *out);
+
+/* Directory of the supervisors' admin sockets: $DOPPEL_RUN_DIR or /run/doppel. */
+const char *cli_run_dir(void);
+/* Admin address of supervisor NAME; prints a usage error and returns -1 for a bad name. */
+int cli_admin_for(const struct cmd_entry *e, const char *name, char *buf, size_t len);
+/* Print a streamed admin reply as it arrives (progress lines). */
+void cli_print_chunk(const char *data, size_t len, void *arg);
 
 #endif

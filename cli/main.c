@@ -10,8 +10,9 @@
 #include "cli/cmd.h"
 
 static const struct cmd_entry *const commands[] = {
-	&cmd_proxy_entry,
-	&cmd_status_entry,
+	&cmd_run_entry,	    &cmd_clone_entry, &cmd_list_entry,  &cmd_status_entry,
+	&cmd_destroy_entry, &cmd_stop_entry,  &cmd_doctor_entry, &cmd_proxy_entry,
+	&cmd_state_sync_entry,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -33,7 +34,8 @@ static void print_overview(FILE *out)
 {
 	fprintf(out, "usage: doppel COMMAND [ARGS...]\n\n%s\ncommands:\n", intro);
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+		if (!commands[i]->hidden)
+			fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(out, "  %-10s %s\n", "help", "show help for a command (doppel help CMD)");
 	fprintf(out, "  %-10s %s\n", "version", "print the version");
 	fprintf(out, "\n'doppel help CMD' or 'doppel CMD --help' shows a command's options.\n");
@@ -78,6 +80,8 @@ static void print_man(void)
 	man_text(intro);
 	printf(".SH COMMANDS\n");
 	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (commands[i]->hidden)
+			continue;
 		printf(".SS doppel %s\n.B doppel %s\n", commands[i]->name, commands[i]->name);
 		man_text(commands[i]->usage);
 		printf(".PP\n");

@@ -28,9 +28,9 @@ int netns_open_pid(int pid)
 	return fd < 0 ? -errno : fd;
 }
 
-int netns_socket(int netns_fd, int domain, int type, int proto)
+int netns_run(int netns_fd, int (*fn)(void *arg), void *arg)
 {
-	int fd, e;
+	int rc;
 
 	if (self_netns < 0) {
 		self_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -39,12 +39,30 @@ int netns_socket(int netns_fd, int domain, int type, int proto)
 	}
 	if (setns(netns_fd, CLONE_NEWNET) < 0)
 		return -errno;
-	fd = socket(domain, type, proto);
-	e = errno;
+	rc = fn(arg);
 	if (setns(self_netns, CLONE_NEWNET) < 0) {
 		/* Staying in a foreign namespace would misroute every later socket. */
 		pr_perror("cannot return to own network namespace");
 		abort();
 	}
-	return fd < 0 ? -e : fd;
+	return rc;
+}
+
+struct socket_args {
+	int domain, type, proto;
+};
+
+static int socket_here(void *arg)
+{
+	struct socket_args *a = arg;
+	int fd = socket(a->domain, a->type, a->proto);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int netns_socket(int netns_fd, int domain, int type, int proto)
+{
+	struct socket_args a = { domain, type, proto };
+
+	return netns_run(netns_fd, socket_here, &a);
 }

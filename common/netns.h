@@ -14,6 +14,12 @@
 int netns_open_pid(int pid);
 
 /*
+ * Run fn(arg) on the calling thread inside the network namespace netns_fd and
+ * come back. Returns fn's result, or -errno if the namespace cannot be entered.
+ */
+int netns_run(int netns_fd, int (*fn)(void *arg), void *arg);
+
+/*
  * socket(domain, type, proto) created inside the network namespace netns_fd.
  * Returns the fd or -errno. The calling thread is back in its own namespace
  * when this returns, also on failure.

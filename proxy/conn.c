@@ -259,7 +259,7 @@ static void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, 
 		rep->high_water = q;
 	if (rep->buffered > rep->total_high_water)
 		rep->total_high_water = rep->buffered;
-	if (q > px->cfg.buffer || rep->buffered > px->cfg.budget)
+	if (q > rep->buffer || rep->buffered > rep->budget)
 		leg_overflow(leg, now);
 }
 

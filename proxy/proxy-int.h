@@ -68,6 +68,7 @@ struct replica {
 	unsigned id;
 	char name[64];
 	struct net_endpoint ep;
+	uint64_t buffer, budget; /* this replica's caps */
 	uint64_t attach_ns;
 	struct leg *legs; /* legs with an open fd or queued bytes */
 	/* counters */

@@ -203,7 +203,8 @@ void proxy_free(struct proxy *px)
 /* ---- replicas ---- */
 
 int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
-		      unsigned *id_out, char *err, size_t errlen)
+		      const struct proxy_replica_opts *opts, unsigned *id_out, char *err,
+		      size_t errlen)
 {
 	struct replica *rep;
 
@@ -241,15 +242,21 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 		snprintf(rep->name, sizeof(rep->name), "%s", name);
 	else
 		snprintf(rep->name, sizeof(rep->name), "r%u", rep->id);
+	rep->buffer = opts && opts->buffer ? opts->buffer : px->cfg.buffer;
+	rep->budget = opts && opts->budget ? opts->budget
+		      : opts && opts->buffer ? opts->buffer * 64
+					     : px->cfg.budget;
+	if (rep->budget < rep->buffer)
+		rep->budget = rep->buffer;
 	rep->attach_ns = clock_coarse_ns();
 	rate_init(&rep->ingress, NSEC_PER_SEC);
 	rate_init(&rep->drain, NSEC_PER_SEC);
 	px->reps[px->nreps++] = rep;
 	if (id_out)
 		*id_out = rep->id;
-	pr_info("replica attached replica=%s id=%u address=%s%s buffer=%llu", rep->name, rep->id,
-		rep->ep.text, rep->ep.netns_fd >= 0 ? " (in its own netns)" : "",
-		(unsigned long long)px->cfg.buffer);
+	pr_info("replica attached replica=%s id=%u address=%s%s buffer=%llu budget=%llu", rep->name,
+		rep->id, rep->ep.text, rep->ep.netns_fd >= 0 ? " (in its own netns)" : "",
+		(unsigned long long)rep->buffer, (unsigned long long)rep->budget);
 	return 0;
 }
 
@@ -345,8 +352,8 @@ void replica_overflowed(struct replica *rep, uint64_t now)
 		rep->first_overflow_ns = now;
 		pr_warn("replica overflow: the debug window of replica=%s closed after %.3f s "
 			"(buffer=%llu per connection, budget=%llu); production is unaffected",
-			rep->name, (double)(now - rep->attach_ns) / 1e9,
-			(unsigned long long)px->cfg.buffer, (unsigned long long)px->cfg.budget);
+			rep->name, (double)(now - rep->attach_ns) / 1e9, (unsigned long long)rep->buffer,
+			(unsigned long long)rep->budget);
 	}
 	if (px->hooks.on_overflow) {
 		rep->hook_pending = 1;
@@ -356,7 +363,6 @@ void replica_overflowed(struct replica *rep, uint64_t now)
 
 static void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out)
 {
-	struct proxy *px = rep->px;
 	uint64_t max_conn = 0;
 	unsigned backlogged = 0;
 	double conn_occ, tot_occ, net_leg, f_conn, f_tot;
@@ -370,22 +376,22 @@ static void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_re
 	memset(out, 0, sizeof(*out));
 	out->buffered = rep->buffered;
 	out->max_conn_buffered = max_conn;
-	out->buffer_cap = px->cfg.buffer;
-	out->budget = px->cfg.budget;
+	out->buffer_cap = rep->buffer;
+	out->budget = rep->budget;
 	out->ingress_bps = rate_per_sec(&rep->ingress, now);
 	out->drain_bps = rate_per_sec(&rep->drain, now);
-	conn_occ = (double)max_conn / (double)px->cfg.buffer;
-	tot_occ = (double)rep->buffered / (double)px->cfg.budget;
+	conn_occ = (double)max_conn / (double)rep->buffer;
+	tot_occ = (double)rep->buffered / (double)rep->budget;
 	out->occupancy = conn_occ > tot_occ ? conn_occ : tot_occ;
 	/*
 	 * Two ways to overflow: the fullest connection reaches --buffer, or all
 	 * connections together reach the budget. The replica's net inflow is
 	 * shared by the connections that have a backlog.
 	 */
-	f_tot = window_forecast((double)px->cfg.budget - (double)rep->buffered, out->ingress_bps,
+	f_tot = window_forecast((double)rep->budget - (double)rep->buffered, out->ingress_bps,
 				out->drain_bps);
 	net_leg = backlogged ? 1.0 / backlogged : 1.0;
-	f_conn = window_forecast((double)px->cfg.buffer - (double)max_conn, out->ingress_bps * net_leg,
+	f_conn = window_forecast((double)rep->buffer - (double)max_conn, out->ingress_bps * net_leg,
 				 out->drain_bps * net_leg);
 	out->forecast_s = f_conn < f_tot ? f_conn : f_tot;
 	out->overflows = rep->overflows;
@@ -452,6 +458,8 @@ void proxy_status_json(struct proxy *px, struct sbuf *sb)
 		sbuf_json_str(sb, rep->ep.text);
 		sbuf_printf(sb, ",\"state\":");
 		sbuf_json_str(sb, replica_state(rep, &info, now));
+		sbuf_printf(sb, ",\"buffer\":%llu,\"budget\":%llu", (unsigned long long)rep->buffer,
+			    (unsigned long long)rep->budget);
 		sbuf_printf(sb,
 			    ",\"connections\":%llu,\"connections_total\":%llu,\"connect_failures\":%llu,"
 			    "\"connections_skipped\":%llu,\"bytes_offered\":%llu,\"bytes_forwarded\":%llu,"

@@ -71,12 +71,19 @@ void proxy_stop_accepting(struct proxy *px);
 /* Number of client connections still open. */
 unsigned proxy_active_connections(const struct proxy *px);
 
+/* Per-replica settings; 0 means the proxy's own (cfg.buffer, cfg.budget). */
+struct proxy_replica_opts {
+	uint64_t buffer;
+	uint64_t budget;
+};
+
 /*
  * Add a replica at ep (ep->netns_fd, if any, is dup'ed). name labels it in
- * status output. Returns 0 and the replica's id, or -errno.
+ * status output; opts may be NULL. Returns 0 and the replica's id, or -errno.
  */
 int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
-		      unsigned *id_out, char *err, size_t errlen);
+		      const struct proxy_replica_opts *opts, unsigned *id_out, char *err,
+		      size_t errlen);
 /* Drop the replica and all its connections. Returns 0 or -ENOENT. */
 int proxy_replica_remove(struct proxy *px, unsigned id);
 

@@ -1,0 +1,113 @@
+/*
+ * cmd-clone.c - `doppel clone NAME`: ask a supervisor for live clones and
+ * show its progress as it happens.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "cli/cmd.h"
+
+static int cmd_clone_exec(int argc, char **argv);
+
+const struct cmd_entry cmd_clone_entry = {
+	.name = "clone",
+	.usage = "NAME [--count N] [--buffer SIZE]",
+	.summary = "make live clones of a service started with `doppel run`",
+	.help = "Makes live clones of the service NAME while it keeps serving: copies its state\n"
+		"dirs, freezes it just long enough for CRIU to dump it (the final copy of the\n"
+		"state dirs happens in that window), restores each clone in new namespaces with\n"
+		"its own copy of the state, and attaches it to the proxy: every connection that\n"
+		"starts after that is also fed to the clone. Connections open at freeze time stay\n"
+		"production's. Prints each step and how long production was frozen.\n"
+		"\n"
+		"options:\n"
+		"  --count N       clones from one dump (scaled mode; default 1)\n"
+		"  --buffer SIZE   queue per connection for these clones (default: the one\n"
+		"                  given to `doppel run`)\n"
+		"\n"
+		"Exit status 0 when every clone is attached, 1 otherwise (the message says why,\n"
+		"and where CRIU's log is).\n",
+	.exec = cmd_clone_exec,
+};
+
+struct clone_out {
+	char last[256];
+	size_t len;
+	int ok;
+};
+
+/* Print progress as it comes and remember whether the last line said OK. */
+static void on_chunk(const char *data, size_t len, void *arg)
+{
+	struct clone_out *o = arg;
+
+	fwrite(data, 1, len, stdout);
+	fflush(stdout);
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n') {
+			o->last[o->len] = '\0';
+			o->ok = strncmp(o->last, "OK", 2) == 0;
+			o->len = 0;
+		} else if (o->len < sizeof(o->last) - 1) {
+			o->last[o->len++] = data[i];
+		}
+	}
+}
+
+static int cmd_clone_exec(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "count", required_argument, NULL, 'n' },
+		{ "buffer", required_argument, NULL, 'B' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cmd_entry *e = &cmd_clone_entry;
+	struct clone_out out = { .ok = 0 };
+	char addr[512], path[128], err[512];
+	unsigned long count = 1;
+	uint64_t buffer = 0;
+	int c, status;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return cmd_usage_error(e, "give the NAME of a service started with `doppel run`");
+	if (cli_admin_for(e, argv[1], addr, sizeof(addr)))
+		return EXIT_USAGE;
+	opterr = 0;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': {
+			char *end;
+
+			count = strtoul(optarg, &end, 10);
+			if (*end || count < 1 || count > 64)
+				return cmd_usage_error(e, "--count '%s': a number from 1 to 64", optarg);
+			break;
+		}
+		case 'B':
+			if (cli_parse_size(e, "--buffer", optarg, &buffer))
+				return EXIT_USAGE;
+			break;
+		default:
+			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cmd_usage_error(e, "unexpected argument '%s'", argv[optind]);
+	snprintf(path, sizeof(path), "/clone?count=%lu", count);
+	if (buffer)
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&buffer=%llu",
+			 (unsigned long long)buffer);
+	status = admin_request(addr, "POST", path, NULL, NULL, on_chunk, &out, 15 * 60 * 1000, err,
+			       sizeof(err));
+	if (status < 0) {
+		fprintf(stderr, "doppel clone %s: %s\n", argv[1], err);
+		return EXIT_RUNTIME;
+	}
+	if (status != 200)
+		return EXIT_RUNTIME; /* the supervisor's reason was printed */
+	return out.ok ? 0 : EXIT_RUNTIME;
+}

@@ -1,0 +1,186 @@
+/*
+ * cmd-doctor.c - `doppel doctor`: can this host run and clone services?
+ * Each check prints ok, warn or FAIL, and for anything not ok, the fix.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cmd.h"
+#include "clonemgr/clonemgr.h"
+
+static int cmd_doctor_exec(int argc, char **argv);
+
+const struct cmd_entry cmd_doctor_entry = {
+	.name = "doctor",
+	.usage = "",
+	.summary = "check that this host can run and clone services, and say what to fix",
+	.help = "Checks: running as root; the kernel; the capabilities CRIU needs; that pid, net,\n"
+		"mount, ipc and uts namespaces can be created and a tmpfs mounted in them; that\n"
+		"CRIU >= 4.2 is installed and `criu check` passes. Prints the fix for each\n"
+		"problem. Exit status 0 when nothing failed (warnings allowed), 1 otherwise.\n",
+	.exec = cmd_doctor_exec,
+};
+
+static int failures, warnings;
+
+static void report(int level, const char *what, const char *fix)
+{
+	static const char *const tag[] = { "ok  ", "warn", "FAIL" };
+
+	printf("%s  %s\n", tag[level], what);
+	if (level && fix)
+		printf("      fix: %s\n", fix);
+	if (level == 1)
+		warnings++;
+	if (level == 2)
+		failures++;
+}
+
+static unsigned long long cap_eff(void)
+{
+	char line[256];
+	unsigned long long v = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* In a child: the namespaces `doppel run` creates, and a tmpfs mount in them. */
+static int try_namespaces(char *why, size_t len)
+{
+	int p[2], st;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(p) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		const char *step = "unshare(pid, net, mount, ipc, uts)";
+
+		close(p[0]);
+		if (unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) == 0) {
+			step = "mount a tmpfs";
+			if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+			    mount("doppel-doctor", "/tmp", "tmpfs", 0, NULL) == 0)
+				_exit(0);
+		}
+		dprintf(p[1], "%s: %s", step, strerror(errno));
+		_exit(1);
+	}
+	close(p[1]);
+	n = read(p[0], why, len - 1);
+	close(p[0]);
+	why[n > 0 ? n : 0] = '\0';
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int criu_check(const char *criu, char *out, size_t len)
+{
+	char cmd[CM_PATH_MAX + 32];
+	FILE *p;
+	size_t off = 0;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' check 2>&1", criu);
+	p = popen(cmd, "re");
+	if (!p)
+		return -1;
+	while (off < len - 1 && fgets(out + off, (int)(len - off), p))
+		off = strlen(out);
+	st = pclose(p);
+	return strstr(out, "Looks good") && st == 0 ? 0 : -1;
+}
+
+static int cmd_doctor_exec(int argc, char **argv)
+{
+	static const struct {
+		int bit;
+		const char *name;
+		int level;
+		const char *why;
+	} caps[] = {
+		{ 21, "CAP_SYS_ADMIN", 2, "namespaces, mounts and CRIU need it" },
+		{ 19, "CAP_SYS_PTRACE", 2, "CRIU seizes the service's threads with ptrace" },
+		{ 12, "CAP_NET_ADMIN", 2, "bringing up loopback in a clone's network namespace" },
+		{ 24, "CAP_SYS_RESOURCE", 1,
+		  "without it CRIU logs a harmless RLIMIT_NOFILE error, and cannot dump services that "
+		  "run as another user (it cannot read their rlimits): run them as root" },
+	};
+	unsigned long long eff = cap_eff();
+	struct utsname u;
+	struct cm_criu criu;
+	char msg[1024], out[4096];
+
+	(void)argv;
+	if (argc > 1)
+		return cmd_usage_error(&cmd_doctor_entry, "unexpected argument '%s'", argv[1]);
+	if (geteuid() == 0)
+		report(0, "running as root", NULL);
+	else
+		report(2, "not running as root", "run doppel as root (sudo doppel ...)");
+	uname(&u);
+	snprintf(msg, sizeof(msg), "kernel %s %s", u.release, u.machine);
+	report(0, msg, NULL);
+	for (unsigned i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		int have = (eff >> caps[i].bit) & 1;
+
+		snprintf(msg, sizeof(msg), "%s %s", caps[i].name, have ? "granted" : "missing");
+		if (have) {
+			report(0, msg, NULL);
+		} else {
+			char fix[512];
+
+			snprintf(fix, sizeof(fix), "%s; grant it (run as full root, not in a restricted container)",
+				 caps[i].why);
+			report(caps[i].level, msg, fix);
+		}
+	}
+	if (try_namespaces(msg, sizeof(msg)) == 0) {
+		report(0, "pid, net, mount, ipc and uts namespaces and a tmpfs can be created", NULL);
+	} else {
+		char what[1100];
+
+		snprintf(what, sizeof(what), "cannot create namespaces: %s", msg);
+		report(2, what, "run as root on a kernel with namespaces enabled; in a container, allow "
+				"unshare (e.g. --privileged)");
+	}
+	if (cm_criu_find(&criu, msg, sizeof(msg)) < 0) {
+		report(2, msg, "./deploy/install.sh builds and installs CRIU >= 4.2");
+	} else {
+		char what[CM_PATH_MAX + 64];
+
+		snprintf(what, sizeof(what), "CRIU %s at %s", criu.version, criu.path);
+		report(0, what, NULL);
+		out[0] = '\0';
+		if (criu_check(criu.path, out, sizeof(out)) == 0) {
+			report(0, "criu check: Looks good", NULL);
+		} else {
+			char *nl = strchr(out, '\n');
+
+			if (nl)
+				*nl = '\0';
+			snprintf(msg, sizeof(msg), "criu check failed: %s", out[0] ? out : "no output");
+			report(2, msg, "see `criu check` and docs/criu.md; ./deploy/install.sh builds a CRIU "
+				       "that works on recent kernels");
+		}
+	}
+	printf("\n%s: %d failure(s), %d warning(s)\n", failures ? "not ready" : "ready", failures, warnings);
+	return failures ? EXIT_RUNTIME : 0;
+}

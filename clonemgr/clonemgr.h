@@ -1,0 +1,135 @@
+/*
+ * clonemgr.h - run a service so that it can be cloned, and make live clones
+ * of it with CRIU (>= 4.2), while it keeps serving.
+ *
+ * A service runs as the init of fresh pid, net, mount, ipc and uts
+ * namespaces (cm_service_launch): loopback up, an empty /dev/shm, each
+ * declared state dir bind-mounted onto itself (so CRIU treats it as an
+ * external mount and each clone can get its own copy), stdout/stderr a pipe
+ * its supervisor reads, every other inherited fd closed, its own session.
+ *
+ * A clone (cm_clone_make) is made in four steps:
+ *   1. copy the state dirs while the service runs;
+ *   2. freeze and dump it (criu dump --leave-running); in CRIU's post-dump
+ *      notification, while it is still frozen, copy what changed in the state
+ *      dirs since step 1 (the two-phase sync of the Parikshan thesis);
+ *   3. unfreeze (CRIU does), and restore the images into new namespaces, with
+ *      the clone's copy of each state dir mounted where the service expects it;
+ *   4. bring the clone's loopback up and wait until it listens on the port.
+ * The clone listens on the same 127.0.0.1:PORT, inside its own network
+ * namespace; cm_clone->netns_fd reaches it (see common/netns.h).
+ *
+ * Blocking calls: cm_clone_make() runs CRIU and copies files; call it from a
+ * worker thread, never from an event loop. Ownership: the caller owns the
+ * structs and frees them with cm_service_free()/cm_clone_free().
+ */
+#ifndef DOPPEL_CLONEMGR_H
+#define DOPPEL_CLONEMGR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CM_MAX_STATE 16
+#define CM_PATH_MAX 512
+
+struct cm_service_spec {
+	const char *name;
+	char *const *argv; /* CMD ARGS..., argv[0] looked up in PATH */
+	const char *const *state_dirs; /* absolute paths */
+	unsigned nstate;
+	const char *chdir; /* NULL: the caller's cwd */
+	int keep_cgroup_mounts; /* default: unmount /sys/fs/cgroup in the service (faster dumps) */
+};
+
+struct cm_service {
+	pid_t pid; /* host pid of the namespace's init (the service) */
+	int netns_fd; /* /proc/PID/ns/net */
+	int log_fd; /* read end of the service's stdout+stderr */
+	char name[64];
+	char state_dirs[CM_MAX_STATE][CM_PATH_MAX];
+	unsigned nstate;
+};
+
+/* Start the service. Returns 0, or -errno with the cause and a fix in err. */
+int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out, char *err,
+		      size_t errlen);
+/* True while the service process exists (and is not a zombie). */
+int cm_service_alive(const struct cm_service *svc);
+/*
+ * Stop a namespace init: the first of SIGTERM, SIGINT, SIGQUIT it handles
+ * (an init ignores signals it has no handler for), then SIGKILL after
+ * timeout_ms. Reaps it. Returns the signal that ended it.
+ */
+int cm_stop_init(pid_t pid, int timeout_ms);
+void cm_service_free(struct cm_service *svc);
+
+/* Which CRIU, and whether it works here. */
+struct cm_criu {
+	char path[CM_PATH_MAX];
+	char version[32];
+};
+/* Find criu (PATH, /usr/local/sbin, /usr/sbin), require >= 4.2. Returns 0 or -errno + err. */
+int cm_criu_find(struct cm_criu *out, char *err, size_t errlen);
+
+struct cm_clone_opts {
+	const struct cm_criu *criu;
+	const char *work_dir; /* per-clone dirs go here (state copies, logs), created 0700 */
+	const char *images_dir; /* where images are written (0700, deleted after restore) */
+	unsigned count; /* clones from one dump (scaled mode) */
+	int port; /* the service's TCP port, to wait for in each clone */
+	unsigned first_id; /* id of the first clone; the next ones follow */
+	int ready_timeout_ms;
+	const char *doppel_exe; /* this program, run by CRIU's action script for the final sync */
+	const char *restore_netns; /* NULL, or a netns path to restore into (external mode) */
+};
+
+/* Figures of one dump, from CRIU's --display-stats and our own clocks. */
+struct cm_dump_stats {
+	uint64_t frozen_us; /* production frozen (CRIU "Frozen time") */
+	uint64_t freezing_us; /* time to freeze it */
+	uint64_t memdump_us, memwrite_us;
+	uint64_t pages_written;
+	uint64_t image_bytes;
+	uint64_t precopy_us, final_sync_us; /* state dir copies: before and while frozen */
+	uint64_t final_sync_bytes;
+	uint64_t dump_wall_us, total_us;
+};
+
+struct cm_clone {
+	unsigned id;
+	pid_t pid; /* host pid of the clone's init */
+	int netns_fd;
+	int log_fd; /* read end of the clone's stdout+stderr */
+	char dir[CM_PATH_MAX];
+	uint64_t restore_us;
+};
+
+typedef void (*cm_progress_fn)(void *arg, const char *line);
+
+/*
+ * Make opts->count clones of svc. On success fills clones[0..count-1] and
+ * stats. progress receives one line per step for a person. On failure
+ * nothing is left behind (no process, mount, image or copy) and err says what
+ * failed, why, where CRIU's log is, and what to do.
+ */
+int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *opts,
+		  struct cm_clone *clones, struct cm_dump_stats *stats, cm_progress_fn progress,
+		  void *arg, char *err, size_t errlen);
+
+/* Kill the clone's whole pid namespace, reap it, remove its directory. */
+void cm_clone_destroy(struct cm_clone *c);
+
+/*
+ * `doppel state-sync`, run by CRIU's action script while the service is
+ * frozen: bring dst up to date with src, copying only what changed since the
+ * pre-copy. Returns 0 or -errno; *bytes gets what was copied.
+ */
+int cm_state_sync(const char *src, const char *dst, uint64_t *bytes, char *err, size_t errlen);
+
+/* Bring `lo` up in the network namespace netns_fd. */
+int cm_netns_lo_up(int netns_fd);
+/* Wait until something accepts on 127.0.0.1:port inside netns_fd. 0 or -ETIMEDOUT. */
+int cm_wait_listen(int netns_fd, int port, int timeout_ms, pid_t pid);
+
+#endif

@@ -1,0 +1,351 @@
+/*
+ * jobs.c - clone jobs. cm_clone_make() blocks (CRIU, file copies), so it
+ * runs on a worker thread; the event loop keeps serving production. The
+ * worker sends its progress lines through a pipe, then an EOT byte; the loop
+ * thread forwards the lines to whoever asked (a streamed HTTP reply), joins
+ * the worker, and attaches the new clones to the proxy.
+ */
+#define LOG_PREFIX "clone"
+#include "supervisor/sup-int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/size.h"
+
+#define JOB_DONE '\004'
+
+/* ---- worker thread ---- */
+
+static void job_write(struct sup_job *job, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = write(job->pipe[1], s, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+static void job_progress(void *arg, const char *line)
+{
+	struct sup_job *job = arg;
+
+	job_write(job, line, strlen(line));
+	job_write(job, "\n", 1);
+}
+
+static void *job_thread(void *arg)
+{
+	struct sup_job *job = arg;
+	char done = JOB_DONE;
+
+	job->rc = cm_clone_make(&job->sup->svc, &job->opts, job->clones, &job->stats, job_progress,
+				job, job->err, sizeof(job->err));
+	job_write(job, &done, 1);
+	return NULL;
+}
+
+/* ---- loop thread ---- */
+
+static void reply_line(struct sup_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply_line(struct sup_job *job, const char *fmt, ...)
+{
+	struct evbuffer *b;
+	va_list ap;
+
+	if (!job->req)
+		return;
+	b = evbuffer_new();
+	if (!b)
+		return;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(b, fmt, ap);
+	va_end(ap);
+	evhttp_send_reply_chunk(job->req, b);
+	evbuffer_free(b);
+}
+
+static void on_clone_log(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup_clone *c = arg;
+	char buf[8192];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	(void)what;
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			event_del(c->log_ev);
+		return;
+	}
+	if (c->log_bytes + (uint64_t)n > SUP_CLONE_LOG_CAP || c->log_file < 0) {
+		c->log_dropped += (uint64_t)n;
+		return;
+	}
+	if (write(c->log_file, buf, (size_t)n) == n)
+		c->log_bytes += (uint64_t)n;
+	else
+		c->log_dropped += (uint64_t)n;
+}
+
+/* Put a freshly restored clone behind the proxy. */
+static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_clone *cm)
+{
+	struct proxy_replica_opts ro = { .buffer = job->buffer, .budget = 0 };
+	struct net_endpoint ep;
+	struct sup_clone *c;
+	char addr[32], name[32], path[CM_PATH_MAX + 8], err[256];
+	int rc;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cm = *cm;
+	c->alive = 1;
+	c->created_ns = clock_coarse_ns();
+	c->dump = job->stats;
+	c->buffer = job->buffer ? job->buffer : sup->cfg.proxy.buffer;
+	c->log_file = -1;
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", sup->cfg.port);
+	netaddr_parse(addr, &ep, err, sizeof(err));
+	ep.netns_fd = cm->netns_fd;
+	snprintf(name, sizeof(name), "clone-%u", cm->id);
+	rc = proxy_replica_add(sup->px, &ep, name, &ro, &c->replica_id, err, sizeof(err));
+	if (rc) {
+		reply_line(job, "ERROR: cannot attach clone %u: %s\n", cm->id, err);
+		cm_clone_destroy(&c->cm);
+		free(c);
+		return rc;
+	}
+	snprintf(path, sizeof(path), "%s/log", cm->dir);
+	c->log_file = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (cm->log_fd >= 0) {
+		fcntl(cm->log_fd, F_SETFL, O_NONBLOCK);
+		c->log_ev = event_new(sup->base, cm->log_fd, EV_READ | EV_PERSIST, on_clone_log, c);
+		event_add(c->log_ev, NULL);
+	}
+	sup->clones[sup->nclones++] = c;
+	return 0;
+}
+
+static void job_finish(struct supervisor *sup, struct sup_job *job)
+{
+	char sz[32];
+
+	pthread_join(job->thread, NULL);
+	event_free(job->ev);
+	close(job->pipe[0]);
+	close(job->pipe[1]);
+	if (job->rc) {
+		pr_err("clone failed: %s", job->err);
+		reply_line(job, "ERROR: %s\n", job->err);
+	} else if (sup->stopping || !sup->px) {
+		for (unsigned k = 0; k < job->count; k++)
+			cm_clone_destroy(&job->clones[k]);
+		reply_line(job, "ERROR: the supervisor is stopping; clones discarded\n");
+	} else {
+		unsigned attached = 0;
+
+		for (unsigned k = 0; k < job->count; k++) {
+			if (attach_clone(sup, job, &job->clones[k]) == 0) {
+				attached++;
+				reply_line(job,
+					   "clone %u attached: it receives a copy of every new connection "
+					   "(buffer %s per connection)\n",
+					   job->clones[k].id,
+					   size_format(job->buffer ? job->buffer : sup->cfg.proxy.buffer, sz,
+						       sizeof(sz)));
+			}
+		}
+		pr_info("%u clone(s) ready; production frozen %.1f ms; total %.0f ms", attached,
+			(double)job->stats.frozen_us / 1000, (double)job->stats.total_us / 1000);
+		reply_line(job, "OK frozen_ms=%.1f total_ms=%.0f clones=", (double)job->stats.frozen_us / 1000,
+			   (double)job->stats.total_us / 1000);
+		for (unsigned k = 0; k < job->count; k++)
+			reply_line(job, "%s%u", k ? "," : "", job->clones[k].id);
+		reply_line(job, "\n");
+	}
+	if (job->req) {
+		evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
+		evhttp_send_reply_end(job->req);
+	}
+	sup->job = NULL;
+	free(job);
+}
+
+static void on_job_pipe(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup_job *job = arg;
+	struct supervisor *sup = job->sup;
+	char buf[4096];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	(void)what;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == JOB_DONE) {
+			job_finish(sup, job);
+			return;
+		}
+		if (job->partial_len < sizeof(job->partial) - 2)
+			job->partial[job->partial_len++] = buf[i];
+		if (buf[i] == '\n') {
+			job->partial[job->partial_len] = '\0';
+			reply_line(job, "%s", job->partial);
+			job->partial_len = 0;
+		}
+	}
+	if (n == 0)
+		job_finish(sup, job); /* the worker is gone without its marker */
+}
+
+static void on_client_gone(struct evhttp_connection *conn, void *arg)
+{
+	struct sup_job *job = arg;
+
+	(void)conn;
+	job->req = NULL; /* the job goes on; nobody hears about it */
+}
+
+int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
+		  struct evhttp_request *req, char *err, size_t errlen)
+{
+	struct sup_job *job;
+	int rc;
+
+	if (sup->job) {
+		snprintf(err, errlen, "a clone is already being made; try again when it is done");
+		return -EBUSY;
+	}
+	if (!sup->have_criu) {
+		snprintf(err, errlen, "%s", sup->criu_err);
+		return -ENOENT;
+	}
+	if (!sup->ready) {
+		snprintf(err, errlen, "the service is not listening yet; try again in a moment");
+		return -EAGAIN;
+	}
+	if (count == 0 || sup->nclones + count > SUP_MAX_CLONES) {
+		snprintf(err, errlen, "%u clones exist; at most %d in all", sup->nclones, SUP_MAX_CLONES);
+		return -ENOSPC;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	job->sup = sup;
+	job->count = count;
+	job->buffer = buffer;
+	job->reclone = reclone;
+	if (pipe2(job->pipe, O_CLOEXEC) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+		free(job);
+		return rc;
+	}
+	fcntl(job->pipe[0], F_SETFL, O_NONBLOCK);
+	snprintf(job->images, sizeof(job->images), "%s/dump-%u", sup->images_base, sup->next_clone_id);
+	job->opts.criu = &sup->criu;
+	job->opts.work_dir = sup->work_dir;
+	job->opts.images_dir = job->images;
+	job->opts.count = count;
+	job->opts.port = sup->cfg.port;
+	job->opts.first_id = sup->next_clone_id;
+	job->opts.ready_timeout_ms = 30 * 1000;
+	job->opts.doppel_exe = sup->exe;
+	sup->next_clone_id += count;
+	job->ev = event_new(sup->base, job->pipe[0], EV_READ | EV_PERSIST, on_job_pipe, job);
+	event_add(job->ev, NULL);
+	rc = pthread_create(&job->thread, NULL, job_thread, job);
+	if (rc) {
+		snprintf(err, errlen, "cannot start a worker thread: %s", strerror(rc));
+		event_free(job->ev);
+		close(job->pipe[0]);
+		close(job->pipe[1]);
+		free(job);
+		return -rc;
+	}
+	if (req) {
+		job->req = req;
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+				  "text/plain; charset=utf-8");
+		evhttp_send_reply_start(req, 200, "OK");
+		evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_client_gone, job);
+	}
+	sup->job = job;
+	pr_info("making %u clone(s) of %s%s", count, sup->cfg.name, reclone ? " (re-clone after overflow)" : "");
+	return 0;
+}
+
+void sup_job_abandon(struct supervisor *sup)
+{
+	struct sup_job *job = sup->job;
+
+	if (!job)
+		return;
+	pr_info("waiting for the clone in progress to finish before stopping");
+	pthread_join(job->thread, NULL);
+	for (unsigned k = 0; k < job->count; k++)
+		if (!job->rc)
+			cm_clone_destroy(&job->clones[k]);
+	if (job->req) {
+		evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
+		reply_line(job, "ERROR: the supervisor is stopping; clones discarded\n");
+		evhttp_send_reply_end(job->req);
+	}
+	event_free(job->ev);
+	close(job->pipe[0]);
+	close(job->pipe[1]);
+	sup->job = NULL;
+	free(job);
+}
+
+void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows)
+{
+	struct supervisor *sup = arg;
+	struct proxy_replica_info info;
+	struct sup_clone *c = NULL;
+	char err[256];
+	uint64_t buffer;
+
+	for (unsigned i = 0; i < sup->nclones; i++)
+		if (sup->clones[i]->replica_id == replica_id)
+			c = sup->clones[i];
+	if (!c || sup->cfg.overflow != SUP_OVERFLOW_RECLONE || sup->stopping)
+		return;
+	if (sup->job) {
+		pr_info("clone %u overflowed again (%llu overflows); a clone is in progress, re-clone later",
+			c->cm.id, (unsigned long long)overflows);
+		return;
+	}
+	if (proxy_replica_info(sup->px, replica_id, &info) == 0) {
+		struct sup_window *w = &sup->windows[sup->nwindows % 64];
+
+		w->clone_id = c->cm.id;
+		w->seconds = info.debug_window_s;
+		sup->nwindows++;
+		pr_info("clone %u overflowed: its debug window was %.2f s; replacing it with a fresh clone",
+			c->cm.id, info.debug_window_s);
+	}
+	buffer = c->buffer;
+	sup_clone_remove(sup, c, "overflowed (--overflow reclone)");
+	sup->reclones++;
+	if (sup_job_start(sup, 1, buffer, 1, NULL, err, sizeof(err)) < 0)
+		pr_err("cannot re-clone: %s", err);
+}

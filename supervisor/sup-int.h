@@ -1,0 +1,112 @@
+/*
+ * sup-int.h - the supervisor's private state, shared by supervisor.c
+ * (lifecycle, service, signals), jobs.c (clone jobs on a worker thread) and
+ * routes.c (admin HTTP handlers).
+ *
+ * Threads: everything here is owned by the thread running sup->base, except
+ * a running job's input (read-only for the worker) and its result, which the
+ * worker hands back through job->pipe[1] before it exits.
+ */
+#ifndef DOPPEL_SUPERVISOR_INT_H
+#define DOPPEL_SUPERVISOR_INT_H
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "admin/admin.h"
+#include "clonemgr/clonemgr.h"
+#include "proxy/proxy.h"
+#include "supervisor/supervisor.h"
+
+#define SUP_MAX_CLONES 64
+#define SUP_CLONE_LOG_CAP (64ULL << 20)
+
+struct evhttp_request;
+
+struct sup_clone {
+	struct cm_clone cm;
+	unsigned replica_id;
+	int alive;
+	uint64_t created_ns;
+	struct cm_dump_stats dump; /* of the dump it came from */
+	struct event *log_ev;
+	int log_file;
+	uint64_t log_bytes, log_dropped;
+	uint64_t buffer;
+};
+
+/* One clone job: made on the loop thread, run by a worker thread. */
+struct sup_job {
+	struct supervisor *sup;
+	pthread_t thread;
+	int pipe[2]; /* worker -> loop: progress lines, then "\n" + result marker */
+	struct event *ev;
+	struct evhttp_request *req; /* streamed progress; NULL when nobody listens */
+	struct cm_clone_opts opts;
+	char images[CM_PATH_MAX + 32];
+	unsigned count;
+	uint64_t buffer; /* per-clone replica buffer (0: the proxy's) */
+	int reclone; /* started by the overflow policy */
+	/* results, valid once the worker is done */
+	int rc;
+	char err[1024];
+	struct cm_clone clones[SUP_MAX_CLONES];
+	struct cm_dump_stats stats;
+	char partial[1024];
+	size_t partial_len;
+};
+
+/* A debug window that ended (recorded for --overflow reclone). */
+struct sup_window {
+	unsigned clone_id;
+	double seconds;
+};
+
+struct supervisor {
+	struct sup_config cfg;
+	struct event_base *base;
+	struct cm_service svc;
+	struct cm_criu criu;
+	int have_criu;
+	char criu_err[512];
+	struct proxy *px;
+	struct admin *adm;
+	char admin_path[CM_PATH_MAX + 16];
+	char work_dir[CM_PATH_MAX];
+	char images_base[CM_PATH_MAX];
+	int images_tmpfs;
+	char exe[CM_PATH_MAX];
+	struct event *sigint, *sigterm, *sigchld, *svc_log_ev, *ready_timer;
+	uint64_t start_ns, ready_ns;
+	int ready;
+	int stopping;
+	int exit_code;
+	struct sup_clone *clones[SUP_MAX_CLONES];
+	unsigned nclones, next_clone_id;
+	struct sup_job *job;
+	struct sup_window windows[64];
+	unsigned nwindows;
+	uint64_t reclones;
+	char svc_line[1024];
+	size_t svc_line_len;
+};
+
+/* supervisor.c */
+void sup_shutdown(struct supervisor *sup, int code, const char *why);
+struct sup_clone *sup_clone_find(struct supervisor *sup, unsigned id);
+void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *why);
+
+/* jobs.c */
+/* Start a clone job; req may be NULL. 0, or -EBUSY/-errno with err. */
+int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
+		  struct evhttp_request *req, char *err, size_t errlen);
+/* Wait for a running job (shutdown) and discard what it made. */
+void sup_job_abandon(struct supervisor *sup);
+void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);
+
+/* routes.c */
+void sup_routes_install(struct supervisor *sup);
+void sup_status_json(struct supervisor *sup, struct sbuf *sb);
+
+#endif

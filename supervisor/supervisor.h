@@ -1,0 +1,63 @@
+/*
+ * supervisor.h - `doppel run`: the process that runs a service so it can be
+ * cloned, fronts it with the duplicating proxy, makes and destroys live
+ * clones on request, and stops everything it started when it exits.
+ *
+ * It stays in the foreground (systemd Type=notify: READY=1 once the service
+ * listens) and answers on an admin socket, /run/doppel/NAME.sock (0600):
+ *   GET  /status  /status.txt  /metrics  /row
+ *   POST /clone?count=N[&buffer=SIZE]   (progress streamed as text lines)
+ *   POST /destroy?id=N                  POST /stop
+ * The other subcommands (clone, list, status, destroy, stop) are clients of
+ * that socket.
+ */
+#ifndef DOPPEL_SUPERVISOR_H
+#define DOPPEL_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clonemgr/clonemgr.h"
+#include "common/netaddr.h"
+#include "proxy/proxy.h"
+
+#define SUP_RUN_DIR "/run/doppel"
+#define SUP_WORK_DIR "/var/lib/doppel"
+#define SUP_NAME_MAX 32
+
+enum sup_overflow {
+	SUP_OVERFLOW_DROP, /* the clone's connection is dropped; the clone stays */
+	SUP_OVERFLOW_RECLONE, /* the clone is replaced by a fresh one */
+};
+
+struct sup_config {
+	char name[SUP_NAME_MAX + 1];
+	struct proxy_config proxy; /* listen, buffers; backend is filled in by the supervisor */
+	int port; /* the service's port inside its namespace */
+	char *const *argv;
+	const char *state_dirs[CM_MAX_STATE];
+	unsigned nstate;
+	enum sup_overflow overflow;
+	uint64_t ready_timeout_ns;
+	uint64_t stop_timeout_ns;
+	const char *run_dir; /* admin sockets; SUP_RUN_DIR */
+	const char *work_dir; /* clones' state copies and logs; SUP_WORK_DIR/NAME */
+	const char *images_dir; /* NULL: a private tmpfs that vanishes with the supervisor */
+	const char *chdir;
+	int keep_cgroup_mounts;
+};
+
+void sup_config_defaults(struct sup_config *cfg);
+/* A name usable in paths: [A-Za-z0-9_.-], 1..32 chars, not starting with '.'. */
+int sup_name_valid(const char *name);
+/* "unix:/run/doppel/NAME.sock" */
+void sup_admin_addr(const char *run_dir, const char *name, char *buf, size_t len);
+
+/*
+ * Run until stopped (SIGTERM, SIGINT, POST /stop) or until the service exits.
+ * Returns 0 when stopped on request, 1 when the service exited on its own or
+ * a runtime failure happened, 2 for a configuration error; err says why.
+ */
+int sup_run(const struct sup_config *cfg, char *err, size_t errlen);
+
+#endif
