@@ -176,7 +176,7 @@ static int cmd_doctor_exec(int argc, char **argv)
 
 			if (nl)
 				*nl = '\0';
-			snprintf(msg, sizeof(msg), "criu check failed: %s", out[0] ? out : "no output");
+			snprintf(msg, sizeof(msg), "criu check failed: %.900s", out[0] ? out : "no output");
 			report(2, msg, "see `criu check` and docs/criu.md; ./deploy/install.sh builds a CRIU "
 				       "that works on recent kernels");
 		}

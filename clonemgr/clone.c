@@ -171,8 +171,8 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	snprintf(script, sizeof(script), "%s/action.sh", clone_dir);
 	snprintf(out, sizeof(out), "%s/dump.out", clone_dir);
 	snprintf(log, sizeof(log), "%s/dump.log", clone_dir);
-	rc = write_action_script(script, svc, o, clone_dir, err, errlen);
-	if (rc)
+	/* The action script exists only to sync state dirs. */
+	if (svc->nstate && (rc = write_action_script(script, svc, o, clone_dir, err, errlen)))
 		goto out;
 	arg_add(a, "criu");
 	arg_add(a, "dump");
@@ -195,8 +195,10 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		arg_add(a, "--external");
 		arg_add(a, "mnt[%s]:state%u", svc->state_dirs[i], i);
 	}
-	arg_add(a, "--action-script");
-	arg_add(a, "%s", script);
+	if (svc->nstate) {
+		arg_add(a, "--action-script");
+		arg_add(a, "%s", script);
+	}
 	t0 = clock_now_ns();
 	rc = cm_criu_run(o->criu, a->v, out, -1, DUMP_TIMEOUT_MS);
 	st->dump_wall_us = (clock_now_ns() - t0) / 1000;
@@ -207,7 +209,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		if (!errs[0])
 			cm_criu_errors(out, errs, sizeof(errs));
 		snprintf(err, errlen,
-			 "CRIU could not dump the service (pid %d, criu exit %d): %s. CRIU's log: %s",
+			 "CRIU could not dump the service (pid %d, criu exit %d): %s (CRIU's log: %s)",
 			 svc->pid, rc, errs[0] ? errs : "no error line in its log", log);
 		rc = -EIO;
 	}
@@ -277,7 +279,7 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 		cm_criu_errors(log, errs, sizeof(errs));
 		if (!errs[0])
 			cm_criu_errors(out, errs, sizeof(errs));
-		snprintf(err, errlen, "CRIU could not restore clone %u (criu exit %d): %s. CRIU's log: %s",
+		snprintf(err, errlen, "CRIU could not restore clone %u (criu exit %d): %s (CRIU's log: %s)",
 			 c->id, rc, errs[0] ? errs : "no error line in its log", log);
 		rc = -EIO;
 		goto out;

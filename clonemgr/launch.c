@@ -112,6 +112,31 @@ static void __attribute__((noreturn)) child_main(const struct cm_service_spec *s
 	child_fail(syncw, spec->argv[0]);
 }
 
+/* The service died before we could look at it: say how, and what it said last. */
+static void exited_at_once(pid_t pid, int log_fd, char *err, size_t errlen)
+{
+	char out[4096], *last = out, *p;
+	int st = 0;
+	ssize_t n;
+
+	waitpid(pid, &st, 0);
+	fcntl(log_fd, F_SETFL, O_NONBLOCK);
+	n = read(log_fd, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		out[--n] = '\0';
+	for (p = out; *p; p++)
+		if (*p == '\n' && p[1])
+			last = p + 1;
+	if (WIFEXITED(st))
+		snprintf(err, errlen, "the service exited (exit status %d)%s%s", WEXITSTATUS(st),
+			 *last ? "; its last words: " : "", last);
+	else
+		snprintf(err, errlen, "the service exited (killed by %s)%s%s",
+			 WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "unknown status",
+			 *last ? "; its last words: " : "", last);
+}
+
 int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out, char *err,
 		      size_t errlen)
 {
@@ -183,14 +208,11 @@ int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out
 	out->log_fd = logp[0];
 	out->netns_fd = netns_open_pid(pid);
 	if (out->netns_fd < 0) {
-		rc = out->netns_fd;
-		snprintf(err, errlen, "the service exited at once (cannot open its netns: %s)",
-			 strerror(-rc));
-		cm_stop_init(pid, 0);
-		out->pid = 0;
+		exited_at_once(pid, logp[0], err, errlen);
 		close(logp[0]);
+		out->pid = 0;
 		out->log_fd = -1;
-		return rc;
+		return -ECHILD;
 	}
 	pr_info("service started name=%s pid=%d cmd=%s state_dirs=%u", spec->name, pid, spec->argv[0],
 		spec->nstate);

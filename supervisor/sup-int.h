@@ -82,6 +82,7 @@ struct supervisor {
 	int ready;
 	int stopping;
 	int exit_code;
+	char stop_reason[512];
 	struct sup_clone *clones[SUP_MAX_CLONES];
 	unsigned nclones, next_clone_id;
 	struct sup_job *job;
@@ -90,6 +91,7 @@ struct supervisor {
 	uint64_t reclones;
 	char svc_line[1024];
 	size_t svc_line_len;
+	char svc_last[256]; /* the service's last complete line of output */
 };
 
 /* supervisor.c */

@@ -94,6 +94,7 @@ void sup_shutdown(struct supervisor *sup, int code, const char *why)
 		return;
 	sup->stopping = 1;
 	sup->exit_code = code;
+	snprintf(sup->stop_reason, sizeof(sup->stop_reason), "%s", why);
 	if (code)
 		pr_err("stopping: %s", why);
 	else
@@ -132,6 +133,8 @@ void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *w
 
 /* ---- signals and children ---- */
 
+static void drain_service_log(struct supervisor *sup);
+
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -151,7 +154,7 @@ static void describe_status(int st, char *buf, size_t len)
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
 	struct supervisor *sup = arg;
-	char how[64], why[160];
+	char how[64], why[400];
 	int st;
 
 	(void)sig;
@@ -160,7 +163,9 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 		describe_status(st, how, sizeof(how));
 		pr_err("the service (pid %d) exited: %s", sup->svc.pid, how);
 		sup->svc.pid = 0;
-		snprintf(why, sizeof(why), "the service exited (%s)", how);
+		drain_service_log(sup);
+		snprintf(why, sizeof(why), "the service exited (%s)%s%s", how,
+			 sup->svc_last[0] ? "; its last words: " : "", sup->svc_last);
 		sup_shutdown(sup, 1, why);
 	}
 	for (unsigned i = 0; i < sup->nclones; i++) {
@@ -178,31 +183,54 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 
 /* ---- the service's output ---- */
 
-static void on_service_log(evutil_socket_t fd, short what, void *arg)
+static void service_line(struct supervisor *sup)
 {
-	struct supervisor *sup = arg;
-	char buf[4096];
-	ssize_t n = read(fd, buf, sizeof(buf));
+	pr_info("service: %.*s", (int)sup->svc_line_len, sup->svc_line);
+	if (sup->svc_line_len)
+		snprintf(sup->svc_last, sizeof(sup->svc_last), "%.*s", (int)sup->svc_line_len, sup->svc_line);
+	sup->svc_line_len = 0;
+}
 
-	(void)what;
+/* Read one chunk of the service's output; logs complete lines. Returns read()'s result. */
+static ssize_t read_service_log(struct supervisor *sup)
+{
+	char buf[4096];
+	ssize_t n = read(sup->svc.log_fd, buf, sizeof(buf));
+
 	if (n <= 0) {
 		if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-			event_del(sup->svc_log_ev);
+			if (sup->svc_log_ev)
+				event_del(sup->svc_log_ev);
 			if (sup->svc_line_len)
-				pr_info("service: %.*s", (int)sup->svc_line_len, sup->svc_line);
-			sup->svc_line_len = 0;
+				service_line(sup);
 		}
-		return;
+		return n;
 	}
 	for (ssize_t i = 0; i < n; i++) {
 		if (buf[i] == '\n' || sup->svc_line_len == sizeof(sup->svc_line) - 1) {
-			pr_info("service: %.*s", (int)sup->svc_line_len, sup->svc_line);
-			sup->svc_line_len = 0;
+			service_line(sup);
 			if (buf[i] == '\n')
 				continue;
 		}
 		sup->svc_line[sup->svc_line_len++] = buf[i];
 	}
+	return n;
+}
+
+static void on_service_log(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	read_service_log(arg);
+}
+
+/* Read whatever the service wrote before it died (the pipe is non-blocking). */
+static void drain_service_log(struct supervisor *sup)
+{
+	if (sup->svc.log_fd < 0)
+		return;
+	while (read_service_log(sup) > 0)
+		;
 }
 
 /* ---- readiness ---- */
@@ -340,7 +368,7 @@ static void teardown(struct supervisor *sup)
 		sup->svc.pid = 0;
 	}
 	if (sup->svc_log_ev) {
-		on_service_log(sup->svc.log_fd, EV_READ, sup); /* its last words */
+		drain_service_log(sup); /* its last words */
 		event_free(sup->svc_log_ev);
 		sup->svc_log_ev = NULL;
 	}
@@ -477,7 +505,7 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 	event_base_dispatch(sup->base);
 	code = sup->exit_code;
 	if (code)
-		snprintf(err, errlen, "stopped because of an error (see the log above)");
+		snprintf(err, errlen, "%s", sup->stop_reason);
 out:
 	teardown(sup);
 	event_base_free(sup->base);

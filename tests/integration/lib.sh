@@ -16,6 +16,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 T=$(mktemp -d "/tmp/doppel-test.XXXXXX")
 PIDS=()
 STOPPED_PIDS=()
+EXTRA_PIDS=()	# services and clones started by a supervisor: killed last, by pid
+# Supervisors of this test keep their admin sockets here, not in /run/doppel.
+export DOPPEL_RUN_DIR="$T/run"
+
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
 
@@ -24,10 +28,11 @@ cleanup() {
 	for p in "${STOPPED_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
+	for p in "${EXTRA_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		for f in "$T"/*.log; do
 			[ -f "$f" ] || continue
@@ -108,3 +113,47 @@ status_json() {
 assert_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
 assert_gt() { [ "$1" -gt "$2" ] || fail "$3: expected > $2, got $1"; }
 assert_ge() { [ "$1" -ge "$2" ] || fail "$3: expected >= $2, got $1"; }
+
+# ---- doppel run / clone ----
+
+track_pid() { EXTRA_PIDS+=("$1"); }
+
+# sup_status NAME FILE : the supervisor's /status JSON into FILE
+sup_status() {
+	"$DOPPEL" status "$1" --json >"$2" || fail "doppel status $1 failed"
+}
+
+# run_service NAME [doppel run options] -- CMD... : start a supervisor, wait until ready
+run_service() {
+	local name=$1; shift
+	spawn "sup_$name" "$DOPPEL" run "$name" --work-dir "$T/work/$name" --stop-timeout 5s "$@"
+	local st=""
+	for _ in $(seq 300); do
+		if "$DOPPEL" status "$name" --json >"$T/ready.json" 2>/dev/null; then
+			st=$(json "$T/ready.json" "j['service']['state']")
+			[ "$st" = running ] && break
+		fi
+		local spid_var="sup_${name}_PID"
+		kill -0 "${!spid_var}" 2>/dev/null || fail "doppel run $name exited: $(tail -3 "$T/sup_$name.log")"
+		sleep 0.1
+	done
+	[ "$st" = running ] || fail "service $name not ready after 30 s"
+	track_pid "$(json "$T/ready.json" "j['service']['pid']")"
+}
+
+# clone NAME [doppel clone options] : make clones, track their pids
+clone() {
+	local name=$1; shift
+	"$DOPPEL" clone "$name" "$@" >"$T/clone.out" 2>&1 || fail "doppel clone $name failed: $(cat "$T/clone.out")"
+	sup_status "$name" "$T/clones.json"
+	for p in $(json "$T/clones.json" "' '.join(str(c['pid']) for c in j['clones'])"); do track_pid "$p"; done
+}
+
+# clone_pid NAME ID : host pid of clone ID
+clone_pid() {
+	sup_status "$1" "$T/cp.json"
+	json "$T/cp.json" "[c['pid'] for c in j['clones'] if c['id'] == $2][0]"
+}
+
+# in_clone PID CMD... : run CMD in the clone's network namespace
+in_clone() { local p=$1; shift; nsenter -t "$p" -n "$@"; }

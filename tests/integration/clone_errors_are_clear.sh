@@ -1,0 +1,43 @@
+#!/bin/bash
+# Promise: the errors an operator will hit say what failed, why and what to
+# do, with the right exit status, and a failed clone leaves production
+# running and nothing behind.
+. "$(dirname "$0")/lib.sh"
+need setpriv
+expect() { # expect STATUS TEXT CMD...
+	local want=$1 text=$2; shift 2
+	timeout 60 "$@" >"$T/out" 2>&1
+	local rc=$?
+	[ $rc -eq "$want" ] || fail "$*: exit $rc, expected $want: $(tail -3 "$T/out")"
+	grep -q -- "$text" "$T/out" || fail "$*: message lacks '$text': $(tail -3 "$T/out")"
+}
+L=$(free_port)
+expect 1 "cannot start the service: no-such-command-xyz" "$DOPPEL" run e1 --listen 127.0.0.1:$L --port 9 --work-dir "$T/w" -- no-such-command-xyz
+expect 1 "exit status 3); its last words: oops" "$DOPPEL" run e2 --listen 127.0.0.1:$L --port 9 --work-dir "$T/w" -- sh -c 'echo oops; exit 3'
+expect 1 "the service exited (exit status 4)" "$DOPPEL" run e2b --listen 127.0.0.1:$L --port 9 --work-dir "$T/w" -- sh -c 'sleep 0.5; exit 4'
+expect 1 "did not listen on 127.0.0.1:9" "$DOPPEL" run e3 --listen 127.0.0.1:$L --port 9 --ready-timeout 1s --stop-timeout 1s --work-dir "$T/w" -- sleep 30
+expect 2 "--port is required" "$DOPPEL" run e4 --listen 127.0.0.1:$L -- true
+expect 2 "bad NAME" "$DOPPEL" run ../x --listen 127.0.0.1:$L --port 9 -- true
+expect 2 "--state /nonexistent" "$DOPPEL" run e5 --listen 127.0.0.1:$L --port 9 --state /nonexistent -- true
+expect 2 "give the service's command" "$DOPPEL" run e6 --listen 127.0.0.1:$L --port 9
+expect 1 "nothing is listening" "$DOPPEL" clone nosuch$$
+expect 2 "not NAME/ID" "$DOPPEL" destroy nosuch
+expect 2 "must run as root" setpriv --reuid=65534 --regid=65534 --clear-groups "$DOPPEL" run e7 --listen 127.0.0.1:$L --port 9 -- true
+
+log "a service that cannot be dumped (runs as nobody: CRIU cannot read its rlimits)"
+N=nobody$$
+run_service "$N" --listen 127.0.0.1:$L --port 8000 -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+	$PY -m http.server 8000 --bind 127.0.0.1 --directory /
+expect 1 "CRIU could not dump the service" "$DOPPEL" clone "$N"
+grep -q "(CRIU's log: $T/work/$N/clone-1/dump.log)" "$T/out" || fail "no path to CRIU's log: $(cat "$T/out")"
+grep -q "Error (" "$T/out" || fail "CRIU's own reason is not quoted: $(cat "$T/out")"
+curl -sf "http://127.0.0.1:$L/" >/dev/null || fail "production does not answer after the failed clone"
+[ -e "$T/work/$N/clone-1" ] && fail "a failed clone left its directory"
+sup_status "$N" "$T/s.json"
+assert_eq "$(json "$T/s.json" "len(j['clones'])")" 0 "clones after a failure"
+expect 1 "has no clone 7" "$DOPPEL" destroy "$N/7"
+
+log "a second supervisor with the same name or port"
+expect 2 "already running" "$DOPPEL" run "$N" --listen 127.0.0.1:$(free_port) --port 8000 -- true
+expect 2 "already in use" "$DOPPEL" run other$$ --listen 127.0.0.1:$L --port 8000 -- true
+log "PASS"

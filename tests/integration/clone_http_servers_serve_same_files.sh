@@ -1,0 +1,64 @@
+#!/bin/bash
+# Promise: clones of python3 -m http.server and of nginx serve the same files
+# as production; requests through the front reach the clones (their own
+# access logs show them), and a clone answers directly with identical bytes.
+. "$(dirname "$0")/lib.sh"
+need nginx; need curl; need nsenter
+mkdir -p "$T/www"
+echo "hello from production" >"$T/www/index.txt"
+head -c 200000 /dev/urandom >"$T/www/blob.bin"
+
+log "python3 -m http.server"
+N=py$$; L=$(free_port)
+run_service "$N" --listen 127.0.0.1:$L --port 8000 -- $PY -m http.server 8000 --bind 127.0.0.1 --directory "$T/www"
+clone "$N"
+C=$(clone_pid "$N" 1)
+for i in $(seq 10); do
+	curl -sf "http://127.0.0.1:$L/index.txt" -o "$T/got.txt" || fail "curl through the front"
+	cmp -s "$T/got.txt" "$T/www/index.txt" || fail "index.txt differs through the front"
+done
+in_clone "$C" curl -sf http://127.0.0.1:8000/blob.bin -o "$T/clone_blob.bin" || fail "curl in the clone"
+cmp -s "$T/clone_blob.bin" "$T/www/blob.bin" || fail "the clone serves a different blob.bin"
+sleep 0.5
+n=$(grep -c '"GET /index.txt' "$T/work/$N/clone-1/log")
+assert_eq "$n" 10 "requests in the clone's own log"
+"$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
+
+log "nginx"
+N=ngx$$; L=$(free_port)
+mkdir -p "$T/nginx"
+cat >"$T/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log;
+events { worker_connections 64; }
+http {
+	access_log $T/nginx/access.log;
+	client_body_temp_path $T/nginx/body;
+	proxy_temp_path $T/nginx/proxy;
+	fastcgi_temp_path $T/nginx/fastcgi;
+	uwsgi_temp_path $T/nginx/uwsgi;
+	scgi_temp_path $T/nginx/scgi;
+	server { listen 127.0.0.1:8080; root $T/www; }
+}
+CONF
+run_service "$N" --listen 127.0.0.1:$L --port 8080 --state "$T/nginx" -- nginx -c "$T/nginx.conf"
+curl -sf "http://127.0.0.1:$L/index.txt" >/dev/null || fail "nginx through the front"
+clone "$N"
+C=$(clone_pid "$N" 1)
+for i in $(seq 20); do
+	curl -sf "http://127.0.0.1:$L/blob.bin" -o "$T/got.bin" || fail "curl nginx through the front"
+done
+cmp -s "$T/got.bin" "$T/www/blob.bin" || fail "blob.bin differs through the front"
+in_clone "$C" curl -sf http://127.0.0.1:8080/index.txt -o "$T/clone_index.txt" || fail "curl in the nginx clone"
+cmp -s "$T/clone_index.txt" "$T/www/index.txt" || fail "the nginx clone serves a different index.txt"
+sleep 0.5
+prod_n=$(grep -c '"GET /blob.bin' "$T/nginx/access.log")
+clone_n=$(grep -c '"GET /blob.bin' "$T/work/$N/clone-1/state-0/access.log")
+assert_eq "$prod_n" 20 "requests in production's access log"
+assert_eq "$clone_n" 20 "requests in the clone's own access log (its copy of the state dir)"
+grep -q '"GET /index.txt' "$T/nginx/access.log" || fail "production's log lost its earlier request"
+log "PASS"

@@ -1,0 +1,51 @@
+#!/bin/bash
+# Promise: a live clone of redis-server (AOF state dir) holds exactly the
+# data production had at freeze time (100k keys loaded through the front),
+# production keeps answering while it is cloned, writes sent after the clone
+# reach both, and the clone writes to its own copy of the state dir.
+. "$(dirname "$0")/lib.sh"
+need redis-server; need redis-benchmark; need nsenter
+N=redis$$; L=$(free_port)
+mkdir -p "$T/data"
+run_service "$N" --listen 127.0.0.1:$L --port 6379 --state "$T/data" -- \
+	redis-server --port 6379 --bind 127.0.0.1 --dir "$T/data" --appendonly yes --save '' \
+	--enable-debug-command local
+
+log "loading 100k keys through the front"
+$PY -c 'import sys
+for i in range(100000): sys.stdout.write("SET key:%d value-%d\r\n" % (i, i))' | redis-cli -p "$L" --pipe >"$T/pipe.log" 2>&1 ||
+	fail "redis-cli --pipe: $(cat "$T/pipe.log")"
+assert_eq "$(redis-cli -p "$L" dbsize)" 100000 "production keys"
+before=$(redis_digest "$L") || exit 1
+
+log "cloning while a GET load runs through the front"
+redis-benchmark -p "$L" -t get -n 300000 -c 10 -q >"$T/bench.log" 2>&1 &
+bench=$!
+sleep 0.3
+clone "$N"
+wait "$bench" || fail "redis-benchmark failed during the clone: $(tail -3 "$T/bench.log")"
+grep -qi error "$T/bench.log" && fail "requests failed during the clone: $(grep -i error "$T/bench.log" | head -3)"
+grep -q "GET: " "$T/bench.log" || fail "benchmark did not finish: $(tail -2 "$T/bench.log")"
+cat "$T/clone.out"
+grep -q "production was frozen for" "$T/clone.out" || fail "clone did not report the frozen time"
+C=$(clone_pid "$N" 1)
+assert_eq "$(in_clone "$C" redis-cli -p 6379 dbsize)" 100000 "clone keys"
+assert_eq "$(in_clone "$C" redis-cli -p 6379 debug digest)" "$before" "clone dataset digest"
+
+log "writes after the clone reach production and the clone"
+$PY -c 'import sys
+for i in range(1000): sys.stdout.write("SET after:%d v%d\r\n" % (i, i))' | redis-cli -p "$L" --pipe >/dev/null
+sleep 0.5
+assert_eq "$(redis-cli -p "$L" dbsize)" 101000 "production keys after"
+assert_eq "$(in_clone "$C" redis-cli -p 6379 dbsize)" 101000 "clone keys after"
+assert_eq "$(in_clone "$C" redis-cli -p 6379 debug digest)" "$(redis_digest "$L")" "clone digest after"
+
+log "each writes its own state dir"
+grep -q " $T/work/$N/clone-1/state-0 $T/data " /proc/$C/mountinfo ||
+	fail "clone's $T/data is not its own copy: $(grep "$T" /proc/$C/mountinfo)"
+grep -q "after:999" "$T/work/$N/clone-1/state-0/appendonlydir/"*.incr.aof || fail "clone's AOF copy lacks its writes"
+sup_status "$N" "$T/s.json"
+assert_eq "$(json "$T/s.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "diverged turns"
+assert_eq "$(json "$T/s.json" "j['proxy']['production']['connect_failures']")" 0 "production connect failures"
+frozen=$(json "$T/s.json" "j['clones'][0]['frozen_ms']")
+log "PASS: frozen ${frozen} ms, clone $C has 101000 keys like production"
