@@ -9,13 +9,16 @@
  *   --network-lock skip    CRIU would otherwise lock TCP with iptables and spend
  *                          ~80 ms of the frozen window running iptables-restore;
  *                          with --tcp-close nothing needs locking;
- *   --empty-ns net         skip dumping routes, iptables and sysctls of the
- *                          service's netns; the clone gets a fresh one (we bring
- *                          its loopback up ourselves);
+ *   --external net[INO]    the service's network namespace is not dumped at
+ *                          all (no links, routes, iptables, sysctls while frozen);
+ *                          each clone is restored into a fresh one we make and
+ *                          pass with --inherit-fd, loopback already up;
  *   --file-locks           databases lock their files (InnoDB);
  *   --external mnt[DIR]    each state dir is its own bind mount, replaced at
  *                          restore by the clone's copy.
  * Together: frozen time ~45 ms instead of ~165 ms for a small redis.
+ * Files kept per clone dir: dump.log/dump.out, restore.log/restore.out (CRIU's
+ * own logs), log (the clone's stdout/stderr), pid, state-N (state copies).
  */
 #define LOG_PREFIX "clone"
 #include "clonemgr/cm-int.h"
@@ -144,6 +147,16 @@ static void read_sync_stats(const char *clone_dir, struct cm_dump_stats *st)
 	fclose(f);
 }
 
+/* Inode of the network namespace of pid. */
+static unsigned long ns_ino(pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	return stat(path, &st) < 0 ? 0 : (unsigned long)st.st_ino;
+}
+
 /* Inode of the pipe behind the service's stdout, or 0. */
 static unsigned long stdout_pipe_ino(pid_t pid)
 {
@@ -182,8 +195,8 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	arg_add(a, "--tcp-close");
 	arg_add(a, "--network-lock");
 	arg_add(a, "skip");
-	arg_add(a, "--empty-ns");
-	arg_add(a, "net");
+	arg_add(a, "--external");
+	arg_add(a, "net[%lu]:net", ns_ino(svc->pid));
 	arg_add(a, "--file-locks");
 	arg_add(a, "--display-stats");
 	arg_add(a, "-D");
@@ -200,7 +213,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		arg_add(a, "%s", script);
 	}
 	t0 = clock_now_ns();
-	rc = cm_criu_run(o->criu, a->v, out, -1, DUMP_TIMEOUT_MS);
+	rc = cm_criu_run(o->criu, a->v, out, NULL, 0, DUMP_TIMEOUT_MS);
 	st->dump_wall_us = (clock_now_ns() - t0) / 1000;
 	cm_criu_parse_stats(out, st);
 	read_sync_stats(clone_dir, st);
@@ -224,7 +237,7 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 	struct argv_buf *a = calloc(1, sizeof(*a));
 	char out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], pidfile[CM_PATH_MAX + 32], errs[1024];
 	unsigned long ino = stdout_pipe_ino(svc->pid);
-	int logp[2] = { -1, -1 }, rc;
+	int logp[2] = { -1, -1 }, fds[2], nfds = 0, netns = -1, rc;
 	uint64_t t0 = clock_now_ns();
 	FILE *f;
 
@@ -249,13 +262,17 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 	arg_add(a, "-o");
 	arg_add(a, "%s", log);
 	arg_add(a, "-v2");
-	if (o->restore_netns) {
-		arg_add(a, "--join-ns");
-		arg_add(a, "net:%s", o->restore_netns);
-	} else {
-		arg_add(a, "--empty-ns");
-		arg_add(a, "net");
+	/* The clone's network namespace: a fresh one, loopback up, given to CRIU. */
+	netns = cm_netns_new();
+	if (netns < 0) {
+		rc = netns;
+		snprintf(err, errlen, "cannot create a network namespace for clone %u: %s", c->id,
+			 strerror(-rc));
+		goto out;
 	}
+	fds[nfds] = netns;
+	arg_add(a, "--inherit-fd");
+	arg_add(a, "fd[%d]:net", 3 + nfds++);
 	for (unsigned i = 0; i < svc->nstate; i++) {
 		arg_add(a, "--external");
 		arg_add(a, "mnt[state%u]:%s/state-%u", i, c->dir, i);
@@ -267,10 +284,11 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 			snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
 			goto out;
 		}
+		fds[nfds] = logp[1];
 		arg_add(a, "--inherit-fd");
-		arg_add(a, "fd[3]:pipe:[%lu]", ino);
+		arg_add(a, "fd[%d]:pipe:[%lu]", 3 + nfds++, ino);
 	}
-	rc = cm_criu_run(o->criu, a->v, out, logp[1], RESTORE_TIMEOUT_MS);
+	rc = cm_criu_run(o->criu, a->v, out, fds, (unsigned)nfds, RESTORE_TIMEOUT_MS);
 	if (logp[1] >= 0) {
 		close(logp[1]);
 		logp[1] = -1;
@@ -300,10 +318,6 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 			 c->pid, log, c->dir);
 		goto out;
 	}
-	if (!o->restore_netns && (rc = cm_netns_lo_up(c->netns_fd)) < 0) {
-		snprintf(err, errlen, "cannot bring up loopback in clone %u: %s", c->id, strerror(-rc));
-		goto out;
-	}
 	c->log_fd = logp[0];
 	logp[0] = -1;
 	c->restore_us = (clock_now_ns() - t0) / 1000;
@@ -311,6 +325,10 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 out:
 	if (logp[0] >= 0)
 		close(logp[0]);
+	if (logp[1] >= 0)
+		close(logp[1]);
+	if (netns >= 0)
+		close(netns);
 	free(a);
 	return rc;
 }
@@ -448,7 +466,7 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		if (rc)
 			goto fail;
 		/* 4. Ready when it accepts on the service's port in its own netns. */
-		if (o->port > 0 && !o->restore_netns) {
+		if (o->port > 0) {
 			rc = cm_wait_listen(c->netns_fd, o->port, o->ready_timeout_ms, c->pid);
 			if (rc) {
 				snprintf(err, errlen,

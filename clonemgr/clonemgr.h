@@ -81,7 +81,6 @@ struct cm_clone_opts {
 	unsigned first_id; /* id of the first clone; the next ones follow */
 	int ready_timeout_ms;
 	const char *doppel_exe; /* this program, run by CRIU's action script for the final sync */
-	const char *restore_netns; /* NULL, or a netns path to restore into (external mode) */
 };
 
 /* Figures of one dump, from CRIU's --display-stats and our own clocks. */
@@ -127,6 +126,8 @@ void cm_clone_destroy(struct cm_clone *c);
  */
 int cm_state_sync(const char *src, const char *dst, uint64_t *bytes, char *err, size_t errlen);
 
+/* A new network namespace with lo up; returns an fd to it, or -errno. */
+int cm_netns_new(void);
 /* Bring `lo` up in the network namespace netns_fd. */
 int cm_netns_lo_up(int netns_fd);
 /* Wait until something accepts on 127.0.0.1:port inside netns_fd. 0 or -ETIMEDOUT. */

@@ -17,12 +17,12 @@ uint64_t cm_du(const char *path);
 
 /*
  * Run criu with argv (argv[0] is ignored and replaced by the path), stdout
- * to out_path, stderr appended to the same file. keep_fd, if >= 0, is given
- * to criu as fd 3. Kills it after timeout_ms. Returns its exit status (0 ok),
- * or -errno if it could not run.
+ * to out_path, stderr appended to the same file. fds[0..nfds-1] are given to
+ * criu as fds 3, 4, ... Kills it after timeout_ms. Returns its exit status
+ * (0 ok), or -errno if it could not run.
  */
-int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_path, int keep_fd,
-		int timeout_ms);
+int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_path,
+		const int *fds, unsigned nfds, int timeout_ms);
 
 /*
  * The first few "Error (...)" lines of a CRIU log (the harmless RLIMIT_NOFILE

@@ -110,8 +110,8 @@ int cm_criu_find(struct cm_criu *out, char *err, size_t errlen)
 	return -ENOENT;
 }
 
-int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_path, int keep_fd,
-		int timeout_ms)
+int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_path,
+		const int *fds, unsigned nfds, int timeout_ms)
 {
 	struct timespec ts = { 0, 5 * 1000 * 1000 };
 	int out, status, waited = 0;
@@ -134,15 +134,17 @@ int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		if (keep_fd >= 0) {
-			if (keep_fd != 3 && dup2(keep_fd, 3) < 0)
+		/* Park the fds above every target first, so no dup2 clobbers another. */
+		for (unsigned i = 0; i < nfds; i++) {
+			int hi = fcntl(fds[i], F_DUPFD, 100);
+
+			if (hi < 0 || dup2(hi, 3 + (int)i) < 0)
 				_exit(126);
-			fcntl(3, F_SETFD, 0);
 		}
 		dup2(devnull, 0);
 		dup2(out, 1);
 		dup2(out, 2);
-		syscall(SYS_close_range, keep_fd >= 0 ? 4U : 3U, ~0U, 0U);
+		syscall(SYS_close_range, 3U + nfds, ~0U, 0U);
 		execv(criu->path, argv);
 		_exit(127);
 	}

@@ -8,7 +8,8 @@
  *   - a session leader outside the pid namespace makes dump fail: setsid()
  *     inside it;
  *   - CRIU archives the contents of every tmpfs the service can see while it
- *     is frozen: give it an empty /dev/shm of its own;
+ *     is frozen, even overmounted ones: detach the host's /dev/shm and give it
+ *     an empty one of its own;
  *   - each cgroup mount costs dump time and services rarely need them.
  */
 #define LOG_PREFIX "launch"
@@ -16,7 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h>
+#include <linux/sched.h> /* struct clone_args */
+#include <sched.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,6 +92,12 @@ static void __attribute__((noreturn)) child_main(const struct cm_service_spec *s
 		child_fail(syncw, "making mounts private");
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		child_fail(syncw, "mounting /proc for the new pid namespace");
+	/*
+	 * Detach the host's /dev/shm rather than mount over it: CRIU archives the
+	 * contents of every tmpfs in the dumped mount namespace, overmounted ones
+	 * included, while production is frozen.
+	 */
+	umount2("/dev/shm", MNT_DETACH);
 	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
 		child_fail(syncw, "mounting an empty /dev/shm");
 	if (!spec->keep_cgroup_mounts)
@@ -329,4 +337,31 @@ static int lo_up_cb(void *arg)
 int cm_netns_lo_up(int netns_fd)
 {
 	return netns_run(netns_fd, lo_up_cb, NULL);
+}
+
+/* unshare a fresh netns on this thread, keep an fd to it, bring lo up, come back. */
+int cm_netns_new(void)
+{
+	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), fd, rc;
+
+	if (self < 0)
+		return -errno;
+	if (unshare(CLONE_NEWNET) < 0) {
+		rc = -errno;
+		close(self);
+		return rc;
+	}
+	fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	rc = fd < 0 ? -errno : lo_up_here();
+	if (setns(self, CLONE_NEWNET) < 0) {
+		pr_perror("cannot return to own network namespace");
+		abort();
+	}
+	close(self);
+	if (rc < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	return fd;
 }

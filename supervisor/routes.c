@@ -60,10 +60,15 @@ void sup_status_json(struct supervisor *sup, struct sbuf *sb)
 
 		sbuf_printf(sb,
 			    "%s{\"id\":%u,\"pid\":%d,\"replica_id\":%u,\"age_s\":%.1f,\"frozen_ms\":%.1f,"
+			    "\"memdump_ms\":%.1f,\"memwrite_ms\":%.1f,\"final_sync_ms\":%.1f,"
+			    "\"precopy_ms\":%.1f,\"dump_ms\":%.1f,\"clone_total_ms\":%.1f,"
 			    "\"restore_ms\":%.1f,\"image_bytes\":%llu,\"buffer\":%llu,\"log_bytes\":%llu,"
 			    "\"log_dropped\":%llu,\"dir\":",
 			    i ? "," : "", c->cm.id, c->cm.pid, c->replica_id,
 			    (double)(now - c->created_ns) / 1e9, (double)c->dump.frozen_us / 1000,
+			    (double)c->dump.memdump_us / 1000, (double)c->dump.memwrite_us / 1000,
+			    (double)c->dump.final_sync_us / 1000, (double)c->dump.precopy_us / 1000,
+			    (double)c->dump.dump_wall_us / 1000, (double)c->dump.total_us / 1000,
 			    (double)c->cm.restore_us / 1000, (unsigned long long)c->dump.image_bytes,
 			    (unsigned long long)c->buffer, (unsigned long long)c->log_bytes,
 			    (unsigned long long)c->log_dropped);
