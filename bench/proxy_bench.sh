@@ -1,0 +1,188 @@
+#!/bin/bash
+# proxy_bench.sh - doppel proxy side by side with HAProxy and nginx's mirror.
+#
+#   bench/proxy_bench.sh [DOPPEL] [ROUNDS]
+#
+# One run prints three tables, every figure the median of ROUNDS rounds in
+# which all configurations run in turn (so a noisy moment hits them all):
+#   1. redis-server under redis-benchmark (GET and SET, 50 clients): direct,
+#      HAProxy 2.6 in TCP mode, doppel with 0, 1 and 2 replicas, and with its
+#      one replica SIGSTOPped; ratios to HAProxy.
+#   2. nginx serving a 1 KiB file under wrk (50 connections): the same, plus
+#      nginx's own `mirror` with its mirror target running and stopped.
+#   3. doppel's RSS with thousands of idle connections, per connection.
+# Nothing passes or fails: this prints what was measured.
+set -uo pipefail
+DOPPEL=${1:-$(cd "$(dirname "$0")/.." && pwd)/build/cli/doppel}
+ROUNDS=${2:-3}
+T=$(mktemp -d /var/tmp/doppel-pbench.XXXXXX)
+PIDS=()
+STOPPED=()
+cleanup() {
+	for p in "${STOPPED[@]}"; do kill -CONT "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+bg() { "$@" >>"$T/bg.log" 2>&1 & PIDS+=($!); LAST=$!; }
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR) print a[int((NR+1)/2)]; else print 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# ---------- redis ----------
+RP=$(port); RR1=$(port); RR2=$(port); HA=$(port)
+bg redis-server --port "$RP" --save '' --appendonly no; PROD=$LAST
+bg redis-server --port "$RR1" --save '' --appendonly no; REP1=$LAST
+bg redis-server --port "$RR2" --save '' --appendonly no
+wait_port "$RP"; wait_port "$RR1"; wait_port "$RR2"
+
+NP=$(port); NR1=$(port); NR2=$(port); NHA=$(port); NMIR=$(port); NMIRS=$(port)
+cat >"$T/haproxy.cfg" <<EOF
+global
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen redis
+  bind 127.0.0.1:$HA
+  server prod 127.0.0.1:$RP
+listen web
+  bind 127.0.0.1:$NHA
+  server prod 127.0.0.1:$NP
+EOF
+bg haproxy -f "$T/haproxy.cfg" -db
+declare -A RPORT
+RPORT[direct]=$RP; RPORT[haproxy]=$HA
+for cfg in d0 d1 d2 d1stop; do RPORT[$cfg]=$(port); done
+bg "$DOPPEL" proxy --listen 127.0.0.1:${RPORT[d0]} --backend 127.0.0.1:$RP
+bg "$DOPPEL" proxy --listen 127.0.0.1:${RPORT[d1]} --backend 127.0.0.1:$RP --replica 127.0.0.1:$RR1
+bg "$DOPPEL" proxy --listen 127.0.0.1:${RPORT[d2]} --backend 127.0.0.1:$RP --replica 127.0.0.1:$RR1 --replica 127.0.0.1:$RR2
+bg "$DOPPEL" proxy --listen 127.0.0.1:${RPORT[d1stop]} --backend 127.0.0.1:$RP --replica 127.0.0.1:$RR2
+STOP_REDIS=$LAST
+for c in "${!RPORT[@]}"; do wait_port "${RPORT[$c]}"; done
+REDIS_CFGS="direct haproxy d0 d1 d2 d1stop"
+REP2_PID=$(pgrep -f "redis-server \*:$RR2" | head -1)
+
+for r in $(seq "$ROUNDS"); do
+	for c in $REDIS_CFGS; do
+		[ "$c" = d1stop ] && { kill -STOP "$REP2_PID"; STOPPED+=("$REP2_PID"); }
+		redis-benchmark -p "${RPORT[$c]}" -t get,set -n 200000 -c 50 -r 100000 --csv 2>/dev/null |
+			awk -F'"' -v c="$c" '/^"(GET|SET)"/{print c, $2, $4}' >>"$T/redis.txt"
+		[ "$c" = d1stop ] && kill -CONT "$REP2_PID"
+		sleep 0.5
+	done
+done
+
+# ---------- nginx ----------
+mkdir -p "$T/www" "$T/ng"
+head -c 1024 /dev/urandom | base64 | head -c 1024 >"$T/www/1k.txt"
+ngconf() { # ngconf NAME PORT BODY
+	cat >"$T/ng/$1.conf" <<EOF
+daemon off; master_process off; worker_processes 1; pid $T/ng/$1.pid; error_log $T/ng/$1.err;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $T/ng/$1.b; proxy_temp_path $T/ng/$1.p;
+  fastcgi_temp_path $T/ng/$1.f; uwsgi_temp_path $T/ng/$1.u; scgi_temp_path $T/ng/$1.s;
+  $3 }
+EOF
+	bg nginx -c "$T/ng/$1.conf"
+}
+ngconf prod "$NP" "server { listen 127.0.0.1:$NP; root $T/www; keepalive_requests 1000000; }"
+ngconf r1 "$NR1" "server { listen 127.0.0.1:$NR1; root $T/www; keepalive_requests 1000000; }"
+ngconf r2 "$NR2" "server { listen 127.0.0.1:$NR2; root $T/www; keepalive_requests 1000000; }"; NGR2=$LAST
+ngconf mirror "$NMIR" "upstream p { server 127.0.0.1:$NP; keepalive 64; } upstream m { server 127.0.0.1:$NR1; keepalive 64; }
+  server { listen 127.0.0.1:$NMIR; keepalive_requests 1000000;
+    location / { mirror /mirror; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://p; }
+    location = /mirror { internal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://m\$request_uri; } }"
+ngconf mirrorstop "$NMIRS" "upstream p { server 127.0.0.1:$NP; keepalive 64; } upstream m { server 127.0.0.1:$NR2; keepalive 64; }
+  server { listen 127.0.0.1:$NMIRS; keepalive_requests 1000000;
+    location / { mirror /mirror; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://p; }
+    location = /mirror { internal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://m\$request_uri; } }"
+declare -A NPORT
+NPORT[direct]=$NP; NPORT[haproxy]=$NHA; NPORT[nginx-mirror]=$NMIR; NPORT[nginx-mirror-stop]=$NMIRS
+for cfg in d0 d1 d2 d1stop; do NPORT[$cfg]=$(port); done
+bg "$DOPPEL" proxy --listen 127.0.0.1:${NPORT[d0]} --backend 127.0.0.1:$NP
+bg "$DOPPEL" proxy --listen 127.0.0.1:${NPORT[d1]} --backend 127.0.0.1:$NP --replica 127.0.0.1:$NR1
+bg "$DOPPEL" proxy --listen 127.0.0.1:${NPORT[d2]} --backend 127.0.0.1:$NP --replica 127.0.0.1:$NR1 --replica 127.0.0.1:$NR2
+bg "$DOPPEL" proxy --listen 127.0.0.1:${NPORT[d1stop]} --backend 127.0.0.1:$NP --replica 127.0.0.1:$NR2
+for c in "${!NPORT[@]}"; do wait_port "${NPORT[$c]}"; done
+NGINX_CFGS="direct haproxy d0 d1 d2 d1stop nginx-mirror nginx-mirror-stop"
+for r in $(seq "$ROUNDS"); do
+	for c in $NGINX_CFGS; do
+		case $c in d1stop | nginx-mirror-stop) kill -STOP "$NGR2"; STOPPED+=("$NGR2") ;; esac
+		rps=$(wrk -t1 -c50 -d5s "http://127.0.0.1:${NPORT[$c]}/1k.txt" 2>/dev/null | awk '/Requests\/sec/{print $2}')
+		echo "$c ${rps:-0}" >>"$T/nginx.txt"
+		kill -CONT "$NGR2"
+		sleep 0.5
+	done
+done
+
+# ---------- report ----------
+echo "redis-server, redis-benchmark -c 50, median of $ROUNDS rounds (requests/s, ratio to HAProxy)"
+printf '  %-32s %12s %7s %12s %7s\n' configuration GET ratio SET ratio
+hag=$(awk '$1=="haproxy" && $2=="GET"{print $3}' "$T/redis.txt" | median)
+has=$(awk '$1=="haproxy" && $2=="SET"{print $3}' "$T/redis.txt" | median)
+declare -A LABEL=([direct]="direct, no proxy" [haproxy]="HAProxy 2.6, TCP mode" [d0]="doppel, 0 replicas"
+	[d1]="doppel, 1 replica" [d2]="doppel, 2 replicas" [d1stop]="doppel, 1 replica SIGSTOPped"
+	[nginx-mirror]="nginx mirror, target running" [nginx-mirror-stop]="nginx mirror, target SIGSTOPped")
+for c in $REDIS_CFGS; do
+	g=$(awk -v c="$c" '$1==c && $2=="GET"{print $3}' "$T/redis.txt" | median)
+	s=$(awk -v c="$c" '$1==c && $2=="SET"{print $3}' "$T/redis.txt" | median)
+	printf '  %-32s %12.0f %7s %12.0f %7s\n' "${LABEL[$c]}" "$g" "$(ratio "$g" "$hag")" "$s" "$(ratio "$s" "$has")"
+done
+d0g=$(awk '$1=="d0" && $2=="GET"{print $3}' "$T/redis.txt" | median)
+dsg=$(awk '$1=="d1stop" && $2=="GET"{print $3}' "$T/redis.txt" | median)
+echo "  stopped replica vs none (GET): $(ratio "$dsg" "$d0g")"
+echo
+echo "nginx, 1 KiB file, wrk -c 50 -d 5s, median of $ROUNDS rounds (requests/s, ratio to HAProxy)"
+han=$(awk '$1=="haproxy"{print $2}' "$T/nginx.txt" | median)
+for c in $NGINX_CFGS; do
+	v=$(awk -v c="$c" '$1==c{print $2}' "$T/nginx.txt" | median)
+	printf '  %-32s %12.0f %7s\n' "${LABEL[$c]}" "$v" "$(ratio "$v" "$han")"
+done
+d0n=$(awk '$1=="d0"{print $2}' "$T/nginx.txt" | median)
+dsn=$(awk '$1=="d1stop"{print $2}' "$T/nginx.txt" | median)
+echo "  stopped replica vs none: $(ratio "$dsn" "$d0n")"
+
+# ---------- idle connections ----------
+echo
+echo "doppel RSS with idle connections (fd limit $(ulimit -n))"
+IP=$(port)
+for reps in 0 1; do
+	n=$((reps == 0 ? 9000 : 6000))
+	L=$(port)
+	args=(); [ "$reps" = 1 ] && args=(--replica "127.0.0.1:$RR1")
+	bg "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$RP "${args[@]}"; PX=$LAST
+	wait_port "$L"
+	rss0=$(awk '/VmRSS/{print $2}' /proc/$PX/status)
+	python3 - "$L" "$n" "$T/held.$reps" <<'PY' &
+import socket, sys, time, os
+port, n, flag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    socks.append(s)
+    if i % 500 == 499:
+        time.sleep(0.05)
+# one request on each, so every connection carries a turn and has been relayed
+for s in socks:
+    s.sendall(b"PING\r\n")
+for s in socks:
+    s.recv(16)
+open(flag, "w").close()
+time.sleep(60)
+PY
+	HOLD=$!
+	PIDS+=($HOLD)
+	for _ in $(seq 600); do [ -e "$T/held.$reps" ] && break; sleep 0.1; done
+	sleep 1
+	rss1=$(awk '/VmRSS/{print $2}' /proc/$PX/status)
+	fds=$(ls /proc/$PX/fd | wc -l)
+	printf '  %d replica(s): %d idle connections, %d fds, RSS %d KiB -> %d KiB: %.0f bytes per connection\n' \
+		"$reps" "$n" "$fds" "$rss0" "$rss1" "$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN{print (b-a)*1024/n}')"
+	kill "$HOLD" "$PX" 2>/dev/null
+	wait "$HOLD" "$PX" 2>/dev/null
+done
