@@ -14,7 +14,7 @@ static int cmd_clone_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_clone_entry = {
 	.name = "clone",
-	.usage = "NAME [--count N] [--buffer SIZE]",
+	.usage = "NAME [--count N] [--buffer SIZE] [--host NETNS]",
 	.summary = "make live clones of a service started with `doppel run`",
 	.help = "Makes live clones of the service NAME while it keeps serving: copies its state\n"
 		"dirs, freezes it just long enough for CRIU to dump it (the final copy of the\n"
@@ -27,6 +27,12 @@ const struct cmd_entry cmd_clone_entry = {
 		"  --count N       clones from one dump (scaled mode; default 1)\n"
 		"  --buffer SIZE   queue per connection for these clones (default: the one\n"
 		"                  given to `doppel run`)\n"
+		"  --host NETNS    external mode: run the clones on another host, here a network\n"
+		"                  namespace (`ip netns` name or a netns file) linked to this one\n"
+		"                  by a network (veth). CRIU's page server on that host receives\n"
+		"                  production's memory over TCP during the dump; a relay there\n"
+		"                  forwards the copy of the traffic, which crosses the network.\n"
+		"                  See the README for the same on two machines.\n"
 		"\n"
 		"Exit status 0 when every clone is attached, 1 otherwise (the message says why,\n"
 		"and where CRIU's log is).\n",
@@ -62,13 +68,15 @@ static int cmd_clone_exec(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "count", required_argument, NULL, 'n' },
 		{ "buffer", required_argument, NULL, 'B' },
+		{ "host", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct cmd_entry *e = &cmd_clone_entry;
 	struct clone_out out = { .ok = 0 };
-	char addr[512], path[128], err[512];
+	char addr[512], path[256], err[512];
 	unsigned long count = 1;
 	uint64_t buffer = 0;
+	const char *host = NULL;
 	int c, status;
 
 	if (argc < 2 || argv[1][0] == '-')
@@ -91,6 +99,12 @@ static int cmd_clone_exec(int argc, char **argv)
 			if (cli_parse_size(e, "--buffer", optarg, &buffer))
 				return EXIT_USAGE;
 			break;
+		case 'H':
+			if (!*optarg || strlen(optarg) > 60 || strpbrk(optarg, "&?#% "))
+				return cmd_usage_error(e, "--host '%s': a network namespace name or path",
+						       optarg);
+			host = optarg;
+			break;
 		default:
 			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
 		}
@@ -101,6 +115,8 @@ static int cmd_clone_exec(int argc, char **argv)
 	if (buffer)
 		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&buffer=%llu",
 			 (unsigned long long)buffer);
+	if (host)
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&host=%s", host);
 	status = admin_request(addr, "POST", path, NULL, NULL, on_chunk, &out, 15 * 60 * 1000, err,
 			       sizeof(err));
 	if (status < 0) {

@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -169,12 +171,94 @@ static unsigned long stdout_pipe_ino(pid_t pid)
 	return (unsigned long)st.st_ino;
 }
 
+/* A free TCP port on addr inside netns_fd (bind to port 0 and ask). */
+static int free_port_in(int netns_fd, const char *addr)
+{
+	struct net_endpoint ep;
+	char text[64], perr[128];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd, port = -EADDRNOTAVAIL;
+
+	snprintf(text, sizeof(text), "%s:1", addr);
+	if (netaddr_parse(text, &ep, perr, sizeof(perr)) < 0)
+		return -EINVAL;
+	((struct sockaddr_in *)&ep.ss)->sin_port = 0;
+	ep.netns_fd = netns_fd;
+	fd = netaddr_listen(&ep, 1, 0, perr, sizeof(perr));
+	if (fd < 0)
+		return fd;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	close(fd);
+	return port;
+}
+
+/*
+ * Start `criu page-server` on the other host and wait until it is ready
+ * (--status-fd: a probe connection would use up its single session).
+ */
+static pid_t start_page_server(const struct cm_clone_opts *o, const char *clone_dir, int port,
+			       char *err, size_t errlen)
+{
+	struct argv_buf *a = calloc(1, sizeof(*a));
+	char out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], ready;
+	struct pollfd pfd;
+	int st[2];
+	pid_t pid;
+
+	if (!a || pipe2(st, O_CLOEXEC) < 0) {
+		free(a);
+		snprintf(err, errlen, "cannot prepare the page server: %s", strerror(errno));
+		return -ENOMEM;
+	}
+	snprintf(out, sizeof(out), "%s/page-server.out", clone_dir);
+	snprintf(log, sizeof(log), "%s/page-server.log", clone_dir);
+	arg_add(a, "criu");
+	arg_add(a, "page-server");
+	arg_add(a, "--address");
+	arg_add(a, "%s", o->host_addr);
+	arg_add(a, "--port");
+	arg_add(a, "%d", port);
+	arg_add(a, "-D");
+	arg_add(a, "%s", o->host_images_dir);
+	arg_add(a, "-o");
+	arg_add(a, "%s", log);
+	arg_add(a, "-v3"); /* logs who connected and when the session ended */
+	arg_add(a, "--status-fd");
+	arg_add(a, "3");
+	{
+		struct cm_run run = { &st[1], 1, o->host_netns_fd, 0 };
+
+		pid = cm_criu_spawn(o->criu, a->v, out, &run);
+	}
+	close(st[1]);
+	free(a);
+	if (pid < 0) {
+		close(st[0]);
+		snprintf(err, errlen, "cannot start criu page-server: %s", strerror(-pid));
+		return pid;
+	}
+	pfd.fd = st[0];
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 10000) != 1 || read(st[0], &ready, 1) != 1) {
+		close(st[0]);
+		kill(pid, SIGKILL);
+		cm_criu_wait(pid, 0);
+		snprintf(err, errlen, "criu page-server on %s:%d did not start; see %s", o->host_addr, port, log);
+		return -EIO;
+	}
+	close(st[0]);
+	return pid;
+}
+
 static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		   const char *clone_dir, struct cm_dump_stats *st, char *err, size_t errlen)
 {
 	struct argv_buf *a = calloc(1, sizeof(*a));
 	char script[CM_PATH_MAX + 32], out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], errs[1024];
 	uint64_t t0;
+	pid_t ps = 0;
 	int rc;
 
 	if (!a) {
@@ -212,8 +296,47 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		arg_add(a, "--action-script");
 		arg_add(a, "%s", script);
 	}
+	if (o->host_netns_fd >= 0) {
+		int port = free_port_in(o->host_netns_fd, o->host_addr);
+
+		if (port < 0) {
+			rc = port;
+			snprintf(err, errlen, "no free port on %s for CRIU's page server: %s", o->host_addr,
+				 strerror(-rc));
+			goto out;
+		}
+		if (mkdir(o->host_images_dir, 0700) < 0 && errno != EEXIST) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot create %s: %s", o->host_images_dir, strerror(errno));
+			goto out;
+		}
+		ps = start_page_server(o, clone_dir, port, err, errlen);
+		if (ps < 0) {
+			rc = ps;
+			goto out;
+		}
+		arg_add(a, "--page-server");
+		arg_add(a, "--address");
+		arg_add(a, "%s", o->host_addr);
+		arg_add(a, "--port");
+		arg_add(a, "%d", port);
+	}
 	t0 = clock_now_ns();
-	rc = cm_criu_run(o->criu, a->v, out, NULL, 0, DUMP_TIMEOUT_MS);
+	{
+		struct cm_run run = { .netns_fd = -1, .timeout_ms = DUMP_TIMEOUT_MS };
+
+		rc = cm_criu_run(o->criu, a->v, out, &run);
+	}
+	if (ps > 0) {
+		int prc = cm_criu_wait(ps, rc ? 1 : 60000);
+
+		if (!rc && prc) {
+			snprintf(err, errlen, "CRIU's page server on %s failed (exit %d); see %s/page-server.log",
+				 o->host_addr, prc, clone_dir);
+			rc = -EIO;
+			goto out;
+		}
+	}
 	st->dump_wall_us = (clock_now_ns() - t0) / 1000;
 	cm_criu_parse_stats(out, st);
 	read_sync_stats(clone_dir, st);
@@ -225,6 +348,11 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 			 "CRIU could not dump the service (pid %d, criu exit %d): %s (CRIU's log: %s)",
 			 svc->pid, rc, errs[0] ? errs : "no error line in its log", log);
 		rc = -EIO;
+		goto out;
+	}
+	if (o->host_netns_fd >= 0) {
+		/* The pages are on the other host already; send it the rest of the images. */
+		rc = cm_copy_into(o->images_dir, o->host_images_dir, err, errlen);
 	}
 out:
 	free(a);
@@ -251,7 +379,7 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 	arg_add(a, "criu");
 	arg_add(a, "restore");
 	arg_add(a, "-D");
-	arg_add(a, "%s", o->images_dir);
+	arg_add(a, "%s", o->host_netns_fd >= 0 ? o->host_images_dir : o->images_dir);
 	arg_add(a, "-d");
 	arg_add(a, "--root");
 	arg_add(a, "/");
@@ -288,7 +416,11 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 		arg_add(a, "--inherit-fd");
 		arg_add(a, "fd[%d]:pipe:[%lu]", 3 + nfds++, ino);
 	}
-	rc = cm_criu_run(o->criu, a->v, out, fds, (unsigned)nfds, RESTORE_TIMEOUT_MS);
+	{
+		struct cm_run run = { fds, (unsigned)nfds, o->host_netns_fd, RESTORE_TIMEOUT_MS };
+
+		rc = cm_criu_run(o->criu, a->v, out, &run);
+	}
 	if (logp[1] >= 0) {
 		close(logp[1]);
 		logp[1] = -1;
@@ -380,6 +512,45 @@ void cm_clone_destroy(struct cm_clone *c)
 	if (c->dir[0]) {
 		cm_rmtree(c->dir);
 		c->dir[0] = '\0';
+	}
+}
+
+/*
+ * A clone failed: keep CRIU's logs (and the clone's own output) in
+ * WORK/failed-ID for the operator, drop everything else, and point the
+ * error message there instead of at the directory being removed.
+ */
+static void keep_logs_of_failure(const struct cm_clone_opts *o, struct cm_clone *c, char *err,
+				 size_t errlen)
+{
+	static const char *const keep[] = { "dump.log", "dump.out", "restore.log", "restore.out",
+					    "page-server.log", "page-server.out", "log" };
+	char failed[CM_PATH_MAX + 32], from[CM_PATH_MAX + 32], to[CM_PATH_MAX + 64], *at;
+	int any = 0;
+
+	if (!c->dir[0])
+		return;
+	snprintf(failed, sizeof(failed), "%s/failed-%u", o->work_dir, c->id);
+	cm_rmtree(failed);
+	for (unsigned i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		snprintf(from, sizeof(from), "%s/%s", c->dir, keep[i]);
+		if (access(from, F_OK) < 0)
+			continue;
+		if (!any && mkdir(failed, 0700) < 0)
+			return;
+		any = 1;
+		snprintf(to, sizeof(to), "%s/%s", failed, keep[i]);
+		if (rename(from, to) < 0)
+			pr_warn("cannot keep %s: %s", from, strerror(errno));
+	}
+	/* Rewrite "CLONEDIR/x.log" in the message as "WORK/failed-ID/x.log". */
+	at = strstr(err, c->dir);
+	if (any && at && strlen(err) + strlen(failed) < errlen) {
+		char tail[1024];
+		size_t dl = strlen(c->dir);
+
+		snprintf(tail, sizeof(tail), "%s", at + dl);
+		snprintf(at, errlen - (size_t)(at - err), "%s%s", failed, tail);
 	}
 }
 
@@ -481,12 +652,18 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		    "own network namespace", c->id, c->pid, (double)c->restore_us / 1000, o->port);
 	}
 	cm_rmtree(o->images_dir);
+	if (o->host_images_dir)
+		cm_rmtree(o->host_images_dir);
 	st->total_us = (clock_now_ns() - t0) / 1000;
 	return 0;
 fail:
+	for (unsigned k = 0; k < o->count; k++)
+		keep_logs_of_failure(o, &clones[k], err, errlen);
 	pr_err("%s", err);
 	for (unsigned k = 0; k < o->count; k++)
 		cm_clone_destroy(&clones[k]);
 	cm_rmtree(o->images_dir);
+	if (o->host_images_dir)
+		cm_rmtree(o->host_images_dir);
 	return rc;
 }

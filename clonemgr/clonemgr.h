@@ -81,6 +81,16 @@ struct cm_clone_opts {
 	unsigned first_id; /* id of the first clone; the next ones follow */
 	int ready_timeout_ms;
 	const char *doppel_exe; /* this program, run by CRIU's action script for the final sync */
+	/*
+	 * External mode: restore on another host, here a network namespace
+	 * joined by a network link. CRIU's page server runs on that host
+	 * (host_addr) and receives the memory pages over TCP during the dump;
+	 * the other image files are copied to host_images_dir; the restore
+	 * runs there. host_netns_fd < 0: restore on this host.
+	 */
+	int host_netns_fd;
+	const char *host_addr;
+	const char *host_images_dir;
 };
 
 /* Figures of one dump, from CRIU's --display-stats and our own clocks. */

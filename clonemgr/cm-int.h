@@ -12,17 +12,31 @@
 /* rm -rf that stays on one filesystem and never follows symlinks. */
 int cm_rmtree(const char *path);
 
+/* Copy src's files into dst, keeping what dst already has (unlike cm_state_sync). */
+int cm_copy_into(const char *src, const char *dst, char *err, size_t errlen);
+
 /* Bytes used by the files under path. */
 uint64_t cm_du(const char *path);
 
+/* How to run a criu child. */
+struct cm_run {
+	const int *fds; /* given to criu as fds 3, 4, ... */
+	unsigned nfds;
+	int netns_fd; /* >= 0: run criu inside this network namespace */
+	int timeout_ms;
+};
+
 /*
- * Run criu with argv (argv[0] is ignored and replaced by the path), stdout
- * to out_path, stderr appended to the same file. fds[0..nfds-1] are given to
- * criu as fds 3, 4, ... Kills it after timeout_ms. Returns its exit status
- * (0 ok), or -errno if it could not run.
+ * Start criu with argv (argv[0] is replaced by its path), stdout and stderr
+ * appended to out_path. Returns the child's pid or -errno.
  */
+pid_t cm_criu_spawn(const struct cm_criu *criu, char *const argv[], const char *out_path,
+		    const struct cm_run *run);
+/* Wait for a criu child (killing it after timeout_ms). Its exit status, or -errno. */
+int cm_criu_wait(pid_t pid, int timeout_ms);
+/* spawn + wait. */
 int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_path,
-		const int *fds, unsigned nfds, int timeout_ms);
+		const struct cm_run *run);
 
 /*
  * The first few "Error (...)" lines of a CRIU log (the harmless RLIMIT_NOFILE

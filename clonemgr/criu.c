@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,11 +111,10 @@ int cm_criu_find(struct cm_criu *out, char *err, size_t errlen)
 	return -ENOENT;
 }
 
-int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_path,
-		const int *fds, unsigned nfds, int timeout_ms)
+pid_t cm_criu_spawn(const struct cm_criu *criu, char *const argv[], const char *out_path,
+		    const struct cm_run *run)
 {
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
-	int out, status, waited = 0;
+	int out;
 	pid_t pid;
 
 	out = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -134,9 +134,11 @@ int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		if (run->netns_fd >= 0 && setns(run->netns_fd, CLONE_NEWNET) < 0)
+			_exit(125);
 		/* Park the fds above every target first, so no dup2 clobbers another. */
-		for (unsigned i = 0; i < nfds; i++) {
-			int hi = fcntl(fds[i], F_DUPFD, 100);
+		for (unsigned i = 0; i < run->nfds; i++) {
+			int hi = fcntl(run->fds[i], F_DUPFD, 100);
 
 			if (hi < 0 || dup2(hi, 3 + (int)i) < 0)
 				_exit(126);
@@ -144,11 +146,19 @@ int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_
 		dup2(devnull, 0);
 		dup2(out, 1);
 		dup2(out, 2);
-		syscall(SYS_close_range, 3U + nfds, ~0U, 0U);
+		syscall(SYS_close_range, 3U + run->nfds, ~0U, 0U);
 		execv(criu->path, argv);
 		_exit(127);
 	}
 	close(out);
+	return pid;
+}
+
+int cm_criu_wait(pid_t pid, int timeout_ms)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int status, waited = 0;
+
 	for (;;) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 
@@ -168,6 +178,14 @@ int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+int cm_criu_run(const struct cm_criu *criu, char *const argv[], const char *out_path,
+		const struct cm_run *run)
+{
+	pid_t pid = cm_criu_spawn(criu, argv, out_path, run);
+
+	return pid < 0 ? pid : cm_criu_wait(pid, run->timeout_ms);
 }
 
 char *cm_criu_errors(const char *log_path, char *buf, size_t len)

@@ -10,7 +10,8 @@
  *   - CRIU archives the contents of every tmpfs the service can see while it
  *     is frozen, even overmounted ones: detach the host's /dev/shm and give it
  *     an empty one of its own;
- *   - each cgroup mount costs dump time and services rarely need them.
+ *   - each cgroup mount costs dump time and services rarely need them;
+ *   - CRIU cannot dump nsfs mounts (such as those under /run/netns): detach them.
  */
 #define LOG_PREFIX "launch"
 #include "clonemgr/clonemgr.h"
@@ -73,6 +74,31 @@ static int lo_up_here(void)
 	return rc;
 }
 
+/*
+ * Namespace files bind-mounted on the host (`ip netns add`, container
+ * runtimes) are copied into the service's mount namespace, and CRIU cannot
+ * dump an nsfs mount ("doesn't have a proper root mount"). The service has
+ * no use for them: detach them all.
+ */
+static void detach_nsfs_mounts(void)
+{
+	char line[4096], path[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS */
+		const char *dash = strstr(line, " - ");
+
+		if (!dash || strncmp(dash + 3, "nsfs ", 5) != 0)
+			continue;
+		if (sscanf(line, "%*d %*d %*s %*s %4095s", path) == 1)
+			umount2(path, MNT_DETACH); /* octal escapes (spaces in paths) are rare here */
+	}
+	fclose(f);
+}
+
 /* In the new namespaces, as pid 1; never returns. */
 static void __attribute__((noreturn)) child_main(const struct cm_service_spec *spec, int logw,
 						int syncw)
@@ -102,6 +128,7 @@ static void __attribute__((noreturn)) child_main(const struct cm_service_spec *s
 		child_fail(syncw, "mounting an empty /dev/shm");
 	if (!spec->keep_cgroup_mounts)
 		umount2("/sys/fs/cgroup", MNT_DETACH); /* absent is fine */
+	detach_nsfs_mounts();
 	for (unsigned i = 0; i < spec->nstate; i++)
 		if (mount(spec->state_dirs[i], spec->state_dirs[i], NULL, MS_BIND, NULL) < 0)
 			child_fail(syncw, "bind-mounting a state dir onto itself");

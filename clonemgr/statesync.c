@@ -35,6 +35,7 @@
 
 struct sync_ctx {
 	uint64_t bytes;
+	int prune; /* remove what dst has and src does not (a mirror), or only add */
 	char *err;
 	size_t errlen;
 };
@@ -264,14 +265,15 @@ static int sync_dir(const char *src, const char *dst, int depth, struct sync_ctx
 		rc = sync_entry(sp, dp, depth, cx);
 	}
 	closedir(d);
-	if (!rc)
+	if (!rc && cx->prune)
 		prune(src, dst);
 	return rc;
 }
 
-int cm_state_sync(const char *src, const char *dst, uint64_t *bytes, char *err, size_t errlen)
+static int sync_tree(const char *src, const char *dst, int prune_dst, uint64_t *bytes, char *err,
+		     size_t errlen)
 {
-	struct sync_ctx cx = { 0, err, errlen };
+	struct sync_ctx cx = { 0, prune_dst, err, errlen };
 	struct stat st;
 	int rc;
 
@@ -290,4 +292,14 @@ int cm_state_sync(const char *src, const char *dst, uint64_t *bytes, char *err, 
 	if (bytes)
 		*bytes = cx.bytes;
 	return rc;
+}
+
+int cm_state_sync(const char *src, const char *dst, uint64_t *bytes, char *err, size_t errlen)
+{
+	return sync_tree(src, dst, 1, bytes, err, errlen);
+}
+
+int cm_copy_into(const char *src, const char *dst, char *err, size_t errlen)
+{
+	return sync_tree(src, dst, 0, NULL, err, errlen);
 }

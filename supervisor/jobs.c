@@ -12,7 +12,11 @@
 #include <stdarg.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +24,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/netns.h"
 #include "common/size.h"
 
 #define JOB_DONE '\004'
@@ -102,6 +107,38 @@ static void on_clone_log(evutil_socket_t fd, short what, void *arg)
 		c->log_dropped += (uint64_t)n;
 }
 
+/*
+ * External mode: listen on the other host's address (inside its netns) and
+ * forward to the clone's 127.0.0.1:PORT (inside the clone's netns). On two
+ * machines this relay is `doppel proxy` running on the second one.
+ */
+static int start_relay(struct supervisor *sup, struct sup_job *job, struct sup_clone *c,
+		       const struct net_endpoint *clone_ep, char *err, size_t errlen)
+{
+	struct proxy_config rc;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char text[96];
+	int fd;
+
+	proxy_config_defaults(&rc);
+	snprintf(text, sizeof(text), "%s:1", job->host_addr);
+	if (netaddr_parse(text, &rc.listen, err, errlen) < 0)
+		return -EINVAL;
+	((struct sockaddr_in *)&rc.listen.ss)->sin_port = 0; /* any free port over there */
+	rc.listen.netns_fd = job->host_fd;
+	fd = netaddr_listen(&rc.listen, 256, 0, err, errlen);
+	if (fd < 0)
+		return fd;
+	getsockname(fd, (struct sockaddr *)&ss, &len);
+	netaddr_format((struct sockaddr *)&ss, len, c->address, sizeof(c->address));
+	snprintf(rc.listen.text, sizeof(rc.listen.text), "%s", c->address);
+	rc.listen_fd = fd;
+	rc.backend = *clone_ep;
+	snprintf(c->host, sizeof(c->host), "%s", job->host);
+	return proxy_new(sup->base, &rc, &c->relay, err, errlen);
+}
+
 /* Put a freshly restored clone behind the proxy. */
 static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_clone *cm)
 {
@@ -123,10 +160,24 @@ static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_c
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", sup->cfg.port);
 	netaddr_parse(addr, &ep, err, sizeof(err));
 	ep.netns_fd = cm->netns_fd;
+	if (job->host[0]) {
+		/* The clone is on another host: a relay there, reached over the network. */
+		rc = start_relay(sup, job, c, &ep, err, sizeof(err));
+		if (rc) {
+			reply_line(job, "ERROR: cannot relay to clone %u on %s: %s\n", cm->id, job->host, err);
+			cm_clone_destroy(&c->cm);
+			free(c);
+			return rc;
+		}
+		netaddr_parse(c->address, &ep, err, sizeof(err));
+	}
+	snprintf(c->address, sizeof(c->address), "%s", ep.text);
 	snprintf(name, sizeof(name), "clone-%u", cm->id);
 	rc = proxy_replica_add(sup->px, &ep, name, &ro, &c->replica_id, err, sizeof(err));
 	if (rc) {
 		reply_line(job, "ERROR: cannot attach clone %u: %s\n", cm->id, err);
+		if (c->relay)
+			proxy_free(c->relay);
 		cm_clone_destroy(&c->cm);
 		free(c);
 		return rc;
@@ -164,9 +215,10 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 			if (attach_clone(sup, job, &job->clones[k]) == 0) {
 				attached++;
 				reply_line(job,
-					   "clone %u attached: it receives a copy of every new connection "
+					   "clone %u attached%s%s%s: it receives a copy of every new connection "
 					   "(buffer %s per connection)\n",
-					   job->clones[k].id,
+					   job->clones[k].id, job->host[0] ? " on host " : "", job->host,
+					   job->host[0] ? " through its network" : "",
 					   size_format(job->buffer ? job->buffer : sup->cfg.proxy.buffer, sz,
 						       sizeof(sz)));
 			}
@@ -183,6 +235,8 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 		evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
 		evhttp_send_reply_end(job->req);
 	}
+	if (job->host_fd >= 0)
+		close(job->host_fd);
 	sup->job = NULL;
 	free(job);
 }
@@ -222,8 +276,57 @@ static void on_client_gone(struct evhttp_connection *conn, void *arg)
 	job->req = NULL; /* the job goes on; nobody hears about it */
 }
 
+static int first_ipv4(void *arg)
+{
+	char *out = arg;
+	struct ifaddrs *ifa, *i;
+
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	for (i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !(i->ifa_flags & IFF_LOOPBACK) &&
+		    (i->ifa_flags & IFF_UP)) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, out, 64);
+			break;
+		}
+	freeifaddrs(ifa);
+	return out[0] ? 0 : -EADDRNOTAVAIL;
+}
+
+/* `--host NETNS`: open the other host's network namespace and find its address. */
+static int resolve_host(struct sup_job *job, const char *host, char *err, size_t errlen)
+{
+	char path[CM_PATH_MAX];
+	int rc;
+
+	if (strlen(host) >= sizeof(job->host) || !*host) {
+		snprintf(err, errlen, "bad host '%s'", host);
+		return -EINVAL;
+	}
+	if (strchr(host, '/'))
+		snprintf(path, sizeof(path), "%s", host);
+	else
+		snprintf(path, sizeof(path), "/var/run/netns/%s", host);
+	job->host_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (job->host_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "no network namespace %s (%s): create it with `ip netns add %s` and "
+			 "link it to this host (veth), or give a path to a netns file", host, strerror(errno),
+			 host);
+		return rc;
+	}
+	rc = netns_run(job->host_fd, first_ipv4, job->host_addr);
+	if (rc < 0) {
+		snprintf(err, errlen, "network namespace %s has no IPv4 address on an interface that is up: "
+			 "give it one (ip -n %s addr add ...) so this host can reach it", host, host);
+		return rc;
+	}
+	snprintf(job->host, sizeof(job->host), "%s", host);
+	return 0;
+}
+
 int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
-		  struct evhttp_request *req, char *err, size_t errlen)
+		  const char *host, struct evhttp_request *req, char *err, size_t errlen)
 {
 	struct sup_job *job;
 	int rc;
@@ -253,9 +356,18 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 	job->count = count;
 	job->buffer = buffer;
 	job->reclone = reclone;
+	job->host_fd = -1;
+	if (host && *host && (rc = resolve_host(job, host, err, errlen)) < 0) {
+		if (job->host_fd >= 0)
+			close(job->host_fd);
+		free(job);
+		return rc;
+	}
 	if (pipe2(job->pipe, O_CLOEXEC) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+		if (job->host_fd >= 0)
+			close(job->host_fd);
 		free(job);
 		return rc;
 	}
@@ -269,6 +381,14 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 	job->opts.first_id = sup->next_clone_id;
 	job->opts.ready_timeout_ms = 30 * 1000;
 	job->opts.doppel_exe = sup->exe;
+	job->opts.host_netns_fd = job->host_fd;
+	if (job->host[0]) {
+		/* Where the other host keeps the images (on two machines: a directory there). */
+		snprintf(job->host_images, sizeof(job->host_images), "%s/host-%u", sup->images_base,
+			 sup->next_clone_id);
+		job->opts.host_addr = job->host_addr;
+		job->opts.host_images_dir = job->host_images;
+	}
 	sup->next_clone_id += count;
 	job->ev = event_new(sup->base, job->pipe[0], EV_READ | EV_PERSIST, on_job_pipe, job);
 	event_add(job->ev, NULL);
@@ -278,6 +398,8 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		event_free(job->ev);
 		close(job->pipe[0]);
 		close(job->pipe[1]);
+		if (job->host_fd >= 0)
+			close(job->host_fd);
 		free(job);
 		return -rc;
 	}
@@ -312,6 +434,8 @@ void sup_job_abandon(struct supervisor *sup)
 	event_free(job->ev);
 	close(job->pipe[0]);
 	close(job->pipe[1]);
+	if (job->host_fd >= 0)
+		close(job->host_fd);
 	sup->job = NULL;
 	free(job);
 }
@@ -321,7 +445,7 @@ void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows)
 	struct supervisor *sup = arg;
 	struct proxy_replica_info info;
 	struct sup_clone *c = NULL;
-	char err[256];
+	char err[256], host[64];
 	uint64_t buffer;
 
 	for (unsigned i = 0; i < sup->nclones; i++)
@@ -344,8 +468,9 @@ void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows)
 			c->cm.id, info.debug_window_s);
 	}
 	buffer = c->buffer;
+	snprintf(host, sizeof(host), "%s", c->host);
 	sup_clone_remove(sup, c, "overflowed (--overflow reclone)");
 	sup->reclones++;
-	if (sup_job_start(sup, 1, buffer, 1, NULL, err, sizeof(err)) < 0)
+	if (sup_job_start(sup, 1, buffer, 1, host, NULL, err, sizeof(err)) < 0)
 		pr_err("cannot re-clone: %s", err);
 }

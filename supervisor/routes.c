@@ -73,6 +73,10 @@ void sup_status_json(struct supervisor *sup, struct sbuf *sb)
 			    (unsigned long long)c->buffer, (unsigned long long)c->log_bytes,
 			    (unsigned long long)c->log_dropped);
 		sbuf_json_str(sb, c->cm.dir);
+		sbuf_printf(sb, ",\"host\":");
+		sbuf_json_str(sb, c->host);
+		sbuf_printf(sb, ",\"address\":");
+		sbuf_json_str(sb, c->address);
 		if (have) {
 			sbuf_printf(sb, ",\"debug_window_s\":");
 			sbuf_json_num(sb, info.debug_window_s);
@@ -239,7 +243,8 @@ static void route_clone(struct evhttp_request *req, void *arg)
 		send_text(req, 400, "bad buffer '%s': write bytes or K/M/G, e.g. 64M\n", v);
 		goto out;
 	}
-	rc = sup_job_start(sup, (unsigned)count, buffer, 0, req, err, sizeof(err));
+	v = query_param(req, &q, "host");
+	rc = sup_job_start(sup, (unsigned)count, buffer, 0, v, req, err, sizeof(err));
 	if (rc)
 		send_text(req, rc == -EBUSY ? 409 : rc == -EAGAIN ? 503 : 500, "%s\n", err);
 out:

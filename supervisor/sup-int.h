@@ -34,6 +34,10 @@ struct sup_clone {
 	int log_file;
 	uint64_t log_bytes, log_dropped;
 	uint64_t buffer;
+	/* external mode: the clone runs on another host, reached through a relay there */
+	struct proxy *relay;
+	char host[64];
+	char address[NETADDR_TEXT_MAX]; /* where the proxy sends its copy */
 };
 
 /* One clone job: made on the loop thread, run by a worker thread. */
@@ -48,6 +52,10 @@ struct sup_job {
 	unsigned count;
 	uint64_t buffer; /* per-clone replica buffer (0: the proxy's) */
 	int reclone; /* started by the overflow policy */
+	char host[64]; /* external mode: the other host's netns name ("" for this host) */
+	int host_fd;
+	char host_addr[64];
+	char host_images[CM_PATH_MAX + 32];
 	/* results, valid once the worker is done */
 	int rc;
 	char err[1024];
@@ -102,7 +110,7 @@ void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *w
 /* jobs.c */
 /* Start a clone job; req may be NULL. 0, or -EBUSY/-errno with err. */
 int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
-		  struct evhttp_request *req, char *err, size_t errlen);
+		  const char *host, struct evhttp_request *req, char *err, size_t errlen);
 /* Wait for a running job (shutdown) and discard what it made. */
 void sup_job_abandon(struct supervisor *sup);
 void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);

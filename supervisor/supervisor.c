@@ -117,6 +117,8 @@ void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *w
 	pr_info("destroying clone %u (pid %d): %s", c->cm.id, c->cm.pid, why);
 	if (sup->px && c->replica_id)
 		proxy_replica_remove(sup->px, c->replica_id);
+	if (c->relay)
+		proxy_free(c->relay);
 	if (c->log_ev)
 		event_free(c->log_ev);
 	if (c->log_file >= 0)

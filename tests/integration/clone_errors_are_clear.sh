@@ -29,10 +29,13 @@ N=nobody$$
 run_service "$N" --listen 127.0.0.1:$L --port 8000 -- setpriv --reuid=65534 --regid=65534 --clear-groups \
 	$PY -m http.server 8000 --bind 127.0.0.1 --directory /
 expect 1 "CRIU could not dump the service" "$DOPPEL" clone "$N"
-grep -q "(CRIU's log: $T/work/$N/clone-1/dump.log)" "$T/out" || fail "no path to CRIU's log: $(cat "$T/out")"
+grep -q "(CRIU's log: $T/work/$N/failed-1/dump.log)" "$T/out" || fail "no path to CRIU's log: $(cat "$T/out")"
 grep -q "Error (" "$T/out" || fail "CRIU's own reason is not quoted: $(cat "$T/out")"
+grep -q "Error (" "$T/work/$N/failed-1/dump.log" || fail "CRIU's log was not kept for the operator"
 curl -sf "http://127.0.0.1:$L/" >/dev/null || fail "production does not answer after the failed clone"
 [ -e "$T/work/$N/clone-1" ] && fail "a failed clone left its directory"
+[ "$(ls "$T/work/$N/failed-1" | grep -v -E '^(dump|restore|page-server)\.(log|out)$|^log$')" = "" ] ||
+	fail "a failed clone kept more than logs: $(ls "$T/work/$N/failed-1")"
 sup_status "$N" "$T/s.json"
 assert_eq "$(json "$T/s.json" "len(j['clones'])")" 0 "clones after a failure"
 expect 1 "has no clone 7" "$DOPPEL" destroy "$N/7"

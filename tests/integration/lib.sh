@@ -23,6 +23,10 @@ export DOPPEL_RUN_DIR="$T/run"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
 
+EXIT_HOOKS=()
+# on_exit CMD : run CMD (eval'ed) during cleanup, after the processes are stopped
+on_exit() { EXIT_HOOKS+=("$1"); }
+
 cleanup() {
 	local rc=$?
 	for p in "${STOPPED_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; done
@@ -33,6 +37,7 @@ cleanup() {
 	done
 	wait 2>/dev/null
 	for p in "${EXTRA_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for h in "${EXIT_HOOKS[@]}"; do eval "$h"; done
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		for f in "$T"/*.log; do
 			[ -f "$f" ] || continue
