@@ -2,7 +2,9 @@
  * cmd-clone.c - `doppel clone NAME`: ask a supervisor for live clones and
  * show its progress as it happens.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,7 @@ static int cmd_clone_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_clone_entry = {
 	.name = "clone",
-	.usage = "NAME [--count N] [--buffer SIZE] [--host NETNS]",
+	.usage = "NAME [--count N] [--buffer SIZE] [--images DIR] [--host NETNS]",
 	.summary = "make live clones of a service started with `doppel run`",
 	.help = "Makes live clones of the service NAME while it keeps serving: copies its state\n"
 		"dirs, freezes it just long enough for CRIU to dump it (the final copy of the\n"
@@ -27,6 +29,8 @@ const struct cmd_entry cmd_clone_entry = {
 		"  --count N       clones from one dump (scaled mode; default 1)\n"
 		"  --buffer SIZE   queue per connection for these clones (default: the one\n"
 		"                  given to `doppel run`)\n"
+		"  --images DIR    write this dump's images under DIR (default: the supervisor's\n"
+		"                  private tmpfs); created 0700, deleted after the restore\n"
 		"  --host NETNS    external mode: run the clones on another host, here a network\n"
 		"                  namespace (`ip netns` name or a netns file) linked to this one\n"
 		"                  by a network (veth). CRIU's page server on that host receives\n"
@@ -69,14 +73,16 @@ static int cmd_clone_exec(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "buffer", required_argument, NULL, 'B' },
 		{ "host", required_argument, NULL, 'H' },
+		{ "images", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct cmd_entry *e = &cmd_clone_entry;
 	struct clone_out out = { .ok = 0 };
-	char addr[512], path[256], err[512];
+	char addr[512], path[PATH_MAX + 512], err[512];
 	unsigned long count = 1;
 	uint64_t buffer = 0;
 	const char *host = NULL;
+	char images[PATH_MAX] = "";
 	int c, status;
 
 	if (argc < 2 || argv[1][0] == '-')
@@ -99,6 +105,12 @@ static int cmd_clone_exec(int argc, char **argv)
 			if (cli_parse_size(e, "--buffer", optarg, &buffer))
 				return EXIT_USAGE;
 			break;
+		case 'i':
+			if (!realpath(optarg, images))
+				return cmd_usage_error(e, "--images %s: %s", optarg, strerror(errno));
+			if (strpbrk(images, "&?#% "))
+				return cmd_usage_error(e, "--images %s: no spaces or &?#%% in the path", images);
+			break;
 		case 'H':
 			if (!*optarg || strlen(optarg) > 60 || strpbrk(optarg, "&?#% "))
 				return cmd_usage_error(e, "--host '%s': a network namespace name or path",
@@ -117,6 +129,8 @@ static int cmd_clone_exec(int argc, char **argv)
 			 (unsigned long long)buffer);
 	if (host)
 		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&host=%s", host);
+	if (images[0])
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&images=%s", images);
 	status = admin_request(addr, "POST", path, NULL, NULL, on_chunk, &out, 15 * 60 * 1000, err,
 			       sizeof(err));
 	if (status < 0) {

@@ -24,7 +24,9 @@ const struct cmd_entry cmd_doctor_entry = {
 	.help = "Checks: running as root; the kernel; the capabilities CRIU needs; that pid, net,\n"
 		"mount, ipc and uts namespaces can be created and a tmpfs mounted in them; that\n"
 		"CRIU >= 4.2 is installed and `criu check` passes. Prints the fix for each\n"
-		"problem. Exit status 0 when nothing failed (warnings allowed), 1 otherwise.\n",
+		"problem. $DOPPEL_CRIU names a CRIU binary to use instead of the one found in\n"
+		"$PATH, /usr/local/sbin or /usr/sbin. Exit status 0 when nothing failed\n"
+		"(warnings allowed), 1 otherwise.\n",
 	.exec = cmd_doctor_exec,
 };
 
@@ -161,7 +163,7 @@ static int cmd_doctor_exec(int argc, char **argv)
 		report(2, what, "run as root on a kernel with namespaces enabled; in a container, allow "
 				"unshare (e.g. --privileged)");
 	}
-	if (cm_criu_find(&criu, msg, sizeof(msg)) < 0) {
+	if (cm_criu_find(NULL, &criu, msg, sizeof(msg)) < 0) {
 		report(2, msg, "./deploy/install.sh builds and installs CRIU >= 4.2");
 	} else {
 		char what[CM_PATH_MAX + 64];

@@ -54,6 +54,8 @@ const struct cmd_entry cmd_run_entry = {
 		"  --keep-cgroup-mounts   leave /sys/fs/cgroup mounted in the service (each cgroup\n"
 		"                         mount adds to the time production is frozen)\n"
 		"  --replica-flush DUR    batch writes to clones (default 10ms; 0: at once)\n"
+		"  --criu PATH            the CRIU binary (default: $DOPPEL_CRIU, else criu in $PATH,\n"
+		"                         /usr/local/sbin or /usr/sbin; version 4.2 or later)\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"\n"
 		"The admin socket is /run/doppel/NAME.sock (0600; $DOPPEL_RUN_DIR overrides\n"
@@ -82,6 +84,7 @@ static int cmd_run_exec(int argc, char **argv)
 		{ "keep-cgroup-mounts", no_argument, NULL, 'K' },
 		{ "replica-flush", required_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'v' },
+		{ "criu", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct cmd_entry *e = &cmd_run_entry;
@@ -168,6 +171,9 @@ static int cmd_run_exec(int argc, char **argv)
 			break;
 		case 'K':
 			cfg.keep_cgroup_mounts = 1;
+			break;
+		case 'c':
+			cfg.criu = optarg;
 			break;
 		case 'f':
 			if (cli_parse_duration(e, "--replica-flush", optarg, &cfg.proxy.replica_flush_ns))

@@ -69,8 +69,11 @@ struct cm_criu {
 	char path[CM_PATH_MAX];
 	char version[32];
 };
-/* Find criu (PATH, /usr/local/sbin, /usr/sbin), require >= 4.2. Returns 0 or -errno + err. */
-int cm_criu_find(struct cm_criu *out, char *err, size_t errlen);
+/*
+ * Find criu and require >= 4.2: `path` if given (or $DOPPEL_CRIU), else $PATH,
+ * /usr/local/sbin, /usr/sbin. Returns 0 or -errno with the fix in err.
+ */
+int cm_criu_find(const char *path, struct cm_criu *out, char *err, size_t errlen);
 
 struct cm_clone_opts {
 	const struct cm_criu *criu;

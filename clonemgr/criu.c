@@ -53,7 +53,7 @@ static int criu_version(const char *path, char *ver, size_t len)
 	return rc;
 }
 
-int cm_criu_find(struct cm_criu *out, char *err, size_t errlen)
+int cm_criu_find(const char *path, struct cm_criu *out, char *err, size_t errlen)
 {
 	static const char *const fixed[] = { "/usr/local/sbin/criu", "/usr/sbin/criu", "/usr/local/bin/criu",
 					     "/usr/bin/criu" };
@@ -62,6 +62,31 @@ int cm_criu_find(struct cm_criu *out, char *err, size_t errlen)
 	char cand[CM_PATH_MAX];
 
 	memset(out, 0, sizeof(*out));
+	if (!path || !*path)
+		path = getenv("DOPPEL_CRIU");
+	if (path && *path) {
+		char ver[32] = "";
+
+		if (access(path, X_OK) < 0) {
+			snprintf(err, errlen, "CRIU not found at %s: %s (install it with deploy/install.sh, or "
+				 "give the right --criu)", path, strerror(errno));
+			return -ENOENT;
+		}
+		if (criu_version(path, ver, sizeof(ver)) < 0) {
+			snprintf(err, errlen, "%s does not answer `--version` like CRIU does", path);
+			return -ENOEXEC;
+		}
+		if (!version_ok(ver)) {
+			snprintf(err, errlen,
+				 "CRIU %s at %s is too old: doppel needs CRIU >= %d.%d (older ones fail on "
+				 "recent kernels); run deploy/install.sh, which builds it from Debian's source",
+				 ver, path, CRIU_MIN_MAJOR, CRIU_MIN_MINOR);
+			return -ENOEXEC;
+		}
+		snprintf(out->path, sizeof(out->path), "%s", path);
+		snprintf(out->version, sizeof(out->version), "%s", ver);
+		return 0;
+	}
 	/* $PATH first, then the usual places (sbin is often not in a user's PATH). */
 	for (int pass = 0; pass < 2; pass++) {
 		const char *p = pass == 0 ? path_env : NULL;

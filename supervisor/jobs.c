@@ -14,6 +14,7 @@
 #include <event2/http.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -326,7 +327,8 @@ static int resolve_host(struct sup_job *job, const char *host, char *err, size_t
 }
 
 int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
-		  const char *host, struct evhttp_request *req, char *err, size_t errlen)
+		  const char *host, const char *images, struct evhttp_request *req, char *err,
+		  size_t errlen)
 {
 	struct sup_job *job;
 	int rc;
@@ -372,7 +374,25 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		return rc;
 	}
 	fcntl(job->pipe[0], F_SETFL, O_NONBLOCK);
-	snprintf(job->images, sizeof(job->images), "%s/dump-%u", sup->images_base, sup->next_clone_id);
+	if (images && *images) {
+		struct stat st;
+
+		if (images[0] != '/' || stat(images, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "--images %s: not an existing directory (give an absolute path)",
+				 images);
+			if (job->host_fd >= 0)
+				close(job->host_fd);
+			close(job->pipe[0]);
+			close(job->pipe[1]);
+			free(job);
+			return -EINVAL;
+		}
+		snprintf(job->images, sizeof(job->images), "%s/%s-dump-%u", images, sup->cfg.name,
+			 sup->next_clone_id);
+	} else {
+		snprintf(job->images, sizeof(job->images), "%s/dump-%u", sup->images_base,
+			 sup->next_clone_id);
+	}
 	job->opts.criu = &sup->criu;
 	job->opts.work_dir = sup->work_dir;
 	job->opts.images_dir = job->images;
@@ -471,6 +491,6 @@ void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows)
 	snprintf(host, sizeof(host), "%s", c->host);
 	sup_clone_remove(sup, c, "overflowed (--overflow reclone)");
 	sup->reclones++;
-	if (sup_job_start(sup, 1, buffer, 1, host, NULL, err, sizeof(err)) < 0)
+	if (sup_job_start(sup, 1, buffer, 1, host, NULL, NULL, err, sizeof(err)) < 0)
 		pr_err("cannot re-clone: %s", err);
 }

@@ -243,8 +243,8 @@ static void route_clone(struct evhttp_request *req, void *arg)
 		send_text(req, 400, "bad buffer '%s': write bytes or K/M/G, e.g. 64M\n", v);
 		goto out;
 	}
-	v = query_param(req, &q, "host");
-	rc = sup_job_start(sup, (unsigned)count, buffer, 0, v, req, err, sizeof(err));
+	rc = sup_job_start(sup, (unsigned)count, buffer, 0, query_param(req, &q, "host"),
+			   query_param(req, &q, "images"), req, err, sizeof(err));
 	if (rc)
 		send_text(req, rc == -EBUSY ? 409 : rc == -EAGAIN ? 503 : 500, "%s\n", err);
 out:

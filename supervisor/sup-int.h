@@ -110,7 +110,8 @@ void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *w
 /* jobs.c */
 /* Start a clone job; req may be NULL. 0, or -EBUSY/-errno with err. */
 int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
-		  const char *host, struct evhttp_request *req, char *err, size_t errlen);
+		  const char *host, const char *images, struct evhttp_request *req, char *err,
+		  size_t errlen);
 /* Wait for a running job (shutdown) and discard what it made. */
 void sup_job_abandon(struct supervisor *sup);
 void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);

@@ -426,7 +426,7 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 		return 1;
 	}
 	sup->exe[n] = '\0';
-	if (cm_criu_find(&sup->criu, sup->criu_err, sizeof(sup->criu_err)) == 0)
+	if (cm_criu_find(cfg->criu, &sup->criu, sup->criu_err, sizeof(sup->criu_err)) == 0)
 		sup->have_criu = 1;
 	else
 		pr_warn("%s; `doppel clone %s` will fail until then", sup->criu_err, cfg->name);

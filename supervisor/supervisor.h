@@ -45,6 +45,7 @@ struct sup_config {
 	const char *images_dir; /* NULL: a private tmpfs that vanishes with the supervisor */
 	const char *chdir;
 	int keep_cgroup_mounts;
+	const char *criu; /* NULL: $DOPPEL_CRIU, $PATH, /usr/local/sbin, /usr/sbin */
 };
 
 void sup_config_defaults(struct sup_config *cfg);
