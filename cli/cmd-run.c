@@ -19,8 +19,8 @@ static int cmd_run_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_run_entry = {
 	.name = "run",
-	.usage = "NAME --listen ADDR --port PORT [--state DIR]... [--buffer SIZE]\n"
-		 "       [--overflow drop|reclone] [options] -- CMD [ARGS...]",
+	.usage = "NAME --listen ADDR --port PORT [--state DIR]... [--upstream L=T]...\n"
+		 "       [--buffer SIZE] [--overflow drop|reclone] [options] -- CMD [ARGS...]",
 	.summary = "run a service in its own namespaces so it can be cloned live, and front it",
 	.help = "Starts CMD as the init of fresh pid, net, mount, ipc and uts namespaces (loopback\n"
 		"up, an empty /dev/shm, inherited fds closed, its own session) so that CRIU can\n"
@@ -54,6 +54,13 @@ const struct cmd_entry cmd_run_entry = {
 		"  --keep-cgroup-mounts   leave /sys/fs/cgroup mounted in the service (each cgroup\n"
 		"                         mount adds to the time production is frozen)\n"
 		"  --replica-flush DUR    batch writes to clones (default 10ms; 0: at once)\n"
+		"  --upstream L=T         upstream isolation (repeatable, up to 8): the service's\n"
+		"                         connections to L (inside its namespace) are forwarded to T\n"
+		"                         on this host and recorded; clones connecting to L are\n"
+		"                         answered from that recording and never reach T\n"
+		"  --upstream-budget SIZE recorded bytes kept per upstream (default 256M)\n"
+		"  --upstream-wait DUR    how long a clone's request waits for production to make the\n"
+		"                         same one before it is reset as unanswered (default 5s)\n"
 		"  --criu PATH            the CRIU binary (default: $DOPPEL_CRIU, else criu in $PATH,\n"
 		"                         /usr/local/sbin or /usr/sbin; version 4.2 or later)\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
@@ -85,6 +92,9 @@ static int cmd_run_exec(int argc, char **argv)
 		{ "replica-flush", required_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'v' },
 		{ "criu", required_argument, NULL, 'c' },
+		{ "upstream", required_argument, NULL, 'u' },
+		{ "upstream-budget", required_argument, NULL, 'U' },
+		{ "upstream-wait", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct cmd_entry *e = &cmd_run_entry;
@@ -174,6 +184,22 @@ static int cmd_run_exec(int argc, char **argv)
 			break;
 		case 'c':
 			cfg.criu = optarg;
+			break;
+		case 'u':
+			if (cfg.nupstreams == 8)
+				return cmd_usage_error(e, "at most 8 --upstream");
+			if (!strchr(optarg, '='))
+				return cmd_usage_error(e, "--upstream '%s': expected LISTEN=TARGET, e.g. "
+						       "127.0.0.1:6379=127.0.0.1:6379", optarg);
+			cfg.upstreams[cfg.nupstreams++] = optarg;
+			break;
+		case 'U':
+			if (cli_parse_size(e, "--upstream-budget", optarg, &cfg.upstream_budget))
+				return EXIT_USAGE;
+			break;
+		case 'W':
+			if (cli_parse_duration(e, "--upstream-wait", optarg, &cfg.upstream_wait_ns))
+				return EXIT_USAGE;
 			break;
 		case 'f':
 			if (cli_parse_duration(e, "--replica-flush", optarg, &cfg.proxy.replica_flush_ns))

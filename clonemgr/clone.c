@@ -398,6 +398,11 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 			 strerror(-rc));
 		goto out;
 	}
+	if (o->prepare_netns) {
+		rc = o->prepare_netns(o->prepare_arg, c->id - o->first_id, netns, err, errlen);
+		if (rc)
+			goto out;
+	}
 	fds[nfds] = netns;
 	arg_add(a, "--inherit-fd");
 	arg_add(a, "fd[%d]:net", 3 + nfds++);

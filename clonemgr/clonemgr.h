@@ -40,6 +40,13 @@ struct cm_service_spec {
 	unsigned nstate;
 	const char *chdir; /* NULL: the caller's cwd */
 	int keep_cgroup_mounts; /* default: unmount /sys/fs/cgroup in the service (faster dumps) */
+	/*
+	 * Called once the namespaces exist and before CMD is executed (CMD waits),
+	 * with the service's network namespace: for sockets the service must find
+	 * from its first instruction on. Returns 0 or -errno with err.
+	 */
+	int (*prepare)(void *arg, int netns_fd, char *err, size_t errlen);
+	void *prepare_arg;
 };
 
 struct cm_service {
@@ -94,6 +101,13 @@ struct cm_clone_opts {
 	int host_netns_fd;
 	const char *host_addr;
 	const char *host_images_dir;
+	/*
+	 * Called (on the calling thread) with each clone's fresh network
+	 * namespace before the clone is restored into it: index is the clone's
+	 * position in this call. Returns 0 or -errno with err.
+	 */
+	int (*prepare_netns)(void *arg, unsigned index, int netns_fd, char *err, size_t errlen);
+	void *prepare_arg;
 };
 
 /* Figures of one dump, from CRIU's --display-stats and our own clocks. */

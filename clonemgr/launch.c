@@ -101,8 +101,10 @@ static void detach_nsfs_mounts(void)
 
 /* In the new namespaces, as pid 1; never returns. */
 static void __attribute__((noreturn)) child_main(const struct cm_service_spec *spec, int logw,
-						int syncw)
+						int syncw, int gor)
 {
+	char go;
+
 	sigset_t all;
 	int devnull;
 
@@ -139,6 +141,9 @@ static void __attribute__((noreturn)) child_main(const struct cm_service_spec *s
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logw, 1) < 0 || dup2(logw, 2) < 0)
 		child_fail(syncw, "setting up stdin/stdout/stderr");
+	/* Wait until the parent has prepared what the service needs in its netns. */
+	if (read(gor, &go, 1) != 1)
+		_exit(126);
 	/* Keep only 0-2 and the sync pipe (close-on-exec: EOF tells the parent exec worked). */
 	if (syncw > 3)
 		syscall(SYS_close_range, 3U, (unsigned)syncw - 1, 0U);
@@ -176,7 +181,7 @@ int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out
 		      size_t errlen)
 {
 	struct clone_args args;
-	int logp[2] = { -1, -1 }, syncp[2] = { -1, -1 }, rc;
+	int logp[2] = { -1, -1 }, syncp[2] = { -1, -1 }, gop[2] = { -1, -1 }, rc;
 	char msg[512];
 	ssize_t n;
 	pid_t pid;
@@ -202,7 +207,7 @@ int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out
 	}
 	out->nstate = spec->nstate;
 	snprintf(out->name, sizeof(out->name), "%s", spec->name);
-	if (pipe2(logp, O_CLOEXEC) < 0 || pipe2(syncp, O_CLOEXEC) < 0) {
+	if (pipe2(logp, O_CLOEXEC) < 0 || pipe2(syncp, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
 		goto fail;
@@ -223,10 +228,35 @@ int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out
 		goto fail;
 	}
 	if (pid == 0)
-		child_main(spec, logp[1], syncp[1]);
+		child_main(spec, logp[1], syncp[1], gop[0]);
 	close(logp[1]);
 	close(syncp[1]);
-	logp[1] = syncp[1] = -1;
+	close(gop[0]);
+	logp[1] = syncp[1] = gop[0] = -1;
+	if (spec->prepare) {
+		int nsfd = netns_open_pid(pid);
+
+		rc = nsfd < 0 ? nsfd : spec->prepare(spec->prepare_arg, nsfd, err, errlen);
+		if (nsfd >= 0)
+			close(nsfd);
+		if (rc) {
+			if (nsfd < 0)
+				snprintf(err, errlen, "cannot open the service's network namespace: %s",
+					 strerror(-rc));
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			goto fail;
+		}
+	}
+	if (write(gop[1], "g", 1) != 1) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot start the service: %s", strerror(errno));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto fail;
+	}
+	close(gop[1]);
+	gop[1] = -1;
 	do
 		n = read(syncp[0], msg, sizeof(msg) - 1);
 	while (n < 0 && errno == EINTR);
@@ -258,6 +288,8 @@ fail:
 			close(logp[i]);
 		if (syncp[i] >= 0)
 			close(syncp[i]);
+		if (gop[i] >= 0)
+			close(gop[i]);
 	}
 	return rc;
 }

@@ -39,6 +39,8 @@
 #define EV_IO (EV_READ | EV_WRITE | EV_PERSIST | EV_ET | EV_CLOSED)
 /* After a replica refuses a connection, new connections skip it this long. */
 #define REPLICA_RETRY_NS (1 * NSEC_PER_SEC)
+/* A replica holding back its answer this long gets the client's FIN anyway. */
+#define FIN_GRACE_NS (1 * NSEC_PER_SEC)
 
 static void side_cb(evutil_socket_t fd, short what, void *arg);
 static void leg_cb(evutil_socket_t fd, short what, void *arg);
@@ -179,6 +181,7 @@ static void leg_sent(struct leg *leg, uint64_t n, uint64_t now)
 	struct replica *rep = leg->rep;
 
 	leg->written += n;
+	leg->last_activity_ns = now;
 	rep->bytes_forwarded += n;
 	rate_add(&rep->drain, now, n);
 }
@@ -191,11 +194,34 @@ static void leg_overflow(struct leg *leg, uint64_t now)
 	conn_drop_leg(leg, "overflow");
 }
 
+/*
+ * Has the replica answered as much as production had when the client ended
+ * its side? A server that sees the client's FIN before it has answered may
+ * abort the request (nginx does: "client prematurely closed connection"),
+ * which production never saw: hold the FIN until then, or until the replica
+ * has been quiet for FIN_GRACE_NS.
+ */
+static int leg_may_end(const struct leg *leg, uint64_t now)
+{
+	const struct proxy_conn *c = leg->conn;
+
+	if (!c->fin_mark_set || leg->answered >= c->fin_mark)
+		return 1;
+	return now - leg->last_activity_ns > FIN_GRACE_NS;
+}
+
 /* Send FIN to the replica after its queue (or close with RST if asked to). */
 static void leg_finish_out(struct leg *leg)
 {
 	if (!(leg->flags & SF_OPEN) || (leg->flags & SF_SHUT_OUT))
 		return;
+	if (segq_empty(&leg->out) && !(leg->flags & SF_CONNECTING) &&
+	    !leg_may_end(leg, clock_coarse_ns())) {
+		leg->flags |= SF_FIN_PENDING | SF_FIN_WAIT;
+		leg->conn->px->fin_waits++;
+		return;
+	}
+	leg->flags &= ~(unsigned)SF_FIN_WAIT;
 	if (segq_empty(&leg->out) && !(leg->flags & SF_CONNECTING)) {
 		if (leg->flags & SF_RESET) {
 			leg_close(leg, 1);
@@ -295,7 +321,11 @@ static void leg_read(struct leg *leg, int drain)
 		if (n > 0) {
 			if (leg->rep)
 				leg->rep->bytes_answered += (uint64_t)n;
+			leg->answered += (uint64_t)n;
+			leg->last_activity_ns = clock_coarse_ns();
 			div_follower_bytes(c->div, leg->idx, px->scratch, (size_t)n, leg->written);
+			if ((leg->flags & SF_FIN_WAIT) && leg->answered >= c->fin_mark)
+				leg_finish_out(leg);
 			if ((size_t)n < sizeof(px->scratch) && !drain)
 				return;
 			continue;
@@ -358,6 +388,16 @@ static void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, ui
 
 /* ---- the connection ---- */
 
+/* The client ended its side now: remember how much production had answered. */
+static void set_fin_mark(struct proxy_conn *c)
+{
+	if (c->fin_mark_set)
+		return;
+	c->fin_mark = c->prod_answered;
+	c->fin_mark_set = 1;
+}
+
+
 /* Production's side is over: settle legs that have already closed. */
 static void conn_front_done(struct proxy_conn *c)
 {
@@ -367,8 +407,11 @@ static void conn_front_done(struct proxy_conn *c)
 		return;
 	c->front_done = 1;
 	c->front_done_ns = clock_coarse_ns();
+	set_fin_mark(c);
 	px->conns_active--;
 	div_server_end(c->div);
+	if (px->ob.conn_close)
+		px->ob.conn_close(c->obs, c->reset);
 	for (unsigned i = 0; i < c->nlegs; i++) {
 		struct leg *leg = &c->legs[i];
 
@@ -410,6 +453,8 @@ static void conn_abort(struct proxy_conn *c, const char *reason, int reset)
 	if (c->front_done)
 		return;
 	pr_debug("connection aborted conn=%llu reason=\"%s\"", (unsigned long long)c->id, reason);
+	c->reset = reset;
+	set_fin_mark(c);
 	side_close(c, &c->cli, reset);
 	side_close(c, &c->be, reset);
 	for (unsigned i = 0; i < c->nlegs; i++)
@@ -464,6 +509,8 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 
 	px->bytes_client += n;
 	div_client_bytes(c->div, n);
+	if (px->ob.client_bytes)
+		px->ob.client_bytes(c->obs, buf, n);
 	/* Production first. */
 	if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_SHUT_OUT)) {
 		if (!(c->be.flags & SF_CONNECTING) && segq_empty(&c->be.out)) {
@@ -502,7 +549,10 @@ static void from_backend(struct proxy_conn *c, unsigned char *buf, size_t n)
 	ssize_t w = 0;
 
 	px->bytes_backend += n;
+	c->prod_answered += n;
 	div_server_bytes(c->div, buf, n);
+	if (px->ob.server_bytes)
+		px->ob.server_bytes(c->obs, buf, n);
 	if (!(c->cli.flags & SF_OPEN) || (c->cli.flags & SF_SHUT_OUT))
 		return;
 	if (segq_empty(&c->cli.out)) {
@@ -531,6 +581,7 @@ static void from_backend(struct proxy_conn *c, unsigned char *buf, size_t n)
 static void client_eof(struct proxy_conn *c)
 {
 	c->cli.flags |= SF_EOF_IN;
+	set_fin_mark(c);
 	side_finish_out(&c->be);
 	for (unsigned i = 0; i < c->nlegs; i++)
 		leg_finish_out(&c->legs[i]);
@@ -717,6 +768,8 @@ void conn_accept(struct proxy *px, int fd)
 	px->conns = c;
 	px->conns_accepted++;
 	px->conns_active++;
+	if (px->ob.conn_open)
+		c->obs = px->ob.conn_open(px->ob.arg, c->id);
 	event_assign(&c->cli.ev, px->base, fd, EV_IO, side_cb, &c->cli);
 	event_add(&c->cli.ev, NULL);
 
@@ -746,10 +799,21 @@ void conn_tick(struct proxy *px, uint64_t now)
 	struct proxy_conn *c, *next;
 	uint64_t lingering = 0;
 
-	if (!px->conns_lingering)
+	if (!px->conns_lingering && !px->fin_waits)
 		return;
+	px->fin_waits = 0;
 	for (c = px->conns; c; c = next) {
 		next = c->next;
+		for (unsigned i = 0; i < c->nlegs; i++) {
+			struct leg *leg = &c->legs[i];
+
+			if (!(leg->flags & SF_FIN_WAIT))
+				continue;
+			if (leg_may_end(leg, now))
+				leg_finish_out(leg);
+			else
+				px->fin_waits++;
+		}
 		if (!c->front_done)
 			continue;
 		if (now - c->front_done_ns > px->cfg.linger_ns) {

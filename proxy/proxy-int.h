@@ -36,6 +36,7 @@ enum {
 	SF_DROPPED = 1 << 7, /* leg only: replica dropped; bytes are counted, not sent */
 	SF_SETTLED = 1 << 8, /* leg only: divergence follower ended */
 	SF_DIRTY = 1 << 9, /* leg only: on px->dirty, waiting for the flush timer */
+	SF_FIN_WAIT = 1 << 10, /* leg only: FIN held until the replica has answered enough */
 };
 
 /* The client or the production side of a connection. */
@@ -59,6 +60,8 @@ struct leg {
 	struct event ev;
 	struct segq out;
 	uint64_t written; /* client bytes given to the replica */
+	uint64_t answered; /* bytes the replica answered on this connection */
+	uint64_t last_activity_ns; /* last write to or answer from the replica */
 	struct leg *rep_prev, *rep_next; /* rep->legs */
 	struct leg *dirty_prev, *dirty_next; /* px->dirty */
 };
@@ -87,9 +90,19 @@ struct proxy_conn {
 	uint64_t id;
 	struct side cli, be;
 	struct div_conn *div;
+	void *obs; /* the observer's per-connection state */
+	int reset; /* the front ended with a reset */
 	struct proxy_conn *prev, *next; /* px->conns */
 	int front_done; /* client and production sides closed */
 	uint64_t front_done_ns;
+	uint64_t prod_answered; /* bytes production sent on this connection */
+	/*
+	 * How much production had answered when the client ended its side (FIN
+	 * or reset): a replica gets the same end once it has answered as much,
+	 * as production did. Valid once fin_mark_set.
+	 */
+	uint64_t fin_mark;
+	int fin_mark_set;
 	unsigned nlegs;
 	struct leg legs[];
 };
@@ -98,6 +111,7 @@ struct proxy {
 	struct event_base *base;
 	struct proxy_config cfg;
 	struct proxy_hooks hooks;
+	struct proxy_observer ob;
 	int lfd;
 	struct event lev;
 	struct event accept_retry;
@@ -114,6 +128,7 @@ struct proxy {
 	uint64_t start_ns;
 	/* counters */
 	uint64_t conns_accepted, conns_active, conns_lingering;
+	uint64_t fin_waits; /* legs holding a FIN back (conn_tick releases them) */
 	uint64_t backend_failures, client_resets, backend_resets, accept_errors;
 	uint64_t bytes_client, bytes_backend;
 };

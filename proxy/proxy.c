@@ -160,6 +160,11 @@ void proxy_set_hooks(struct proxy *px, const struct proxy_hooks *hooks)
 	px->hooks = *hooks;
 }
 
+void proxy_set_observer(struct proxy *px, const struct proxy_observer *ob)
+{
+	px->ob = *ob;
+}
+
 void proxy_stop_accepting(struct proxy *px)
 {
 	if (px->lfd < 0)

@@ -60,11 +60,28 @@ struct proxy_hooks {
 	void *arg;
 };
 
+/*
+ * Someone who watches every byte of every connection (the aggregator records
+ * production's upstream traffic this way). Called on the proxy's thread,
+ * inside the data path: they must not block and must not call back into the
+ * proxy. conn_open's result is passed to the others.
+ */
+struct proxy_observer {
+	void *(*conn_open)(void *arg, uint64_t conn_id);
+	void (*client_bytes)(void *conn, const void *buf, size_t n);
+	void (*server_bytes)(void *conn, const void *buf, size_t n);
+	/* The front is over; reset: it ended with a reset (either side) */
+	void (*conn_close)(void *conn, int reset);
+	void *arg;
+};
+
 /* Returns 0, or -errno with the cause and a fix in err. */
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **out,
 	      char *err, size_t errlen);
 void proxy_free(struct proxy *px);
 void proxy_set_hooks(struct proxy *px, const struct proxy_hooks *hooks);
+/* Set before the first connection is accepted. */
+void proxy_set_observer(struct proxy *px, const struct proxy_observer *ob);
 
 /* Stop accepting new connections (the listener is closed); existing ones carry on. */
 void proxy_stop_accepting(struct proxy *px);

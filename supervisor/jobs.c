@@ -66,6 +66,32 @@ static void *job_thread(void *arg)
 	return NULL;
 }
 
+/* Runs on the worker: the clone's upstream listeners, before it is restored. */
+static int job_prepare_netns(void *arg, unsigned index, int netns_fd, char *err, size_t errlen)
+{
+	struct sup_job *job = arg;
+	int rc;
+
+	if (!job->sup->agg || index >= SUP_MAX_CLONES)
+		return 0;
+	rc = agg_clone_listen(job->sup->agg, netns_fd, job->agg_fds[index], err, errlen);
+	if (rc == 0 && index + 1 > job->agg_ready)
+		job->agg_ready = index + 1;
+	return rc;
+}
+
+/* Close listeners made for clones that were not attached. */
+static void close_agg_fds(struct sup_job *job, unsigned from)
+{
+	unsigned n = job->sup->agg ? agg_upstreams(job->sup->agg) : 0;
+
+	for (unsigned k = from; k < job->agg_ready; k++)
+		for (unsigned i = 0; i < n; i++)
+			if (job->agg_fds[k][i] >= 0)
+				close(job->agg_fds[k][i]);
+	job->agg_ready = from;
+}
+
 /* ---- loop thread ---- */
 
 static void reply_line(struct sup_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -183,6 +209,13 @@ static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_c
 		free(c);
 		return rc;
 	}
+	if (sup->agg) {
+		unsigned k = cm->id - job->opts.first_id;
+
+		agg_clone_attach(sup->agg, cm->id, job->agg_fds[k]);
+		for (unsigned i = 0; i < AGG_MAX_UPSTREAMS; i++)
+			job->agg_fds[k][i] = -1; /* the aggregator owns them now */
+	}
 	snprintf(path, sizeof(path), "%s/log", cm->dir);
 	c->log_file = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (cm->log_fd >= 0) {
@@ -202,6 +235,8 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 	event_free(job->ev);
 	close(job->pipe[0]);
 	close(job->pipe[1]);
+	if (job->rc || sup->stopping || !sup->px)
+		close_agg_fds(job, 0);
 	if (job->rc) {
 		pr_err("clone failed: %s", job->err);
 		reply_line(job, "ERROR: %s\n", job->err);
@@ -236,6 +271,7 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 		evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
 		evhttp_send_reply_end(job->req);
 	}
+	close_agg_fds(job, 0); /* those of clones that could not be attached */
 	if (job->host_fd >= 0)
 		close(job->host_fd);
 	sup->job = NULL;
@@ -402,6 +438,11 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 	job->opts.ready_timeout_ms = 30 * 1000;
 	job->opts.doppel_exe = sup->exe;
 	job->opts.host_netns_fd = job->host_fd;
+	job->opts.prepare_netns = job_prepare_netns;
+	job->opts.prepare_arg = job;
+	for (unsigned k = 0; k < SUP_MAX_CLONES; k++)
+		for (unsigned i = 0; i < AGG_MAX_UPSTREAMS; i++)
+			job->agg_fds[k][i] = -1;
 	if (job->host[0]) {
 		/* Where the other host keeps the images (on two machines: a directory there). */
 		snprintf(job->host_images, sizeof(job->host_images), "%s/host-%u", sup->images_base,
@@ -443,6 +484,7 @@ void sup_job_abandon(struct supervisor *sup)
 		return;
 	pr_info("waiting for the clone in progress to finish before stopping");
 	pthread_join(job->thread, NULL);
+	close_agg_fds(job, 0);
 	for (unsigned k = 0; k < job->count; k++)
 		if (!job->rc)
 			cm_clone_destroy(&job->clones[k]);

@@ -94,7 +94,12 @@ void sup_status_json(struct supervisor *sup, struct sbuf *sb)
 		sbuf_json_num(sb, w->seconds);
 		sbuf_printf(sb, "}");
 	}
-	sbuf_printf(sb, "],\"proxy\":");
+	sbuf_printf(sb, "],\"upstreams\":");
+	if (sup->agg)
+		agg_status_json(sup->agg, sb);
+	else
+		sbuf_printf(sb, "[]");
+	sbuf_printf(sb, ",\"proxy\":");
 	if (sup->px)
 		proxy_status_json(sup->px, sb);
 	else
@@ -144,6 +149,8 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 	for (unsigned i = 0; i < sup->nwindows && i < 64; i++)
 		sbuf_printf(out, "past debug window: clone %u kept up for %.2f s\n", sup->windows[i].clone_id,
 			    sup->windows[i].seconds);
+	if (sup->agg)
+		agg_status_text(sup->agg, out);
 	sbuf_printf(out, "\n");
 	if (sup->px)
 		proxy_status_text(sup->px, out);

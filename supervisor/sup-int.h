@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "admin/admin.h"
+#include "aggregator/aggregator.h"
 #include "clonemgr/clonemgr.h"
 #include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
@@ -56,6 +57,8 @@ struct sup_job {
 	int host_fd;
 	char host_addr[64];
 	char host_images[CM_PATH_MAX + 32];
+	int agg_fds[SUP_MAX_CLONES][AGG_MAX_UPSTREAMS]; /* clones' upstream listeners */
+	unsigned agg_ready; /* clones whose listeners exist (agg_fds[0..agg_ready-1]) */
 	/* results, valid once the worker is done */
 	int rc;
 	char err[1024];
@@ -79,6 +82,7 @@ struct supervisor {
 	int have_criu;
 	char criu_err[512];
 	struct proxy *px;
+	struct agg *agg; /* NULL without --upstream */
 	struct admin *adm;
 	char admin_path[CM_PATH_MAX + 16];
 	char work_dir[CM_PATH_MAX];

@@ -117,6 +117,8 @@ void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *w
 	pr_info("destroying clone %u (pid %d): %s", c->cm.id, c->cm.pid, why);
 	if (sup->px && c->replica_id)
 		proxy_replica_remove(sup->px, c->replica_id);
+	if (sup->agg)
+		agg_clone_detach(sup->agg, c->cm.id);
 	if (c->relay)
 		proxy_free(c->relay);
 	if (c->log_ev)
@@ -316,6 +318,14 @@ static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- start and stop ---- */
 
+/* Before the service runs: its upstreams' listeners inside its namespace. */
+static int prepare_service(void *arg, int netns_fd, char *err, size_t errlen)
+{
+	struct supervisor *sup = arg;
+
+	return sup->agg ? agg_start_production(sup->agg, netns_fd, err, errlen) : 0;
+}
+
 static int setup_images(struct supervisor *sup, char *err, size_t errlen)
 {
 	int rc;
@@ -375,6 +385,8 @@ static void teardown(struct supervisor *sup)
 		sup->svc_log_ev = NULL;
 	}
 	cm_service_free(&sup->svc);
+	agg_free(sup->agg);
+	sup->agg = NULL;
 	if (sup->adm) {
 		admin_free(sup->adm);
 		sup->adm = NULL;
@@ -456,6 +468,15 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 		goto out;
 	}
 	sup_routes_install(sup);
+	if (cfg->nupstreams) {
+		rc = agg_new(sup->base, cfg->upstream_budget, cfg->upstream_wait_ns, &sup->agg);
+		for (unsigned i = 0; !rc && i < cfg->nupstreams; i++)
+			rc = agg_add_upstream(sup->agg, cfg->upstreams[i], err, errlen);
+		if (rc) {
+			code = 2;
+			goto out;
+		}
+	}
 	sup->cfg.proxy.listen_fd = netaddr_listen(&cfg->proxy.listen, 1024, 0, err, errlen);
 	if (sup->cfg.proxy.listen_fd < 0) {
 		code = 2;
@@ -479,6 +500,8 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 	spec.nstate = cfg->nstate;
 	spec.chdir = cfg->chdir;
 	spec.keep_cgroup_mounts = cfg->keep_cgroup_mounts;
+	spec.prepare = prepare_service;
+	spec.prepare_arg = sup;
 	rc = cm_service_launch(&spec, &sup->svc, err, errlen);
 	if (rc)
 		goto out;

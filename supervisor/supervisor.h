@@ -46,6 +46,11 @@ struct sup_config {
 	const char *chdir;
 	int keep_cgroup_mounts;
 	const char *criu; /* NULL: $DOPPEL_CRIU, $PATH, /usr/local/sbin, /usr/sbin */
+	/* upstream isolation (aggregator/): "LISTEN=TARGET" each */
+	const char *upstreams[8];
+	unsigned nupstreams;
+	uint64_t upstream_budget; /* recorded bytes kept per upstream (0: 256 MiB) */
+	uint64_t upstream_wait_ns; /* how long a clone's request waits for production's (0: 5 s) */
 };
 
 void sup_config_defaults(struct sup_config *cfg);

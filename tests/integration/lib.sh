@@ -38,6 +38,17 @@ cleanup() {
 	wait 2>/dev/null
 	for p in "${EXTRA_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	for h in "${EXIT_HOOKS[@]}"; do eval "$h"; done
+	# A sanitizer report from any process the test ran fails the test, even one
+	# written at exit (LeakSanitizer) after the test's own checks passed.
+	if [ "$rc" -eq 0 ] && grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$T"/*.log \
+		>"$T/sanitizer.hits" 2>/dev/null; then
+		for f in $(cat "$T/sanitizer.hits"); do
+			echo "---- sanitizer report in $(basename "$f")"
+			grep -A 25 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$f" | head -40
+		done
+		log "FAIL: a sanitizer reported an error (above)"
+		rc=1
+	fi
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		for f in "$T"/*.log; do
 			[ -f "$f" ] || continue
@@ -58,6 +69,9 @@ need() { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed (deploy/in
 # spawn NAME CMD... : start CMD in the background, output in $T/NAME.log, pid in $NAME_PID
 spawn() {
 	local name=$1; shift
+	# The name becomes a variable (NAME_PID): refuse anything bash would choke on,
+	# loudly, rather than let a shell error skip the rest of a test.
+	[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || fail "spawn: '$name' is not usable as a name (letters, digits, _)"
 	"$@" >"$T/$name.log" 2>&1 &
 	local pid=$!
 	PIDS+=("$pid")
@@ -131,15 +145,16 @@ sup_status() {
 # run_service NAME [doppel run options] -- CMD... : start a supervisor, wait until ready
 run_service() {
 	local name=$1; shift
+	[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || fail "run_service: '$name' is not usable as a name (letters, digits, _)"
 	spawn "sup_$name" "$DOPPEL" run "$name" --work-dir "$T/work/$name" --stop-timeout 5s "$@"
-	local st=""
+	local st="" spid_var="sup_${name}_PID"
+	local spid=${!spid_var}
 	for _ in $(seq 300); do
 		if "$DOPPEL" status "$name" --json >"$T/ready.json" 2>/dev/null; then
 			st=$(json "$T/ready.json" "j['service']['state']")
 			[ "$st" = running ] && break
 		fi
-		local spid_var="sup_${name}_PID"
-		kill -0 "${!spid_var}" 2>/dev/null || fail "doppel run $name exited: $(tail -3 "$T/sup_$name.log")"
+		kill -0 "$spid" 2>/dev/null || fail "doppel run $name exited: $(tail -3 "$T/sup_$name.log")"
 		sleep 0.1
 	done
 	[ "$st" = running ] || fail "service $name not ready after 30 s"

@@ -1,0 +1,82 @@
+/*
+ * aggregator.h - upstream isolation: a clone of an app server talks to its
+ * database, cache or other services exactly as production does, but never
+ * reaches them. Production's upstream traffic is relayed and recorded; each
+ * clone is answered from that recording.
+ *
+ * For every `--upstream L=R`:
+ *   - production side: a listener on L inside production's network namespace
+ *     relays each connection to R (on the host) with the duplicating proxy
+ *     (no replicas), and records what production sent and what the upstream
+ *     answered, turn by turn (a turn: what one side sends before the other
+ *     answers), in a store bounded by `budget` bytes;
+ *   - clone side: a listener on L inside each clone's network namespace. What
+ *     a clone sends is compared with production's requests and dropped; what
+ *     it receives is production's recorded answers.
+ *
+ * Matching a clone's request to production's (the rule, in order):
+ *   1. by connection order (Parikshan's aggregator): the clone's k-th
+ *      connection to an upstream is production's k-th connection to it opened
+ *      after the clone was attached; its turns are replayed in order while
+ *      the clone's requests equal production's, byte for byte;
+ *   2. otherwise by content: the oldest turn recorded since the clone was
+ *      attached, on any production connection (connection pools opened before
+ *      the freeze included), whose request is exactly the clone's and that this
+ *      clone has not used yet; replay then continues in order on that
+ *      connection;
+ *   3. otherwise the clone waits up to `wait` for production to make that
+ *      request; if it never does, the request is *unanswered*: the clone's
+ *      connection is reset and counted, never left hanging.
+ * A request that differs from the one expected in order counts as diverged
+ * (even if rule 2 then answers it). No protocol is parsed.
+ *
+ * Limits: requests that legitimately differ between production and clone
+ * (random ids, timestamps) match by neither rule; the recording of a
+ * connection that outgrows the budget is truncated (counted).
+ *
+ * Ownership and threads: one struct agg per supervisor, used from the thread
+ * running its event_base, except agg_clone_listen(), which only creates
+ * sockets and may run on a worker thread.
+ */
+#ifndef DOPPEL_AGGREGATOR_H
+#define DOPPEL_AGGREGATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/sbuf.h"
+
+#define AGG_MAX_UPSTREAMS 8
+#define AGG_MAX_CLONES 64
+
+struct event_base;
+struct agg;
+
+/* budget: recorded bytes kept per upstream; wait_ns: rule 3's wait. */
+int agg_new(struct event_base *base, uint64_t budget, uint64_t wait_ns, struct agg **out);
+void agg_free(struct agg *a);
+
+/* Parse and add "L=R" (each HOST:PORT). 0, or -EINVAL with the reason in err. */
+int agg_add_upstream(struct agg *a, const char *spec, char *err, size_t errlen);
+unsigned agg_upstreams(const struct agg *a);
+
+/* Start production's side: listeners on each L inside prod_netns_fd. */
+int agg_start_production(struct agg *a, int prod_netns_fd, char *err, size_t errlen);
+
+/*
+ * Create the listening sockets of a clone's side inside netns_fd (before the
+ * clone is restored, so its first connection finds them). Fills fds[0..n-1],
+ * n = agg_upstreams(). Safe on any thread. 0 or -errno with err.
+ */
+int agg_clone_listen(const struct agg *a, int netns_fd, int *fds, char *err, size_t errlen);
+/* Serve clone `id` on the sockets from agg_clone_listen (taken over). 0 or -errno. */
+int agg_clone_attach(struct agg *a, unsigned id, const int *fds);
+/* Stop serving clone `id`; closes its sockets and connections. */
+void agg_clone_detach(struct agg *a, unsigned id);
+
+/* JSON array of upstreams (production and per-clone counters). */
+void agg_status_json(struct agg *a, struct sbuf *sb);
+/* Lines for people. */
+void agg_status_text(struct agg *a, struct sbuf *sb);
+
+#endif
