@@ -31,6 +31,7 @@ extern const struct cmd_entry cmd_clone_entry;
 extern const struct cmd_entry cmd_list_entry;
 extern const struct cmd_entry cmd_status_entry;
 extern const struct cmd_entry cmd_destroy_entry;
+extern const struct cmd_entry cmd_attach_entry;
 extern const struct cmd_entry cmd_stop_entry;
 extern const struct cmd_entry cmd_doctor_entry;
 extern const struct cmd_entry cmd_proxy_entry;

@@ -294,6 +294,44 @@ static void route_stop(struct evhttp_request *req, void *arg)
 	sup_shutdown(sup, 0, "stop requested");
 }
 
+/*
+ * GET /clone?id=N: one clone as "key=value" lines, for `doppel attach` (which
+ * polls it to govern a tracer) and for scripts.
+ */
+static void route_clone_info(struct evhttp_request *req, void *arg)
+{
+	struct supervisor *sup = arg;
+	struct evkeyvalq q = { 0 };
+	struct proxy_replica_info info;
+	struct sup_clone *c;
+	const char *v;
+	char *end;
+	unsigned long id;
+
+	TAILQ_INIT(&q);
+	v = query_param(req, &q, "id");
+	id = v ? strtoul(v, &end, 10) : 0;
+	if (!v || *end || !id) {
+		send_text(req, 400, "give the clone's id: /clone?id=N\n");
+	} else if (!(c = sup_clone_find(sup, (unsigned)id))) {
+		send_text(req, 404, "%s has no clone %lu (see `doppel status %s`)\n", sup->cfg.name, id,
+			  sup->cfg.name);
+	} else if (!sup->px || proxy_replica_info(sup->px, c->replica_id, &info) < 0) {
+		send_text(req, 503, "clone %lu is not attached to the proxy\n", id);
+	} else {
+		send_text(req, 200,
+			  "id=%u\npid=%d\ndir=%s\nservice_pid=%d\noccupancy=%.4f\nbuffered=%llu\n"
+			  "max_conn_buffered=%llu\nbuffer=%llu\nbudget=%llu\noverflows=%llu\n"
+			  "debug_window_s=%.3f\nwindow_open=%d\nforecast_s=%.3f\n",
+			  c->cm.id, c->cm.pid, c->cm.dir, sup->svc.pid, info.occupancy,
+			  (unsigned long long)info.buffered, (unsigned long long)info.max_conn_buffered,
+			  (unsigned long long)info.buffer_cap, (unsigned long long)info.budget,
+			  (unsigned long long)info.overflows, info.debug_window_s, info.window_open,
+			  isfinite(info.forecast_s) ? info.forecast_s : -1.0);
+	}
+	evhttp_clear_headers(&q);
+}
+
 void sup_routes_install(struct supervisor *sup)
 {
 	admin_route(sup->adm, "/status", render_status, sup);
@@ -301,6 +339,7 @@ void sup_routes_install(struct supervisor *sup)
 	admin_route(sup->adm, "/metrics", render_metrics, sup);
 	admin_route(sup->adm, "/row", render_row, sup);
 	admin_route_raw(sup->adm, "/clone", route_clone, sup);
+	admin_route_raw(sup->adm, "/clone-info", route_clone_info, sup);
 	admin_route_raw(sup->adm, "/destroy", route_destroy, sup);
 	admin_route_raw(sup->adm, "/stop", route_stop, sup);
 }

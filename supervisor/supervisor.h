@@ -5,7 +5,7 @@
  *
  * It stays in the foreground (systemd Type=notify: READY=1 once the service
  * listens) and answers on an admin socket, /run/doppel/NAME.sock (0600):
- *   GET  /status  /status.txt  /metrics  /row
+ *   GET  /status  /status.txt  /metrics  /row  /clone-info?id=N
  *   POST /clone?count=N[&buffer=SIZE]   (progress streamed as text lines)
  *   POST /destroy?id=N                  POST /stop
  * The other subcommands (clone, list, status, destroy, stop) are clients of

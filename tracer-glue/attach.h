@@ -1,0 +1,100 @@
+/*
+ * attach.h - run a tracer (gdb, perf, strace, ltrace, bpftrace, ...) on a
+ * clone, never on production, and keep its cost inside the clone's debug
+ * window (the budget governor, Parikshan thesis chapter 6).
+ *
+ * Where the tool runs: in a private copy of the clone's mount namespace (it
+ * sees the clone's files, its own copies of the state dirs included) with a
+ * /proc of the host's pid namespace mounted over the clone's, so host pids
+ * ({pid}, {pids}) name the clone's processes. The clone itself is not
+ * touched: the copy of its mount namespace is private to the tool.
+ *
+ * Ownership: plain functions and a small governor state; used by
+ * `doppel attach` (cli/cmd-attach.c) on its single thread.
+ */
+#ifndef DOPPEL_TRACER_GLUE_ATTACH_H
+#define DOPPEL_TRACER_GLUE_ATTACH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TRC_MAX_PIDS 4096
+
+/*
+ * Host pids of every process in the pid namespace whose init is init_pid,
+ * init first. Returns the count (<= max) or -errno.
+ */
+int trc_ns_pids(pid_t init_pid, pid_t *pids, unsigned max);
+
+/* What {pid}, {pids} and {dir} stand for. */
+struct trc_subst {
+	pid_t pid; /* the clone's main process, as a host pid */
+	const pid_t *pids;
+	unsigned npids;
+	const char *dir; /* the attach's output directory */
+};
+
+/*
+ * Copy argv with {pid}, {pids} (comma-separated) and {dir} replaced.
+ * *out is a NULL-terminated array the caller frees with trc_free_args().
+ * Returns 0 or -ENOMEM.
+ */
+int trc_expand_args(char *const *argv, const struct trc_subst *s, char ***out);
+void trc_free_args(char **argv);
+
+/*
+ * Refuse arguments that name a production process: any number in argv that
+ * is one of forbidden[] (production's host pids). 0, or -EPERM with the
+ * sentence in err.
+ */
+int trc_check_args(char *const *argv, const pid_t *forbidden, unsigned n, char *err,
+		   size_t errlen);
+
+/*
+ * Start argv in a private copy of clone_pid's mount namespace with the host's
+ * /proc, working directory dir_fd. Standard streams: inherited when out_fd
+ * < 0, else stdin from /dev/null and stdout+stderr to out_fd. The tool gets
+ * its own process group. Returns its pid, or -errno with err (a failure in
+ * the child is reported through a pipe).
+ */
+pid_t trc_spawn(char *const *argv, pid_t clone_pid, int dir_fd, int out_fd, char *err,
+		size_t errlen);
+
+/* ---- the budget governor ---- */
+
+enum trc_gov_method {
+	TRC_GOV_OFF, /* never touch the tool */
+	TRC_GOV_CONTROL, /* perf record: disable/enable its events through --control */
+	TRC_GOV_RESTART, /* ptrace and probe tools: detach (SIGINT), attach again later */
+	TRC_GOV_PAUSE, /* SIGSTOP/SIGCONT the tool (only for tools whose cost stops with them) */
+};
+
+/* The method that suits a tool (argv[0]'s basename and its subcommand). */
+enum trc_gov_method trc_gov_method_for(char *const *argv);
+const char *trc_gov_method_name(enum trc_gov_method m);
+
+enum trc_gov_step {
+	TRC_GOV_KEEP,
+	TRC_GOV_LOWER, /* occupancy passed the high mark: cut the tracing cost now */
+	TRC_GOV_RESTORE, /* occupancy fell below the low mark: full detail again */
+};
+
+/*
+ * Hysteresis between two marks of buffer occupancy (0..1), and the time spent
+ * at full detail versus lowered, for the report.
+ */
+struct trc_governor {
+	double high, low;
+	int lowered;
+	uint64_t started_ns, last_ns;
+	uint64_t full_ns, lowered_ns;
+	unsigned lowers, restores;
+};
+
+void trc_gov_init(struct trc_governor *g, double high, double low, uint64_t now_ns);
+enum trc_gov_step trc_gov_tick(struct trc_governor *g, double occupancy, uint64_t now_ns);
+/* Share of the time so far traced at full detail (1 when nothing was lowered). */
+double trc_gov_full_share(const struct trc_governor *g);
+
+#endif
