@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "common/clock.h"
+#include "common/log.h"
 #include "common/size.h"
 #include "supervisor/supervisor.h"
 
@@ -61,6 +63,29 @@ int cli_parse_addr(const struct cmd_entry *e, const char *opt, const char *text,
 
 	if (netaddr_parse(text, out, err, sizeof(err)) < 0) {
 		cmd_usage_error(e, "%s: %s", opt, err);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_parse_log_level(const struct cmd_entry *e, const char *text)
+{
+	enum log_level lvl;
+
+	if (log_parse_level(text, &lvl) < 0) {
+		cmd_usage_error(e, "--log-level '%s': use error, warn, info or debug", text);
+		return -1;
+	}
+	log_set_level(lvl);
+	return 0;
+}
+
+int cli_parse_replica_flush(const struct cmd_entry *e, const char *text, uint64_t *ns)
+{
+	if (cli_parse_duration(e, "--replica-flush", text, ns))
+		return -1;
+	if (*ns > NSEC_PER_SEC) {
+		cmd_usage_error(e, "--replica-flush %s: at most 1s", text);
 		return -1;
 	}
 	return 0;

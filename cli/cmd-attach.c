@@ -131,8 +131,8 @@ static int parse_pct(const struct cmd_entry *e, const char *opt, const char *s, 
 	return 0;
 }
 
-/* argv with perf's --control added after "record" (the fifos live in dir). */
-static char **with_perf_control(char **argv)
+/* A copy of argv with `extra` inserted before argv[pos] (NULL-terminated; strdup'ed). */
+static char **argv_insert(char *const *argv, unsigned pos, const char *extra)
 {
 	unsigned n = 0;
 	char **v;
@@ -142,35 +142,33 @@ static char **with_perf_control(char **argv)
 	v = calloc(n + 2, sizeof(*v));
 	if (!v)
 		return NULL;
-	for (unsigned i = 0, j = 0; i < n; i++) {
-		v[j++] = strdup(argv[i]);
-		if (i == 1)
-			v[j++] = strdup("--control=fifo:perf-ctl.fifo,perf-ack.fifo");
+	for (unsigned i = 0, j = 0; i <= n; i++) {
+		if (i == pos)
+			v[j++] = strdup(extra);
+		if (i < n)
+			v[j++] = strdup(argv[i]);
 	}
 	return v;
+}
+
+/* perf record with --control (fifos in its working directory, the output dir). */
+static char **with_perf_control(char **argv)
+{
+	return argv_insert(argv, 2, "--control=fifo:perf-ctl.fifo,perf-ack.fifo");
 }
 
 /* strace -o FILE is truncated when strace starts again: append instead. */
 static char **with_append(char **argv)
 {
-	unsigned n = 0;
 	int has_o = 0, has_a = 0;
-	char **v;
 
-	while (argv[n]) {
-		has_o |= strcmp(argv[n], "-o") == 0 || strncmp(argv[n], "--output", 8) == 0;
-		has_a |= strcmp(argv[n], "-A") == 0;
-		n++;
-	}
-	v = calloc(n + 2, sizeof(*v));
-	if (!v)
+	if (!strstr(argv[0], "strace"))
 		return NULL;
-	for (unsigned i = 0, j = 0; i < n; i++) {
-		v[j++] = strdup(argv[i]);
-		if (i == 0 && has_o && !has_a && strstr(argv[0], "strace"))
-			v[j++] = strdup("-A");
+	for (char **a = argv; *a; a++) {
+		has_o |= strcmp(*a, "-o") == 0 || strncmp(*a, "--output", 8) == 0;
+		has_a |= strcmp(*a, "-A") == 0;
 	}
-	return v;
+	return has_o && !has_a ? argv_insert(argv, 1, "-A") : NULL;
 }
 
 struct session {

@@ -25,7 +25,8 @@ static int cmd_proxy_exec(int argc, char **argv);
 const struct cmd_entry cmd_proxy_entry = {
 	.name = "proxy",
 	.usage = "--listen ADDR --backend ADDR [--replica [NAME=]ADDR]... [--buffer SIZE]\n"
-		 "       [--budget SIZE] [--admin ADDR] [--linger DURATION] [--log-level LEVEL]",
+		 "       [--budget SIZE] [--admin ADDR] [--linger DURATION] [--replica-flush DURATION]\n"
+		 "       [--log-level LEVEL]",
 	.summary = "duplicate a TCP service's traffic to replicas that never slow it down",
 	.help = "Accepts clients on --listen and forwards every byte to the production server at\n"
 		"--backend, and production's answers back. Each --replica receives a copy of\n"
@@ -47,6 +48,10 @@ const struct cmd_entry cmd_proxy_entry = {
 		"                      (Prometheus) on ADDR (HOST:PORT or unix:/path)\n"
 		"  --linger DURATION   how long a replica may keep receiving a connection's backlog\n"
 		"                      after its client left (default 60s)\n"
+		"  --replica-flush DURATION\n"
+		"                      gather replica writes this long and send them as one batch per\n"
+		"                      connection (default 10ms; 0: at once). Replicas then read\n"
+		"                      several requests at a time, as from a pipelining client\n"
 		"  --log-level LEVEL   error, warn, info (default) or debug\n"
 		"\n"
 		"Stops cleanly on SIGTERM or SIGINT. Exit status 2 for a bad option, an address\n"
@@ -169,20 +174,13 @@ static int cmd_proxy_exec(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'f':
-			if (cli_parse_duration(e, "--replica-flush", optarg, &cfg.replica_flush_ns))
+			if (cli_parse_replica_flush(e, optarg, &cfg.replica_flush_ns))
 				return EXIT_USAGE;
-			if (cfg.replica_flush_ns > NSEC_PER_SEC)
-				return cmd_usage_error(e, "--replica-flush %s: at most 1s", optarg);
 			break;
-		case 'v': {
-			enum log_level lvl;
-
-			if (log_parse_level(optarg, &lvl) < 0)
-				return cmd_usage_error(e, "--log-level '%s': use error, warn, info or debug",
-						       optarg);
-			log_set_level(lvl);
+		case 'v':
+			if (cli_parse_log_level(e, optarg))
+				return EXIT_USAGE;
 			break;
-		}
 		default:
 			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
 		}

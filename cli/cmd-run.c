@@ -202,20 +202,13 @@ static int cmd_run_exec(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'f':
-			if (cli_parse_duration(e, "--replica-flush", optarg, &cfg.proxy.replica_flush_ns))
+			if (cli_parse_replica_flush(e, optarg, &cfg.proxy.replica_flush_ns))
 				return EXIT_USAGE;
-			if (cfg.proxy.replica_flush_ns > NSEC_PER_SEC)
-				return cmd_usage_error(e, "--replica-flush %s: at most 1s", optarg);
 			break;
-		case 'v': {
-			enum log_level lvl;
-
-			if (log_parse_level(optarg, &lvl) < 0)
-				return cmd_usage_error(e, "--log-level '%s': use error, warn, info or debug",
-						       optarg);
-			log_set_level(lvl);
+		case 'v':
+			if (cli_parse_log_level(e, optarg))
+				return EXIT_USAGE;
 			break;
-		}
 		default:
 			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
 		}

@@ -48,6 +48,10 @@ int cli_parse_size(const struct cmd_entry *e, const char *opt, const char *text,
 int cli_parse_duration(const struct cmd_entry *e, const char *opt, const char *text, uint64_t *ns);
 int cli_parse_addr(const struct cmd_entry *e, const char *opt, const char *text,
 		   struct net_endpoint *out);
+/* --log-level LEVEL: sets it. */
+int cli_parse_log_level(const struct cmd_entry *e, const char *text);
+/* --replica-flush DURATION (at most 1 s). */
+int cli_parse_replica_flush(const struct cmd_entry *e, const char *text, uint64_t *ns);
 
 /* Directory of the supervisors' admin sockets: $DOPPEL_RUN_DIR or /run/doppel. */
 const char *cli_run_dir(void);
