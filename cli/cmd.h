@@ -27,6 +27,7 @@ struct cmd_entry {
 
 extern const struct cmd_entry cmd_proxy_entry;
 extern const struct cmd_entry cmd_status_entry;
+extern const struct cmd_entry cmd_window_entry;
 
 /* Print "doppel NAME USAGE" and the help text. */
 void cmd_print_help(const struct cmd_entry *e);

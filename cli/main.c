@@ -12,6 +12,7 @@
 static const struct cmd_entry *const commands[] = {
 	&cmd_proxy_entry,
 	&cmd_status_entry,
+	&cmd_window_entry,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
