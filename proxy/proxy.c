@@ -359,7 +359,8 @@ static void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_re
 	struct proxy *px = rep->px;
 	uint64_t max_conn = 0;
 	unsigned backlogged = 0;
-	double conn_occ, tot_occ, net_leg, f_conn, f_tot;
+	double conn_occ, tot_occ;
+	struct window_live live;
 
 	for (struct leg *leg = rep->legs; leg; leg = leg->rep_next) {
 		if (leg->out.bytes > max_conn)
@@ -377,17 +378,15 @@ static void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_re
 	conn_occ = (double)max_conn / (double)px->cfg.buffer;
 	tot_occ = (double)rep->buffered / (double)px->cfg.budget;
 	out->occupancy = conn_occ > tot_occ ? conn_occ : tot_occ;
-	/*
-	 * Two ways to overflow: the fullest connection reaches --buffer, or all
-	 * connections together reach the budget. The replica's net inflow is
-	 * shared by the connections that have a backlog.
-	 */
-	f_tot = window_forecast((double)px->cfg.budget - (double)rep->buffered, out->ingress_bps,
-				out->drain_bps);
-	net_leg = backlogged ? 1.0 / backlogged : 1.0;
-	f_conn = window_forecast((double)px->cfg.buffer - (double)max_conn, out->ingress_bps * net_leg,
-				 out->drain_bps * net_leg);
-	out->forecast_s = f_conn < f_tot ? f_conn : f_tot;
+	/* Two ways to overflow: one connection's --buffer, or the budget (window/live.c). */
+	live.buffer = (double)px->cfg.buffer;
+	live.budget = (double)px->cfg.budget;
+	live.max_conn_queued = (double)max_conn;
+	live.queued = (double)rep->buffered;
+	live.backlogged = backlogged;
+	live.ingress_bps = out->ingress_bps;
+	live.drain_bps = out->drain_bps;
+	out->forecast_s = window_live_forecast(&live);
 	out->overflows = rep->overflows;
 	out->window_open = rep->first_overflow_ns == 0;
 	out->debug_window_s =

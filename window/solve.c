@@ -296,7 +296,8 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 	r->mean_size = size;
 	r->rho = lam / p->service_rate;
 	r->capacity_msgs = (uint64_t)fmin(floor(p->buffer / size), 9e18);
-	r->fluid_s = window_forecast(p->buffer, lam * size, p->service_rate * size);
+	/* What a tank would do (the live forecast's model, without its noise floor). */
+	r->fluid_s = lam > p->service_rate ? p->buffer / ((lam - p->service_rate) * size) : INFINITY;
 	r->mean_ci95 = NAN;
 	/* The fluid level: the waiting bytes plus the request in service. */
 	level = p->buffer + size;
