@@ -21,9 +21,10 @@ const struct cmd_entry cmd_window_entry = {
 	.name = "window",
 	.usage = "--rate R (--service-rate S | --slowdown X [--utilization U]) --buffer SIZE[,SIZE]...\n"
 		 "       [--msg-size BYTES] [--kernel-buffer SIZE] [--traffic poisson|det|mmpp:R/T,...]\n"
-		 "       [--arrivals FILE [--port P]] [--service exp|det] [--method auto|exact|sim|fluid]\n"
-		 "       [--runs N] [--horizon DURATION] [--seed N] [--sweep slowdown=A..B[:STEP]]\n"
-		 "       [--plot FILE.svg | --no-plot] [--json]",
+		 "       [--arrivals FILE [--port P] [--replay-from-start]] [--service exp|det]\n"
+		 "       [--method auto|exact|sim|fluid]"
+		 " [--runs N] [--horizon DURATION] [--seed N]\n"
+		 "       [--sweep slowdown=A..B[:STEP]] [--plot FILE.svg | --no-plot] [--json]",
 	.summary = "predict a replica's debug window (time to its first buffer overflow)",
 	.help =
 		"Models one replica behind the proxy as a queue: requests arrive at --rate, wait in\n"
@@ -63,6 +64,8 @@ const struct cmd_entry cmd_window_entry = {
 		"                      lines 'SECONDS [BYTES]'; runs start at random offsets\n"
 		"  --port P            the server's TCP port in the capture (default: the port that\n"
 		"                      received the most payload)\n"
+		"  --replay-from-start replay the recording from its first arrival instead of random\n"
+		"                      offsets: the window for exactly that traffic\n"
 		"  --service KIND      exp (default) or det service times\n"
 		"  --method M          auto (default), exact, sim or fluid\n"
 		"  --runs N            simulation runs (default 1000, fewer if that would be slow)\n"
@@ -234,8 +237,9 @@ static void print_result_text(const struct window_opts *o, const struct window_p
 	fmt_time(r->p10, c, sizeof(c));
 	fmt_time(r->p90, d, sizeof(d));
 	printf("first overflow after: mean %s%s", r->mean_is_lower_bound ? "> " : "", a);
-	if (r->method == WINDOW_SIM && isfinite(r->mean_ci95) && !r->mean_is_lower_bound)
-		printf(" (+- %.2g %%)", 100 * r->mean_ci95 / r->mean);
+	if (r->method == WINDOW_SIM && r->runs > 1 && isfinite(r->mean_ci95) &&
+	    !r->mean_is_lower_bound)
+		printf(" (+- %.1f %%)", 100 * r->mean_ci95 / r->mean);
 	printf(", median %s, p10 %s, p90 %s\n", b, c, d);
 	printf("          (quantiles from %s)\n", r->quantiles_from);
 	fmt_time(p->horizon, h, sizeof(h));
@@ -244,8 +248,9 @@ static void print_result_text(const struct window_opts *o, const struct window_p
 	fmt_time(r->fluid_s, a, sizeof(a));
 	printf("fluid estimate (buffer / net inflow): %s\n", a);
 	if (r->method == WINDOW_SIM)
-		printf("simulation: %u runs (%u reached their time cap), %.3g arrivals in %.2f s of CPU\n",
-		       r->runs, r->censored, (double)r->sim_arrivals, r->sim_seconds);
+		printf("simulation: %u run%s (%u reached the time cap), %.3g arrivals in %.2f s of CPU\n",
+		       r->runs, r->runs == 1 ? "" : "s", r->censored, (double)r->sim_arrivals,
+		       r->sim_seconds);
 }
 
 static void json_result(struct sbuf *sb, const struct window_params *p, double buffer,
@@ -288,6 +293,21 @@ static void json_result(struct sbuf *sb, const struct window_params *p, double b
 	sbuf_json_num(sb, r->fluid_s);
 	sbuf_printf(sb, ",\"runs\":%u,\"censored\":%u,\"sim_arrivals\":%llu}", r->runs, r->censored,
 		    (unsigned long long)r->sim_arrivals);
+}
+
+/* What the arrivals file held, after the object's other members. */
+static void json_trace(struct sbuf *sb, const struct window_trace *t)
+{
+	sbuf_printf(sb, ",\"trace\":{\"format\":");
+	sbuf_json_str(sb, t->format);
+	sbuf_printf(sb,
+		    ",\"port\":%u,\"arrivals\":%llu,\"bytes\":%llu,\"duration_s\":%.9f,"
+		    "\"packets\":%llu,\"skipped_other\":%llu,\"skipped_empty\":%llu,"
+		    "\"skipped_retransmitted\":%llu,\"skipped_malformed\":%llu,\"truncated\":%s}",
+		    t->port, (unsigned long long)t->n, (unsigned long long)t->bytes, t->duration,
+		    (unsigned long long)t->packets, (unsigned long long)t->skipped_other,
+		    (unsigned long long)t->skipped_empty, (unsigned long long)t->skipped_retrans,
+		    (unsigned long long)t->skipped_bad, t->truncated ? "true" : "false");
 }
 
 /* The service rate for a slowdown: production serves rate / utilization when busy. */
@@ -395,7 +415,10 @@ static int run_sweep(struct window_opts *o)
 			sbuf_printf(&sb, "]}");
 	}
 	if (o->json) {
-		sbuf_printf(&sb, "],\"horizon_s\":%.6g}\n", o->p.horizon);
+		sbuf_printf(&sb, "],\"horizon_s\":%.6g", o->p.horizon);
+		if (o->p.trace)
+			json_trace(&sb, o->p.trace);
+		sbuf_printf(&sb, "}\n");
 		fwrite(sb.buf, 1, sb.len, stdout);
 	} else {
 		printf("\nP(<=HOR.): overflow within %s. Methods: exact M/M/1/K, sim(ulation), fluid.\n", h);
@@ -459,7 +482,10 @@ static int run_single(struct window_opts *o)
 		print_result_text(o, &p, o->buffers[b], &r);
 	}
 	if (o->json && rc == 0) {
-		sbuf_printf(&sb, "]}\n");
+		sbuf_printf(&sb, "]");
+		if (o->p.trace)
+			json_trace(&sb, o->p.trace);
+		sbuf_printf(&sb, "}\n");
 		fwrite(sb.buf, 1, sb.len, stdout);
 	}
 	sbuf_free(&sb);
@@ -496,6 +522,7 @@ static int cmd_window_exec(int argc, char **argv)
 		{ "traffic", required_argument, NULL, 't' },
 		{ "arrivals", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'P' },
+		{ "replay-from-start", no_argument, NULL, 'F' },
 		{ "service", required_argument, NULL, 's' },
 		{ "method", required_argument, NULL, 'M' },
 		{ "runs", required_argument, NULL, 'n' },
@@ -596,6 +623,9 @@ static int cmd_window_exec(int argc, char **argv)
 			o.filter.port = (uint16_t)v;
 			break;
 		}
+		case 'F':
+			o.p.trace_from_start = 1;
+			break;
 		case 's':
 			if (strcmp(optarg, "exp") == 0)
 				o.p.service = WINDOW_SVC_EXP;
@@ -669,8 +699,8 @@ static int cmd_window_exec(int argc, char **argv)
 	if (o.arrivals_path && have_traffic)
 		return cmd_usage_error(e, "--arrivals and --traffic both say how requests arrive; "
 					  "give one");
-	if (o.filter.port && !o.arrivals_path)
-		return cmd_usage_error(e, "--port only applies to --arrivals");
+	if ((o.filter.port || o.p.trace_from_start) && !o.arrivals_path)
+		return cmd_usage_error(e, "--port and --replay-from-start only apply to --arrivals");
 	if (o.p.arrival == WINDOW_ARR_MMPP && o.have_rate)
 		return cmd_usage_error(e, "--traffic mmpp:... sets the rate itself; drop --rate");
 	if (!o.arrivals_path && o.p.arrival != WINDOW_ARR_MMPP && !o.have_rate)

@@ -187,8 +187,15 @@ static double sim_one(struct sim *s, double t_cap, uint64_t max_arrivals, uint64
 	uint64_t head = 0, tail = 0, n = 0, qbytes = 0;
 	int fixed = s->fixed;
 
-	if (s->kind == WINDOW_ARR_TRACE)
-		s->tr_i = (uint64_t)(window_rng_u01(&s->rng) * (double)s->tr_n) % s->tr_n;
+	if (s->kind == WINDOW_ARR_TRACE) {
+		if (s->p->trace_from_start) {
+			/* The first arrival lands at 0: start just before index 0. */
+			s->tr_i = s->tr_n - 1;
+			t = -s->tr_gap[0] * s->tr_scale;
+		} else {
+			s->tr_i = (uint64_t)(window_rng_u01(&s->rng) * (double)s->tr_n) % s->tr_n;
+		}
+	}
 	for (;;) {
 		double st, svc;
 		uint32_t size = 0;

@@ -238,7 +238,8 @@ static int sim_solve(const struct window_params *p, unsigned runs, double t_cap,
 	} else {
 		r->p_horizon = (double)within / s.runs;
 	}
-	snprintf(r->quantiles_from, sizeof(r->quantiles_from), "%u simulated runs", s.runs);
+	snprintf(r->quantiles_from, sizeof(r->quantiles_from), "%u simulated run%s", s.runs,
+		 s.runs == 1 ? "" : "s");
 	free(s.times);
 	return 0;
 }
@@ -334,6 +335,12 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 	{
 		uint64_t budget = p->sim_budget ? p->sim_budget : DEFAULT_SIM_BUDGET;
 		unsigned runs = p->runs ? p->runs : DEFAULT_RUNS;
+
+		/* Nothing random: one run says it all. */
+		if (p->service == WINDOW_SVC_DET &&
+		    (p->arrival == WINDOW_ARR_DET ||
+		     (p->arrival == WINDOW_ARR_TRACE && p->trace_from_start)))
+			runs = 1;
 		double t_cap, per_run, cost;
 		int fits = sim_queue_need(p) <= SIM_QUEUE_MAX;
 
@@ -379,8 +386,16 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 		snprintf(r->why, sizeof(r->why), "%s arrivals%s with %s service have no closed form: "
 			 "simulated %u runs (each until its first overflow or %.3g s)",
 			 window_arrival_name(p->arrival),
-			 p->arrival == WINDOW_ARR_TRACE ? " (replayed from random offsets)" : "",
+			 p->arrival != WINDOW_ARR_TRACE ? ""
+			 : p->trace_from_start	       ? " (replayed from the first)"
+							: " (replayed from random offsets)",
 			 p->service == WINDOW_SVC_EXP ? "exponential" : "deterministic", r->runs, t_cap);
+		if (p->service == WINDOW_SVC_DET && r->runs == 1 && !p->runs)
+			snprintf(r->why, sizeof(r->why),
+				 "%s and constant service times leave nothing to chance: one simulated "
+				 "run gives the exact time",
+				 p->arrival == WINDOW_ARR_DET ? "evenly spaced arrivals"
+							      : "the recorded arrivals from the first");
 		if (p->arrival == WINDOW_ARR_POISSON && p->service == WINDOW_SVC_EXP && p->msg_size > 0)
 			snprintf(r->why, sizeof(r->why),
 				 "asked for: simulated %u runs (each until its first overflow or %.3g s)",

@@ -145,6 +145,7 @@ struct window_params {
 	double rate; /* mean requests per second (MMPP: derived; trace: rescales time) */
 	struct window_mmpp mmpp;
 	const struct window_trace *trace;
+	int trace_from_start; /* replay from the first recorded arrival, not a random offset */
 	enum window_service service;
 	double service_rate; /* requests per second the replica serves when busy */
 	double msg_size; /* bytes per request; 0 with a trace: its recorded sizes */
