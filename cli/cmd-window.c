@@ -206,6 +206,23 @@ static void fmt_time(double s, char *buf, size_t len)
 		snprintf(buf, len, "%.1e y", s / (365.25 * 86400));
 }
 
+/* A simulated quantile beyond every run's cap is "> cap", not "never". */
+static void fmt_q(const struct window_result *r, double v, char *buf, size_t len)
+{
+	if (!isfinite(v) && r->method == WINDOW_SIM && r->censored > 0 && !r->mean_is_lower_bound &&
+	    r->runs > 1) {
+		buf[0] = '>';
+		fmt_time(r->t_cap, buf + 1, len - 1);
+		return;
+	}
+	if (!isfinite(v) && r->method == WINDOW_SIM && r->mean_is_lower_bound) {
+		buf[0] = '>';
+		fmt_time(r->t_cap, buf + 1, len - 1);
+		return;
+	}
+	fmt_time(v, buf, len);
+}
+
 static void fmt_prob(double p, int upper, char *buf, size_t len)
 {
 	if (upper)
@@ -233,9 +250,9 @@ static void print_result_text(const struct window_opts *o, const struct window_p
 	       r->rho, r->arrival_rate, p->service_rate);
 	printf("method    %s: %s\n", window_method_name(r->method), r->why);
 	fmt_time(r->mean, a, sizeof(a));
-	fmt_time(r->median, b, sizeof(b));
-	fmt_time(r->p10, c, sizeof(c));
-	fmt_time(r->p90, d, sizeof(d));
+	fmt_q(r, r->median, b, sizeof(b));
+	fmt_q(r, r->p10, c, sizeof(c));
+	fmt_q(r, r->p90, d, sizeof(d));
 	printf("first overflow after: mean %s%s", r->mean_is_lower_bound ? "> " : "", a);
 	if (r->method == WINDOW_SIM && r->runs > 1 && isfinite(r->mean_ci95) &&
 	    !r->mean_is_lower_bound)
@@ -403,9 +420,9 @@ static int run_sweep(struct window_opts *o)
 			}
 			fmt_time(r->mean, m + 1, sizeof(m) - 1);
 			m[0] = r->mean_is_lower_bound ? '>' : ' ';
-			fmt_time(r->median, md, sizeof(md));
-			fmt_time(r->p10, lo, sizeof(lo));
-			fmt_time(r->p90, hi, sizeof(hi));
+			fmt_q(r, r->median, md, sizeof(md));
+			fmt_q(r, r->p10, lo, sizeof(lo));
+			fmt_q(r, r->p90, hi, sizeof(hi));
 			fmt_time(r->fluid_s, fl, sizeof(fl));
 			fmt_prob(r->p_horizon, r->p_horizon_is_upper_bound, pr, sizeof(pr));
 			printf("%8.3g %7.3g %-6s %11s %11s %11s %11s %11s %11s\n", x, r->rho,

@@ -83,7 +83,7 @@ static double py(const struct axes *a, double t)
 void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 {
 	struct axes a = { INFINITY, -INFINITY, 0, 0 };
-	double lo = INFINITY, hi = plot->horizon > 0 ? plot->horizon : 1;
+	double lo = INFINITY, hi = plot->horizon > 0 ? plot->horizon : 1, xstep;
 	char buf[64];
 
 	for (unsigned s = 0; s < plot->nseries; s++) {
@@ -110,6 +110,19 @@ void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 	a.d1 = (int)ceil(log10(hi)) + 1;
 	if (a.d1 - a.d0 < 2)
 		a.d0 = a.d1 - 2;
+	{
+		/* x ticks every 1, 2 or 5 times a power of ten, about 4 to 10 of them. */
+		double span = a.x1 > a.x0 ? a.x1 - a.x0 : 1;
+		double mag = pow(10, floor(log10(span / 5)));
+
+		xstep = mag;
+		if (span / xstep > 10)
+			xstep = 2 * mag;
+		if (span / xstep > 10)
+			xstep = 5 * mag;
+		if (span / xstep > 10)
+			xstep = 10 * mag;
+	}
 
 	sbuf_printf(out,
 		    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -132,9 +145,7 @@ void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 			    "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
 			    ML, y, W - MR, y, ML - 6, y + 4, buf);
 	}
-	for (int i = 0; i <= 8; i++) {
-		double x = a.x0 + (a.x1 - a.x0) * i / 8;
-
+	for (double x = ceil(a.x0 / xstep - 1e-9) * xstep; x <= a.x1 + 1e-9 * xstep; x += xstep) {
 		sbuf_printf(out,
 			    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#eeeeee\"/>\n"
 			    "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n",

@@ -191,9 +191,18 @@ static double quantile_sorted(const double *v, unsigned n, unsigned runs, double
 	return a + frac * (b - a);
 }
 
+/* Nothing random: evenly spaced or replayed-from-the-start arrivals, constant service. */
+static int sim_deterministic(const struct window_params *p)
+{
+	return p->service == WINDOW_SVC_DET &&
+	       (p->arrival == WINDOW_ARR_DET ||
+		(p->arrival == WINDOW_ARR_TRACE && p->trace_from_start));
+}
+
 static int sim_solve(const struct window_params *p, unsigned runs, double t_cap,
 		     struct window_result *r, char *err, size_t errlen)
 {
+	int deterministic = sim_deterministic(p);
 	struct sim_summary s;
 	double sum = 0, sum2 = 0;
 	unsigned within = 0;
@@ -210,10 +219,16 @@ static int sim_solve(const struct window_params *p, unsigned runs, double t_cap,
 	}
 	r->runs = s.runs;
 	r->censored = s.censored;
+	r->t_cap = t_cap;
 	r->sim_arrivals = s.arrivals;
 	r->sim_seconds = s.cpu_s;
-	if (s.ntimes == 0) {
+	if (s.ntimes == 0 && deterministic) {
+		/* Nothing random and no overflow up to the cap: a periodic queue that keeps up. */
 		r->mean = r->median = r->p10 = r->p90 = INFINITY;
+		r->sd = NAN;
+	} else if (s.ntimes == 0) {
+		r->mean = t_cap;
+		r->median = r->p10 = r->p90 = INFINITY;
 		r->sd = NAN;
 		r->mean_is_lower_bound = 1;
 	} else {
@@ -231,7 +246,9 @@ static int sim_solve(const struct window_params *p, unsigned runs, double t_cap,
 		r->p10 = quantile_sorted(s.times, s.ntimes, s.runs, 0.1);
 		r->p90 = quantile_sorted(s.times, s.ntimes, s.runs, 0.9);
 	}
-	if (within == 0 && t_cap >= p->horizon) {
+	if (within == 0 && t_cap >= p->horizon && deterministic) {
+		r->p_horizon = 0;
+	} else if (within == 0 && t_cap >= p->horizon) {
 		/* Rule of three: 95% upper bound when no run overflowed in time. */
 		r->p_horizon = 3.0 / s.runs;
 		r->p_horizon_is_upper_bound = 1;
@@ -337,9 +354,7 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 		unsigned runs = p->runs ? p->runs : DEFAULT_RUNS;
 
 		/* Nothing random: one run says it all. */
-		if (p->service == WINDOW_SVC_DET &&
-		    (p->arrival == WINDOW_ARR_DET ||
-		     (p->arrival == WINDOW_ARR_TRACE && p->trace_from_start)))
+		if (sim_deterministic(p))
 			runs = 1;
 		double t_cap, per_run, cost;
 		int fits = sim_queue_need(p) <= SIM_QUEUE_MAX;

@@ -177,6 +177,7 @@ struct window_result {
 	double fluid_s; /* the plain fluid answer: buffer / net inflow */
 	/* simulation bookkeeping */
 	unsigned runs, censored;
+	double t_cap; /* each run stopped there; censored quantiles lie beyond it */
 	uint64_t sim_arrivals;
 	double sim_seconds; /* CPU time the simulation took */
 };
