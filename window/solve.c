@@ -387,8 +387,8 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 					 (unsigned long long)r->capacity_msgs);
 			return 0;
 		}
-		if (m == WINDOW_AUTO && cost > (double)budget) {
-			/* Over budget but the queue is small: simulate to the horizon only. */
+		if (cost > (double)budget) {
+			/* Over budget (but the queue is small): simulate up to what the budget allows. */
 			t_cap = fmax(p->horizon, (double)budget / (runs * lam));
 		}
 		{

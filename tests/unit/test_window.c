@@ -204,7 +204,21 @@ static void a_replica_that_keeps_up_never_overflows(void **state)
 	p.runs = 50;
 	p.horizon = 3600;
 	assert_int_equal(window_solve(&p, &r, err, sizeof(err)), 0);
+	/* Nothing random: one run, which never overflows. */
+	assert_int_equal(r.runs, 1);
+	assert_int_equal(r.censored, 1);
+	assert_true(isinf(r.mean) && isinf(r.median));
+	assert_true(r.p_horizon == 0 && !r.p_horizon_is_upper_bound);
+	/* Random arrivals with no overflow in any run: a bound, not a zero. */
+	base_params(&p, 10, 20, 100, 3000);
+	p.service = WINDOW_SVC_DET;
+	p.method = WINDOW_SIM;
+	p.runs = 50;
+	p.horizon = 10;
+	p.sim_budget = 1000000;
+	assert_int_equal(window_solve(&p, &r, err, sizeof(err)), 0);
 	assert_int_equal(r.censored, r.runs);
+	assert_true(r.mean_is_lower_bound && r.mean >= r.t_cap && r.t_cap >= 10);
 	assert_true(isinf(r.median));
 	assert_true(r.p_horizon_is_upper_bound);
 	assert_true(r.p_horizon <= 3.0 / r.runs + 1e-12);
