@@ -149,7 +149,8 @@ static int build_request(char *buf, size_t cap, size_t size, unsigned long work)
 
 	snprintf(w, sizeof(w), "%lu", work);
 	/* *5 $4 EVAL $len script $1 0 $len work $len pad */
-	fixed = (size_t)snprintf(NULL, 0, "*5\r\n$4\r\nEVAL\r\n$%zu\r\n%s\r\n$1\r\n0\r\n$%zu\r\n%s\r\n",
+	fixed = (size_t)snprintf(NULL, 0,
+				 "*5\r\n$4\r\nEVAL\r\n$%zu\r\n%s\r\n$1\r\n0\r\n$%zu\r\n%s\r\n",
 				 strlen(script), script, strlen(w), w);
 	for (pad = 1; pad < size; pad++) {
 		size_t total = fixed + (size_t)snprintf(NULL, 0, "$%zu\r\n", pad) + pad + 2;
@@ -161,7 +162,8 @@ static int build_request(char *buf, size_t cap, size_t size, unsigned long work)
 	}
 	if (pad >= size || size >= cap)
 		return -1;
-	n = snprintf(buf, cap, "*5\r\n$4\r\nEVAL\r\n$%zu\r\n%s\r\n$1\r\n0\r\n$%zu\r\n%s\r\n$%zu\r\n",
+	n = snprintf(buf, cap,
+		     "*5\r\n$4\r\nEVAL\r\n$%zu\r\n%s\r\n$1\r\n0\r\n$%zu\r\n%s\r\n$%zu\r\n",
 		     strlen(script), script, strlen(w), w, pad);
 	memset(buf + n, 'p', pad);
 	memcpy(buf + n + pad, "\r\n", 2);
@@ -171,13 +173,18 @@ static int build_request(char *buf, size_t cap, size_t size, unsigned long work)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "connect", required_argument, NULL, 'c' }, { "rate", required_argument, NULL, 'r' },
-		{ "traffic", required_argument, NULL, 't' }, { "duration", required_argument, NULL, 'd' },
-		{ "count", required_argument, NULL, 'n' },   { "size", required_argument, NULL, 's' },
-		{ "work", required_argument, NULL, 'w' },    { "seed", required_argument, NULL, 'S' },
-		{ "log", required_argument, NULL, 'l' },     { NULL, 0, NULL, 0 },
+		{"connect", required_argument, NULL, 'c'},
+		{"rate", required_argument, NULL, 'r'},
+		{"traffic", required_argument, NULL, 't'},
+		{"duration", required_argument, NULL, 'd'},
+		{"count", required_argument, NULL, 'n'},
+		{"size", required_argument, NULL, 's'},
+		{"work", required_argument, NULL, 'w'},
+		{"seed", required_argument, NULL, 'S'},
+		{"log", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
 	};
-	struct traffic tr = { .kind = 0 };
+	struct traffic tr = {.kind = 0};
 	const char *addr = NULL, *logpath = NULL;
 	double duration = 60, t0, next, send_end, late_max = 0, late_sum = 0, last_reply = 0;
 	unsigned long long count = 0, sent = 0, replies = 0, bytes = 0;
@@ -198,7 +205,8 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			if (parse_traffic(optarg, &tr) < 0) {
-				fprintf(stderr, "window-load: --traffic poisson|det|mmpp:R/T,...\n");
+				fprintf(stderr,
+					"window-load: --traffic poisson|det|mmpp:R/T,...\n");
 				return 2;
 			}
 			break;
@@ -223,16 +231,19 @@ int main(int argc, char **argv)
 			logpath = optarg;
 			break;
 		default:
-			fprintf(stderr, "window-load: see the comment at the top of bench/window_load.c\n");
+			fprintf(stderr,
+				"window-load: see the comment at the top of bench/window_load.c\n");
 			return 2;
 		}
 	}
 	if (!addr || (tr.kind != 2 && !(tr.rate > 0))) {
-		fprintf(stderr, "window-load: --connect HOST:PORT and --rate (or --traffic mmpp:...) are required\n");
+		fprintf(stderr, "window-load: --connect HOST:PORT and --rate (or --traffic "
+				"mmpp:...) are required\n");
 		return 2;
 	}
 	if (build_request(req, sizeof(req), size, work) < 0) {
-		fprintf(stderr, "window-load: cannot build a request of %zu bytes (at least ~110)\n", size);
+		fprintf(stderr,
+			"window-load: cannot build a request of %zu bytes (at least ~110)\n", size);
 		return 2;
 	}
 	{
@@ -288,7 +299,8 @@ int main(int argc, char **argv)
 			ssize_t w = send(fd, req, size, MSG_NOSIGNAL);
 
 			if (w != (ssize_t)size) {
-				fprintf(stderr, "window-load: send: %s\n", w < 0 ? strerror(errno) : "short write");
+				fprintf(stderr, "window-load: send: %s\n",
+					w < 0 ? strerror(errno) : "short write");
 				break;
 			}
 			if (now - next > late_max)
@@ -303,14 +315,15 @@ int main(int argc, char **argv)
 		}
 		{
 			double wait = next - now;
-			struct timespec ts = { (time_t)wait, (long)((wait - floor(wait)) * 1e9) };
-			struct pollfd pfd = { fd, POLLIN, 0 };
+			struct timespec ts = {(time_t)wait, (long)((wait - floor(wait)) * 1e9)};
+			struct pollfd pfd = {fd, POLLIN, 0};
 
 			if (ppoll(&pfd, 1, &ts, NULL) > 0) {
 				ssize_t n = recv(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
 
 				if (n == 0) {
-					fprintf(stderr, "window-load: the server closed the connection\n");
+					fprintf(stderr,
+						"window-load: the server closed the connection\n");
 					stopping = 1;
 				}
 				for (ssize_t i = 0; i < n; i++)
@@ -326,7 +339,7 @@ int main(int argc, char **argv)
 		double until = now_s() + 5;
 
 		while (replies < sent && now_s() < until) {
-			struct pollfd pfd = { fd, POLLIN, 0 };
+			struct pollfd pfd = {fd, POLLIN, 0};
 
 			if (poll(&pfd, 1, 100) > 0) {
 				ssize_t n = recv(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
@@ -345,8 +358,10 @@ int main(int argc, char **argv)
 	{
 		double el = send_end - t0;
 
-		printf("{\"start_mono\":%.6f,\"sent\":%llu,\"bytes\":%llu,\"seconds\":%.6f,\"rate\":%.3f,"
-		       "\"replies\":%llu,\"last_reply_s\":%.6f,\"late_max_ms\":%.3f,\"late_mean_ms\":%.4f}\n",
+		printf("{\"start_mono\":%.6f,\"sent\":%llu,\"bytes\":%llu,\"seconds\":%.6f,"
+		       "\"rate\":%.3f,"
+		       "\"replies\":%llu,\"last_reply_s\":%.6f,\"late_max_ms\":%.3f,\"late_mean_"
+		       "ms\":%.4f}\n",
 		       t0, sent, bytes, el, el > 0 ? (double)sent / el : 0, replies, last_reply,
 		       late_max * 1e3, sent ? late_sum / (double)sent * 1e3 : 0);
 	}

@@ -36,12 +36,12 @@ struct row {
 int main(int argc, char **argv)
 {
 	static const struct row rows[] = {
-		{ "poisson / exp, rho 0.9", "poisson", 0, 0.9, 200, 0 },
-		{ "poisson / exp, rho 1.2", "poisson", 0, 1.2, 5000, 0 },
-		{ "det / exp, rho 1.2", "det", 0, 1.2, 5000, 0 },
-		{ "poisson / det, rho 0.95", "poisson", 1, 0.95, 2000, 0 },
-		{ "mmpp bursts / exp, rho 0.9", "mmpp:1800/0.5,450/1.5", 0, 0.9, 2000, 0 },
-		{ "trace (1M recorded) / exp, rho 1.1", NULL, 0, 1.1, 5000, 1 },
+		{"poisson / exp, rho 0.9", "poisson", 0, 0.9, 200, 0},
+		{"poisson / exp, rho 1.2", "poisson", 0, 1.2, 5000, 0},
+		{"det / exp, rho 1.2", "det", 0, 1.2, 5000, 0},
+		{"poisson / det, rho 0.95", "poisson", 1, 0.95, 2000, 0},
+		{"mmpp bursts / exp, rho 0.9", "mmpp:1800/0.5,450/1.5", 0, 0.9, 2000, 0},
+		{"trace (1M recorded) / exp, rho 1.1", NULL, 0, 1.1, 5000, 1},
 	};
 	uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 50000000ULL;
 	struct window_trace tr;
@@ -86,7 +86,8 @@ int main(int argc, char **argv)
 			p.rate = 0;
 			p.buffer = rows[i].buffer_msgs * 775;
 		} else {
-			if (window_parse_arrival(rows[i].traffic, &p.arrival, &p.mmpp, err, sizeof(err))) {
+			if (window_parse_arrival(rows[i].traffic, &p.arrival, &p.mmpp, err,
+						 sizeof(err))) {
 				fprintf(stderr, "%s\n", err);
 				return 1;
 			}
@@ -95,7 +96,8 @@ int main(int argc, char **argv)
 			p.buffer = rows[i].buffer_msgs * 100;
 		}
 		{
-			double lam = p.arrival == WINDOW_ARR_TRACE ? window_trace_rate(&tr) : p.rate;
+			double lam =
+				p.arrival == WINDOW_ARR_TRACE ? window_trace_rate(&tr) : p.rate;
 
 			p.service_rate = lam / rows[i].rho;
 		}
@@ -107,8 +109,8 @@ int main(int argc, char **argv)
 		}
 		dt = cpu_now() - t0;
 		total_rate += (double)n / dt;
-		printf("%-36s %12llu %10.2f %16.3g\n", rows[i].name, (unsigned long long)overflows, dt,
-		       (double)n / dt);
+		printf("%-36s %12llu %10.2f %16.3g\n", rows[i].name, (unsigned long long)overflows,
+		       dt, (double)n / dt);
 	}
 	printf("\nmean over rows: %.3g simulated arrivals per second (target: 1e7)\n",
 	       total_rate / nrows);

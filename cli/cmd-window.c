@@ -19,15 +19,17 @@ static int cmd_window_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_window_entry = {
 	.name = "window",
-	.usage = "--rate R (--service-rate S | --slowdown X [--utilization U]) --buffer SIZE[,SIZE]...\n"
-		 "       [--msg-size BYTES] [--kernel-buffer SIZE] [--traffic poisson|det|mmpp:R/T,...]\n"
+	.usage = "--rate R (--service-rate S | --slowdown X [--utilization U]) --buffer "
+		 "SIZE[,SIZE]...\n"
+		 "       [--msg-size BYTES] [--kernel-buffer SIZE] [--traffic "
+		 "poisson|det|mmpp:R/T,...]\n"
 		 "       [--arrivals FILE [--port P] [--replay-from-start]] [--service exp|det]\n"
 		 "       [--method auto|exact|sim|fluid]"
 		 " [--runs N] [--horizon DURATION] [--seed N]\n"
 		 "       [--sweep slowdown=A..B[:STEP]] [--plot FILE.svg | --no-plot] [--json]",
 	.summary = "predict a replica's debug window (time to its first buffer overflow)",
-	.help =
-		"Models one replica behind the proxy as a queue: requests arrive at --rate, wait in\n"
+	.help = "Models one replica behind the proxy as a queue: requests arrive at --rate, wait "
+		"in\n"
 		"a buffer of --buffer bytes (one connection's buffer), and leave it when the\n"
 		"replica starts serving them, at --service-rate requests per second while busy.\n"
 		"Prints the time from attach to the first overflow (mean, median, p10, p90), the\n"
@@ -35,8 +37,10 @@ const struct cmd_entry cmd_window_entry = {
 		"and which method answered and why:\n"
 		"  exact  Poisson arrivals, exponential service and one request size form an\n"
 		"         M/M/1/K queue whose first-passage time is computed exactly;\n"
-		"  sim    any other traffic or service: a discrete-event simulation of --runs runs;\n"
-		"  fluid  buffers of many requests, or overflows too rare to simulate: the buffer as\n"
+		"  sim    any other traffic or service: a discrete-event simulation of --runs "
+		"runs;\n"
+		"  fluid  buffers of many requests, or overflows too rare to simulate: the buffer "
+		"as\n"
 		"         a fluid with drift (bytes in minus bytes out) and Brownian noise.\n"
 		"The plain fluid figure (buffer / net inflow), which the proxy's live forecast\n"
 		"shows, is printed for comparison.\n"
@@ -47,32 +51,42 @@ const struct cmd_entry cmd_window_entry = {
 		"  --service-rate S    requests per second the replica serves when busy\n"
 		"  --slowdown X        the replica takes X times production's time per request;\n"
 		"                      production serves rate / utilization requests per second\n"
-		"  --utilization U     production's busy fraction at this rate (default 1: saturated,\n"
+		"  --utilization U     production's busy fraction at this rate (default 1: "
+		"saturated,\n"
 		"                      like one connection sending back to back)\n"
-		"  --buffer SIZE       the proxy's --buffer (K, M, G accepted); a comma list gives\n"
+		"  --buffer SIZE       the proxy's --buffer (K, M, G accepted); a comma list "
+		"gives\n"
 		"                      one answer (or sweep curve) per size\n"
-		"  --msg-size BYTES    bytes per request (default: the recorded sizes of --arrivals)\n"
+		"  --msg-size BYTES    bytes per request (default: the recorded sizes of "
+		"--arrivals)\n"
 		"  --kernel-buffer SIZE\n"
-		"                      bytes the kernel holds in front of the replica (socket send\n"
+		"                      bytes the kernel holds in front of the replica (socket "
+		"send\n"
 		"                      and receive buffers), added to every buffer (default 0)\n"
 		"  --traffic KIND      poisson (default), det (evenly spaced), or bursts as a\n"
-		"                      Markov-modulated Poisson process mmpp:RATE/DWELL,RATE/DWELL...\n"
+		"                      Markov-modulated Poisson process "
+		"mmpp:RATE/DWELL,RATE/DWELL...\n"
 		"                      (requests/s in each state, mean seconds in it; the states\n"
 		"                      follow each other in a cycle), e.g. mmpp:80/0.5,10/2\n"
-		"  --arrivals FILE     replay recorded arrivals: a pcap or pcapng capture (every TCP\n"
+		"  --arrivals FILE     replay recorded arrivals: a pcap or pcapng capture (every "
+		"TCP\n"
 		"                      segment with payload toward --port is one request) or text\n"
 		"                      lines 'SECONDS [BYTES]'; runs start at random offsets\n"
-		"  --port P            the server's TCP port in the capture (default: the port that\n"
+		"  --port P            the server's TCP port in the capture (default: the port "
+		"that\n"
 		"                      received the most payload)\n"
-		"  --replay-from-start replay the recording from its first arrival instead of random\n"
+		"  --replay-from-start replay the recording from its first arrival instead of "
+		"random\n"
 		"                      offsets: the window for exactly that traffic\n"
 		"  --service KIND      exp (default) or det service times\n"
 		"  --method M          auto (default), exact, sim or fluid\n"
-		"  --runs N            simulation runs (default 1000, fewer if that would be slow)\n"
+		"  --runs N            simulation runs (default 1000, fewer if that would be "
+		"slow)\n"
 		"  --horizon DURATION  report P(overflow within it) (default 10m)\n"
 		"  --seed N            simulation seed (default 1: the same answer every time)\n"
 		"  --sweep slowdown=A..B[:STEP]\n"
-		"                      a table over slowdowns A to B (step default 0.1), one block\n"
+		"                      a table over slowdowns A to B (step default 0.1), one "
+		"block\n"
 		"                      per buffer, and an SVG chart of the debug window\n"
 		"  --plot FILE.svg     where the sweep's chart goes (default doppel-window.svg)\n"
 		"  --no-plot           no chart\n"
@@ -83,8 +97,10 @@ const struct cmd_entry cmd_window_entry = {
 		"  doppel window --rate 17 --slowdown 3.2 --buffer 16K,64K --msg-size 19.6\n"
 		"  doppel window --rate 500 --service-rate 400 --buffer 1M --msg-size 1K \\\n"
 		"                --traffic mmpp:900/0.5,300/1.5\n"
-		"  doppel window --arrivals capture.pcap --port 6379 --service-rate 300 --buffer 256K\n"
-		"  doppel window --rate 27 --utilization 0.5 --buffer 4K,16K,64K --msg-size 19.6 \\\n"
+		"  doppel window --arrivals capture.pcap --port 6379 --service-rate 300 --buffer "
+		"256K\n"
+		"  doppel window --rate 27 --utilization 0.5 --buffer 4K,16K,64K --msg-size 19.6 "
+		"\\\n"
 		"                --sweep slowdown=1..5 --plot window.svg\n",
 	.exec = cmd_window_exec,
 };
@@ -122,8 +138,7 @@ static int parse_bytes(const struct cmd_entry *e, const char *opt, const char *t
 	return 0;
 }
 
-static int parse_positive(const struct cmd_entry *e, const char *opt, const char *text,
-			  double *out)
+static int parse_positive(const struct cmd_entry *e, const char *opt, const char *text, double *out)
 {
 	char *end;
 	double d = strtod(text, &end);
@@ -155,9 +170,8 @@ static int parse_sweep(const struct cmd_entry *e, const char *text, struct windo
 		cmd_usage_error(e, "--sweep '%s': only slowdown=A..B[:STEP] can be swept", text);
 		return -1;
 	}
-	if (strlen(text + 9) >= sizeof(spec))
+	if (snprintf(spec, sizeof(spec), "%s", text + 9) >= (int)sizeof(spec))
 		goto bad;
-	strcpy(spec, text + 9);
 	/* Split first: strtod would read "1." out of "1..5". */
 	dots = strstr(spec, "..");
 	if (!dots)
@@ -180,9 +194,11 @@ static int parse_sweep(const struct cmd_entry *e, const char *text, struct windo
 	o->sweep = 1;
 	return 0;
 bad:
-	cmd_usage_error(e, "--sweep '%s': expected slowdown=A..B or slowdown=A..B:STEP with 0 < A <= B "
-			   "and STEP > 0, e.g. slowdown=1..5:0.25",
-			text);
+	cmd_usage_error(
+		e,
+		"--sweep '%s': expected slowdown=A..B or slowdown=A..B:STEP with 0 < A <= B "
+		"and STEP > 0, e.g. slowdown=1..5:0.25",
+		text);
 	return -1;
 }
 
@@ -246,7 +262,8 @@ static void print_result_text(const struct window_opts *o, const struct window_p
 	}
 	printf(" = %llu requests of %.4g B waiting\n", (unsigned long long)r->capacity_msgs,
 	       r->mean_size);
-	printf("load      rho = %.3g (%.4g requests/s arriving, %.4g served per second when busy)\n",
+	printf("load      rho = %.3g (%.4g requests/s arriving, %.4g served per second when "
+	       "busy)\n",
 	       r->rho, r->arrival_rate, p->service_rate);
 	printf("method    %s: %s\n", window_method_name(r->method), r->why);
 	fmt_time(r->mean, a, sizeof(a));
@@ -265,7 +282,8 @@ static void print_result_text(const struct window_opts *o, const struct window_p
 	fmt_time(r->fluid_s, a, sizeof(a));
 	printf("fluid estimate (buffer / net inflow): %s\n", a);
 	if (r->method == WINDOW_SIM)
-		printf("simulation: %u run%s (%u reached the time cap), %.3g arrivals in %.2f s of CPU\n",
+		printf("simulation: %u run%s (%u reached the time cap), %.3g arrivals in %.2f s of "
+		       "CPU\n",
 		       r->runs, r->runs == 1 ? "" : "s", r->censored, (double)r->sim_arrivals,
 		       r->sim_seconds);
 }
@@ -273,7 +291,8 @@ static void print_result_text(const struct window_opts *o, const struct window_p
 static void json_result(struct sbuf *sb, const struct window_params *p, double buffer,
 			double slowdown, const struct window_result *r)
 {
-	sbuf_printf(sb, "{\"buffer\":%.0f,\"buffer_effective\":%.0f,\"slowdown\":", buffer, p->buffer);
+	sbuf_printf(sb, "{\"buffer\":%.0f,\"buffer_effective\":%.0f,\"slowdown\":", buffer,
+		    p->buffer);
 	sbuf_json_num(sb, slowdown);
 	sbuf_printf(sb, ",\"method\":");
 	sbuf_json_str(sb, window_method_name(r->method));
@@ -291,9 +310,11 @@ static void json_result(struct sbuf *sb, const struct window_params *p, double b
 	sbuf_json_num(sb, r->mean_size);
 	sbuf_printf(sb, ",\"rho\":");
 	sbuf_json_num(sb, r->rho);
-	sbuf_printf(sb, ",\"capacity_msgs\":%llu,\"mean_s\":", (unsigned long long)r->capacity_msgs);
+	sbuf_printf(sb,
+		    ",\"capacity_msgs\":%llu,\"mean_s\":", (unsigned long long)r->capacity_msgs);
 	sbuf_json_num(sb, r->mean);
-	sbuf_printf(sb, ",\"mean_is_lower_bound\":%s,\"sd_s\":", r->mean_is_lower_bound ? "true" : "false");
+	sbuf_printf(sb, ",\"mean_is_lower_bound\":%s,\"sd_s\":",
+		    r->mean_is_lower_bound ? "true" : "false");
 	sbuf_json_num(sb, r->sd);
 	sbuf_printf(sb, ",\"median_s\":");
 	sbuf_json_num(sb, r->median);
@@ -391,11 +412,13 @@ static int run_sweep(struct window_opts *o)
 		se->buffer = o->buffers[b];
 		size_format((uint64_t)se->buffer, bs, sizeof(bs));
 		if (!o->json) {
-			printf("\nbuffer %s%s\n", bs, o->kernel_buffer > 0 ? " (+ kernel buffer)" : "");
-			printf("%8s %7s %-6s %11s %11s %11s %11s %11s %11s\n", "SLOWDOWN", "RHO", "METHOD",
-			       "MEAN", "MEDIAN", "P10", "P90", "FLUID", "P(<=HOR.)");
+			printf("\nbuffer %s%s\n", bs,
+			       o->kernel_buffer > 0 ? " (+ kernel buffer)" : "");
+			printf("%8s %7s %-6s %11s %11s %11s %11s %11s %11s\n", "SLOWDOWN", "RHO",
+			       "METHOD", "MEAN", "MEDIAN", "P10", "P90", "FLUID", "P(<=HOR.)");
 		} else {
-			sbuf_printf(&sb, "%s{\"buffer\":%.0f,\"points\":[", b ? "," : "", se->buffer);
+			sbuf_printf(&sb, "%s{\"buffer\":%.0f,\"points\":[", b ? "," : "",
+				    se->buffer);
 		}
 		for (unsigned i = 0; i < npts; i++) {
 			struct window_params p = o->p;
@@ -406,7 +429,8 @@ static int run_sweep(struct window_opts *o)
 			p.buffer = se->buffer + o->kernel_buffer;
 			p.service_rate = service_for(o, lam, x);
 			if (window_solve(&p, r, err, sizeof(err)) < 0) {
-				fprintf(stderr, "doppel window: slowdown %.3g, buffer %s: %s\n", x, bs, err);
+				fprintf(stderr, "doppel window: slowdown %.3g, buffer %s: %s\n", x,
+					bs, err);
 				rc = EXIT_USAGE;
 				goto out;
 			}
@@ -438,14 +462,17 @@ static int run_sweep(struct window_opts *o)
 		sbuf_printf(&sb, "}\n");
 		fwrite(sb.buf, 1, sb.len, stdout);
 	} else {
-		printf("\nP(<=HOR.): overflow within %s. Methods: exact M/M/1/K, sim(ulation), fluid.\n", h);
+		printf("\nP(<=HOR.): overflow within %s. Methods: exact M/M/1/K, sim(ulation), "
+		       "fluid.\n",
+		       h);
 	}
 	if (o->plot_path) {
 		struct window_plot plot;
 		struct sbuf svg;
 		char title[160];
 
-		snprintf(title, sizeof(title), "debug window: %.4g requests/s (%s), utilization %.3g", lam,
+		snprintf(title, sizeof(title),
+			 "debug window: %.4g requests/s (%s), utilization %.3g", lam,
 			 window_arrival_name(o->p.arrival), o->utilization);
 		plot.title = title;
 		plot.xlabel = "slowdown of the replica (x production's time per request)";
@@ -491,7 +518,8 @@ static int run_single(struct window_opts *o)
 		if (o->json) {
 			if (b)
 				sbuf_printf(&sb, ",");
-			json_result(&sb, &p, o->buffers[b], o->have_slowdown ? o->slowdown : NAN, &r);
+			json_result(&sb, &p, o->buffers[b], o->have_slowdown ? o->slowdown : NAN,
+				    &r);
 			continue;
 		}
 		if (b)
@@ -512,15 +540,16 @@ static int run_single(struct window_opts *o)
 static void print_trace_summary(const struct window_trace *t, const char *path)
 {
 	fprintf(stdout,
-		"arrivals: %s (%s): %llu requests, %llu bytes over %.3f s (%.4g requests/s)",
-		path, t->format, (unsigned long long)t->n, (unsigned long long)t->bytes, t->duration,
+		"arrivals: %s (%s): %llu requests, %llu bytes over %.3f s (%.4g requests/s)", path,
+		t->format, (unsigned long long)t->n, (unsigned long long)t->bytes, t->duration,
 		window_trace_rate(t));
 	if (t->port)
-		fprintf(stdout, " toward port %u; %llu packets, skipped: %llu other, %llu empty, "
-				"%llu retransmitted, %llu malformed",
-			t->port, (unsigned long long)t->packets, (unsigned long long)t->skipped_other,
-			(unsigned long long)t->skipped_empty, (unsigned long long)t->skipped_retrans,
-			(unsigned long long)t->skipped_bad);
+		fprintf(stdout,
+			" toward port %u; %llu packets, skipped: %llu other, %llu empty, "
+			"%llu retransmitted, %llu malformed",
+			t->port, (unsigned long long)t->packets,
+			(unsigned long long)t->skipped_other, (unsigned long long)t->skipped_empty,
+			(unsigned long long)t->skipped_retrans, (unsigned long long)t->skipped_bad);
 	if (t->truncated)
 		fprintf(stdout, " (stopped at %llu arrivals)", (unsigned long long)t->n);
 	fprintf(stdout, "\n");
@@ -529,27 +558,27 @@ static void print_trace_summary(const struct window_trace *t, const char *path)
 static int cmd_window_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "rate", required_argument, NULL, 'r' },
-		{ "service-rate", required_argument, NULL, 'S' },
-		{ "slowdown", required_argument, NULL, 'x' },
-		{ "utilization", required_argument, NULL, 'u' },
-		{ "buffer", required_argument, NULL, 'B' },
-		{ "msg-size", required_argument, NULL, 'm' },
-		{ "kernel-buffer", required_argument, NULL, 'k' },
-		{ "traffic", required_argument, NULL, 't' },
-		{ "arrivals", required_argument, NULL, 'a' },
-		{ "port", required_argument, NULL, 'P' },
-		{ "replay-from-start", no_argument, NULL, 'F' },
-		{ "service", required_argument, NULL, 's' },
-		{ "method", required_argument, NULL, 'M' },
-		{ "runs", required_argument, NULL, 'n' },
-		{ "horizon", required_argument, NULL, 'H' },
-		{ "seed", required_argument, NULL, 'e' },
-		{ "sweep", required_argument, NULL, 'w' },
-		{ "plot", required_argument, NULL, 'p' },
-		{ "no-plot", no_argument, NULL, 'N' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
+		{"rate", required_argument, NULL, 'r'},
+		{"service-rate", required_argument, NULL, 'S'},
+		{"slowdown", required_argument, NULL, 'x'},
+		{"utilization", required_argument, NULL, 'u'},
+		{"buffer", required_argument, NULL, 'B'},
+		{"msg-size", required_argument, NULL, 'm'},
+		{"kernel-buffer", required_argument, NULL, 'k'},
+		{"traffic", required_argument, NULL, 't'},
+		{"arrivals", required_argument, NULL, 'a'},
+		{"port", required_argument, NULL, 'P'},
+		{"replay-from-start", no_argument, NULL, 'F'},
+		{"service", required_argument, NULL, 's'},
+		{"method", required_argument, NULL, 'M'},
+		{"runs", required_argument, NULL, 'n'},
+		{"horizon", required_argument, NULL, 'H'},
+		{"seed", required_argument, NULL, 'e'},
+		{"sweep", required_argument, NULL, 'w'},
+		{"plot", required_argument, NULL, 'p'},
+		{"no-plot", no_argument, NULL, 'N'},
+		{"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_window_entry;
 	struct window_opts o;
@@ -583,8 +612,8 @@ static int cmd_window_exec(int argc, char **argv)
 			if (parse_positive(e, "--utilization", optarg, &o.utilization))
 				return EXIT_USAGE;
 			if (o.utilization > 1)
-				return cmd_usage_error(e, "--utilization %s: a busy fraction, at most 1",
-						       optarg);
+				return cmd_usage_error(
+					e, "--utilization %s: a busy fraction, at most 1", optarg);
 			break;
 		case 'B': {
 			char *list = strdup(optarg), *save = NULL, *tok;
@@ -592,12 +621,14 @@ static int cmd_window_exec(int argc, char **argv)
 			if (!list)
 				return EXIT_RUNTIME;
 			o.nbuffers = 0;
-			for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			for (tok = strtok_r(list, ",", &save); tok;
+			     tok = strtok_r(NULL, ",", &save)) {
 				uint64_t v;
 
 				if (o.nbuffers == MAX_BUFFERS) {
 					free(list);
-					return cmd_usage_error(e, "--buffer: at most %d sizes", MAX_BUFFERS);
+					return cmd_usage_error(e, "--buffer: at most %d sizes",
+							       MAX_BUFFERS);
 				}
 				if (cli_parse_size(e, "--buffer", tok, &v)) {
 					free(list);
@@ -618,13 +649,14 @@ static int cmd_window_exec(int argc, char **argv)
 			uint64_t v;
 
 			if (size_parse(optarg, &v) < 0)
-				return cmd_usage_error(e, "--kernel-buffer '%s': not a size, e.g. 192K",
-						       optarg);
+				return cmd_usage_error(
+					e, "--kernel-buffer '%s': not a size, e.g. 192K", optarg);
 			o.kernel_buffer = (double)v;
 			break;
 		}
 		case 't':
-			if (window_parse_arrival(optarg, &o.p.arrival, &o.p.mmpp, err, sizeof(err)) < 0)
+			if (window_parse_arrival(optarg, &o.p.arrival, &o.p.mmpp, err,
+						 sizeof(err)) < 0)
 				return cmd_usage_error(e, "--traffic %s", err);
 			have_traffic = 1;
 			break;
@@ -636,7 +668,8 @@ static int cmd_window_exec(int argc, char **argv)
 			long v = strtol(optarg, &end, 10);
 
 			if (end == optarg || *end || v < 1 || v > 65535)
-				return cmd_usage_error(e, "--port '%s': a TCP port, 1 to 65535", optarg);
+				return cmd_usage_error(e, "--port '%s': a TCP port, 1 to 65535",
+						       optarg);
 			o.filter.port = (uint16_t)v;
 			break;
 		}
@@ -661,8 +694,8 @@ static int cmd_window_exec(int argc, char **argv)
 			else if (strcmp(optarg, "fluid") == 0)
 				o.p.method = WINDOW_FLUID;
 			else
-				return cmd_usage_error(e, "--method '%s': use auto, exact, sim or fluid",
-						       optarg);
+				return cmd_usage_error(
+					e, "--method '%s': use auto, exact, sim or fluid", optarg);
 			break;
 		case 'n': {
 			char *end;
@@ -706,7 +739,8 @@ static int cmd_window_exec(int argc, char **argv)
 			o.json = 1;
 			break;
 		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -717,13 +751,16 @@ static int cmd_window_exec(int argc, char **argv)
 		return cmd_usage_error(e, "--arrivals and --traffic both say how requests arrive; "
 					  "give one");
 	if ((o.filter.port || o.p.trace_from_start) && !o.arrivals_path)
-		return cmd_usage_error(e, "--port and --replay-from-start only apply to --arrivals");
+		return cmd_usage_error(e,
+				       "--port and --replay-from-start only apply to --arrivals");
 	if (o.p.arrival == WINDOW_ARR_MMPP && o.have_rate)
 		return cmd_usage_error(e, "--traffic mmpp:... sets the rate itself; drop --rate");
 	if (!o.arrivals_path && o.p.arrival != WINDOW_ARR_MMPP && !o.have_rate)
-		return cmd_usage_error(e, "--rate is required (or --arrivals FILE, or --traffic mmpp:...)");
+		return cmd_usage_error(
+			e, "--rate is required (or --arrivals FILE, or --traffic mmpp:...)");
 	if (o.have_service + o.have_slowdown + o.sweep != 1)
-		return cmd_usage_error(e, "give exactly one of --service-rate, --slowdown and --sweep");
+		return cmd_usage_error(
+			e, "give exactly one of --service-rate, --slowdown and --sweep");
 	if (!o.arrivals_path && !(o.p.msg_size > 0))
 		return cmd_usage_error(e, "--msg-size is required (bytes per request)");
 	if (no_plot && o.plot_path)
@@ -739,14 +776,16 @@ static int cmd_window_exec(int argc, char **argv)
 			return rc == -ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
 		}
 		if (trace->n < 2 || !(trace->duration > 0)) {
-			fprintf(stderr, "doppel window: --arrivals %s: need at least two arrivals at "
-					"different times\n",
+			fprintf(stderr,
+				"doppel window: --arrivals %s: need at least two arrivals at "
+				"different times\n",
 				o.arrivals_path);
 			window_trace_free(trace);
 			return EXIT_USAGE;
 		}
 		if (!(o.p.msg_size > 0) && trace->bytes == 0) {
-			fprintf(stderr, "doppel window: --arrivals %s has no sizes; give --msg-size\n",
+			fprintf(stderr,
+				"doppel window: --arrivals %s has no sizes; give --msg-size\n",
 				o.arrivals_path);
 			window_trace_free(trace);
 			return EXIT_USAGE;

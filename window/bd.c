@@ -23,7 +23,8 @@ static double weighted_geometric(double y, double n)
 	double r = exp(y);
 
 	if (fabs(y * n) < 1e-4) {
-		/* Near r = 1 the closed form cancels; three terms of the series are exact to 1e-12. */
+		/* Near r = 1 the closed form cancels; three terms of the series are exact to 1e-12.
+		 */
 		return n * (n + 1) / 2 + y * n * (n * n - 1) / 6 + y * y * n * n * (n * n - 1) / 24;
 	}
 	if (y < 0) {
@@ -100,8 +101,8 @@ void bd_moments(double lam, double mu, uint64_t n, struct bd_moments *out)
 }
 
 struct bd_cdf {
-	double rate; /* uniformization rate lam + mu */
-	uint64_t steps; /* survival known for k = 0 .. steps */
+	double rate;	  /* uniformization rate lam + mu */
+	uint64_t steps;	  /* survival known for k = 0 .. steps */
 	int absorbed_all; /* survival reached ~0 before the last step */
 	double t_max;
 	double *surv; /* surv[k]: P(not yet at n after k jumps of the discrete chain) */
@@ -169,19 +170,18 @@ struct bd_cdf *bd_cdf_new(double lam, double mu, uint64_t n, double t_max, doubl
 
 double bd_cdf_survival(const struct bd_cdf *c, double t)
 {
-	double m = c->rate * t, sum = 0;
-	double lo, hi;
+	double m = c->rate * t, sum = 0, lo, lm;
+	uint64_t k, k0, k1;
 
 	if (t <= 0)
 		return 1;
 	/* Poisson(m) weights over +-12 sd around the mode; the rest is < 1e-30. */
 	lo = floor(m - 12 * sqrt(m) - 10);
-	hi = ceil(m + 12 * sqrt(m) + 10);
-	if (lo < 0)
-		lo = 0;
-	for (double kd = lo; kd <= hi; kd++) {
-		uint64_t k = (uint64_t)kd;
-		double s, lw;
+	k0 = lo > 0 ? (uint64_t)lo : 0;
+	k1 = (uint64_t)ceil(m + 12 * sqrt(m) + 10);
+	lm = log(m > 0 ? m : 1e-300);
+	for (k = k0; k <= k1; k++) {
+		double s, kd = (double)k;
 
 		if (k > c->steps)
 			s = c->absorbed_all ? 0 : c->surv[c->steps];
@@ -189,8 +189,7 @@ double bd_cdf_survival(const struct bd_cdf *c, double t)
 			s = c->surv[k];
 		if (s == 0)
 			break; /* survival only decreases */
-		lw = -m + kd * log(m > 0 ? m : 1e-300) - lgamma(kd + 1);
-		sum += exp(lw) * s;
+		sum += exp(-m + kd * lm - lgamma(kd + 1)) * s;
 	}
 	if (m == 0)
 		sum = 1;

@@ -90,7 +90,7 @@ static double mmpp_var_rate(const struct window_mmpp *m)
 static double trace_var_rate(const struct window_trace *tr, double scale)
 {
 	double dur = tr->duration * scale, w, t = 0, sum = 0, sum2 = 0;
-	uint64_t counts[20] = { 0 };
+	uint64_t counts[20] = {0};
 	const unsigned nwin = 20;
 
 	if (tr->n < 40 || !(dur > 0))
@@ -194,7 +194,8 @@ int fluid_solve(const struct window_params *p, double level, struct window_resul
 		return 0;
 	}
 	{
-		/* A chain with M steps of b/M bytes, same drift and variance (M >= |Pe| keeps rates >= 0). */
+		/* A chain with M steps of b/M bytes, same drift and variance (M >= |Pe| keeps rates
+		 * >= 0). */
 		double mlev = fmax(4000, ceil(2 * fabs(pe)));
 		double delta = b / mlev;
 		double up = (s2 / (delta * delta) + d / delta) / 2;

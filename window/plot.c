@@ -58,7 +58,7 @@ static void decade_label(int k, char *buf, size_t len)
 
 struct axes {
 	double x0, x1; /* data range */
-	int d0, d1; /* log10 decades */
+	int d0, d1;    /* log10 decades */
 };
 
 static double px(const struct axes *a, double x)
@@ -82,7 +82,7 @@ static double py(const struct axes *a, double t)
 
 void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 {
-	struct axes a = { INFINITY, -INFINITY, 0, 0 };
+	struct axes a = {INFINITY, -INFINITY, 0, 0};
 	double lo = INFINITY, hi = plot->horizon > 0 ? plot->horizon : 1, xstep;
 	char buf[64];
 
@@ -124,13 +124,14 @@ void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 			xstep = 10 * mag;
 	}
 
-	sbuf_printf(out,
-		    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-		    "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" "
-		    "font-size=\"12\">\n"
-		    "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
-		    W, H, W, H, W, H);
+	sbuf_printf(
+		out,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+		"viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" "
+		"font-size=\"12\">\n"
+		"<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
+		W, H, W, H, W, H);
 	sbuf_printf(out, "<text x=\"%d\" y=\"28\" font-size=\"15\" font-weight=\"bold\">", ML);
 	xml_text(out, plot->title ? plot->title : "debug window");
 	sbuf_printf(out, "</text>\n");
@@ -140,31 +141,39 @@ void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 		double y = py(&a, pow(10, k));
 
 		decade_label(k, buf, sizeof(buf));
-		sbuf_printf(out,
-			    "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n"
-			    "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-			    ML, y, W - MR, y, ML - 6, y + 4, buf);
+		sbuf_printf(
+			out,
+			"<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n"
+			"<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+			ML, y, W - MR, y, ML - 6, y + 4, buf);
 	}
-	for (double x = ceil(a.x0 / xstep - 1e-9) * xstep; x <= a.x1 + 1e-9 * xstep; x += xstep) {
-		sbuf_printf(out,
-			    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#eeeeee\"/>\n"
-			    "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n",
-			    px(&a, x), MT, px(&a, x), H - MB, px(&a, x), H - MB + 16, x);
+	for (long i = (long)ceil(a.x0 / xstep - 1e-9); i * xstep <= a.x1 + 1e-9 * xstep; i++) {
+		double x = (double)i * xstep;
+
+		sbuf_printf(
+			out,
+			"<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#eeeeee\"/>\n"
+			"<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n",
+			px(&a, x), MT, px(&a, x), H - MB, px(&a, x), H - MB + 16, x);
 	}
 	sbuf_printf(out,
-		    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n",
+		    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+		    "stroke=\"#333\"/>\n",
 		    ML, MT, W - ML - MR, H - MT - MB);
-	sbuf_printf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (ML + W - MR) / 2, H - 18);
+	sbuf_printf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (ML + W - MR) / 2,
+		    H - 18);
 	xml_text(out, plot->xlabel ? plot->xlabel : "slowdown");
-	sbuf_printf(out, "</text>\n<text transform=\"translate(18,%d) rotate(-90)\" "
-			 "text-anchor=\"middle\">time to first overflow (log scale)</text>\n",
+	sbuf_printf(out,
+		    "</text>\n<text transform=\"translate(18,%d) rotate(-90)\" "
+		    "text-anchor=\"middle\">time to first overflow (log scale)</text>\n",
 		    (MT + H - MB) / 2);
 	if (plot->horizon > 0) {
 		double y = py(&a, plot->horizon);
 
 		sbuf_printf(out,
 			    "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" "
-			    "stroke-dasharray=\"6,4\"/>\n<text x=\"%d\" y=\"%.1f\" fill=\"#555\">horizon</text>\n",
+			    "stroke-dasharray=\"6,4\"/>\n<text x=\"%d\" y=\"%.1f\" "
+			    "fill=\"#555\">horizon</text>\n",
 			    ML, y, W - MR, y, W - MR + 4, y + 4);
 	}
 
@@ -174,14 +183,19 @@ void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 		int pen = 0;
 
 		/* p10-p90 band over the points where both are finite. */
-		sbuf_printf(out, "<polygon fill=\"%s\" fill-opacity=\"0.15\" stroke=\"none\" points=\"", col);
+		sbuf_printf(out,
+			    "<polygon fill=\"%s\" fill-opacity=\"0.15\" stroke=\"none\" points=\"",
+			    col);
 		for (unsigned i = 0; i < se->n; i++)
 			if (isfinite(se->r[i].p10) && isfinite(se->r[i].p90))
-				sbuf_printf(out, "%.1f,%.1f ", px(&a, se->x[i]), py(&a, se->r[i].p90));
+				sbuf_printf(out, "%.1f,%.1f ", px(&a, se->x[i]),
+					    py(&a, se->r[i].p90));
 		for (unsigned i = se->n; i-- > 0;)
 			if (isfinite(se->r[i].p10) && isfinite(se->r[i].p90))
-				sbuf_printf(out, "%.1f,%.1f ", px(&a, se->x[i]), py(&a, se->r[i].p10));
-		sbuf_printf(out, "\"/>\n<path fill=\"none\" stroke=\"%s\" stroke-width=\"2\" d=\"", col);
+				sbuf_printf(out, "%.1f,%.1f ", px(&a, se->x[i]),
+					    py(&a, se->r[i].p10));
+		sbuf_printf(out, "\"/>\n<path fill=\"none\" stroke=\"%s\" stroke-width=\"2\" d=\"",
+			    col);
 		for (unsigned i = 0; i < se->n; i++) {
 			double t = se->r[i].mean;
 
@@ -189,7 +203,8 @@ void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 				pen = 0;
 				continue;
 			}
-			sbuf_printf(out, "%s%.1f,%.1f ", pen ? "L" : "M", px(&a, se->x[i]), py(&a, t));
+			sbuf_printf(out, "%s%.1f,%.1f ", pen ? "L" : "M", px(&a, se->x[i]),
+				    py(&a, t));
 			pen = 1;
 		}
 		sbuf_printf(out, "\"/>\n");
@@ -198,19 +213,24 @@ void window_plot_svg(const struct window_plot *plot, struct sbuf *out)
 			int off = !isfinite(t) || t > pow(10, a.d1);
 
 			sbuf_printf(out,
-				    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\" stroke=\"%s\"/>\n",
-				    px(&a, se->x[i]), off ? (double)MT : py(&a, t), off ? "white" : col, col);
+				    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\" "
+				    "stroke=\"%s\"/>\n",
+				    px(&a, se->x[i]), off ? (double)MT : py(&a, t),
+				    off ? "white" : col, col);
 		}
 		size_format((uint64_t)se->buffer, buf, sizeof(buf));
 		sbuf_printf(out,
-			    "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n"
+			    "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+			    "stroke-width=\"2\"/>\n"
 			    "<text x=\"%d\" y=\"%d\">buffer %s</text>\n",
-			    W - MR + 10, MT + 30 + 20 * (int)s, W - MR + 34, MT + 30 + 20 * (int)s, col,
-			    W - MR + 40, MT + 34 + 20 * (int)s, buf);
+			    W - MR + 10, MT + 30 + 20 * (int)s, W - MR + 34, MT + 30 + 20 * (int)s,
+			    col, W - MR + 40, MT + 34 + 20 * (int)s, buf);
 	}
 	sbuf_printf(out,
-		    "<text x=\"%d\" y=\"%d\" fill=\"#555\" font-size=\"10\">line: mean; band: p10-p90;</text>\n"
-		    "<text x=\"%d\" y=\"%d\" fill=\"#555\" font-size=\"10\">open circle: off the chart</text>\n"
+		    "<text x=\"%d\" y=\"%d\" fill=\"#555\" font-size=\"10\">line: mean; band: "
+		    "p10-p90;</text>\n"
+		    "<text x=\"%d\" y=\"%d\" fill=\"#555\" font-size=\"10\">open circle: off the "
+		    "chart</text>\n"
 		    "</svg>\n",
 		    W - MR + 10, MT + 50 + 20 * (int)plot->nseries, W - MR + 10,
 		    MT + 64 + 20 * (int)plot->nseries);

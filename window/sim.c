@@ -52,7 +52,7 @@ struct sim {
 	double svc_mean;
 	/* buffer: fixed-size requests count, traced ones count bytes */
 	int fixed;
-	uint64_t cap_msgs; /* fixed: requests that fit */
+	uint64_t cap_msgs;  /* fixed: requests that fit */
 	uint64_t cap_bytes; /* traced: bytes that fit */
 	double *ring_start;
 	uint32_t *ring_size;
@@ -110,7 +110,8 @@ static int sim_init(struct sim *s, const struct window_params *p, char *err, siz
 		double tr_rate = window_trace_rate(p->trace);
 
 		if (!p->trace || p->trace->n < 2 || !(tr_rate > 0)) {
-			snprintf(err, errlen, "the trace needs at least two arrivals at distinct times");
+			snprintf(err, errlen,
+				 "the trace needs at least two arrivals at distinct times");
 			return -EINVAL;
 		}
 		s->tr_gap = p->trace->gap;
@@ -128,10 +129,11 @@ static int sim_init(struct sim *s, const struct window_params *p, char *err, siz
 	else
 		s->cap_bytes = (uint64_t)floor(p->buffer);
 	if (need > SIM_QUEUE_MAX) {
-		snprintf(err, errlen,
-			 "the buffer holds up to %llu requests; the simulator keeps at most %llu in "
-			 "memory (use the fluid method for buffers this large)",
-			 (unsigned long long)need, (unsigned long long)SIM_QUEUE_MAX);
+		snprintf(
+			err, errlen,
+			"the buffer holds up to %llu requests; the simulator keeps at most %llu in "
+			"memory (use the fluid method for buffers this large)",
+			(unsigned long long)need, (unsigned long long)SIM_QUEUE_MAX);
 		return -EINVAL;
 	}
 	while (cap < need)

@@ -76,8 +76,8 @@ double window_mmpp_rate(const struct window_mmpp *m)
 	return tot > 0 ? sum / tot : 0;
 }
 
-int window_parse_arrival(const char *text, enum window_arrival *a, struct window_mmpp *m,
-			 char *err, size_t errlen)
+int window_parse_arrival(const char *text, enum window_arrival *a, struct window_mmpp *m, char *err,
+			 size_t errlen)
 {
 	const char *p;
 
@@ -91,7 +91,8 @@ int window_parse_arrival(const char *text, enum window_arrival *a, struct window
 	}
 	if (strncmp(text, "mmpp:", 5) != 0) {
 		snprintf(err, errlen,
-			 "'%s': use poisson, det, or mmpp:RATE/DWELL,RATE/DWELL (e.g. mmpp:80/0.5,10/2)",
+			 "'%s': use poisson, det, or mmpp:RATE/DWELL,RATE/DWELL (e.g. "
+			 "mmpp:80/0.5,10/2)",
 			 text);
 		return -EINVAL;
 	}
@@ -141,7 +142,8 @@ static int exact_applies(const struct window_params *p)
 static void exact_solve(const struct window_params *p, struct window_result *r)
 {
 	double lam = r->arrival_rate, mu = p->service_rate;
-	/* K requests may wait; the first arrival that finds K waiting and one in service overflows. */
+	/* K requests may wait; the first arrival that finds K waiting and one in service overflows.
+	 */
 	uint64_t levels = r->capacity_msgs + 2;
 	struct bd_moments mo;
 	struct bd_cdf *c = NULL;
@@ -152,7 +154,8 @@ static void exact_solve(const struct window_params *p, struct window_result *r)
 	if (!isfinite(r->mean)) {
 		r->sd = r->median = r->p10 = r->p90 = INFINITY;
 		r->p_horizon = 0;
-		snprintf(r->quantiles_from, sizeof(r->quantiles_from), "the exact mean (beyond 1e300 s)");
+		snprintf(r->quantiles_from, sizeof(r->quantiles_from),
+			 "the exact mean (beyond 1e300 s)");
 		return;
 	}
 	if (!mo.var_from_limit)
@@ -269,7 +272,8 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 
 	memset(r, 0, sizeof(*r));
 	if (!(p->service_rate > 0) || !isfinite(p->service_rate)) {
-		snprintf(err, errlen, "the service rate must be a positive number of requests per second");
+		snprintf(err, errlen,
+			 "the service rate must be a positive number of requests per second");
 		return -EINVAL;
 	}
 	if (!(p->buffer > 0) || !isfinite(p->buffer)) {
@@ -290,7 +294,8 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 		break;
 	case WINDOW_ARR_TRACE:
 		if (!p->trace || window_trace_rate(p->trace) <= 0) {
-			snprintf(err, errlen, "the trace needs at least two arrivals at distinct times");
+			snprintf(err, errlen,
+				 "the trace needs at least two arrivals at distinct times");
 			return -EINVAL;
 		}
 		lam = p->rate > 0 ? p->rate : window_trace_rate(p->trace);
@@ -299,7 +304,8 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 		lam = 0;
 	}
 	if (!(lam > 0) || !isfinite(lam)) {
-		snprintf(err, errlen, "the arrival rate must be a positive number of requests per second");
+		snprintf(err, errlen,
+			 "the arrival rate must be a positive number of requests per second");
 		return -EINVAL;
 	}
 	if (p->msg_size > 0) {
@@ -315,14 +321,16 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 	r->rho = lam / p->service_rate;
 	r->capacity_msgs = (uint64_t)fmin(floor(p->buffer / size), 9e18);
 	/* What a tank would do (the live forecast's model, without its noise floor). */
-	r->fluid_s = lam > p->service_rate ? p->buffer / ((lam - p->service_rate) * size) : INFINITY;
+	r->fluid_s =
+		lam > p->service_rate ? p->buffer / ((lam - p->service_rate) * size) : INFINITY;
 	r->mean_ci95 = NAN;
 	/* The fluid level: the waiting bytes plus the request in service. */
 	level = p->buffer + size;
 
 	if (m == WINDOW_EXACT && !exact_applies(p)) {
 		snprintf(err, errlen,
-			 "the exact method needs Poisson arrivals, exponential service and one request "
+			 "the exact method needs Poisson arrivals, exponential service and one "
+			 "request "
 			 "size (--msg-size); use --method sim or fluid");
 		return -EINVAL;
 	}
@@ -332,8 +340,10 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 		r->method = WINDOW_EXACT;
 		exact_solve(p, r);
 		snprintf(r->why, sizeof(r->why),
-			 "Poisson arrivals, exponential service and one request size make an M/M/1/K "
-			 "queue (K = %llu requests waiting); its first-passage time is known exactly",
+			 "Poisson arrivals, exponential service and one request size make an "
+			 "M/M/1/K "
+			 "queue (K = %llu requests waiting); its first-passage time is known "
+			 "exactly",
 			 (unsigned long long)r->capacity_msgs);
 		return 0;
 	}
@@ -344,9 +354,10 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 	if (m == WINDOW_FLUID) {
 		*r = fl;
 		r->method = WINDOW_FLUID;
-		snprintf(r->why, sizeof(r->why),
-			 "asked for: the buffer as a fluid with Brownian noise from the arrival and "
-			 "service variability");
+		snprintf(
+			r->why, sizeof(r->why),
+			"asked for: the buffer as a fluid with Brownian noise from the arrival and "
+			"service variability");
 		return 0;
 	}
 	{
@@ -363,10 +374,12 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 		 * Each run stops at its overflow or at t_cap: far enough past the
 		 * expected overflow for an uncensored mean, and never before the horizon.
 		 */
-		t_cap = isfinite(fl.mean) ? fmax(p->horizon, 20 * (fl.mean + 3 * fl.sd)) : p->horizon;
+		t_cap = isfinite(fl.mean) ? fmax(p->horizon, 20 * (fl.mean + 3 * fl.sd))
+					  : p->horizon;
 		if (fl.sd == 0 && isfinite(fl.mean))
 			t_cap = fmax(p->horizon, 4 * fl.mean + 1);
-		per_run = lam * fmin(t_cap, isfinite(fl.mean) ? fl.mean * 1.5 + 3 * fl.sd : t_cap) + 1;
+		per_run = lam * fmin(t_cap, isfinite(fl.mean) ? fl.mean * 1.5 + 3 * fl.sd : t_cap) +
+			  1;
 		if (!p->runs && runs * per_run > (double)budget)
 			runs = (unsigned)fmax(MIN_RUNS, (double)budget / per_run);
 		cost = runs * per_run;
@@ -375,20 +388,24 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 			r->method = WINDOW_FLUID;
 			if (!fits)
 				snprintf(r->why, sizeof(r->why),
-					 "the buffer holds %llu requests, more than the simulator keeps in "
+					 "the buffer holds %llu requests, more than the simulator "
+					 "keeps in "
 					 "memory; at that size the fluid limit is accurate",
 					 (unsigned long long)r->capacity_msgs);
 			else
 				snprintf(r->why, sizeof(r->why),
-					 "%s arrivals have no closed form, and simulating %u runs would take "
-					 "about %.1e arrivals; the buffer holds %llu requests, where the "
+					 "%s arrivals have no closed form, and simulating %u runs "
+					 "would take "
+					 "about %.1e arrivals; the buffer holds %llu requests, "
+					 "where the "
 					 "fluid limit applies",
 					 window_arrival_name(p->arrival), runs, cost,
 					 (unsigned long long)r->capacity_msgs);
 			return 0;
 		}
 		if (cost > (double)budget) {
-			/* Over budget (but the queue is small): simulate up to what the budget allows. */
+			/* Over budget (but the queue is small): simulate up to what the budget
+			 * allows. */
 			t_cap = fmax(p->horizon, (double)budget / (runs * lam));
 		}
 		{
@@ -398,22 +415,28 @@ int window_solve(const struct window_params *p, struct window_result *r, char *e
 				return rc;
 		}
 		r->method = WINDOW_SIM;
-		snprintf(r->why, sizeof(r->why), "%s arrivals%s with %s service have no closed form: "
+		snprintf(r->why, sizeof(r->why),
+			 "%s arrivals%s with %s service have no closed form: "
 			 "simulated %u runs (each until its first overflow or %.3g s)",
 			 window_arrival_name(p->arrival),
 			 p->arrival != WINDOW_ARR_TRACE ? ""
-			 : p->trace_from_start	       ? " (replayed from the first)"
+			 : p->trace_from_start		? " (replayed from the first)"
 							: " (replayed from random offsets)",
-			 p->service == WINDOW_SVC_EXP ? "exponential" : "deterministic", r->runs, t_cap);
+			 p->service == WINDOW_SVC_EXP ? "exponential" : "deterministic", r->runs,
+			 t_cap);
 		if (p->service == WINDOW_SVC_DET && r->runs == 1 && !p->runs)
 			snprintf(r->why, sizeof(r->why),
-				 "%s and constant service times leave nothing to chance: one simulated "
+				 "%s and constant service times leave nothing to chance: one "
+				 "simulated "
 				 "run gives the exact time",
-				 p->arrival == WINDOW_ARR_DET ? "evenly spaced arrivals"
-							      : "the recorded arrivals from the first");
-		if (p->arrival == WINDOW_ARR_POISSON && p->service == WINDOW_SVC_EXP && p->msg_size > 0)
+				 p->arrival == WINDOW_ARR_DET
+					 ? "evenly spaced arrivals"
+					 : "the recorded arrivals from the first");
+		if (p->arrival == WINDOW_ARR_POISSON && p->service == WINDOW_SVC_EXP &&
+		    p->msg_size > 0)
 			snprintf(r->why, sizeof(r->why),
-				 "asked for: simulated %u runs (each until its first overflow or %.3g s)",
+				 "asked for: simulated %u runs (each until its first overflow or "
+				 "%.3g s)",
 				 r->runs, t_cap);
 	}
 	return 0;

@@ -45,8 +45,8 @@ struct arrival_buf {
 
 struct parse {
 	const struct window_trace_filter *f;
-	uint16_t port; /* the port counted in the collect pass */
-	int collect; /* 0: count bytes per port, 1: collect arrivals */
+	uint16_t port;	      /* the port counted in the collect pass */
+	int collect;	      /* 0: count bytes per port, 1: collect arrivals */
 	uint64_t *port_bytes; /* pass 0 */
 	struct flow *flows;
 	struct arrival_buf ab;
@@ -341,7 +341,8 @@ static int parse_pcap(struct parse *ps, const unsigned char *d, size_t len, char
 		int rc;
 
 		if (len - off < 16) {
-			ps->tr->skipped_bad++; /* a record header cut short: the capture was interrupted */
+			ps->tr->skipped_bad++; /* a record header cut short: the capture was
+						  interrupted */
 			break;
 		}
 		sec = rd32(d + off, be);
@@ -367,7 +368,7 @@ static int parse_pcap(struct parse *ps, const unsigned char *d, size_t len, char
 
 struct ng_iface {
 	uint32_t linktype;
-	long double unit; /* seconds per timestamp tick */
+	long double unit;   /* seconds per timestamp tick */
 	long double offset; /* seconds */
 };
 
@@ -389,7 +390,8 @@ static int parse_pcapng(struct parse *ps, const unsigned char *d, size_t len, ch
 		}
 		type = rd32(d + off, be);
 		if (type == 0x0A0D0D0A) {
-			/* Section header: its byte-order magic sets the order of everything after. */
+			/* Section header: its byte-order magic sets the order of everything after.
+			 */
 			uint32_t bom;
 
 			if (len - off < 28) {
@@ -417,7 +419,7 @@ static int parse_pcapng(struct parse *ps, const unsigned char *d, size_t len, ch
 			ps->tr->skipped_bad++;
 			break;
 		}
-		b = d + off + 8; /* body; blen - 12 bytes */
+		b = d + off + 8;	       /* body; blen - 12 bytes */
 		if (type == 1 && blen >= 20) { /* interface description */
 			struct ng_iface *ifc = nifs < PCAPNG_IFACES ? &ifs[nifs] : NULL;
 			size_t o = 8, body = blen - 12;
@@ -438,7 +440,8 @@ static int parse_pcapng(struct parse *ps, const unsigned char *d, size_t len, ch
 					unsigned e = r & 0x7f;
 
 					if (e <= 60)
-						ifc->unit = r & 0x80 ? ldexpl(1, -(int)e) : powl(10, -(long double)e);
+						ifc->unit = r & 0x80 ? ldexpl(1, -(int)e)
+								     : powl(10, -(long double)e);
 				} else if (code == 14 && olen >= 8) {
 					uint64_t hi = rd32(b + o + 4 + (be ? 0 : 4), be);
 					uint64_t lo = rd32(b + o + 4 + (be ? 4 : 0), be);
@@ -469,8 +472,9 @@ static int parse_pcapng(struct parse *ps, const unsigned char *d, size_t len, ch
 				ps->tr->skipped_bad++;
 			} else {
 				const struct ng_iface *ifc = &ifs[ifid];
-				double ts = rel_time(ps, (long double)((uint64_t)hi << 32 | lo) * ifc->unit +
-							   ifc->offset);
+				double ts = rel_time(ps, (long double)((uint64_t)hi << 32 | lo) *
+									 ifc->unit +
+								 ifc->offset);
 				int rc = on_frame(ps, ts, ifc->linktype, b + 20, incl);
 
 				if (rc < 0) {
@@ -531,7 +535,8 @@ static int parse_text(struct parse *ps, const unsigned char *d, size_t len, char
 		t = strtod(p, &end);
 		if (end == p || !isfinite(t) || t < 0) {
 			snprintf(err, errlen,
-				 "line %llu: expected 'SECONDS [BYTES]' (a time, then optionally a size)",
+				 "line %llu: expected 'SECONDS [BYTES]' (a time, then optionally a "
+				 "size)",
 				 (unsigned long long)lineno);
 			return -EINVAL;
 		}
@@ -587,7 +592,7 @@ static int run_pass(struct parse *ps, int kind, const unsigned char *data, size_
 int window_trace_parse(const unsigned char *data, size_t len, const struct window_trace_filter *f,
 		       struct window_trace **out, char *err, size_t errlen)
 {
-	struct window_trace_filter deflt = { 0, 0 };
+	struct window_trace_filter deflt = {0, 0};
 	struct parse ps;
 	struct window_trace *tr;
 	int kind = 0, rc = 0;
@@ -598,7 +603,8 @@ int window_trace_parse(const unsigned char *data, size_t len, const struct windo
 	*out = NULL;
 	if (!f)
 		f = &deflt;
-	if (magic == 0xa1b2c3d4 || magic == 0xd4c3b2a1 || magic == 0xa1b23c4d || magic == 0x4d3cb2a1)
+	if (magic == 0xa1b2c3d4 || magic == 0xd4c3b2a1 || magic == 0xa1b23c4d ||
+	    magic == 0x4d3cb2a1)
 		kind = 1;
 	else if (magic == 0x0A0D0D0A)
 		kind = 2;
@@ -657,10 +663,11 @@ int window_trace_parse(const unsigned char *data, size_t len, const struct windo
 	if (ps.ab.n == 0) {
 		rc = -EINVAL;
 		if (kind)
-			snprintf(err, errlen,
-				 "no TCP payload toward port %u in %llu packets (--port chooses the "
-				 "server's port)",
-				 ps.port, (unsigned long long)tr->packets);
+			snprintf(
+				err, errlen,
+				"no TCP payload toward port %u in %llu packets (--port chooses the "
+				"server's port)",
+				ps.port, (unsigned long long)tr->packets);
 		else
 			snprintf(err, errlen, "no arrivals (expected lines of 'SECONDS [BYTES]')");
 		goto fail;
@@ -675,7 +682,10 @@ int window_trace_parse(const unsigned char *data, size_t len, const struct windo
 				break;
 			}
 		if (!sorted) {
-			struct { double t; uint32_t s; } *tmp = malloc(ps.ab.n * sizeof(*tmp));
+			struct {
+				double t;
+				uint32_t s;
+			} *tmp = malloc(ps.ab.n * sizeof(*tmp));
 
 			if (!tmp) {
 				rc = -ENOMEM;

@@ -19,8 +19,8 @@
  * mean and variance add up level by level.
  */
 struct bd_moments {
-	double mean, var; /* seconds, seconds^2; INFINITY when beyond doubles */
-	double sd; /* finite even when var is not (sd = mean for rare events) */
+	double mean, var;   /* seconds, seconds^2; INFINITY when beyond doubles */
+	double sd;	    /* finite even when var is not (sd = mean for rare events) */
 	int var_from_limit; /* variance from an asymptotic form (n too large to sum) */
 };
 

@@ -44,11 +44,11 @@ double window_forecast(double free_bytes, double ingress_bps, double drain_bps);
 
 /* What the proxy knows about one replica when it forecasts its window. */
 struct window_live {
-	double buffer; /* cap of one connection's queue (--buffer) */
-	double budget; /* cap of all its connections together (--budget) */
-	double max_conn_queued; /* the fullest connection's queue */
-	double queued; /* all connections together */
-	unsigned backlogged; /* connections with bytes queued */
+	double buffer;		       /* cap of one connection's queue (--buffer) */
+	double budget;		       /* cap of all its connections together (--budget) */
+	double max_conn_queued;	       /* the fullest connection's queue */
+	double queued;		       /* all connections together */
+	unsigned backlogged;	       /* connections with bytes queued */
 	double ingress_bps, drain_bps; /* measured, all connections together */
 };
 
@@ -64,8 +64,8 @@ double window_live_forecast(const struct window_live *in);
 
 enum window_arrival {
 	WINDOW_ARR_POISSON,
-	WINDOW_ARR_DET, /* evenly spaced */
-	WINDOW_ARR_MMPP, /* Markov-modulated Poisson: bursts */
+	WINDOW_ARR_DET,	  /* evenly spaced */
+	WINDOW_ARR_MMPP,  /* Markov-modulated Poisson: bursts */
 	WINDOW_ARR_TRACE, /* recorded arrivals (pcap, pcapng, text) */
 };
 
@@ -108,7 +108,7 @@ struct window_trace {
 	uint64_t bytes;
 	/* what the reader saw and skipped */
 	const char *format; /* "pcap", "pcapng" or "text" */
-	uint16_t port; /* destination port counted (pcap/pcapng) */
+	uint16_t port;	    /* destination port counted (pcap/pcapng) */
 	uint64_t packets, skipped_other, skipped_empty, skipped_retrans, skipped_bad;
 	uint64_t flows, flows_untracked;
 	int truncated; /* stopped at the arrivals cap */
@@ -148,10 +148,10 @@ struct window_params {
 	int trace_from_start; /* replay from the first recorded arrival, not a random offset */
 	enum window_service service;
 	double service_rate; /* requests per second the replica serves when busy */
-	double msg_size; /* bytes per request; 0 with a trace: its recorded sizes */
-	double buffer; /* bytes that may wait (--buffer plus any kernel buffering) */
-	double horizon; /* seconds: report P(first overflow <= horizon) */
-	unsigned runs; /* simulation runs (0: chosen by cost) */
+	double msg_size;     /* bytes per request; 0 with a trace: its recorded sizes */
+	double buffer;	     /* bytes that may wait (--buffer plus any kernel buffering) */
+	double horizon;	     /* seconds: report P(first overflow <= horizon) */
+	unsigned runs;	     /* simulation runs (0: chosen by cost) */
 	uint64_t seed;
 	uint64_t sim_budget; /* simulated arrivals allowed in total (0: default) */
 	enum window_method method;
@@ -162,19 +162,19 @@ void window_params_defaults(struct window_params *p);
 
 struct window_result {
 	enum window_method method;
-	char why[320]; /* which method answered, and why */
+	char why[320];		 /* which method answered, and why */
 	char quantiles_from[96]; /* how the quantiles were obtained */
-	double rho; /* offered load on the replica: arrival rate / service rate */
-	double arrival_rate; /* requests per second, as used */
-	double mean_size; /* bytes per request, as used */
-	uint64_t capacity_msgs; /* whole requests that fit in the buffer */
+	double rho;		 /* offered load on the replica: arrival rate / service rate */
+	double arrival_rate;	 /* requests per second, as used */
+	double mean_size;	 /* bytes per request, as used */
+	uint64_t capacity_msgs;	 /* whole requests that fit in the buffer */
 	/* time to first overflow, seconds; INFINITY: beyond any reach (never) */
 	double mean, sd, median, p10, p90;
-	int mean_is_lower_bound; /* simulation runs hit their time cap */
-	double mean_ci95; /* simulation: half-width of the mean's 95% interval */
-	double p_horizon; /* P(first overflow <= horizon) */
+	int mean_is_lower_bound;      /* simulation runs hit their time cap */
+	double mean_ci95;	      /* simulation: half-width of the mean's 95% interval */
+	double p_horizon;	      /* P(first overflow <= horizon) */
 	int p_horizon_is_upper_bound; /* no run overflowed: rule-of-three bound */
-	double fluid_s; /* the plain fluid answer: buffer / net inflow */
+	double fluid_s;		      /* the plain fluid answer: buffer / net inflow */
 	/* simulation bookkeeping */
 	unsigned runs, censored;
 	double t_cap; /* each run stopped there; censored quantiles lie beyond it */
@@ -186,8 +186,7 @@ struct window_result {
  * Answer one question. Returns 0, or -EINVAL (inconsistent parameters, or the
  * forced method cannot answer them) with the reason in err.
  */
-int window_solve(const struct window_params *p, struct window_result *r, char *err,
-		 size_t errlen);
+int window_solve(const struct window_params *p, struct window_result *r, char *err, size_t errlen);
 
 const char *window_method_name(enum window_method m);
 const char *window_arrival_name(enum window_arrival a);
@@ -197,8 +196,8 @@ const char *window_arrival_name(enum window_arrival a);
  * "mmpp:RATE/DWELL,RATE/DWELL[,...]" (rates per second, dwell times in
  * seconds, e.g. "mmpp:80/0.5,10/2"). Returns 0 or -EINVAL with err.
  */
-int window_parse_arrival(const char *text, enum window_arrival *a, struct window_mmpp *m,
-			 char *err, size_t errlen);
+int window_parse_arrival(const char *text, enum window_arrival *a, struct window_mmpp *m, char *err,
+			 size_t errlen);
 /* Mean rate of an MMPP (time-weighted). */
 double window_mmpp_rate(const struct window_mmpp *m);
 
@@ -208,8 +207,8 @@ double window_mmpp_rate(const struct window_mmpp *m);
  * Simulate exactly `arrivals` arrivals (restarting after each overflow) and
  * return how many overflows were seen; for measuring the simulator's speed.
  */
-int window_sim_throughput(const struct window_params *p, uint64_t arrivals,
-			  uint64_t *overflows, char *err, size_t errlen);
+int window_sim_throughput(const struct window_params *p, uint64_t arrivals, uint64_t *overflows,
+			  char *err, size_t errlen);
 
 /* ---- sweeps and plots ---- */
 

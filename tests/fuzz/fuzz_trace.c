@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct window_trace_filter capped = { 6379, 64 };
+	struct window_trace_filter capped = {6379, 64};
 	struct window_trace *t = NULL;
 	char err[256];
 

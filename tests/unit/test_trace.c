@@ -156,7 +156,7 @@ static void pcap_ethernet_counts_payload_toward_the_port(void **state)
 {
 	struct buf *b = newbuf(), *f = newbuf();
 	struct window_trace *t;
-	struct window_trace_filter flt = { 6379, 0 };
+	struct window_trace_filter flt = {6379, 0};
 	char err[256];
 
 	(void)state;
@@ -213,8 +213,8 @@ static void pcap_big_endian_nanoseconds_cooked(void **state)
 {
 	struct buf *b = newbuf(), *f = newbuf();
 	struct window_trace *t;
-	static const uint32_t when[3] = { 1, 500000001, 500000001 };
-	static const unsigned sizes[3] = { 10, 20, 30 };
+	static const uint32_t when[3] = {1, 500000001, 500000001};
+	static const unsigned sizes[3] = {10, 20, 30};
 	uint32_t seq = 1;
 	char err[256];
 
@@ -304,8 +304,8 @@ static void pcapng_both_orders_ipv6(void **state)
 		for (int nano = 0; nano < 2; nano++) {
 			struct buf *b = newbuf(), *f = newbuf();
 			struct window_trace *t;
-			static const unsigned sizes[3] = { 10, 20, 30 };
-			static const double at[3] = { 5.0, 5.5, 6.5 };
+			static const unsigned sizes[3] = {10, 20, 30};
+			static const double at[3] = {5.0, 5.5, 6.5};
 			uint32_t seq = 7;
 			char err[256];
 
@@ -316,7 +316,8 @@ static void pcapng_both_orders_ipv6(void **state)
 				seq += sizes[i];
 				pcapng_epb(b, (uint64_t)llround(at[i] * (nano ? 1e9 : 1e6)), f);
 			}
-			assert_int_equal(window_trace_parse(b->d, b->n, NULL, &t, err, sizeof(err)), 0);
+			assert_int_equal(window_trace_parse(b->d, b->n, NULL, &t, err, sizeof(err)),
+					 0);
 			assert_string_equal(t->format, "pcapng");
 			assert_int_equal(t->port, 8080);
 			check_three_arrivals(t);
@@ -356,7 +357,7 @@ static void arrivals_cap_stops_the_reader(void **state)
 {
 	struct buf *b = newbuf(), *f = newbuf();
 	struct window_trace *t;
-	struct window_trace_filter flt = { 6379, 5 };
+	struct window_trace_filter flt = {6379, 5};
 	char err[256];
 
 	(void)state;
@@ -382,8 +383,8 @@ static void text_arrivals(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(window_trace_parse((const unsigned char *)good, strlen(good), NULL, &t, err,
-					    sizeof(err)),
+	assert_int_equal(window_trace_parse((const unsigned char *)good, strlen(good), NULL, &t,
+					    err, sizeof(err)),
 			 0);
 	assert_string_equal(t->format, "text");
 	assert_int_equal(t->n, 4);
@@ -404,8 +405,8 @@ static void bad_text_is_refused_with_its_line(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(window_trace_parse((const unsigned char *)bad[i], strlen(bad[i]), NULL,
-						    &t, err, sizeof(err)),
+		assert_int_equal(window_trace_parse((const unsigned char *)bad[i], strlen(bad[i]),
+						    NULL, &t, err, sizeof(err)),
 				 -EINVAL);
 		assert_null(t);
 	}

@@ -16,11 +16,12 @@
 #include "window/window-int.h"
 #include "window/window.h"
 
-#define assert_near(a, b, rel)                                                                     \
-	do {                                                                                       \
-		double a_ = (a), b_ = (b);                                                         \
-		if (!(fabs(a_ - b_) <= (rel) * fabs(b_)))                                          \
-			fail_msg("%s = %.9g, expected %.9g (within %g)", #a, a_, b_, (double)(rel)); \
+#define assert_near(a, b, rel)                                                       \
+	do {                                                                         \
+		double a_ = (a), b_ = (b);                                           \
+		if (!(fabs(a_ - b_) <= (rel)*fabs(b_)))                              \
+			fail_msg("%s = %.9g, expected %.9g (within %g)", #a, a_, b_, \
+				 (double)(rel));                                     \
 	} while (0)
 
 /* Mean passage 0 -> n summed level by level (t_i = 1/lam + (mu/lam) t_{i-1}). */
@@ -38,9 +39,9 @@ static double brute_mean(double lam, double mu, uint64_t n)
 static void passage_mean_matches_level_sum(void **state)
 {
 	static const double cases[][3] = {
-		{ 1, 1, 1 },	{ 1, 1, 2 },	  { 2, 1, 10 },	    { 1, 2, 10 },
-		{ 27, 9, 210 }, { 17, 20, 54 },	  { 10, 10.00001, 500 }, { 10, 9.99999, 500 },
-		{ 5, 4, 3000 }, { 100, 99, 20000 }, { 3, 0.1, 7 },
+		{1, 1, 1},    {1, 1, 2},	{2, 1, 10},	     {1, 2, 10},
+		{27, 9, 210}, {17, 20, 54},	{10, 10.00001, 500}, {10, 9.99999, 500},
+		{5, 4, 3000}, {100, 99, 20000}, {3, 0.1, 7},
 	};
 
 	(void)state;
@@ -48,7 +49,8 @@ static void passage_mean_matches_level_sum(void **state)
 		struct bd_moments m;
 
 		bd_moments(cases[i][0], cases[i][1], (uint64_t)cases[i][2], &m);
-		assert_near(m.mean, brute_mean(cases[i][0], cases[i][1], (uint64_t)cases[i][2]), 1e-9);
+		assert_near(m.mean, brute_mean(cases[i][0], cases[i][1], (uint64_t)cases[i][2]),
+			    1e-9);
 	}
 }
 
@@ -136,10 +138,10 @@ static void simulation_agrees_with_exact(void **state)
 {
 	static const double cases[][4] = {
 		/* lam, mu, size, buffer */
-		{ 27, 9, 19.6, 4096 }, /* rho 3 */
-		{ 17, 14, 20, 1000 }, /* rho 1.2 */
-		{ 17, 20, 20, 600 }, /* rho 0.85: rare, long */
-		{ 10, 10, 100, 2000 }, /* critical */
+		{27, 9, 19.6, 4096}, /* rho 3 */
+		{17, 14, 20, 1000},  /* rho 1.2 */
+		{17, 20, 20, 600},   /* rho 0.85: rare, long */
+		{10, 10, 100, 2000}, /* critical */
 	};
 
 	(void)state;
@@ -232,7 +234,7 @@ static void a_replica_that_keeps_up_never_overflows(void **state)
 
 static void fluid_matches_exact_for_large_buffers(void **state)
 {
-	static const double rhos[] = { 1.05, 1.25, 2.0 };
+	static const double rhos[] = {1.05, 1.25, 2.0};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(rhos) / sizeof(rhos[0]); i++) {
@@ -280,18 +282,18 @@ static void mmpp_variance_rate_matches_two_state_formula(void **state)
 
 	(void)state;
 	window_params_defaults(&p);
-	assert_int_equal(window_parse_arrival("mmpp:80/0.5,10/2", &p.arrival, &p.mmpp, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+		window_parse_arrival("mmpp:80/0.5,10/2", &p.arrival, &p.mmpp, err, sizeof(err)), 0);
 	assert_int_equal(p.arrival, WINDOW_ARR_MMPP);
 	mean = (l1 * r2 + l2 * r1) / (r1 + r2);
 	assert_near(window_mmpp_rate(&p.mmpp), mean, 1e-12);
 	/* The index of dispersion of a two-state MMPP (Fischer and Meier-Hellstern). */
-	idc = 1 + 2 * r1 * r2 * (l1 - l2) * (l1 - l2) /
-			  ((r1 + r2) * (r1 + r2) * (l1 * r2 + l2 * r1));
+	idc = 1 +
+	      2 * r1 * r2 * (l1 - l2) * (l1 - l2) / ((r1 + r2) * (r1 + r2) * (l1 * r2 + l2 * r1));
 	assert_near(fluid_arrival_var_rate(&p), mean * idc, 1e-9);
 	/* One state is Poisson. */
-	assert_int_equal(window_parse_arrival("mmpp:5/1", &p.arrival, &p.mmpp, err, sizeof(err)), 0);
+	assert_int_equal(window_parse_arrival("mmpp:5/1", &p.arrival, &p.mmpp, err, sizeof(err)),
+			 0);
 	assert_near(fluid_arrival_var_rate(&p), 5, 1e-12);
 }
 
@@ -309,9 +311,9 @@ static void bursts_shorten_the_window(void **state)
 	 */
 	base_params(&p, 27.5, 30, 100, 40000);
 	assert_int_equal(window_solve(&p, &po, err, sizeof(err)), 0);
-	assert_int_equal(window_parse_arrival("mmpp:80/0.5,10/1.5", &p.arrival, &p.mmpp, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+		window_parse_arrival("mmpp:80/0.5,10/1.5", &p.arrival, &p.mmpp, err, sizeof(err)),
+		0);
 	p.rate = 0;
 	p.runs = 1000;
 	assert_int_equal(window_solve(&p, &mm, err, sizeof(err)), 0);
@@ -402,8 +404,8 @@ static void bad_parameters_are_refused(void **state)
 	assert_int_equal(window_parse_arrival("mmpp:", &a, &m, err, sizeof(err)), -EINVAL);
 	assert_int_equal(window_parse_arrival("mmpp:5/0", &a, &m, err, sizeof(err)), -EINVAL);
 	assert_int_equal(window_parse_arrival("mmpp:0/1,0/1", &a, &m, err, sizeof(err)), -EINVAL);
-	assert_int_equal(window_parse_arrival("mmpp:1/1,2/2,3/3,4/4,5/5,6/6,7/7,8/8,9/9", &a, &m, err,
-					      sizeof(err)),
+	assert_int_equal(window_parse_arrival("mmpp:1/1,2/2,3/3,4/4,5/5,6/6,7/7,8/8,9/9", &a, &m,
+					      err, sizeof(err)),
 			 -EINVAL);
 	assert_int_equal(window_parse_arrival("bursty", &a, &m, err, sizeof(err)), -EINVAL);
 }
@@ -452,7 +454,7 @@ static void live_forecast_shares_the_net_inflow(void **state)
 static void sweep_plot_is_svg(void **state)
 {
 	static struct window_series se[2];
-	struct window_plot plot = { "a <title> & more", "slowdown", 600, 2, se };
+	struct window_plot plot = {"a <title> & more", "slowdown", 600, 2, se};
 	struct sbuf sb;
 	char err[256];
 
