@@ -42,8 +42,9 @@ awk '/^### `doppel window`/{f=1; next} /^### /{f=0} f' "$ROOT/README.md" |
 n=$(wc -l <"$T/examples")
 assert_ge "$n" 3 "doppel window examples in the README"
 while read -r line; do
-	(cd "$T/readme" && eval "\"\$DOPPEL\" ${line#doppel }") >"$T/ex.out" 2>&1 ||
-		fail "README example failed: $line: $(tail -3 "$T/ex.out")"
+	(cd "$T/readme" && eval "\"\$DOPPEL\" ${line#doppel }") >"$T/ex.out" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || fail "README example failed (exit $rc): $line: $(tail -3 "$T/ex.out")"
 	grep -q "first overflow after\|SLOWDOWN" "$T/ex.out" || fail "README example printed no answer: $line"
 done <"$T/examples"
 log "$n README examples ran"
