@@ -34,6 +34,8 @@ PACKAGES=(
 	# services and clients the demo and the tests drive
 	redis-server redis-tools nginx-light haproxy wrk curl python3 python3-redis
 	iproute2 procps psmisc util-linux strace gdb
+	# debug-window validation: captures of real arrivals, charts rendered in the tests
+	tcpdump librsvg2-bin
 	# CRIU build dependencies (recipe in docs/criu.md) and its runtime tools
 	libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler libnl-3-dev
 	libnet1-dev libcap-dev libbsd-dev uuid-dev libaio-dev python3-protobuf iptables

@@ -480,6 +480,7 @@ static void conn_free(struct proxy_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	div_conn_free(c->div);
+	px->conns_allocated--;
 	free(c);
 }
 
@@ -752,6 +753,7 @@ void conn_accept(struct proxy *px, int fd)
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	px->conns_allocated++;
 	c->px = px;
 	c->id = ++px->next_conn_id;
 	c->nlegs = n;

@@ -128,6 +128,7 @@ struct proxy {
 	uint64_t start_ns;
 	/* counters */
 	uint64_t conns_accepted, conns_active, conns_lingering;
+	uint64_t conns_allocated; /* struct proxy_conn not yet freed (leak check) */
 	uint64_t fin_waits; /* legs holding a FIN back (conn_tick releases them) */
 	uint64_t backend_failures, client_resets, backend_resets, accept_errors;
 	uint64_t bytes_client, bytes_backend;

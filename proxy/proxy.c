@@ -130,7 +130,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 			return rc;
 		}
 	}
-	chunk_pool_init(&px->pool, 64);
+	chunk_pool_init(&px->pool, 16); /* free chunks kept for reuse: 1 MiB */
 	px->start_ns = clock_coarse_ns();
 	if (cfg->listen_fd >= 0) {
 		px->lfd = cfg->listen_fd;
@@ -370,7 +370,8 @@ static void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_re
 {
 	uint64_t max_conn = 0;
 	unsigned backlogged = 0;
-	double conn_occ, tot_occ, net_leg, f_conn, f_tot;
+	double conn_occ, tot_occ;
+	struct window_live live;
 
 	for (struct leg *leg = rep->legs; leg; leg = leg->rep_next) {
 		if (leg->out.bytes > max_conn)
@@ -388,17 +389,15 @@ static void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_re
 	conn_occ = (double)max_conn / (double)rep->buffer;
 	tot_occ = (double)rep->buffered / (double)rep->budget;
 	out->occupancy = conn_occ > tot_occ ? conn_occ : tot_occ;
-	/*
-	 * Two ways to overflow: the fullest connection reaches --buffer, or all
-	 * connections together reach the budget. The replica's net inflow is
-	 * shared by the connections that have a backlog.
-	 */
-	f_tot = window_forecast((double)rep->budget - (double)rep->buffered, out->ingress_bps,
-				out->drain_bps);
-	net_leg = backlogged ? 1.0 / backlogged : 1.0;
-	f_conn = window_forecast((double)rep->buffer - (double)max_conn, out->ingress_bps * net_leg,
-				 out->drain_bps * net_leg);
-	out->forecast_s = f_conn < f_tot ? f_conn : f_tot;
+	/* Two ways to overflow: one connection's --buffer, or the budget (window/live.c). */
+	live.buffer = (double)rep->buffer;
+	live.budget = (double)rep->budget;
+	live.max_conn_queued = (double)max_conn;
+	live.queued = (double)rep->buffered;
+	live.backlogged = backlogged;
+	live.ingress_bps = out->ingress_bps;
+	live.drain_bps = out->drain_bps;
+	out->forecast_s = window_live_forecast(&live);
 	out->overflows = rep->overflows;
 	out->window_open = rep->first_overflow_ns == 0;
 	out->debug_window_s =
@@ -441,13 +440,14 @@ void proxy_status_json(struct proxy *px, struct sbuf *sb)
 	sbuf_json_num(sb, (double)(now - px->start_ns) / 1e9);
 	sbuf_printf(sb,
 		    ",\"buffer\":%llu,\"budget\":%llu,\"connections\":{\"active\":%llu,\"accepted\":%llu,"
-		    "\"lingering\":%llu},\"production\":{\"bytes_from_clients\":%llu,"
+		    "\"lingering\":%llu,\"allocated\":%llu},\"production\":{\"bytes_from_clients\":%llu,"
 		    "\"bytes_from_production\":%llu,\"connect_failures\":%llu,\"client_resets\":%llu,"
 		    "\"production_resets\":%llu,\"accept_errors\":%llu},"
 		    "\"memory\":{\"chunks_live\":%llu,\"chunk_bytes\":%llu},\"replicas\":[",
 		    (unsigned long long)px->cfg.buffer, (unsigned long long)px->cfg.budget,
 		    (unsigned long long)px->conns_active, (unsigned long long)px->conns_accepted,
-		    (unsigned long long)px->conns_lingering, (unsigned long long)px->bytes_client,
+		    (unsigned long long)px->conns_lingering, (unsigned long long)px->conns_allocated,
+		    (unsigned long long)px->bytes_client,
 		    (unsigned long long)px->bytes_backend, (unsigned long long)px->backend_failures,
 		    (unsigned long long)px->client_resets, (unsigned long long)px->backend_resets,
 		    (unsigned long long)px->accept_errors, (unsigned long long)px->pool.chunks_live,

@@ -42,7 +42,10 @@ struct proxy_config {
 	/*
 	 * Kernel send buffer of replica sockets. Left to autotuning, loopback
 	 * TCP would hide megabytes per connection in the kernel, out of --buffer's
-	 * reach; a small fixed size keeps the debug window what --buffer says.
+	 * reach. Fixed small, what the kernel holds in front of a replica stays
+	 * bounded (about 200 KiB with a redis replica on loopback: this buffer,
+	 * the replica's receive buffer, what it has read but not yet run) and
+	 * `doppel window --kernel-buffer` can account for it.
 	 */
 	int replica_sndbuf;
 };

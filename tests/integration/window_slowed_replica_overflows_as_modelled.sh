@@ -1,0 +1,136 @@
+#!/bin/bash
+# Promise: a replica slowed by a known factor (its CPU capped with the cpu
+# cgroup controller) overflows through the proxy while production answers
+# every request; the capture of the real arrivals, read by `doppel window`,
+# counts every request sent exactly once; the proxy's accounting adds up
+# (every byte forwarded was executed by the replica or sat in the kernel in
+# front of it); the live forecast showed a finite time while the buffer
+# filled; and the model, fed the measured rates, gives a finite prediction.
+# The measured/predicted ratio is printed, not asserted: timing belongs to
+# bench/window_validate.py.
+. "$(dirname "$0")/lib.sh"
+need redis-server
+need tcpdump
+LOAD=$(cd "$(dirname "$DOPPEL")/../bench" && pwd)/window-load
+[ -x "$LOAD" ] || fail "$LOAD is missing (it is built with doppel)"
+[ "$(id -u)" -eq 0 ] || skip "capping a process's CPU needs root"
+SIZE=1000 WORK=100000 SLOWDOWN=4
+
+CG=""
+throttle() {
+	local pid=$1 quota=$((10000 / SLOWDOWN))
+	if [ -e /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+		CG=/sys/fs/cgroup/cpu/doppel-test-$$
+		mkdir "$CG" && echo 10000 >"$CG/cpu.cfs_period_us" && echo "$quota" >"$CG/cpu.cfs_quota_us"
+	elif [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+		CG=/sys/fs/cgroup/doppel-test-$$
+		mkdir "$CG" && echo "$quota 10000" >"$CG/cpu.max"
+	else
+		skip "no cpu cgroup controller (cgroup v1 cpu or v2 cpu.max)"
+	fi
+	echo "$pid" >"$CG/cgroup.procs" || fail "cannot move pid $pid into $CG"
+}
+release() {
+	[ -n "$CG" ] || return 0
+	for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do echo "$p" >"$(dirname "$CG")/cgroup.procs"; done
+	rmdir "$CG" 2>/dev/null
+	CG=""
+}
+trap 'rc=$?; release; (exit $rc); cleanup' EXIT
+
+P=$(free_port); R=$(free_port); L=$(free_port); A=$(free_port)
+start_redis prod "$P"
+start_redis replica "$R"
+throttle "$replica_PID"
+# The replica's service rate, from a backlog sent straight to it.
+"$LOAD" --connect 127.0.0.1:$R --traffic det --rate 1000000 --count 200 --size $SIZE --work $WORK \
+	>"$T/cal.json" || fail "calibrating the replica failed"
+MU=$(json "$T/cal.json" "j['replies'] / j['last_reply_s']")
+log "replica slowed ${SLOWDOWN}x executes $MU requests/s"
+
+spawn tcpdump tcpdump -i lo --immediate-mode -U -n -s 128 -w "$T/cap.pcap" "tcp dst port $L"
+for _ in $(seq 100); do grep -q "listening on" "$T/tcpdump.log" && break; sleep 0.05; done
+grep -q "listening on" "$T/tcpdump.log" || fail "tcpdump did not start"
+spawn proxy "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$P --replica 127.0.0.1:$R \
+	--buffer 64K --admin 127.0.0.1:$A
+wait_port "$L"; wait_port "$A"
+redis-cli -p "$R" config resetstat >/dev/null
+# The proxy's start on CLOCK_MONOTONIC (the load generator's clock): now - uptime.
+PROXY_START=$($PY -c "
+import json, time, urllib.request
+t0 = time.monotonic()
+s = json.load(urllib.request.urlopen('http://127.0.0.1:$A/status'))
+print((t0 + time.monotonic()) / 2 - s['uptime_s'])")
+RATE=$($PY -c "print(2 * $MU)")
+spawn load "$LOAD" --connect 127.0.0.1:$L --rate "$RATE" --duration 40 --size $SIZE --work $WORK
+forecast_seen=0
+for _ in $(seq 800); do
+	status_json 127.0.0.1:$A "$T/s.json"
+	[ "$(json "$T/s.json" "j['replicas'][0]['overflows'] >= 1")" = True ] && break
+	[ "$(json "$T/s.json" "j['replicas'][0]['forecast_s'] is not None")" = True ] && forecast_seen=1
+	sleep 0.05
+done
+assert_eq "$(json "$T/s.json" "j['replicas'][0]['overflows'] >= 1")" True "the slowed replica overflowed"
+sleep 0.5
+stop_pid "$load_PID"
+sed -n '$p' "$T/load.log" >"$T/load.json"
+sleep 0.5 # tcpdump writes what it has seen before it stops
+stop_pid "$tcpdump_PID"
+status_json 127.0.0.1:$A "$T/s.json"
+SENT=$(json "$T/load.json" "j['sent']")
+assert_eq "$(json "$T/load.json" "j['replies']")" "$SENT" "production answered every request"
+assert_eq "$(json "$T/s.json" "j['replicas'][0]['window_open']")" False "the debug window closed"
+assert_eq "$(json "$T/s.json" "j['replicas'][0]['first_overflow_s'] > 0")" True "first overflow recorded"
+assert_eq "$(json "$T/s.json" "j['replicas'][0]['bytes_dropped'] > 0")" True "dropped bytes counted"
+assert_eq "$forecast_seen" 1 "the live forecast gave a finite time while the buffer filled"
+
+# The capture: doppel window counts each captured request once, as tcpdump does,
+# and the capture holds (nearly: tcpdump may lose a packet) every request sent.
+"$DOPPEL" window --arrivals "$T/cap.pcap" --port "$L" --service-rate "$MU" --service det \
+	--buffer 64K --json >"$T/tr.json" || fail "doppel window could not read the capture"
+# tcpdump's own reading: distinct data segments (a retransmission repeats a
+# sequence range) and their bytes.
+tcpdump -r "$T/cap.pcap" -n -S 2>/dev/null >"$T/cap.txt"
+read -r SEGS SEGBYTES < <($PY -c "
+import re, sys
+seen = set()
+for line in open('$T/cap.txt'):
+    m = re.search(r' IP (\S+) > (\S+): .* seq (\d+):(\d+),', line)
+    if m:
+        seen.add(m.groups())
+print(len(seen), sum(int(b) - int(a) for _, _, a, b in seen))")
+NREQ=$(json "$T/tr.json" "j['trace']['arrivals']")
+assert_eq "$NREQ" "$SEGS" "data segments read from the capture (as tcpdump -r reads them)"
+assert_eq "$(json "$T/tr.json" "j['trace']['bytes']")" "$SEGBYTES" "payload bytes read from the capture"
+assert_eq "$(json "$T/tr.json" "j['trace']['skipped_malformed']")" 0 "malformed packets"
+assert_eq "$((SEGBYTES * 100 >= SENT * SIZE * 99))" 1 \
+	"the capture holds at least 99 % of the $SENT requests' bytes ($SEGBYTES)"
+
+# Accounting: forwarded = executed by the replica + held by the kernel in front of it.
+prev=-1
+for _ in $(seq 50); do
+	calls=$(redis-cli -p "$R" info commandstats | sed -n 's/^cmdstat_eval:calls=\([0-9]*\),.*/\1/p')
+	[ "$calls" = "$prev" ] && break
+	prev=$calls
+	sleep 0.3
+done
+FWD=$(json "$T/s.json" "j['replicas'][0]['bytes_forwarded']")
+HIDDEN=$((FWD - calls * SIZE))
+assert_ge "$HIDDEN" 0 "bytes the kernel held"
+assert_eq "$((HIDDEN < 16 * 1024 * 1024))" 1 "kernel buffering in front of the replica is bounded ($HIDDEN)"
+assert_eq "$(json "$T/s.json" "j['replicas'][0]['bytes_forwarded'] + j['replicas'][0]['bytes_dropped'] + j['replicas'][0]['buffered'] == j['replicas'][0]['bytes_offered']")" \
+	True "every byte offered to the replica is forwarded, dropped or still buffered"
+
+# The model from the measured rates, with the kernel's share added to the buffer.
+MEASURED=$($PY -c "
+import json
+s = json.load(open('$T/s.json')); l = json.load(open('$T/load.json'))
+print(round($PROXY_START + s['replicas'][0]['first_overflow_s'] - l['start_mono'], 3))")
+LAM=$(json "$T/tr.json" "j['results'][0]['rate']")
+MSG=$(json "$T/tr.json" "j['results'][0]['msg_size']")
+"$DOPPEL" window --rate "$LAM" --service-rate "$MU" --service det --msg-size "$MSG" --buffer 64K \
+	--kernel-buffer "$HIDDEN" --json >"$T/m.json" || fail "the model refused the measured rates"
+PRED=$(json "$T/m.json" "j['results'][0]['mean_s']")
+assert_eq "$($PY -c "print(0 < $PRED < 1e4)")" True "a finite prediction"
+log "PASS: first overflow ${MEASURED}s after the first request; model ${PRED}s" \
+	"(lambda $LAM/s, mu $MU/s, kernel $HIDDEN B); measured/model $($PY -c "print(round($MEASURED / $PRED, 2))")"
