@@ -198,7 +198,7 @@ void div_follower_start(struct div_conn *dc, unsigned idx, struct div_counts *si
 }
 
 /* Compare follower f's finished turn with production's and move to the next. */
-static void follower_finish_turn(struct div_conn *dc, struct follower *f, const struct turn *t)
+static void follower_finish_turn(struct follower *f, const struct turn *t)
 {
 	uint64_t h = div_hasher_finish(&f->h);
 
@@ -252,7 +252,7 @@ void div_follower_bytes(struct div_conn *dc, unsigned idx, const void *buf, size
 		p += take;
 		n -= take;
 		if (written > t->end_client && f->got >= t->len)
-			follower_finish_turn(dc, f, t);
+			follower_finish_turn(f, t);
 	}
 }
 
@@ -270,7 +270,7 @@ void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
 	/* The replica has said all it will say. */
 	for (; f->turn < dc->next; ) {
 		if (turn_closed(dc, f->turn)) {
-			follower_finish_turn(dc, f, turn_at(dc, f->turn));
+			follower_finish_turn(f, turn_at(dc, f->turn));
 		} else {
 			/* Production's turn is still open: compare with what it sent so far. */
 			uint64_t h = div_hasher_finish(&f->h);
