@@ -23,10 +23,14 @@ struct cmd_entry {
 	const char *summary; /* one line */
 	const char *help; /* description and options, plain text, 2-space indents */
 	int (*exec)(int argc, char **argv);
+	/* subcommands ("trace demux", ...), NULL-terminated; a command with
+	 * subcommands handles --help itself */
+	const struct cmd_entry *const *subs;
 };
 
 extern const struct cmd_entry cmd_proxy_entry;
 extern const struct cmd_entry cmd_status_entry;
+extern const struct cmd_entry cmd_trace_entry;
 
 /* Print "doppel NAME USAGE" and the help text. */
 void cmd_print_help(const struct cmd_entry *e);
