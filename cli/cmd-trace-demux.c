@@ -396,6 +396,8 @@ static int exec_demux(int argc, char **argv)
 		}
 	}
 	fflush(stdout);
+	if (rc)
+		goto done;
 	fprintf(stderr,
 		"doppel %s: %llu %s streams, %llu events in streams, %llu in none%s", e->name,
 		(unsigned long long)st.streams,
@@ -412,6 +414,7 @@ static int exec_demux(int argc, char **argv)
 		fprintf(stderr,
 			"doppel %s: %llu streams dropped (%llu events) over --max-streams\n", e->name,
 			(unsigned long long)st.streams_dropped, (unsigned long long)st.events_dropped);
+done:
 	free(T.done);
 	free(T.all);
 	return rc;

@@ -240,12 +240,12 @@ static void pending_free(struct bt_pending *p)
 	free(p);
 }
 
-static void fill_args(struct bt_reader *br, const char *payload, int has_fd, long long fd)
+static void fill_args(char *out, size_t len, const char *payload, int has_fd, long long fd)
 {
 	if (has_fd)
-		snprintf(br->args, sizeof(br->args), "%lld<>%s%s", fd, *payload ? ", " : "", payload);
+		snprintf(out, len, "%lld<>%s%s", fd, *payload ? ", " : "", payload);
 	else
-		snprintf(br->args, sizeof(br->args), "%s", payload);
+		snprintf(out, len, "%s", payload);
 }
 
 static void finish_event(struct bt_reader *br, struct trc_event *ev, long long ret, int has_ret)
@@ -330,11 +330,32 @@ static int parse_line(struct bt_reader *br, const char *line, struct trc_event *
 
 	if (entry) {
 		struct bt_pending *np = calloc(1, sizeof(*np));
+		int emitted = 0;
 
 		if (!np)
 			return -ENOMEM;
-		fill_args(br, f.payload, f.has_fd, f.fd);
-		np->args = strdup(br->args);
+		if (pd) {
+			/* the previous call never returned (exit, exit_group, a thread's
+			 * end): it is an unfinished call */
+			trc_event_init(ev);
+			ev->kind = TRC_SYSCALL;
+			ev->tid = tid;
+			ev->pid = pd->pid;
+			ev->ts = pd->ts;
+			ev->name = pd->name;
+			snprintf(br->args, sizeof(br->args), "%s", pd->args);
+			finish_event(br, ev, 0, 0);
+			ev->flags |= TRC_F_UNFINISHED;
+			imap_del(&br->pending, (uint64_t)(uint32_t)tid);
+			pending_free(pd);
+			emitted = 1;
+		}
+		{
+			char text[MAX_ARGS_TEXT + 64];
+
+			fill_args(text, sizeof(text), f.payload, f.has_fd, f.fd);
+			np->args = strdup(text);
+		}
 		if (!np->args) {
 			free(np);
 			return -ENOMEM;
@@ -343,17 +364,11 @@ static int parse_line(struct bt_reader *br, const char *line, struct trc_event *
 		np->name = trc_intern(name, (size_t)(name_end - name));
 		np->pid = f.has_pid ? (int32_t)f.pid : tid;
 		np->fd = f.has_fd ? (int32_t)f.fd : -1;
-		if (pd) {
-			/* the previous call never returned (a thread exit): keep the new one */
-			pending_free(pd);
-			imap_del(&br->pending, (uint64_t)(uint32_t)tid);
-			br->base.st.skipped++;
-		}
 		if (imap_put(&br->pending, (uint64_t)(uint32_t)tid, (uint64_t)(uintptr_t)np) < 0) {
 			pending_free(np);
 			br->base.st.skipped++;
 		}
-		return 0;
+		return emitted;
 	}
 	trc_event_init(ev);
 	ev->kind = TRC_SYSCALL;

@@ -89,10 +89,19 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 	uint64_t v;
 
 	switch (mark) {
-	case '>':
+	case '>': {
+		char *open = strchr(p, '('), *end = p + strlen(p);
+
 		ev->kind = TRC_ENTER;
-		ev->name = trc_intern_str(word(&p));
+		if (open && end > open && end[-1] == ')') {
+			end[-1] = '\0';
+			ev->name = trc_intern(p, (size_t)(open - p));
+			ev->args = open + 1;
+		} else {
+			ev->name = trc_intern_str(word(&p));
+		}
 		return 0;
+	}
 	case '<':
 		ev->kind = TRC_EXIT;
 		ev->name = trc_intern_str(word(&p));

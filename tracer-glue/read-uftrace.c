@@ -326,7 +326,7 @@ static int load_info(struct uftrace_reader *ur, char *err, size_t errlen)
 		if (strncmp(val, "lines=", 6) != 0)
 			add_specs(ur, val, e ? (size_t)(e - val) : strlen(val), regex);
 	}
-	v = info_value(text, "\nretspec:", &n);
+	v = info_value(text, "retspec:", &n);
 	if (v)
 		add_specs(ur, v, n, regex);
 	if (autoargs) {
@@ -334,10 +334,10 @@ static int load_info(struct uftrace_reader *ur, char *err, size_t errlen)
 			/* arguments of every function, laid out from DWARF */
 			ur->unsupported = "auto-args from debug info";
 		} else {
-			v = info_value(text, "\nargauto:", &n);
+			v = info_value(text, "argauto:", &n);
 			if (v)
 				add_specs(ur, v, n, 0);
-			v = info_value(text, "\nretauto:", &n);
+			v = info_value(text, "retauto:", &n);
 			if (v)
 				add_specs(ur, v, n, 0);
 		}

@@ -83,7 +83,7 @@ static void print_enter_open(struct tree *T, const struct trc_event *enter)
 	if (!tree_room(T))
 		return;
 	tree_prefix(T, enter, NULL, level_of(T, enter));
-	fprintf(T->out, "%s() {\n", enter->name);
+	fprintf(T->out, "%s(%s) {\n", enter->name, enter->args ? enter->args : "");
 }
 
 static void flush_pending(struct tree *T, const struct trc_event *ev)
@@ -127,10 +127,10 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 					    ev->flags & TRC_F_DUR ? trc_fmt_dur(ev->dur, d, sizeof(d))
 								   : NULL,
 					    level_of(T, p));
+				fprintf(T->out, "%s(%s)", ev->name, p->args ? p->args : "");
 				if (ev->flags & TRC_F_RET)
-					fprintf(T->out, "%s() = %lld;\n", ev->name, (long long)ev->ret);
-				else
-					fprintf(T->out, "%s();\n", ev->name);
+					fprintf(T->out, " = %lld", (long long)ev->ret);
+				fputs(";\n", T->out);
 			}
 			ev_release(p);
 			free(p);

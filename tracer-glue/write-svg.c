@@ -302,18 +302,23 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 		S->boxes = grow(S->boxes, &S->capboxes, S->nboxes, sizeof(*S->boxes));
 		if (!S->boxes)
 			return -ENOMEM;
-		b = &S->boxes[S->nboxes++];
-		b->lane = lane;
-		b->depth = ev->depth < 0 ? 0 : ev->depth;
-		b->from = S->nrows;
-		b->to = S->nrows;
-		b->closed = 0;
 		snprintf(label, sizeof(label), "%s %s \xc3\x97%llu  (%s..%s each)",
 			 ev->block == TRC_BLOCK_LOOP
 				 ? "loop"
 				 : (ev->block == TRC_BLOCK_DESCEND ? "recursion" : "return"),
 			 ev->name, (unsigned long long)ev->count, trc_fmt_dur(ev->min, a, sizeof(a)),
 			 trc_fmt_dur(ev->max, c, sizeof(c)));
+		/* the block's own row holds its tab */
+		if (add_row(S, lane, ev, NULL) < 0)
+			return -ENOMEM;
+		if (strlen(label) + 4 > S->lanes[lane].max_text)
+			S->lanes[lane].max_text = strlen(label) + 4;
+		b = &S->boxes[S->nboxes++];
+		b->lane = lane;
+		b->depth = ev->depth < 0 ? 0 : ev->depth;
+		b->from = S->nrows - 1;
+		b->to = S->nrows - 1;
+		b->closed = 0;
 		b->label = strdup(label);
 		return 0;
 	}
@@ -442,21 +447,20 @@ static int svg_end(struct trc_sink *s)
 			     "stroke-dasharray=\"4,3\"/>\n",
 			cx, cx, height - 40);
 	}
-	/* folded blocks: combined fragments */
+	/* folded blocks: combined fragments, the tab in the block's own row */
 	for (size_t i = 0; i < S->nboxes; i++) {
 		struct box *b = &S->boxes[i];
-		int bx = x[b->lane] + 14 + b->depth * INDENT;
-		int y0 = row_y(b->from) - 14, y1 = row_y(b->to >= b->from ? b->to : b->from) + 6;
+		int bx = x[b->lane] + 12 + b->depth * INDENT;
+		int y0 = row_y(b->from) - 13, y1 = row_y(b->to >= b->from ? b->to : b->from) + 5;
 		int w = x[b->lane + 1] - bx - 8;
+		int tw = (int)strlen(b->label ? b->label : "") * 7 + 8;
 
 		fprintf(out,
 			"<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fdf6e3\" "
 			"fill-opacity=\"0.6\" stroke=\"#b58900\"/>\n"
 			"<path d=\"M%d,%d h%d v10 l-6,6 h-%d z\" fill=\"#b58900\"/>\n"
 			"<text x=\"%d\" y=\"%d\" fill=\"white\" font-weight=\"bold\">",
-			bx, y0 - 16, w, y1 - y0 + 16, bx, y0 - 16,
-			(int)strlen(b->label ? b->label : "") * 7 + 10,
-			(int)strlen(b->label ? b->label : "") * 7 + 4, bx + 4, y0 - 4);
+			bx, y0, w, y1 - y0, bx, y0, tw, tw - 6, bx + 4, y0 + 12);
 		esc(out, b->label);
 		fputs("</text>\n", out);
 	}
@@ -479,6 +483,8 @@ static int svg_end(struct trc_sink *s)
 
 		fprintf(out, "<text x=\"4\" y=\"%d\" fill=\"#7f8c8d\">%.3f ms</text>\n", row_y(r),
 			(double)rel / 1e6);
+		if (!w->text)
+			continue;
 		if (w->kind != '>')
 			fprintf(out, "<circle cx=\"%d\" cy=\"%d\" r=\"3\" fill=\"%s\"/>\n", tx - 6,
 				row_y(r) - 4, w->kind == '|' ? "#16a085" : "#8e44ad");

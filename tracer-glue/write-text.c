@@ -57,6 +57,8 @@ void trc_text_body(FILE *out, const struct trc_event *ev)
 	switch (ev->kind) {
 	case TRC_ENTER:
 		fputs(ev->name, out);
+		if (ev->args)
+			fprintf(out, "(%s)", ev->args);
 		break;
 	case TRC_EXIT:
 		fputs(ev->name, out);
