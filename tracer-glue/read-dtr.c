@@ -444,35 +444,47 @@ static int load_chunk(struct dtr_reader *dr)
 {
 	struct dtr_chunk_hdr h;
 	uint64_t off = dr->in.consumed;
-	int rc = trc_input_read(&dr->in, &h, sizeof(h));
+	int rc;
 
-	if (rc == 0)
-		return 0;
-	if (rc < 0) {
-		dr->base.st.skipped++; /* a truncated last chunk (a killed process) */
-		return 0;
+	/* look at the header before taking it, to resynchronise byte by byte */
+	while (dr->in.len - dr->in.pos < sizeof(h)) {
+		size_t before = dr->in.len - dr->in.pos;
+
+		rc = trc_input_fill(&dr->in);
+		if (rc < 0)
+			return rc;
+		if (dr->in.len - dr->in.pos == before) {
+			if (before)
+				dr->base.st.skipped++; /* a truncated last chunk (a killed process) */
+			dr->in.consumed += before;
+			dr->in.pos = dr->in.len;
+			return 0;
+		}
 	}
+	memcpy(&h, dr->in.buf + dr->in.pos, sizeof(h));
 	if (!hdr_valid(&h)) {
-		/* find the next chunk: scan for the magic one byte further on */
-		uint32_t magic;
-
+		/* not a chunk here: find the next one */
 		dr->base.st.skipped++;
 		for (;;) {
-			size_t avail = dr->in.len - dr->in.pos;
+			uint32_t magic;
 
-			if (avail < 4) {
+			dr->in.pos++;
+			dr->in.consumed++;
+			if (dr->in.len - dr->in.pos < 4) {
 				rc = trc_input_fill(&dr->in);
-				if (rc <= 0 || dr->in.len - dr->in.pos < 4)
+				if (rc <= 0 || dr->in.len - dr->in.pos < 4) {
+					dr->in.consumed += dr->in.len - dr->in.pos;
+					dr->in.pos = dr->in.len;
 					return rc < 0 ? rc : 0;
-				continue;
+				}
 			}
 			memcpy(&magic, dr->in.buf + dr->in.pos, 4);
 			if (magic == DTR_MAGIC)
 				return 1;
-			dr->in.pos++;
-			dr->in.consumed++;
 		}
 	}
+	dr->in.pos += sizeof(h);
+	dr->in.consumed += sizeof(h);
 	if (h.hdr_size > DTR_HDR_SIZE && trc_input_skip(&dr->in, h.hdr_size - DTR_HDR_SIZE) <= 0)
 		return 0;
 	if (h.type != DTR_CHUNK_EVENTS) {

@@ -406,12 +406,15 @@ static int parse_line(struct strace_reader *sr, char *line, struct trc_event *ev
 		pd = pv ? (struct pending *)(uintptr_t)*pv : NULL;
 		alen = pd ? strlen(pd->args) : 0;
 		rlen = strlen(rest);
-		if (ensure_joined(sr, nlen + alen + rlen + 2) < 0)
+		if (ensure_joined(sr, nlen + alen + rlen + 3) < 0)
 			return -ENOMEM;
 		memcpy(sr->joined, name, nlen);
 		sr->joined[nlen] = '(';
 		if (pd)
 			memcpy(sr->joined + nlen + 1, pd->args, alen);
+		/* "read(7,  <unfinished ...>" + "\"ab\", 10)": one space after the comma */
+		if (alen && pd->args[alen - 1] == ',' && rest[0] != ')' && rest[0] != ' ')
+			sr->joined[nlen + 1 + alen++] = ' ';
 		memcpy(sr->joined + nlen + 1 + alen, rest, rlen + 1);
 		if (pd) {
 			ev->ts = pd->ts;

@@ -81,6 +81,10 @@ struct frame {
 	uint32_t run_at, p, matched;
 	uint64_t count, imin, imax, last_t;
 	struct u64vec x;
+	/* the pattern with its loops unrolled: later iterations arrive as single
+	 * items (their inner loops not folded yet) and are matched against it */
+	struct item **pexp;
+	uint32_t npexp;
 	uint16_t mc[MAXW + 1]; /* mc[p]: tail positions equal to the one p before */
 };
 
@@ -474,21 +478,65 @@ static uint64_t occ_dur(struct item **v, uint32_t p)
 static void fold_occurrence(struct summ *S, struct sthread *t, struct frame *F)
 {
 	struct item **occ = &F->items[F->run_at + F->p];
-	uint64_t d = occ_dur(occ, F->p);
+	uint32_t nocc = F->n - (F->run_at + F->p);
+	uint64_t d = occ_dur(occ, nocc);
 
 	if (d < F->imin)
 		F->imin = d;
 	if (d > F->imax)
 		F->imax = d;
 	F->count++;
-	F->last_t = occ[F->p - 1]->t_last;
-	for (uint32_t i = 0; i < F->p; i++) {
+	F->last_t = occ[nocc - 1]->t_last;
+	for (uint32_t i = 0; i < nocc; i++) {
 		if (S->o.keep_times)
 			item_times(occ[i], &F->x);
 		release(S, t, occ[i]);
 	}
 	F->n = F->run_at + F->p;
 	F->matched = 0;
+}
+
+#define MAX_PEXP 4096
+
+static int unroll(struct item *it, struct item **out, uint32_t *n)
+{
+	if (it->type != IT_LOOP) {
+		if (*n >= MAX_PEXP)
+			return -1;
+		out[(*n)++] = it;
+		return 0;
+	}
+	for (uint64_t k = 0; k < it->count; k++)
+		for (uint32_t i = 0; i < it->nkids; i++)
+			if (unroll(it->kids[i], out, n) < 0)
+				return -1;
+	return 0;
+}
+
+/* The pattern's loops unrolled, when that stays small; else match item by item. */
+static void pattern_unroll(struct frame *F)
+{
+	uint32_t n = 0;
+	int has_loop = 0;
+
+	free(F->pexp);
+	F->pexp = NULL;
+	F->npexp = 0;
+	for (uint32_t i = 0; i < F->p; i++)
+		has_loop |= F->items[F->run_at + i]->type == IT_LOOP;
+	if (!has_loop)
+		return;
+	F->pexp = malloc(MAX_PEXP * sizeof(*F->pexp));
+	if (!F->pexp)
+		return;
+	for (uint32_t i = 0; i < F->p; i++) {
+		if (unroll(F->items[F->run_at + i], F->pexp, &n) < 0) {
+			free(F->pexp);
+			F->pexp = NULL;
+			return;
+		}
+	}
+	F->npexp = n;
 }
 
 static int detect(struct summ *S, struct sthread *t, struct frame *F)
@@ -508,6 +556,7 @@ static int detect(struct summ *S, struct sthread *t, struct frame *F)
 		F->imin = F->imax = d;
 		u64vec_free(&F->x);
 		fold_occurrence(S, t, F);
+		pattern_unroll(F);
 		return 1;
 	}
 	return 0;
@@ -523,6 +572,9 @@ static void close_run(struct summ *S, struct sthread *t, struct frame *F)
 	uint32_t ntent = F->n - (F->run_at + F->p);
 
 	F->run = 0;
+	free(F->pexp);
+	F->pexp = NULL;
+	F->npexp = 0;
 	if (!L) {
 		S->err = -ENOMEM;
 		return;
@@ -594,7 +646,7 @@ static void push_item(struct summ *S, struct sthread *t, struct frame *F, struct
 		return;
 	}
 	if (F->run) {
-		struct item *want = F->items[F->run_at + F->matched];
+		struct item *want = F->npexp ? F->pexp[F->matched] : F->items[F->run_at + F->matched];
 
 		if (it->hash == want->hash) {
 			if (frame_append(F, it) < 0) {
@@ -602,7 +654,7 @@ static void push_item(struct summ *S, struct sthread *t, struct frame *F, struct
 				release(S, t, it);
 				return;
 			}
-			if (++F->matched == F->p)
+			if (++F->matched == (F->npexp ? F->npexp : F->p))
 				fold_occurrence(S, t, F);
 			return;
 		}
@@ -935,6 +987,7 @@ static void frame_release(struct summ *S, struct sthread *t, struct frame *F)
 	for (uint32_t i = 0; i < F->n; i++)
 		release(S, t, F->items[i]);
 	free(F->items);
+	free(F->pexp);
 	u64vec_free(&F->x);
 	if (F->has_enter) {
 		ev_release(&F->enter);
