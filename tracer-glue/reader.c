@@ -190,8 +190,9 @@ static int strace_like(const char *s, const char *end)
 		while (q < end && is_digit(*q))
 			q++;
 		if (q < end && *q == ' ') {
-			/* "PID TS" or "PID name(" */
-			q++;
+			/* "PID TS" or "PID name(" (strace pads short pids) */
+			while (q < end && *q == ' ')
+				q++;
 			if (q < end && (is_digit(*q) || (*q >= 'a' && *q <= 'z')))
 				return 1;
 		} else if (q < end && (*q == '.' || *q == ':')) {
