@@ -116,6 +116,7 @@ static int exec_summarise(int argc, char **argv)
 			break;
 		case 's':
 			stats = 1;
+			trace_stats_flag = 1;
 			break;
 		case 'o':
 			outpath = optarg;

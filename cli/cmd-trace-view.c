@@ -32,6 +32,7 @@ const struct cmd_entry trace_view_entry = {
 		"  --max-rows N          svg: events drawn (default 400)\n"
 		"  --max-depth N         svg: deepest call drawn (default: all)\n"
 		"  --title TEXT          svg: a title\n"
+		"  --stats               print events read and events per second on standard error\n"
 		TRACE_READ_HELP
 		"\n"
 		"example:\n"
@@ -51,6 +52,7 @@ static int exec_view(int argc, char **argv)
 		{ "max-lines", required_argument, NULL, 'm' }, { "tid", no_argument, NULL, 'T' },
 		{ "lifeline", required_argument, NULL, 'l' }, { "max-rows", required_argument, NULL, 'R' },
 		{ "max-depth", required_argument, NULL, 'd' }, { "title", required_argument, NULL, 'i' },
+		{ "stats", no_argument, NULL, 'S' },
 		TRACE_READ_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -117,6 +119,9 @@ static int exec_view(int argc, char **argv)
 			break;
 		case 'i':
 			so.title = optarg;
+			break;
+		case 'S':
+			trace_stats_flag = 1;
 			break;
 		default:
 			rc = trace_read_opt(e, c, optarg, &ro);

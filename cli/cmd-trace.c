@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cmd-trace.h"
 
@@ -183,6 +184,8 @@ void trace_warn_stats(const struct cmd_entry *e, const char *path, struct trc_re
 			e->name, (unsigned long long)trc_intern_dropped());
 }
 
+int trace_stats_flag;
+
 int trace_run(const struct cmd_entry *e, char **files, int nfiles, const struct trc_read_opts *ro,
 	      struct trc_sink *chain)
 {
@@ -200,11 +203,26 @@ int trace_run(const struct cmd_entry *e, char **files, int nfiles, const struct 
 			rc = EXIT_RUNTIME;
 			break;
 		}
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (trc_pump(r, chain, err, sizeof(err)) < 0) {
 			fprintf(stderr, "doppel %s: %s: %s\n", e->name, files[i], err);
 			rc = EXIT_RUNTIME;
 		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 		trace_warn_stats(e, files[i], r);
+		if (trace_stats_flag) {
+			struct trc_read_stats st;
+			double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+			trc_reader_stats(r, &st);
+			fprintf(stderr,
+				"doppel %s: %s: %s, %llu events, %llu bytes in %.3f s (%.0f events/s)\n",
+				e->name, files[i], trc_format_name(trc_reader_format(r)),
+				(unsigned long long)st.events, (unsigned long long)st.bytes, secs,
+				secs > 0 ? (double)st.events / secs : 0.0);
+		}
 		trc_reader_close(r);
 	}
 	if (rc == 0 && trc_sink_end(chain) < 0) {

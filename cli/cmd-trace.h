@@ -52,6 +52,8 @@ int trace_open(const struct cmd_entry *e, const char *path, const struct trc_rea
 /* "-" or NULL: standard output. Prints the error and returns NULL. */
 FILE *trace_output(const struct cmd_entry *e, const char *path);
 int trace_close_output(const struct cmd_entry *e, FILE *f, const char *path);
+/* --stats: trace_run prints events, bytes and events/s per file */
+extern int trace_stats_flag;
 /* Reads every file into chain and ends it (the caller frees it). Returns an
  * exit status, messages printed. */
 int trace_run(const struct cmd_entry *e, char **files, int nfiles, const struct trc_read_opts *ro,

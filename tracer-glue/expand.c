@@ -35,6 +35,7 @@ struct expand {
 	struct trc_sink base;
 	struct trc_sink *next;
 	struct imap threads;
+	uint64_t max_iterations, max_events, emitted;
 	int err;
 };
 
@@ -57,7 +58,7 @@ static uint64_t tsrc_next(struct tsrc *s)
 		return s->prev;
 	}
 	s->p = *e == ',' ? e + 1 : e;
-	s->prev += (uint64_t)d;
+	s->prev += (uint64_t)d; /* wraps on nonsense, never undefined */
 	return s->prev;
 }
 
@@ -69,6 +70,14 @@ static void emit(struct expand *X, struct xthread *t, const struct trc_event *sr
 
 	if (X->err)
 		return;
+	if (++X->emitted > X->max_events) {
+		/* nested blocks multiply: the whole expansion has a bound too */
+		X->err = -EFBIG;
+		snprintf(X->base.err, sizeof(X->base.err),
+			 "expanding the folded blocks gives more than %llu events",
+			 (unsigned long long)X->max_events);
+		return;
+	}
 	ev.depth = src->depth + shift;
 	ev.ts = ts;
 	if (ev.depth >= 0 && ev.depth < MAX_DEPTH_TRACK && (ev.kind == TRC_ENTER || ev.kind == TRC_EXIT)) {
@@ -117,16 +126,30 @@ static size_t block_end(const struct trc_event *v, size_t i, size_t n)
 }
 
 static int32_t expand_seq(struct expand *X, struct xthread *t, const struct trc_event *v, size_t a,
-			  size_t b, int32_t shift, struct tsrc *src, int64_t toff);
+			  size_t b, int32_t shift, struct tsrc *src, uint64_t toff);
 
 static int32_t expand_block(struct expand *X, struct xthread *t, const struct trc_event *v,
-			    size_t i, size_t j, int32_t shift, struct tsrc *src, int64_t toff)
+			    size_t i, size_t j, int32_t shift, struct tsrc *src, uint64_t toff)
 {
 	const struct trc_event *beg = &v[i], *end = &v[j];
 	uint64_t n = beg->count ? beg->count : 1;
 	int delta = beg->delta;
-	int64_t step = 0;
+	uint64_t step = 0;
 	struct tsrc own;
+
+	/* a block is at most as big as the trace it came from */
+	if (n > X->max_iterations || (j - i) * n > X->max_events) {
+		X->err = -EFBIG;
+		snprintf(X->base.err, sizeof(X->base.err),
+			 "a block of %llu iterations is too large to expand",
+			 (unsigned long long)n);
+		return shift;
+	}
+	if (delta < -1 || delta > 1) {
+		X->err = -EINVAL;
+		snprintf(X->base.err, sizeof(X->base.err), "a block with depth change %d", delta);
+		return shift;
+	}
 
 	/* the first iteration, as written */
 	expand_seq(X, t, v, i + 1, j, shift, src, toff);
@@ -150,16 +173,15 @@ static int32_t expand_block(struct expand *X, struct xthread *t, const struct tr
 				last = v[k].ts;
 		}
 		if (first != UINT64_MAX && beg->dur > last - first)
-			step = (int64_t)((beg->dur - (last - first)) / (n - 1));
+			step = (beg->dur - (last - first)) / (n - 1);
 		for (uint64_t k = 1; k < n && !X->err; k++)
-			expand_seq(X, t, v, i + 1, j, shift + (int32_t)k * delta, src,
-				   toff + (int64_t)k * step);
+			expand_seq(X, t, v, i + 1, j, shift + (int32_t)k * delta, src, toff + k * step);
 	}
 	return shift + (int32_t)(n - 1) * delta;
 }
 
 static int32_t expand_seq(struct expand *X, struct xthread *t, const struct trc_event *v, size_t a,
-			  size_t b, int32_t shift, struct tsrc *src, int64_t toff)
+			  size_t b, int32_t shift, struct tsrc *src, uint64_t toff)
 {
 	for (size_t i = a; i < b && !X->err;) {
 		if (v[i].kind == TRC_BLOCK_BEGIN) {
@@ -172,7 +194,7 @@ static int32_t expand_seq(struct expand *X, struct xthread *t, const struct trc_
 			continue;
 		}
 		if (v[i].kind != TRC_BLOCK_END)
-			emit(X, t, &v[i], shift, src ? tsrc_next(src) : v[i].ts + (uint64_t)toff);
+			emit(X, t, &v[i], shift, src ? tsrc_next(src) : v[i].ts + toff);
 		i++;
 	}
 	return shift;
@@ -300,10 +322,17 @@ static const struct trc_sink_ops expand_ops = { expand_event, expand_end, expand
 
 struct trc_sink *trc_expand_new(struct trc_sink *next)
 {
+	return trc_expand_new_limited(next, 1ULL << 36);
+}
+
+struct trc_sink *trc_expand_new_limited(struct trc_sink *next, uint64_t max_events)
+{
 	struct expand *X = calloc(1, sizeof(*X));
 
 	if (!X)
 		return NULL;
+	X->max_events = max_events;
+	X->max_iterations = max_events;
 	X->base.ops = &expand_ops;
 	X->next = next;
 	imap_init(&X->threads, MAX_THREADS);

@@ -424,6 +424,10 @@ static uint64_t chunk_time(const struct dchunk *c, uint64_t raw)
 	if (c->tsc) {
 		double d = (double)(int64_t)(raw - c->h.raw_begin) * c->slope;
 
+		if (d > 9e18)
+			d = 9e18;
+		else if (d < -9e18)
+			d = -9e18;
 		mono = c->h.ns_begin + (uint64_t)(int64_t)d;
 	} else {
 		mono = raw;

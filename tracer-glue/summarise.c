@@ -46,6 +46,7 @@
 
 #define MAXW 64
 #define MAX_THREADS 65536
+#define MAX_FRAMES 2048 /* deeper calls are written as they come, unfolded */
 
 enum { IT_EVENT, IT_CALL, IT_LOOP, IT_REC };
 
@@ -73,7 +74,7 @@ struct item {
 
 struct frame {
 	struct trc_event enter;
-	int has_enter;
+	int has_enter; /* 1: held; 2: written, only name and depth kept */
 	int emitted; /* its enter (and its earlier children) were written */
 	struct item **items;
 	uint32_t n, cap;
@@ -93,6 +94,7 @@ struct sthread {
 	const char *prog;
 	struct frame *fr;
 	uint32_t nfr, cap;
+	uint32_t deep; /* calls open beyond MAX_FRAMES */
 	size_t held;
 };
 
@@ -102,7 +104,7 @@ struct summ {
 	struct trc_summarise_opts o;
 	unsigned w;
 	struct imap threads;
-	size_t held;
+	size_t held, relieve_at;
 	struct trc_summarise_stats st;
 	int err;
 	char *tbuf; /* times text */
@@ -677,8 +679,15 @@ static void frame_flush(struct summ *S, struct sthread *t, struct frame *F)
 {
 	close_runs(S, t, F);
 	if (!F->emitted) {
-		if (F->has_enter)
+		if (F->has_enter) {
 			out(S, t, &F->enter, F->enter.depth);
+			/* written: only its name and depth are needed now (to match the
+			 * exit), so it no longer counts as held */
+			ev_release(&F->enter);
+			F->has_enter = 2;
+			S->held -= 1;
+			t->held -= 1;
+		}
 		F->emitted = 1;
 	}
 	for (uint32_t i = 0; i < F->n; i++) {
@@ -691,8 +700,13 @@ static void frame_flush(struct summ *S, struct sthread *t, struct frame *F)
 
 static void spill(struct summ *S, struct sthread *t)
 {
-	for (uint32_t i = 0; i < t->nfr; i++)
-		frame_flush(S, t, &t->fr[i]);
+	for (uint32_t i = 0; i < t->nfr; i++) {
+		struct frame *F = &t->fr[i];
+
+		if (F->emitted && F->n == 0 && !F->run)
+			continue;
+		frame_flush(S, t, F);
+	}
 	S->st.spilled++;
 }
 
@@ -989,7 +1003,7 @@ static void frame_release(struct summ *S, struct sthread *t, struct frame *F)
 	free(F->items);
 	free(F->pexp);
 	u64vec_free(&F->x);
-	if (F->has_enter) {
+	if (F->has_enter == 1) {
 		ev_release(&F->enter);
 		S->held -= 1;
 		t->held -= 1;
@@ -1005,9 +1019,13 @@ static void thread_free(struct summ *S, struct sthread *t)
 	free(t);
 }
 
-/* The heaviest thread gives its held events back to the output. */
+/* The heaviest thread gives its held events back to the output. What cannot
+ * be given back (the windows of written calls) waits until the holding has
+ * doubled, so that a deep stack is not walked at every event. */
 static void relieve(struct summ *S)
 {
+	if (S->held <= S->relieve_at)
+		return;
 	while (S->held > S->o.max_events && !S->err) {
 		struct sthread *best = NULL;
 		uint64_t k, v;
@@ -1026,6 +1044,7 @@ static void relieve(struct summ *S)
 		if (best->held >= before)
 			break; /* what is left is open runs and windows: bounded */
 	}
+	S->relieve_at = S->held * 2 > S->o.max_events ? S->held * 2 : S->o.max_events;
 }
 
 static void on_exit_event(struct summ *S, struct sthread *t, const struct trc_event *ev)
@@ -1119,6 +1138,17 @@ static int summ_event(struct trc_sink *s, const struct trc_event *ev)
 		out(S, &tmp, ev, ev->depth);
 		return S->err;
 	}
+	if (t->deep || (ev->kind == TRC_ENTER && t->nfr >= MAX_FRAMES)) {
+		/* too deep to hold: written as it comes */
+		if (!t->deep)
+			spill(S, t);
+		if (ev->kind == TRC_ENTER)
+			t->deep++;
+		else if (ev->kind == TRC_EXIT)
+			t->deep--;
+		out(S, t, ev, ev->depth);
+		return S->err;
+	}
 	if (ev->kind == TRC_ENTER) {
 		struct frame *F;
 
@@ -1192,6 +1222,7 @@ struct trc_sink *trc_summarise_new(const struct trc_summarise_opts *o, struct tr
 		S->w = MAXW;
 	if (!S->o.max_events)
 		S->o.max_events = 1u << 20;
+	S->relieve_at = S->o.max_events;
 	imap_init(&S->threads, MAX_THREADS);
 	return &S->base;
 }

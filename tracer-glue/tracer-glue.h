@@ -225,8 +225,11 @@ struct trc_summarise_stats {
 };
 struct trc_sink *trc_summarise_new(const struct trc_summarise_opts *o, struct trc_sink *next);
 void trc_summarise_stats(struct trc_sink *s, struct trc_summarise_stats *st);
-/* Undo summarise: every block becomes its iterations again. */
+/* Undo summarise: every block becomes its iterations again. Writing more
+ * than max_events events in all is an error (default 2^36): nested blocks
+ * of a hostile input could otherwise multiply without end. */
 struct trc_sink *trc_expand_new(struct trc_sink *next);
+struct trc_sink *trc_expand_new_limited(struct trc_sink *next, uint64_t max_events);
 
 struct trc_coarsen_opts {
 	int depth; /* keep events with depth < depth; -1: no cut */
