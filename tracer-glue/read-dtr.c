@@ -4,25 +4,34 @@
  * the mappings the runtime recorded.
  *
  * Threads write their chunks independently, so a file holds each thread's
- * records in order but threads interleave chunk by chunk. The reader keeps a
- * window of decoded chunks (reorder_chunks, default 256, and at most 64 MiB)
- * in a heap and returns the earliest record among them: events come out in
- * time order unless a chunk arrives more than a window late (counted in
- * stats.late). Memory is bounded by that window, whatever the trace size.
+ * records in order but threads interleave chunk by chunk, and a quiet
+ * thread's chunk is written long after its first record. A regular file is
+ * first scanned header by header: INFO and MAPS chunks are applied, and every
+ * EVENTS chunk is indexed by the time it was started. Chunks are then loaded
+ * (pread) in that order into a heap that returns the earliest record, and a
+ * chunk is loaded as soon as its start is not later than the heap's next
+ * record: events come out exactly in time order, holding only the chunks
+ * whose time spans overlap (about one per thread). The index costs 48 bytes
+ * per 64 KiB chunk (beyond 16 Mi chunks, file order is used).
+ *
+ * A pipe cannot be scanned twice: the reader keeps a window of decoded chunks
+ * (reorder_chunks, default 256, and at most 64 MiB) and returns the earliest
+ * record among them; a chunk more than a window late gives events out of
+ * order (counted in stats.late).
  *
  * Processes: each INFO chunk starts a process image (pid, clock, wall-clock
- * offset, executable); MAPS chunks add its mappings. A regular file is first
- * scanned header by header for these, so mappings written at exit (libraries
- * loaded with dlopen) symbolise earlier records too; a pipe uses what it has
- * seen so far.
+ * offset, executable); MAPS chunks add its mappings, including those written
+ * at exit (libraries loaded with dlopen), so they symbolise earlier records.
  *
  * Time: EVENTS headers bracket their records with two (raw, monotonic ns)
  * pairs; raw TSC ticks are interpolated between them, then moved to the wall
  * clock with the image's offset, so dtr and strace times line up.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tracer-glue/dtr-format.h"
 #include "tracer-glue/imap.h"
@@ -35,6 +44,7 @@
 #define MAX_THREADS 65536
 #define MAX_IMAGES 65536
 #define CACHE_SIZE 8192
+#define MAX_INDEX (16u << 20) /* chunks indexed (1 TiB of trace); more: file order */
 #define NO_TS UINT64_MAX
 
 struct mapping {
@@ -78,11 +88,24 @@ struct dchunk {
 	struct image *img;
 };
 
+/* An EVENTS chunk found by the prescan of a regular file. */
+struct cindex {
+	uint64_t off; /* of its header */
+	uint64_t begin; /* wall-clock time its first record cannot precede */
+	struct dtr_chunk_hdr h;
+	struct image *img;
+};
+
 struct dtr_reader {
 	struct trc_reader base;
 	struct trc_input in;
 	int eof;
 	int prescanned;
+	/* a regular file: chunks are loaded by start time, not file order */
+	int indexed;
+	int fd;
+	struct cindex *index;
+	size_t nindex, next_index, heapcap;
 	unsigned window;
 	size_t held_bytes;
 	uint64_t loads;
@@ -341,18 +364,37 @@ static int hdr_valid(const struct dtr_chunk_hdr *h)
 	       h->type <= DTR_CHUNK_EVENTS;
 }
 
-/* A regular file: collect INFO and MAPS chunks first (headers only). */
+static int cindex_cmp(const void *a, const void *b)
+{
+	const struct cindex *x = a, *y = b;
+
+	if (x->begin != y->begin)
+		return x->begin < y->begin ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* A regular file: collect INFO and MAPS chunks first (headers only), and an
+ * index of the EVENTS chunks, to load them in order of their start time. */
 static void prescan(struct dtr_reader *dr, const char *path)
 {
-	FILE *f = fopen(path, "re");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct dtr_chunk_hdr h;
 	char *payload = NULL;
 	uint64_t off = 0;
+	size_t cap = 0;
+	int clean = 0;
 
-	if (!f)
+	if (fd < 0)
 		return;
-	while (fread(&h, sizeof(h), 1, f) == 1 && hdr_valid(&h)) {
-		if (fseeko(f, (off_t)(h.hdr_size - DTR_HDR_SIZE), SEEK_CUR) < 0)
+	/* headers only: one pread each, the payloads are not read */
+	for (;;) {
+		ssize_t got = pread(fd, &h, sizeof(h), (off_t)off);
+
+		if (got == 0) {
+			clean = 1; /* every chunk was seen */
+			break;
+		}
+		if (got != (ssize_t)sizeof(h) || !hdr_valid(&h))
 			break;
 		if (h.type == DTR_CHUNK_INFO || h.type == DTR_CHUNK_MAPS) {
 			char *np = realloc(payload, h.size + 1);
@@ -360,18 +402,52 @@ static void prescan(struct dtr_reader *dr, const char *path)
 			if (!np)
 				break;
 			payload = np;
-			if (fread(payload, 1, h.size, f) != h.size)
+			if (pread(fd, payload, h.size, (off_t)(off + h.hdr_size)) != (ssize_t)h.size)
 				break;
 			handle_meta(dr, &h, payload, off);
-		} else if (fseeko(f, (off_t)h.size, SEEK_CUR) < 0) {
-			break;
+		} else if (h.size && h.size % sizeof(struct dtr_record) == 0 && dr->nindex < MAX_INDEX) {
+			uint64_t *cur = imap_get(&dr->current, h.pid);
+
+			if (dr->nindex == cap) {
+				size_t nc = cap ? cap * 2 : 1024;
+				struct cindex *ni = realloc(dr->index, nc * sizeof(*ni));
+
+				if (!ni)
+					break;
+				dr->index = ni;
+				cap = nc;
+			}
+			dr->index[dr->nindex].off = off;
+			dr->index[dr->nindex].h = h;
+			dr->index[dr->nindex].img = cur ? (struct image *)(uintptr_t)*cur : NULL;
+			dr->nindex++;
+		} else if (h.size && h.size % sizeof(struct dtr_record) == 0) {
+			break; /* too many chunks to index: read in file order */
 		}
 		off += h.hdr_size + h.size;
 	}
 	free(payload);
-	fclose(f);
 	imap_free(&dr->current); /* the main pass follows the file again */
 	dr->prescanned = 1;
+	if (clean && dr->nindex) {
+		dr->fd = fd;
+		{
+			for (size_t i = 0; i < dr->nindex; i++) {
+				struct cindex *ci = &dr->index[i];
+
+				if (!ci->img)
+					ci->img = image_current(dr, (int32_t)ci->h.pid);
+				ci->begin = ci->h.ns_begin + (uint64_t)(ci->img ? ci->img->rt_off : 0);
+			}
+			qsort(dr->index, dr->nindex, sizeof(*dr->index), cindex_cmp);
+			dr->indexed = 1;
+			return;
+		}
+	}
+	close(fd);
+	free(dr->index);
+	dr->index = NULL;
+	dr->nindex = 0;
 }
 
 /* ---------------------------------------------------------------- heap */
@@ -545,6 +621,53 @@ static int load_chunk(struct dtr_reader *dr)
 	return 1;
 }
 
+/* Indexed mode: load the chunk at index i with pread. */
+static int load_indexed(struct dtr_reader *dr, const struct cindex *ci)
+{
+	struct dchunk *c;
+	ssize_t got;
+
+	if (dr->nheap == dr->heapcap) {
+		size_t nc = dr->heapcap * 2;
+		struct dchunk **nh = realloc(dr->heap, nc * sizeof(*nh));
+
+		if (!nh)
+			return -ENOMEM;
+		dr->heap = nh;
+		dr->heapcap = nc;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->h = ci->h;
+	c->n = ci->h.size / (uint32_t)sizeof(struct dtr_record);
+	c->rec = malloc(ci->h.size);
+	if (!c->rec) {
+		free(c);
+		return -ENOMEM;
+	}
+	got = pread(dr->fd, c->rec, ci->h.size, (off_t)(ci->off + ci->h.hdr_size));
+	if (got != (ssize_t)ci->h.size) {
+		dr->base.st.skipped++;
+		free(c->rec);
+		free(c);
+		return 0;
+	}
+	dr->base.st.bytes += ci->h.hdr_size + ci->h.size;
+	c->img = ci->img;
+	c->tsc = c->img ? c->img->tsc : 0;
+	c->rt_off = c->img ? c->img->rt_off : 0;
+	if (c->h.raw_end > c->h.raw_begin && c->h.ns_end >= c->h.ns_begin)
+		c->slope = (double)(c->h.ns_end - c->h.ns_begin) /
+			   (double)(c->h.raw_end - c->h.raw_begin);
+	c->order = dr->loads++;
+	c->next_ts = chunk_time(c, c->rec[0].time);
+	dr->held_bytes += ci->h.size;
+	dr->heap[dr->nheap++] = c;
+	heap_up(dr, dr->nheap - 1);
+	return 0;
+}
+
 static struct dthread *thread_get(struct dtr_reader *dr, int32_t tid)
 {
 	uint64_t *v = imap_get(&dr->threads, (uint64_t)(uint32_t)tid);
@@ -590,7 +713,18 @@ static int dtr_next(struct trc_reader *r, struct trc_event *ev)
 	unsigned type, depth;
 	int rc;
 
-	while (!dr->eof && dr->nheap < dr->window && dr->held_bytes < MAX_HELD_BYTES) {
+	/* indexed: every chunk that may hold the next record is loaded */
+	while (dr->indexed && dr->next_index < dr->nindex &&
+	       (dr->nheap == 0 || dr->index[dr->next_index].begin <= dr->heap[0]->next_ts)) {
+		rc = load_indexed(dr, &dr->index[dr->next_index++]);
+		if (rc < 0) {
+			snprintf(r->err, sizeof(r->err), "reading libdoppeltrace data: %s",
+				 strerror(-rc));
+			return rc;
+		}
+	}
+	while (!dr->indexed && !dr->eof && dr->nheap < dr->window &&
+	       dr->held_bytes < MAX_HELD_BYTES) {
 		rc = load_chunk(dr);
 		if (rc < 0) {
 			snprintf(r->err, sizeof(r->err), "reading libdoppeltrace data: %s",
@@ -600,7 +734,8 @@ static int dtr_next(struct trc_reader *r, struct trc_event *ev)
 		if (rc == 0)
 			dr->eof = 1;
 	}
-	r->st.bytes = dr->in.consumed;
+	if (!dr->indexed)
+		r->st.bytes = dr->in.consumed;
 	if (dr->nheap == 0)
 		return 0;
 	c = dr->heap[0];
@@ -662,6 +797,9 @@ static void dtr_close(struct trc_reader *r)
 	while (dr->nheap)
 		chunk_free(dr, dr->heap[--dr->nheap]);
 	free(dr->heap);
+	free(dr->index);
+	if (dr->fd >= 0)
+		close(dr->fd);
 	while (dr->images) {
 		struct image *im = dr->images;
 
@@ -703,6 +841,8 @@ int trc_dtr_open(struct trc_input *in, const char *path, const struct trc_read_o
 	dr->base.format = TRC_FMT_DTR;
 	dr->in = *in;
 	dr->window = o && o->reorder_chunks ? o->reorder_chunks : 256;
+	dr->heapcap = dr->window;
+	dr->fd = -1;
 	dr->heap = calloc(dr->window, sizeof(*dr->heap));
 	if (!dr->heap) {
 		free(dr);

@@ -29,10 +29,48 @@ struct text_writer {
 	struct imap blocks; /* tid -> open blocks */
 };
 
+/* Decimal digits of v at p; returns the end. */
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *put_i64(char *p, int64_t v)
+{
+	if (v < 0) {
+		*p++ = '-';
+		return put_u64(p, (uint64_t)0 - (uint64_t)v);
+	}
+	return put_u64(p, (uint64_t)v);
+}
+
+/* "SECONDS.NNNNNNNNN" at p */
+static char *put_secs(char *p, uint64_t ns)
+{
+	uint64_t frac = ns % TRC_NS;
+
+	p = put_u64(p, ns / TRC_NS);
+	*p++ = '.';
+	for (int i = 8; i >= 0; i--) {
+		p[i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	return p + 9;
+}
+
 void trc_text_secs(FILE *out, uint64_t ns)
 {
-	fprintf(out, "%llu.%09llu", (unsigned long long)(ns / TRC_NS),
-		(unsigned long long)(ns % TRC_NS));
+	char buf[32];
+
+	fwrite(buf, 1, (size_t)(put_secs(buf, ns) - buf), out);
 }
 
 void trc_text_proc(FILE *out, const char *prog, int32_t pid, int32_t tid)
@@ -182,6 +220,39 @@ static int text_event(struct trc_sink *s, const struct trc_event *ev)
 		level = 0;
 	if (level > 4000)
 		level = 4000;
+	if ((ev->kind == TRC_ENTER && !ev->args) || ev->kind == TRC_EXIT) {
+		/* the common case, a line built in one buffer: no printf */
+		size_t nlen = strlen(ev->name);
+		char buf[512], *p = buf;
+
+		if (!ev->prog && nlen < 128 && level < 100) {
+			p = put_secs(p, ev->ts);
+			*p++ = ' ';
+			p = put_i64(p, ev->pid);
+			*p++ = '/';
+			p = put_i64(p, ev->tid);
+			*p++ = ' ';
+			memset(p, ' ', (size_t)level * 2);
+			p += level * 2;
+			*p++ = ev->kind == TRC_ENTER ? '>' : '<';
+			*p++ = ' ';
+			memcpy(p, ev->name, nlen);
+			p += nlen;
+			if (ev->kind == TRC_EXIT && (ev->flags & TRC_F_RET)) {
+				memcpy(p, " = ", 3);
+				p = put_i64(p + 3, ev->ret);
+			}
+			if (ev->kind == TRC_EXIT && (ev->flags & TRC_F_DUR)) {
+				*p++ = ' ';
+				*p++ = '<';
+				p = put_secs(p, ev->dur);
+				*p++ = '>';
+			}
+			*p++ = '\n';
+			fwrite(buf, 1, (size_t)(p - buf), w->out);
+			goto written;
+		}
+	}
 	trc_text_secs(w->out, ev->ts);
 	putc(' ', w->out);
 	trc_text_proc(w->out, ev->prog, ev->pid, ev->tid);
@@ -192,6 +263,7 @@ static int text_event(struct trc_sink *s, const struct trc_event *ev)
 	putc(' ', w->out);
 	trc_text_body(w->out, ev);
 	putc('\n', w->out);
+written:
 	if (ev->kind == TRC_BLOCK_BEGIN)
 		imap_put(&w->blocks, (uint64_t)(uint32_t)ev->tid, open_blocks + 1);
 	else if (ev->kind == TRC_BLOCK_END)
