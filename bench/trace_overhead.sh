@@ -42,9 +42,9 @@ cat >"$W/bench.lua" <<'LUA'
 -- functions are what the tracers see
 local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end
 local t = {}
-for i = 1, 20000 do t[#t + 1] = string.format("%d:%s", i, tostring(i * 3)) end
+for i = 1, 100000 do t[#t + 1] = string.format("%d:%s", i, tostring(i * 3)) end
 table.sort(t)
-print(fib(24), #t)
+print(fib(28), #t)
 LUA
 
 best() { # runs CMD 3 times, prints the least CPU time (user + sys): the
@@ -74,12 +74,12 @@ ufl_calls=$(( $(events "$W/ufl") / 2 ))
 printf '%-52s %10s %12s %12s\n' "RUN" "CPU S" "CALLS" "NS PER CALL"
 printf '%-52s %10s %12s %12s\n' "lua, plain -O2" "$plain" "-" "-"
 printf '%-52s %10s %12s %12.1f\n' "lua -finstrument-functions, DOPPELTRACE_OUT=/dev/null" "$dtr" "$dtr_calls" \
-	"$(echo "($dtr - $plain) * 1e9 / $dtr_calls" | bc -l)"
+	"$(echo "($dtr - $plain) * 1000000000 / $dtr_calls" | bc -l)"
 printf '%-52s %10s %12s %12.1f\n' "lua -finstrument-functions, libdoppeltrace to file" "$dtr_file" "$dtr_calls" \
-	"$(echo "($dtr_file - $plain) * 1e9 / $dtr_calls" | bc -l)"
+	"$(echo "($dtr_file - $plain) * 1000000000 / $dtr_calls" | bc -l)"
 printf '%-52s %10s %12s %12s\n' "lua -pg, not traced" "$plain_pg" "-" "-"
 printf '%-52s %10s %12s %12.1f\n' "lua -pg, uftrace record --no-libcall" "$uft" "$uf_calls" \
-	"$(echo "($uft - $plain) * 1e9 / $uf_calls" | bc -l)"
+	"$(echo "($uft - $plain) * 1000000000 / $uf_calls" | bc -l)"
 printf '%-52s %10s %12s %12.1f\n' "lua -pg, uftrace record (and library calls)" "$uft_lib" "$ufl_calls" \
-	"$(echo "($uft_lib - $plain) * 1e9 / $ufl_calls" | bc -l)"
+	"$(echo "($uft_lib - $plain) * 1000000000 / $ufl_calls" | bc -l)"
 echo "trace sizes: libdoppeltrace $(du -sh "$W/lua.dtr" | cut -f1), uftrace $(du -sh "$W/uf" | cut -f1)"
