@@ -2,8 +2,9 @@
 # Promise: libdoppeltrace records every call of a multithreaded program whose
 # call counts are known (4 threads x 100 work() x 10 leaf()), to a file and
 # through a collector on a unix socket: the counts match exactly, per
-# function and per thread; the Chrome trace JSON it converts to is valid
-# and balanced, ready for Perfetto.
+# function and per thread; forked children that leave with _exit() keep
+# their calls, each child its own process; the Chrome trace JSON it converts
+# to is valid and balanced, ready for Perfetto.
 . "$(dirname "$0")/lib.sh"
 . "$HERE/trace_lib.sh"
 THREADS=4 ROUNDS=100 LEAVES=10
@@ -44,6 +45,19 @@ DOPPELTRACE_OUT=unix:$T/dt.sock "$SAMPLES/mt_counts_dtr" $THREADS $ROUNDS $LEAVE
 stop_pid "$collector_PID" || fail "the collector failed: $(cat "$T/collector.log")"
 grep -q "1 programs" "$T/collector.log" || fail "collector: $(cat "$T/collector.log")"
 check_counts "$T/collected.dtr"
+
+# forked children: 3 processes with 100 child_work() each, the parent's 50 calls
+DOPPELTRACE_OUT=$T/forks.dtr "$SAMPLES/forks_dtr" 3 || fail "forks_dtr failed"
+"$DOPPEL" trace demux --by process "$T/forks.dtr" -o "$T/procs" 2>/dev/null || fail "demux by process"
+assert_eq "$(ls "$T/procs"/process-*.dtt | wc -l)" 4 "processes (parent and 3 children)"
+kids=0
+for f in "$T/procs"/process-*.dtt; do
+	n=$(grep -c '> child_work$' "$f")
+	[ "$n" = 0 ] && { assert_eq "$(grep -c '> parent_work$' "$f")" 50 "parent_work() calls"; continue; }
+	assert_eq "$n" 100 "child_work() calls in $f"
+	kids=$((kids + 1))
+done
+assert_eq "$kids" 3 "children with their calls"
 
 # Chrome trace JSON: valid, B/E balanced per thread, every leaf() there
 "$DOPPEL" trace view --chrome "$T/mt.dtr" -o "$T/mt.json" || fail "view --chrome"

@@ -18,9 +18,10 @@
  * constructors and after their destructors.
  *
  * Limits (docs/tracing.md): records of a thread that is still running when
- * its process exits are lost since that thread's last full chunk; a signal
- * handler that runs while its thread is recording loses its own records
- * (counted). Format: tracer-glue/dtr-format.h.
+ * its process exits are lost since that thread's last full chunk (the exiting
+ * thread's are written, by exit() and by _exit(), which this library wraps);
+ * a signal handler that runs while its thread is recording loses its own
+ * records (counted). Format: tracer-glue/dtr-format.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -500,6 +501,34 @@ EXPORT NOINST void doppeltrace_flush(void)
 	t->busy = 1;
 	flush_thread(t);
 	t->busy = 0;
+}
+
+/* _exit() skips destructors: a forked child that ends with it (the usual way)
+ * would lose its records. Programs linked with -ldoppeltrace (or preloading it)
+ * resolve _exit and _Exit here first; the thread's records are written, then
+ * the process ends as _exit would. */
+static NOINST __attribute__((noreturn)) void exit_now(int status)
+{
+	struct tbuf *t = t_self;
+
+	if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == G_ON && t && !t->busy) {
+		t->busy = 1;
+		flush_thread(t);
+		t_state = T_DONE;
+		t_self = NULL;
+	}
+	for (;;)
+		syscall(SYS_exit_group, status);
+}
+
+EXPORT NOINST __attribute__((noreturn)) void _exit(int status)
+{
+	exit_now(status);
+}
+
+EXPORT NOINST __attribute__((noreturn)) void _Exit(int status)
+{
+	exit_now(status);
 }
 
 /* Process exit: write the exiting thread's records and the final mappings
