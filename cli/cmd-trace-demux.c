@@ -91,8 +91,14 @@ static void list_row(FILE *out, const struct trc_stream_info *si)
 
 	if (!attrs)
 		attrs = strstr(si->attrs, " begin=");
-	fprintf(out, "%6llu %-10s %8d %8d %5d %9llu %12s  %s\n", (unsigned long long)si->id,
-		si->kind, si->pid, si->kind[0] == 'p' || si->kind[0] == 'c' ? 0 : si->tid, si->fd,
+	char tid[16];
+
+	if (si->kind[0] == 'p' || si->kind[0] == 'c')
+		snprintf(tid, sizeof(tid), "-");
+	else
+		snprintf(tid, sizeof(tid), "%d", si->tid);
+	fprintf(out, "%6llu %-10s %8d %8s %5d %9llu %12s  %s\n", (unsigned long long)si->id,
+		si->kind, si->pid, tid, si->fd,
 		(unsigned long long)si->events,
 		trc_fmt_dur(si->last_ts > si->first_ts ? si->last_ts - si->first_ts : 0, d, sizeof(d)),
 		attrs ? attrs + 1 : "");

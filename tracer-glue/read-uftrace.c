@@ -91,6 +91,7 @@ struct utask {
 	int has_ret;
 	uint64_t *stack; /* entry time by depth */
 	unsigned cap;
+	uint64_t *bytes; /* the reader's stats.bytes */
 };
 
 struct uftrace_reader {
@@ -655,10 +656,12 @@ static int task_need(struct utask *t, size_t n)
 	while (t->len < n && !t->eof) {
 		ssize_t r = read(t->fd, t->buf + t->len, TASK_BUF - t->len);
 
-		if (r <= 0)
+		if (r <= 0) {
 			t->eof = 1;
-		else
+		} else {
 			t->len += (size_t)r;
+			*t->bytes += (uint64_t)r;
+		}
 	}
 	return t->len - t->pos >= n;
 }
@@ -1023,6 +1026,7 @@ int trc_uftrace_open(const char *dir, const struct trc_read_opts *o, struct trc_
 		memset(t, 0, sizeof(*t));
 		t->fd = -1;
 		t->tid = (int32_t)tid;
+		t->bytes = &ur->base.st.bytes;
 	}
 	closedir(d);
 	if (ur->ntasks == 0) {

@@ -10,6 +10,29 @@
 
 #include "tracer-glue/tracer-glue.h"
 
+/* Decimal digits of v at p; returns the end (no printf on hot paths). */
+static inline char *trc_put_u64(char *p, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static inline char *trc_put_i64(char *p, int64_t v)
+{
+	if (v < 0) {
+		*p++ = '-';
+		return trc_put_u64(p, (uint64_t)0 - (uint64_t)v);
+	}
+	return trc_put_u64(p, (uint64_t)v);
+}
+
 /* ns as "SECONDS.NNNNNNNNN" */
 void trc_text_secs(FILE *out, uint64_t ns);
 /* "[prog:]pid/tid", prog reduced to [A-Za-z0-9_.-] */

@@ -29,35 +29,12 @@ struct text_writer {
 	struct imap blocks; /* tid -> open blocks */
 };
 
-/* Decimal digits of v at p; returns the end. */
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static char *put_i64(char *p, int64_t v)
-{
-	if (v < 0) {
-		*p++ = '-';
-		return put_u64(p, (uint64_t)0 - (uint64_t)v);
-	}
-	return put_u64(p, (uint64_t)v);
-}
-
 /* "SECONDS.NNNNNNNNN" at p */
 static char *put_secs(char *p, uint64_t ns)
 {
 	uint64_t frac = ns % TRC_NS;
 
-	p = put_u64(p, ns / TRC_NS);
+	p = trc_put_u64(p, ns / TRC_NS);
 	*p++ = '.';
 	for (int i = 8; i >= 0; i--) {
 		p[i] = (char)('0' + frac % 10);
@@ -228,9 +205,9 @@ static int text_event(struct trc_sink *s, const struct trc_event *ev)
 		if (!ev->prog && nlen < 128 && level < 100) {
 			p = put_secs(p, ev->ts);
 			*p++ = ' ';
-			p = put_i64(p, ev->pid);
+			p = trc_put_i64(p, ev->pid);
 			*p++ = '/';
-			p = put_i64(p, ev->tid);
+			p = trc_put_i64(p, ev->tid);
 			*p++ = ' ';
 			memset(p, ' ', (size_t)level * 2);
 			p += level * 2;
@@ -240,7 +217,7 @@ static int text_event(struct trc_sink *s, const struct trc_event *ev)
 			p += nlen;
 			if (ev->kind == TRC_EXIT && (ev->flags & TRC_F_RET)) {
 				memcpy(p, " = ", 3);
-				p = put_i64(p + 3, ev->ret);
+				p = trc_put_i64(p + 3, ev->ret);
 			}
 			if (ev->kind == TRC_EXIT && (ev->flags & TRC_F_DUR)) {
 				*p++ = ' ';
