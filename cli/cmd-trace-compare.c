@@ -74,7 +74,7 @@ static int exec_compare(int argc, char **argv)
 	unsigned long long v;
 	char err[1024], *report = NULL;
 	size_t len = 0;
-	int c, rc, exit_status = 0;
+	int c, rc, exit_status = 0, rel_set = 0, abs_set = 0;
 
 	opterr = 0;
 	optind = 1;
@@ -91,9 +91,10 @@ static int exec_compare(int argc, char **argv)
 				if (parse_pct(optarg, &co.threshold_rel) < 0)
 					return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us",
 							       optarg);
+				rel_set = 1;
 			} else if (duration_parse(optarg, &ns) == 0) {
 				co.threshold_ns = ns;
-				co.threshold_rel = 0;
+				abs_set = 1;
 			} else {
 				return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us", optarg);
 			}
@@ -133,6 +134,8 @@ static int exec_compare(int argc, char **argv)
 						       argv[optind - 1]);
 		}
 	}
+	if (abs_set && !rel_set)
+		co.threshold_rel = 0; /* only the absolute threshold was asked for */
 	if (argc - optind != 2)
 		return cmd_usage_error(e, "give two traces, A and B");
 	if (!strcmp(argv[optind], "-") && !strcmp(argv[optind + 1], "-"))

@@ -51,6 +51,14 @@ assert_eq "$(json "$T/rank.json" "j['ranking'][0]['predicate']")" "called negate
 assert_eq "$(json "$T/rank.json" "j['ranking'][0]['F']")" "$failed" "F(called negate_odd)"
 assert_eq "$(json "$T/rank.json" "j['ranking'][0]['S']")" 0 "S(called negate_odd)"
 
+# labels from divergence reports: a saved `doppel status --json` per run
+echo '{"replicas":[{"name":"clone","diverged_turns":2}]}' >"$T/diverged.json"
+echo '{"replicas":[{"name":"clone","diverged_turns":0}]}' >"$T/same.json"
+sed -e 's/ 1$/ @diverged.json/' -e 's/ 0$/ @same.json/' "$T/labels" >"$T/labels.status"
+"$DOPPEL" trace rank --labels "$T/labels.status" --json >"$T/rank2.json" || fail "rank with status labels"
+assert_eq "$(json "$T/rank2.json" "j['failed']")" "$failed" "runs failed by their divergence reports"
+assert_eq "$(json "$T/rank2.json" "j['ranking'][0]['predicate']")" "called negate_odd" "top predicate (status labels)"
+
 # return values recorded by uftrace: 12 runs, half of them failing
 need uftrace
 : >"$T/ulabels"
