@@ -471,9 +471,23 @@ static void mc_recompute(struct summ *S, struct frame *F)
 	}
 }
 
+/* When an item's work ends: its last event's time, plus that event's duration
+ * when it is a syscall (a loop of one syscall would otherwise take 0 ns). The
+ * last iteration of a loop is taken to last as long as its first. */
+static uint64_t item_end(const struct item *it)
+{
+	const struct item *last = it;
+
+	while (last->type == IT_LOOP && last->nkids)
+		last = last->kids[last->nkids - 1];
+	if (last->type == IT_EVENT && (last->ev.flags & TRC_F_DUR))
+		return it->t_last + last->ev.dur;
+	return it->t_last;
+}
+
 static uint64_t occ_dur(struct item **v, uint32_t p)
 {
-	return v[p - 1]->t_last - v[0]->t_first;
+	return item_end(v[p - 1]) - v[0]->t_first;
 }
 
 /* Fold the p items after the pattern into the run. */
