@@ -15,6 +15,24 @@
 #include "tracer-glue/tracer-glue.h"
 
 static char dir[64];
+static const char *const names[] = { "info", "task.txt", "sid-0.map", "prog.sym", "1.dat" };
+
+static void remove_files(void)
+{
+	for (int i = 0; i < 5; i++) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+}
+
+/* the fuzzer leaves no directory behind */
+static void cleanup(void)
+{
+	remove_files();
+	rmdir(dir);
+}
 
 static void put(const char *name, const void *head, size_t hlen, const uint8_t *p, size_t n)
 {
@@ -35,7 +53,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const names[] = { "info", "task.txt", "sid-0.map", "prog.sym", "1.dat" };
 	/* magic, version 4, header size 40, little endian, 64 bit, features, info */
 	static const unsigned char hdr[40] = { 'F', 't', 'r', 'a', 'c', 'e', '!', 0, 4, 0, 0, 0, 40,
 					       0, 1, 2, 0x7b, 0x07, 0, 0, 0, 0, 0, 0, 0xff, 0x3f };
@@ -50,13 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(dir, sizeof(dir), "/tmp/fuzz-uftrace-%d", (int)getpid());
 		if (mkdir(dir, 0700) < 0 && access(dir, W_OK) < 0)
 			return 0;
+		atexit(cleanup);
 	}
-	for (int i = 0; i < 5; i++) {
-		char path[128];
-
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		unlink(path);
-	}
+	remove_files();
 	while (part < 5) {
 		const uint8_t *sep = NULL;
 
