@@ -33,7 +33,7 @@ const struct cmd_entry trace_summarise_entry = {
 		"                      block are spread evenly over its span)\n"
 		"  --no-recursion      do not fold recursion\n"
 		"  --max-events N      events held before the oldest calls are written out\n"
-		"                      unfolded (default 1048576): bounds memory\n"
+		"                      unfolded (default 262144, about 100 MB at most)\n"
 		"  --expand            undo: write every block's iterations again\n"
 		"  --tree              write a call tree instead of doppel trace text\n"
 		"  --stats             print what was folded on standard error\n"

@@ -1235,7 +1235,7 @@ struct trc_sink *trc_summarise_new(const struct trc_summarise_opts *o, struct tr
 	if (S->w > MAXW)
 		S->w = MAXW;
 	if (!S->o.max_events)
-		S->o.max_events = 1u << 20;
+		S->o.max_events = 1u << 18;
 	S->relieve_at = S->o.max_events;
 	imap_init(&S->threads, MAX_THREADS);
 	return &S->base;

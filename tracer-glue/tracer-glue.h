@@ -217,7 +217,7 @@ struct trc_summarise_opts {
 	unsigned window; /* longest repeated pattern, in sibling items (default 16) */
 	enum trc_key key; /* what must be equal to fold (default TRC_KEY_NAME) */
 	int keep_times; /* store every folded event's time: expansion is exact */
-	size_t max_events; /* events held before the oldest are written out (1M) */
+	size_t max_events; /* events held before the oldest are written out (256K) */
 	int no_recursion; /* do not fold recursion */
 };
 struct trc_summarise_stats {
