@@ -113,14 +113,24 @@ static uint64_t lane_key(const struct svg *S, const struct trc_event *ev)
 	}
 }
 
-static int lane_of(struct svg *S, const struct trc_event *ev)
+static int lane_find(const struct svg *S, const struct trc_event *ev)
 {
 	uint64_t k = lane_key(S, ev);
-	struct lane *l;
 
 	for (int i = 0; i < S->nlanes; i++)
 		if (S->lanes[i].key == k)
 			return i;
+	return -1;
+}
+
+static int lane_of(struct svg *S, const struct trc_event *ev)
+{
+	uint64_t k = lane_key(S, ev);
+	struct lane *l;
+	int found = lane_find(S, ev);
+
+	if (found >= 0)
+		return found;
 	if (S->nlanes == MAX_LANES) {
 		S->lanes_dropped++;
 		return -1;
@@ -249,9 +259,15 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 	}
 	if (S->o.max_depth >= 0 && ev->depth > S->o.max_depth)
 		return 0;
-	lane = lane_of(S, ev);
-	if (lane < 0)
+	/* ends close what a lane opened; only a drawn row makes a lane */
+	lane = ev->kind == TRC_EXIT || ev->kind == TRC_BLOCK_END || S->nrows >= S->o.max_rows
+		       ? lane_find(S, ev)
+		       : lane_of(S, ev);
+	if (lane < 0) {
+		if (ev->kind != TRC_EXIT && ev->kind != TRC_BLOCK_END)
+			S->dropped++;
 		return 0;
+	}
 	if (ev->kind == TRC_EXIT) {
 		/* close the innermost open bar of this lane at this depth */
 		for (size_t i = S->nbars; i-- > 0;) {
