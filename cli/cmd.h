@@ -24,6 +24,9 @@ struct cmd_entry {
 	const char *help; /* description and options, plain text, 2-space indents */
 	int (*exec)(int argc, char **argv);
 	int hidden; /* internal: not listed by `doppel help` */
+	/* subcommands ("trace demux", ...), NULL-terminated; a command with
+	 * subcommands handles --help itself */
+	const struct cmd_entry *const *subs;
 };
 
 extern const struct cmd_entry cmd_run_entry;
@@ -37,6 +40,7 @@ extern const struct cmd_entry cmd_doctor_entry;
 extern const struct cmd_entry cmd_proxy_entry;
 extern const struct cmd_entry cmd_state_sync_entry;
 extern const struct cmd_entry cmd_window_entry;
+extern const struct cmd_entry cmd_trace_entry;
 
 /* Print "doppel NAME USAGE" and the help text. */
 void cmd_print_help(const struct cmd_entry *e);

@@ -11,8 +11,8 @@
 
 static const struct cmd_entry *const commands[] = {
 	&cmd_run_entry,	    &cmd_clone_entry, &cmd_list_entry,   &cmd_status_entry,
-	&cmd_destroy_entry, &cmd_stop_entry,  &cmd_attach_entry, &cmd_window_entry,
-	&cmd_doctor_entry,  &cmd_proxy_entry, &cmd_state_sync_entry,
+	&cmd_destroy_entry, &cmd_stop_entry,  &cmd_attach_entry, &cmd_trace_entry,
+	&cmd_window_entry,  &cmd_doctor_entry, &cmd_proxy_entry, &cmd_state_sync_entry,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -89,6 +89,15 @@ static void print_man(void)
 		printf(".PP\n.nf\n");
 		man_text(commands[i]->help);
 		printf(".fi\n");
+		for (const struct cmd_entry *const *sub = commands[i]->subs; sub && *sub; sub++) {
+			printf(".SS doppel %s\n.B doppel %s\n", (*sub)->name, (*sub)->name);
+			man_text((*sub)->usage);
+			printf(".PP\n");
+			man_text((*sub)->summary);
+			printf(".PP\n.nf\n");
+			man_text((*sub)->help);
+			printf(".fi\n");
+		}
 	}
 	printf(".SH EXIT STATUS\n0 success, 1 runtime failure, 2 usage or configuration error.\n");
 }
@@ -118,6 +127,18 @@ int main(int argc, char **argv)
 			print_overview(stderr);
 			return EXIT_USAGE;
 		}
+		if (argc > 3 && e->subs) {
+			for (const struct cmd_entry *const *sub = e->subs; *sub; sub++) {
+				const char *sp = strchr((*sub)->name, ' ');
+
+				if (sp && strcmp(sp + 1, argv[3]) == 0) {
+					cmd_print_help(*sub);
+					return 0;
+				}
+			}
+			fprintf(stderr, "doppel help: no command '%s %s'\n", argv[2], argv[3]);
+			return EXIT_USAGE;
+		}
 		cmd_print_help(e);
 		return 0;
 	}
@@ -131,7 +152,7 @@ int main(int argc, char **argv)
 		print_overview(stderr);
 		return EXIT_USAGE;
 	}
-	for (int i = 2; i < argc; i++) {
+	for (int i = 2; i < argc && !e->subs; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {

@@ -30,7 +30,11 @@ command -v apt-get >/dev/null || die "this script is for Debian (apt-get not fou
 
 PACKAGES=(
 	# build
-	gcc make cmake pkg-config libevent-dev libxxhash-dev libcmocka-dev clang
+	gcc make cmake pkg-config libevent-dev libxxhash-dev libcmocka-dev clang libelf-dev
+	# fuzzing the trace parsers (clang's libFuzzer runtime)
+	libclang-rt-14-dev
+	# tracers and viewers the `doppel trace` tests and benchmarks run
+	uftrace babeltrace2 librsvg2-bin bc
 	# services and clients the demo and the tests drive
 	redis-server redis-tools nginx-light haproxy wrk curl python3 python3-redis
 	iproute2 procps psmisc util-linux strace gdb

@@ -6,7 +6,7 @@
  * against the bytes that are there, every loop is bounded by the input, and
  * every table has a cap: the flow table (retransmission detection) holds
  * TRACE_FLOWS flows, later flows are counted as untracked; arrivals stop at
- * filter->max_arrivals. tests/fuzz/fuzz_trace.c runs this file under
+ * filter->max_arrivals. tests/fuzz/fuzz_window_capture.c runs this file under
  * libFuzzer with AddressSanitizer.
  *
  * An arrival is one TCP segment with payload toward the chosen port. Its size

@@ -35,7 +35,7 @@ expect_usage "unknown or incomplete option" $OK --buffer 4K --bogus
 log "usage errors: exit 2 with the cause"
 
 # The README's examples, run as written (from a directory with a capture.pcap).
-mkdir "$T/readme" && cp "$ROOT/tests/fuzz/corpus/eth.pcap" "$T/readme/capture.pcap"
+mkdir "$T/readme" && cp "$ROOT/tests/fuzz/corpus/window/eth.pcap" "$T/readme/capture.pcap"
 awk '/^### `doppel window`/{f=1; next} /^### /{f=0} f' "$ROOT/README.md" |
 	awk '/^\$ doppel window/{sub(/^\$ /, ""); cmd=$0; while (cmd ~ /\\$/) {getline l; sub(/\\$/, "", cmd); cmd=cmd l} print cmd}' \
 		>"$T/examples"
@@ -103,7 +103,7 @@ assert_eq "$(json "$T/j.json" "len(j['results'])")" 2 "one result per buffer"
 assert_eq "$(json "$T/j.json" "j['results'][0]['method']")" exact "Poisson/exponential answered exactly"
 assert_eq "$(json "$T/j.json" "j['results'][1]['mean_s'] > j['results'][0]['mean_s'] > 0")" True \
 	"a bigger buffer lasts longer"
-"$DOPPEL" window --arrivals "$ROOT/tests/fuzz/corpus/sll-ns-be.pcap" --service-rate 500 --buffer 100 \
+"$DOPPEL" window --arrivals "$ROOT/tests/fuzz/corpus/window/sll-ns-be.pcap" --service-rate 500 --buffer 100 \
 	--json >"$T/c.json" || fail "reading a capture failed"
 assert_eq "$(json "$T/c.json" "(j['trace']['arrivals'], j['trace']['bytes'], j['trace']['port'])")" \
 	"(3, 60, 7000)" "capture read"

@@ -1,447 +1,793 @@
 /*
- * test_trace.c - recorded arrivals from pcap, pcapng and text: built here
- * byte by byte, in both byte orders, with the link types and odd cases a
- * real capture has (VLAN tags, IPv6, retransmissions, snaplen, a capture cut
- * short).
+ * test_trace.c - tracer-glue: parsers (strace, babeltrace, doppel trace text,
+ * libdoppeltrace chunks), and the primitives on small known traces:
+ * summarise folds and expands back exactly, coarsen counts what it hides,
+ * demux finds requests, compare finds the first divergence, rank scores
+ * predicates with Liblit's formulas.
  */
-#include <errno.h>
-#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
-#include "window/window.h"
+#include "tracer-glue/dtr-format.h"
+#include "tracer-glue/tracer-glue.h"
 
-struct buf {
-	unsigned char d[1 << 16];
+/* ---------------------------------------------------------------- helpers */
+
+/* A sink that keeps copies of what it gets, as .dtt lines and as events. */
+struct keep {
+	struct trc_sink base;
+	char *text;
+	size_t len;
+	FILE *mem;
+	struct trc_sink *writer;
+	struct trc_event ev[4096];
 	size_t n;
-	int be;
+	int ended;
 };
 
-static void put8(struct buf *b, unsigned v)
+static int keep_event(struct trc_sink *s, const struct trc_event *ev)
 {
-	b->d[b->n++] = (unsigned char)v;
-}
+	struct keep *k = (struct keep *)s;
 
-static void put16(struct buf *b, unsigned v, int be)
-{
-	if (be) {
-		put8(b, v >> 8);
-		put8(b, v & 255);
-	} else {
-		put8(b, v & 255);
-		put8(b, v >> 8);
+	if (k->n < 4096) {
+		k->ev[k->n] = *ev;
+		k->ev[k->n].args = k->ev[k->n].fdpath = k->ev[k->n].retpath = k->ev[k->n].extra = NULL;
+		k->n++;
 	}
+	return trc_sink_event(k->writer, ev);
 }
 
-static void put32(struct buf *b, uint32_t v, int be)
+static int keep_end(struct trc_sink *s)
 {
-	if (be) {
-		put16(b, v >> 16, 1);
-		put16(b, v & 0xffff, 1);
-	} else {
-		put16(b, v & 0xffff, 0);
-		put16(b, v >> 16, 0);
+	struct keep *k = (struct keep *)s;
+
+	k->ended = 1;
+	trc_sink_end(k->writer);
+	fflush(k->mem);
+	return 0;
+}
+
+static void keep_free(struct trc_sink *s)
+{
+	struct keep *k = (struct keep *)s;
+
+	trc_sink_free(k->writer);
+	fclose(k->mem);
+	free(k->text);
+	free(k);
+}
+
+static const struct trc_sink_ops keep_ops = { keep_event, keep_end, keep_free };
+
+static struct keep *keep_new(void)
+{
+	struct keep *k = calloc(1, sizeof(*k));
+
+	assert_non_null(k);
+	k->base.ops = &keep_ops;
+	k->mem = open_memstream(&k->text, &k->len);
+	assert_non_null(k->mem);
+	k->writer = trc_text_writer_new(k->mem);
+	return k;
+}
+
+static struct trc_reader *open_text(const char *text, enum trc_format fmt)
+{
+	struct trc_read_opts ro = { .format = fmt };
+	struct trc_reader *r = NULL;
+	char err[512];
+	FILE *f = fmemopen((void *)text, strlen(text), "r");
+
+	assert_non_null(f);
+	assert_int_equal(trc_reader_open_file(f, "test", &ro, &r, err, sizeof(err)), 0);
+	return r;
+}
+
+static void ev_make(struct trc_event *ev, int kind, const char *name, uint64_t ts, int depth)
+{
+	trc_event_init(ev);
+	ev->kind = (uint16_t)kind;
+	ev->name = trc_intern_str(name);
+	ev->ts = ts;
+	ev->depth = depth;
+	ev->pid = 100;
+	ev->tid = 100;
+}
+
+static void feed(struct trc_sink *s, int kind, const char *name, uint64_t ts, int depth)
+{
+	static uint64_t entered[256];
+	struct trc_event ev;
+
+	ev_make(&ev, kind, name, ts, depth);
+	if (kind == TRC_ENTER)
+		entered[depth & 255] = ts;
+	if (kind == TRC_EXIT) {
+		/* as a tracer reports it: the time since the matching entry */
+		ev.flags |= TRC_F_DUR;
+		ev.dur = ts - entered[depth & 255];
 	}
+	assert_int_equal(trc_sink_event(s, &ev), 0);
 }
 
-static void put_bytes(struct buf *b, const unsigned char *p, size_t n)
+/* main { prepare; step x n; report } with distinct times */
+static void feed_loop(struct trc_sink *s, int n)
 {
-	memcpy(b->d + b->n, p, n);
-	b->n += n;
-}
+	uint64_t t = 1000;
 
-/* A TCP segment (20-byte header) with `payload` bytes, network byte order. */
-static void tcp_seg(struct buf *f, unsigned sport, unsigned dport, uint32_t seq, unsigned payload,
-		    unsigned captured_payload)
-{
-	put16(f, sport, 1);
-	put16(f, dport, 1);
-	put32(f, seq, 1);
-	put32(f, 0, 1);
-	put8(f, 5 << 4);
-	put8(f, 0x18);
-	put16(f, 65535, 1);
-	put32(f, 0, 1);
-	(void)payload;
-	for (unsigned i = 0; i < captured_payload; i++)
-		put8(f, 'x');
-}
-
-static void ipv4_tcp(struct buf *f, unsigned sport, unsigned dport, uint32_t seq, unsigned payload,
-		     unsigned captured_payload)
-{
-	put8(f, 0x45);
-	put8(f, 0);
-	put16(f, 20 + 20 + payload, 1);
-	put32(f, 0x40000000, 1); /* id 0, DF */
-	put8(f, 64);
-	put8(f, 6);
-	put16(f, 0, 1);
-	put32(f, 0x7f000001, 1);
-	put32(f, 0x7f000001, 1);
-	tcp_seg(f, sport, dport, seq, payload, captured_payload);
-}
-
-static void ipv6_tcp(struct buf *f, unsigned sport, unsigned dport, uint32_t seq, unsigned payload)
-{
-	put32(f, 0x60000000, 1);
-	put16(f, 20 + payload, 1);
-	put8(f, 6);
-	put8(f, 64);
-	for (int i = 0; i < 32; i++)
-		put8(f, i == 15 || i == 31 ? 1 : 0);
-	tcp_seg(f, sport, dport, seq, payload, payload);
-}
-
-static void eth(struct buf *f, int vlan)
-{
-	for (int i = 0; i < 12; i++)
-		put8(f, i);
-	if (vlan) {
-		put16(f, 0x8100, 1);
-		put16(f, 42, 1);
+	feed(s, TRC_ENTER, "main", t++, 0);
+	feed(s, TRC_ENTER, "prepare", t++, 1);
+	feed(s, TRC_EXIT, "prepare", t++, 1);
+	for (int i = 0; i < n; i++) {
+		feed(s, TRC_ENTER, "step", t, 1);
+		t += 3 + (uint64_t)(i % 5);
+		feed(s, TRC_EXIT, "step", t, 1);
+		t += 2;
 	}
-	put16(f, 0x0800, 1);
+	feed(s, TRC_ENTER, "report", t++, 1);
+	feed(s, TRC_EXIT, "report", t++, 1);
+	feed(s, TRC_EXIT, "main", t++, 0);
 }
 
-static void pcap_header(struct buf *b, int be, int nano, uint32_t linktype)
+static size_t count_lines(const char *text, const char *needle)
 {
-	b->be = be;
-	put32(b, nano ? 0xa1b23c4d : 0xa1b2c3d4, be);
-	put16(b, 2, be);
-	put16(b, 4, be);
-	put32(b, 0, be);
-	put32(b, 0, be);
-	put32(b, 65535, be);
-	put32(b, linktype, be);
+	size_t n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
 }
 
-static void pcap_record(struct buf *b, uint32_t sec, uint32_t frac, const struct buf *frame)
-{
-	put32(b, sec, b->be);
-	put32(b, frac, b->be);
-	put32(b, (uint32_t)frame->n, b->be);
-	put32(b, (uint32_t)frame->n + 1000, b->be);
-	put_bytes(b, frame->d, frame->n);
-}
+/* ----------------------------------------------------------------- strace */
 
-static struct buf *newbuf(void)
-{
-	struct buf *b = calloc(1, sizeof(*b));
+static const char strace_text[] =
+	"100 1700000000.000100 accept4(5<TCP:[127.0.0.1:80]>, {sa_family=AF_INET}, [16], "
+	"SOCK_NONBLOCK) = 6<TCP:[127.0.0.1:80->127.0.0.1:5000]> <0.000016>\n"
+	"100 1700000000.000200 recvfrom(6<TCP:[127.0.0.1:80->127.0.0.1:5000]>, \"GET / HTTP/1.1\\r\\n\"..., "
+	"1024, 0, NULL, NULL) = 79 <0.000007>\n"
+	"100 1700000000.000300 read(7<pipe:[99]>,  <unfinished ...>\n"
+	"101 1700000000.000310 write(8</tmp/f (1) = 2>, \"x) = 3\", 6) = 6 <0.000002>\n"
+	"100 1700000000.000400 <... read resumed>\"ab\", 10) = 2 <0.000100>\n"
+	"100 1700000000.000500 openat(AT_FDCWD</srv>, \"/nope\", O_RDONLY) = -1 ENOENT (No such "
+	"file or directory) <0.000003>\n"
+	"100 1700000000.000600 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, -1, 0) = 0x7f0000000000 "
+	"<0.000004>\n"
+	"100 1700000000.000700 clone(child_stack=0x1, flags=CLONE_VM|CLONE_THREAD|CLONE_SIGHAND) = "
+	"102 <0.000030>\n"
+	"102 1700000000.000800 futex(0x1, FUTEX_WAIT, 0, NULL) = 0 <0.000001>\n"
+	"100 1700000000.000900 --- SIGTERM {si_signo=SIGTERM, si_code=SI_USER} ---\n"
+	"100 1700000000.001000 close(6<TCP:[127.0.0.1:80->127.0.0.1:5000]>) = 0 <0.000010>\n"
+	"100 1700000000.001100 exit_group(0)                     = ?\n"
+	"100 1700000000.001200 +++ exited with 0 +++\n"
+	"this line is not strace output\n";
 
-	assert_non_null(b);
-	return b;
-}
-
-static void check_three_arrivals(const struct window_trace *t)
+static void strace_parses_calls_resumes_errors_and_threads(void **state)
 {
-	assert_int_equal(t->n, 3);
-	assert_int_equal(t->size[0], 10);
-	assert_int_equal(t->size[1], 20);
-	assert_int_equal(t->size[2], 30);
-	assert_true(fabs(t->gap[1] - 0.5) < 1e-9);
-	assert_true(fabs(t->gap[2] - 1.0) < 1e-9);
-	assert_true(fabs(t->duration - 1.5) < 1e-9);
-	assert_int_equal(t->bytes, 60);
-	assert_true(fabs(window_trace_rate(t) - 2 / 1.5) < 1e-9);
-}
-
-/* Ethernet pcap, little-endian microseconds, with the clutter of a real capture. */
-static void pcap_ethernet_counts_payload_toward_the_port(void **state)
-{
-	struct buf *b = newbuf(), *f = newbuf();
-	struct window_trace *t;
-	struct window_trace_filter flt = {6379, 0};
-	char err[256];
+	struct trc_reader *r = open_text(strace_text, TRC_FMT_AUTO);
+	struct trc_event ev;
+	struct trc_read_stats st;
+	int n = 0;
 
 	(void)state;
-	pcap_header(b, 0, 0, 1);
-	f->n = 0;
-	eth(f, 0);
-	ipv4_tcp(f, 40000, 6379, 1000, 10, 10);
-	pcap_record(b, 1700000000, 0, f);
-	f->n = 0; /* production's answer: the other direction */
-	eth(f, 0);
-	ipv4_tcp(f, 6379, 40000, 5000, 5, 5);
-	pcap_record(b, 1700000000, 100000, f);
-	f->n = 0; /* a bare ACK */
-	eth(f, 0);
-	ipv4_tcp(f, 40000, 6379, 1010, 0, 0);
-	pcap_record(b, 1700000000, 200000, f);
-	f->n = 0; /* VLAN-tagged */
-	eth(f, 1);
-	ipv4_tcp(f, 40000, 6379, 1010, 20, 20);
-	pcap_record(b, 1700000000, 500000, f);
-	f->n = 0; /* the same bytes again: a retransmission */
-	eth(f, 0);
-	ipv4_tcp(f, 40000, 6379, 1010, 20, 20);
-	pcap_record(b, 1700000001, 0, f);
-	f->n = 0; /* snaplen: headers only, 30 bytes of payload announced by IP */
-	eth(f, 0);
-	ipv4_tcp(f, 40000, 6379, 1030, 30, 0);
-	pcap_record(b, 1700000001, 500000, f);
-	assert_int_equal(window_trace_parse(b->d, b->n, &flt, &t, err, sizeof(err)), 0);
-	assert_string_equal(t->format, "pcap");
-	check_three_arrivals(t);
-	assert_int_equal(t->packets, 6);
-	assert_int_equal(t->skipped_other, 1);
-	assert_int_equal(t->skipped_empty, 1);
-	assert_int_equal(t->skipped_retrans, 1);
-	assert_int_equal(t->flows, 1);
-	window_trace_free(t);
-	/* Without --port: 6379 received the most payload. */
-	assert_int_equal(window_trace_parse(b->d, b->n, NULL, &t, err, sizeof(err)), 0);
-	assert_int_equal(t->port, 6379);
-	check_three_arrivals(t);
-	window_trace_free(t);
-	/* A port nobody sent to. */
-	flt.port = 80;
-	assert_int_equal(window_trace_parse(b->d, b->n, &flt, &t, err, sizeof(err)), -EINVAL);
-	assert_null(t);
-	assert_non_null(strstr(err, "--port"));
-	free(b);
-	free(f);
-}
-
-/* Big-endian nanosecond pcap of Linux cooked frames (tcpdump -i any). */
-static void pcap_big_endian_nanoseconds_cooked(void **state)
-{
-	struct buf *b = newbuf(), *f = newbuf();
-	struct window_trace *t;
-	static const uint32_t when[3] = {1, 500000001, 500000001};
-	static const unsigned sizes[3] = {10, 20, 30};
-	uint32_t seq = 1;
-	char err[256];
-
-	(void)state;
-	pcap_header(b, 1, 1, 113);
-	for (int i = 0; i < 3; i++) {
-		f->n = 0;
-		put16(f, 0, 1);
-		put16(f, 772, 1);
-		put16(f, 6, 1);
-		for (int k = 0; k < 8; k++)
-			put8(f, 0);
-		put16(f, 0x0800, 1);
-		ipv4_tcp(f, 50000, 7000, seq, sizes[i], sizes[i]);
-		seq += sizes[i];
-		pcap_record(b, 100 + (i == 2), when[i], f);
-	}
-	assert_int_equal(window_trace_parse(b->d, b->n, NULL, &t, err, sizeof(err)), 0);
-	assert_int_equal(t->port, 7000);
-	check_three_arrivals(t);
-	/* Nanoseconds survive: 0.5 s gap exactly. */
-	assert_true(fabs(t->gap[1] - 0.5) < 1e-12);
-	window_trace_free(t);
-	free(b);
-	free(f);
-}
-
-static void ng_block(struct buf *b, uint32_t type, const struct buf *body)
-{
-	uint32_t len = 12 + (uint32_t)((body->n + 3) & ~(size_t)3);
-
-	put32(b, type, b->be);
-	put32(b, len, b->be);
-	put_bytes(b, body->d, body->n);
-	while (b->n % 4)
-		put8(b, 0);
-	put32(b, len, b->be);
-}
-
-static void pcapng_section(struct buf *b, int be, int nano)
-{
-	struct buf *body = newbuf();
-
-	b->be = be;
-	put32(body, 0x1A2B3C4D, be);
-	put16(body, 1, be);
-	put16(body, 0, be);
-	put32(body, 0xffffffff, be);
-	put32(body, 0xffffffff, be);
-	ng_block(b, 0x0A0D0D0A, body);
-	body->n = 0; /* interface 0: raw IP, maybe nanoseconds */
-	put16(body, 101, be);
-	put16(body, 0, be);
-	put32(body, 65535, be);
-	if (nano) {
-		put16(body, 9, be);
-		put16(body, 1, be);
-		put8(body, 9);
-		put8(body, 0);
-		put8(body, 0);
-		put8(body, 0);
-	}
-	put16(body, 0, be);
-	put16(body, 0, be);
-	ng_block(b, 1, body);
-	free(body);
-}
-
-static void pcapng_epb(struct buf *b, uint64_t ts, const struct buf *frame)
-{
-	struct buf *body = newbuf();
-
-	put32(body, 0, b->be);
-	put32(body, (uint32_t)(ts >> 32), b->be);
-	put32(body, (uint32_t)ts, b->be);
-	put32(body, (uint32_t)frame->n, b->be);
-	put32(body, (uint32_t)frame->n, b->be);
-	put_bytes(body, frame->d, frame->n);
-	ng_block(b, 6, body);
-	free(body);
-}
-
-/* pcapng in both byte orders, IPv6 over raw IP, nanosecond and default resolution. */
-static void pcapng_both_orders_ipv6(void **state)
-{
-	for (int be = 0; be < 2; be++) {
-		for (int nano = 0; nano < 2; nano++) {
-			struct buf *b = newbuf(), *f = newbuf();
-			struct window_trace *t;
-			static const unsigned sizes[3] = {10, 20, 30};
-			static const double at[3] = {5.0, 5.5, 6.5};
-			uint32_t seq = 7;
-			char err[256];
-
-			pcapng_section(b, be, nano);
-			for (int i = 0; i < 3; i++) {
-				f->n = 0;
-				ipv6_tcp(f, 41000, 8080, seq, sizes[i]);
-				seq += sizes[i];
-				pcapng_epb(b, (uint64_t)llround(at[i] * (nano ? 1e9 : 1e6)), f);
-			}
-			assert_int_equal(window_trace_parse(b->d, b->n, NULL, &t, err, sizeof(err)),
-					 0);
-			assert_string_equal(t->format, "pcapng");
-			assert_int_equal(t->port, 8080);
-			check_three_arrivals(t);
-			window_trace_free(t);
-			free(b);
-			free(f);
+	assert_int_equal(trc_reader_format(r), TRC_FMT_STRACE);
+	while (trc_reader_next(r, &ev) > 0) {
+		n++;
+		if (n == 1) {
+			assert_string_equal(ev.name, "accept4");
+			assert_int_equal(ev.ts, 1700000000000100000ULL);
+			assert_int_equal(ev.fd, 5);
+			assert_string_equal(ev.fdpath, "TCP:[127.0.0.1:80]");
+			assert_true(ev.flags & TRC_F_RETFD);
+			assert_int_equal(ev.ret, 6);
+			assert_string_equal(ev.retpath, "TCP:[127.0.0.1:80->127.0.0.1:5000]");
+			assert_int_equal(ev.dur, 16000);
+		} else if (n == 2) {
+			assert_string_equal(ev.name, "recvfrom");
+			assert_int_equal(ev.ret, 79);
+			assert_string_equal(ev.fdpath, "TCP:[127.0.0.1:80->127.0.0.1:5000]");
+		} else if (n == 3) {
+			/* the last ") = " before the return, not the one inside the string */
+			assert_string_equal(ev.name, "write");
+			assert_int_equal(ev.tid, 101);
+			assert_int_equal(ev.ret, 6);
+			assert_string_equal(ev.args, "8</tmp/f (1) = 2>, \"x) = 3\", 6");
+		} else if (n == 4) {
+			/* unfinished + resumed, with the start time */
+			assert_string_equal(ev.name, "read");
+			assert_int_equal(ev.ts, 1700000000000300000ULL);
+			assert_int_equal(ev.ret, 2);
+			assert_int_equal(ev.fd, 7);
+			assert_string_equal(ev.args, "7<pipe:[99]>, \"ab\", 10");
+		} else if (n == 5) {
+			assert_string_equal(ev.name, "openat");
+			assert_int_equal(ev.ret, -1);
+			assert_string_equal(ev.errname, "ENOENT");
+			assert_int_equal(ev.fd, -100);
+		} else if (n == 6) {
+			assert_int_equal(ev.ret, 0x7f0000000000LL);
+			assert_int_equal(ev.fd, -1); /* -1 is not decorated: not an fd */
+		} else if (n == 8) {
+			/* a thread of pid 100, made by clone(CLONE_THREAD) */
+			assert_string_equal(ev.name, "futex");
+			assert_int_equal(ev.tid, 102);
+			assert_int_equal(ev.pid, 100);
+		} else if (n == 9) {
+			assert_int_equal(ev.kind, TRC_NOTE);
+			assert_string_equal(ev.name, "SIGTERM");
+		} else if (n == 11) {
+			assert_string_equal(ev.name, "exit_group");
+			assert_false(ev.flags & TRC_F_RET);
+		} else if (n == 12) {
+			assert_int_equal(ev.kind, TRC_NOTE);
+			assert_string_equal(ev.name, "exit");
 		}
 	}
+	assert_int_equal(n, 12);
+	trc_reader_stats(r, &st);
+	assert_int_equal(st.skipped, 1);
+	trc_reader_close(r);
 }
 
-static void cut_short_capture_keeps_what_is_there(void **state)
+/* ------------------------------------------------------------- babeltrace */
+
+static const char bt_text[] =
+	"[11:42:47.100290690] (+0.000002458) host syscall_entry_accept4: { cpu_id = 0 }, "
+	"{ procname = \"apache2\", pid = 1234, tid = 1240 }, { fd = 3, upeer_sockaddr = "
+	"140722476310080, upeer_addrlen = 140722476310076, flags = 524288 }\n"
+	"[11:42:47.100290700] (+0.000000010) host sched_switch: { cpu_id = 0 }, { prev_comm = "
+	"\"x\", prev_tid = 0 }\n"
+	"[11:42:47.100295123] (+0.000004423) host syscall_exit_accept4: { cpu_id = 0 }, { procname "
+	"= \"apache2\", pid = 1234, tid = 1240 }, { ret = 12, upeer_sockaddr = 140722476310080 }\n"
+	"[2020-01-02 11:42:48.000000000] (+?.\?\?\?\?\?\?\?\?\?) host syscall_entry_read: { cpu_id = 1 }, "
+	"{ pid = 1234, tid = 1240 }, { fd = 12, buf = 1, count = 10 }\n"
+	"[2020-01-02 11:42:48.000001000] (+0.000001000) host syscall_exit_read: { cpu_id = 1 }, "
+	"{ pid = 1234, tid = 1240 }, { ret = -11, buf = 1 }\n";
+
+static void babeltrace_pairs_entry_and_exit(void **state)
 {
-	struct buf *b = newbuf(), *f = newbuf();
-	struct window_trace *t;
-	char err[256];
+	struct trc_reader *r = open_text(bt_text, TRC_FMT_AUTO);
+	struct trc_event ev;
 
 	(void)state;
-	pcap_header(b, 0, 0, 101);
-	for (int i = 0; i < 4; i++) {
-		f->n = 0;
-		ipv4_tcp(f, 40000, 6379, 1 + 100 * (uint32_t)i, 100, 100);
-		pcap_record(b, 10 + (uint32_t)i, 0, f);
+	assert_int_equal(trc_reader_format(r), TRC_FMT_BABELTRACE);
+	assert_int_equal(trc_reader_next(r, &ev), 1);
+	assert_string_equal(ev.name, "accept4");
+	assert_int_equal(ev.pid, 1234);
+	assert_int_equal(ev.tid, 1240);
+	assert_int_equal(ev.fd, 3);
+	assert_int_equal(ev.ret, 12);
+	assert_true(ev.flags & TRC_F_RETFD);
+	assert_int_equal(ev.dur, 4433);
+	assert_int_equal(ev.ts, (11 * 3600 + 42 * 60 + 47) * TRC_NS + 100290690);
+	assert_int_equal(trc_reader_next(r, &ev), 1);
+	assert_string_equal(ev.name, "read");
+	assert_int_equal(ev.ret, -11);
+	assert_string_equal(ev.errname, "EAGAIN");
+	assert_int_equal(ev.ts, 1577965368ULL * TRC_NS);
+	assert_int_equal(trc_reader_next(r, &ev), 0);
+	trc_reader_close(r);
+}
+
+/* -------------------------------------------------------- text round trip */
+
+static void text_roundtrip_keeps_every_field(void **state)
+{
+	struct keep *k = keep_new();
+	struct trc_reader *r;
+	struct trc_event ev, got;
+	char *copy;
+
+	(void)state;
+	ev_make(&ev, TRC_ENTER, "handler", 5 * TRC_NS + 7, 2);
+	ev.args = "\"x\", 3";
+	ev.prog = trc_intern_str("nginx");
+	trc_sink_event(&k->base, &ev);
+	ev_make(&ev, TRC_SYSCALL, "accept4", 6 * TRC_NS, 3);
+	ev.args = "5<TCP:[1.2.3.4:80]>, NULL, NULL, 0";
+	ev.flags = TRC_F_RET | TRC_F_RETFD | TRC_F_DUR;
+	ev.ret = 6;
+	ev.retpath = "TCP:[1.2.3.4:80->5.6.7.8:9]";
+	ev.dur = 1234;
+	trc_sink_event(&k->base, &ev);
+	ev_make(&ev, TRC_BLOCK_BEGIN, "step", 7 * TRC_NS, 3);
+	ev.count = 1000;
+	ev.dur = 55;
+	ev.min = 1;
+	ev.max = 9;
+	trc_sink_event(&k->base, &ev);
+	ev_make(&ev, TRC_EXIT, "step", 8 * TRC_NS, 3);
+	ev.flags = TRC_F_RET | TRC_F_DUR;
+	ev.ret = -4;
+	ev.dur = 77;
+	trc_sink_event(&k->base, &ev);
+	ev_make(&ev, TRC_BLOCK_END, "step", 9 * TRC_NS, 3);
+	ev.count = 1000;
+	ev.flags = TRC_F_TIMES;
+	ev.extra = "1,2,-3";
+	trc_sink_event(&k->base, &ev);
+	ev_make(&ev, TRC_MSG, "msg", 10 * TRC_NS, 1);
+	ev.count = 79;
+	ev.min = 9 * TRC_NS;
+	ev.peer_pid = 7;
+	ev.peer_tid = 8;
+	ev.peer_prog = trc_intern_str("doppel");
+	ev.fdpath = "TCP:[a->b]";
+	trc_sink_event(&k->base, &ev);
+	trc_sink_end(&k->base);
+	copy = strdup(k->text);
+	r = open_text(copy, TRC_FMT_AUTO);
+	assert_int_equal(trc_reader_format(r), TRC_FMT_DTT);
+	assert_int_equal(trc_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRC_ENTER);
+	assert_string_equal(got.name, "handler");
+	assert_string_equal(got.args, "\"x\", 3");
+	assert_string_equal(got.prog, "nginx");
+	assert_int_equal(got.depth, 2);
+	assert_int_equal(got.ts, 5 * TRC_NS + 7);
+	assert_int_equal(trc_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRC_SYSCALL);
+	assert_int_equal(got.fd, 5);
+	assert_int_equal(got.ret, 6);
+	assert_string_equal(got.retpath, "TCP:[1.2.3.4:80->5.6.7.8:9]");
+	assert_int_equal(got.dur, 1234);
+	assert_int_equal(got.depth, 3);
+	assert_int_equal(trc_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRC_BLOCK_BEGIN);
+	assert_int_equal(got.count, 1000);
+	assert_int_equal(got.dur, 55);
+	assert_int_equal(got.max, 9);
+	assert_int_equal(got.depth, 3);
+	assert_int_equal(trc_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRC_EXIT);
+	assert_int_equal(got.ret, -4);
+	assert_int_equal(got.depth, 3); /* indentation minus the open block */
+	assert_int_equal(trc_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRC_BLOCK_END);
+	assert_string_equal(got.extra, "1,2,-3");
+	assert_int_equal(got.depth, 3);
+	assert_int_equal(trc_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRC_MSG);
+	assert_int_equal(got.count, 79);
+	assert_int_equal(got.peer_tid, 8);
+	assert_string_equal(got.peer_prog, "doppel");
+	assert_int_equal(got.min, 9 * TRC_NS);
+	assert_int_equal(trc_reader_next(r, &got), 0);
+	trc_reader_close(r);
+	free(copy);
+	trc_sink_free(&k->base);
+}
+
+/* -------------------------------------------------------------- summarise */
+
+static void summarise_folds_a_loop_of_1000_into_one_block(void **state)
+{
+	struct keep *k = keep_new();
+	struct trc_summarise_opts o = { .window = 16 };
+	struct trc_sink *s = trc_summarise_new(&o, &k->base);
+	size_t blocks = 0;
+
+	(void)state;
+	feed_loop(s, 1000);
+	assert_int_equal(trc_sink_end(s), 0);
+	for (size_t i = 0; i < k->n; i++) {
+		if (k->ev[i].kind == TRC_BLOCK_BEGIN) {
+			blocks++;
+			assert_int_equal(k->ev[i].count, 1000);
+			assert_string_equal(k->ev[i].name, "step");
+		}
 	}
-	/* Cut the last record in half, as a killed tcpdump leaves it. */
-	b->n -= 70;
-	assert_int_equal(window_trace_parse(b->d, b->n, NULL, &t, err, sizeof(err)), 0);
-	assert_int_equal(t->n, 3);
-	assert_int_equal(t->skipped_bad, 1);
-	window_trace_free(t);
-	/* A file of just a header has no arrivals. */
-	assert_int_equal(window_trace_parse(b->d, 24, NULL, &t, err, sizeof(err)), -EINVAL);
-	free(b);
-	free(f);
+	assert_int_equal(blocks, 1);
+	/* main, prepare x2, block, step x2, end, report x2, main */
+	assert_int_equal(k->n, 10);
+	trc_sink_free(s);
 }
 
-static void arrivals_cap_stops_the_reader(void **state)
+/* Feed a trace through summarise (with keep_times) and expand: same lines. */
+static void roundtrip(void (*gen)(struct trc_sink *), const struct trc_summarise_opts *o)
 {
-	struct buf *b = newbuf(), *f = newbuf();
-	struct window_trace *t;
-	struct window_trace_filter flt = {6379, 5};
-	char err[256];
+	struct keep *plain = keep_new(), *back = keep_new();
+	struct trc_sink *chain = trc_summarise_new(o, trc_expand_new(&back->base));
 
-	(void)state;
-	pcap_header(b, 0, 0, 101);
-	for (uint32_t i = 0; i < 50; i++) {
-		f->n = 0;
-		ipv4_tcp(f, 40000, 6379, 1 + 10 * i, 10, 10);
-		pcap_record(b, 10, i * 1000, f);
+	gen(&plain->base);
+	trc_sink_end(&plain->base);
+	gen(chain);
+	assert_int_equal(trc_sink_end(chain), 0);
+	assert_string_equal(plain->text, back->text);
+	trc_sink_free(chain);
+	trc_sink_free(&plain->base);
+}
+
+static void gen_loop(struct trc_sink *s)
+{
+	feed_loop(s, 1000);
+}
+
+/* for i < 20: { g(); for j < 5: f(); h(); } then a recursion of depth 30 */
+static void gen_nested(struct trc_sink *s)
+{
+	uint64_t t = 1;
+
+	feed(s, TRC_ENTER, "main", t++, 0);
+	for (int i = 0; i < 20; i++) {
+		feed(s, TRC_ENTER, "g", t++, 1);
+		feed(s, TRC_EXIT, "g", t += 3, 1);
+		for (int j = 0; j < 5; j++) {
+			feed(s, TRC_ENTER, "f", t++, 1);
+			feed(s, TRC_EXIT, "f", t += (uint64_t)(1 + j), 1);
+		}
+		feed(s, TRC_ENTER, "h", t++, 1);
+		feed(s, TRC_EXIT, "h", t += 2, 1);
 	}
-	assert_int_equal(window_trace_parse(b->d, b->n, &flt, &t, err, sizeof(err)), 0);
-	assert_int_equal(t->n, 5);
-	assert_true(t->truncated);
-	window_trace_free(t);
-	free(b);
-	free(f);
-}
-
-static void text_arrivals(void **state)
-{
-	static const char good[] = "# time size\n0.5 100\n1.0, 200   # a comment\n\n"
-				   "  2.0 300\r\n1.5 50\n";
-	struct window_trace *t;
-	char err[256];
-
-	(void)state;
-	assert_int_equal(window_trace_parse((const unsigned char *)good, strlen(good), NULL, &t,
-					    err, sizeof(err)),
-			 0);
-	assert_string_equal(t->format, "text");
-	assert_int_equal(t->n, 4);
-	/* Out-of-order lines are sorted by time. */
-	assert_int_equal(t->size[2], 50);
-	assert_int_equal(t->bytes, 650);
-	assert_true(fabs(t->duration - 1.5) < 1e-12);
-	window_trace_free(t);
-}
-
-static void bad_text_is_refused_with_its_line(void **state)
-{
-	static const char *const bad[] = {
-		"0.5 100\nhello\n", "0.5 -3\n", "-1 10\n", "0.5 10 20\n", "1.5 2.5\n", "nan\n", "",
-	};
-	struct window_trace *t;
-	char err[256];
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(window_trace_parse((const unsigned char *)bad[i], strlen(bad[i]),
-						    NULL, &t, err, sizeof(err)),
-				 -EINVAL);
-		assert_null(t);
+	for (int d = 0; d < 30; d++) {
+		feed(s, TRC_ENTER, "walk", t++, 1 + d);
+		feed(s, TRC_ENTER, "visit", t++, 2 + d);
+		feed(s, TRC_EXIT, "visit", t += 2, 2 + d);
 	}
-	assert_int_equal(window_trace_parse((const unsigned char *)"0.5 100\nhello\n", 14, NULL, &t,
-					    err, sizeof(err)),
-			 -EINVAL);
-	assert_non_null(strstr(err, "line 2"));
-	assert_int_equal(window_trace_parse((const unsigned char *)"0.5\0 1\n", 7, NULL, &t, err,
-					    sizeof(err)),
-			 -EINVAL);
+	feed(s, TRC_ENTER, "walk", t++, 31);
+	feed(s, TRC_EXIT, "walk", t++, 31);
+	for (int d = 29; d >= 0; d--) {
+		feed(s, TRC_ENTER, "after", t++, 2 + d);
+		feed(s, TRC_EXIT, "after", t += 1 + (uint64_t)(d % 3), 2 + d);
+		feed(s, TRC_EXIT, "walk", t++, 1 + d);
+	}
+	feed(s, TRC_EXIT, "main", t++, 0);
 }
 
-static void load_reports_missing_files(void **state)
+static void summarise_expands_back_exactly_with_keep_times(void **state)
 {
-	struct window_trace *t;
+	struct trc_summarise_opts o = { .window = 16, .keep_times = 1 };
+
+	(void)state;
+	roundtrip(gen_loop, &o);
+	roundtrip(gen_nested, &o);
+	o.mode = TRC_SUM_ITERATIVE;
+	roundtrip(gen_nested, &o);
+	/* a tiny memory bound forces spills: still lossless */
+	o.mode = TRC_SUM_SLIDING;
+	o.max_events = 16;
+	roundtrip(gen_nested, &o);
+}
+
+static void summarise_nests_loops_and_folds_recursion(void **state)
+{
+	struct keep *k = keep_new();
+	struct trc_summarise_opts o = { .window = 16 };
+	struct trc_sink *s = trc_summarise_new(&o, &k->base);
+	int outer = 0, inner = 0, descend = 0, ascend = 0;
+
+	(void)state;
+	gen_nested(s);
+	assert_int_equal(trc_sink_end(s), 0);
+	for (size_t i = 0; i < k->n; i++) {
+		const struct trc_event *e = &k->ev[i];
+
+		if (e->kind != TRC_BLOCK_BEGIN)
+			continue;
+		if (e->block == TRC_BLOCK_LOOP && e->count == 20 && strcmp(e->name, "g") == 0)
+			outer++;
+		if (e->block == TRC_BLOCK_LOOP && e->count == 5 && strcmp(e->name, "f") == 0)
+			inner++;
+		if (e->block == TRC_BLOCK_DESCEND && e->count == 30)
+			descend++;
+		if (e->block == TRC_BLOCK_ASCEND && e->count == 30)
+			ascend++;
+	}
+	assert_int_equal(outer, 1);
+	assert_int_equal(inner, 1);
+	assert_int_equal(descend, 1);
+	assert_int_equal(ascend, 1);
+	trc_sink_free(s);
+}
+
+/* ---------------------------------------------------------------- coarsen */
+
+static void coarsen_counts_hidden_calls_and_time(void **state)
+{
+	struct keep *k = keep_new();
+	const char *hide[] = { "report" };
+	struct trc_coarsen_opts o = { .depth = 1 };
+	struct trc_sink *c = trc_coarsen_new(&o, &k->base);
+
+	(void)state;
+	feed_loop(c, 10);
+	assert_int_equal(trc_sink_end(c), 0);
+	/* main, one hidden run (prepare, 10 steps, report), main */
+	assert_int_equal(k->n, 3);
+	assert_int_equal(k->ev[1].kind, TRC_HIDDEN);
+	assert_int_equal(k->ev[1].count, 12);
+	assert_string_equal(k->ev[1].name, "...");
+	/* prepare 1 ns, steps 3+4+5+6+7 ns twice, report 1 ns */
+	assert_int_equal(k->ev[1].dur, 1 + 2 * (3 + 4 + 5 + 6 + 7) + 1);
+	trc_sink_free(c);
+
+	k = keep_new();
+	o.depth = -1;
+	o.hide = hide;
+	o.nhide = 1;
+	c = trc_coarsen_new(&o, &k->base);
+	feed_loop(c, 3);
+	trc_sink_end(c);
+	assert_int_equal(count_lines(k->text, "~ report \xc3\x97" "1 "), 1);
+	assert_int_equal(count_lines(k->text, "> step"), 3);
+	trc_sink_free(c);
+}
+
+/* ------------------------------------------------------------------ demux */
+
+struct dtarget {
+	struct trc_demux_target t;
+	int opened, closed;
+	uint64_t events[16];
+	char attrs[16][384];
+};
+
+static void *dt_open(struct trc_demux_target *t, const struct trc_stream_info *si)
+{
+	struct dtarget *d = (struct dtarget *)t;
+
+	if (d->opened < 16)
+		snprintf(d->attrs[d->opened], sizeof(d->attrs[0]), "%s", si->attrs);
+	return (void *)(uintptr_t)(++d->opened);
+}
+
+static int dt_event(struct trc_demux_target *t, void *h, const struct trc_event *ev)
+{
+	struct dtarget *d = (struct dtarget *)t;
+	size_t i = (uintptr_t)h - 1;
+
+	(void)ev;
+	if (i < 16)
+		d->events[i]++;
+	return 0;
+}
+
+static int dt_close(struct trc_demux_target *t, void *h, const struct trc_stream_info *si)
+{
+	(void)h;
+	(void)si;
+	((struct dtarget *)t)->closed++;
+	return 0;
+}
+
+static void demux_finds_requests_from_accept_to_close(void **state)
+{
+	static const char text[] =
+		"9 1.000001 epoll_wait(3<anon_inode:[eventpoll]>, [], 512, -1) = 1 <0.1>\n"
+		"9 1.000002 accept4(5<TCP:[0.0.0.0:80]>, NULL, NULL, 0) = 6<TCP:[a:80->b:1]> <0.1>\n"
+		"9 1.000003 accept4(5<TCP:[0.0.0.0:80]>, NULL, NULL, 0) = 7<TCP:[a:80->b:2]> <0.1>\n"
+		"9 1.000004 read(6<TCP:[a:80->b:1]>, \"GET\", 10) = 3 <0.1>\n"
+		"9 1.000005 openat(AT_FDCWD</>, \"/index\", O_RDONLY) = 8</index> <0.1>\n"
+		"9 1.000006 read(7<TCP:[a:80->b:2]>, \"GET\", 10) = 3 <0.1>\n"
+		"9 1.000007 close(6<TCP:[a:80->b:1]>) = 0 <0.1>\n"
+		"9 1.000008 write(7<TCP:[a:80->b:2]>, \"200\", 3) = 3 <0.1>\n"
+		"9 1.000009 close(7<TCP:[a:80->b:2]>) = 0 <0.1>\n";
+	struct dtarget d = { .t = { dt_open, dt_event, dt_close } };
+	struct trc_demux_opts o = { .by = TRC_BY_REQUEST };
+	struct trc_sink *s = trc_demux_new(&o, &d.t);
+	struct trc_reader *r = open_text(text, TRC_FMT_STRACE);
+	struct trc_demux_stats st;
 	char err[256];
 
 	(void)state;
-	assert_int_equal(window_trace_load("/nonexistent/capture.pcap", NULL, &t, err, sizeof(err)),
-			 -ENOENT);
-	assert_non_null(strstr(err, "/nonexistent/capture.pcap"));
-	assert_int_equal(window_trace_load("/", NULL, &t, err, sizeof(err)), -EINVAL);
+	assert_int_equal(trc_pump(r, s, err, sizeof(err)), 0);
+	assert_int_equal(trc_sink_end(s), 0);
+	assert_int_equal(d.opened, 2);
+	assert_int_equal(d.closed, 2);
+	/* request 1: accept4, read, openat (its current request), close */
+	assert_int_equal(d.events[0], 4);
+	/* request 2: accept4, read, write, close */
+	assert_int_equal(d.events[1], 4);
+	assert_non_null(strstr(d.attrs[0], "peer=TCP:[a:80->b:1]"));
+	trc_demux_stats(s, &st);
+	assert_int_equal(st.events_unrouted, 1);
+	trc_reader_close(r);
+	trc_sink_free(s);
+}
+
+/* ---------------------------------------------------------------- compare */
+
+static void compare_points_at_the_first_divergent_call(void **state)
+{
+	static const char a_text[] = "# doppel-trace 1\n"
+				     "1.0 1/1 > main\n"
+				     "1.1 1/1   > parse\n"
+				     "1.2 1/1   < parse\n"
+				     "1.3 1/1   > classify\n"
+				     "1.4 1/1     > add_positive\n"
+				     "1.5 1/1     < add_positive\n"
+				     "1.6 1/1   < classify\n"
+				     "1.7 1/1   > check\n"
+				     "1.8 1/1   < check\n"
+				     "1.9 1/1 < main\n";
+	static const char b_text[] = "# doppel-trace 1\n"
+				     "1.0 1/1 > main\n"
+				     "1.1 1/1   > parse\n"
+				     "1.2 1/1   < parse\n"
+				     "1.3 1/1   > classify\n"
+				     "1.4 1/1     > add_negative\n"
+				     "1.45 1/1       > negate_odd\n"
+				     "1.46 1/1       < negate_odd\n"
+				     "1.5 1/1     < add_negative\n"
+				     "1.6 1/1   < classify\n"
+				     "1.7 1/1   > check\n"
+				     "1.8 1/1   < check\n"
+				     "1.9 1/1 < main\n";
+	struct trc_reader *a = open_text(a_text, TRC_FMT_AUTO), *b = open_text(b_text, TRC_FMT_AUTO);
+	struct trc_compare_opts o = { .context = 2 };
+	struct trc_compare_result res;
+	char *out = NULL, err[256];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(trc_compare(a, b, &o, &res, &out, &len, err, sizeof(err)), 0);
+	assert_int_equal(res.first_a, 4);
+	assert_int_equal(res.first_b, 4);
+	assert_int_equal(res.only_a, 2);
+	assert_int_equal(res.only_b, 4);
+	assert_int_equal(res.matched, 8);
+	assert_false(res.similar);
+	assert_non_null(strstr(out, "call path B: main > classify"));
+	assert_non_null(strstr(out, "> B     > add_negative"));
+	assert_non_null(strstr(out, "negate_odd"));
+	free(out);
+	trc_reader_close(a);
+	trc_reader_close(b);
+	/* a trace compared with itself does not diverge */
+	a = open_text(a_text, TRC_FMT_AUTO);
+	b = open_text(a_text, TRC_FMT_AUTO);
+	assert_int_equal(trc_compare(a, b, &o, &res, &out, &len, err, sizeof(err)), 0);
+	assert_int_equal(res.first_a, -1);
+	assert_true(res.similar);
+	free(out);
+	trc_reader_close(a);
+	trc_reader_close(b);
+}
+
+/* ------------------------------------------------------------------- rank */
+
+static void rank_scores_with_liblit_formulas(void **state)
+{
+	char dir[] = "/tmp/doppel-rank-XXXXXX";
+	struct trc_rank_run runs[10];
+	char paths[10][64];
+	struct trc_read_opts ro = { 0 };
+	struct trc_rank_opts o = { .top = 5, .read = &ro, .json = 1 };
+	struct trc_rank_result res;
+	char *out = NULL, err[256];
+	size_t len;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	/* 10 runs: runs 0-3 call bug() and fail; run 4 fails without it; runs
+	 * 5-9 pass, runs 5-6 call noise() */
+	for (int i = 0; i < 10; i++) {
+		FILE *f;
+
+		snprintf(paths[i], sizeof(paths[i]), "%s/r%d.dtt", dir, i);
+		f = fopen(paths[i], "w");
+		assert_non_null(f);
+		fprintf(f, "# doppel-trace 1\n1.0 1/1 > main\n");
+		if (i < 4)
+			fprintf(f, "1.1 1/1   > bug\n1.2 1/1   < bug\n");
+		if (i == 5 || i == 6 || i == 0)
+			fprintf(f, "1.3 1/1   > noise\n1.4 1/1   < noise\n");
+		fprintf(f, "1.9 1/1 < main\n");
+		fclose(f);
+		runs[i].path = paths[i];
+		runs[i].failed = i < 5;
+	}
+	assert_int_equal(trc_rank(runs, 10, &o, &res, &out, &len, err, sizeof(err)), 0);
+	assert_string_equal(res.top, "called bug");
+	/* F=4 S=0: Failure 1; Context 5/10; Increase 0.5;
+	 * Importance = 2 / (1/0.5 + 1/(log 4 / log 5)) */
+	assert_true(fabs(res.top_importance - 2.0 / (2.0 + log(5.0) / log(4.0))) < 1e-9);
+	assert_non_null(strstr(out, "\"F\":4,\"S\":0,\"F_obs\":5,\"S_obs\":5"));
+	free(out);
+	for (int i = 0; i < 10; i++)
+		unlink(paths[i]);
+	rmdir(dir);
+}
+
+/* -------------------------------------------------------------------- dtr */
+
+static void put_chunk(FILE *f, unsigned type, uint32_t pid, uint32_t tid, uint32_t seq,
+		      const void *payload, uint32_t size, uint64_t ns0, uint64_t ns1)
+{
+	struct dtr_chunk_hdr h;
+
+	memset(&h, 0, sizeof(h));
+	h.magic = DTR_MAGIC;
+	h.type = (uint16_t)type;
+	h.hdr_size = DTR_HDR_SIZE;
+	h.size = size;
+	h.pid = pid;
+	h.tid = tid;
+	h.seq = seq;
+	h.raw_begin = ns0;
+	h.ns_begin = ns0;
+	h.raw_end = ns1;
+	h.ns_end = ns1;
+	fwrite(&h, sizeof(h), 1, f);
+	fwrite(payload, 1, size, f);
+}
+
+static void dtr_merges_threads_in_time_and_reports_loss(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	const char info[] = "version=1\nclock=mono\npid=5\nrealtime_offset_ns=1000\n";
+	struct dtr_record t1[2] = { { 100, dtr_word(0x1000, DTR_REC_ENTER, 0) },
+				    { 300, dtr_word(0x1000, DTR_REC_EXIT, 0) } };
+	struct dtr_record t2[3] = { { 200, dtr_word(0x2000, DTR_REC_ENTER, 0) },
+				    { 250, dtr_word(7, DTR_REC_LOST, 1) },
+				    { 400, dtr_word(0x2000, DTR_REC_EXIT, 0) } };
+	struct trc_read_opts ro = { .format = TRC_FMT_DTR };
+	struct trc_reader *r;
+	struct trc_event ev;
+	struct trc_read_stats st;
+	char err[256];
+	uint64_t last = 0;
+	int n = 0, lost = 0;
+
+	(void)state;
+	put_chunk(f, DTR_CHUNK_INFO, 5, 5, 0, info, sizeof(info) - 1, 0, 0);
+	put_chunk(f, DTR_CHUNK_EVENTS, 5, 6, 0, t1, sizeof(t1), 100, 300);
+	fputs("garbage between chunks", f);
+	put_chunk(f, DTR_CHUNK_EVENTS, 5, 7, 0, t2, sizeof(t2), 200, 400);
+	fclose(f);
+	f = fmemopen(buf, len, "r");
+	assert_int_equal(trc_reader_open_file(f, "mem", &ro, &r, err, sizeof(err)), 0);
+	while (trc_reader_next(r, &ev) > 0) {
+		n++;
+		assert_true(ev.ts >= last); /* two threads merged in time order */
+		last = ev.ts;
+		if (ev.kind == TRC_LOST) {
+			lost++;
+			assert_int_equal(ev.count, 7);
+		}
+		if (ev.kind == TRC_EXIT && ev.tid == 6) {
+			assert_true(ev.flags & TRC_F_DUR);
+			assert_int_equal(ev.dur, 200);
+			assert_int_equal(ev.ts, 300 + 1000); /* moved to the wall clock */
+		}
+		if (ev.kind == TRC_ENTER)
+			assert_non_null(strstr(ev.name, "0x")); /* no mapping: the address */
+	}
+	assert_int_equal(n, 5);
+	assert_int_equal(lost, 1);
+	trc_reader_stats(r, &st);
+	assert_int_equal(st.lost, 7);
+	assert_int_equal(st.skipped, 1); /* the garbage, skipped to the next chunk */
+	trc_reader_close(r);
+	free(buf);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(pcap_ethernet_counts_payload_toward_the_port),
-		cmocka_unit_test(pcap_big_endian_nanoseconds_cooked),
-		cmocka_unit_test(pcapng_both_orders_ipv6),
-		cmocka_unit_test(cut_short_capture_keeps_what_is_there),
-		cmocka_unit_test(arrivals_cap_stops_the_reader),
-		cmocka_unit_test(text_arrivals),
-		cmocka_unit_test(bad_text_is_refused_with_its_line),
-		cmocka_unit_test(load_reports_missing_files),
+		cmocka_unit_test(strace_parses_calls_resumes_errors_and_threads),
+		cmocka_unit_test(babeltrace_pairs_entry_and_exit),
+		cmocka_unit_test(text_roundtrip_keeps_every_field),
+		cmocka_unit_test(summarise_folds_a_loop_of_1000_into_one_block),
+		cmocka_unit_test(summarise_expands_back_exactly_with_keep_times),
+		cmocka_unit_test(summarise_nests_loops_and_folds_recursion),
+		cmocka_unit_test(coarsen_counts_hidden_calls_and_time),
+		cmocka_unit_test(demux_finds_requests_from_accept_to_close),
+		cmocka_unit_test(compare_points_at_the_first_divergent_call),
+		cmocka_unit_test(rank_scores_with_liblit_formulas),
+		cmocka_unit_test(dtr_merges_threads_in_time_and_reports_loss),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+	trc_intern_reset();
+	return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * fuzz_trace.c - libFuzzer target for the arrivals reader (window/trace.c):
+ * fuzz_window_capture.c - libFuzzer target for the arrivals reader (window/trace.c):
  * pcap, pcapng and text, with the port found by the reader and with a fixed
  * port and a small arrivals cap. Built with clang -fsanitize=fuzzer,address,
  * undefined (tests/fuzz/CMakeLists.txt); ctest runs it for a few seconds,

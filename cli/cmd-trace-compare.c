@@ -1,0 +1,161 @@
+/*
+ * cmd-trace-compare.c - `doppel trace compare`: diff two traces with a
+ * comparator and a threshold; what differs first, then a summary.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmd-trace.h"
+#include "common/size.h"
+
+static int exec_compare(int argc, char **argv);
+
+const struct cmd_entry trace_compare_entry = {
+	.name = "trace compare",
+	.usage = "[--by exact|name|timing] [--threshold X] [--max-diff PCT] [--json] [OPTIONS] A B",
+	.summary = "diff two traces: the first divergent call, the differences, a verdict",
+	.help = "Walks A and B together. At the first event that differs it shows where (event\n"
+		"numbers, the call path on each side, the events before), then resynchronises\n"
+		"on the next common events and goes on; differences are listed as hunks (-\n"
+		"only in A, + only in B). The summary counts matched, missing, extra and\n"
+		"changed events and names the calls whose counts differ most. Compare like\n"
+		"with like: one request, one thread (demux first), and summarise or coarsen\n"
+		"both sides the same way to hide what does not matter.\n"
+		"\n"
+		"options:\n"
+		"  --by exact          events must match in kind, name, arguments, result (default)\n"
+		"  --by name           same function or syscall; different arguments or results\n"
+		"                      are listed as changes\n"
+		"  --by timing         same function, and durations within --threshold; slower or\n"
+		"                      faster calls are listed by how much\n"
+		"  --threshold X       timing: '50%' (relative, default) and/or '100us' (absolute;\n"
+		"                      both may be given, a change must exceed both)\n"
+		"  --max-diff PCT      verdict 'similar' when at most PCT of events differ\n"
+		"                      (default 0%)\n"
+		"  --window N          events looked ahead to resynchronise (default 4096)\n"
+		"  --context N         matching events shown before the divergence (default 3)\n"
+		"  --hunks N           differences listed (default 10)\n"
+		"  --json              the report as JSON\n"
+		"  --exit-status       exit 3 when the verdict is 'different' (like diff's 1)\n"
+		TRACE_READ_HELP
+		"\n"
+		"example:\n"
+		"  doppel trace compare good.dtr bad.dtr\n"
+		"  doppel trace compare --by timing --threshold 100% prod-req.dtt clone-req.dtt\n",
+	.exec = exec_compare,
+};
+
+static int parse_pct(const char *t, double *out)
+{
+	char *end;
+	double v = strtod(t, &end);
+
+	if (end == t || v < 0 || (*end && strcmp(end, "%") != 0))
+		return -1;
+	*out = v / 100.0;
+	return 0;
+}
+
+static int exec_compare(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "by", required_argument, NULL, 'b' },	      { "threshold", required_argument, NULL, 't' },
+		{ "max-diff", required_argument, NULL, 'm' }, { "window", required_argument, NULL, 'w' },
+		{ "context", required_argument, NULL, 'c' },  { "hunks", required_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },	      { "exit-status", no_argument, NULL, 'x' },
+		TRACE_READ_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cmd_entry *e = &trace_compare_entry;
+	struct trc_read_opts ro = { 0 };
+	struct trc_compare_opts co = { .context = 3, .max_hunks = 10, .threshold_rel = 0.5 };
+	struct trc_compare_result res;
+	struct trc_reader *a = NULL, *b = NULL;
+	unsigned long long v;
+	char err[1024], *report = NULL;
+	size_t len = 0;
+	int c, rc, exit_status = 0, rel_set = 0, abs_set = 0;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			if (trc_compare_parse_by(optarg, &co.by) < 0)
+				return cmd_usage_error(e, "--by '%s': use exact, name or timing", optarg);
+			break;
+		case 't': {
+			uint64_t ns;
+
+			if (strchr(optarg, '%')) {
+				if (parse_pct(optarg, &co.threshold_rel) < 0)
+					return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us",
+							       optarg);
+				rel_set = 1;
+			} else if (duration_parse(optarg, &ns) == 0) {
+				co.threshold_ns = ns;
+				abs_set = 1;
+			} else {
+				return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us", optarg);
+			}
+			break;
+		}
+		case 'm':
+			if (parse_pct(optarg, &co.max_diff) < 0)
+				return cmd_usage_error(e, "--max-diff '%s': a percentage, e.g. 5%%", optarg);
+			break;
+		case 'w':
+			if (trace_parse_uint(e, "--window", optarg, 1u << 24, &v) < 0)
+				return EXIT_USAGE;
+			co.window = (size_t)v;
+			break;
+		case 'c':
+			if (trace_parse_uint(e, "--context", optarg, 1000, &v) < 0)
+				return EXIT_USAGE;
+			co.context = (unsigned)v;
+			break;
+		case 'h':
+			if (trace_parse_uint(e, "--hunks", optarg, 1u << 20, &v) < 0)
+				return EXIT_USAGE;
+			co.max_hunks = (unsigned)v;
+			break;
+		case 'j':
+			co.json = 1;
+			break;
+		case 'x':
+			exit_status = 1;
+			break;
+		default:
+			rc = trace_read_opt(e, c, optarg, &ro);
+			if (rc < 0)
+				return EXIT_USAGE;
+			if (rc == 0)
+				return cmd_usage_error(e, "unknown or incomplete option '%s'",
+						       argv[optind - 1]);
+		}
+	}
+	if (abs_set && !rel_set)
+		co.threshold_rel = 0; /* only the absolute threshold was asked for */
+	if (argc - optind != 2)
+		return cmd_usage_error(e, "give two traces, A and B");
+	if (!strcmp(argv[optind], "-") && !strcmp(argv[optind + 1], "-"))
+		return cmd_usage_error(e, "only one of A and B can be standard input");
+	if (trace_open(e, argv[optind], &ro, &a) < 0 || trace_open(e, argv[optind + 1], &ro, &b) < 0) {
+		trc_reader_close(a);
+		return EXIT_RUNTIME;
+	}
+	rc = trc_compare(a, b, &co, &res, &report, &len, err, sizeof(err));
+	trace_warn_stats(e, argv[optind], a);
+	trace_warn_stats(e, argv[optind + 1], b);
+	trc_reader_close(a);
+	trc_reader_close(b);
+	if (rc < 0) {
+		fprintf(stderr, "doppel %s: %s\n", e->name, err);
+		return EXIT_RUNTIME;
+	}
+	fwrite(report, 1, len, stdout);
+	free(report);
+	if (fflush(stdout) != 0)
+		return EXIT_RUNTIME;
+	return exit_status && !res.similar ? 3 : 0;
+}

@@ -1,0 +1,233 @@
+/*
+ * cmd-trace.c - `doppel trace`: Flowdar's trace analyses as subcommands that
+ * compose through files and pipes (each reads any supported trace format and
+ * writes doppel trace text unless told otherwise). This file holds the
+ * subcommand table and the helpers the cmd-trace-*.c files share.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cmd-trace.h"
+
+static const struct cmd_entry *const trace_subs[] = {
+	&trace_demux_entry,   &trace_summarise_entry, &trace_coarsen_entry, &trace_compare_entry,
+	&trace_align_entry,   &trace_rank_entry,      &trace_view_entry,    &trace_collect_entry,
+	NULL,
+};
+
+static int cmd_trace_exec(int argc, char **argv);
+
+const struct cmd_entry cmd_trace_entry = {
+	.name = "trace",
+	.usage = "demux|summarise|coarsen|compare|align|rank|view|collect [OPTIONS] FILE...",
+	.summary = "analyse traces: demultiplex, summarise, coarsen, compare, align, rank, view",
+	.help = "Turns traces too large to read into something a person can read (Flowdar's\n"
+		"primitives). Inputs: libdoppeltrace files (.dtr), `strace -f -ttt -T -yy` text,\n"
+		"uftrace data directories, babeltrace2 text of LTTng syscall events, and the\n"
+		"doppel trace text (.dtt) every subcommand writes, so they compose:\n"
+		"\n"
+		"  doppel trace demux --by request nginx.strace -o reqs/\n"
+		"  doppel trace summarise app.dtr | doppel trace coarsen --depth 4 - |\n"
+		"      doppel trace view --svg - -o app.svg\n"
+		"\n"
+		"subcommands ('doppel trace SUB --help' for each):\n"
+		"  demux      split by thread, process, connection, request, or begin/end rules\n"
+		"  summarise  fold loops and recursion into counted blocks (and --expand back)\n"
+		"  coarsen    cut call depth, hide functions, keeping their time\n"
+		"  compare    diff two traces: what differs first, and a summary\n"
+		"  align      put two programs' traces on one timeline, matched by connection\n"
+		"  rank       statistical debugging over runs labelled pass/fail\n"
+		"  view       call tree, report, Chrome trace JSON, SVG sequence diagram\n"
+		"  collect    receive libdoppeltrace chunks on a unix socket into a file\n"
+		"\n"
+		"Exit status: 0 success, 1 a trace could not be read or written, 2 bad usage.\n",
+	.exec = cmd_trace_exec,
+	.subs = trace_subs,
+};
+
+static int cmd_trace_exec(int argc, char **argv)
+{
+	const struct cmd_entry *e = &cmd_trace_entry;
+
+	if (argc < 2)
+		return cmd_usage_error(e, "which analysis? demux, summarise, coarsen, compare, "
+					  "align, rank, view or collect");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		cmd_print_help(e);
+		return 0;
+	}
+	for (const struct cmd_entry *const *sub = trace_subs; *sub; sub++) {
+		const char *sp = strchr((*sub)->name, ' ');
+
+		if (strcmp(sp + 1, argv[1]) != 0 &&
+		    !(strcmp(argv[1], "summarize") == 0 && *sub == &trace_summarise_entry))
+			continue;
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--") == 0)
+				break;
+			if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+				cmd_print_help(*sub);
+				return 0;
+			}
+		}
+		return (*sub)->exec(argc - 1, argv + 1);
+	}
+	return cmd_usage_error(e, "no analysis '%s'", argv[1]);
+}
+
+int trace_parse_uint(const struct cmd_entry *e, const char *opt, const char *text,
+		     unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || *out > max) {
+		cmd_usage_error(e, "%s '%s': expected a whole number up to %llu", opt, text, max);
+		return -1;
+	}
+	return 0;
+}
+
+int trace_read_opt(const struct cmd_entry *e, int c, const char *arg, struct trc_read_opts *ro)
+{
+	unsigned long long v;
+
+	switch (c) {
+	case TOPT_FORMAT:
+		if (trc_format_parse(arg, &ro->format) < 0) {
+			cmd_usage_error(e, "--format '%s': use dtr, strace, uftrace, babeltrace or dtt",
+					arg);
+			return -1;
+		}
+		return 1;
+	case TOPT_BINARY:
+		ro->binary = arg;
+		return 1;
+	case TOPT_PROG:
+		ro->prog = arg;
+		return 1;
+	case TOPT_REORDER:
+		if (trace_parse_uint(e, "--reorder", arg, 1u << 20, &v) < 0 || v == 0) {
+			if (v == 0)
+				cmd_usage_error(e, "--reorder must be at least 1");
+			return -1;
+		}
+		ro->reorder_chunks = (unsigned)v;
+		return 1;
+	}
+	return 0;
+}
+
+int trace_open(const struct cmd_entry *e, const char *path, const struct trc_read_opts *ro,
+	       struct trc_reader **r)
+{
+	char err[1024];
+
+	if (trc_reader_open(path, ro, r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "doppel %s: %s\n", e->name, err);
+		return -1;
+	}
+	return 0;
+}
+
+FILE *trace_output(const struct cmd_entry *e, const char *path)
+{
+	FILE *f;
+
+	if (!path || strcmp(path, "-") == 0)
+		return stdout;
+	f = fopen(path, "we");
+	if (!f)
+		fprintf(stderr, "doppel %s: cannot write %s: %s\n", e->name, path, strerror(errno));
+	return f;
+}
+
+int trace_close_output(const struct cmd_entry *e, FILE *f, const char *path)
+{
+	int bad;
+
+	if (!f)
+		return 0;
+	bad = fflush(f) != 0 || ferror(f);
+	if (f != stdout)
+		bad |= fclose(f) != 0;
+	if (bad) {
+		fprintf(stderr, "doppel %s: writing %s: %s\n", e->name,
+			path && strcmp(path, "-") ? path : "standard output", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void trace_warn_stats(const struct cmd_entry *e, const char *path, struct trc_reader *r)
+{
+	struct trc_read_stats st;
+
+	trc_reader_stats(r, &st);
+	if (st.skipped)
+		fprintf(stderr, "doppel %s: %s: %llu lines or chunks could not be parsed and were "
+				"skipped\n",
+			e->name, path, (unsigned long long)st.skipped);
+	if (st.lost)
+		fprintf(stderr, "doppel %s: %s: the tracer lost %llu records (shown as 'lost')\n",
+			e->name, path, (unsigned long long)st.lost);
+	if (st.late)
+		fprintf(stderr,
+			"doppel %s: %s: %llu events came out of time order; a larger --reorder "
+			"merges threads better\n",
+			e->name, path, (unsigned long long)st.late);
+	if (trc_intern_dropped())
+		fprintf(stderr, "doppel %s: the name table is full: %llu names shown as '?'\n",
+			e->name, (unsigned long long)trc_intern_dropped());
+}
+
+int trace_stats_flag;
+
+int trace_run(const struct cmd_entry *e, char **files, int nfiles, const struct trc_read_opts *ro,
+	      struct trc_sink *chain)
+{
+	char err[1024];
+	int rc = 0;
+
+	if (!chain) {
+		fprintf(stderr, "doppel %s: out of memory\n", e->name);
+		return EXIT_RUNTIME;
+	}
+	for (int i = 0; i < nfiles && rc == 0; i++) {
+		struct trc_reader *r;
+
+		if (trace_open(e, files[i], ro, &r) < 0) {
+			rc = EXIT_RUNTIME;
+			break;
+		}
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (trc_pump(r, chain, err, sizeof(err)) < 0) {
+			fprintf(stderr, "doppel %s: %s: %s\n", e->name, files[i], err);
+			rc = EXIT_RUNTIME;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		trace_warn_stats(e, files[i], r);
+		if (trace_stats_flag) {
+			struct trc_read_stats st;
+			double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+			trc_reader_stats(r, &st);
+			fprintf(stderr,
+				"doppel %s: %s: %s, %llu events, %llu bytes in %.3f s (%.0f events/s)\n",
+				e->name, files[i], trc_format_name(trc_reader_format(r)),
+				(unsigned long long)st.events, (unsigned long long)st.bytes, secs,
+				secs > 0 ? (double)st.events / secs : 0.0);
+		}
+		trc_reader_close(r);
+	}
+	if (rc == 0 && trc_sink_end(chain) < 0) {
+		fprintf(stderr, "doppel %s: %s\n", e->name, chain->err);
+		rc = EXIT_RUNTIME;
+	}
+	return rc;
+}
