@@ -20,6 +20,7 @@
 #include "admin/admin.h"
 #include "cli/cmd.h"
 #include "common/clock.h"
+#include "common/pidns.h"
 #include "tracer-glue/attach.h"
 
 static int cmd_attach_exec(int argc, char **argv);
@@ -194,7 +195,7 @@ static int start_tool(struct session *s, char *err, size_t errlen)
 	static pid_t pids[TRC_MAX_PIDS];
 	struct trc_subst sub;
 	char **expanded = NULL, **final;
-	int n = trc_ns_pids(s->before.pid, pids, TRC_MAX_PIDS), rc;
+	int n = pidns_pids(s->before.pid, pids, TRC_MAX_PIDS), rc;
 
 	if (n <= 0) {
 		snprintf(err, errlen, "clone %lu (pid %d) has no processes left", s->id, s->before.pid);
@@ -384,7 +385,7 @@ static int cmd_attach_exec(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	{
-		int n = trc_ns_pids(s.before.service_pid, s.prod, TRC_MAX_PIDS);
+		int n = pidns_pids(s.before.service_pid, s.prod, TRC_MAX_PIDS);
 
 		s.nprod = n > 0 ? (unsigned)n : 0;
 	}

@@ -54,6 +54,9 @@ const struct cmd_entry cmd_run_entry = {
 		"  --keep-cgroup-mounts   leave /sys/fs/cgroup mounted in the service (each cgroup\n"
 		"                         mount adds to the time production is frozen)\n"
 		"  --replica-flush DUR    batch writes to clones (default 10ms; 0: at once)\n"
+		"  --clone-nice N         clones' nice value, 0 to 19 (default 10): on a busy host a\n"
+		"                         clone yields the CPU to production and to its clients;\n"
+		"                         0 runs clones at production's priority\n"
 		"  --upstream L=T         upstream isolation (repeatable, up to 8): the service's\n"
 		"                         connections to L (inside its namespace) are forwarded to T\n"
 		"                         on this host and recorded; clones connecting to L are\n"
@@ -93,6 +96,7 @@ static int cmd_run_exec(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'v' },
 		{ "criu", required_argument, NULL, 'c' },
 		{ "upstream", required_argument, NULL, 'u' },
+		{ "clone-nice", required_argument, NULL, 'N' },
 		{ "upstream-budget", required_argument, NULL, 'U' },
 		{ "upstream-wait", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
@@ -185,6 +189,15 @@ static int cmd_run_exec(int argc, char **argv)
 		case 'c':
 			cfg.criu = optarg;
 			break;
+		case 'N': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < 0 || v > 19)
+				return cmd_usage_error(e, "--clone-nice '%s': a number from 0 to 19", optarg);
+			cfg.clone_nice = (int)v;
+			break;
+		}
 		case 'u':
 			if (cfg.nupstreams == 8)
 				return cmd_usage_error(e, "at most 8 --upstream");

@@ -42,6 +42,7 @@
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "common/netns.h"
+#include "common/pidns.h"
 #include "common/size.h"
 
 #define DUMP_TIMEOUT_MS (300 * 1000)
@@ -455,6 +456,8 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 			 c->pid, log, c->dir);
 		goto out;
 	}
+	if (o->nice && pidns_renice(c->pid, o->nice) < 0)
+		pr_warn("cannot lower clone %u's priority (nice %d): %s", c->id, o->nice, strerror(errno));
 	c->log_fd = logp[0];
 	logp[0] = -1;
 	c->restore_us = (clock_now_ns() - t0) / 1000;

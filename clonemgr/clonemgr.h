@@ -91,6 +91,7 @@ struct cm_clone_opts {
 	unsigned first_id; /* id of the first clone; the next ones follow */
 	int ready_timeout_ms;
 	const char *doppel_exe; /* this program, run by CRIU's action script for the final sync */
+	int nice; /* the clone's scheduling priority (0: production's; 10: yields to production) */
 	/*
 	 * External mode: restore on another host, here a network namespace
 	 * joined by a network link. CRIU's page server runs on that host

@@ -108,12 +108,17 @@ static void leg_undirty(struct leg *leg)
 	leg->flags &= ~(unsigned)SF_DIRTY;
 }
 
-/* Queue the leg for the flush timer (armed by its first dirty leg). */
+/*
+ * Queue the leg for the flush timer (armed by its first dirty leg). A leg
+ * whose socket is full is not: writing again before the kernel says there is
+ * room (EV_WRITE) would only fail, thousands of times a second for a stopped
+ * replica.
+ */
 static void leg_dirty(struct leg *leg)
 {
 	struct proxy *px = leg->conn->px;
 
-	if (leg->flags & SF_DIRTY)
+	if (leg->flags & (SF_DIRTY | SF_FULL))
 		return;
 	leg->flags |= SF_DIRTY;
 	leg->dirty_prev = NULL;
@@ -305,6 +310,8 @@ static void leg_flush(struct leg *leg)
 		leg->rep->buffered -= (uint64_t)w;
 		leg_sent(leg, (uint64_t)w, clock_coarse_ns());
 	}
+	if (!segq_empty(&leg->out))
+		leg->flags |= SF_FULL; /* until EV_WRITE */
 	if (segq_empty(&leg->out) && (leg->flags & SF_FIN_PENDING))
 		leg_finish_out(leg);
 }
@@ -725,9 +732,13 @@ static void leg_cb(evutil_socket_t fd, short what, void *arg)
 				leg_finish_out(leg);
 		}
 	}
-	/* A leg waiting for the flush timer is written by the timer. */
-	if ((what & EV_WRITE) && !(leg->flags & SF_DIRTY))
+	/* Room in a full socket: write now. A leg waiting for the flush timer is written by it. */
+	if ((what & EV_WRITE) && (leg->flags & SF_FULL)) {
+		leg->flags &= ~(unsigned)SF_FULL;
 		leg_flush(leg);
+	} else if ((what & EV_WRITE) && !(leg->flags & SF_DIRTY)) {
+		leg_flush(leg);
+	}
 	if (what & (EV_READ | EV_CLOSED))
 		leg_read(leg, what & EV_CLOSED);
 	if (c->front_done && (leg->flags & SF_OPEN) == 0)

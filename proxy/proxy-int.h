@@ -37,6 +37,7 @@ enum {
 	SF_SETTLED = 1 << 8, /* leg only: divergence follower ended */
 	SF_DIRTY = 1 << 9, /* leg only: on px->dirty, waiting for the flush timer */
 	SF_FIN_WAIT = 1 << 10, /* leg only: FIN held until the replica has answered enough */
+	SF_FULL = 1 << 11, /* leg only: its socket took less than offered; wait for EV_WRITE */
 };
 
 /* The client or the production side of a connection. */

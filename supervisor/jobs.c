@@ -437,6 +437,7 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 	job->opts.first_id = sup->next_clone_id;
 	job->opts.ready_timeout_ms = 30 * 1000;
 	job->opts.doppel_exe = sup->exe;
+	job->opts.nice = sup->cfg.clone_nice;
 	job->opts.host_netns_fd = job->host_fd;
 	job->opts.prepare_netns = job_prepare_netns;
 	job->opts.prepare_arg = job;

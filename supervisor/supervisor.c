@@ -49,6 +49,7 @@ void sup_config_defaults(struct sup_config *cfg)
 	cfg->ready_timeout_ns = 60 * NSEC_PER_SEC;
 	cfg->stop_timeout_ns = 10 * NSEC_PER_SEC;
 	cfg->run_dir = SUP_RUN_DIR;
+	cfg->clone_nice = 10;
 }
 
 int sup_name_valid(const char *name)

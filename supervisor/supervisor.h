@@ -46,6 +46,7 @@ struct sup_config {
 	const char *chdir;
 	int keep_cgroup_mounts;
 	const char *criu; /* NULL: $DOPPEL_CRIU, $PATH, /usr/local/sbin, /usr/sbin */
+	int clone_nice; /* clones' nice value: they yield the CPU to production */
 	/* upstream isolation (aggregator/): "LISTEN=TARGET" each */
 	const char *upstreams[8];
 	unsigned nupstreams;

@@ -7,7 +7,6 @@
 #include "tracer-glue/attach.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -20,47 +19,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int pidns_ino(pid_t pid, ino_t *ino)
-{
-	char path[64];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
-	if (stat(path, &st) < 0)
-		return -errno;
-	*ino = st.st_ino;
-	return 0;
-}
-
-int trc_ns_pids(pid_t init_pid, pid_t *pids, unsigned max)
-{
-	ino_t want, ino;
-	DIR *d;
-	struct dirent *de;
-	unsigned n = 0;
-	int rc = pidns_ino(init_pid, &want);
-
-	if (rc)
-		return rc;
-	if (max == 0)
-		return 0;
-	pids[n++] = init_pid;
-	d = opendir("/proc");
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)) && n < max) {
-		char *end;
-		long p = strtol(de->d_name, &end, 10);
-
-		if (*end || p <= 0 || p == init_pid)
-			continue;
-		if (pidns_ino((pid_t)p, &ino) == 0 && ino == want)
-			pids[n++] = (pid_t)p;
-	}
-	closedir(d);
-	return (int)n;
-}
 
 static char *join_pids(const pid_t *pids, unsigned n)
 {

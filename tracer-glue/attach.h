@@ -21,13 +21,7 @@
 
 #define TRC_MAX_PIDS 4096
 
-/*
- * Host pids of every process in the pid namespace whose init is init_pid,
- * init first. Returns the count (<= max) or -errno.
- */
-int trc_ns_pids(pid_t init_pid, pid_t *pids, unsigned max);
-
-/* What {pid}, {pids} and {dir} stand for. */
+/* What {pid}, {pids} and {dir} stand for (pids: common/pidns.h). */
 struct trc_subst {
 	pid_t pid; /* the clone's main process, as a host pid */
 	const pid_t *pids;

@@ -14,7 +14,8 @@ C=$(clone_pid "$N" 1)
 log "gdb stops the clone for 30 s"
 spawn attach "$DOPPEL" attach "$N/1" --batch -- gdb -p {pid} -batch -ex 'shell sleep 30' -ex 'info threads' -ex detach
 for _ in $(seq 100); do grep -q "attached to clone 1" "$T/attach.log" && break; sleep 0.1; done
-sleep 2 # gdb has stopped it
+# gdb stops it once attached (loading symbols may take a few seconds)
+for _ in $(seq 150); do [ "$(awk '{print $3}' /proc/$C/stat)" = t ] && break; sleep 0.1; done
 [ "$(awk '{print $3}' /proc/$C/stat)" = t ] || fail "the clone is not stopped under gdb (state $(awk '{print $3}' /proc/$C/stat))"
 timeout 120 redis-benchmark -p "$L" -t set -n 150000 -c 20 -r 1000000 -d 512 -q >"$T/bench.log" 2>&1 ||
 	fail "benchmark: $(tail -2 "$T/bench.log")"
