@@ -6,8 +6,11 @@
 # One run prints three tables, every figure the median of ROUNDS rounds in
 # which all configurations run in turn (so a noisy moment hits them all):
 #   1. redis-server under redis-benchmark (GET and SET, 50 clients): direct,
-#      HAProxy 2.6 in TCP mode, doppel with 0, 1 and 2 replicas, and with its
-#      one replica SIGSTOPped; ratios to HAProxy.
+#      HAProxy 2.6 in TCP mode, doppel with 0, 1 and 2 replicas, with one
+#      replica at nice 10 (as `doppel run` runs clones: they yield the CPU to
+#      production), and with its one replica SIGSTOPped; ratios to HAProxy.
+#      Each doppel row also says how often its replicas overflowed (a dropped
+#      replica costs nothing, so a ratio means little without it).
 #   2. nginx serving a 1 KiB file under wrk (50 connections): the same, plus
 #      nginx's own `mirror` with its mirror target running and stopped.
 #   3. doppel's RSS with thousands of idle connections, per connection.
@@ -36,7 +39,9 @@ RP=$(port); RR1=$(port); RR2=$(port); HA=$(port)
 bg redis-server --port "$RP" --save '' --appendonly no; PROD=$LAST
 bg redis-server --port "$RR1" --save '' --appendonly no; REP1=$LAST
 bg redis-server --port "$RR2" --save '' --appendonly no
-wait_port "$RP"; wait_port "$RR1"; wait_port "$RR2"
+RR3=$(port)
+bg nice -n 10 redis-server --port "$RR3" --save '' --appendonly no
+wait_port "$RP"; wait_port "$RR1"; wait_port "$RR2"; wait_port "$RR3"
 
 NP=$(port); NR1=$(port); NR2=$(port); NHA=$(port); NMIR=$(port); NMIRS=$(port)
 cat >"$T/haproxy.cfg" <<EOF
@@ -55,16 +60,22 @@ listen web
   server prod 127.0.0.1:$NP
 EOF
 bg haproxy -f "$T/haproxy.cfg" -db
-declare -A RPORT
+declare -A RPORT ADMIN
 RPORT[direct]=$RP; RPORT[haproxy]=$HA
-for cfg in d0 d1 d2 d1stop; do RPORT[$cfg]=$(port); done
-bg "$DOPPEL" proxy --listen 127.0.0.1:${RPORT[d0]} --backend 127.0.0.1:$RP
-bg "$DOPPEL" proxy --listen 127.0.0.1:${RPORT[d1]} --backend 127.0.0.1:$RP --replica 127.0.0.1:$RR1
-bg "$DOPPEL" proxy --listen 127.0.0.1:${RPORT[d2]} --backend 127.0.0.1:$RP --replica 127.0.0.1:$RR1 --replica 127.0.0.1:$RR2
-bg "$DOPPEL" proxy --listen 127.0.0.1:${RPORT[d1stop]} --backend 127.0.0.1:$RP --replica 127.0.0.1:$RR2
-STOP_REDIS=$LAST
+for cfg in d0 d1 d2 d1nice d1stop; do RPORT[$cfg]=$(port); ADMIN[r$cfg]=$(port); done
+dp() { # dp CFG ADMINKEY BACKEND REPLICAS...
+	local c=$1 a=$2 b=$3; shift 3
+	local args=()
+	for r in "$@"; do args+=(--replica "127.0.0.1:$r"); done
+	bg "$DOPPEL" proxy --listen 127.0.0.1:$c --backend 127.0.0.1:$b --admin 127.0.0.1:$a "${args[@]}"
+}
+dp "${RPORT[d0]}" "${ADMIN[rd0]}" "$RP"
+dp "${RPORT[d1]}" "${ADMIN[rd1]}" "$RP" "$RR1"
+dp "${RPORT[d2]}" "${ADMIN[rd2]}" "$RP" "$RR1" "$RR2"
+dp "${RPORT[d1nice]}" "${ADMIN[rd1nice]}" "$RP" "$RR3"
+dp "${RPORT[d1stop]}" "${ADMIN[rd1stop]}" "$RP" "$RR2"
 for c in "${!RPORT[@]}"; do wait_port "${RPORT[$c]}"; done
-REDIS_CFGS="direct haproxy d0 d1 d2 d1stop"
+REDIS_CFGS="direct haproxy d0 d1 d2 d1nice d1stop"
 REP2_PID=$(pgrep -f "redis-server \*:$RR2" | head -1)
 
 for r in $(seq "$ROUNDS"); do
@@ -93,6 +104,9 @@ EOF
 ngconf prod "$NP" "server { listen 127.0.0.1:$NP; root $T/www; keepalive_requests 1000000; }"
 ngconf r1 "$NR1" "server { listen 127.0.0.1:$NR1; root $T/www; keepalive_requests 1000000; }"
 ngconf r2 "$NR2" "server { listen 127.0.0.1:$NR2; root $T/www; keepalive_requests 1000000; }"; NGR2=$LAST
+NR3=$(port)
+ngconf r3 "$NR3" "server { listen 127.0.0.1:$NR3; root $T/www; keepalive_requests 1000000; }"
+renice -n 10 -p "$LAST" >/dev/null
 ngconf mirror "$NMIR" "upstream p { server 127.0.0.1:$NP; keepalive 64; } upstream m { server 127.0.0.1:$NR1; keepalive 64; }
   server { listen 127.0.0.1:$NMIR; keepalive_requests 1000000;
     location / { mirror /mirror; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://p; }
@@ -103,13 +117,14 @@ ngconf mirrorstop "$NMIRS" "upstream p { server 127.0.0.1:$NP; keepalive 64; } u
     location = /mirror { internal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://m\$request_uri; } }"
 declare -A NPORT
 NPORT[direct]=$NP; NPORT[haproxy]=$NHA; NPORT[nginx-mirror]=$NMIR; NPORT[nginx-mirror-stop]=$NMIRS
-for cfg in d0 d1 d2 d1stop; do NPORT[$cfg]=$(port); done
-bg "$DOPPEL" proxy --listen 127.0.0.1:${NPORT[d0]} --backend 127.0.0.1:$NP
-bg "$DOPPEL" proxy --listen 127.0.0.1:${NPORT[d1]} --backend 127.0.0.1:$NP --replica 127.0.0.1:$NR1
-bg "$DOPPEL" proxy --listen 127.0.0.1:${NPORT[d2]} --backend 127.0.0.1:$NP --replica 127.0.0.1:$NR1 --replica 127.0.0.1:$NR2
-bg "$DOPPEL" proxy --listen 127.0.0.1:${NPORT[d1stop]} --backend 127.0.0.1:$NP --replica 127.0.0.1:$NR2
+for cfg in d0 d1 d2 d1nice d1stop; do NPORT[$cfg]=$(port); ADMIN[n$cfg]=$(port); done
+dp "${NPORT[d0]}" "${ADMIN[nd0]}" "$NP"
+dp "${NPORT[d1]}" "${ADMIN[nd1]}" "$NP" "$NR1"
+dp "${NPORT[d2]}" "${ADMIN[nd2]}" "$NP" "$NR1" "$NR2"
+dp "${NPORT[d1nice]}" "${ADMIN[nd1nice]}" "$NP" "$NR3"
+dp "${NPORT[d1stop]}" "${ADMIN[nd1stop]}" "$NP" "$NR2"
 for c in "${!NPORT[@]}"; do wait_port "${NPORT[$c]}"; done
-NGINX_CFGS="direct haproxy d0 d1 d2 d1stop nginx-mirror nginx-mirror-stop"
+NGINX_CFGS="direct haproxy d0 d1 d2 d1nice d1stop nginx-mirror nginx-mirror-stop"
 for r in $(seq "$ROUNDS"); do
 	for c in $NGINX_CFGS; do
 		case $c in d1stop | nginx-mirror-stop) kill -STOP "$NGR2"; STOPPED+=("$NGR2") ;; esac
@@ -122,16 +137,21 @@ done
 
 # ---------- report ----------
 echo "redis-server, redis-benchmark -c 50, median of $ROUNDS rounds (requests/s, ratio to HAProxy)"
-printf '  %-32s %12s %7s %12s %7s\n' configuration GET ratio SET ratio
+printf '  %-32s %12s %7s %12s %7s  %s\n' configuration GET ratio SET ratio "replica overflows"
 hag=$(awk '$1=="haproxy" && $2=="GET"{print $3}' "$T/redis.txt" | median)
 has=$(awk '$1=="haproxy" && $2=="SET"{print $3}' "$T/redis.txt" | median)
+overflows() { # overflows ADMINPORT: total overflows of that proxy's replicas
+	curl -s "http://127.0.0.1:$1/status" | python3 -c "import json,sys; print(sum(r['overflows'] for r in json.load(sys.stdin)['replicas']))" 2>/dev/null || echo "?"
+}
 declare -A LABEL=([direct]="direct, no proxy" [haproxy]="HAProxy 2.6, TCP mode" [d0]="doppel, 0 replicas"
-	[d1]="doppel, 1 replica" [d2]="doppel, 2 replicas" [d1stop]="doppel, 1 replica SIGSTOPped"
+	[d1]="doppel, 1 replica" [d2]="doppel, 2 replicas" [d1nice]="doppel, 1 replica at nice 10"
+	[d1stop]="doppel, 1 replica SIGSTOPped"
 	[nginx-mirror]="nginx mirror, target running" [nginx-mirror-stop]="nginx mirror, target SIGSTOPped")
 for c in $REDIS_CFGS; do
 	g=$(awk -v c="$c" '$1==c && $2=="GET"{print $3}' "$T/redis.txt" | median)
 	s=$(awk -v c="$c" '$1==c && $2=="SET"{print $3}' "$T/redis.txt" | median)
-	printf '  %-32s %12.0f %7s %12.0f %7s\n' "${LABEL[$c]}" "$g" "$(ratio "$g" "$hag")" "$s" "$(ratio "$s" "$has")"
+	ov=""; [ -n "${ADMIN[r$c]:-}" ] && ov=$(overflows "${ADMIN[r$c]}")
+	printf '  %-32s %12.0f %7s %12.0f %7s  %s\n' "${LABEL[$c]}" "$g" "$(ratio "$g" "$hag")" "$s" "$(ratio "$s" "$has")" "$ov"
 done
 d0g=$(awk '$1=="d0" && $2=="GET"{print $3}' "$T/redis.txt" | median)
 dsg=$(awk '$1=="d1stop" && $2=="GET"{print $3}' "$T/redis.txt" | median)
@@ -141,7 +161,8 @@ echo "nginx, 1 KiB file, wrk -c 50 -d 5s, median of $ROUNDS rounds (requests/s, 
 han=$(awk '$1=="haproxy"{print $2}' "$T/nginx.txt" | median)
 for c in $NGINX_CFGS; do
 	v=$(awk -v c="$c" '$1==c{print $2}' "$T/nginx.txt" | median)
-	printf '  %-32s %12.0f %7s\n' "${LABEL[$c]}" "$v" "$(ratio "$v" "$han")"
+	ov=""; [ -n "${ADMIN[n$c]:-}" ] && ov="replica overflows: $(overflows "${ADMIN[n$c]}")"
+	printf '  %-32s %12.0f %7s  %s\n' "${LABEL[$c]}" "$v" "$(ratio "$v" "$han")" "$ov"
 done
 d0n=$(awk '$1=="d0"{print $2}' "$T/nginx.txt" | median)
 dsn=$(awk '$1=="d1stop"{print $2}' "$T/nginx.txt" | median)
