@@ -13,6 +13,9 @@
 #      replica costs nothing, so a ratio means little without it).
 #   2. nginx serving a 1 KiB file under wrk (50 connections): the same, plus
 #      nginx's own `mirror` with its mirror target running and stopped.
+#      A second table gives the CPU each configuration spent per request (the
+#      proxy, plus the replica servers it feeds): steadier than throughput on a
+#      small, shared machine, where every process competes for the same cores.
 #   3. doppel's RSS with thousands of idle connections, per connection.
 # Nothing passes or fails: this prints what was measured.
 set -uo pipefail
@@ -32,15 +35,17 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 bg() { "$@" >>"$T/bg.log" 2>&1 & PIDS+=($!); LAST=$!; }
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR) print a[int((NR+1)/2)]; else print 0 }'; }
+# CPU ticks (user + system) used so far by the given pids, summed.
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # ---------- redis ----------
 RP=$(port); RR1=$(port); RR2=$(port); HA=$(port)
 bg redis-server --port "$RP" --save '' --appendonly no; PROD=$LAST
 bg redis-server --port "$RR1" --save '' --appendonly no; REP1=$LAST
-bg redis-server --port "$RR2" --save '' --appendonly no
+bg redis-server --port "$RR2" --save '' --appendonly no; REP2=$LAST
 RR3=$(port)
-bg nice -n 10 redis-server --port "$RR3" --save '' --appendonly no
+bg nice -n 10 redis-server --port "$RR3" --save '' --appendonly no; REP3=$LAST
 wait_port "$RP"; wait_port "$RR1"; wait_port "$RR2"; wait_port "$RR3"
 
 NP=$(port); NR1=$(port); NR2=$(port); NHA=$(port); NMIR=$(port); NMIRS=$(port)
@@ -59,8 +64,8 @@ listen web
   bind 127.0.0.1:$NHA
   server prod 127.0.0.1:$NP
 EOF
-bg haproxy -f "$T/haproxy.cfg" -db
-declare -A RPORT ADMIN
+bg haproxy -f "$T/haproxy.cfg" -db; HAPID=$LAST
+declare -A RPORT ADMIN PROXYPID
 RPORT[direct]=$RP; RPORT[haproxy]=$HA
 for cfg in d0 d1 d2 d1nice d1stop; do RPORT[$cfg]=$(port); ADMIN[r$cfg]=$(port); done
 dp() { # dp CFG ADMINKEY BACKEND REPLICAS...
@@ -69,11 +74,14 @@ dp() { # dp CFG ADMINKEY BACKEND REPLICAS...
 	for r in "$@"; do args+=(--replica "127.0.0.1:$r"); done
 	bg "$DOPPEL" proxy --listen 127.0.0.1:$c --backend 127.0.0.1:$b --admin 127.0.0.1:$a "${args[@]}"
 }
-dp "${RPORT[d0]}" "${ADMIN[rd0]}" "$RP"
-dp "${RPORT[d1]}" "${ADMIN[rd1]}" "$RP" "$RR1"
-dp "${RPORT[d2]}" "${ADMIN[rd2]}" "$RP" "$RR1" "$RR2"
-dp "${RPORT[d1nice]}" "${ADMIN[rd1nice]}" "$RP" "$RR3"
-dp "${RPORT[d1stop]}" "${ADMIN[rd1stop]}" "$RP" "$RR2"
+dp "${RPORT[d0]}" "${ADMIN[rd0]}" "$RP"; PROXYPID[d0]=$LAST
+dp "${RPORT[d1]}" "${ADMIN[rd1]}" "$RP" "$RR1"; PROXYPID[d1]=$LAST
+dp "${RPORT[d2]}" "${ADMIN[rd2]}" "$RP" "$RR1" "$RR2"; PROXYPID[d2]=$LAST
+dp "${RPORT[d1nice]}" "${ADMIN[rd1nice]}" "$RP" "$RR3"; PROXYPID[d1nice]=$LAST
+dp "${RPORT[d1stop]}" "${ADMIN[rd1stop]}" "$RP" "$RR2"; PROXYPID[d1stop]=$LAST
+PROXYPID[haproxy]=$HAPID
+# The replica servers each configuration feeds, for CPU accounting.
+declare -A REPPIDS=([d1]="$REP1" [d2]="$REP1 $REP2" [d1nice]="$REP3" [d1stop]="$REP2")
 for c in "${!RPORT[@]}"; do wait_port "${RPORT[$c]}"; done
 REDIS_CFGS="direct haproxy d0 d1 d2 d1nice d1stop"
 REP2_PID=$(pgrep -f "redis-server \*:$RR2" | head -1)
@@ -81,8 +89,13 @@ REP2_PID=$(pgrep -f "redis-server \*:$RR2" | head -1)
 for r in $(seq "$ROUNDS"); do
 	for c in $REDIS_CFGS; do
 		[ "$c" = d1stop ] && { kill -STOP "$REP2_PID"; STOPPED+=("$REP2_PID"); }
+		px=${PROXYPID[$c]:-}; reps=${REPPIDS[$c]:-}
+		# shellcheck disable=SC2086
+		p0=$(ticks $px); r0=$(ticks $reps)
 		redis-benchmark -p "${RPORT[$c]}" -t get,set -n 200000 -c 50 -r 100000 --csv 2>/dev/null |
 			awk -F'"' -v c="$c" '/^"(GET|SET)"/{print c, $2, $4}' >>"$T/redis.txt"
+		# shellcheck disable=SC2086
+		echo "$c $(($(ticks $px) - p0)) $(($(ticks $reps) - r0)) 400000" >>"$T/redis-cpu.txt"
 		[ "$c" = d1stop ] && kill -CONT "$REP2_PID"
 		sleep 0.5
 	done
@@ -102,40 +115,68 @@ EOF
 	bg nginx -c "$T/ng/$1.conf"
 }
 ngconf prod "$NP" "server { listen 127.0.0.1:$NP; root $T/www; keepalive_requests 1000000; }"
-ngconf r1 "$NR1" "server { listen 127.0.0.1:$NR1; root $T/www; keepalive_requests 1000000; }"
+ngconf r1 "$NR1" "server { listen 127.0.0.1:$NR1; root $T/www; keepalive_requests 1000000; }"; NGR1=$LAST
 ngconf r2 "$NR2" "server { listen 127.0.0.1:$NR2; root $T/www; keepalive_requests 1000000; }"; NGR2=$LAST
 NR3=$(port)
 ngconf r3 "$NR3" "server { listen 127.0.0.1:$NR3; root $T/www; keepalive_requests 1000000; }"
-renice -n 10 -p "$LAST" >/dev/null
+NGR3=$LAST; renice -n 10 -p "$NGR3" >/dev/null
 ngconf mirror "$NMIR" "upstream p { server 127.0.0.1:$NP; keepalive 64; } upstream m { server 127.0.0.1:$NR1; keepalive 64; }
   server { listen 127.0.0.1:$NMIR; keepalive_requests 1000000;
     location / { mirror /mirror; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://p; }
     location = /mirror { internal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://m\$request_uri; } }"
+NGMIR=$LAST
 ngconf mirrorstop "$NMIRS" "upstream p { server 127.0.0.1:$NP; keepalive 64; } upstream m { server 127.0.0.1:$NR2; keepalive 64; }
   server { listen 127.0.0.1:$NMIRS; keepalive_requests 1000000;
     location / { mirror /mirror; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://p; }
     location = /mirror { internal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://m\$request_uri; } }"
-declare -A NPORT
+NGMIRS=$LAST
+declare -A NPORT NPROXYPID
 NPORT[direct]=$NP; NPORT[haproxy]=$NHA; NPORT[nginx-mirror]=$NMIR; NPORT[nginx-mirror-stop]=$NMIRS
 for cfg in d0 d1 d2 d1nice d1stop; do NPORT[$cfg]=$(port); ADMIN[n$cfg]=$(port); done
-dp "${NPORT[d0]}" "${ADMIN[nd0]}" "$NP"
-dp "${NPORT[d1]}" "${ADMIN[nd1]}" "$NP" "$NR1"
-dp "${NPORT[d2]}" "${ADMIN[nd2]}" "$NP" "$NR1" "$NR2"
-dp "${NPORT[d1nice]}" "${ADMIN[nd1nice]}" "$NP" "$NR3"
-dp "${NPORT[d1stop]}" "${ADMIN[nd1stop]}" "$NP" "$NR2"
+dp "${NPORT[d0]}" "${ADMIN[nd0]}" "$NP"; NPROXYPID[d0]=$LAST
+dp "${NPORT[d1]}" "${ADMIN[nd1]}" "$NP" "$NR1"; NPROXYPID[d1]=$LAST
+dp "${NPORT[d2]}" "${ADMIN[nd2]}" "$NP" "$NR1" "$NR2"; NPROXYPID[d2]=$LAST
+dp "${NPORT[d1nice]}" "${ADMIN[nd1nice]}" "$NP" "$NR3"; NPROXYPID[d1nice]=$LAST
+dp "${NPORT[d1stop]}" "${ADMIN[nd1stop]}" "$NP" "$NR2"; NPROXYPID[d1stop]=$LAST
+NPROXYPID[haproxy]=$HAPID; NPROXYPID[nginx-mirror]=$NGMIR; NPROXYPID[nginx-mirror-stop]=$NGMIRS
+declare -A NREPPIDS=([d1]="$NGR1" [d2]="$NGR1 $NGR2" [d1nice]="$NGR3" [d1stop]="$NGR2"
+	[nginx-mirror]="$NGR1" [nginx-mirror-stop]="$NGR2")
 for c in "${!NPORT[@]}"; do wait_port "${NPORT[$c]}"; done
 NGINX_CFGS="direct haproxy d0 d1 d2 d1nice d1stop nginx-mirror nginx-mirror-stop"
 for r in $(seq "$ROUNDS"); do
 	for c in $NGINX_CFGS; do
 		case $c in d1stop | nginx-mirror-stop) kill -STOP "$NGR2"; STOPPED+=("$NGR2") ;; esac
-		rps=$(wrk -t1 -c50 -d5s "http://127.0.0.1:${NPORT[$c]}/1k.txt" 2>/dev/null | awk '/Requests\/sec/{print $2}')
+		px=${NPROXYPID[$c]:-}; reps=${NREPPIDS[$c]:-}
+		# shellcheck disable=SC2086
+		p0=$(ticks $px); r0=$(ticks $reps)
+		wrk -t1 -c50 -d${WRK_SECONDS:-5}s "http://127.0.0.1:${NPORT[$c]}/1k.txt" >"$T/wrk.out" 2>/dev/null
+		# shellcheck disable=SC2086
+		p1=$(ticks $px); r1=$(ticks $reps)
+		rps=$(awk '/Requests\/sec/{print $2}' "$T/wrk.out")
+		nreq=$(awk '/requests in/{print $1}' "$T/wrk.out")
 		echo "$c ${rps:-0}" >>"$T/nginx.txt"
+		echo "$c $((p1 - p0)) $((r1 - r0)) ${nreq:-0}" >>"$T/nginx-cpu.txt"
 		kill -CONT "$NGR2"
 		sleep 0.5
 	done
 done
 
 # ---------- report ----------
+US_PER_TICK=$((1000000 / $(getconf CLK_TCK)))
+cpu_table() { # cpu_table FILE CONFIGS...: lines "config proxy_ticks replica_ticks requests"
+	local f=$1 c hac pc rc
+	shift
+	echo "CPU per request, same runs (user + system, microseconds, median of $ROUNDS rounds)"
+	printf '  %-32s %10s %16s %10s %16s\n' configuration proxy "replica servers" total "total / HAProxy"
+	hac=$(awk -v us="$US_PER_TICK" '$1=="haproxy" && $4>0{print $2 * us / $4}' "$f" | median)
+	for c in "$@"; do
+		[ "$c" = direct ] && continue
+		pc=$(awk -v us="$US_PER_TICK" -v c="$c" '$1==c && $4>0{print $2 * us / $4}' "$f" | median)
+		rc=$(awk -v us="$US_PER_TICK" -v c="$c" '$1==c && $4>0{print $3 * us / $4}' "$f" | median)
+		printf '  %-32s %10.1f %16.1f %10.1f %16s\n' "${LABEL[$c]}" "$pc" "$rc" \
+			"$(awk -v a="$pc" -v b="$rc" 'BEGIN{print a + b}')" "$(ratio "$(awk -v a="$pc" -v b="$rc" 'BEGIN{print a + b}')" "$hac")"
+	done
+}
 echo "redis-server, redis-benchmark -c 50, median of $ROUNDS rounds (requests/s, ratio to HAProxy)"
 printf '  %-32s %12s %7s %12s %7s  %s\n' configuration GET ratio SET ratio "replica overflows"
 hag=$(awk '$1=="haproxy" && $2=="GET"{print $3}' "$T/redis.txt" | median)
@@ -156,8 +197,10 @@ done
 d0g=$(awk '$1=="d0" && $2=="GET"{print $3}' "$T/redis.txt" | median)
 dsg=$(awk '$1=="d1stop" && $2=="GET"{print $3}' "$T/redis.txt" | median)
 echo "  stopped replica vs none (GET): $(ratio "$dsg" "$d0g")"
+
+cpu_table "$T/redis-cpu.txt" $REDIS_CFGS
 echo
-echo "nginx, 1 KiB file, wrk -c 50 -d 5s, median of $ROUNDS rounds (requests/s, ratio to HAProxy)"
+echo "nginx, 1 KiB file, wrk -c 50 -d ${WRK_SECONDS:-5}s, median of $ROUNDS rounds (requests/s, ratio to HAProxy)"
 han=$(awk '$1=="haproxy"{print $2}' "$T/nginx.txt" | median)
 for c in $NGINX_CFGS; do
 	v=$(awk -v c="$c" '$1==c{print $2}' "$T/nginx.txt" | median)
@@ -167,6 +210,7 @@ done
 d0n=$(awk '$1=="d0"{print $2}' "$T/nginx.txt" | median)
 dsn=$(awk '$1=="d1stop"{print $2}' "$T/nginx.txt" | median)
 echo "  stopped replica vs none: $(ratio "$dsn" "$d0n")"
+cpu_table "$T/nginx-cpu.txt" $NGINX_CFGS
 
 # ---------- idle connections ----------
 echo
