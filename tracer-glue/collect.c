@@ -83,27 +83,33 @@ int trc_collect(const char *sock_path, const char *out_path, int once, volatile 
 	chmod(sock_path, 0600);
 	pfd[0].fd = lfd;
 	pfd[0].events = POLLIN;
-	while (!*stop) {
-		int r = poll(pfd, (nfds_t)n, 200);
+	for (;;) {
+		/* Asked to stop: one last pass without waiting takes in what clients already
+		   sent (and connections already made), so nothing sent is lost. */
+		int stopping = *stop;
+		int r = poll(pfd, (nfds_t)n, stopping ? 0 : 200);
 
 		if (r < 0) {
 			if (errno == EINTR)
-				continue;
+				continue; /* the next pass sees *stop */
 			rc = -errno;
 			snprintf(err, errlen, "poll: %s", strerror(errno));
 			break;
 		}
-		if (pfd[0].revents & POLLIN) {
+		while (pfd[0].revents & POLLIN) {
 			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-			if (c >= 0 && n <= MAX_CLIENTS) {
+			if (c < 0)
+				break;
+			if (n <= MAX_CLIENTS) {
 				setsockopt(c, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 				pfd[n].fd = c;
 				pfd[n].events = POLLIN;
-				pfd[n].revents = 0;
+				/* Read in this pass: it may have sent everything and gone. */
+				pfd[n].revents = POLLIN;
 				n++;
 				st->clients++;
-			} else if (c >= 0) {
+			} else {
 				close(c);
 				st->rejected++;
 			}
@@ -144,7 +150,7 @@ int trc_collect(const char *sock_path, const char *out_path, int once, volatile 
 				st->bytes += (uint64_t)m;
 			}
 		}
-		if (once && st->clients > 0 && n == 1)
+		if (stopping || (once && st->clients > 0 && n == 1))
 			break;
 	}
 out:

@@ -364,7 +364,9 @@ struct trc_collect_stats {
 };
 /* Accepts libdoppeltrace clients on a SOCK_SEQPACKET unix socket and appends
  * their chunks to out_path until *stop is set, or (once) when the last client
- * leaves after at least one came. */
+ * leaves after at least one came. When *stop is set it still takes in what
+ * clients had already sent, so a client that sent its chunks and left just
+ * before the stop loses nothing. */
 int trc_collect(const char *sock_path, const char *out_path, int once, volatile int *stop,
 		struct trc_collect_stats *st, char *err, size_t errlen);
 

@@ -42,9 +42,28 @@ assert_eq "$workers" $THREADS "threads that worked"
 spawn collector "$DOPPEL" trace collect --socket "$T/dt.sock" -o "$T/collected.dtr" --once
 for _ in $(seq 100); do [ -S "$T/dt.sock" ] && break; sleep 0.05; done
 DOPPELTRACE_OUT=unix:$T/dt.sock "$SAMPLES/mt_counts_dtr" $THREADS $ROUNDS $LEAVES >/dev/null || fail "mt_counts (socket) failed"
-stop_pid "$collector_PID" || fail "the collector failed: $(cat "$T/collector.log")"
+# --once: the collector leaves by itself once the program has gone
+for _ in $(seq 200); do kill -0 "$collector_PID" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$collector_PID" 2>/dev/null && fail "collect --once still running 10 s after its only client left"
+wait "$collector_PID" || fail "the collector failed: $(cat "$T/collector.log")"
 grep -q "1 programs" "$T/collector.log" || fail "collector: $(cat "$T/collector.log")"
 check_counts "$T/collected.dtr"
+
+# A collector told to stop (SIGTERM) keeps what its clients had sent: here the
+# program connects, sends and leaves while the collector is frozen, and the
+# SIGTERM is already pending when it wakes. (A small run: its chunks fit the
+# socket's queue before any accept.)
+spawn collector2 "$DOPPEL" trace collect --socket "$T/dt2.sock" -o "$T/collected2.dtr"
+for _ in $(seq 100); do [ -S "$T/dt2.sock" ] && break; sleep 0.05; done
+sigstop "$collector2_PID"
+DOPPELTRACE_OUT=unix:$T/dt2.sock timeout 20 "$SAMPLES/mt_counts_dtr" 2 10 10 >/dev/null ||
+	fail "mt_counts (to a frozen collector) failed"
+kill -TERM "$collector2_PID"
+kill -CONT "$collector2_PID"
+wait "$collector2_PID" || fail "the stopped collector failed: $(cat "$T/collector2.log")"
+"$DOPPEL" trace view --report "$T/collected2.dtr" >"$T/report2" 2>&1 || fail "report of the stopped collector's file: $(cat "$T/report2")"
+assert_eq "$(awk '$NF == "leaf" {print $1}' "$T/report2")" 200 "leaf() calls kept by a collector stopped after its client left"
+assert_eq "$(awk '$NF == "work" {print $1}' "$T/report2")" 20 "work() calls kept by a collector stopped after its client left"
 
 # forked children: 3 processes with 100 child_work() each, the parent's 50 calls
 DOPPELTRACE_OUT=$T/forks.dtr "$SAMPLES/forks_dtr" 3 || fail "forks_dtr failed"
