@@ -28,7 +28,7 @@ static int cmd_attach_exec(int argc, char **argv);
 const struct cmd_entry cmd_attach_entry = {
 	.name = "attach",
 	.usage = "NAME/ID [--governor auto|control|restart|pause|off] [--high PCT] [--low PCT]\n"
-		 "       [--duration DUR] [--batch] -- TOOL [ARGS...]",
+		 "       [--horizon DUR] [--duration DUR] [--batch] -- TOOL [ARGS...]",
 	.summary = "run gdb, perf, strace, ltrace, bpftrace, ... on a clone, never on production",
 	.help = "Runs TOOL against clone ID of the service NAME. In the arguments, {pid} is the\n"
 		"clone's main process and {pids} all its processes (host pids, comma-separated),\n"
@@ -40,9 +40,11 @@ const struct cmd_entry cmd_attach_entry = {
 		"debug window the session used.\n"
 		"\n"
 		"The budget governor watches the clone's buffer occupancy while the tool runs.\n"
-		"Above --high it cuts the tracing cost; below --low it restores full detail; each\n"
-		"step is logged with the occupancy that caused it, and the share of time traced at\n"
-		"full detail is reported. Methods (auto picks one per tool):\n"
+		"Above --high it cuts the tracing cost; so it does past --low when the proxy's live\n"
+		"forecast puts the next overflow less than --horizon away (the buffer fills fast);\n"
+		"below --low, with no overflow in sight, it restores full detail. Each step is\n"
+		"logged with the occupancy that caused it, and the share of time traced at full\n"
+		"detail is reported. Methods (auto picks one per tool):\n"
 		"  control   perf record: its events are disabled and enabled through perf's\n"
 		"            --control fifo (added to the command); no sampling while disabled\n"
 		"  restart   strace, ltrace, bpftrace, other perf commands: the tool is stopped\n"
@@ -56,6 +58,8 @@ const struct cmd_entry cmd_attach_entry = {
 		"  --governor M   auto (default), control, restart, pause or off\n"
 		"  --high PCT     occupancy that cuts tracing (default 70)\n"
 		"  --low PCT      occupancy that restores it (default 30)\n"
+		"  --horizon D    also cut past --low when overflow is forecast within D\n"
+		"                 (default 5s; 0: the marks only)\n"
 		"  --duration D   end the session after D (SIGINT to the tool), e.g. 20s\n"
 		"  --batch        capture the tool's output even on a terminal (gdb -batch, scripts)\n"
 		"\n"
@@ -81,7 +85,7 @@ static void on_signal(int sig)
 struct clone_info {
 	pid_t pid, service_pid;
 	char dir[1024];
-	double occupancy, debug_window_s;
+	double occupancy, debug_window_s, forecast_s;
 	int window_open;
 	unsigned long long overflows, buffer;
 };
@@ -109,6 +113,7 @@ static int clone_info(const char *addr, unsigned long id, struct clone_info *ci,
 		sscanf(line, "dir=%1023[^\n]", ci->dir);
 		sscanf(line, "occupancy=%lf", &ci->occupancy);
 		sscanf(line, "debug_window_s=%lf", &ci->debug_window_s);
+		sscanf(line, "forecast_s=%lf", &ci->forecast_s);
 		sscanf(line, "window_open=%d", &ci->window_open);
 		sscanf(line, "overflows=%llu", &ci->overflows);
 		sscanf(line, "buffer=%llu", &ci->buffer);
@@ -256,12 +261,19 @@ static void perf_command(struct session *s, const char *cmd)
 }
 
 /* Apply a governor step to the running tool. */
-static void govern(struct session *s, enum trc_gov_step step, double occ, char *err, size_t errlen)
+static void govern(struct session *s, const struct trc_governor *g, enum trc_gov_step step,
+		   const struct clone_info *ci, char *err, size_t errlen)
 {
 	int lower = step == TRC_GOV_LOWER;
 
-	say("governor: buffer %.0f%% %s: %s", occ * 100, lower ? "above the high mark" : "below the low mark",
-	    lower ? "cutting tracing" : "restoring full detail");
+	if (lower && g->by_forecast)
+		say("governor: buffer %.0f%% and filling: overflow forecast in %.1f s (horizon %.0f s): "
+		    "cutting tracing",
+		    ci->occupancy * 100, ci->forecast_s, g->horizon_s);
+	else
+		say("governor: buffer %.0f%% %s: %s", ci->occupancy * 100,
+		    lower ? "above the high mark" : "below the low mark",
+		    lower ? "cutting tracing" : "restoring full detail");
 	switch (s->method) {
 	case TRC_GOV_CONTROL:
 		perf_command(s, lower ? "disable\n" : "enable\n");
@@ -301,13 +313,14 @@ static int cmd_attach_exec(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "governor", required_argument, NULL, 'g' }, { "high", required_argument, NULL, 'H' },
 		{ "low", required_argument, NULL, 'L' },      { "duration", required_argument, NULL, 'd' },
-		{ "batch", no_argument, NULL, 'b' },	      { NULL, 0, NULL, 0 },
+		{ "batch", no_argument, NULL, 'b' },	      { "horizon", required_argument, NULL, 'z' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const struct cmd_entry *e = &cmd_attach_entry;
 	struct session s = { .ctl_fd = -1, .ack_fd = -1, .log_fd = -1, .pipe_w = -1, .dir_fd = -1 };
 	const char *gov = "auto";
-	double high = 0.70, low = 0.30;
-	uint64_t duration = 0, t0, now;
+	double high = 0.70, low = 0.30, horizon = 5;
+	uint64_t duration = 0, horizon_ns, t0, now;
 	char name[64], addr[600], err[1024], outdir[1200], path[1400];
 	struct trc_governor g;
 	struct clone_info after;
@@ -349,6 +362,11 @@ static int cmd_attach_exec(int argc, char **argv)
 			break;
 		case 'b':
 			batch = 1;
+			break;
+		case 'z':
+			if (cli_parse_duration(e, "--horizon", optarg, &horizon_ns))
+				return EXIT_USAGE;
+			horizon = (double)horizon_ns / 1e9;
 			break;
 		default:
 			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -452,7 +470,7 @@ static int cmd_attach_exec(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	t0 = clock_now_ns();
-	trc_gov_init(&g, high, low, t0);
+	trc_gov_init(&g, high, low, horizon, t0);
 	for (;;) {
 		struct pollfd p = { .fd = out_pipe[0], .events = POLLIN };
 		int st;
@@ -490,10 +508,10 @@ static int cmd_attach_exec(int argc, char **argv)
 			struct clone_info ci;
 
 			if (clone_info(addr, s.id, &ci, err, sizeof(err)) == 0) {
-				enum trc_gov_step step = trc_gov_tick(&g, ci.occupancy, now);
+				enum trc_gov_step step = trc_gov_tick(&g, ci.occupancy, ci.forecast_s, now);
 
 				if (step != TRC_GOV_KEEP)
-					govern(&s, step, ci.occupancy, err, sizeof(err));
+					govern(&s, &g, step, &ci, err, sizeof(err));
 			} else {
 				say("the clone is gone: %s", err);
 				if (s.tool > 0)
@@ -509,7 +527,7 @@ static int cmd_attach_exec(int argc, char **argv)
 			copy_output(out_pipe[0], s.log_fd);
 	}
 	now = clock_now_ns();
-	trc_gov_tick(&g, g.lowered ? 1.0 : 0.0, now);
+	trc_gov_tick(&g, g.lowered ? 1.0 : 0.0, -1, now);
 	signal(SIGINT, SIG_DFL);
 
 	/* The report. */

@@ -70,24 +70,35 @@ const char *trc_gov_method_name(enum trc_gov_method m);
 
 enum trc_gov_step {
 	TRC_GOV_KEEP,
-	TRC_GOV_LOWER, /* occupancy passed the high mark: cut the tracing cost now */
+	TRC_GOV_LOWER, /* cut the tracing cost now (see struct trc_governor) */
 	TRC_GOV_RESTORE, /* occupancy fell below the low mark: full detail again */
 };
 
 /*
  * Hysteresis between two marks of buffer occupancy (0..1), and the time spent
  * at full detail versus lowered, for the report.
+ *
+ * Tracing is cut when occupancy passes the high mark, or earlier when the
+ * buffer is past the low mark and filling so fast that the proxy's live
+ * forecast puts the overflow less than horizon_s away: a late cut leaves a
+ * clone that barely outruns production too little room to drain. It comes
+ * back below the low mark once the forecast no longer says so.
  */
 struct trc_governor {
 	double high, low;
+	double horizon_s; /* 0: marks only */
 	int lowered;
+	int by_forecast; /* the last cut came from the forecast, not the high mark */
 	uint64_t started_ns, last_ns;
 	uint64_t full_ns, lowered_ns;
 	unsigned lowers, restores;
 };
 
-void trc_gov_init(struct trc_governor *g, double high, double low, uint64_t now_ns);
-enum trc_gov_step trc_gov_tick(struct trc_governor *g, double occupancy, uint64_t now_ns);
+void trc_gov_init(struct trc_governor *g, double high, double low, double horizon_s,
+		  uint64_t now_ns);
+/* forecast_s: seconds to the next overflow at the current rates; < 0 when not filling. */
+enum trc_gov_step trc_gov_tick(struct trc_governor *g, double occupancy, double forecast_s,
+			       uint64_t now_ns);
 /* Share of the time so far traced at full detail (1 when nothing was lowered). */
 double trc_gov_full_share(const struct trc_governor *g);
 

@@ -4,7 +4,8 @@
  *
  * Hysteresis between a high and a low mark of the clone's buffer occupancy:
  * above high, tracing is cut (whatever the method); it comes back only below
- * low, so one burst does not make it flap.
+ * low, so one burst does not make it flap. Past the low mark, a forecast of
+ * overflow within the horizon cuts too: the fill rate, not only the level.
  */
 #include "tracer-glue/attach.h"
 
@@ -38,29 +39,34 @@ const char *trc_gov_method_name(enum trc_gov_method m)
 	}
 }
 
-void trc_gov_init(struct trc_governor *g, double high, double low, uint64_t now_ns)
+void trc_gov_init(struct trc_governor *g, double high, double low, double horizon_s,
+		  uint64_t now_ns)
 {
 	memset(g, 0, sizeof(*g));
 	g->high = high;
 	g->low = low < high ? low : high / 2;
+	g->horizon_s = horizon_s > 0 ? horizon_s : 0;
 	g->started_ns = g->last_ns = now_ns;
 }
 
-enum trc_gov_step trc_gov_tick(struct trc_governor *g, double occupancy, uint64_t now_ns)
+enum trc_gov_step trc_gov_tick(struct trc_governor *g, double occupancy, double forecast_s,
+			       uint64_t now_ns)
 {
 	uint64_t dt = now_ns > g->last_ns ? now_ns - g->last_ns : 0;
+	int soon = g->horizon_s > 0 && forecast_s >= 0 && forecast_s < g->horizon_s;
 
 	if (g->lowered)
 		g->lowered_ns += dt;
 	else
 		g->full_ns += dt;
 	g->last_ns = now_ns;
-	if (!g->lowered && occupancy > g->high) {
+	if (!g->lowered && (occupancy > g->high || (soon && occupancy >= g->low))) {
 		g->lowered = 1;
+		g->by_forecast = occupancy <= g->high;
 		g->lowers++;
 		return TRC_GOV_LOWER;
 	}
-	if (g->lowered && occupancy < g->low) {
+	if (g->lowered && occupancy < g->low && !soon) {
 		g->lowered = 0;
 		g->restores++;
 		return TRC_GOV_RESTORE;
