@@ -8,7 +8,8 @@
 # through the front. A fresh clone is traced by `perf record -F max -g` (the
 # highest sampling rate the kernel allows, with call graphs), once with the
 # governor off and once with it on (perf's events disabled above 70% of the
-# buffer, enabled again below 30%). Printed: the debug window (attach to first
+# buffer, or past 30% when the live forecast puts an overflow within 5 s;
+# enabled again below 30%). Printed: the debug window (attach to first
 # overflow, capped at CAP_SECONDS: a window still open at the cap shows as
 # ">CAP"), the share of time traced at full detail, and the ratio.
 set -uo pipefail
