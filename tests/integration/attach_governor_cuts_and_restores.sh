@@ -24,7 +24,7 @@ load() { # load LOG: redis-benchmark until stopped
 load_done() {
 	kill -0 "$bench_PID" 2>/dev/null || fail "the benchmark ended early: $(tail -c 300 "$T/bench.log")"
 	stop_pid "$bench_PID"
-	mv "$T/bench.log" "$BENCH_LOG"
+	cp "$T/bench.log" "$BENCH_LOG" # bench.log stays for the failure report
 	grep -q 'SET: rps=' "$BENCH_LOG" || fail "the benchmark reported no progress"
 	grep -qi error "$BENCH_LOG" && fail "client errors: $(grep -i -m1 error "$BENCH_LOG")"
 	return 0
@@ -33,7 +33,7 @@ load "$T/bench1.log"
 wait "$attach_PID"
 load_done
 cat "$T/attach.log" | grep "doppel attach" | head -20
-grep -qE "governor: buffer [0-9]+% above the high mark: cutting tracing" "$T/attach.log" || fail "the governor never cut tracing"
+grep -qE "governor: buffer [0-9]+% above the high mark: cutting tracing" "$T/attach.log" || fail "the governor never cut tracing; clone: $("$DOPPEL" status "$N" 2>&1 | tail -8)"
 grep -qE "governor: buffer [0-9]+% below the low mark: restoring full detail" "$T/attach.log" || fail "the governor never restored it"
 cuts=$(grep -oE '[0-9]+ cut\(s\)' "$T/attach.log" | grep -oE '^[0-9]+')
 restores=$(grep -oE '[0-9]+ restore\(s\)' "$T/attach.log" | grep -oE '^[0-9]+')
