@@ -107,6 +107,7 @@ static int clone_info(const char *addr, unsigned long id, struct clone_info *ci,
 		return -ENOENT;
 	}
 	memset(ci, 0, sizeof(*ci));
+	ci->forecast_s = -1; /* no forecast given: nothing known to be filling */
 	for (char *line = strtok(body.buf, "\n"); line; line = strtok(NULL, "\n")) {
 		sscanf(line, "pid=%d", &ci->pid);
 		sscanf(line, "service_pid=%d", &ci->service_pid);
@@ -320,7 +321,7 @@ static int cmd_attach_exec(int argc, char **argv)
 	struct session s = { .ctl_fd = -1, .ack_fd = -1, .log_fd = -1, .pipe_w = -1, .dir_fd = -1 };
 	const char *gov = "auto";
 	double high = 0.70, low = 0.30, horizon = 5;
-	uint64_t duration = 0, horizon_ns, t0, now;
+	uint64_t duration = 0, t0, now;
 	char name[64], addr[600], err[1024], outdir[1200], path[1400];
 	struct trc_governor g;
 	struct clone_info after;
@@ -363,11 +364,14 @@ static int cmd_attach_exec(int argc, char **argv)
 		case 'b':
 			batch = 1;
 			break;
-		case 'z':
-			if (cli_parse_duration(e, "--horizon", optarg, &horizon_ns))
+		case 'z': {
+			uint64_t ns;
+
+			if (cli_parse_duration(e, "--horizon", optarg, &ns))
 				return EXIT_USAGE;
-			horizon = (double)horizon_ns / 1e9;
+			horizon = (double)ns / 1e9;
 			break;
+		}
 		default:
 			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
 		}

@@ -18,6 +18,14 @@ def stop(sig, frame):
     done = True
 
 
+def signal_all(sig):
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
 signal.signal(signal.SIGINT, stop)
 signal.signal(signal.SIGTERM, stop)
 # Real-time priority: on a busy machine a starved tracer would leave the clone
@@ -25,21 +33,9 @@ signal.signal(signal.SIGTERM, stop)
 os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
 print("slowing", pids, flush=True)
 while not done:
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
+    signal_all(signal.SIGSTOP)
     time.sleep(0.049)
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+    signal_all(signal.SIGCONT)
     time.sleep(0.001)
-for p in pids:
-    try:
-        os.kill(p, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
+signal_all(signal.SIGCONT)
 print("detached", flush=True)

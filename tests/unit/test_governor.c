@@ -66,10 +66,10 @@ static void horizon_zero_is_marks_only(void **state)
 
 static void methods_per_tool(void **state)
 {
-	char *perf_record[] = { "/usr/bin/perf", "record", "-g", NULL };
-	char *perf_trace[] = { "perf", "trace", NULL };
-	char *gdb[] = { "gdb", "-p", "1", NULL };
-	char *strace[] = { "strace", "-f", NULL };
+	char *perf_record[] = {"/usr/bin/perf", "record", "-g", NULL};
+	char *perf_trace[] = {"perf", "trace", NULL};
+	char *gdb[] = {"gdb", "-p", "1", NULL};
+	char *strace[] = {"strace", "-f", NULL};
 
 	(void)state;
 	assert_int_equal(trc_gov_method_for(perf_record), TRC_GOV_CONTROL);
