@@ -21,7 +21,7 @@ static int connect_addr(const char *addr, char *err, size_t errlen)
 	int fd, e;
 
 	if (strncmp(addr, "unix:", 5) == 0) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
 		if (strlen(addr + 5) >= sizeof(sun.sun_path)) {
 			snprintf(err, errlen, "unix socket path too long: %s", addr + 5);
@@ -40,9 +40,12 @@ static int connect_addr(const char *addr, char *err, size_t errlen)
 					 "`doppel run`? (`doppel list` shows what runs)",
 					 addr + 5);
 			else if (e == EACCES)
-				snprintf(err, errlen, "cannot open %s: permission denied (run as root)", addr + 5);
+				snprintf(err, errlen,
+					 "cannot open %s: permission denied (run as root)",
+					 addr + 5);
 			else
-				snprintf(err, errlen, "cannot connect to %s: %s", addr + 5, strerror(e));
+				snprintf(err, errlen, "cannot connect to %s: %s", addr + 5,
+					 strerror(e));
 			return -e;
 		}
 		return fd;
@@ -59,10 +62,12 @@ static int connect_addr(const char *addr, char *err, size_t errlen)
 			close(fd);
 			if (e == ECONNREFUSED)
 				snprintf(err, errlen,
-					 "nothing is listening on %s: is `doppel proxy --admin %s` running?",
+					 "nothing is listening on %s: is `doppel proxy --admin %s` "
+					 "running?",
 					 addr, addr);
 			else
-				snprintf(err, errlen, "cannot connect to %s: %s", addr, strerror(e));
+				snprintf(err, errlen, "cannot connect to %s: %s", addr,
+					 strerror(e));
 			return -e;
 		}
 		return fd;
@@ -108,7 +113,7 @@ int admin_request(const char *addr, const char *method, const char *path, const 
 		return rc;
 	}
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		ssize_t n;
 
 		rc = poll(&pfd, 1, timeout_ms);
@@ -129,7 +134,8 @@ int admin_request(const char *addr, const char *method, const char *path, const 
 		}
 		if (n == 0) {
 			if (!in_body) {
-				snprintf(err, errlen, "%s closed the connection without an answer", addr);
+				snprintf(err, errlen, "%s closed the connection without an answer",
+					 addr);
 				status = -EPROTO;
 			}
 			break;
@@ -148,7 +154,8 @@ int admin_request(const char *addr, const char *method, const char *path, const 
 
 			if (!end) {
 				if (head.len > 65536) {
-					snprintf(err, errlen, "%s sent an oversized reply header", addr);
+					snprintf(err, errlen, "%s sent an oversized reply header",
+						 addr);
 					status = -EPROTO;
 					break;
 				}

@@ -69,7 +69,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		if (buf && sb.len)
 			evbuffer_add(buf, sb.buf, sb.len);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
+				  "no-store");
 		evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", buf);
 		if (buf)
 			evbuffer_free(buf);
@@ -96,7 +97,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 static int listen_unix(const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int fd, e;
 	mode_t old;
 
@@ -119,10 +120,11 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 			if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 				close(probe);
 				close(fd);
-				snprintf(err, errlen,
-					 "%s is in use: another doppel is already running with this "
-					 "admin socket; stop it first or use another name",
-					 path);
+				snprintf(
+					err, errlen,
+					"%s is in use: another doppel is already running with this "
+					"admin socket; stop it first or use another name",
+					path);
 				return -EADDRINUSE;
 			}
 			close(probe);

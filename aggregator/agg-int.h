@@ -24,7 +24,7 @@ struct agg_turn {
 	uint64_t off; /* request starts at pc->data + off; the answer follows it */
 	uint32_t req_len;
 	uint32_t resp_len;
-	uint64_t ns; /* when the request began (monotonic) */
+	uint64_t ns;	  /* when the request began (monotonic) */
 	uint64_t used_by; /* clones (bit per slot) that were answered with it */
 };
 
@@ -47,13 +47,13 @@ struct agg_pconn {
 struct agg_cconn {
 	struct agg_clone_up *cu;
 	struct bufferevent *bev;
-	uint64_t index; /* 0 for the clone's first connection to this upstream */
+	uint64_t index;	      /* 0 for the clone's first connection to this upstream */
 	struct agg_pconn *pc; /* bound recording, or NULL */
-	unsigned turn; /* the turn being answered or expected next */
-	int answering; /* turn's request matched; its answer is being sent */
-	uint32_t sent; /* bytes of the turn's answer sent */
-	int content_matched; /* bound by rule 2 */
-	unsigned char *pend; /* what the clone sent and we have not matched yet */
+	unsigned turn;	      /* the turn being answered or expected next */
+	int answering;	      /* turn's request matched; its answer is being sent */
+	uint32_t sent;	      /* bytes of the turn's answer sent */
+	int content_matched;  /* bound by rule 2 */
+	unsigned char *pend;  /* what the clone sent and we have not matched yet */
 	uint32_t pend_len, pend_cap;
 	uint64_t wait_since; /* 0: not waiting for production */
 	struct agg_cconn *prev, *next;
@@ -85,10 +85,10 @@ struct agg_up {
 	struct agg *agg;
 	unsigned idx;
 	struct net_endpoint left, right;
-	struct proxy *px; /* production's relay */
+	struct proxy *px;	       /* production's relay */
 	struct agg_pconn *head, *tail; /* recordings, oldest first */
 	uint64_t next_seq;
-	uint64_t bytes; /* recorded now */
+	uint64_t bytes;	    /* recorded now */
 	struct event *wake; /* runs waiting clone connections after new recordings */
 	/* counters */
 	uint64_t conns_recorded, evicted, truncated, bytes_recorded;

@@ -27,7 +27,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 int agg_new(struct event_base *base, uint64_t budget, uint64_t wait_ns, struct agg **out)
 {
 	struct agg *a = calloc(1, sizeof(*a));
-	struct timeval tv = { 0, TICK_MS * 1000 };
+	struct timeval tv = {0, TICK_MS * 1000};
 
 	if (!a)
 		return -ENOMEM;
@@ -61,8 +61,10 @@ int agg_add_upstream(struct agg *a, const char *spec, char *err, size_t errlen)
 	}
 	if (!eq || eq == spec || !eq[1] || (size_t)(eq - spec) >= sizeof(left)) {
 		snprintf(err, errlen,
-			 "--upstream '%s': expected LISTEN=TARGET, e.g. 127.0.0.1:6379=127.0.0.1:6379 (the "
-			 "service connects to LISTEN in its namespace; doppel forwards to TARGET on this host)",
+			 "--upstream '%s': expected LISTEN=TARGET, e.g. "
+			 "127.0.0.1:6379=127.0.0.1:6379 (the "
+			 "service connects to LISTEN in its namespace; doppel forwards to TARGET "
+			 "on this host)",
 			 spec);
 		return -EINVAL;
 	}
@@ -99,7 +101,8 @@ int agg_start_production(struct agg *a, int prod_netns_fd, char *err, size_t err
 		pc.listen.netns_fd = prod_netns_fd;
 		pc.listen_fd = netaddr_listen(&pc.listen, 256, 0, lerr, sizeof(lerr));
 		if (pc.listen_fd < 0) {
-			snprintf(err, errlen, "upstream %s inside the service's namespace: %s", up->left.text, lerr);
+			snprintf(err, errlen, "upstream %s inside the service's namespace: %s",
+				 up->left.text, lerr);
 			return pc.listen_fd;
 		}
 		pc.backend = up->right;
@@ -111,7 +114,8 @@ int agg_start_production(struct agg *a, int prod_netns_fd, char *err, size_t err
 		}
 		ob.arg = up;
 		proxy_set_observer(up->px, &ob);
-		pr_info("upstream: the service's connections to %s are relayed to %s and recorded for clones",
+		pr_info("upstream: the service's connections to %s are relayed to %s and recorded "
+			"for clones",
 			up->left.text, up->right.text);
 	}
 	return 0;
@@ -128,7 +132,8 @@ int agg_clone_listen(const struct agg *a, int netns_fd, int *fds, char *err, siz
 		if (fds[i] < 0) {
 			int rc = fds[i];
 
-			snprintf(err, errlen, "upstream %s inside the clone's namespace: %s", ep.text, lerr);
+			snprintf(err, errlen, "upstream %s inside the clone's namespace: %s",
+				 ep.text, lerr);
 			while (i-- > 0)
 				close(fds[i]);
 			return rc;
@@ -227,27 +232,37 @@ void agg_status_json(struct agg *a, struct sbuf *sb)
 		sbuf_printf(sb, ",\"target\":");
 		sbuf_json_str(sb, up->right.text);
 		sbuf_printf(sb,
-			    ",\"production\":{\"connections\":%llu,\"bytes_recorded\":%llu,\"bytes_kept\":%llu,"
-			    "\"budget\":%llu,\"evicted_connections\":%llu,\"truncated_connections\":%llu},"
+			    ",\"production\":{\"connections\":%llu,\"bytes_recorded\":%llu,\"bytes_"
+			    "kept\":%llu,"
+			    "\"budget\":%llu,\"evicted_connections\":%llu,\"truncated_"
+			    "connections\":%llu},"
 			    "\"clones\":[",
-			    (unsigned long long)up->conns_recorded, (unsigned long long)up->bytes_recorded,
-			    (unsigned long long)up->bytes, (unsigned long long)a->budget,
-			    (unsigned long long)up->evicted, (unsigned long long)up->truncated);
+			    (unsigned long long)up->conns_recorded,
+			    (unsigned long long)up->bytes_recorded, (unsigned long long)up->bytes,
+			    (unsigned long long)a->budget, (unsigned long long)up->evicted,
+			    (unsigned long long)up->truncated);
 		for (unsigned s = 0; s < AGG_MAX_CLONES; s++) {
 			struct agg_clone_up *cu;
 
 			if (!a->clones[s])
 				continue;
 			cu = &a->clones[s]->ups[i];
-			sbuf_printf(sb,
-				    "%s{\"clone\":%u,\"connections\":%llu,\"requests_answered\":%llu,"
-				    "\"matched_in_order\":%llu,\"matched_by_content\":%llu,\"diverged\":%llu,"
-				    "\"unanswered\":%llu,\"bytes_answered\":%llu,\"bytes_dropped\":%llu}",
-				    n++ ? "," : "", a->clones[s]->id, (unsigned long long)cu->conns_total,
-				    (unsigned long long)(cu->in_order + cu->by_content), (unsigned long long)cu->in_order,
-				    (unsigned long long)cu->by_content, (unsigned long long)cu->diverged,
-				    (unsigned long long)cu->unanswered, (unsigned long long)cu->bytes_answered,
-				    (unsigned long long)cu->bytes_dropped);
+			sbuf_printf(
+				sb,
+				"%s{\"clone\":%u,\"connections\":%llu,\"requests_answered\":%llu,"
+				"\"matched_in_order\":%llu,\"matched_by_content\":%llu,"
+				"\"diverged\":%llu,"
+				"\"unanswered\":%llu,\"bytes_answered\":%llu,\"bytes_dropped\":%"
+				"llu}",
+				n++ ? "," : "", a->clones[s]->id,
+				(unsigned long long)cu->conns_total,
+				(unsigned long long)(cu->in_order + cu->by_content),
+				(unsigned long long)cu->in_order,
+				(unsigned long long)cu->by_content,
+				(unsigned long long)cu->diverged,
+				(unsigned long long)cu->unanswered,
+				(unsigned long long)cu->bytes_answered,
+				(unsigned long long)cu->bytes_dropped);
 		}
 		sbuf_printf(sb, "]}");
 	}
@@ -261,11 +276,14 @@ void agg_status_text(struct agg *a, struct sbuf *sb)
 	for (unsigned i = 0; i < a->nups; i++) {
 		struct agg_up *up = &a->ups[i];
 
-		sbuf_printf(sb, "upstream %s -> %s: production %llu connections, %s recorded (%s kept), %llu "
-				"evicted, %llu truncated\n",
+		sbuf_printf(sb,
+			    "upstream %s -> %s: production %llu connections, %s recorded (%s "
+			    "kept), %llu "
+			    "evicted, %llu truncated\n",
 			    up->left.text, up->right.text, (unsigned long long)up->conns_recorded,
-			    size_format(up->bytes_recorded, b1, sizeof(b1)), size_format(up->bytes, b2, sizeof(b2)),
-			    (unsigned long long)up->evicted, (unsigned long long)up->truncated);
+			    size_format(up->bytes_recorded, b1, sizeof(b1)),
+			    size_format(up->bytes, b2, sizeof(b2)), (unsigned long long)up->evicted,
+			    (unsigned long long)up->truncated);
 		for (unsigned s = 0; s < AGG_MAX_CLONES; s++) {
 			struct agg_clone_up *cu;
 
@@ -273,12 +291,17 @@ void agg_status_text(struct agg *a, struct sbuf *sb)
 				continue;
 			cu = &a->clones[s]->ups[i];
 			sbuf_printf(sb,
-				    "  clone %u: %llu connections, %llu requests answered from the recording (%llu in "
-				    "order, %llu by content), %llu diverged, %llu unanswered; its writes dropped: %s\n",
+				    "  clone %u: %llu connections, %llu requests answered from the "
+				    "recording (%llu in "
+				    "order, %llu by content), %llu diverged, %llu unanswered; its "
+				    "writes dropped: %s\n",
 				    a->clones[s]->id, (unsigned long long)cu->conns_total,
-				    (unsigned long long)(cu->in_order + cu->by_content), (unsigned long long)cu->in_order,
-				    (unsigned long long)cu->by_content, (unsigned long long)cu->diverged,
-				    (unsigned long long)cu->unanswered, size_format(cu->bytes_dropped, b1, sizeof(b1)));
+				    (unsigned long long)(cu->in_order + cu->by_content),
+				    (unsigned long long)cu->in_order,
+				    (unsigned long long)cu->by_content,
+				    (unsigned long long)cu->diverged,
+				    (unsigned long long)cu->unanswered,
+				    size_format(cu->bytes_dropped, b1, sizeof(b1)));
 		}
 	}
 }

@@ -138,9 +138,11 @@ static void truncate_here(struct agg_pconn *pc)
 		return;
 	pc->truncated = 1;
 	pc->up->truncated++;
-	pr_warn("upstream %s: the recording of production connection %llu is truncated (budget %llu "
+	pr_warn("upstream %s: the recording of production connection %llu is truncated (budget "
+		"%llu "
 		"bytes); clones needing more of it get no answer",
-		pc->up->right.text, (unsigned long long)pc->seq, (unsigned long long)pc->up->agg->budget);
+		pc->up->right.text, (unsigned long long)pc->seq,
+		(unsigned long long)pc->up->agg->budget);
 }
 
 static void append(struct agg_pconn *pc, const void *buf, size_t n, int answer)

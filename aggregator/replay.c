@@ -28,7 +28,7 @@
 #include "common/log.h"
 
 #define PEND_MAX (1 << 20) /* what a clone may send ahead of production */
-#define OUT_MAX (4 << 20) /* answer bytes queued toward a clone that does not read */
+#define OUT_MAX (4 << 20)  /* answer bytes queued toward a clone that does not read */
 
 static void process(struct agg_cconn *cc);
 
@@ -72,7 +72,7 @@ void agg_cconn_free(struct agg_cconn *cc)
 /* End the clone's connection abruptly (RST), e.g. a request nobody answers. */
 static void reset_conn(struct agg_cconn *cc)
 {
-	struct linger lg = { 1, 0 };
+	struct linger lg = {1, 0};
 
 	setsockopt(bufferevent_getfd(cc->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	agg_cconn_free(cc);
@@ -140,7 +140,8 @@ static void take(struct agg_cconn *cc, struct agg_pconn *pc, unsigned t, int by_
 {
 	struct agg_turn *tr = &pc->turns[t];
 
-	pr_debug("clone=%u upstream=%s conn=%llu request=%uB matched production conn=%llu turn=%u by=%s",
+	pr_debug("clone=%u upstream=%s conn=%llu request=%uB matched production conn=%llu turn=%u "
+		 "by=%s",
 		 cc->cu->cl->id, cc->cu->up->right.text, (unsigned long long)cc->index, tr->req_len,
 		 (unsigned long long)pc->seq, t, by_content ? "content" : "order");
 	bind_at(cc, pc, t);
@@ -209,8 +210,10 @@ static int match(struct agg_cconn *cc)
 		return 0;
 	}
 	if (expected_gone) {
-		pr_debug("clone=%u upstream=%s conn=%llu request=%uB differs from production's in order",
-			 cu->cl->id, cu->up->right.text, (unsigned long long)cc->index, cc->pend_len);
+		pr_debug("clone=%u upstream=%s conn=%llu request=%uB differs from production's in "
+			 "order",
+			 cu->cl->id, cu->up->right.text, (unsigned long long)cc->index,
+			 cc->pend_len);
 		cu->diverged++;
 		unbind(cc);
 	}
@@ -233,7 +236,8 @@ static int send_answer(struct agg_cconn *cc)
 	struct evbuffer *out = bufferevent_get_output(cc->bev);
 
 	if (cc->sent < tr->resp_len) {
-		size_t room = evbuffer_get_length(out) < OUT_MAX ? OUT_MAX - evbuffer_get_length(out) : 0;
+		size_t room =
+			evbuffer_get_length(out) < OUT_MAX ? OUT_MAX - evbuffer_get_length(out) : 0;
 		size_t n = tr->resp_len - cc->sent;
 
 		if (n > room)
@@ -285,7 +289,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 	size_t n = evbuffer_get_length(in);
 
 	if (cc->pend_len + n > PEND_MAX) {
-		pr_warn("clone %u sent %zu bytes to upstream %s that production never sent; resetting",
+		pr_warn("clone %u sent %zu bytes to upstream %s that production never sent; "
+			"resetting",
 			cc->cu->cl->id, (size_t)cc->pend_len + n, cc->cu->up->right.text);
 		cc->cu->unanswered++;
 		reset_conn(cc);
@@ -392,8 +397,10 @@ void agg_replay_tick(struct agg *a, uint64_t now)
 				next = cc->next;
 				if (!cc->wait_since || now - cc->wait_since < a->wait_ns)
 					continue;
-				pr_info("clone %u: a request to upstream %s that production never made "
-					"(%u bytes) went unanswered for %.1f s; resetting that connection",
+				pr_info("clone %u: a request to upstream %s that production never "
+					"made "
+					"(%u bytes) went unanswered for %.1f s; resetting that "
+					"connection",
 					cu->cl->id, cu->up->right.text, cc->pend_len,
 					(double)(now - cc->wait_since) / 1e9);
 				cu->unanswered++;

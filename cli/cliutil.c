@@ -27,8 +27,8 @@ int cmd_usage_error(const struct cmd_entry *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: doppel %s %s\nTry 'doppel help %s' for more.\n", e->name, e->usage,
-		e->name);
+	fprintf(stderr, "\nusage: doppel %s %s\nTry 'doppel help %s' for more.\n", e->name,
+		e->usage, e->name);
 	return EXIT_USAGE;
 }
 
@@ -101,8 +101,8 @@ const char *cli_run_dir(void)
 int cli_admin_for(const struct cmd_entry *e, const char *name, char *buf, size_t len)
 {
 	if (!sup_name_valid(name)) {
-		cmd_usage_error(e, "bad name '%s': use letters, digits, '_', '.', '-' (at most %d)", name,
-				SUP_NAME_MAX);
+		cmd_usage_error(e, "bad name '%s': use letters, digits, '_', '.', '-' (at most %d)",
+				name, SUP_NAME_MAX);
 		return -1;
 	}
 	sup_admin_addr(cli_run_dir(), name, buf, len);

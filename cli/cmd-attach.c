@@ -33,15 +33,20 @@ const struct cmd_entry cmd_attach_entry = {
 	.help = "Runs TOOL against clone ID of the service NAME. In the arguments, {pid} is the\n"
 		"clone's main process and {pids} all its processes (host pids, comma-separated),\n"
 		"{dir} the output directory. The tool runs in a private copy of the clone's mount\n"
-		"namespace (it sees the clone's files and its own copies of the state dirs) with the\n"
+		"namespace (it sees the clone's files and its own copies of the state dirs) with "
+		"the\n"
 		"host's /proc, in CLONEDIR/attach-TIME-TOOL/, where its files and (unless it is\n"
-		"interactive) its output go. Production is never traced: an argument naming one of\n"
-		"production's pids is refused. When the tool exits, prints how much of the clone's\n"
+		"interactive) its output go. Production is never traced: an argument naming one "
+		"of\n"
+		"production's pids is refused. When the tool exits, prints how much of the "
+		"clone's\n"
 		"debug window the session used.\n"
 		"\n"
 		"The budget governor watches the clone's buffer occupancy while the tool runs.\n"
-		"Above --high it cuts the tracing cost; so it does past --low when the proxy's live\n"
-		"forecast puts the next overflow less than --horizon away (the buffer fills fast);\n"
+		"Above --high it cuts the tracing cost; so it does past --low when the proxy's "
+		"live\n"
+		"forecast puts the next overflow less than --horizon away (the buffer fills "
+		"fast);\n"
 		"below --low, with no overflow in sight, it restores full detail. Each step is\n"
 		"logged with the occupancy that caused it, and the share of time traced at full\n"
 		"detail is reported. Methods (auto picks one per tool):\n"
@@ -61,11 +66,15 @@ const struct cmd_entry cmd_attach_entry = {
 		"  --horizon D    also cut past --low when overflow is forecast within D\n"
 		"                 (default 5s; 0: the marks only)\n"
 		"  --duration D   end the session after D (SIGINT to the tool), e.g. 20s\n"
-		"  --batch        capture the tool's output even on a terminal (gdb -batch, scripts)\n"
+		"  --batch        capture the tool's output even on a terminal (gdb -batch, "
+		"scripts)\n"
 		"\n"
-		"uftrace cannot attach to a running process. Record a service with uftrace from the\n"
-		"start instead: `doppel run NAME ... -- uftrace record -d DIR CMD` (binaries built\n"
-		"with -pg or -finstrument-functions); clones keep recording into their own copy if\n"
+		"uftrace cannot attach to a running process. Record a service with uftrace from "
+		"the\n"
+		"start instead: `doppel run NAME ... -- uftrace record -d DIR CMD` (binaries "
+		"built\n"
+		"with -pg or -finstrument-functions); clones keep recording into their own copy "
+		"if\n"
 		"DIR is a --state dir. libdoppeltrace (doppel trace) is the lighter alternative.\n"
 		"\n"
 		"examples:\n"
@@ -183,7 +192,7 @@ struct session {
 	unsigned long id;
 	struct clone_info before;
 	char *const *tool_argv; /* unexpanded */
-	char **run_argv; /* expanded, as started */
+	char **run_argv;	/* expanded, as started */
 	enum trc_gov_method method;
 	int dir_fd, interactive;
 	int log_fd; /* output.log */
@@ -204,7 +213,8 @@ static int start_tool(struct session *s, char *err, size_t errlen)
 	int n = pidns_pids(s->before.pid, pids, TRC_MAX_PIDS), rc;
 
 	if (n <= 0) {
-		snprintf(err, errlen, "clone %lu (pid %d) has no processes left", s->id, s->before.pid);
+		snprintf(err, errlen, "clone %lu (pid %d) has no processes left", s->id,
+			 s->before.pid);
 		return -ESRCH;
 	}
 	sub.pid = s->before.pid;
@@ -221,7 +231,7 @@ static int start_tool(struct session *s, char *err, size_t errlen)
 		trc_free_args(expanded);
 		return rc;
 	}
-	final = s->method == TRC_GOV_CONTROL ? with_perf_control(expanded)
+	final = s->method == TRC_GOV_CONTROL   ? with_perf_control(expanded)
 		: s->method == TRC_GOV_RESTART ? with_append(expanded)
 					       : NULL;
 	if (final) {
@@ -230,8 +240,8 @@ static int start_tool(struct session *s, char *err, size_t errlen)
 	}
 	trc_free_args(s->run_argv);
 	s->run_argv = expanded;
-	s->tool = trc_spawn(s->run_argv, s->before.pid, s->dir_fd, s->interactive ? -1 : s->pipe_w, err,
-			    errlen);
+	s->tool = trc_spawn(s->run_argv, s->before.pid, s->dir_fd, s->interactive ? -1 : s->pipe_w,
+			    err, errlen);
 	return s->tool < 0 ? (int)s->tool : 0;
 }
 
@@ -251,7 +261,7 @@ static void say(const char *fmt, ...)
 static void perf_command(struct session *s, const char *cmd)
 {
 	char ack[16];
-	struct pollfd p = { .fd = s->ack_fd, .events = POLLIN };
+	struct pollfd p = {.fd = s->ack_fd, .events = POLLIN};
 
 	if (write(s->ctl_fd, cmd, strlen(cmd)) < 0)
 		say("cannot send '%s' to perf: %s", cmd, strerror(errno));
@@ -268,7 +278,8 @@ static void govern(struct session *s, const struct trc_governor *g, enum trc_gov
 	int lower = step == TRC_GOV_LOWER;
 
 	if (lower && g->by_forecast)
-		say("governor: buffer %.0f%% and filling: overflow forecast in %.1f s (horizon %.0f s): "
+		say("governor: buffer %.0f%% and filling: overflow forecast in %.1f s (horizon "
+		    "%.0f s): "
 		    "cutting tracing",
 		    ci->occupancy * 100, ci->forecast_s, g->horizon_s);
 	else
@@ -312,13 +323,16 @@ static void copy_output(int from, int to)
 static int cmd_attach_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "governor", required_argument, NULL, 'g' }, { "high", required_argument, NULL, 'H' },
-		{ "low", required_argument, NULL, 'L' },      { "duration", required_argument, NULL, 'd' },
-		{ "batch", no_argument, NULL, 'b' },	      { "horizon", required_argument, NULL, 'z' },
-		{ NULL, 0, NULL, 0 },
+		{"governor", required_argument, NULL, 'g'},
+		{"high", required_argument, NULL, 'H'},
+		{"low", required_argument, NULL, 'L'},
+		{"duration", required_argument, NULL, 'd'},
+		{"batch", no_argument, NULL, 'b'},
+		{"horizon", required_argument, NULL, 'z'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_attach_entry;
-	struct session s = { .ctl_fd = -1, .ack_fd = -1, .log_fd = -1, .pipe_w = -1, .dir_fd = -1 };
+	struct session s = {.ctl_fd = -1, .ack_fd = -1, .log_fd = -1, .pipe_w = -1, .dir_fd = -1};
 	const char *gov = "auto";
 	double high = 0.70, low = 0.30, horizon = 5;
 	uint64_t duration = 0, t0, now;
@@ -326,19 +340,23 @@ static int cmd_attach_exec(int argc, char **argv)
 	struct trc_governor g;
 	struct clone_info after;
 	const char *slash, *tool_name;
-	int batch = 0, c, out_pipe[2] = { -1, -1 }, code = 0;
+	int batch = 0, c, out_pipe[2] = {-1, -1}, code = 0;
 	char *end;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cmd_usage_error(e, "give the clone as NAME/ID, e.g. web/1");
 	slash = strchr(argv[1], '/');
 	if (!slash || (size_t)(slash - argv[1]) >= sizeof(name))
-		return cmd_usage_error(e, "'%s': doppel attaches tools to clones only, never to production; "
-				       "give NAME/ID (ids: `doppel status NAME`)", argv[1]);
+		return cmd_usage_error(
+			e,
+			"'%s': doppel attaches tools to clones only, never to production; "
+			"give NAME/ID (ids: `doppel status NAME`)",
+			argv[1]);
 	snprintf(name, sizeof(name), "%.*s", (int)(slash - argv[1]), argv[1]);
 	s.id = strtoul(slash + 1, &end, 10);
 	if (!slash[1] || *end || !s.id)
-		return cmd_usage_error(e, "'%s': the clone id after '/' is a number, e.g. web/1", argv[1]);
+		return cmd_usage_error(e, "'%s': the clone id after '/' is a number, e.g. web/1",
+				       argv[1]);
 	if (cli_admin_for(e, name, addr, sizeof(addr)))
 		return EXIT_USAGE;
 	s.addr = addr;
@@ -373,7 +391,8 @@ static int cmd_attach_exec(int argc, char **argv)
 			break;
 		}
 		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
@@ -392,12 +411,16 @@ static int cmd_attach_exec(int argc, char **argv)
 	else if (strcmp(gov, "off") == 0)
 		s.method = TRC_GOV_OFF;
 	else
-		return cmd_usage_error(e, "--governor '%s': auto, control, restart, pause or off", gov);
-	tool_name = strrchr(s.tool_argv[0], '/') ? strrchr(s.tool_argv[0], '/') + 1 : s.tool_argv[0];
+		return cmd_usage_error(e, "--governor '%s': auto, control, restart, pause or off",
+				       gov);
+	tool_name =
+		strrchr(s.tool_argv[0], '/') ? strrchr(s.tool_argv[0], '/') + 1 : s.tool_argv[0];
 	if (strcmp(tool_name, "uftrace") == 0)
-		return cmd_usage_error(e, "uftrace cannot attach to a running process; start the service "
-				       "under it instead (see `doppel help attach`)");
-	if (s.method == TRC_GOV_CONTROL && (!s.tool_argv[1] || strcmp(s.tool_argv[1], "record") != 0))
+		return cmd_usage_error(
+			e, "uftrace cannot attach to a running process; start the service "
+			   "under it instead (see `doppel help attach`)");
+	if (s.method == TRC_GOV_CONTROL &&
+	    (!s.tool_argv[1] || strcmp(s.tool_argv[1], "record") != 0))
 		return cmd_usage_error(e, "--governor control works with `perf record` only");
 
 	if (clone_info(addr, s.id, &s.before, err, sizeof(err)) < 0) {
@@ -417,9 +440,9 @@ static int cmd_attach_exec(int argc, char **argv)
 		struct tm tm;
 
 		localtime_r(&t, &tm);
-		snprintf(outdir, sizeof(outdir), "%s/attach-%04d%02d%02d-%02d%02d%02d-%s", s.before.dir,
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			 tool_name);
+		snprintf(outdir, sizeof(outdir), "%s/attach-%04d%02d%02d-%02d%02d%02d-%s",
+			 s.before.dir, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec, tool_name);
 	}
 	if (mkdir(outdir, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "doppel attach: cannot create %s: %s\n", outdir, strerror(errno));
@@ -431,7 +454,8 @@ static int cmd_attach_exec(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/output.log", outdir);
 		if (pipe2(out_pipe, O_CLOEXEC) < 0 ||
 		    (s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
-			fprintf(stderr, "doppel attach: cannot set up %s: %s\n", path, strerror(errno));
+			fprintf(stderr, "doppel attach: cannot set up %s: %s\n", path,
+				strerror(errno));
 			return EXIT_RUNTIME;
 		}
 	}
@@ -445,8 +469,9 @@ static int cmd_attach_exec(int argc, char **argv)
 		if (mkfifo(ctl, 0600) < 0 || mkfifo(ack, 0600) < 0 ||
 		    (s.ctl_fd = open(ctl, O_RDWR | O_CLOEXEC)) < 0 ||
 		    (s.ack_fd = open(ack, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
-			fprintf(stderr, "doppel attach: cannot create perf's control fifos in %s: %s\n", outdir,
-				strerror(errno));
+			fprintf(stderr,
+				"doppel attach: cannot create perf's control fifos in %s: %s\n",
+				outdir, strerror(errno));
 			return EXIT_RUNTIME;
 		}
 	}
@@ -462,8 +487,8 @@ static int cmd_attach_exec(int argc, char **argv)
 		fprintf(stderr, "doppel attach: %s\n", err);
 		return strstr(err, "production") ? EXIT_USAGE : EXIT_RUNTIME;
 	}
-	say("%s (pid %d) attached to clone %lu of %s (pid %d); governor %s; output in %s", tool_name, s.tool,
-	    s.id, name, s.before.pid, trc_gov_method_name(s.method), outdir);
+	say("%s (pid %d) attached to clone %lu of %s (pid %d); governor %s; output in %s",
+	    tool_name, s.tool, s.id, name, s.before.pid, trc_gov_method_name(s.method), outdir);
 
 	if (s.interactive) {
 		signal(SIGINT, SIG_IGN); /* Ctrl-C is for the tool */
@@ -476,7 +501,7 @@ static int cmd_attach_exec(int argc, char **argv)
 	t0 = clock_now_ns();
 	trc_gov_init(&g, high, low, horizon, t0);
 	for (;;) {
-		struct pollfd p = { .fd = out_pipe[0], .events = POLLIN };
+		struct pollfd p = {.fd = out_pipe[0], .events = POLLIN};
 		int st;
 
 		if (poll(&p, out_pipe[0] >= 0 ? 1 : 0, 200) > 0 && (p.revents & POLLIN))
@@ -492,8 +517,9 @@ static int cmd_attach_exec(int argc, char **argv)
 			if (s.tool > 0) {
 				kill(-s.tool, SIGCONT);
 				kill(-s.tool, SIGINT);
-				for (int i = 0; i < 100 && waitpid(s.tool, &st, WNOHANG) == 0; i++) {
-					struct timespec ts = { 0, 50 * 1000 * 1000 };
+				for (int i = 0; i < 100 && waitpid(s.tool, &st, WNOHANG) == 0;
+				     i++) {
+					struct timespec ts = {0, 50 * 1000 * 1000};
 
 					if (out_pipe[0] >= 0)
 						copy_output(out_pipe[0], s.log_fd);
@@ -512,7 +538,8 @@ static int cmd_attach_exec(int argc, char **argv)
 			struct clone_info ci;
 
 			if (clone_info(addr, s.id, &ci, err, sizeof(err)) == 0) {
-				enum trc_gov_step step = trc_gov_tick(&g, ci.occupancy, ci.forecast_s, now);
+				enum trc_gov_step step =
+					trc_gov_tick(&g, ci.occupancy, ci.forecast_s, now);
 
 				if (step != TRC_GOV_KEEP)
 					govern(&s, &g, step, &ci, err, sizeof(err));
@@ -525,7 +552,7 @@ static int cmd_attach_exec(int argc, char **argv)
 	}
 	if (out_pipe[0] >= 0) {
 		/* what the tool said last */
-		struct pollfd p = { .fd = out_pipe[0], .events = POLLIN };
+		struct pollfd p = {.fd = out_pipe[0], .events = POLLIN};
 
 		while (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
 			copy_output(out_pipe[0], s.log_fd);
@@ -542,22 +569,27 @@ static int cmd_attach_exec(int argc, char **argv)
 	    WIFSIGNALED(s.tool_status) ? WTERMSIG(s.tool_status) : WEXITSTATUS(s.tool_status),
 	    (double)(now - t0) / 1e9, outdir);
 	if (s.method != TRC_GOV_OFF)
-		say("governor (%s, high %.0f%%, low %.0f%%): %u cut(s), %u restore(s); traced at full detail "
+		say("governor (%s, high %.0f%%, low %.0f%%): %u cut(s), %u restore(s); traced at "
+		    "full detail "
 		    "%.0f%% of the time",
 		    trc_gov_method_name(s.method), high * 100, low * 100, g.lowers, g.restores,
 		    trc_gov_full_share(&g) * 100);
 	if (clone_info(addr, s.id, &after, err, sizeof(err)) == 0) {
 		if (after.window_open)
-			say("debug window: still open after %.1f s of tracing; the clone kept up (buffer now %.0f%% "
+			say("debug window: still open after %.1f s of tracing; the clone kept up "
+			    "(buffer now %.0f%% "
 			    "full)",
 			    (double)(now - t0) / 1e9, after.occupancy * 100);
 		else if (s.before.window_open)
-			say("debug window: closed during tracing, %.1f s after the clone was attached (%.1f s into "
-			    "this session); %llu overflow(s): the clone missed traffic from then on",
+			say("debug window: closed during tracing, %.1f s after the clone was "
+			    "attached (%.1f s into "
+			    "this session); %llu overflow(s): the clone missed traffic from then "
+			    "on",
 			    after.debug_window_s, after.debug_window_s - s.before.debug_window_s,
 			    after.overflows);
 		else
-			say("debug window: it had already closed before this session (%.1f s after the attach); "
+			say("debug window: it had already closed before this session (%.1f s after "
+			    "the attach); "
 			    "%llu overflow(s) so far",
 			    after.debug_window_s, after.overflows);
 	} else {

@@ -70,14 +70,14 @@ static void on_chunk(const char *data, size_t len, void *arg)
 static int cmd_clone_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "count", required_argument, NULL, 'n' },
-		{ "buffer", required_argument, NULL, 'B' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "images", required_argument, NULL, 'i' },
-		{ NULL, 0, NULL, 0 },
+		{"count", required_argument, NULL, 'n'},
+		{"buffer", required_argument, NULL, 'B'},
+		{"host", required_argument, NULL, 'H'},
+		{"images", required_argument, NULL, 'i'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_clone_entry;
-	struct clone_out out = { .ok = 0 };
+	struct clone_out out = {.ok = 0};
 	char addr[512], path[PATH_MAX + 512], err[512];
 	unsigned long count = 1;
 	uint64_t buffer = 0;
@@ -98,7 +98,8 @@ static int cmd_clone_exec(int argc, char **argv)
 
 			count = strtoul(optarg, &end, 10);
 			if (*end || count < 1 || count > 64)
-				return cmd_usage_error(e, "--count '%s': a number from 1 to 64", optarg);
+				return cmd_usage_error(e, "--count '%s': a number from 1 to 64",
+						       optarg);
 			break;
 		}
 		case 'B':
@@ -107,18 +108,21 @@ static int cmd_clone_exec(int argc, char **argv)
 			break;
 		case 'i':
 			if (!realpath(optarg, images))
-				return cmd_usage_error(e, "--images %s: %s", optarg, strerror(errno));
+				return cmd_usage_error(e, "--images %s: %s", optarg,
+						       strerror(errno));
 			if (strpbrk(images, "&?#% "))
-				return cmd_usage_error(e, "--images %s: no spaces or &?#%% in the path", images);
+				return cmd_usage_error(
+					e, "--images %s: no spaces or &?#%% in the path", images);
 			break;
 		case 'H':
 			if (!*optarg || strlen(optarg) > 60 || strpbrk(optarg, "&?#% "))
-				return cmd_usage_error(e, "--host '%s': a network namespace name or path",
-						       optarg);
+				return cmd_usage_error(
+					e, "--host '%s': a network namespace name or path", optarg);
 			host = optarg;
 			break;
 		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

@@ -39,12 +39,14 @@ static int cmd_destroy_exec(int argc, char **argv)
 	snprintf(name, sizeof(name), "%.*s", (int)(slash - argv[1]), argv[1]);
 	id = strtoul(slash + 1, &end, 10);
 	if (!slash[1] || *end || !id)
-		return cmd_usage_error(e, "'%s': the clone id after '/' is a number, e.g. web/1", argv[1]);
+		return cmd_usage_error(e, "'%s': the clone id after '/' is a number, e.g. web/1",
+				       argv[1]);
 	if (cli_admin_for(e, name, addr, sizeof(addr)))
 		return EXIT_USAGE;
 	snprintf(path, sizeof(path), "/destroy?id=%lu", id);
 	sbuf_init(&body);
-	status = admin_request(addr, "POST", path, NULL, &body, NULL, NULL, 60000, err, sizeof(err));
+	status =
+		admin_request(addr, "POST", path, NULL, &body, NULL, NULL, 60000, err, sizeof(err));
 	if (status < 0) {
 		fprintf(stderr, "doppel destroy: %s\n", err);
 		sbuf_free(&body);

@@ -34,7 +34,7 @@ static int failures, warnings;
 
 static void report(int level, const char *what, const char *fix)
 {
-	static const char *const tag[] = { "ok  ", "warn", "FAIL" };
+	static const char *const tag[] = {"ok  ", "warn", "FAIL"};
 
 	printf("%s  %s\n", tag[level], what);
 	if (level && fix)
@@ -76,7 +76,8 @@ static int try_namespaces(char *why, size_t len)
 		const char *step = "unshare(pid, net, mount, ipc, uts)";
 
 		close(p[0]);
-		if (unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) == 0) {
+		if (unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC |
+			    CLONE_NEWUTS) == 0) {
 			step = "mount a tmpfs";
 			if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
 			    mount("doppel-doctor", "/tmp", "tmpfs", 0, NULL) == 0)
@@ -118,12 +119,13 @@ static int cmd_doctor_exec(int argc, char **argv)
 		int level;
 		const char *why;
 	} caps[] = {
-		{ 21, "CAP_SYS_ADMIN", 2, "namespaces, mounts and CRIU need it" },
-		{ 19, "CAP_SYS_PTRACE", 2, "CRIU seizes the service's threads with ptrace" },
-		{ 12, "CAP_NET_ADMIN", 2, "bringing up loopback in a clone's network namespace" },
-		{ 24, "CAP_SYS_RESOURCE", 1,
-		  "without it CRIU logs a harmless RLIMIT_NOFILE error, and cannot dump services that "
-		  "run as another user (it cannot read their rlimits): run them as root" },
+		{21, "CAP_SYS_ADMIN", 2, "namespaces, mounts and CRIU need it"},
+		{19, "CAP_SYS_PTRACE", 2, "CRIU seizes the service's threads with ptrace"},
+		{12, "CAP_NET_ADMIN", 2, "bringing up loopback in a clone's network namespace"},
+		{24, "CAP_SYS_RESOURCE", 1,
+		 "without it CRIU logs a harmless RLIMIT_NOFILE error, and cannot dump services "
+		 "that "
+		 "run as another user (it cannot read their rlimits): run them as root"},
 	};
 	unsigned long long eff = cap_eff();
 	struct utsname u;
@@ -149,19 +151,22 @@ static int cmd_doctor_exec(int argc, char **argv)
 		} else {
 			char fix[512];
 
-			snprintf(fix, sizeof(fix), "%s; grant it (run as full root, not in a restricted container)",
+			snprintf(fix, sizeof(fix),
+				 "%s; grant it (run as full root, not in a restricted container)",
 				 caps[i].why);
 			report(caps[i].level, msg, fix);
 		}
 	}
 	if (try_namespaces(msg, sizeof(msg)) == 0) {
-		report(0, "pid, net, mount, ipc and uts namespaces and a tmpfs can be created", NULL);
+		report(0, "pid, net, mount, ipc and uts namespaces and a tmpfs can be created",
+		       NULL);
 	} else {
 		char what[1100];
 
 		snprintf(what, sizeof(what), "cannot create namespaces: %s", msg);
-		report(2, what, "run as root on a kernel with namespaces enabled; in a container, allow "
-				"unshare (e.g. --privileged)");
+		report(2, what,
+		       "run as root on a kernel with namespaces enabled; in a container, allow "
+		       "unshare (e.g. --privileged)");
 	}
 	if (cm_criu_find(NULL, &criu, msg, sizeof(msg)) < 0) {
 		report(2, msg, "./deploy/install.sh builds and installs CRIU >= 4.2");
@@ -178,11 +183,15 @@ static int cmd_doctor_exec(int argc, char **argv)
 
 			if (nl)
 				*nl = '\0';
-			snprintf(msg, sizeof(msg), "criu check failed: %.900s", out[0] ? out : "no output");
-			report(2, msg, "see `criu check` and docs/criu.md; ./deploy/install.sh builds a CRIU "
-				       "that works on recent kernels");
+			snprintf(msg, sizeof(msg), "criu check failed: %.900s",
+				 out[0] ? out : "no output");
+			report(2, msg,
+			       "see `criu check` and docs/criu.md; ./deploy/install.sh builds a "
+			       "CRIU "
+			       "that works on recent kernels");
 		}
 	}
-	printf("\n%s: %d failure(s), %d warning(s)\n", failures ? "not ready" : "ready", failures, warnings);
+	printf("\n%s: %d failure(s), %d warning(s)\n", failures ? "not ready" : "ready", failures,
+	       warnings);
 	return failures ? EXIT_RUNTIME : 0;
 }

@@ -46,17 +46,20 @@ static int cmd_list_exec(int argc, char **argv)
 		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), de->d_name);
 		snprintf(addr, sizeof(addr), "unix:%s/%s", dir, de->d_name);
 		sbuf_init(&body);
-		status = admin_request(addr, "GET", "/row", NULL, &body, NULL, NULL, 3000, err, sizeof(err));
+		status = admin_request(addr, "GET", "/row", NULL, &body, NULL, NULL, 3000, err,
+				       sizeof(err));
 		if (!n++)
-			printf("%-16s %-8s %-8s %-9s %-22s %-6s %-6s %s\n", "NAME", "PID", "SERVICE", "STATE",
-			       "LISTEN", "PORT", "CLONES", "UP");
+			printf("%-16s %-8s %-8s %-9s %-22s %-6s %-6s %s\n", "NAME", "PID",
+			       "SERVICE", "STATE", "LISTEN", "PORT", "CLONES", "UP");
 		if (status == 200 && body.buf) {
 			char f[8][64];
 
-			if (sscanf(body.buf, "%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\n]",
+			if (sscanf(body.buf,
+				   "%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%"
+				   "63[^\t]\t%63[^\n]",
 				   f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]) == 8)
-				printf("%-16s %-8s %-8s %-9s %-22s %-6s %-6s %s s\n", f[0], f[1], f[2], f[3], f[4],
-				       f[5], f[6], f[7]);
+				printf("%-16s %-8s %-8s %-9s %-22s %-6s %-6s %s s\n", f[0], f[1],
+				       f[2], f[3], f[4], f[5], f[6], f[7]);
 		} else {
 			printf("%-16s (not answering: %s)\n", name, status < 0 ? err : "bad reply");
 		}

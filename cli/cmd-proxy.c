@@ -25,7 +25,8 @@ static int cmd_proxy_exec(int argc, char **argv);
 const struct cmd_entry cmd_proxy_entry = {
 	.name = "proxy",
 	.usage = "--listen ADDR --backend ADDR [--replica [NAME=]ADDR]... [--buffer SIZE]\n"
-		 "       [--budget SIZE] [--admin ADDR] [--linger DURATION] [--replica-flush DURATION]\n"
+		 "       [--budget SIZE] [--admin ADDR] [--linger DURATION] [--replica-flush "
+		 "DURATION]\n"
 		 "       [--log-level LEVEL]",
 	.summary = "duplicate a TCP service's traffic to replicas that never slow it down",
 	.help = "Accepts clients on --listen and forwards every byte to the production server at\n"
@@ -43,13 +44,16 @@ const struct cmd_entry cmd_proxy_entry = {
 		"                      a replica (repeatable, up to 32); NAME labels it in status\n"
 		"  --buffer SIZE       queue per connection and replica before it is dropped\n"
 		"                      (default 4M; K, M, G accepted)\n"
-		"  --budget SIZE       queue per replica over all its connections (default 64 x buffer)\n"
+		"  --budget SIZE       queue per replica over all its connections (default 64 x "
+		"buffer)\n"
 		"  --admin ADDR        serve GET /status (JSON), /status.txt and /metrics\n"
 		"                      (Prometheus) on ADDR (HOST:PORT or unix:/path)\n"
-		"  --linger DURATION   how long a replica may keep receiving a connection's backlog\n"
+		"  --linger DURATION   how long a replica may keep receiving a connection's "
+		"backlog\n"
 		"                      after its client left (default 60s)\n"
 		"  --replica-flush DURATION\n"
-		"                      gather replica writes this long and send them as one batch per\n"
+		"                      gather replica writes this long and send them as one batch "
+		"per\n"
 		"                      connection (default 10ms; 0: at once). Replicas then read\n"
 		"                      several requests at a time, as from a pipelining client\n"
 		"  --log-level LEVEL   error, warn, info (default) or debug\n"
@@ -105,12 +109,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int cmd_proxy_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },   { "backend", required_argument, NULL, 'b' },
-		{ "replica", required_argument, NULL, 'r' },  { "buffer", required_argument, NULL, 'B' },
-		{ "budget", required_argument, NULL, 'g' },   { "admin", required_argument, NULL, 'a' },
-		{ "linger", required_argument, NULL, 'L' },   { "log-level", required_argument, NULL, 'v' },
-		{ "pass-buffer", required_argument, NULL, 'p' }, { "replica-flush", required_argument, NULL, 'f' },
-		{ NULL, 0, NULL, 0 },
+		{"listen", required_argument, NULL, 'l'},
+		{"backend", required_argument, NULL, 'b'},
+		{"replica", required_argument, NULL, 'r'},
+		{"buffer", required_argument, NULL, 'B'},
+		{"budget", required_argument, NULL, 'g'},
+		{"admin", required_argument, NULL, 'a'},
+		{"linger", required_argument, NULL, 'L'},
+		{"log-level", required_argument, NULL, 'v'},
+		{"pass-buffer", required_argument, NULL, 'p'},
+		{"replica-flush", required_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_proxy_entry;
 	struct replica_arg reps[MAX_REPLICAS];
@@ -182,7 +191,8 @@ static int cmd_proxy_exec(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -208,7 +218,8 @@ static int cmd_proxy_exec(int argc, char **argv)
 		goto out;
 	}
 	for (unsigned i = 0; i < nreps; i++) {
-		if (proxy_replica_add(px, &reps[i].ep, reps[i].name, NULL, NULL, err, sizeof(err)) < 0) {
+		if (proxy_replica_add(px, &reps[i].ep, reps[i].name, NULL, NULL, err, sizeof(err)) <
+		    0) {
 			fprintf(stderr, "doppel proxy: replica %s: %s\n", reps[i].ep.text, err);
 			rc = EXIT_RUNTIME;
 			goto out;
@@ -218,8 +229,9 @@ static int cmd_proxy_exec(int argc, char **argv)
 		rc = admin_new(base, admin_addr, &adm, err, sizeof(err));
 		if (rc < 0) {
 			fprintf(stderr, "doppel proxy: --admin: %s\n", err);
-			rc = (rc == -EADDRINUSE || rc == -EINVAL || rc == -EADDRNOTAVAIL) ? EXIT_USAGE
-											  : EXIT_RUNTIME;
+			rc = (rc == -EADDRINUSE || rc == -EINVAL || rc == -EADDRNOTAVAIL)
+				     ? EXIT_USAGE
+				     : EXIT_RUNTIME;
 			goto out;
 		}
 		admin_route(adm, "/status", render_status, px);
@@ -233,9 +245,11 @@ static int cmd_proxy_exec(int argc, char **argv)
 	{
 		char b[32];
 
-		pr_info("listening on %s, production %s, %u replica(s), buffer %s per connection%s%s",
-			cfg.listen.text, cfg.backend.text, nreps, size_format(cfg.buffer, b, sizeof(b)),
-			admin_addr ? ", admin " : "", admin_addr ? admin_addr : "");
+		pr_info("listening on %s, production %s, %u replica(s), buffer %s per "
+			"connection%s%s",
+			cfg.listen.text, cfg.backend.text, nreps,
+			size_format(cfg.buffer, b, sizeof(b)), admin_addr ? ", admin " : "",
+			admin_addr ? admin_addr : "");
 	}
 	event_base_dispatch(base);
 	rc = 0;

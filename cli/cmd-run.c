@@ -22,7 +22,8 @@ const struct cmd_entry cmd_run_entry = {
 	.usage = "NAME --listen ADDR --port PORT [--state DIR]... [--upstream L=T]...\n"
 		 "       [--buffer SIZE] [--overflow drop|reclone] [options] -- CMD [ARGS...]",
 	.summary = "run a service in its own namespaces so it can be cloned live, and front it",
-	.help = "Starts CMD as the init of fresh pid, net, mount, ipc and uts namespaces (loopback\n"
+	.help = "Starts CMD as the init of fresh pid, net, mount, ipc and uts namespaces "
+		"(loopback\n"
 		"up, an empty /dev/shm, inherited fds closed, its own session) so that CRIU can\n"
 		"dump it, and listens on --listen on this host, forwarding every connection to\n"
 		"the service's --port inside its namespace (no veth, no NAT). Stays in the\n"
@@ -38,68 +39,84 @@ const struct cmd_entry cmd_run_entry = {
 		"                         namespace); doppel waits for it before accepting\n"
 		"  --state DIR            a directory the service writes (data, AOF, logs);\n"
 		"                         repeatable. Each clone gets its own copy, taken while\n"
-		"                         production is frozen, mounted where the service expects it\n"
+		"                         production is frozen, mounted where the service expects "
+		"it\n"
 		"  --buffer SIZE          queue per connection and clone before the clone's\n"
 		"                         connection is dropped (default 4M)\n"
-		"  --budget SIZE          queue per clone over all connections (default 64 x buffer)\n"
+		"  --budget SIZE          queue per clone over all connections (default 64 x "
+		"buffer)\n"
 		"  --overflow POLICY      drop (default): an overflowing clone misses that\n"
-		"                         connection; reclone: it is replaced by a fresh clone, and\n"
+		"                         connection; reclone: it is replaced by a fresh clone, "
+		"and\n"
 		"                         its debug window is recorded\n"
-		"  --images DIR           write CRIU images under DIR (default: a private tmpfs that\n"
-		"                         only this supervisor sees; images are deleted after use)\n"
-		"  --work-dir DIR         clones' state copies and logs (default /var/lib/doppel/NAME)\n"
-		"  --ready-timeout DUR    how long to wait for the service to listen (default 60s)\n"
+		"  --images DIR           write CRIU images under DIR (default: a private tmpfs "
+		"that\n"
+		"                         only this supervisor sees; images are deleted after "
+		"use)\n"
+		"  --work-dir DIR         clones' state copies and logs (default "
+		"/var/lib/doppel/NAME)\n"
+		"  --ready-timeout DUR    how long to wait for the service to listen (default "
+		"60s)\n"
 		"  --stop-timeout DUR     grace before SIGKILL when stopping it (default 10s)\n"
-		"  --chdir DIR            the service's working directory (default: the current one)\n"
-		"  --keep-cgroup-mounts   leave /sys/fs/cgroup mounted in the service (each cgroup\n"
+		"  --chdir DIR            the service's working directory (default: the current "
+		"one)\n"
+		"  --keep-cgroup-mounts   leave /sys/fs/cgroup mounted in the service (each "
+		"cgroup\n"
 		"                         mount adds to the time production is frozen)\n"
 		"  --replica-flush DUR    batch writes to clones (default 10ms; 0: at once)\n"
-		"  --clone-nice N         clones' nice value, 0 to 19 (default 10): on a busy host a\n"
+		"  --clone-nice N         clones' nice value, 0 to 19 (default 10): on a busy host "
+		"a\n"
 		"                         clone yields the CPU to production and to its clients;\n"
 		"                         0 runs clones at production's priority\n"
 		"  --upstream L=T         upstream isolation (repeatable, up to 8): the service's\n"
-		"                         connections to L (inside its namespace) are forwarded to T\n"
+		"                         connections to L (inside its namespace) are forwarded to "
+		"T\n"
 		"                         on this host and recorded; clones connecting to L are\n"
 		"                         answered from that recording and never reach T\n"
 		"  --upstream-budget SIZE recorded bytes kept per upstream (default 256M)\n"
-		"  --upstream-wait DUR    how long a clone's request waits for production to make the\n"
+		"  --upstream-wait DUR    how long a clone's request waits for production to make "
+		"the\n"
 		"                         same one before it is reset as unanswered (default 5s)\n"
-		"  --criu PATH            the CRIU binary (default: $DOPPEL_CRIU, else criu in $PATH,\n"
+		"  --criu PATH            the CRIU binary (default: $DOPPEL_CRIU, else criu in "
+		"$PATH,\n"
 		"                         /usr/local/sbin or /usr/sbin; version 4.2 or later)\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"\n"
 		"The admin socket is /run/doppel/NAME.sock (0600; $DOPPEL_RUN_DIR overrides\n"
-		"/run/doppel): GET /status, /status.txt, /metrics; POST /clone, /destroy?id=N, /stop.\n"
+		"/run/doppel): GET /status, /status.txt, /metrics; POST /clone, /destroy?id=N, "
+		"/stop.\n"
 		"\n"
 		"example:\n"
-		"  doppel run cache --listen 127.0.0.1:7379 --port 6379 --state /var/lib/cache -- \\\n"
-		"      redis-server --port 6379 --bind 127.0.0.1 --dir /var/lib/cache --appendonly yes\n",
+		"  doppel run cache --listen 127.0.0.1:7379 --port 6379 --state /var/lib/cache -- "
+		"\\\n"
+		"      redis-server --port 6379 --bind 127.0.0.1 --dir /var/lib/cache --appendonly "
+		"yes\n",
 	.exec = cmd_run_exec,
 };
 
 static int cmd_run_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "state", required_argument, NULL, 's' },
-		{ "buffer", required_argument, NULL, 'B' },
-		{ "budget", required_argument, NULL, 'g' },
-		{ "overflow", required_argument, NULL, 'o' },
-		{ "images", required_argument, NULL, 'i' },
-		{ "work-dir", required_argument, NULL, 'w' },
-		{ "ready-timeout", required_argument, NULL, 'r' },
-		{ "stop-timeout", required_argument, NULL, 't' },
-		{ "chdir", required_argument, NULL, 'C' },
-		{ "keep-cgroup-mounts", no_argument, NULL, 'K' },
-		{ "replica-flush", required_argument, NULL, 'f' },
-		{ "log-level", required_argument, NULL, 'v' },
-		{ "criu", required_argument, NULL, 'c' },
-		{ "upstream", required_argument, NULL, 'u' },
-		{ "clone-nice", required_argument, NULL, 'N' },
-		{ "upstream-budget", required_argument, NULL, 'U' },
-		{ "upstream-wait", required_argument, NULL, 'W' },
-		{ NULL, 0, NULL, 0 },
+		{"listen", required_argument, NULL, 'l'},
+		{"port", required_argument, NULL, 'p'},
+		{"state", required_argument, NULL, 's'},
+		{"buffer", required_argument, NULL, 'B'},
+		{"budget", required_argument, NULL, 'g'},
+		{"overflow", required_argument, NULL, 'o'},
+		{"images", required_argument, NULL, 'i'},
+		{"work-dir", required_argument, NULL, 'w'},
+		{"ready-timeout", required_argument, NULL, 'r'},
+		{"stop-timeout", required_argument, NULL, 't'},
+		{"chdir", required_argument, NULL, 'C'},
+		{"keep-cgroup-mounts", no_argument, NULL, 'K'},
+		{"replica-flush", required_argument, NULL, 'f'},
+		{"log-level", required_argument, NULL, 'v'},
+		{"criu", required_argument, NULL, 'c'},
+		{"upstream", required_argument, NULL, 'u'},
+		{"clone-nice", required_argument, NULL, 'N'},
+		{"upstream-budget", required_argument, NULL, 'U'},
+		{"upstream-wait", required_argument, NULL, 'W'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_run_entry;
 	static char state_abs[CM_MAX_STATE][PATH_MAX];
@@ -114,8 +131,9 @@ static int cmd_run_exec(int argc, char **argv)
 	if (argc < 2 || argv[1][0] == '-')
 		return cmd_usage_error(e, "give the service a NAME first");
 	if (!sup_name_valid(argv[1]))
-		return cmd_usage_error(e, "bad NAME '%s': use letters, digits, '_', '.', '-' (at most %d)",
-				       argv[1], SUP_NAME_MAX);
+		return cmd_usage_error(
+			e, "bad NAME '%s': use letters, digits, '_', '.', '-' (at most %d)",
+			argv[1], SUP_NAME_MAX);
 	snprintf(cfg.name, sizeof(cfg.name), "%s", argv[1]);
 	opterr = 0;
 	optind = 2;
@@ -131,15 +149,16 @@ static int cmd_run_exec(int argc, char **argv)
 
 			port = strtol(optarg, &end, 10);
 			if (*end || port < 1 || port > 65535)
-				return cmd_usage_error(e, "--port '%s': a number from 1 to 65535", optarg);
+				return cmd_usage_error(e, "--port '%s': a number from 1 to 65535",
+						       optarg);
 			break;
 		}
 		case 's':
 			if (cfg.nstate == CM_MAX_STATE)
 				return cmd_usage_error(e, "at most %d --state dirs", CM_MAX_STATE);
 			if (!realpath(optarg, state_abs[cfg.nstate]))
-				return cmd_usage_error(e, "--state %s: %s (create it first)", optarg,
-						       strerror(errno));
+				return cmd_usage_error(e, "--state %s: %s (create it first)",
+						       optarg, strerror(errno));
 			cfg.state_dirs[cfg.nstate] = state_abs[cfg.nstate];
 			cfg.nstate++;
 			break;
@@ -157,11 +176,13 @@ static int cmd_run_exec(int argc, char **argv)
 			else if (strcmp(optarg, "reclone") == 0)
 				cfg.overflow = SUP_OVERFLOW_RECLONE;
 			else
-				return cmd_usage_error(e, "--overflow '%s': use drop or reclone", optarg);
+				return cmd_usage_error(e, "--overflow '%s': use drop or reclone",
+						       optarg);
 			break;
 		case 'i':
 			if (!realpath(optarg, images_abs))
-				return cmd_usage_error(e, "--images %s: %s", optarg, strerror(errno));
+				return cmd_usage_error(e, "--images %s: %s", optarg,
+						       strerror(errno));
 			cfg.images_dir = images_abs;
 			break;
 		case 'w':
@@ -180,7 +201,8 @@ static int cmd_run_exec(int argc, char **argv)
 			break;
 		case 'C':
 			if (!realpath(optarg, chdir_abs))
-				return cmd_usage_error(e, "--chdir %s: %s", optarg, strerror(errno));
+				return cmd_usage_error(e, "--chdir %s: %s", optarg,
+						       strerror(errno));
 			cfg.chdir = chdir_abs;
 			break;
 		case 'K':
@@ -194,7 +216,8 @@ static int cmd_run_exec(int argc, char **argv)
 			long v = strtol(optarg, &end, 10);
 
 			if (*end || v < 0 || v > 19)
-				return cmd_usage_error(e, "--clone-nice '%s': a number from 0 to 19", optarg);
+				return cmd_usage_error(
+					e, "--clone-nice '%s': a number from 0 to 19", optarg);
 			cfg.clone_nice = (int)v;
 			break;
 		}
@@ -202,8 +225,11 @@ static int cmd_run_exec(int argc, char **argv)
 			if (cfg.nupstreams == 8)
 				return cmd_usage_error(e, "at most 8 --upstream");
 			if (!strchr(optarg, '='))
-				return cmd_usage_error(e, "--upstream '%s': expected LISTEN=TARGET, e.g. "
-						       "127.0.0.1:6379=127.0.0.1:6379", optarg);
+				return cmd_usage_error(
+					e,
+					"--upstream '%s': expected LISTEN=TARGET, e.g. "
+					"127.0.0.1:6379=127.0.0.1:6379",
+					optarg);
 			cfg.upstreams[cfg.nupstreams++] = optarg;
 			break;
 		case 'U':
@@ -223,7 +249,8 @@ static int cmd_run_exec(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (!have_listen)

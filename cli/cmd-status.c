@@ -32,9 +32,9 @@ const struct cmd_entry cmd_status_entry = {
 static int cmd_status_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "admin", required_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
+		{"admin", required_argument, NULL, 'a'},
+		{"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_status_entry;
 	const char *addr = NULL;
@@ -59,7 +59,8 @@ static int cmd_status_exec(int argc, char **argv)
 			json = 1;
 			break;
 		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -67,15 +68,16 @@ static int cmd_status_exec(int argc, char **argv)
 	if (!addr)
 		return cmd_usage_error(e, "give a NAME (see `doppel list`) or --admin ADDR");
 	sbuf_init(&body);
-	status = admin_request(addr, "GET", json ? "/status" : "/status.txt", NULL, &body, NULL, NULL,
-			       5000, err, sizeof(err));
+	status = admin_request(addr, "GET", json ? "/status" : "/status.txt", NULL, &body, NULL,
+			       NULL, 5000, err, sizeof(err));
 	if (status < 0) {
 		fprintf(stderr, "doppel status: %s\n", err);
 		sbuf_free(&body);
 		return EXIT_RUNTIME;
 	}
 	if (status != 200) {
-		fprintf(stderr, "doppel status: %s answered %d: %s", addr, status, body.buf ? body.buf : "");
+		fprintf(stderr, "doppel status: %s answered %d: %s", addr, status,
+			body.buf ? body.buf : "");
 		sbuf_free(&body);
 		return EXIT_RUNTIME;
 	}

@@ -28,8 +28,8 @@ const struct cmd_entry cmd_stop_entry = {
 static int cmd_stop_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "timeout", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
+		{"timeout", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_stop_entry;
 	uint64_t timeout = 60 * NSEC_PER_SEC, t0;
@@ -45,12 +45,14 @@ static int cmd_stop_exec(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 't')
-			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
 		if (cli_parse_duration(e, "--timeout", optarg, &timeout))
 			return EXIT_USAGE;
 	}
 	sbuf_init(&body);
-	status = admin_request(addr, "POST", "/stop", NULL, &body, NULL, NULL, 10000, err, sizeof(err));
+	status = admin_request(addr, "POST", "/stop", NULL, &body, NULL, NULL, 10000, err,
+			       sizeof(err));
 	sbuf_free(&body);
 	if (status < 0) {
 		fprintf(stderr, "doppel stop: %s\n", err);
@@ -59,7 +61,7 @@ static int cmd_stop_exec(int argc, char **argv)
 	/* Gone when its socket file is removed (or nobody answers on it). */
 	t0 = clock_now_ns();
 	while (clock_now_ns() - t0 < timeout) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		struct timespec ts = {0, 50 * 1000 * 1000};
 
 		if (access(addr + 5, F_OK) < 0) {
 			printf("%s stopped\n", argv[1]);
@@ -67,6 +69,7 @@ static int cmd_stop_exec(int argc, char **argv)
 		}
 		nanosleep(&ts, NULL);
 	}
-	fprintf(stderr, "doppel stop: %s is still stopping after %.0f s\n", argv[1], (double)timeout / 1e9);
+	fprintf(stderr, "doppel stop: %s is still stopping after %.0f s\n", argv[1],
+		(double)timeout / 1e9);
 	return EXIT_RUNTIME;
 }

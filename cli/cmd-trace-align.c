@@ -23,7 +23,8 @@ const struct cmd_entry trace_align_entry = {
 		"\n"
 		"options:\n"
 		"  --names A,B         program names (default: the file names)\n"
-		"  --offset NS         add NS nanoseconds (or a duration like 2ms, or -3ms) to B's\n"
+		"  --offset NS         add NS nanoseconds (or a duration like 2ms, or -3ms) to "
+		"B's\n"
 		"                      times\n"
 		"  --offset auto       estimate it from the messages: nothing is read before it\n"
 		"                      was written (0 when the clocks already agree)\n"
@@ -31,28 +32,33 @@ const struct cmd_entry trace_align_entry = {
 		"  --lifeline KIND     svg: thread (default), process or program\n"
 		"  --max-rows N        svg: events drawn (default 400)\n"
 		"  --summary           print what was matched on standard error\n"
-		"  -o, --output FILE   write there instead of standard output\n"
-		TRACE_READ_HELP
+		"  -o, --output FILE   write there instead of standard output\n" TRACE_READ_HELP
 		"\n"
 		"example:\n"
-		"  doppel trace align --names doppel,nginx --svg doppel.strace nginx.strace -o x.svg\n",
+		"  doppel trace align --names doppel,nginx --svg doppel.strace nginx.strace -o "
+		"x.svg\n",
 	.exec = exec_align,
 };
 
 static int exec_align(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "names", required_argument, NULL, 'n' },  { "offset", required_argument, NULL, 'O' },
-		{ "svg", no_argument, NULL, 's' },	    { "chrome", no_argument, NULL, 'c' },
-		{ "tree", no_argument, NULL, 't' },	    { "lifeline", required_argument, NULL, 'l' },
-		{ "max-rows", required_argument, NULL, 'R' }, { "summary", no_argument, NULL, 'S' },
-		{ "output", required_argument, NULL, 'o' }, TRACE_READ_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+		{"names", required_argument, NULL, 'n'},
+		{"offset", required_argument, NULL, 'O'},
+		{"svg", no_argument, NULL, 's'},
+		{"chrome", no_argument, NULL, 'c'},
+		{"tree", no_argument, NULL, 't'},
+		{"lifeline", required_argument, NULL, 'l'},
+		{"max-rows", required_argument, NULL, 'R'},
+		{"summary", no_argument, NULL, 'S'},
+		{"output", required_argument, NULL, 'o'},
+		TRACE_READ_OPTIONS,
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &trace_align_entry;
-	struct trc_read_opts ro = { 0 };
-	struct trc_align_opts ao = { 0 };
-	struct trc_svg_opts so = { .max_rows = 400, .max_depth = -1 };
+	struct trc_read_opts ro = {0};
+	struct trc_align_opts ao = {0};
+	struct trc_svg_opts so = {.max_rows = 400, .max_depth = -1};
 	struct trc_align_result res;
 	const char *outpath = NULL;
 	char names[512], err[1024];
@@ -71,7 +77,8 @@ static int exec_align(int argc, char **argv)
 			snprintf(names, sizeof(names), "%s", optarg);
 			comma = strchr(names, ',');
 			if (!comma || comma == names || !comma[1])
-				return cmd_usage_error(e, "--names '%s': write NAME_A,NAME_B", optarg);
+				return cmd_usage_error(e, "--names '%s': write NAME_A,NAME_B",
+						       optarg);
 			*comma = '\0';
 			ao.name_a = names;
 			ao.name_b = comma + 1;
@@ -90,9 +97,11 @@ static int exec_align(int argc, char **argv)
 				if (*end == '\0' && end != t)
 					ns = (uint64_t)raw;
 				else if (duration_parse(t, &ns) < 0)
-					return cmd_usage_error(e, "--offset '%s': auto, nanoseconds or a "
-								  "duration (2ms, -1s)",
-							       optarg);
+					return cmd_usage_error(
+						e,
+						"--offset '%s': auto, nanoseconds or a "
+						"duration (2ms, -1s)",
+						optarg);
 				ao.offset_ns = neg ? -(int64_t)ns : (int64_t)ns;
 			}
 			break;
@@ -113,8 +122,8 @@ static int exec_align(int argc, char **argv)
 			else if (!strcmp(optarg, "program"))
 				so.lifeline = TRC_LIFE_PROGRAM;
 			else
-				return cmd_usage_error(e, "--lifeline '%s': thread, process or program",
-						       optarg);
+				return cmd_usage_error(
+					e, "--lifeline '%s': thread, process or program", optarg);
 			break;
 		case 'R':
 			if (trace_parse_uint(e, "--max-rows", optarg, 1000000, &v) < 0)
@@ -141,9 +150,9 @@ static int exec_align(int argc, char **argv)
 	out = trace_output(e, outpath);
 	if (!out)
 		return EXIT_RUNTIME;
-	sink = view == 1 ? trc_svg_writer_new(out, &so)
+	sink = view == 1   ? trc_svg_writer_new(out, &so)
 	       : view == 2 ? trc_chrome_writer_new(out)
-	       : view == 3 ? trc_tree_writer_new(out, &(struct trc_view_opts){ .show_tid = 1 })
+	       : view == 3 ? trc_tree_writer_new(out, &(struct trc_view_opts){.show_tid = 1})
 			   : trc_text_writer_new(out);
 	if (!sink) {
 		fprintf(stderr, "doppel %s: out of memory\n", e->name);
@@ -167,7 +176,8 @@ static int exec_align(int argc, char **argv)
 			e->name, (unsigned long long)res.events_a, (unsigned long long)res.events_b,
 			(long long)res.offset_ns, (unsigned long long)res.connections,
 			(unsigned long long)res.messages, (unsigned long long)res.bytes,
-			trc_fmt_dur(res.latency_min, a, sizeof(a)), trc_fmt_dur(res.latency_max, b, sizeof(b)),
+			trc_fmt_dur(res.latency_min, a, sizeof(a)),
+			trc_fmt_dur(res.latency_max, b, sizeof(b)),
 			(unsigned long long)res.unmatched);
 	}
 	return 0;

@@ -24,8 +24,7 @@ const struct cmd_entry trace_coarsen_entry = {
 		"  --depth N           hide events at call depth N and deeper (0 is the top)\n"
 		"  --hide PATTERN      hide calls (or syscalls) whose name matches the shell\n"
 		"                      pattern, with what they call; repeatable (up to 256)\n"
-		"  -o, --output FILE   write there instead of standard output\n"
-		TRACE_READ_HELP
+		"  -o, --output FILE   write there instead of standard output\n" TRACE_READ_HELP
 		"\n"
 		"example:\n"
 		"  doppel trace coarsen --depth 3 --hide 'ngx_log*' nginx.dtr\n",
@@ -35,15 +34,15 @@ const struct cmd_entry trace_coarsen_entry = {
 static int exec_coarsen(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "depth", required_argument, NULL, 'd' },
-		{ "hide", required_argument, NULL, 'h' },
-		{ "output", required_argument, NULL, 'o' },
+		{"depth", required_argument, NULL, 'd'},
+		{"hide", required_argument, NULL, 'h'},
+		{"output", required_argument, NULL, 'o'},
 		TRACE_READ_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &trace_coarsen_entry;
-	struct trc_read_opts ro = { 0 };
-	struct trc_coarsen_opts co = { .depth = -1 };
+	struct trc_read_opts ro = {0};
+	struct trc_coarsen_opts co = {.depth = -1};
 	const char *hide[MAX_HIDE];
 	const char *outpath = NULL;
 	unsigned long long v;

@@ -41,10 +41,10 @@ static void on_stop(int sig)
 static int exec_collect(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "once", no_argument, NULL, '1' },
-		{ NULL, 0, NULL, 0 },
+		{"socket", required_argument, NULL, 's'},
+		{"output", required_argument, NULL, 'o'},
+		{"once", no_argument, NULL, '1'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &trace_collect_entry;
 	const char *sock = NULL, *out = NULL;
@@ -67,7 +67,8 @@ static int exec_collect(int argc, char **argv)
 			once = 1;
 			break;
 		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -79,7 +80,8 @@ static int exec_collect(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	rc = trc_collect(sock, out, once, &stop_flag, &st, err, sizeof(err));
-	fprintf(stderr, "doppel trace collect: %llu programs, %llu chunks, %llu bytes%s%llu rejected\n",
+	fprintf(stderr,
+		"doppel trace collect: %llu programs, %llu chunks, %llu bytes%s%llu rejected\n",
 		(unsigned long long)st.clients, (unsigned long long)st.chunks,
 		(unsigned long long)st.bytes, ", ", (unsigned long long)st.rejected);
 	if (rc < 0) {

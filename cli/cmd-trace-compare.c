@@ -23,12 +23,14 @@ const struct cmd_entry trace_compare_entry = {
 		"both sides the same way to hide what does not matter.\n"
 		"\n"
 		"options:\n"
-		"  --by exact          events must match in kind, name, arguments, result (default)\n"
+		"  --by exact          events must match in kind, name, arguments, result "
+		"(default)\n"
 		"  --by name           same function or syscall; different arguments or results\n"
 		"                      are listed as changes\n"
 		"  --by timing         same function, and durations within --threshold; slower or\n"
 		"                      faster calls are listed by how much\n"
-		"  --threshold X       timing: '50%' (relative, default) and/or '100us' (absolute;\n"
+		"  --threshold X       timing: '50%' (relative, default) and/or '100us' "
+		"(absolute;\n"
 		"                      both may be given, a change must exceed both)\n"
 		"  --max-diff PCT      verdict 'similar' when at most PCT of events differ\n"
 		"                      (default 0%)\n"
@@ -36,9 +38,8 @@ const struct cmd_entry trace_compare_entry = {
 		"  --context N         matching events shown before the divergence (default 3)\n"
 		"  --hunks N           differences listed (default 10)\n"
 		"  --json              the report as JSON\n"
-		"  --exit-status       exit 3 when the verdict is 'different' (like diff's 1)\n"
-		TRACE_READ_HELP
-		"\n"
+		"  --exit-status       exit 3 when the verdict is 'different' (like diff's "
+		"1)\n" TRACE_READ_HELP "\n"
 		"example:\n"
 		"  doppel trace compare good.dtr bad.dtr\n"
 		"  doppel trace compare --by timing --threshold 100% prod-req.dtt clone-req.dtt\n",
@@ -59,16 +60,20 @@ static int parse_pct(const char *t, double *out)
 static int exec_compare(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "by", required_argument, NULL, 'b' },	      { "threshold", required_argument, NULL, 't' },
-		{ "max-diff", required_argument, NULL, 'm' }, { "window", required_argument, NULL, 'w' },
-		{ "context", required_argument, NULL, 'c' },  { "hunks", required_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },	      { "exit-status", no_argument, NULL, 'x' },
+		{"by", required_argument, NULL, 'b'},
+		{"threshold", required_argument, NULL, 't'},
+		{"max-diff", required_argument, NULL, 'm'},
+		{"window", required_argument, NULL, 'w'},
+		{"context", required_argument, NULL, 'c'},
+		{"hunks", required_argument, NULL, 'h'},
+		{"json", no_argument, NULL, 'j'},
+		{"exit-status", no_argument, NULL, 'x'},
 		TRACE_READ_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &trace_compare_entry;
-	struct trc_read_opts ro = { 0 };
-	struct trc_compare_opts co = { .context = 3, .max_hunks = 10, .threshold_rel = 0.5 };
+	struct trc_read_opts ro = {0};
+	struct trc_compare_opts co = {.context = 3, .max_hunks = 10, .threshold_rel = 0.5};
 	struct trc_compare_result res;
 	struct trc_reader *a = NULL, *b = NULL;
 	unsigned long long v;
@@ -82,27 +87,30 @@ static int exec_compare(int argc, char **argv)
 		switch (c) {
 		case 'b':
 			if (trc_compare_parse_by(optarg, &co.by) < 0)
-				return cmd_usage_error(e, "--by '%s': use exact, name or timing", optarg);
+				return cmd_usage_error(e, "--by '%s': use exact, name or timing",
+						       optarg);
 			break;
 		case 't': {
 			uint64_t ns;
 
 			if (strchr(optarg, '%')) {
 				if (parse_pct(optarg, &co.threshold_rel) < 0)
-					return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us",
-							       optarg);
+					return cmd_usage_error(
+						e, "--threshold '%s': e.g. 50%% or 100us", optarg);
 				rel_set = 1;
 			} else if (duration_parse(optarg, &ns) == 0) {
 				co.threshold_ns = ns;
 				abs_set = 1;
 			} else {
-				return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us", optarg);
+				return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us",
+						       optarg);
 			}
 			break;
 		}
 		case 'm':
 			if (parse_pct(optarg, &co.max_diff) < 0)
-				return cmd_usage_error(e, "--max-diff '%s': a percentage, e.g. 5%%", optarg);
+				return cmd_usage_error(e, "--max-diff '%s': a percentage, e.g. 5%%",
+						       optarg);
 			break;
 		case 'w':
 			if (trace_parse_uint(e, "--window", optarg, 1u << 24, &v) < 0)
@@ -140,7 +148,8 @@ static int exec_compare(int argc, char **argv)
 		return cmd_usage_error(e, "give two traces, A and B");
 	if (!strcmp(argv[optind], "-") && !strcmp(argv[optind + 1], "-"))
 		return cmd_usage_error(e, "only one of A and B can be standard input");
-	if (trace_open(e, argv[optind], &ro, &a) < 0 || trace_open(e, argv[optind + 1], &ro, &b) < 0) {
+	if (trace_open(e, argv[optind], &ro, &a) < 0 ||
+	    trace_open(e, argv[optind + 1], &ro, &b) < 0) {
 		trc_reader_close(a);
 		return EXIT_RUNTIME;
 	}

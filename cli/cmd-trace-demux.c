@@ -22,9 +22,11 @@ const struct cmd_entry trace_demux_entry = {
 	.summary = "split a trace into per-thread, -process, -connection or -request streams",
 	.help = "  --by thread        one stream per thread\n"
 		"  --by process       one per process\n"
-		"  --by connection    one per socket, from the call that made it (accept, accept4,\n"
+		"  --by connection    one per socket, from the call that made it (accept, "
+		"accept4,\n"
 		"                     socket) to its close: the calls on that descriptor\n"
-		"  --by request       accept/accept4 ... close of a client socket, with everything\n"
+		"  --by request       accept/accept4 ... close of a client socket, with "
+		"everything\n"
 		"                     the serving thread did in between (an event loop's events\n"
 		"                     go to the request of the descriptor they use, others to the\n"
 		"                     request it last worked on); needs syscalls (strace -yy,\n"
@@ -41,9 +43,7 @@ const struct cmd_entry trace_demux_entry = {
 		"  --max-streams N    streams open at once (default 65536); events of more\n"
 		"                     streams are dropped and counted\n"
 		"  --max-memory SIZE  standard output only: bytes held for open streams\n"
-		"                     (default 256M)\n"
-		TRACE_READ_HELP
-		"\n"
+		"                     (default 256M)\n" TRACE_READ_HELP "\n"
 		"example:\n"
 		"  strace -f -ttt -T -yy -o nginx.strace nginx -g 'daemon off;'\n"
 		"  doppel trace demux --by request nginx.strace --list\n",
@@ -98,9 +98,9 @@ static void list_row(FILE *out, const struct trc_stream_info *si)
 	else
 		snprintf(tid, sizeof(tid), "%d", si->tid);
 	fprintf(out, "%6llu %-10s %8d %8s %5d %9llu %12s  %s\n", (unsigned long long)si->id,
-		si->kind, si->pid, tid, si->fd,
-		(unsigned long long)si->events,
-		trc_fmt_dur(si->last_ts > si->first_ts ? si->last_ts - si->first_ts : 0, d, sizeof(d)),
+		si->kind, si->pid, tid, si->fd, (unsigned long long)si->events,
+		trc_fmt_dur(si->last_ts > si->first_ts ? si->last_ts - si->first_ts : 0, d,
+			    sizeof(d)),
 		attrs ? attrs + 1 : "");
 }
 
@@ -289,16 +289,20 @@ static int info_cmp(const void *a, const void *b)
 static int exec_demux(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "by", required_argument, NULL, 'b' },	   { "begin", required_argument, NULL, 'B' },
-		{ "end", required_argument, NULL, 'E' },	   { "output", required_argument, NULL, 'o' },
-		{ "list", no_argument, NULL, 'l' },	   { "max-streams", required_argument, NULL, 'm' },
-		{ "max-memory", required_argument, NULL, 'M' }, TRACE_READ_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+		{"by", required_argument, NULL, 'b'},
+		{"begin", required_argument, NULL, 'B'},
+		{"end", required_argument, NULL, 'E'},
+		{"output", required_argument, NULL, 'o'},
+		{"list", no_argument, NULL, 'l'},
+		{"max-streams", required_argument, NULL, 'm'},
+		{"max-memory", required_argument, NULL, 'M'},
+		TRACE_READ_OPTIONS,
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &trace_demux_entry;
-	struct trc_read_opts ro = { 0 };
-	struct trc_demux_opts dopt = { 0 };
-	struct target T = { .t = { t_open, t_event, t_close }, .max_memory = 256u << 20 };
+	struct trc_read_opts ro = {0};
+	struct trc_demux_opts dopt = {0};
+	struct target T = {.t = {t_open, t_event, t_close}, .max_memory = 256u << 20};
 	struct trc_demux_stats st;
 	struct trc_sink *dm;
 	unsigned long long v;
@@ -311,9 +315,10 @@ static int exec_demux(int argc, char **argv)
 		switch (c) {
 		case 'b':
 			if (trc_demux_parse_by(optarg, &dopt.by) < 0)
-				return cmd_usage_error(
-					e, "--by '%s': use thread, process, connection, request or rule",
-					optarg);
+				return cmd_usage_error(e,
+						       "--by '%s': use thread, process, "
+						       "connection, request or rule",
+						       optarg);
 			have_by = 1;
 			break;
 		case 'B':
@@ -329,8 +334,10 @@ static int exec_demux(int argc, char **argv)
 			list = 1;
 			break;
 		case 'm':
-			if (trace_parse_uint(e, "--max-streams", optarg, 1u << 24, &v) < 0 || v == 0)
-				return v == 0 ? cmd_usage_error(e, "--max-streams must be at least 1")
+			if (trace_parse_uint(e, "--max-streams", optarg, 1u << 24, &v) < 0 ||
+			    v == 0)
+				return v == 0 ? cmd_usage_error(e,
+								"--max-streams must be at least 1")
 					      : EXIT_USAGE;
 			dopt.max_streams = (size_t)v;
 			break;
@@ -369,7 +376,8 @@ static int exec_demux(int argc, char **argv)
 			return EXIT_RUNTIME;
 		}
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < MAX_OPEN_FILES + 64) {
-			rl.rlim_cur = rl.rlim_max < MAX_OPEN_FILES + 64 ? rl.rlim_max : MAX_OPEN_FILES + 64;
+			rl.rlim_cur = rl.rlim_max < MAX_OPEN_FILES + 64 ? rl.rlim_max
+									: MAX_OPEN_FILES + 64;
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
@@ -404,10 +412,9 @@ static int exec_demux(int argc, char **argv)
 	fflush(stdout);
 	if (rc)
 		goto done;
-	fprintf(stderr,
-		"doppel %s: %llu %s streams, %llu events in streams, %llu in none%s", e->name,
-		(unsigned long long)st.streams,
-		dopt.by == TRC_BY_THREAD      ? "thread"
+	fprintf(stderr, "doppel %s: %llu %s streams, %llu events in streams, %llu in none%s",
+		e->name, (unsigned long long)st.streams,
+		dopt.by == TRC_BY_THREAD       ? "thread"
 		: dopt.by == TRC_BY_PROCESS    ? "process"
 		: dopt.by == TRC_BY_CONNECTION ? "connection"
 		: dopt.by == TRC_BY_REQUEST    ? "request"
@@ -418,8 +425,9 @@ static int exec_demux(int argc, char **argv)
 		fprintf(stderr, "; written to %s/\n", T.dir);
 	if (st.streams_dropped)
 		fprintf(stderr,
-			"doppel %s: %llu streams dropped (%llu events) over --max-streams\n", e->name,
-			(unsigned long long)st.streams_dropped, (unsigned long long)st.events_dropped);
+			"doppel %s: %llu streams dropped (%llu events) over --max-streams\n",
+			e->name, (unsigned long long)st.streams_dropped,
+			(unsigned long long)st.events_dropped);
 done:
 	free(T.done);
 	free(T.all);

@@ -19,7 +19,8 @@ const struct cmd_entry trace_rank_entry = {
 	.summary = "rank predicates that predict failing runs (statistical debugging)",
 	.help = "Reads every run's trace and collects predicates: 'called f' (f was reached),\n"
 		"'f -> g' (f called g: the branch it took), 'f() < 0 | == 0 | > 0' (return value\n"
-		"sign, from uftrace -R or strace), 's() failed [with E]' (syscall errors). Each is\n"
+		"sign, from uftrace -R or strace), 's() failed [with E]' (syscall errors). Each "
+		"is\n"
 		"scored with Liblit's statistics over the labelled runs:\n"
 		"  Failure    share of runs where it was true that failed\n"
 		"  Context    share of runs where it was observed that failed\n"
@@ -40,9 +41,7 @@ const struct cmd_entry trace_rank_entry = {
 		"  --predicates LIST   called,edge,return,syserr (default all)\n"
 		"  --no-elimination    skip iterative elimination\n"
 		"  --all               list predicates without significant Increase too\n"
-		"  --json              the ranking as JSON\n"
-		TRACE_READ_HELP
-		"\n"
+		"  --json              the ranking as JSON\n" TRACE_READ_HELP "\n"
 		"example:\n"
 		"  for i in $(seq 50); do DOPPELTRACE_OUT=run$i.dtr ./app input$i;\n"
 		"      echo \"run$i.dtr $?\" >> labels; done\n"
@@ -178,7 +177,8 @@ static int read_labels(const struct cmd_entry *e, const char *file, struct runli
 		if (add_run(l, full, failed, 1) < 0) {
 			free(full);
 			fclose(f);
-			fprintf(stderr, "doppel %s: too many runs (at most %d)\n", e->name, MAX_RUNS);
+			fprintf(stderr, "doppel %s: too many runs (at most %d)\n", e->name,
+				MAX_RUNS);
 			return EXIT_USAGE;
 		}
 	}
@@ -189,18 +189,22 @@ static int read_labels(const struct cmd_entry *e, const char *file, struct runli
 static int exec_rank(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "labels", required_argument, NULL, 'l' },   { "pass", required_argument, NULL, 'p' },
-		{ "fail", required_argument, NULL, 'f' },     { "top", required_argument, NULL, 't' },
-		{ "predicates", required_argument, NULL, 'P' }, { "no-elimination", no_argument, NULL, 'n' },
-		{ "all", no_argument, NULL, 'a' },	      { "json", no_argument, NULL, 'j' },
+		{"labels", required_argument, NULL, 'l'},
+		{"pass", required_argument, NULL, 'p'},
+		{"fail", required_argument, NULL, 'f'},
+		{"top", required_argument, NULL, 't'},
+		{"predicates", required_argument, NULL, 'P'},
+		{"no-elimination", no_argument, NULL, 'n'},
+		{"all", no_argument, NULL, 'a'},
+		{"json", no_argument, NULL, 'j'},
 		TRACE_READ_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &trace_rank_entry;
-	struct trc_read_opts ro = { 0 };
-	struct trc_rank_opts o = { .top = 10 };
+	struct trc_read_opts ro = {0};
+	struct trc_rank_opts o = {.top = 10};
 	struct trc_rank_result res;
-	struct runlist l = { 0 };
+	struct runlist l = {0};
 	unsigned long long v;
 	char err[1024], *report = NULL;
 	size_t len;
@@ -231,8 +235,9 @@ static int exec_rank(int argc, char **argv)
 			break;
 		case 'P':
 			if (trc_rank_parse_families(optarg, &o.families) < 0) {
-				rc = cmd_usage_error(e, "--predicates '%s': a list of called, edge, "
-							"return, syserr",
+				rc = cmd_usage_error(e,
+						     "--predicates '%s': a list of called, edge, "
+						     "return, syserr",
 						     optarg);
 				goto out;
 			}
@@ -250,15 +255,17 @@ static int exec_rank(int argc, char **argv)
 			rc = trace_read_opt(e, c, optarg, &ro);
 			if (rc <= 0) {
 				rc = rc < 0 ? EXIT_USAGE
-					    : cmd_usage_error(e, "unknown or incomplete option '%s'",
+					    : cmd_usage_error(e,
+							      "unknown or incomplete option '%s'",
 							      argv[optind - 1]);
 				goto out;
 			}
 		}
 	}
 	if (optind < argc) {
-		rc = cmd_usage_error(e, "unexpected argument '%s' (label runs with --labels, --pass "
-					"or --fail)",
+		rc = cmd_usage_error(e,
+				     "unexpected argument '%s' (label runs with --labels, --pass "
+				     "or --fail)",
 				     argv[optind]);
 		goto out;
 	}

@@ -37,8 +37,7 @@ const struct cmd_entry trace_summarise_entry = {
 		"  --expand            undo: write every block's iterations again\n"
 		"  --tree              write a call tree instead of doppel trace text\n"
 		"  --stats             print what was folded on standard error\n"
-		"  -o, --output FILE   write there instead of standard output\n"
-		TRACE_READ_HELP
+		"  -o, --output FILE   write there instead of standard output\n" TRACE_READ_HELP
 		"\n"
 		"example:\n"
 		"  doppel trace summarise --keep-times app.dtr -o app.sum.dtt\n"
@@ -49,17 +48,22 @@ const struct cmd_entry trace_summarise_entry = {
 static int exec_summarise(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "mode", required_argument, NULL, 'm' },    { "window", required_argument, NULL, 'w' },
-		{ "key", required_argument, NULL, 'k' },     { "keep-times", no_argument, NULL, 'K' },
-		{ "no-recursion", no_argument, NULL, 'n' },  { "max-events", required_argument, NULL, 'M' },
-		{ "expand", no_argument, NULL, 'x' },	     { "tree", no_argument, NULL, 't' },
-		{ "stats", no_argument, NULL, 's' },	     { "output", required_argument, NULL, 'o' },
+		{"mode", required_argument, NULL, 'm'},
+		{"window", required_argument, NULL, 'w'},
+		{"key", required_argument, NULL, 'k'},
+		{"keep-times", no_argument, NULL, 'K'},
+		{"no-recursion", no_argument, NULL, 'n'},
+		{"max-events", required_argument, NULL, 'M'},
+		{"expand", no_argument, NULL, 'x'},
+		{"tree", no_argument, NULL, 't'},
+		{"stats", no_argument, NULL, 's'},
+		{"output", required_argument, NULL, 'o'},
 		TRACE_READ_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &trace_summarise_entry;
-	struct trc_read_opts ro = { 0 };
-	struct trc_summarise_opts so = { .window = 16 };
+	struct trc_read_opts ro = {0};
+	struct trc_summarise_opts so = {.window = 16};
 	const char *outpath = NULL;
 	unsigned long long v;
 	int c, rc, expand = 0, tree = 0, stats = 0;
@@ -76,7 +80,8 @@ static int exec_summarise(int argc, char **argv)
 			else if (strcmp(optarg, "iterative") == 0)
 				so.mode = TRC_SUM_ITERATIVE;
 			else
-				return cmd_usage_error(e, "--mode '%s': use sliding or iterative", optarg);
+				return cmd_usage_error(e, "--mode '%s': use sliding or iterative",
+						       optarg);
 			break;
 		case 'w':
 			if (trace_parse_uint(e, "--window", optarg, 64, &v) < 0 || v == 0) {
@@ -101,7 +106,8 @@ static int exec_summarise(int argc, char **argv)
 			so.no_recursion = 1;
 			break;
 		case 'M':
-			if (trace_parse_uint(e, "--max-events", optarg, 1ULL << 32, &v) < 0 || v < 16) {
+			if (trace_parse_uint(e, "--max-events", optarg, 1ULL << 32, &v) < 0 ||
+			    v < 16) {
 				if (v < 16)
 					cmd_usage_error(e, "--max-events must be at least 16");
 				return EXIT_USAGE;

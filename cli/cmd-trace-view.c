@@ -32,9 +32,8 @@ const struct cmd_entry trace_view_entry = {
 		"  --max-rows N          svg: events drawn (default 400)\n"
 		"  --max-depth N         svg: deepest call drawn (default: all)\n"
 		"  --title TEXT          svg: a title\n"
-		"  --stats               print events read and events per second on standard error\n"
-		TRACE_READ_HELP
-		"\n"
+		"  --stats               print events read and events per second on standard "
+		"error\n" TRACE_READ_HELP "\n"
 		"example:\n"
 		"  doppel trace view --chrome app.dtr -o app.json\n"
 		"  doppel trace summarise app.dtr | doppel trace view --svg - -o app.svg\n",
@@ -46,20 +45,26 @@ enum { V_TREE, V_REPORT, V_TEXT, V_CHROME, V_SVG };
 static int exec_view(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "tree", no_argument, NULL, 't' },	     { "report", no_argument, NULL, 'r' },
-		{ "text", no_argument, NULL, 'x' },	     { "chrome", no_argument, NULL, 'c' },
-		{ "svg", no_argument, NULL, 's' },	     { "output", required_argument, NULL, 'o' },
-		{ "max-lines", required_argument, NULL, 'm' }, { "tid", no_argument, NULL, 'T' },
-		{ "lifeline", required_argument, NULL, 'l' }, { "max-rows", required_argument, NULL, 'R' },
-		{ "max-depth", required_argument, NULL, 'd' }, { "title", required_argument, NULL, 'i' },
-		{ "stats", no_argument, NULL, 'S' },
+		{"tree", no_argument, NULL, 't'},
+		{"report", no_argument, NULL, 'r'},
+		{"text", no_argument, NULL, 'x'},
+		{"chrome", no_argument, NULL, 'c'},
+		{"svg", no_argument, NULL, 's'},
+		{"output", required_argument, NULL, 'o'},
+		{"max-lines", required_argument, NULL, 'm'},
+		{"tid", no_argument, NULL, 'T'},
+		{"lifeline", required_argument, NULL, 'l'},
+		{"max-rows", required_argument, NULL, 'R'},
+		{"max-depth", required_argument, NULL, 'd'},
+		{"title", required_argument, NULL, 'i'},
+		{"stats", no_argument, NULL, 'S'},
 		TRACE_READ_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &trace_view_entry;
-	struct trc_read_opts ro = { 0 };
-	struct trc_view_opts vo = { 0 };
-	struct trc_svg_opts so = { .max_rows = 400, .max_depth = -1 };
+	struct trc_read_opts ro = {0};
+	struct trc_view_opts vo = {0};
+	struct trc_svg_opts so = {.max_rows = 400, .max_depth = -1};
 	const char *outpath = NULL;
 	unsigned long long v;
 	int mode = V_TREE, c, rc;
@@ -104,8 +109,9 @@ static int exec_view(int argc, char **argv)
 			else if (strcmp(optarg, "program") == 0)
 				so.lifeline = TRC_LIFE_PROGRAM;
 			else
-				return cmd_usage_error(e, "--lifeline '%s': use thread, process or program",
-						       optarg);
+				return cmd_usage_error(
+					e, "--lifeline '%s': use thread, process or program",
+					optarg);
 			break;
 		case 'R':
 			if (trace_parse_uint(e, "--max-rows", optarg, 1000000, &v) < 0)

@@ -12,9 +12,9 @@
 #include "cli/cmd-trace.h"
 
 static const struct cmd_entry *const trace_subs[] = {
-	&trace_demux_entry,   &trace_summarise_entry, &trace_coarsen_entry, &trace_compare_entry,
-	&trace_align_entry,   &trace_rank_entry,      &trace_view_entry,    &trace_collect_entry,
-	NULL,
+	&trace_demux_entry,   &trace_summarise_entry, &trace_coarsen_entry,
+	&trace_compare_entry, &trace_align_entry,     &trace_rank_entry,
+	&trace_view_entry,    &trace_collect_entry,   NULL,
 };
 
 static int cmd_trace_exec(int argc, char **argv);
@@ -98,8 +98,9 @@ int trace_read_opt(const struct cmd_entry *e, int c, const char *arg, struct trc
 	switch (c) {
 	case TOPT_FORMAT:
 		if (trc_format_parse(arg, &ro->format) < 0) {
-			cmd_usage_error(e, "--format '%s': use dtr, strace, uftrace, babeltrace or dtt",
-					arg);
+			cmd_usage_error(
+				e, "--format '%s': use dtr, strace, uftrace, babeltrace or dtt",
+				arg);
 			return -1;
 		}
 		return 1;
@@ -168,8 +169,9 @@ void trace_warn_stats(const struct cmd_entry *e, const char *path, struct trc_re
 
 	trc_reader_stats(r, &st);
 	if (st.skipped)
-		fprintf(stderr, "doppel %s: %s: %llu lines or chunks could not be parsed and were "
-				"skipped\n",
+		fprintf(stderr,
+			"doppel %s: %s: %llu lines or chunks could not be parsed and were "
+			"skipped\n",
 			e->name, path, (unsigned long long)st.skipped);
 	if (st.lost)
 		fprintf(stderr, "doppel %s: %s: the tracer lost %llu records (shown as 'lost')\n",
@@ -214,11 +216,13 @@ int trace_run(const struct cmd_entry *e, char **files, int nfiles, const struct 
 		trace_warn_stats(e, files[i], r);
 		if (trace_stats_flag) {
 			struct trc_read_stats st;
-			double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+			double secs = (double)(t1.tv_sec - t0.tv_sec) +
+				      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
 			trc_reader_stats(r, &st);
 			fprintf(stderr,
-				"doppel %s: %s: %s, %llu events, %llu bytes in %.3f s (%.0f events/s)\n",
+				"doppel %s: %s: %s, %llu events, %llu bytes in %.3f s (%.0f "
+				"events/s)\n",
 				e->name, files[i], trc_format_name(trc_reader_format(r)),
 				(unsigned long long)st.events, (unsigned long long)st.bytes, secs,
 				secs > 0 ? (double)st.events / secs : 0.0);

@@ -29,18 +29,20 @@ enum {
 	TOPT_REORDER,
 };
 
-#define TRACE_READ_OPTIONS                                                                         \
-	{ "format", required_argument, NULL, TOPT_FORMAT },                                        \
-		{ "binary", required_argument, NULL, TOPT_BINARY },                                \
-		{ "prog", required_argument, NULL, TOPT_PROG },                                    \
-		{ "reorder", required_argument, NULL, TOPT_REORDER }
+#define TRACE_READ_OPTIONS                                        \
+	{"format", required_argument, NULL, TOPT_FORMAT},         \
+		{"binary", required_argument, NULL, TOPT_BINARY}, \
+		{"prog", required_argument, NULL, TOPT_PROG},     \
+	{                                                         \
+		"reorder", required_argument, NULL, TOPT_REORDER  \
+	}
 
-#define TRACE_READ_HELP                                                                            \
-	"reading (every subcommand):\n"                                                            \
-	"  --format FMT        dtr, strace, uftrace, babeltrace or dtt (default: detected)\n"      \
+#define TRACE_READ_HELP                                                                           \
+	"reading (every subcommand):\n"                                                           \
+	"  --format FMT        dtr, strace, uftrace, babeltrace or dtt (default: detected)\n"     \
 	"  --binary ELF        symbolise libdoppeltrace addresses of the main program with ELF\n" \
-	"  --prog NAME         label the events with a program name\n"                             \
-	"  --reorder N         libdoppeltrace chunks held to merge threads in time order\n"        \
+	"  --prog NAME         label the events with a program name\n"                            \
+	"  --reorder N         libdoppeltrace chunks held to merge threads in time order\n"       \
 	"                      (default 256)\n"
 
 /* Handles a TOPT_* option; returns 1 if it was one, 0 if not, -1 on error

@@ -19,9 +19,9 @@
 
 struct cmd_entry {
 	const char *name;
-	const char *usage; /* synopsis after "doppel NAME" */
+	const char *usage;   /* synopsis after "doppel NAME" */
 	const char *summary; /* one line */
-	const char *help; /* description and options, plain text, 2-space indents */
+	const char *help;    /* description and options, plain text, 2-space indents */
 	int (*exec)(int argc, char **argv);
 	int hidden; /* internal: not listed by `doppel help` */
 	/* subcommands ("trace demux", ...), NULL-terminated; a command with

@@ -229,7 +229,7 @@ static pid_t start_page_server(const struct cm_clone_opts *o, const char *clone_
 	arg_add(a, "--status-fd");
 	arg_add(a, "3");
 	{
-		struct cm_run run = { &st[1], 1, o->host_netns_fd, 0 };
+		struct cm_run run = {&st[1], 1, o->host_netns_fd, 0};
 
 		pid = cm_criu_spawn(o->criu, a->v, out, &run);
 	}
@@ -246,7 +246,8 @@ static pid_t start_page_server(const struct cm_clone_opts *o, const char *clone_
 		close(st[0]);
 		kill(pid, SIGKILL);
 		cm_criu_wait(pid, 0);
-		snprintf(err, errlen, "criu page-server on %s:%d did not start; see %s", o->host_addr, port, log);
+		snprintf(err, errlen, "criu page-server on %s:%d did not start; see %s",
+			 o->host_addr, port, log);
 		return -EIO;
 	}
 	close(st[0]);
@@ -302,13 +303,14 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 
 		if (port < 0) {
 			rc = port;
-			snprintf(err, errlen, "no free port on %s for CRIU's page server: %s", o->host_addr,
-				 strerror(-rc));
+			snprintf(err, errlen, "no free port on %s for CRIU's page server: %s",
+				 o->host_addr, strerror(-rc));
 			goto out;
 		}
 		if (mkdir(o->host_images_dir, 0700) < 0 && errno != EEXIST) {
 			rc = -errno;
-			snprintf(err, errlen, "cannot create %s: %s", o->host_images_dir, strerror(errno));
+			snprintf(err, errlen, "cannot create %s: %s", o->host_images_dir,
+				 strerror(errno));
 			goto out;
 		}
 		ps = start_page_server(o, clone_dir, port, err, errlen);
@@ -324,7 +326,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	}
 	t0 = clock_now_ns();
 	{
-		struct cm_run run = { .netns_fd = -1, .timeout_ms = DUMP_TIMEOUT_MS };
+		struct cm_run run = {.netns_fd = -1, .timeout_ms = DUMP_TIMEOUT_MS};
 
 		rc = cm_criu_run(o->criu, a->v, out, &run);
 	}
@@ -332,8 +334,10 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		int prc = cm_criu_wait(ps, rc ? 1 : 60000);
 
 		if (!rc && prc) {
-			snprintf(err, errlen, "CRIU's page server on %s failed (exit %d); see %s/page-server.log",
-				 o->host_addr, prc, clone_dir);
+			snprintf(
+				err, errlen,
+				"CRIU's page server on %s failed (exit %d); see %s/page-server.log",
+				o->host_addr, prc, clone_dir);
 			rc = -EIO;
 			goto out;
 		}
@@ -346,7 +350,8 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		if (!errs[0])
 			cm_criu_errors(out, errs, sizeof(errs));
 		snprintf(err, errlen,
-			 "CRIU could not dump the service (pid %d, criu exit %d): %s (CRIU's log: %s)",
+			 "CRIU could not dump the service (pid %d, criu exit %d): %s (CRIU's log: "
+			 "%s)",
 			 svc->pid, rc, errs[0] ? errs : "no error line in its log", log);
 		rc = -EIO;
 		goto out;
@@ -366,7 +371,7 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 	struct argv_buf *a = calloc(1, sizeof(*a));
 	char out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], pidfile[CM_PATH_MAX + 32], errs[1024];
 	unsigned long ino = stdout_pipe_ino(svc->pid);
-	int logp[2] = { -1, -1 }, fds[2], nfds = 0, netns = -1, rc;
+	int logp[2] = {-1, -1}, fds[2], nfds = 0, netns = -1, rc;
 	uint64_t t0 = clock_now_ns();
 	FILE *f;
 
@@ -423,7 +428,7 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 		arg_add(a, "fd[%d]:pipe:[%lu]", 3 + nfds++, ino);
 	}
 	{
-		struct cm_run run = { fds, (unsigned)nfds, o->host_netns_fd, RESTORE_TIMEOUT_MS };
+		struct cm_run run = {fds, (unsigned)nfds, o->host_netns_fd, RESTORE_TIMEOUT_MS};
 
 		rc = cm_criu_run(o->criu, a->v, out, &run);
 	}
@@ -435,14 +440,16 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 		cm_criu_errors(log, errs, sizeof(errs));
 		if (!errs[0])
 			cm_criu_errors(out, errs, sizeof(errs));
-		snprintf(err, errlen, "CRIU could not restore clone %u (criu exit %d): %s (CRIU's log: %s)",
+		snprintf(err, errlen,
+			 "CRIU could not restore clone %u (criu exit %d): %s (CRIU's log: %s)",
 			 c->id, rc, errs[0] ? errs : "no error line in its log", log);
 		rc = -EIO;
 		goto out;
 	}
 	f = fopen(pidfile, "re");
 	if (!f || fscanf(f, "%d", &c->pid) != 1 || c->pid <= 0) {
-		snprintf(err, errlen, "CRIU restored clone %u but wrote no pid to %s", c->id, pidfile);
+		snprintf(err, errlen, "CRIU restored clone %u but wrote no pid to %s", c->id,
+			 pidfile);
 		if (f)
 			fclose(f);
 		rc = -EIO;
@@ -452,12 +459,14 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 	c->netns_fd = netns_open_pid(c->pid);
 	if (c->netns_fd < 0) {
 		rc = c->netns_fd;
-		snprintf(err, errlen, "clone %u (pid %d) died right after restore; see %s and %s/log", c->id,
+		snprintf(err, errlen,
+			 "clone %u (pid %d) died right after restore; see %s and %s/log", c->id,
 			 c->pid, log, c->dir);
 		goto out;
 	}
 	if (o->nice && pidns_renice(c->pid, o->nice) < 0)
-		pr_warn("cannot lower clone %u's priority (nice %d): %s", c->id, o->nice, strerror(errno));
+		pr_warn("cannot lower clone %u's priority (nice %d): %s", c->id, o->nice,
+			strerror(errno));
 	c->log_fd = logp[0];
 	logp[0] = -1;
 	c->restore_us = (clock_now_ns() - t0) / 1000;
@@ -477,7 +486,7 @@ int cm_wait_listen(int netns_fd, int port, int timeout_ms, pid_t pid)
 {
 	struct net_endpoint ep;
 	char perr[128], addr[32];
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	struct timespec ts = {0, 10 * 1000 * 1000};
 
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	if (netaddr_parse(addr, &ep, perr, sizeof(perr)) < 0)
@@ -487,7 +496,7 @@ int cm_wait_listen(int netns_fd, int port, int timeout_ms, pid_t pid)
 		int fd = netaddr_connect(&ep);
 
 		if (fd >= 0) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 			int soerr = 0;
 			socklen_t len = sizeof(soerr);
 
@@ -531,8 +540,9 @@ void cm_clone_destroy(struct cm_clone *c)
 static void keep_logs_of_failure(const struct cm_clone_opts *o, struct cm_clone *c, char *err,
 				 size_t errlen)
 {
-	static const char *const keep[] = { "dump.log", "dump.out", "restore.log", "restore.out",
-					    "page-server.log", "page-server.out", "log" };
+	static const char *const keep[] = {"dump.log",	  "dump.out",	     "restore.log",
+					   "restore.out", "page-server.log", "page-server.out",
+					   "log"};
 	char failed[CM_PATH_MAX + 32], from[CM_PATH_MAX + 32], to[CM_PATH_MAX + 64], *at;
 	int any = 0;
 
@@ -577,11 +587,13 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		clones[k].id = o->first_id + k;
 	}
 	if (!cm_service_alive(svc)) {
-		snprintf(err, errlen, "the service (pid %d) is not running any more; see its log", svc->pid);
+		snprintf(err, errlen, "the service (pid %d) is not running any more; see its log",
+			 svc->pid);
 		return -ESRCH;
 	}
 	if (!shell_safe(o->work_dir) || !shell_safe(o->doppel_exe)) {
-		snprintf(err, errlen, "paths with quotes or newlines are not supported: %s", o->work_dir);
+		snprintf(err, errlen, "paths with quotes or newlines are not supported: %s",
+			 o->work_dir);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < svc->nstate; i++)
@@ -594,7 +606,8 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	    (rc = mkdir_private(o->images_dir, err, errlen)))
 		return rc;
 	for (unsigned k = 0; k < o->count; k++) {
-		snprintf(clones[k].dir, sizeof(clones[k].dir), "%s/clone-%u", o->work_dir, clones[k].id);
+		snprintf(clones[k].dir, sizeof(clones[k].dir), "%s/clone-%u", o->work_dir,
+			 clones[k].id);
 		cm_rmtree(clones[k].dir);
 		if ((rc = mkdir_private(clones[k].dir, err, errlen)))
 			goto fail;
@@ -610,8 +623,8 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		rc = cm_state_sync(svc->state_dirs[i], dst, &bytes, err, errlen);
 		if (rc)
 			goto fail;
-		say(progress, arg, "copied state dir %s (%s) while production runs", svc->state_dirs[i],
-		    size_format(bytes, sz, sizeof(sz)));
+		say(progress, arg, "copied state dir %s (%s) while production runs",
+		    svc->state_dirs[i], size_format(bytes, sz, sizeof(sz)));
 	}
 	st->precopy_us = (clock_now_ns() - t1) / 1000;
 
@@ -623,7 +636,8 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		goto fail;
 	st->image_bytes = cm_du(o->images_dir);
 	say(progress, arg,
-	    "production was frozen for %.1f ms (memory dump %.1f ms, final state sync %.1f ms, %s); "
+	    "production was frozen for %.1f ms (memory dump %.1f ms, final state sync %.1f ms, "
+	    "%s); "
 	    "images %s",
 	    (double)st->frozen_us / 1000, (double)st->memdump_us / 1000,
 	    (double)st->final_sync_us / 1000, size_format(st->final_sync_bytes, sz, sizeof(sz)),
@@ -649,15 +663,19 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 			rc = cm_wait_listen(c->netns_fd, o->port, o->ready_timeout_ms, c->pid);
 			if (rc) {
 				snprintf(err, errlen,
-					 "clone %u (pid %d) %s on port %d; see its log %s/log and CRIU's "
+					 "clone %u (pid %d) %s on port %d; see its log %s/log and "
+					 "CRIU's "
 					 "%s/restore.log",
-					 c->id, c->pid, rc == -ESRCH ? "died before listening" : "never listened",
+					 c->id, c->pid,
+					 rc == -ESRCH ? "died before listening" : "never listened",
 					 o->port, c->dir, c->dir);
 				goto fail;
 			}
 		}
-		say(progress, arg, "clone %u restored (pid %d) in %.0f ms, listening on 127.0.0.1:%d in its "
-		    "own network namespace", c->id, c->pid, (double)c->restore_us / 1000, o->port);
+		say(progress, arg,
+		    "clone %u restored (pid %d) in %.0f ms, listening on 127.0.0.1:%d in its "
+		    "own network namespace",
+		    c->id, c->pid, (double)c->restore_us / 1000, o->port);
 	}
 	cm_rmtree(o->images_dir);
 	if (o->host_images_dir)

@@ -35,10 +35,10 @@
 
 struct cm_service_spec {
 	const char *name;
-	char *const *argv; /* CMD ARGS..., argv[0] looked up in PATH */
+	char *const *argv;	       /* CMD ARGS..., argv[0] looked up in PATH */
 	const char *const *state_dirs; /* absolute paths */
 	unsigned nstate;
-	const char *chdir; /* NULL: the caller's cwd */
+	const char *chdir;	/* NULL: the caller's cwd */
 	int keep_cgroup_mounts; /* default: unmount /sys/fs/cgroup in the service (faster dumps) */
 	/*
 	 * Called once the namespaces exist and before CMD is executed (CMD waits),
@@ -50,9 +50,9 @@ struct cm_service_spec {
 };
 
 struct cm_service {
-	pid_t pid; /* host pid of the namespace's init (the service) */
+	pid_t pid;    /* host pid of the namespace's init (the service) */
 	int netns_fd; /* /proc/PID/ns/net */
-	int log_fd; /* read end of the service's stdout+stderr */
+	int log_fd;   /* read end of the service's stdout+stderr */
 	char name[64];
 	char state_dirs[CM_MAX_STATE][CM_PATH_MAX];
 	unsigned nstate;
@@ -84,11 +84,11 @@ int cm_criu_find(const char *path, struct cm_criu *out, char *err, size_t errlen
 
 struct cm_clone_opts {
 	const struct cm_criu *criu;
-	const char *work_dir; /* per-clone dirs go here (state copies, logs), created 0700 */
+	const char *work_dir;	/* per-clone dirs go here (state copies, logs), created 0700 */
 	const char *images_dir; /* where images are written (0700, deleted after restore) */
-	unsigned count; /* clones from one dump (scaled mode) */
-	int port; /* the service's TCP port, to wait for in each clone */
-	unsigned first_id; /* id of the first clone; the next ones follow */
+	unsigned count;		/* clones from one dump (scaled mode) */
+	int port;		/* the service's TCP port, to wait for in each clone */
+	unsigned first_id;	/* id of the first clone; the next ones follow */
 	int ready_timeout_ms;
 	const char *doppel_exe; /* this program, run by CRIU's action script for the final sync */
 	int nice; /* the clone's scheduling priority (0: production's; 10: yields to production) */
@@ -113,7 +113,7 @@ struct cm_clone_opts {
 
 /* Figures of one dump, from CRIU's --display-stats and our own clocks. */
 struct cm_dump_stats {
-	uint64_t frozen_us; /* production frozen (CRIU "Frozen time") */
+	uint64_t frozen_us;   /* production frozen (CRIU "Frozen time") */
 	uint64_t freezing_us; /* time to freeze it */
 	uint64_t memdump_us, memwrite_us;
 	uint64_t pages_written;

@@ -55,8 +55,8 @@ static int criu_version(const char *path, char *ver, size_t len)
 
 int cm_criu_find(const char *path, struct cm_criu *out, char *err, size_t errlen)
 {
-	static const char *const fixed[] = { "/usr/local/sbin/criu", "/usr/sbin/criu", "/usr/local/bin/criu",
-					     "/usr/bin/criu" };
+	static const char *const fixed[] = {"/usr/local/sbin/criu", "/usr/sbin/criu",
+					    "/usr/local/bin/criu", "/usr/bin/criu"};
 	char found_old[CM_PATH_MAX] = "", old_ver[32] = "";
 	const char *path_env = getenv("PATH");
 	char cand[CM_PATH_MAX];
@@ -68,18 +68,23 @@ int cm_criu_find(const char *path, struct cm_criu *out, char *err, size_t errlen
 		char ver[32] = "";
 
 		if (access(path, X_OK) < 0) {
-			snprintf(err, errlen, "CRIU not found at %s: %s (install it with deploy/install.sh, or "
-				 "give the right --criu)", path, strerror(errno));
+			snprintf(err, errlen,
+				 "CRIU not found at %s: %s (install it with deploy/install.sh, or "
+				 "give the right --criu)",
+				 path, strerror(errno));
 			return -ENOENT;
 		}
 		if (criu_version(path, ver, sizeof(ver)) < 0) {
-			snprintf(err, errlen, "%s does not answer `--version` like CRIU does", path);
+			snprintf(err, errlen, "%s does not answer `--version` like CRIU does",
+				 path);
 			return -ENOEXEC;
 		}
 		if (!version_ok(ver)) {
 			snprintf(err, errlen,
-				 "CRIU %s at %s is too old: doppel needs CRIU >= %d.%d (older ones fail on "
-				 "recent kernels); run deploy/install.sh, which builds it from Debian's source",
+				 "CRIU %s at %s is too old: doppel needs CRIU >= %d.%d (older ones "
+				 "fail on "
+				 "recent kernels); run deploy/install.sh, which builds it from "
+				 "Debian's source",
 				 ver, path, CRIU_MIN_MAJOR, CRIU_MIN_MINOR);
 			return -ENOEXEC;
 		}
@@ -126,13 +131,15 @@ int cm_criu_find(const char *path, struct cm_criu *out, char *err, size_t errlen
 	if (found_old[0]) {
 		snprintf(err, errlen,
 			 "CRIU %s at %s is too old: doppel needs CRIU >= %d.%d (older ones fail on "
-			 "recent kernels); run deploy/install.sh, which builds it from Debian's source",
+			 "recent kernels); run deploy/install.sh, which builds it from Debian's "
+			 "source",
 			 old_ver, found_old, CRIU_MIN_MAJOR, CRIU_MIN_MINOR);
 		return -ENOEXEC;
 	}
-	snprintf(err, errlen,
-		 "CRIU is not installed: doppel needs CRIU >= %d.%d to clone; run deploy/install.sh",
-		 CRIU_MIN_MAJOR, CRIU_MIN_MINOR);
+	snprintf(
+		err, errlen,
+		"CRIU is not installed: doppel needs CRIU >= %d.%d to clone; run deploy/install.sh",
+		CRIU_MIN_MAJOR, CRIU_MIN_MINOR);
 	return -ENOENT;
 }
 
@@ -181,7 +188,7 @@ pid_t cm_criu_spawn(const struct cm_criu *criu, char *const argv[], const char *
 
 int cm_criu_wait(pid_t pid, int timeout_ms)
 {
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	struct timespec ts = {0, 5 * 1000 * 1000};
 	int status, waited = 0;
 
 	for (;;) {
@@ -192,7 +199,8 @@ int cm_criu_wait(pid_t pid, int timeout_ms)
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (timeout_ms > 0 && waited >= timeout_ms) {
-			pr_err("criu (pid %d) still running after %d ms; killing it", pid, timeout_ms);
+			pr_err("criu (pid %d) still running after %d ms; killing it", pid,
+			       timeout_ms);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			return -ETIMEDOUT;
@@ -232,7 +240,8 @@ char *cm_criu_errors(const char *log_path, char *buf, size_t len)
 		nl = strchr(e, '\n');
 		if (nl)
 			*nl = '\0';
-		off += (size_t)snprintf(buf + off, off < len ? len - off : 0, "%s%s", n ? "; " : "", e);
+		off += (size_t)snprintf(buf + off, off < len ? len - off : 0, "%s%s", n ? "; " : "",
+					e);
 		if (off >= len)
 			break;
 		n++;

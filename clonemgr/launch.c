@@ -94,14 +94,15 @@ static void detach_nsfs_mounts(void)
 		if (!dash || strncmp(dash + 3, "nsfs ", 5) != 0)
 			continue;
 		if (sscanf(line, "%*d %*d %*s %*s %4095s", path) == 1)
-			umount2(path, MNT_DETACH); /* octal escapes (spaces in paths) are rare here */
+			umount2(path,
+				MNT_DETACH); /* octal escapes (spaces in paths) are rare here */
 	}
 	fclose(f);
 }
 
 /* In the new namespaces, as pid 1; never returns. */
-static void __attribute__((noreturn)) child_main(const struct cm_service_spec *spec, int logw,
-						int syncw, int gor)
+static void __attribute__((noreturn))
+child_main(const struct cm_service_spec *spec, int logw, int syncw, int gor)
 {
 	char go;
 
@@ -181,7 +182,7 @@ int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out
 		      size_t errlen)
 {
 	struct clone_args args;
-	int logp[2] = { -1, -1 }, syncp[2] = { -1, -1 }, gop[2] = { -1, -1 }, rc;
+	int logp[2] = {-1, -1}, syncp[2] = {-1, -1}, gop[2] = {-1, -1}, rc;
 	char msg[512];
 	ssize_t n;
 	pid_t pid;
@@ -194,20 +195,22 @@ int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out
 	}
 	for (unsigned i = 0; i < spec->nstate; i++) {
 		if (spec->state_dirs[i][0] != '/' || strlen(spec->state_dirs[i]) >= CM_PATH_MAX) {
-			snprintf(err, errlen, "state dir '%s' must be an absolute path", spec->state_dirs[i]);
+			snprintf(err, errlen, "state dir '%s' must be an absolute path",
+				 spec->state_dirs[i]);
 			return -EINVAL;
 		}
 		if (access(spec->state_dirs[i], R_OK | W_OK | X_OK) < 0) {
 			rc = -errno;
-			snprintf(err, errlen, "state dir %s: %s (create it first)", spec->state_dirs[i],
-				 strerror(errno));
+			snprintf(err, errlen, "state dir %s: %s (create it first)",
+				 spec->state_dirs[i], strerror(errno));
 			return rc;
 		}
 		snprintf(out->state_dirs[i], CM_PATH_MAX, "%s", spec->state_dirs[i]);
 	}
 	out->nstate = spec->nstate;
 	snprintf(out->name, sizeof(out->name), "%s", spec->name);
-	if (pipe2(logp, O_CLOEXEC) < 0 || pipe2(syncp, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0) {
+	if (pipe2(logp, O_CLOEXEC) < 0 || pipe2(syncp, O_CLOEXEC) < 0 ||
+	    pipe2(gop, O_CLOEXEC) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
 		goto fail;
@@ -241,7 +244,8 @@ int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out
 			close(nsfd);
 		if (rc) {
 			if (nsfd < 0)
-				snprintf(err, errlen, "cannot open the service's network namespace: %s",
+				snprintf(err, errlen,
+					 "cannot open the service's network namespace: %s",
 					 strerror(-rc));
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
@@ -279,8 +283,8 @@ int cm_service_launch(const struct cm_service_spec *spec, struct cm_service *out
 		out->log_fd = -1;
 		return -ECHILD;
 	}
-	pr_info("service started name=%s pid=%d cmd=%s state_dirs=%u", spec->name, pid, spec->argv[0],
-		spec->nstate);
+	pr_info("service started name=%s pid=%d cmd=%s state_dirs=%u", spec->name, pid,
+		spec->argv[0], spec->nstate);
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
@@ -339,7 +343,7 @@ static int reaped(pid_t pid)
 
 	/* ECHILD: not our child (or reaped elsewhere): look at /proc instead. */
 	if (r < 0 && errno == ECHILD) {
-		struct cm_service tmp = { .pid = pid };
+		struct cm_service tmp = {.pid = pid};
 
 		return !cm_service_alive(&tmp);
 	}
@@ -348,10 +352,10 @@ static int reaped(pid_t pid)
 
 int cm_stop_init(pid_t pid, int timeout_ms)
 {
-	static const int polite[] = { SIGTERM, SIGINT, SIGQUIT };
+	static const int polite[] = {SIGTERM, SIGINT, SIGQUIT};
 	uint64_t caught = caught_signals(pid);
 	int sig = SIGKILL;
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	struct timespec ts = {0, 20 * 1000 * 1000};
 
 	if (pid <= 0)
 		return 0;
@@ -369,7 +373,8 @@ int cm_stop_init(pid_t pid, int timeout_ms)
 				return sig;
 			nanosleep(&ts, NULL);
 		}
-		pr_warn("pid %d did not stop %d ms after %s; killing it", pid, timeout_ms, strsignal(sig));
+		pr_warn("pid %d did not stop %d ms after %s; killing it", pid, timeout_ms,
+			strsignal(sig));
 		sig = SIGKILL;
 		kill(pid, SIGKILL);
 	}

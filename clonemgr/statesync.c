@@ -89,7 +89,7 @@ static int copy_data(int in, int out, off_t size, uint64_t *bytes)
 
 static void keep_meta(const char *dst, const struct stat *st, int is_link)
 {
-	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 
 	if (lchown(dst, st->st_uid, st->st_gid) < 0)
 		pr_debug("cannot chown %s: %s", dst, strerror(errno));
@@ -176,7 +176,8 @@ static int sync_entry(const char *src, const char *dst, int depth, struct sync_c
 			keep_meta(dst, &ss, 0);
 		return rc;
 	case S_IFREG:
-		if (have_dst && ds.st_size == ss.st_size && ds.st_mtim.tv_sec == ss.st_mtim.tv_sec &&
+		if (have_dst && ds.st_size == ss.st_size &&
+		    ds.st_mtim.tv_sec == ss.st_mtim.tv_sec &&
 		    ds.st_mtim.tv_nsec == ss.st_mtim.tv_nsec)
 			return 0;
 		return copy_file(src, dst, &ss, cx);
@@ -197,7 +198,8 @@ static int sync_entry(const char *src, const char *dst, int depth, struct sync_c
 		}
 		if (symlink(a, dst) < 0) {
 			rc = -errno;
-			snprintf(cx->err, cx->errlen, "cannot create symlink %s: %s", dst, strerror(errno));
+			snprintf(cx->err, cx->errlen, "cannot create symlink %s: %s", dst,
+				 strerror(errno));
 			return rc;
 		}
 		keep_meta(dst, &ss, 1);
@@ -242,7 +244,8 @@ static int sync_dir(const char *src, const char *dst, int depth, struct sync_ctx
 	int rc = 0;
 
 	if (depth > MAX_DEPTH) {
-		snprintf(cx->err, cx->errlen, "%s: more than %d levels of directories", src, MAX_DEPTH);
+		snprintf(cx->err, cx->errlen, "%s: more than %d levels of directories", src,
+			 MAX_DEPTH);
 		return -ELOOP;
 	}
 	d = opendir(src);
@@ -273,7 +276,7 @@ static int sync_dir(const char *src, const char *dst, int depth, struct sync_ctx
 static int sync_tree(const char *src, const char *dst, int prune_dst, uint64_t *bytes, char *err,
 		     size_t errlen)
 {
-	struct sync_ctx cx = { 0, prune_dst, err, errlen };
+	struct sync_ctx cx = {0, prune_dst, err, errlen};
 	struct stat st;
 	int rc;
 

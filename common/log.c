@@ -14,7 +14,7 @@
 static enum log_level cur_level = LOG_INFO;
 static int log_fd = STDERR_FILENO;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level level)
 {
@@ -57,8 +57,9 @@ void log_msg(enum log_level level, const char *prefix, int with_errno, const cha
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	off = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = snprintf(line + off, sizeof(line) - off, ".%03ldZ doppel[%d] %-5s %s%s", tv.tv_usec / 1000,
-		     (int)getpid(), level_names[level], prefix, prefix[0] ? ": " : "");
+	n = snprintf(line + off, sizeof(line) - off, ".%03ldZ doppel[%d] %-5s %s%s",
+		     tv.tv_usec / 1000, (int)getpid(), level_names[level], prefix,
+		     prefix[0] ? ": " : "");
 	if (n > 0)
 		off += (size_t)n;
 	va_start(ap, fmt);

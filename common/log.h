@@ -40,10 +40,10 @@ void log_msg(enum log_level level, const char *prefix, int with_errno, const cha
 #define pr_perror(fmt, ...) log_msg(LOG_ERROR, LOG_PREFIX, 1, fmt, ##__VA_ARGS__)
 #define pr_warn(fmt, ...) log_msg(LOG_WARN, LOG_PREFIX, 0, fmt, ##__VA_ARGS__)
 #define pr_info(fmt, ...) log_msg(LOG_INFO, LOG_PREFIX, 0, fmt, ##__VA_ARGS__)
-#define pr_debug(fmt, ...)                                                                         \
-	do {                                                                                       \
-		if (log_get_level() >= LOG_DEBUG)                                                  \
-			log_msg(LOG_DEBUG, LOG_PREFIX, 0, fmt, ##__VA_ARGS__);                     \
+#define pr_debug(fmt, ...)                                                     \
+	do {                                                                   \
+		if (log_get_level() >= LOG_DEBUG)                              \
+			log_msg(LOG_DEBUG, LOG_PREFIX, 0, fmt, ##__VA_ARGS__); \
 	} while (0)
 
 #endif

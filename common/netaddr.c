@@ -35,7 +35,8 @@ int netaddr_parse(const char *text, struct net_endpoint *out, char *err, size_t 
 		const char *rb = strchr(text, ']');
 
 		if (!rb || rb[1] != ':') {
-			snprintf(err, errlen, "bad address '%s': expected [IPV6]:PORT, e.g. [::1]:8080", text);
+			snprintf(err, errlen,
+				 "bad address '%s': expected [IPV6]:PORT, e.g. [::1]:8080", text);
 			return -EINVAL;
 		}
 		hlen = (size_t)(rb - text - 1);
@@ -47,7 +48,9 @@ int netaddr_parse(const char *text, struct net_endpoint *out, char *err, size_t 
 	} else {
 		colon = strrchr(text, ':');
 		if (!colon) {
-			snprintf(err, errlen, "bad address '%s': missing port, expected HOST:PORT, e.g. 127.0.0.1:8080",
+			snprintf(err, errlen,
+				 "bad address '%s': missing port, expected HOST:PORT, e.g. "
+				 "127.0.0.1:8080",
 				 text);
 			return -EINVAL;
 		}
@@ -57,7 +60,9 @@ int netaddr_parse(const char *text, struct net_endpoint *out, char *err, size_t 
 		memcpy(host, text, hlen);
 		host[hlen] = '\0';
 		if (strchr(host, ':')) {
-			snprintf(err, errlen, "bad address '%s': write IPv6 addresses in brackets, e.g. [::1]:8080",
+			snprintf(err, errlen,
+				 "bad address '%s': write IPv6 addresses in brackets, e.g. "
+				 "[::1]:8080",
 				 text);
 			return -EINVAL;
 		}
@@ -70,7 +75,8 @@ int netaddr_parse(const char *text, struct net_endpoint *out, char *err, size_t 
 		return -EINVAL;
 	}
 	if (!host[0]) {
-		snprintf(err, errlen, "bad address '%s': missing host, e.g. 127.0.0.1:%ld", text, pnum);
+		snprintf(err, errlen, "bad address '%s': missing host, e.g. 127.0.0.1:%ld", text,
+			 pnum);
 		return -EINVAL;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -145,17 +151,22 @@ int netaddr_listen(const struct net_endpoint *ep, int backlog, int reuseport, ch
 		e = errno;
 		if (e == EADDRINUSE)
 			snprintf(err, errlen,
-				 "cannot listen on %s: address already in use; another process holds it "
+				 "cannot listen on %s: address already in use; another process "
+				 "holds it "
 				 "(see `ss -ltnp 'sport = :%s'`): stop it or choose another port",
 				 ep->text, strrchr(ep->text, ':') + 1);
 		else if (e == EADDRNOTAVAIL)
 			snprintf(err, errlen,
-				 "cannot listen on %s: no local interface has that address; use an address "
+				 "cannot listen on %s: no local interface has that address; use an "
+				 "address "
 				 "of this host (see `ip addr`) or 127.0.0.1",
 				 ep->text);
 		else if (e == EACCES)
-			snprintf(err, errlen, "cannot listen on %s: permission denied (ports below 1024 need root "
-				 "or CAP_NET_BIND_SERVICE)", ep->text);
+			snprintf(err, errlen,
+				 "cannot listen on %s: permission denied (ports below 1024 need "
+				 "root "
+				 "or CAP_NET_BIND_SERVICE)",
+				 ep->text);
 		else
 			snprintf(err, errlen, "cannot bind %s: %s", ep->text, strerror(e));
 		close(fd);

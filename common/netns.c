@@ -62,7 +62,7 @@ static int socket_here(void *arg)
 
 int netns_socket(int netns_fd, int domain, int type, int proto)
 {
-	struct socket_args a = { domain, type, proto };
+	struct socket_args a = {domain, type, proto};
 
 	return netns_run(netns_fd, socket_here, &a);
 }

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 struct rate_ctr {
-	uint64_t period_ns; /* window length, e.g. 1 s */
+	uint64_t period_ns;  /* window length, e.g. 1 s */
 	uint64_t curr_start; /* start of the current period (ns, monotonic) */
 	uint64_t curr;
 	uint64_t prev;

@@ -63,7 +63,7 @@ int size_parse(const char *text, uint64_t *out)
 
 char *size_format(uint64_t bytes, char *buf, size_t len)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)bytes;
 	unsigned u = 0;
 
@@ -83,7 +83,7 @@ int duration_parse(const char *text, uint64_t *out_ns)
 	static const struct {
 		const char *suffix;
 		double ns;
-	} units[] = { { "ns", 1 }, { "us", 1e3 }, { "ms", 1e6 }, { "s", 1e9 }, { "m", 60e9 }, { "h", 3600e9 } };
+	} units[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
 	const char *rest;
 	double val;
 	int rc = parse_number(text, &val, &rest);

@@ -35,15 +35,15 @@
 
 /* Live counters of one replica, summed over its connections. */
 struct div_counts {
-	uint64_t turns_compared; /* turns with both answers complete */
-	uint64_t turns_diverged; /* ... whose hashes (or lengths) differed */
+	uint64_t turns_compared;  /* turns with both answers complete */
+	uint64_t turns_diverged;  /* ... whose hashes (or lengths) differed */
 	uint64_t turns_unchecked; /* production turns the replica never got to answer */
-	uint64_t conns_diverged; /* connections with at least one diverged turn */
+	uint64_t conns_diverged;  /* connections with at least one diverged turn */
 };
 
 /* How a follower ended. */
 enum div_end {
-	DIV_END_EOF, /* the replica finished: turns it did not answer diverged */
+	DIV_END_EOF,	 /* the replica finished: turns it did not answer diverged */
 	DIV_END_DROPPED, /* doppel dropped the replica (overflow): the rest, and every
 			    later production turn, is unchecked */
 };

@@ -16,21 +16,21 @@ struct turn {
 
 struct follower {
 	struct div_counts *sink; /* NULL: slot unused, finished or detached */
-	int lost; /* not comparing any more; each new production turn is unchecked */
-	uint64_t turn; /* index of the turn being filled */
-	uint64_t got; /* bytes of that turn received */
+	int lost;		 /* not comparing any more; each new production turn is unchecked */
+	uint64_t turn;		 /* index of the turn being filled */
+	uint64_t got;		 /* bytes of that turn received */
 	struct div_hasher h;
 	int diverged; /* this connection already counted as diverged */
 };
 
 struct div_conn {
 	uint64_t client_total; /* client bytes so far */
-	uint64_t first; /* index of the oldest turn still in the ring */
-	uint64_t next; /* index the next turn will get */
-	int open; /* turn next-1 is still receiving bytes */
-	int ended; /* production is over */
+	uint64_t first;	       /* index of the oldest turn still in the ring */
+	uint64_t next;	       /* index the next turn will get */
+	int open;	       /* turn next-1 is still receiving bytes */
+	int ended;	       /* production is over */
 	struct div_hasher cur; /* hash of the open turn */
-	unsigned cap, max; /* ring size now, and its bound */
+	unsigned cap, max;     /* ring size now, and its bound */
 	struct turn *ring;
 	unsigned nfollowers;
 	struct follower f[];
@@ -268,7 +268,7 @@ void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
 		return;
 	}
 	/* The replica has said all it will say. */
-	for (; f->turn < dc->next; ) {
+	for (; f->turn < dc->next;) {
 		if (turn_closed(dc, f->turn)) {
 			follower_finish_turn(f, turn_at(dc, f->turn));
 		} else {

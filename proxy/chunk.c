@@ -118,8 +118,7 @@ static void seg_put(struct chunk_pool *p, struct seg *s)
 	p->segs_live--;
 }
 
-int segq_append(struct chunk_pool *p, struct segq *q, struct chunk *ch, uint32_t off,
-		uint32_t len)
+int segq_append(struct chunk_pool *p, struct segq *q, struct chunk *ch, uint32_t off, uint32_t len)
 {
 	struct seg *s;
 
@@ -196,7 +195,7 @@ ssize_t segq_write(struct chunk_pool *p, struct segq *q, int fd)
 			iov[n].iov_len = s->len;
 			want += s->len;
 		}
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 
 		w = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		if (w < 0) {

@@ -81,8 +81,7 @@ static inline int segq_empty(const struct segq *q)
 }
 
 /* Queue a reference to ch[off, off+len). Returns 0 or -ENOMEM. */
-int segq_append(struct chunk_pool *p, struct segq *q, struct chunk *ch, uint32_t off,
-		uint32_t len);
+int segq_append(struct chunk_pool *p, struct segq *q, struct chunk *ch, uint32_t off, uint32_t len);
 /* Queue references to everything queued in src (src is unchanged). */
 int segq_append_all(struct chunk_pool *p, struct segq *q, const struct segq *src);
 /* Drop the first n bytes. */

@@ -48,7 +48,7 @@ static void leg_cb(evutil_socket_t fd, short what, void *arg);
 static void close_fd(int fd, int reset)
 {
 	if (reset) {
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
@@ -126,7 +126,7 @@ static void leg_dirty(struct leg *leg)
 	if (px->dirty)
 		px->dirty->dirty_prev = leg;
 	else {
-		struct timeval tv = { 0, (suseconds_t)(px->cfg.replica_flush_ns / 1000) };
+		struct timeval tv = {0, (suseconds_t)(px->cfg.replica_flush_ns / 1000)};
 
 		event_add(&px->flush, &tv);
 	}
@@ -173,7 +173,8 @@ static void leg_fail(struct leg *leg, int err, const char *what)
 	if (rep && (leg->flags & SF_CONNECTING)) {
 		rep->connect_failures++;
 		if (!rep->last_fail_ns || clock_coarse_ns() - rep->last_fail_ns > 10 * NSEC_PER_SEC)
-			pr_warn("replica %s unreachable: %s %s: %s; its traffic is counted as dropped "
+			pr_warn("replica %s unreachable: %s %s: %s; its traffic is counted as "
+				"dropped "
 				"until it answers",
 				rep->name, what, rep->ep.text, strerror(err));
 		rep->last_fail_ns = clock_coarse_ns();
@@ -276,7 +277,8 @@ static void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, 
 	}
 	if ((size_t)w == n)
 		return;
-	if (segq_append(&px->pool, &leg->out, ch, off + (uint32_t)w, (uint32_t)(n - (size_t)w)) < 0) {
+	if (segq_append(&px->pool, &leg->out, ch, off + (uint32_t)w, (uint32_t)(n - (size_t)w)) <
+	    0) {
 		rep->bytes_dropped += n - (size_t)w;
 		conn_drop_leg(leg, "out of memory");
 		return;
@@ -404,7 +406,6 @@ static void set_fin_mark(struct proxy_conn *c)
 	c->fin_mark_set = 1;
 }
 
-
 /* Production's side is over: settle legs that have already closed. */
 static void conn_front_done(struct proxy_conn *c)
 {
@@ -441,8 +442,10 @@ static void conn_check_front(struct proxy_conn *c)
 
 	if (c->front_done)
 		return;
-	c2b_done = !(c->be.flags & SF_OPEN) || ((c->cli.flags & SF_EOF_IN) && (c->be.flags & SF_SHUT_OUT));
-	b2c_done = !(c->cli.flags & SF_OPEN) || ((c->be.flags & SF_EOF_IN) && (c->cli.flags & SF_SHUT_OUT));
+	c2b_done = !(c->be.flags & SF_OPEN) ||
+		   ((c->cli.flags & SF_EOF_IN) && (c->be.flags & SF_SHUT_OUT));
+	b2c_done = !(c->cli.flags & SF_OPEN) ||
+		   ((c->be.flags & SF_EOF_IN) && (c->cli.flags & SF_SHUT_OUT));
 	if (!c2b_done || !b2c_done)
 		return;
 	side_close(c, &c->cli, 0);
@@ -666,7 +669,8 @@ static void side_writable(struct proxy_conn *c, struct side *s)
 			return;
 		if (err) {
 			px->backend_failures++;
-			pr_warn("production %s refused a connection: %s; closing the client connection "
+			pr_warn("production %s refused a connection: %s; closing the client "
+				"connection "
 				"conn=%llu",
 				px->cfg.backend.text, strerror(err), (unsigned long long)c->id);
 			conn_abort(c, "production unreachable", 0);
@@ -682,7 +686,9 @@ static void side_writable(struct proxy_conn *c, struct side *s)
 				px->client_resets++;
 			else
 				px->backend_resets++;
-			conn_abort(c, s == &c->cli ? "write to client failed" : "write to production failed",
+			conn_abort(c,
+				   s == &c->cli ? "write to client failed"
+						: "write to production failed",
 				   1);
 			return;
 		}
@@ -789,7 +795,8 @@ void conn_accept(struct proxy *px, int fd)
 	bfd = netaddr_connect(&px->cfg.backend);
 	if (bfd < 0) {
 		px->backend_failures++;
-		pr_warn("cannot connect to production %s: %s; closing the client connection conn=%llu",
+		pr_warn("cannot connect to production %s: %s; closing the client connection "
+			"conn=%llu",
 			px->cfg.backend.text, strerror(-bfd), (unsigned long long)c->id);
 		for (unsigned i = 0; i < n; i++) {
 			c->legs[i].conn = c;

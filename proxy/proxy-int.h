@@ -26,17 +26,17 @@ struct proxy_conn;
 
 /* side->flags / leg->flags */
 enum {
-	SF_OPEN = 1 << 0, /* fd is valid */
-	SF_CONNECTING = 1 << 1, /* connect() in progress */
-	SF_EOF_IN = 1 << 2, /* read returned 0 */
+	SF_OPEN = 1 << 0,	 /* fd is valid */
+	SF_CONNECTING = 1 << 1,	 /* connect() in progress */
+	SF_EOF_IN = 1 << 2,	 /* read returned 0 */
 	SF_FIN_PENDING = 1 << 3, /* send FIN once out is drained */
-	SF_SHUT_OUT = 1 << 4, /* FIN sent */
-	SF_PAUSED = 1 << 5, /* reading paused (peer's queue is full) */
-	SF_RESET = 1 << 6, /* close with RST once drained */
-	SF_DROPPED = 1 << 7, /* leg only: replica dropped; bytes are counted, not sent */
-	SF_SETTLED = 1 << 8, /* leg only: divergence follower ended */
-	SF_DIRTY = 1 << 9, /* leg only: on px->dirty, waiting for the flush timer */
-	SF_FIN_WAIT = 1 << 10, /* leg only: FIN held until the replica has answered enough */
+	SF_SHUT_OUT = 1 << 4,	 /* FIN sent */
+	SF_PAUSED = 1 << 5,	 /* reading paused (peer's queue is full) */
+	SF_RESET = 1 << 6,	 /* close with RST once drained */
+	SF_DROPPED = 1 << 7,	 /* leg only: replica dropped; bytes are counted, not sent */
+	SF_SETTLED = 1 << 8,	 /* leg only: divergence follower ended */
+	SF_DIRTY = 1 << 9,	 /* leg only: on px->dirty, waiting for the flush timer */
+	SF_FIN_WAIT = 1 << 10,	 /* leg only: FIN held until the replica has answered enough */
 	SF_FULL = 1 << 11, /* leg only: its socket took less than offered; wait for EV_WRITE */
 };
 
@@ -60,10 +60,10 @@ struct leg {
 	unsigned idx; /* follower slot in conn->div */
 	struct event ev;
 	struct segq out;
-	uint64_t written; /* client bytes given to the replica */
-	uint64_t answered; /* bytes the replica answered on this connection */
-	uint64_t last_activity_ns; /* last write to or answer from the replica */
-	struct leg *rep_prev, *rep_next; /* rep->legs */
+	uint64_t written;		     /* client bytes given to the replica */
+	uint64_t answered;		     /* bytes the replica answered on this connection */
+	uint64_t last_activity_ns;	     /* last write to or answer from the replica */
+	struct leg *rep_prev, *rep_next;     /* rep->legs */
 	struct leg *dirty_prev, *dirty_next; /* px->dirty */
 };
 
@@ -91,10 +91,10 @@ struct proxy_conn {
 	uint64_t id;
 	struct side cli, be;
 	struct div_conn *div;
-	void *obs; /* the observer's per-connection state */
-	int reset; /* the front ended with a reset */
+	void *obs;			/* the observer's per-connection state */
+	int reset;			/* the front ended with a reset */
 	struct proxy_conn *prev, *next; /* px->conns */
-	int front_done; /* client and production sides closed */
+	int front_done;			/* client and production sides closed */
 	uint64_t front_done_ns;
 	uint64_t prod_answered; /* bytes production sent on this connection */
 	/*
@@ -118,8 +118,8 @@ struct proxy {
 	struct event accept_retry;
 	struct event tick;
 	struct event notify; /* runs overflow hooks outside the data path */
-	struct event flush; /* writes the dirty legs' queues (replica_flush_ns) */
-	struct leg *dirty; /* legs with bytes waiting for the flush timer */
+	struct event flush;  /* writes the dirty legs' queues (replica_flush_ns) */
+	struct leg *dirty;   /* legs with bytes waiting for the flush timer */
 	struct chunk_pool pool;
 	unsigned char scratch[64 * 1024]; /* replica answers: hashed, then dropped */
 	struct replica **reps;
@@ -130,7 +130,7 @@ struct proxy {
 	/* counters */
 	uint64_t conns_accepted, conns_active, conns_lingering;
 	uint64_t conns_allocated; /* struct proxy_conn not yet freed (leak check) */
-	uint64_t fin_waits; /* legs holding a FIN back (conn_tick releases them) */
+	uint64_t fin_waits;	  /* legs holding a FIN back (conn_tick releases them) */
 	uint64_t backend_failures, client_resets, backend_resets, accept_errors;
 	uint64_t bytes_client, bytes_backend;
 };

@@ -58,11 +58,12 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		px->accept_errors++;
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			struct timeval tv = { 0, 100 * 1000 };
+			struct timeval tv = {0, 100 * 1000};
 			uint64_t now = clock_coarse_ns();
 
 			if (now - last_warn > 10 * NSEC_PER_SEC) {
-				pr_warn("cannot accept connections: %s; pausing accepts for 100 ms (raise "
+				pr_warn("cannot accept connections: %s; pausing accepts for 100 ms "
+					"(raise "
 					"`ulimit -n` if this persists)",
 					strerror(errno));
 				last_warn = now;
@@ -106,7 +107,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 	      char *err, size_t errlen)
 {
 	struct proxy *px = calloc(1, sizeof(*px));
-	struct timeval tick = { 0, TICK_MS * 1000 };
+	struct timeval tick = {0, TICK_MS * 1000};
 	int rc;
 
 	if (!px) {
@@ -238,7 +239,8 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 		if (rep->ep.netns_fd < 0) {
 			int e = errno;
 
-			snprintf(err, errlen, "cannot keep the replica's network namespace: %s", strerror(e));
+			snprintf(err, errlen, "cannot keep the replica's network namespace: %s",
+				 strerror(e));
 			free(rep);
 			return -e;
 		}
@@ -248,7 +250,7 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 	else
 		snprintf(rep->name, sizeof(rep->name), "r%u", rep->id);
 	rep->buffer = opts && opts->buffer ? opts->buffer : px->cfg.buffer;
-	rep->budget = opts && opts->budget ? opts->budget
+	rep->budget = opts && opts->budget   ? opts->budget
 		      : opts && opts->buffer ? opts->buffer * 64
 					     : px->cfg.budget;
 	if (rep->budget < rep->buffer)
@@ -313,8 +315,9 @@ int proxy_replica_remove(struct proxy *px, unsigned id)
 	 */
 	memmove(&px->reps[pos], &px->reps[pos + 1], (px->nreps - pos - 1) * sizeof(*px->reps));
 	px->nreps--;
-	pr_info("replica removed replica=%s id=%u overflows=%llu diverged_turns=%llu", rep->name, id,
-		(unsigned long long)rep->overflows, (unsigned long long)rep->div.turns_diverged);
+	pr_info("replica removed replica=%s id=%u overflows=%llu diverged_turns=%llu", rep->name,
+		id, (unsigned long long)rep->overflows,
+		(unsigned long long)rep->div.turns_diverged);
 	replica_free(rep);
 	return 0;
 }
@@ -357,8 +360,8 @@ void replica_overflowed(struct replica *rep, uint64_t now)
 		rep->first_overflow_ns = now;
 		pr_warn("replica overflow: the debug window of replica=%s closed after %.3f s "
 			"(buffer=%llu per connection, budget=%llu); production is unaffected",
-			rep->name, (double)(now - rep->attach_ns) / 1e9, (unsigned long long)rep->buffer,
-			(unsigned long long)rep->budget);
+			rep->name, (double)(now - rep->attach_ns) / 1e9,
+			(unsigned long long)rep->buffer, (unsigned long long)rep->budget);
 	}
 	if (px->hooks.on_overflow) {
 		rep->hook_pending = 1;
@@ -401,7 +404,8 @@ static void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_re
 	out->overflows = rep->overflows;
 	out->window_open = rep->first_overflow_ns == 0;
 	out->debug_window_s =
-		(double)((rep->first_overflow_ns ? rep->first_overflow_ns : now) - rep->attach_ns) / 1e9;
+		(double)((rep->first_overflow_ns ? rep->first_overflow_ns : now) - rep->attach_ns) /
+		1e9;
 }
 
 int proxy_replica_info(struct proxy *px, unsigned id, struct proxy_replica_info *out)
@@ -438,20 +442,23 @@ void proxy_status_json(struct proxy *px, struct sbuf *sb)
 	sbuf_json_str(sb, px->cfg.backend.text);
 	sbuf_printf(sb, ",\"uptime_s\":");
 	sbuf_json_num(sb, (double)(now - px->start_ns) / 1e9);
-	sbuf_printf(sb,
-		    ",\"buffer\":%llu,\"budget\":%llu,\"connections\":{\"active\":%llu,\"accepted\":%llu,"
-		    "\"lingering\":%llu,\"allocated\":%llu},\"production\":{\"bytes_from_clients\":%llu,"
-		    "\"bytes_from_production\":%llu,\"connect_failures\":%llu,\"client_resets\":%llu,"
-		    "\"production_resets\":%llu,\"accept_errors\":%llu},"
-		    "\"memory\":{\"chunks_live\":%llu,\"chunk_bytes\":%llu},\"replicas\":[",
-		    (unsigned long long)px->cfg.buffer, (unsigned long long)px->cfg.budget,
-		    (unsigned long long)px->conns_active, (unsigned long long)px->conns_accepted,
-		    (unsigned long long)px->conns_lingering, (unsigned long long)px->conns_allocated,
-		    (unsigned long long)px->bytes_client,
-		    (unsigned long long)px->bytes_backend, (unsigned long long)px->backend_failures,
-		    (unsigned long long)px->client_resets, (unsigned long long)px->backend_resets,
-		    (unsigned long long)px->accept_errors, (unsigned long long)px->pool.chunks_live,
-		    (unsigned long long)(px->pool.chunks_live * sizeof(struct chunk)));
+	sbuf_printf(
+		sb,
+		",\"buffer\":%llu,\"budget\":%llu,\"connections\":{\"active\":%llu,\"accepted\":%"
+		"llu,"
+		"\"lingering\":%llu,\"allocated\":%llu},\"production\":{\"bytes_from_clients\":%"
+		"llu,"
+		"\"bytes_from_production\":%llu,\"connect_failures\":%llu,\"client_resets\":%llu,"
+		"\"production_resets\":%llu,\"accept_errors\":%llu},"
+		"\"memory\":{\"chunks_live\":%llu,\"chunk_bytes\":%llu},\"replicas\":[",
+		(unsigned long long)px->cfg.buffer, (unsigned long long)px->cfg.budget,
+		(unsigned long long)px->conns_active, (unsigned long long)px->conns_accepted,
+		(unsigned long long)px->conns_lingering, (unsigned long long)px->conns_allocated,
+		(unsigned long long)px->bytes_client, (unsigned long long)px->bytes_backend,
+		(unsigned long long)px->backend_failures, (unsigned long long)px->client_resets,
+		(unsigned long long)px->backend_resets, (unsigned long long)px->accept_errors,
+		(unsigned long long)px->pool.chunks_live,
+		(unsigned long long)(px->pool.chunks_live * sizeof(struct chunk)));
 	for (unsigned i = 0; i < px->nreps; i++) {
 		struct replica *rep = px->reps[i];
 		struct proxy_replica_info info;
@@ -466,14 +473,20 @@ void proxy_status_json(struct proxy *px, struct sbuf *sb)
 		sbuf_printf(sb, ",\"buffer\":%llu,\"budget\":%llu", (unsigned long long)rep->buffer,
 			    (unsigned long long)rep->budget);
 		sbuf_printf(sb,
-			    ",\"connections\":%llu,\"connections_total\":%llu,\"connect_failures\":%llu,"
-			    "\"connections_skipped\":%llu,\"bytes_offered\":%llu,\"bytes_forwarded\":%llu,"
+			    ",\"connections\":%llu,\"connections_total\":%llu,\"connect_failures\":"
+			    "%llu,"
+			    "\"connections_skipped\":%llu,\"bytes_offered\":%llu,\"bytes_"
+			    "forwarded\":%llu,"
 			    "\"bytes_dropped\":%llu,\"bytes_answered\":%llu,\"buffered\":%llu,"
 			    "\"buffer_high_water\":%llu,\"total_high_water\":%llu,\"occupancy\":",
-			    (unsigned long long)rep->conns_active, (unsigned long long)rep->conns_total,
-			    (unsigned long long)rep->connect_failures, (unsigned long long)rep->conns_skipped,
-			    (unsigned long long)rep->bytes_offered, (unsigned long long)rep->bytes_forwarded,
-			    (unsigned long long)rep->bytes_dropped, (unsigned long long)rep->bytes_answered,
+			    (unsigned long long)rep->conns_active,
+			    (unsigned long long)rep->conns_total,
+			    (unsigned long long)rep->connect_failures,
+			    (unsigned long long)rep->conns_skipped,
+			    (unsigned long long)rep->bytes_offered,
+			    (unsigned long long)rep->bytes_forwarded,
+			    (unsigned long long)rep->bytes_dropped,
+			    (unsigned long long)rep->bytes_answered,
 			    (unsigned long long)rep->buffered, (unsigned long long)rep->high_water,
 			    (unsigned long long)rep->total_high_water);
 		sbuf_json_num(sb, info.occupancy);
@@ -484,19 +497,21 @@ void proxy_status_json(struct proxy *px, struct sbuf *sb)
 					  : NAN);
 		sbuf_printf(sb, ",\"debug_window_s\":");
 		sbuf_json_num(sb, info.debug_window_s);
-		sbuf_printf(sb, ",\"window_open\":%s,\"forecast_s\":", info.window_open ? "true" : "false");
+		sbuf_printf(sb, ",\"window_open\":%s,\"forecast_s\":",
+			    info.window_open ? "true" : "false");
 		sbuf_json_num(sb, info.forecast_s);
 		sbuf_printf(sb, ",\"ingress_bps\":");
 		sbuf_json_num(sb, floor(info.ingress_bps));
 		sbuf_printf(sb, ",\"drain_bps\":");
 		sbuf_json_num(sb, floor(info.drain_bps));
-		sbuf_printf(sb,
-			    ",\"turns_compared\":%llu,\"diverged_turns\":%llu,\"turns_unchecked\":%llu,"
-			    "\"diverged_connections\":%llu}",
-			    (unsigned long long)rep->div.turns_compared,
-			    (unsigned long long)rep->div.turns_diverged,
-			    (unsigned long long)rep->div.turns_unchecked,
-			    (unsigned long long)rep->div.conns_diverged);
+		sbuf_printf(
+			sb,
+			",\"turns_compared\":%llu,\"diverged_turns\":%llu,\"turns_unchecked\":%llu,"
+			"\"diverged_connections\":%llu}",
+			(unsigned long long)rep->div.turns_compared,
+			(unsigned long long)rep->div.turns_diverged,
+			(unsigned long long)rep->div.turns_unchecked,
+			(unsigned long long)rep->div.conns_diverged);
 	}
 	sbuf_printf(sb, "]}\n");
 }
@@ -521,22 +536,25 @@ void proxy_status_text(struct proxy *px, struct sbuf *sb)
 	int any_open = 0;
 
 	sbuf_printf(sb, "listen %s -> production %s, up %s\n", px->cfg.listen.text,
-		    px->cfg.backend.text, fmt_secs((double)(now - px->start_ns) / 1e9, a, sizeof(a)));
-	sbuf_printf(sb,
-		    "connections: %llu active, %llu accepted, %llu lingering; production: %llu connect "
-		    "failures, %llu resets; clients: %llu resets\n",
-		    (unsigned long long)px->conns_active, (unsigned long long)px->conns_accepted,
-		    (unsigned long long)px->conns_lingering, (unsigned long long)px->backend_failures,
-		    (unsigned long long)px->backend_resets, (unsigned long long)px->client_resets);
+		    px->cfg.backend.text,
+		    fmt_secs((double)(now - px->start_ns) / 1e9, a, sizeof(a)));
+	sbuf_printf(
+		sb,
+		"connections: %llu active, %llu accepted, %llu lingering; production: %llu connect "
+		"failures, %llu resets; clients: %llu resets\n",
+		(unsigned long long)px->conns_active, (unsigned long long)px->conns_accepted,
+		(unsigned long long)px->conns_lingering, (unsigned long long)px->backend_failures,
+		(unsigned long long)px->backend_resets, (unsigned long long)px->client_resets);
 	sbuf_printf(sb, "buffer %s per connection and replica, budget %s per replica\n",
-		    size_format(px->cfg.buffer, a, sizeof(a)), size_format(px->cfg.budget, b, sizeof(b)));
+		    size_format(px->cfg.buffer, a, sizeof(a)),
+		    size_format(px->cfg.budget, b, sizeof(b)));
 	if (!px->nreps) {
 		sbuf_printf(sb, "no replicas\n");
 		return;
 	}
-	sbuf_printf(sb, "%-10s %-22s %-11s %6s %11s %11s %9s %11s %12s %10s %s\n", "REPLICA", "ADDRESS",
-		    "STATE", "CONNS", "FORWARDED", "DROPPED", "OVERFLOWS", "HIGH-WATER", "DEBUG-WINDOW",
-		    "FORECAST", "DIVERGED/COMPARED");
+	sbuf_printf(sb, "%-10s %-22s %-11s %6s %11s %11s %9s %11s %12s %10s %s\n", "REPLICA",
+		    "ADDRESS", "STATE", "CONNS", "FORWARDED", "DROPPED", "OVERFLOWS", "HIGH-WATER",
+		    "DEBUG-WINDOW", "FORECAST", "DIVERGED/COMPARED");
 	for (unsigned i = 0; i < px->nreps; i++) {
 		struct replica *rep = px->reps[i];
 		struct proxy_replica_info info;
@@ -546,11 +564,13 @@ void proxy_status_text(struct proxy *px, struct sbuf *sb)
 		any_open |= info.window_open;
 		fmt_secs(info.debug_window_s, c, sizeof(c));
 		snprintf(win, sizeof(win), "%s%s", c, info.window_open ? "+" : "");
-		sbuf_printf(sb, "%-10s %-22s %-11s %6llu %11s %11s %9llu %11s %12s %10s %llu/%llu\n",
+		sbuf_printf(sb,
+			    "%-10s %-22s %-11s %6llu %11s %11s %9llu %11s %12s %10s %llu/%llu\n",
 			    rep->name, rep->ep.text, replica_state(rep, &info, now),
 			    (unsigned long long)rep->conns_active,
 			    size_format(rep->bytes_forwarded, a, sizeof(a)),
-			    size_format(rep->bytes_dropped, b, sizeof(b)), (unsigned long long)rep->overflows,
+			    size_format(rep->bytes_dropped, b, sizeof(b)),
+			    (unsigned long long)rep->overflows,
 			    size_format(rep->high_water, d, sizeof(d)), win,
 			    fmt_secs(info.forecast_s, e, sizeof(e)),
 			    (unsigned long long)rep->div.turns_diverged,
@@ -566,29 +586,31 @@ void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
 		const char *name, *type, *help;
 		size_t off;
 	} rmetrics[] = {
-#define RM(n, t, h, f) { n, t, h, offsetof(struct replica, f) }
-		RM("doppel_replica_connections", "gauge", "Open connections to the replica.", conns_active),
-		RM("doppel_replica_connections_total", "counter", "Connections given to the replica.",
-		   conns_total),
-		RM("doppel_replica_connect_failures_total", "counter", "Failed connects to the replica.",
-		   connect_failures),
-		RM("doppel_replica_bytes_forwarded_total", "counter", "Client bytes written to the replica.",
-		   bytes_forwarded),
+#define RM(n, t, h, f) {n, t, h, offsetof(struct replica, f)}
+		RM("doppel_replica_connections", "gauge", "Open connections to the replica.",
+		   conns_active),
+		RM("doppel_replica_connections_total", "counter",
+		   "Connections given to the replica.", conns_total),
+		RM("doppel_replica_connect_failures_total", "counter",
+		   "Failed connects to the replica.", connect_failures),
+		RM("doppel_replica_bytes_forwarded_total", "counter",
+		   "Client bytes written to the replica.", bytes_forwarded),
 		RM("doppel_replica_bytes_dropped_total", "counter",
 		   "Client bytes the replica did not get (overflow, failure).", bytes_dropped),
-		RM("doppel_replica_bytes_answered_total", "counter", "Bytes the replica answered (discarded).",
-		   bytes_answered),
-		RM("doppel_replica_buffered_bytes", "gauge", "Bytes queued for the replica now.", buffered),
+		RM("doppel_replica_bytes_answered_total", "counter",
+		   "Bytes the replica answered (discarded).", bytes_answered),
+		RM("doppel_replica_buffered_bytes", "gauge", "Bytes queued for the replica now.",
+		   buffered),
 		RM("doppel_replica_buffer_high_water_bytes", "gauge",
 		   "Largest queue of one connection to the replica.", high_water),
-		RM("doppel_replica_overflows_total", "counter", "Connections dropped because their buffer was full.",
-		   overflows),
-		RM("doppel_replica_turns_compared_total", "counter", "Response turns compared with production.",
-		   div.turns_compared),
-		RM("doppel_replica_diverged_turns_total", "counter", "Response turns that differed from production.",
-		   div.turns_diverged),
-		RM("doppel_replica_unchecked_turns_total", "counter", "Production turns the replica never answered.",
-		   div.turns_unchecked),
+		RM("doppel_replica_overflows_total", "counter",
+		   "Connections dropped because their buffer was full.", overflows),
+		RM("doppel_replica_turns_compared_total", "counter",
+		   "Response turns compared with production.", div.turns_compared),
+		RM("doppel_replica_diverged_turns_total", "counter",
+		   "Response turns that differed from production.", div.turns_diverged),
+		RM("doppel_replica_unchecked_turns_total", "counter",
+		   "Production turns the replica never answered.", div.turns_unchecked),
 #undef RM
 	};
 	uint64_t now = clock_coarse_ns();
@@ -596,20 +618,22 @@ void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
 
 	if (!labels)
 		labels = "";
-	sbuf_printf(sb,
-		    "# HELP doppel_connections Client connections open.\n# TYPE doppel_connections gauge\n"
-		    "doppel_connections{%s} %llu\n"
-		    "# HELP doppel_connections_total Client connections accepted.\n"
-		    "# TYPE doppel_connections_total counter\ndoppel_connections_total{%s} %llu\n"
-		    "# HELP doppel_production_connect_failures_total Connections production refused.\n"
-		    "# TYPE doppel_production_connect_failures_total counter\n"
-		    "doppel_production_connect_failures_total{%s} %llu\n"
-		    "# HELP doppel_client_bytes_total Bytes received from clients.\n"
-		    "# TYPE doppel_client_bytes_total counter\ndoppel_client_bytes_total{%s} %llu\n",
-		    labels, (unsigned long long)px->conns_active, labels,
-		    (unsigned long long)px->conns_accepted, labels,
-		    (unsigned long long)px->backend_failures, labels,
-		    (unsigned long long)px->bytes_client);
+	sbuf_printf(
+		sb,
+		"# HELP doppel_connections Client connections open.\n# TYPE doppel_connections "
+		"gauge\n"
+		"doppel_connections{%s} %llu\n"
+		"# HELP doppel_connections_total Client connections accepted.\n"
+		"# TYPE doppel_connections_total counter\ndoppel_connections_total{%s} %llu\n"
+		"# HELP doppel_production_connect_failures_total Connections production refused.\n"
+		"# TYPE doppel_production_connect_failures_total counter\n"
+		"doppel_production_connect_failures_total{%s} %llu\n"
+		"# HELP doppel_client_bytes_total Bytes received from clients.\n"
+		"# TYPE doppel_client_bytes_total counter\ndoppel_client_bytes_total{%s} %llu\n",
+		labels, (unsigned long long)px->conns_active, labels,
+		(unsigned long long)px->conns_accepted, labels,
+		(unsigned long long)px->backend_failures, labels,
+		(unsigned long long)px->bytes_client);
 	for (size_t m = 0; m < sizeof(rmetrics) / sizeof(rmetrics[0]); m++) {
 		sbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", rmetrics[m].name, rmetrics[m].help,
 			    rmetrics[m].name, rmetrics[m].type);
@@ -618,30 +642,36 @@ void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
 			uint64_t v;
 
 			memcpy(&v, (const char *)rep + rmetrics[m].off, sizeof(v));
-			sbuf_printf(sb, "%s{%s%sreplica=\"%s\",address=\"%s\"} %llu\n", rmetrics[m].name,
-				    labels, sep, rep->name, rep->ep.text, (unsigned long long)v);
+			sbuf_printf(sb, "%s{%s%sreplica=\"%s\",address=\"%s\"} %llu\n",
+				    rmetrics[m].name, labels, sep, rep->name, rep->ep.text,
+				    (unsigned long long)v);
 		}
 	}
-	sbuf_printf(sb, "# HELP doppel_replica_debug_window_seconds Attach to first overflow (or now).\n"
-			"# TYPE doppel_replica_debug_window_seconds gauge\n");
+	sbuf_printf(
+		sb,
+		"# HELP doppel_replica_debug_window_seconds Attach to first overflow (or now).\n"
+		"# TYPE doppel_replica_debug_window_seconds gauge\n");
 	for (unsigned i = 0; i < px->nreps; i++) {
 		struct proxy_replica_info info;
 
 		replica_fill_info(px->reps[i], now, &info);
-		sbuf_printf(sb, "doppel_replica_debug_window_seconds{%s%sreplica=\"%s\"} %.3f\n", labels,
-			    sep, px->reps[i]->name, info.debug_window_s);
+		sbuf_printf(sb, "doppel_replica_debug_window_seconds{%s%sreplica=\"%s\"} %.3f\n",
+			    labels, sep, px->reps[i]->name, info.debug_window_s);
 	}
-	sbuf_printf(sb, "# HELP doppel_replica_forecast_seconds Seconds to overflow at current rates "
-			"(+Inf when not filling).\n# TYPE doppel_replica_forecast_seconds gauge\n");
+	sbuf_printf(sb,
+		    "# HELP doppel_replica_forecast_seconds Seconds to overflow at current rates "
+		    "(+Inf when not filling).\n# TYPE doppel_replica_forecast_seconds gauge\n");
 	for (unsigned i = 0; i < px->nreps; i++) {
 		struct proxy_replica_info info;
 
 		replica_fill_info(px->reps[i], now, &info);
 		if (isfinite(info.forecast_s))
-			sbuf_printf(sb, "doppel_replica_forecast_seconds{%s%sreplica=\"%s\"} %.3f\n", labels,
-				    sep, px->reps[i]->name, info.forecast_s);
+			sbuf_printf(sb,
+				    "doppel_replica_forecast_seconds{%s%sreplica=\"%s\"} %.3f\n",
+				    labels, sep, px->reps[i]->name, info.forecast_s);
 		else
-			sbuf_printf(sb, "doppel_replica_forecast_seconds{%s%sreplica=\"%s\"} +Inf\n", labels,
-				    sep, px->reps[i]->name);
+			sbuf_printf(sb,
+				    "doppel_replica_forecast_seconds{%s%sreplica=\"%s\"} +Inf\n",
+				    labels, sep, px->reps[i]->name);
 	}
 }

@@ -28,11 +28,11 @@ struct proxy_config {
 	struct net_endpoint listen;
 	int listen_fd; /* an already listening socket to use instead (-1: bind listen) */
 	struct net_endpoint backend; /* production; backend.netns_fd is dup'ed */
-	uint64_t buffer; /* bytes queued per connection per replica before it is dropped */
-	uint64_t budget; /* bytes queued per replica over all connections (0: 64 x buffer) */
+	uint64_t buffer;      /* bytes queued per connection per replica before it is dropped */
+	uint64_t budget;      /* bytes queued per replica over all connections (0: 64 x buffer) */
 	uint64_t pass_buffer; /* bytes queued toward client or production before reads pause */
-	uint64_t linger_ns; /* how long a replica may lag once its client has gone */
-	unsigned max_turns; /* production turns kept per connection for lagging replicas */
+	uint64_t linger_ns;   /* how long a replica may lag once its client has gone */
+	unsigned max_turns;   /* production turns kept per connection for lagging replicas */
 	/*
 	 * Replica writes are gathered for this long and sent in one batch per
 	 * connection (0: write at once). Cheaper for the proxy and for the
@@ -109,7 +109,7 @@ int proxy_replica_remove(struct proxy *px, unsigned id);
 
 /* A replica's buffer state, for budget governors and reclone decisions. */
 struct proxy_replica_info {
-	uint64_t buffered; /* bytes queued now, all connections */
+	uint64_t buffered;	    /* bytes queued now, all connections */
 	uint64_t max_conn_buffered; /* the fullest connection's queue */
 	uint64_t buffer_cap, budget;
 	double ingress_bps, drain_bps;
@@ -117,7 +117,7 @@ struct proxy_replica_info {
 	double forecast_s; /* seconds to overflow at current rates; INFINITY if not filling */
 	uint64_t overflows;
 	double debug_window_s; /* attach to first overflow, or to now if none yet */
-	int window_open; /* no overflow yet */
+	int window_open;       /* no overflow yet */
 };
 int proxy_replica_info(struct proxy *px, unsigned id, struct proxy_replica_info *out);
 

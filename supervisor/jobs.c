@@ -94,7 +94,8 @@ static void close_agg_fds(struct sup_job *job, unsigned from)
 
 /* ---- loop thread ---- */
 
-static void reply_line(struct sup_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply_line(struct sup_job *job, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static void reply_line(struct sup_job *job, const char *fmt, ...)
 {
 	struct evbuffer *b;
@@ -169,7 +170,7 @@ static int start_relay(struct supervisor *sup, struct sup_job *job, struct sup_c
 /* Put a freshly restored clone behind the proxy. */
 static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_clone *cm)
 {
-	struct proxy_replica_opts ro = { .buffer = job->buffer, .budget = 0 };
+	struct proxy_replica_opts ro = {.buffer = job->buffer, .budget = 0};
 	struct net_endpoint ep;
 	struct sup_clone *c;
 	char addr[32], name[32], path[CM_PATH_MAX + 8], err[256];
@@ -191,7 +192,8 @@ static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_c
 		/* The clone is on another host: a relay there, reached over the network. */
 		rc = start_relay(sup, job, c, &ep, err, sizeof(err));
 		if (rc) {
-			reply_line(job, "ERROR: cannot relay to clone %u on %s: %s\n", cm->id, job->host, err);
+			reply_line(job, "ERROR: cannot relay to clone %u on %s: %s\n", cm->id,
+				   job->host, err);
 			cm_clone_destroy(&c->cm);
 			free(c);
 			return rc;
@@ -251,18 +253,20 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 			if (attach_clone(sup, job, &job->clones[k]) == 0) {
 				attached++;
 				reply_line(job,
-					   "clone %u attached%s%s%s: it receives a copy of every new connection "
+					   "clone %u attached%s%s%s: it receives a copy of every "
+					   "new connection "
 					   "(buffer %s per connection)\n",
-					   job->clones[k].id, job->host[0] ? " on host " : "", job->host,
-					   job->host[0] ? " through its network" : "",
-					   size_format(job->buffer ? job->buffer : sup->cfg.proxy.buffer, sz,
-						       sizeof(sz)));
+					   job->clones[k].id, job->host[0] ? " on host " : "",
+					   job->host, job->host[0] ? " through its network" : "",
+					   size_format(job->buffer ? job->buffer
+								   : sup->cfg.proxy.buffer,
+						       sz, sizeof(sz)));
 			}
 		}
 		pr_info("%u clone(s) ready; production frozen %.1f ms; total %.0f ms", attached,
 			(double)job->stats.frozen_us / 1000, (double)job->stats.total_us / 1000);
-		reply_line(job, "OK frozen_ms=%.1f total_ms=%.0f clones=", (double)job->stats.frozen_us / 1000,
-			   (double)job->stats.total_us / 1000);
+		reply_line(job, "OK frozen_ms=%.1f total_ms=%.0f clones=",
+			   (double)job->stats.frozen_us / 1000, (double)job->stats.total_us / 1000);
 		for (unsigned k = 0; k < job->count; k++)
 			reply_line(job, "%s%u", k ? "," : "", job->clones[k].id);
 		reply_line(job, "\n");
@@ -321,8 +325,8 @@ static int first_ipv4(void *arg)
 	if (getifaddrs(&ifa) < 0)
 		return -errno;
 	for (i = ifa; i; i = i->ifa_next)
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !(i->ifa_flags & IFF_LOOPBACK) &&
-		    (i->ifa_flags & IFF_UP)) {
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    !(i->ifa_flags & IFF_LOOPBACK) && (i->ifa_flags & IFF_UP)) {
 			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, out, 64);
 			break;
 		}
@@ -347,15 +351,18 @@ static int resolve_host(struct sup_job *job, const char *host, char *err, size_t
 	job->host_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (job->host_fd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "no network namespace %s (%s): create it with `ip netns add %s` and "
-			 "link it to this host (veth), or give a path to a netns file", host, strerror(errno),
-			 host);
+		snprintf(err, errlen,
+			 "no network namespace %s (%s): create it with `ip netns add %s` and "
+			 "link it to this host (veth), or give a path to a netns file",
+			 host, strerror(errno), host);
 		return rc;
 	}
 	rc = netns_run(job->host_fd, first_ipv4, job->host_addr);
 	if (rc < 0) {
-		snprintf(err, errlen, "network namespace %s has no IPv4 address on an interface that is up: "
-			 "give it one (ip -n %s addr add ...) so this host can reach it", host, host);
+		snprintf(err, errlen,
+			 "network namespace %s has no IPv4 address on an interface that is up: "
+			 "give it one (ip -n %s addr add ...) so this host can reach it",
+			 host, host);
 		return rc;
 	}
 	snprintf(job->host, sizeof(job->host), "%s", host);
@@ -382,7 +389,8 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		return -EAGAIN;
 	}
 	if (count == 0 || sup->nclones + count > SUP_MAX_CLONES) {
-		snprintf(err, errlen, "%u clones exist; at most %d in all", sup->nclones, SUP_MAX_CLONES);
+		snprintf(err, errlen, "%u clones exist; at most %d in all", sup->nclones,
+			 SUP_MAX_CLONES);
 		return -ENOSPC;
 	}
 	job = calloc(1, sizeof(*job));
@@ -414,7 +422,8 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		struct stat st;
 
 		if (images[0] != '/' || stat(images, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			snprintf(err, errlen, "--images %s: not an existing directory (give an absolute path)",
+			snprintf(err, errlen,
+				 "--images %s: not an existing directory (give an absolute path)",
 				 images);
 			if (job->host_fd >= 0)
 				close(job->host_fd);
@@ -470,10 +479,12 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 				  "text/plain; charset=utf-8");
 		evhttp_send_reply_start(req, 200, "OK");
-		evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_client_gone, job);
+		evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_client_gone,
+					      job);
 	}
 	sup->job = job;
-	pr_info("making %u clone(s) of %s%s", count, sup->cfg.name, reclone ? " (re-clone after overflow)" : "");
+	pr_info("making %u clone(s) of %s%s", count, sup->cfg.name,
+		reclone ? " (re-clone after overflow)" : "");
 	return 0;
 }
 
@@ -517,7 +528,8 @@ void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows)
 	if (!c || sup->cfg.overflow != SUP_OVERFLOW_RECLONE || sup->stopping)
 		return;
 	if (sup->job) {
-		pr_info("clone %u overflowed again (%llu overflows); a clone is in progress, re-clone later",
+		pr_info("clone %u overflowed again (%llu overflows); a clone is in progress, "
+			"re-clone later",
 			c->cm.id, (unsigned long long)overflows);
 		return;
 	}
@@ -527,7 +539,8 @@ void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows)
 		w->clone_id = c->cm.id;
 		w->seconds = info.debug_window_s;
 		sup->nwindows++;
-		pr_info("clone %u overflowed: its debug window was %.2f s; replacing it with a fresh clone",
+		pr_info("clone %u overflowed: its debug window was %.2f s; replacing it with a "
+			"fresh clone",
 			c->cm.id, info.debug_window_s);
 	}
 	buffer = c->buffer;

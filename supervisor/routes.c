@@ -37,7 +37,8 @@ void sup_status_json(struct supervisor *sup, struct sbuf *sb)
 	sbuf_json_str(sb, sup->cfg.name);
 	sbuf_printf(sb, ",\"supervisor_pid\":%d,\"uptime_s\":", (int)getpid());
 	sbuf_json_num(sb, (double)(now - sup->start_ns) / 1e9);
-	sbuf_printf(sb, ",\"service\":{\"pid\":%d,\"port\":%d,\"state\":", sup->svc.pid, sup->cfg.port);
+	sbuf_printf(sb, ",\"service\":{\"pid\":%d,\"port\":%d,\"state\":", sup->svc.pid,
+		    sup->cfg.port);
 	sbuf_json_str(sb, service_state(sup));
 	sbuf_printf(sb, ",\"command\":");
 	sbuf_json_str(sb, sup->cfg.argv[0]);
@@ -59,19 +60,21 @@ void sup_status_json(struct supervisor *sup, struct sbuf *sb)
 		int have = sup->px && proxy_replica_info(sup->px, c->replica_id, &info) == 0;
 
 		sbuf_printf(sb,
-			    "%s{\"id\":%u,\"pid\":%d,\"replica_id\":%u,\"age_s\":%.1f,\"frozen_ms\":%.1f,"
+			    "%s{\"id\":%u,\"pid\":%d,\"replica_id\":%u,\"age_s\":%.1f,\"frozen_"
+			    "ms\":%.1f,"
 			    "\"memdump_ms\":%.1f,\"memwrite_ms\":%.1f,\"final_sync_ms\":%.1f,"
 			    "\"precopy_ms\":%.1f,\"dump_ms\":%.1f,\"clone_total_ms\":%.1f,"
-			    "\"restore_ms\":%.1f,\"image_bytes\":%llu,\"buffer\":%llu,\"log_bytes\":%llu,"
+			    "\"restore_ms\":%.1f,\"image_bytes\":%llu,\"buffer\":%llu,\"log_"
+			    "bytes\":%llu,"
 			    "\"log_dropped\":%llu,\"dir\":",
 			    i ? "," : "", c->cm.id, c->cm.pid, c->replica_id,
 			    (double)(now - c->created_ns) / 1e9, (double)c->dump.frozen_us / 1000,
 			    (double)c->dump.memdump_us / 1000, (double)c->dump.memwrite_us / 1000,
 			    (double)c->dump.final_sync_us / 1000, (double)c->dump.precopy_us / 1000,
 			    (double)c->dump.dump_wall_us / 1000, (double)c->dump.total_us / 1000,
-			    (double)c->cm.restore_us / 1000, (unsigned long long)c->dump.image_bytes,
-			    (unsigned long long)c->buffer, (unsigned long long)c->log_bytes,
-			    (unsigned long long)c->log_dropped);
+			    (double)c->cm.restore_us / 1000,
+			    (unsigned long long)c->dump.image_bytes, (unsigned long long)c->buffer,
+			    (unsigned long long)c->log_bytes, (unsigned long long)c->log_dropped);
 		sbuf_json_str(sb, c->cm.dir);
 		sbuf_printf(sb, ",\"host\":");
 		sbuf_json_str(sb, c->host);
@@ -80,7 +83,8 @@ void sup_status_json(struct supervisor *sup, struct sbuf *sb)
 		if (have) {
 			sbuf_printf(sb, ",\"debug_window_s\":");
 			sbuf_json_num(sb, info.debug_window_s);
-			sbuf_printf(sb, ",\"window_open\":%s,\"forecast_s\":", info.window_open ? "true" : "false");
+			sbuf_printf(sb, ",\"window_open\":%s,\"forecast_s\":",
+				    info.window_open ? "true" : "false");
 			sbuf_json_num(sb, info.forecast_s);
 			sbuf_printf(sb, ",\"overflows\":%llu", (unsigned long long)info.overflows);
 		}
@@ -123,32 +127,36 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 
 	(void)query;
 	(void)ctype;
-	sbuf_printf(out, "%s: service %s (pid %d, %s), port %d in its own namespaces; clients on %s\n",
-		    sup->cfg.name, sup->cfg.argv[0], sup->svc.pid, service_state(sup), sup->cfg.port,
-		    sup->cfg.proxy.listen.text);
-	sbuf_printf(out, "supervisor pid %d, up %.0f s, CRIU %s, overflow policy %s, %llu re-clones%s\n",
+	sbuf_printf(out,
+		    "%s: service %s (pid %d, %s), port %d in its own namespaces; clients on %s\n",
+		    sup->cfg.name, sup->cfg.argv[0], sup->svc.pid, service_state(sup),
+		    sup->cfg.port, sup->cfg.proxy.listen.text);
+	sbuf_printf(out,
+		    "supervisor pid %d, up %.0f s, CRIU %s, overflow policy %s, %llu re-clones%s\n",
 		    (int)getpid(), (double)(now - sup->start_ns) / 1e9,
 		    sup->have_criu ? sup->criu.version : "missing",
 		    sup->cfg.overflow == SUP_OVERFLOW_RECLONE ? "reclone" : "drop",
 		    (unsigned long long)sup->reclones, sup->job ? "; a clone is being made" : "");
 	if (sup->nclones) {
-		sbuf_printf(out, "%-6s %-8s %-10s %-11s %-10s %s\n", "CLONE", "PID", "AGE", "FROZEN", "IMAGE",
-			    "DIR");
+		sbuf_printf(out, "%-6s %-8s %-10s %-11s %-10s %s\n", "CLONE", "PID", "AGE",
+			    "FROZEN", "IMAGE", "DIR");
 		for (unsigned i = 0; i < sup->nclones; i++) {
 			struct sup_clone *c = sup->clones[i];
 			char frozen[24], age[24];
 
-			snprintf(frozen, sizeof(frozen), "%.1f ms", (double)c->dump.frozen_us / 1000);
+			snprintf(frozen, sizeof(frozen), "%.1f ms",
+				 (double)c->dump.frozen_us / 1000);
 			snprintf(age, sizeof(age), "%.0f s", (double)(now - c->created_ns) / 1e9);
-			sbuf_printf(out, "%-6u %-8d %-10s %-11s %-10s %s\n", c->cm.id, c->cm.pid, age, frozen,
-				    size_format(c->dump.image_bytes, sz, sizeof(sz)), c->cm.dir);
+			sbuf_printf(out, "%-6u %-8d %-10s %-11s %-10s %s\n", c->cm.id, c->cm.pid,
+				    age, frozen, size_format(c->dump.image_bytes, sz, sizeof(sz)),
+				    c->cm.dir);
 		}
 	} else {
 		sbuf_printf(out, "no clones (make one with `doppel clone %s`)\n", sup->cfg.name);
 	}
 	for (unsigned i = 0; i < sup->nwindows && i < 64; i++)
-		sbuf_printf(out, "past debug window: clone %u kept up for %.2f s\n", sup->windows[i].clone_id,
-			    sup->windows[i].seconds);
+		sbuf_printf(out, "past debug window: clone %u kept up for %.2f s\n",
+			    sup->windows[i].clone_id, sup->windows[i].seconds);
 	if (sup->agg)
 		agg_status_text(sup->agg, out);
 	sbuf_printf(out, "\n");
@@ -167,10 +175,13 @@ static int render_metrics(void *arg, const char *query, struct sbuf *out, const 
 	snprintf(labels, sizeof(labels), "service=\"%s\"", sup->cfg.name);
 	if (sup->px)
 		proxy_metrics(sup->px, out, labels);
-	sbuf_printf(out, "# HELP doppel_clones Live clones.\n# TYPE doppel_clones gauge\ndoppel_clones{%s} %u\n",
+	sbuf_printf(out,
+		    "# HELP doppel_clones Live clones.\n# TYPE doppel_clones "
+		    "gauge\ndoppel_clones{%s} %u\n",
 		    labels, sup->nclones);
-	sbuf_printf(out, "# HELP doppel_reclones_total Clones replaced after an overflow.\n"
-			 "# TYPE doppel_reclones_total counter\ndoppel_reclones_total{%s} %llu\n",
+	sbuf_printf(out,
+		    "# HELP doppel_reclones_total Clones replaced after an overflow.\n"
+		    "# TYPE doppel_reclones_total counter\ndoppel_reclones_total{%s} %llu\n",
 		    labels, (unsigned long long)sup->reclones);
 	return 200;
 }
@@ -182,9 +193,9 @@ static int render_row(void *arg, const char *query, struct sbuf *out, const char
 
 	(void)query;
 	(void)ctype;
-	sbuf_printf(out, "%s\t%d\t%d\t%s\t%s\t%d\t%u\t%.0f\n", sup->cfg.name, (int)getpid(), sup->svc.pid,
-		    service_state(sup), sup->cfg.proxy.listen.text, sup->cfg.port, sup->nclones,
-		    (double)(clock_coarse_ns() - sup->start_ns) / 1e9);
+	sbuf_printf(out, "%s\t%d\t%d\t%s\t%s\t%d\t%u\t%.0f\n", sup->cfg.name, (int)getpid(),
+		    sup->svc.pid, service_state(sup), sup->cfg.proxy.listen.text, sup->cfg.port,
+		    sup->nclones, (double)(clock_coarse_ns() - sup->start_ns) / 1e9);
 	return 200;
 }
 
@@ -200,7 +211,8 @@ static void send_text(struct evhttp_request *req, int code, const char *fmt, ...
 		evbuffer_add_vprintf(b, fmt, ap);
 		va_end(ap);
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; charset=utf-8");
 	evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", b);
 	if (b)
 		evbuffer_free(b);
@@ -227,7 +239,7 @@ static const char *query_param(struct evhttp_request *req, struct evkeyvalq *q, 
 static void route_clone(struct evhttp_request *req, void *arg)
 {
 	struct supervisor *sup = arg;
-	struct evkeyvalq q = { 0 };
+	struct evkeyvalq q = {0};
 	const char *v;
 	unsigned long count = 1;
 	uint64_t buffer = 0;
@@ -261,7 +273,7 @@ out:
 static void route_destroy(struct evhttp_request *req, void *arg)
 {
 	struct supervisor *sup = arg;
-	struct evkeyvalq q = { 0 };
+	struct evkeyvalq q = {0};
 	struct sup_clone *c;
 	const char *v;
 	char *end;
@@ -275,8 +287,8 @@ static void route_destroy(struct evhttp_request *req, void *arg)
 	if (!v || *end || !id) {
 		send_text(req, 400, "give the clone's id: /destroy?id=N\n");
 	} else if (!(c = sup_clone_find(sup, (unsigned)id))) {
-		send_text(req, 404, "%s has no clone %lu (see `doppel status %s`)\n", sup->cfg.name, id,
-			  sup->cfg.name);
+		send_text(req, 404, "%s has no clone %lu (see `doppel status %s`)\n", sup->cfg.name,
+			  id, sup->cfg.name);
 	} else {
 		sup_clone_remove(sup, c, "destroy requested");
 		send_text(req, 200, "clone %lu destroyed\n", id);
@@ -301,7 +313,7 @@ static void route_stop(struct evhttp_request *req, void *arg)
 static void route_clone_info(struct evhttp_request *req, void *arg)
 {
 	struct supervisor *sup = arg;
-	struct evkeyvalq q = { 0 };
+	struct evkeyvalq q = {0};
 	struct proxy_replica_info info;
 	struct sup_clone *c;
 	const char *v;
@@ -314,8 +326,8 @@ static void route_clone_info(struct evhttp_request *req, void *arg)
 	if (!v || *end || !id) {
 		send_text(req, 400, "give the clone's id: /clone?id=N\n");
 	} else if (!(c = sup_clone_find(sup, (unsigned)id))) {
-		send_text(req, 404, "%s has no clone %lu (see `doppel status %s`)\n", sup->cfg.name, id,
-			  sup->cfg.name);
+		send_text(req, 404, "%s has no clone %lu (see `doppel status %s`)\n", sup->cfg.name,
+			  id, sup->cfg.name);
 	} else if (!sup->px || proxy_replica_info(sup->px, c->replica_id, &info) < 0) {
 		send_text(req, 503, "clone %lu is not attached to the proxy\n", id);
 	} else {
@@ -324,7 +336,8 @@ static void route_clone_info(struct evhttp_request *req, void *arg)
 			  "max_conn_buffered=%llu\nbuffer=%llu\nbudget=%llu\noverflows=%llu\n"
 			  "debug_window_s=%.3f\nwindow_open=%d\nforecast_s=%.3f\n",
 			  c->cm.id, c->cm.pid, c->cm.dir, sup->svc.pid, info.occupancy,
-			  (unsigned long long)info.buffered, (unsigned long long)info.max_conn_buffered,
+			  (unsigned long long)info.buffered,
+			  (unsigned long long)info.max_conn_buffered,
 			  (unsigned long long)info.buffer_cap, (unsigned long long)info.budget,
 			  (unsigned long long)info.overflows, info.debug_window_s, info.window_open,
 			  isfinite(info.forecast_s) ? info.forecast_s : -1.0);

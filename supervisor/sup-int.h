@@ -52,8 +52,8 @@ struct sup_job {
 	char images[CM_PATH_MAX + 32];
 	unsigned count;
 	uint64_t buffer; /* per-clone replica buffer (0: the proxy's) */
-	int reclone; /* started by the overflow policy */
-	char host[64]; /* external mode: the other host's netns name ("" for this host) */
+	int reclone;	 /* started by the overflow policy */
+	char host[64];	 /* external mode: the other host's netns name ("" for this host) */
 	int host_fd;
 	char host_addr[64];
 	char host_images[CM_PATH_MAX + 32];

@@ -89,7 +89,7 @@ static int mkdir_p(const char *path, mode_t mode)
 
 void sup_shutdown(struct supervisor *sup, int code, const char *why)
 {
-	struct timeval tv = { 0, 50 * 1000 }; /* lets a last admin reply go out */
+	struct timeval tv = {0, 50 * 1000}; /* lets a last admin reply go out */
 
 	if (sup->stopping)
 		return;
@@ -178,7 +178,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 
 		if (c->cm.pid > 0 && waitpid(c->cm.pid, &st, WNOHANG) == c->cm.pid) {
 			describe_status(st, how, sizeof(how));
-			pr_warn("clone %u (pid %d) exited: %s; removing it", c->cm.id, c->cm.pid, how);
+			pr_warn("clone %u (pid %d) exited: %s; removing it", c->cm.id, c->cm.pid,
+				how);
 			c->cm.pid = 0;
 			sup_clone_remove(sup, c, "it exited");
 			i = (unsigned)-1; /* the array changed */
@@ -192,7 +193,8 @@ static void service_line(struct supervisor *sup)
 {
 	pr_info("service: %.*s", (int)sup->svc_line_len, sup->svc_line);
 	if (sup->svc_line_len)
-		snprintf(sup->svc_last, sizeof(sup->svc_last), "%.*s", (int)sup->svc_line_len, sup->svc_line);
+		snprintf(sup->svc_last, sizeof(sup->svc_last), "%.*s", (int)sup->svc_line_len,
+			 sup->svc_line);
 	sup->svc_line_len = 0;
 }
 
@@ -243,7 +245,7 @@ static void drain_service_log(struct supervisor *sup)
 static void sd_notify_ready(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	socklen_t len;
 	int fd;
 
@@ -263,7 +265,7 @@ static void sd_notify_ready(void)
 
 static int become_ready(struct supervisor *sup, char *err, size_t errlen)
 {
-	struct proxy_hooks hooks = { sup_on_overflow, sup };
+	struct proxy_hooks hooks = {sup_on_overflow, sup};
 	struct proxy_config pc = sup->cfg.proxy;
 	char addr[32], perr[128], b[32];
 	int rc;
@@ -292,7 +294,7 @@ static int become_ready(struct supervisor *sup, char *err, size_t errlen)
 static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct supervisor *sup = arg;
-	struct timeval tv = { 0, READY_POLL_MS * 1000 };
+	struct timeval tv = {0, READY_POLL_MS * 1000};
 	char err[512];
 
 	(void)fd;
@@ -308,7 +310,8 @@ static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (clock_coarse_ns() - sup->start_ns > sup->cfg.ready_timeout_ns) {
 		snprintf(err, sizeof(err),
-			 "the service did not listen on 127.0.0.1:%d (inside its namespace) within %.0f s; "
+			 "the service did not listen on 127.0.0.1:%d (inside its namespace) within "
+			 "%.0f s; "
 			 "check --port and the service's log above",
 			 sup->cfg.port, (double)sup->cfg.ready_timeout_ns / 1e9);
 		sup_shutdown(sup, 1, err);
@@ -336,7 +339,8 @@ static int setup_images(struct supervisor *sup, char *err, size_t errlen)
 			 sup->cfg.name);
 		rc = mkdir_p(sup->images_base, 0700);
 		if (rc)
-			snprintf(err, errlen, "cannot create %s: %s", sup->images_base, strerror(-rc));
+			snprintf(err, errlen, "cannot create %s: %s", sup->images_base,
+				 strerror(-rc));
 		return rc;
 	}
 	snprintf(sup->images_base, sizeof(sup->images_base), "%s/%s.images", sup->cfg.run_dir,
@@ -349,7 +353,8 @@ static int setup_images(struct supervisor *sup, char *err, size_t errlen)
 	if (mount("doppel-images", sup->images_base, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "mode=0700") < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot mount a tmpfs for images on %s: %s (use --images DIR)",
+		snprintf(err, errlen,
+			 "cannot mount a tmpfs for images on %s: %s (use --images DIR)",
 			 sup->images_base, strerror(errno));
 		return rc;
 	}
@@ -375,7 +380,8 @@ static void teardown(struct supervisor *sup)
 		sup->px = NULL;
 	}
 	if (sup->svc.pid > 0) {
-		int sig = cm_stop_init(sup->svc.pid, (int)(sup->cfg.stop_timeout_ns / NSEC_PER_MSEC));
+		int sig =
+			cm_stop_init(sup->svc.pid, (int)(sup->cfg.stop_timeout_ns / NSEC_PER_MSEC));
 
 		pr_info("service (pid %d) stopped with %s", sup->svc.pid, strsignal(sig));
 		sup->svc.pid = 0;
@@ -413,14 +419,15 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 {
 	struct supervisor *sup;
 	struct cm_service_spec spec;
-	struct timeval now = { 0, 0 };
+	struct timeval now = {0, 0};
 	char addr[CM_PATH_MAX + 8];
 	ssize_t n;
 	int rc, code;
 
 	if (geteuid() != 0) {
-		snprintf(err, errlen,
-			 "doppel run must run as root: it creates namespaces, mounts and runs CRIU");
+		snprintf(
+			err, errlen,
+			"doppel run must run as root: it creates namespaces, mounts and runs CRIU");
 		return 2;
 	}
 	sup = calloc(1, sizeof(*sup));
@@ -515,7 +522,8 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 			strerror(errno));
 
 	fcntl(sup->svc.log_fd, F_SETFL, O_NONBLOCK);
-	sup->svc_log_ev = event_new(sup->base, sup->svc.log_fd, EV_READ | EV_PERSIST, on_service_log, sup);
+	sup->svc_log_ev =
+		event_new(sup->base, sup->svc.log_fd, EV_READ | EV_PERSIST, on_service_log, sup);
 	event_add(sup->svc_log_ev, NULL);
 	sup->sigint = evsignal_new(sup->base, SIGINT, on_stop_signal, sup);
 	sup->sigterm = evsignal_new(sup->base, SIGTERM, on_stop_signal, sup);

@@ -26,31 +26,31 @@
 #define SUP_NAME_MAX 32
 
 enum sup_overflow {
-	SUP_OVERFLOW_DROP, /* the clone's connection is dropped; the clone stays */
+	SUP_OVERFLOW_DROP,    /* the clone's connection is dropped; the clone stays */
 	SUP_OVERFLOW_RECLONE, /* the clone is replaced by a fresh one */
 };
 
 struct sup_config {
 	char name[SUP_NAME_MAX + 1];
 	struct proxy_config proxy; /* listen, buffers; backend is filled in by the supervisor */
-	int port; /* the service's port inside its namespace */
+	int port;		   /* the service's port inside its namespace */
 	char *const *argv;
 	const char *state_dirs[CM_MAX_STATE];
 	unsigned nstate;
 	enum sup_overflow overflow;
 	uint64_t ready_timeout_ns;
 	uint64_t stop_timeout_ns;
-	const char *run_dir; /* admin sockets; SUP_RUN_DIR */
-	const char *work_dir; /* clones' state copies and logs; SUP_WORK_DIR/NAME */
+	const char *run_dir;	/* admin sockets; SUP_RUN_DIR */
+	const char *work_dir;	/* clones' state copies and logs; SUP_WORK_DIR/NAME */
 	const char *images_dir; /* NULL: a private tmpfs that vanishes with the supervisor */
 	const char *chdir;
 	int keep_cgroup_mounts;
 	const char *criu; /* NULL: $DOPPEL_CRIU, $PATH, /usr/local/sbin, /usr/sbin */
-	int clone_nice; /* clones' nice value: they yield the CPU to production */
+	int clone_nice;	  /* clones' nice value: they yield the CPU to production */
 	/* upstream isolation (aggregator/): "LISTEN=TARGET" each */
 	const char *upstreams[8];
 	unsigned nupstreams;
-	uint64_t upstream_budget; /* recorded bytes kept per upstream (0: 256 MiB) */
+	uint64_t upstream_budget;  /* recorded bytes kept per upstream (0: 256 MiB) */
 	uint64_t upstream_wait_ns; /* how long a clone's request waits for production's (0: 5 s) */
 };
 

@@ -203,7 +203,8 @@ static int data_event(struct aligner *A, const struct trc_event *ev, int side,
 		/* remember reads: matched after both traces are read */
 		if (f->nrecv < A->max_pending) {
 			uint64_t *no = realloc(f->recv_off, (f->nrecv + 1) * sizeof(*no));
-			uint64_t *nt = no ? realloc(f->recv_ts, (f->nrecv + 1) * sizeof(*nt)) : NULL;
+			uint64_t *nt =
+				no ? realloc(f->recv_ts, (f->nrecv + 1) * sizeof(*nt)) : NULL;
 			int *ns = nt ? realloc(f->recv_side, (f->nrecv + 1) * sizeof(*ns)) : NULL;
 
 			if (no)
@@ -335,10 +336,10 @@ int trc_align(const char *path_a, const char *path_b, const struct trc_read_opts
 	      char *err, size_t errlen)
 {
 	struct aligner A;
-	struct trc_reader *r[2] = { NULL, NULL };
+	struct trc_reader *r[2] = {NULL, NULL};
 	struct trc_event cur[2];
-	int have[2] = { 0, 0 }, rc = 0;
-	const char *paths[2] = { path_a, path_b };
+	int have[2] = {0, 0}, rc = 0;
+	const char *paths[2] = {path_a, path_b};
 
 	memset(&A, 0, sizeof(A));
 	memset(res, 0, sizeof(*res));
@@ -364,7 +365,8 @@ int trc_align(const char *path_a, const char *path_b, const struct trc_read_opts
 	res->offset_ns = o->offset_ns;
 	if (o->auto_offset) {
 		if (!strcmp(path_a, "-") || !strcmp(path_b, "-")) {
-			snprintf(err, errlen, "--offset auto reads each trace twice: give files, not -");
+			snprintf(err, errlen,
+				 "--offset auto reads each trace twice: give files, not -");
 			return -EINVAL;
 		}
 		imap_init(&A.flows, MAX_FLOWS);

@@ -34,7 +34,8 @@ static char *join_pids(const pid_t *pids, unsigned n)
 }
 
 /* Replace every {key} in arg; returns a new string or NULL. */
-static char *expand_one(const char *arg, const char *const *keys, const char *const *vals, unsigned nkeys)
+static char *expand_one(const char *arg, const char *const *keys, const char *const *vals,
+			unsigned nkeys)
 {
 	size_t cap = strlen(arg) + 1, off = 0;
 	char *out;
@@ -68,7 +69,7 @@ static char *expand_one(const char *arg, const char *const *keys, const char *co
 int trc_expand_args(char *const *argv, const struct trc_subst *s, char ***out)
 {
 	char pidbuf[16], *pids = join_pids(s->pids, s->npids);
-	const char *keys[] = { "{pids}", "{pid}", "{dir}" };
+	const char *keys[] = {"{pids}", "{pid}", "{dir}"};
 	const char *vals[3];
 	unsigned n = 0;
 	char **v;
@@ -108,15 +109,15 @@ void trc_free_args(char **argv)
 	free(argv);
 }
 
-int trc_check_args(char *const *argv, const pid_t *forbidden, unsigned n, char *err,
-		   size_t errlen)
+int trc_check_args(char *const *argv, const pid_t *forbidden, unsigned n, char *err, size_t errlen)
 {
 	for (char *const *a = argv; *a; a++) {
 		const char *p = *a;
 
 		/* every run of digits in the argument ("-p 12", "-p12", "--pid=12,13") */
 		while (*p) {
-			if (isdigit((unsigned char)*p) && (p == *a || !isalnum((unsigned char)p[-1]))) {
+			if (isdigit((unsigned char)*p) &&
+			    (p == *a || !isalnum((unsigned char)p[-1]))) {
 				char *end;
 				long v = strtol(p, &end, 10);
 
@@ -124,9 +125,12 @@ int trc_check_args(char *const *argv, const pid_t *forbidden, unsigned n, char *
 					for (unsigned i = 0; i < n; i++)
 						if (v == forbidden[i]) {
 							snprintf(err, errlen,
-								 "argument '%s' names pid %ld, a production "
-								 "process: doppel attaches tools to clones only "
-								 "(use {pid} or {pids} for the clone's)",
+								 "argument '%s' names pid %ld, a "
+								 "production "
+								 "process: doppel attaches tools "
+								 "to clones only "
+								 "(use {pid} or {pids} for the "
+								 "clone's)",
 								 *a, v);
 							return -EPERM;
 						}
@@ -192,7 +196,8 @@ pid_t trc_spawn(char *const *argv, pid_t clone_pid, int dir_fd, int out_fd, char
 		/* The clone's files, in a copy of its mount namespace... */
 		if (setns(mnt, CLONE_NEWNS) < 0)
 			child_fail(sp[1], "entering the clone's mount namespace");
-		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 			child_fail(sp[1], "copying the clone's mount namespace");
 		/* ...with the host's pids in /proc: a proc mounted here shows our pid namespace. */
 		if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -202,7 +207,8 @@ pid_t trc_spawn(char *const *argv, pid_t clone_pid, int dir_fd, int out_fd, char
 		if (out_fd >= 0) {
 			int devnull = open("/dev/null", O_RDONLY);
 
-			if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+			if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 ||
+			    dup2(out_fd, 2) < 0)
 				child_fail(sp[1], "redirecting output");
 		}
 		if (sp[1] > 3)

@@ -42,8 +42,7 @@ void trc_free_args(char **argv);
  * is one of forbidden[] (production's host pids). 0, or -EPERM with the
  * sentence in err.
  */
-int trc_check_args(char *const *argv, const pid_t *forbidden, unsigned n, char *err,
-		   size_t errlen);
+int trc_check_args(char *const *argv, const pid_t *forbidden, unsigned n, char *err, size_t errlen);
 
 /*
  * Start argv in a private copy of clone_pid's mount namespace with the host's
@@ -58,10 +57,10 @@ pid_t trc_spawn(char *const *argv, pid_t clone_pid, int dir_fd, int out_fd, char
 /* ---- the budget governor ---- */
 
 enum trc_gov_method {
-	TRC_GOV_OFF, /* never touch the tool */
+	TRC_GOV_OFF,	 /* never touch the tool */
 	TRC_GOV_CONTROL, /* perf record: disable/enable its events through --control */
 	TRC_GOV_RESTART, /* ptrace and probe tools: detach (SIGINT), attach again later */
-	TRC_GOV_PAUSE, /* SIGSTOP/SIGCONT the tool (only for tools whose cost stops with them) */
+	TRC_GOV_PAUSE,	 /* SIGSTOP/SIGCONT the tool (only for tools whose cost stops with them) */
 };
 
 /* The method that suits a tool (argv[0]'s basename and its subcommand). */
@@ -70,7 +69,7 @@ const char *trc_gov_method_name(enum trc_gov_method m);
 
 enum trc_gov_step {
 	TRC_GOV_KEEP,
-	TRC_GOV_LOWER, /* cut the tracing cost now (see struct trc_governor) */
+	TRC_GOV_LOWER,	 /* cut the tracing cost now (see struct trc_governor) */
 	TRC_GOV_RESTORE, /* occupancy fell below the low mark: full detail again */
 };
 

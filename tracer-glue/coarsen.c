@@ -158,7 +158,7 @@ static int coarsen_event(struct trc_sink *s, const struct trc_event *ev)
 
 		for (size_t it = 0; imap_next(&C->threads, &it, &k, &v);) {
 			struct cthread *ct = (struct cthread *)(uintptr_t)v;
-			struct trc_event like = { .pid = (int32_t)(k >> 32), .tid = (int32_t)k };
+			struct trc_event like = {.pid = (int32_t)(k >> 32), .tid = (int32_t)k};
 
 			report(C, ct, &like);
 			free(ct->mult);
@@ -207,7 +207,8 @@ static int coarsen_event(struct trc_sink *s, const struct trc_event *ev)
 			if (ev->flags & TRC_F_DUR)
 				d = ev->dur;
 			else if (ev->depth >= 0 && (uint32_t)ev->depth < t->ecap &&
-				 t->enter_ts[ev->depth] != UINT64_MAX && ev->ts >= t->enter_ts[ev->depth])
+				 t->enter_ts[ev->depth] != UINT64_MAX &&
+				 ev->ts >= t->enter_ts[ev->depth])
 				d = ev->ts - t->enter_ts[ev->depth];
 			if (!t->pending)
 				add_hidden(t, ev, ev->depth); /* entered before the trace */
@@ -248,7 +249,7 @@ static int coarsen_end(struct trc_sink *s)
 
 	for (size_t it = 0; imap_next(&C->threads, &it, &k, &v);) {
 		struct cthread *t = (struct cthread *)(uintptr_t)v;
-		struct trc_event like = { .pid = (int32_t)(k >> 32), .tid = (int32_t)k };
+		struct trc_event like = {.pid = (int32_t)(k >> 32), .tid = (int32_t)k};
 
 		report(C, t, &like);
 	}
@@ -277,7 +278,7 @@ static void coarsen_free(struct trc_sink *s)
 	free(C);
 }
 
-static const struct trc_sink_ops coarsen_ops = { coarsen_event, coarsen_end, coarsen_free };
+static const struct trc_sink_ops coarsen_ops = {coarsen_event, coarsen_end, coarsen_free};
 
 struct trc_sink *trc_coarsen_new(const struct trc_coarsen_opts *o, struct trc_sink *next)
 {

@@ -143,7 +143,8 @@ int trc_collect(const char *sock_path, const char *out_path, int once, volatile 
 				}
 				rc = write_all(ofd, buf, (size_t)m);
 				if (rc < 0) {
-					snprintf(err, errlen, "writing %s: %s", out_path, strerror(-rc));
+					snprintf(err, errlen, "writing %s: %s", out_path,
+						 strerror(-rc));
 					goto out;
 				}
 				st->chunks++;

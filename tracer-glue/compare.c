@@ -90,9 +90,9 @@ static int changed_timing(const struct trc_compare_opts *o, const struct trc_eve
 }
 
 static const struct comparator comparators[] = {
-	[TRC_CMP_EXACT] = { "exact", TRC_KEY_ARGS, changed_never },
-	[TRC_CMP_NAME] = { "name", TRC_KEY_NAME, changed_args },
-	[TRC_CMP_TIMING] = { "timing", TRC_KEY_NAME, changed_timing },
+	[TRC_CMP_EXACT] = {"exact", TRC_KEY_ARGS, changed_never},
+	[TRC_CMP_NAME] = {"name", TRC_KEY_NAME, changed_args},
+	[TRC_CMP_TIMING] = {"timing", TRC_KEY_NAME, changed_timing},
 };
 
 int trc_compare_parse_by(const char *text, enum trc_cmp *out)
@@ -112,7 +112,7 @@ struct side {
 	struct trc_event *win;
 	uint64_t *keys;
 	size_t head, n, cap; /* ring */
-	uint64_t index; /* trace index of the head */
+	uint64_t index;	     /* trace index of the head */
 	int eof;
 	const char *stack[MAX_STACK];
 	size_t depth;
@@ -358,7 +358,7 @@ static int resync(struct cmp_state *S, size_t *bi, size_t *bj)
 		uint64_t h = 0;
 
 		for (size_t q = 0; q < k; q++)
-			h = XXH3_64bits_withSeed(&(uint64_t){ key_at(b, j + q) }, 8, h);
+			h = XXH3_64bits_withSeed(&(uint64_t){key_at(b, j + q)}, 8, h);
 		if (!imap_get(&first, h))
 			imap_put(&first, h, j);
 	}
@@ -366,7 +366,7 @@ static int resync(struct cmp_state *S, size_t *bi, size_t *bj)
 		uint64_t h = 0, *v;
 
 		for (size_t q = 0; q < k; q++)
-			h = XXH3_64bits_withSeed(&(uint64_t){ key_at(a, i + q) }, 8, h);
+			h = XXH3_64bits_withSeed(&(uint64_t){key_at(a, i + q)}, 8, h);
 		v = imap_get(&first, h);
 		if (v && i + *v < best && (i || *v)) {
 			best = i + (size_t)*v;
@@ -393,8 +393,8 @@ static void add_hunk(struct cmp_state *S, size_t na, size_t nb)
 			    (unsigned long long)S->b.index, nb);
 		return;
 	}
-	sbuf_printf(h, "  @@ A #%llu -%zu, B #%llu +%zu @@ in ", (unsigned long long)S->a.index,
-		    na, (unsigned long long)S->b.index, nb);
+	sbuf_printf(h, "  @@ A #%llu -%zu, B #%llu +%zu @@ in ", (unsigned long long)S->a.index, na,
+		    (unsigned long long)S->b.index, nb);
 	path_text(h, &S->a);
 	sbuf_printf(h, "\n");
 	for (size_t i = 0; i < na && i < show; i++) {
@@ -529,7 +529,8 @@ int trc_compare(struct trc_reader *ra, struct trc_reader *rb, const struct trc_c
 	for (;;) {
 		size_t bi = 0, bj = 0;
 
-		if ((rc = fill(&S.a, S.c, err, errlen)) < 0 || (rc = fill(&S.b, S.c, err, errlen)) < 0)
+		if ((rc = fill(&S.a, S.c, err, errlen)) < 0 ||
+		    (rc = fill(&S.b, S.c, err, errlen)) < 0)
 			goto out;
 		if (!S.a.n && !S.b.n)
 			break;
@@ -578,8 +579,8 @@ int trc_compare(struct trc_reader *ra, struct trc_reader *rb, const struct trc_c
 	{
 		uint64_t total = matched * 2 + only_a + only_b;
 
-		res->similar = total == 0 ? 1
-					  : (double)differing / (double)total <= o.max_diff + 1e-12;
+		res->similar =
+			total == 0 ? 1 : (double)differing / (double)total <= o.max_diff + 1e-12;
 	}
 	if (o.json) {
 		sbuf_printf(&rep,
@@ -594,7 +595,8 @@ int trc_compare(struct trc_reader *ra, struct trc_reader *rb, const struct trc_c
 			sbuf_printf(&rep, "%s,", S.first.buf);
 		else
 			sbuf_printf(&rep, "\"first\":null,");
-		sbuf_printf(&rep, "\"hunks\":[%s],\"count_deltas\":[", S.hunks.buf ? S.hunks.buf : "");
+		sbuf_printf(&rep, "\"hunks\":[%s],\"count_deltas\":[",
+			    S.hunks.buf ? S.hunks.buf : "");
 		count_deltas(&S, &rep);
 		sbuf_printf(&rep, "],\"changes\":[");
 		for (size_t i = 0; i < S.ntop; i++) {
@@ -611,16 +613,18 @@ int trc_compare(struct trc_reader *ra, struct trc_reader *rb, const struct trc_c
 		else
 			sbuf_printf(&rep, "no divergence: the traces match event for event\n");
 		if (S.hunks_total) {
-			sbuf_printf(&rep, "differences (%llu):\n", (unsigned long long)S.hunks_total);
+			sbuf_printf(&rep, "differences (%llu):\n",
+				    (unsigned long long)S.hunks_total);
 			sbuf_append(&rep, S.hunks.buf, S.hunks.len);
 			if (S.hunks_total > S.nhunks)
 				sbuf_printf(&rep, "  ... %llu more (--hunks)\n",
 					    (unsigned long long)(S.hunks_total - S.nhunks));
 		}
 		if (S.ntop) {
-			sbuf_printf(&rep, "%s:\n", o.by == TRC_CMP_TIMING
-							   ? "largest timing changes"
-							   : "same calls, different arguments or results");
+			sbuf_printf(&rep, "%s:\n",
+				    o.by == TRC_CMP_TIMING
+					    ? "largest timing changes"
+					    : "same calls, different arguments or results");
 			for (size_t i = 0; i < S.ntop; i++)
 				sbuf_printf(&rep, "    %s\n", S.top[i].text);
 		}

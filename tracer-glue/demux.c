@@ -58,7 +58,7 @@ static uint64_t fd_key(int32_t pid, int32_t fd)
 
 int trc_demux_parse_by(const char *text, enum trc_demux_by *out)
 {
-	static const char *const names[] = { "thread", "process", "connection", "request", "rule" };
+	static const char *const names[] = {"thread", "process", "connection", "request", "rule"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(text, names[i]) == 0) {
@@ -125,15 +125,16 @@ static struct dstream *stream_open(struct demux *D, uint64_t key, const struct t
 	s->si.fd = fd;
 	s->si.first_ts = ev->ts;
 	s->end_depth = ev->depth;
-	n = snprintf(s->si.attrs, sizeof(s->si.attrs), "id=%llu pid=%d", (unsigned long long)s->si.id,
-		     ev->pid);
+	n = snprintf(s->si.attrs, sizeof(s->si.attrs), "id=%llu pid=%d",
+		     (unsigned long long)s->si.id, ev->pid);
 	if (D->o.by != TRC_BY_PROCESS && D->o.by != TRC_BY_CONNECTION && n > 0 &&
 	    (size_t)n < sizeof(s->si.attrs))
 		n += snprintf(s->si.attrs + n, sizeof(s->si.attrs) - (size_t)n, " tid=%d", ev->tid);
 	if (fd >= 0 && n > 0 && (size_t)n < sizeof(s->si.attrs))
 		n += snprintf(s->si.attrs + n, sizeof(s->si.attrs) - (size_t)n, " fd=%d", fd);
 	if (ev->prog && n > 0 && (size_t)n < sizeof(s->si.attrs))
-		n += snprintf(s->si.attrs + n, sizeof(s->si.attrs) - (size_t)n, " prog=%s", ev->prog);
+		n += snprintf(s->si.attrs + n, sizeof(s->si.attrs) - (size_t)n, " prog=%s",
+			      ev->prog);
 	if (peer && *peer && n > 0 && (size_t)n < sizeof(s->si.attrs))
 		snprintf(s->si.attrs + n, sizeof(s->si.attrs) - (size_t)n, " peer=%s", peer);
 	if (D->o.by == TRC_BY_RULE && n > 0 && (size_t)n < sizeof(s->si.attrs))
@@ -402,7 +403,7 @@ static void demux_free(struct trc_sink *sk)
 	free(D);
 }
 
-static const struct trc_sink_ops demux_ops = { demux_event, demux_end, demux_free };
+static const struct trc_sink_ops demux_ops = {demux_event, demux_end, demux_free};
 
 struct trc_sink *trc_demux_new(const struct trc_demux_opts *o, struct trc_demux_target *t)
 {

@@ -40,14 +40,14 @@ enum dtr_chunk_type {
 };
 
 struct dtr_chunk_hdr {
-	uint32_t magic; /* DTR_MAGIC */
-	uint16_t type; /* enum dtr_chunk_type */
+	uint32_t magic;	   /* DTR_MAGIC */
+	uint16_t type;	   /* enum dtr_chunk_type */
 	uint16_t hdr_size; /* DTR_HDR_SIZE; larger values leave room to grow */
-	uint32_t size; /* payload bytes after the header */
+	uint32_t size;	   /* payload bytes after the header */
 	uint32_t pid;
 	uint32_t tid;
-	uint32_t seq; /* per-thread EVENTS chunk number, from 0 */
-	uint64_t dropped; /* records this thread could not write so far */
+	uint32_t seq;	    /* per-thread EVENTS chunk number, from 0 */
+	uint64_t dropped;   /* records this thread could not write so far */
 	uint64_t raw_begin; /* clock pair when the chunk was started */
 	uint64_t ns_begin;
 	uint64_t raw_end; /* clock pair when the chunk was written */

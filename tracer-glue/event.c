@@ -41,9 +41,9 @@ void trc_event_init(struct trc_event *ev)
 const char *trc_kind_name(int kind)
 {
 	static const char *const names[TRC_KIND_MAX] = {
-		[TRC_ENTER] = "enter",	 [TRC_EXIT] = "exit",		 [TRC_SYSCALL] = "syscall",
-		[TRC_NOTE] = "note",	 [TRC_LOST] = "lost",		 [TRC_BLOCK_BEGIN] = "block",
-		[TRC_BLOCK_END] = "end", [TRC_HIDDEN] = "hidden",	 [TRC_STREAM] = "stream",
+		[TRC_ENTER] = "enter",	 [TRC_EXIT] = "exit",	  [TRC_SYSCALL] = "syscall",
+		[TRC_NOTE] = "note",	 [TRC_LOST] = "lost",	  [TRC_BLOCK_BEGIN] = "block",
+		[TRC_BLOCK_END] = "end", [TRC_HIDDEN] = "hidden", [TRC_STREAM] = "stream",
 		[TRC_MSG] = "msg",
 	};
 
@@ -160,10 +160,11 @@ void trc_intern_reset(void)
 
 uint64_t trc_event_key(const struct trc_event *ev, enum trc_key key)
 {
-	uint64_t h = XXH3_64bits_withSeed(ev->name, strlen(ev->name), 0x9e3779b97f4a7c15ULL ^ ev->kind);
+	uint64_t h =
+		XXH3_64bits_withSeed(ev->name, strlen(ev->name), 0x9e3779b97f4a7c15ULL ^ ev->kind);
 
 	if (ev->kind == TRC_BLOCK_BEGIN || ev->kind == TRC_BLOCK_END || ev->kind == TRC_HIDDEN) {
-		uint64_t v[2] = { ev->count, (uint64_t)(uint16_t)ev->block };
+		uint64_t v[2] = {ev->count, (uint64_t)(uint16_t)ev->block};
 
 		h = XXH3_64bits_withSeed(v, sizeof(v), h);
 	}

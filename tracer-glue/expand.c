@@ -80,7 +80,8 @@ static void emit(struct expand *X, struct xthread *t, const struct trc_event *sr
 	}
 	ev.depth = src->depth + shift;
 	ev.ts = ts;
-	if (ev.depth >= 0 && ev.depth < MAX_DEPTH_TRACK && (ev.kind == TRC_ENTER || ev.kind == TRC_EXIT)) {
+	if (ev.depth >= 0 && ev.depth < MAX_DEPTH_TRACK &&
+	    (ev.kind == TRC_ENTER || ev.kind == TRC_EXIT)) {
 		uint32_t d = (uint32_t)ev.depth;
 
 		if (d >= t->ecap) {
@@ -175,7 +176,8 @@ static int32_t expand_block(struct expand *X, struct xthread *t, const struct tr
 		if (first != UINT64_MAX && beg->dur > last - first)
 			step = (beg->dur - (last - first)) / (n - 1);
 		for (uint64_t k = 1; k < n && !X->err; k++)
-			expand_seq(X, t, v, i + 1, j, shift + (int32_t)k * delta, src, toff + k * step);
+			expand_seq(X, t, v, i + 1, j, shift + (int32_t)k * delta, src,
+				   toff + k * step);
 	}
 	return shift + (int32_t)(n - 1) * delta;
 }
@@ -318,7 +320,7 @@ static void expand_free(struct trc_sink *s)
 	free(X);
 }
 
-static const struct trc_sink_ops expand_ops = { expand_event, expand_end, expand_free };
+static const struct trc_sink_ops expand_ops = {expand_event, expand_end, expand_free};
 
 struct trc_sink *trc_expand_new(struct trc_sink *next)
 {

@@ -18,7 +18,8 @@ enum trc_gov_method trc_gov_method_for(char *const *argv)
 	if (slash)
 		tool = slash + 1;
 	if (strncmp(tool, "perf", 4) == 0)
-		return argv[1] && strcmp(argv[1], "record") == 0 ? TRC_GOV_CONTROL : TRC_GOV_RESTART;
+		return argv[1] && strcmp(argv[1], "record") == 0 ? TRC_GOV_CONTROL
+								 : TRC_GOV_RESTART;
 	if (strcmp(tool, "gdb") == 0)
 		return TRC_GOV_OFF; /* a person is at the controls */
 	/* ptrace and kprobe tools: stopping them would stall the clone, not free it */

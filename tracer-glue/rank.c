@@ -174,12 +174,16 @@ static void observe(struct rank *R, struct runsets *rs, struct imap *stacks,
 	if ((R->families & TRC_PRED_RETURN) && (ev->flags & TRC_F_RET) &&
 	    (ev->kind == TRC_EXIT || (ev->kind == TRC_SYSCALL && !ev->errname))) {
 		uint32_t s = site_id(R, hstr(14, ev->name));
-		const char *sign = ev->ret < 0 ? "%s() < 0%s" : ev->ret == 0 ? "%s() == 0%s"
-									 : "%s() > 0%s";
+		const char *sign = ev->ret < 0	  ? "%s() < 0%s"
+				   : ev->ret == 0 ? "%s() == 0%s"
+						  : "%s() > 0%s";
 
 		set_add(&rs->sites, s);
-		set_add(&rs->preds, pred_id(R, hstr(15 + (ev->ret < 0 ? 0 : ev->ret == 0 ? 1 : 2),
-						    ev->name),
+		set_add(&rs->preds, pred_id(R,
+					    hstr(15 + (ev->ret < 0    ? 0
+						       : ev->ret == 0 ? 1
+								      : 2),
+						 ev->name),
 					    TRC_PRED_RETURN, s, sign, ev->name, ""));
 	}
 	if ((R->families & TRC_PRED_SYSERR) && ev->kind == TRC_SYSCALL) {
@@ -190,8 +194,8 @@ static void observe(struct rank *R, struct runsets *rs, struct imap *stacks,
 			set_add(&rs->preds, pred_id(R, hstr(21, ev->name), TRC_PRED_SYSERR, s,
 						    "%s() failed%s", ev->name, ""));
 			set_add(&rs->preds,
-				pred_id(R, hstr(hstr(22, ev->name), ev->errname), TRC_PRED_SYSERR, s,
-					"%s() failed with %s", ev->name, ev->errname));
+				pred_id(R, hstr(hstr(22, ev->name), ev->errname), TRC_PRED_SYSERR,
+					s, "%s() failed with %s", ev->name, ev->errname));
 		}
 	}
 }
@@ -322,9 +326,8 @@ static uint64_t score(struct rank *R)
 			sens = log((double)p->F) / log((double)numf);
 		else
 			sens = p->F > 0 && p->F == numf ? 1.0 : 0.0;
-		p->importance = p->increase > 0 && sens > 0
-					? 2.0 / (1.0 / p->increase + 1.0 / sens)
-					: 0.0;
+		p->importance =
+			p->increase > 0 && sens > 0 ? 2.0 / (1.0 / p->increase + 1.0 / sens) : 0.0;
 	}
 	free(site_f);
 	free(site_s);
@@ -334,7 +337,8 @@ static uint64_t score(struct rank *R)
 static int pred_rank_cmp(const void *a, const void *b, void *ctx)
 {
 	const struct rank *R = ctx;
-	const struct pred *x = &R->preds[*(const uint32_t *)a], *y = &R->preds[*(const uint32_t *)b];
+	const struct pred *x = &R->preds[*(const uint32_t *)a],
+			  *y = &R->preds[*(const uint32_t *)b];
 
 	if (x->importance != y->importance)
 		return x->importance > y->importance ? -1 : 1;
@@ -411,8 +415,9 @@ int trc_rank(const struct trc_rank_run *runs, size_t nruns, const struct trc_ran
 	memset(&R, 0, sizeof(R));
 	memset(res, 0, sizeof(*res));
 	sbuf_init(&sb);
-	R.families = o->families ? o->families
-				 : TRC_PRED_CALLED | TRC_PRED_EDGE | TRC_PRED_RETURN | TRC_PRED_SYSERR;
+	R.families = o->families
+			     ? o->families
+			     : TRC_PRED_CALLED | TRC_PRED_EDGE | TRC_PRED_RETURN | TRC_PRED_SYSERR;
 	imap_init(&R.pred_ids, MAX_PREDS);
 	imap_init(&R.site_ids, MAX_PREDS);
 	R.runs = calloc(nruns ? nruns : 1, sizeof(*R.runs));
@@ -473,7 +478,8 @@ int trc_rank(const struct trc_rank_run *runs, size_t nruns, const struct trc_ran
 	if (!o->no_elimination) {
 		unsigned round = 0;
 
-		sbuf_printf(&sb, o->json ? "],\"predictors\":[" : "bug predictors (iterative elimination):\n");
+		sbuf_printf(&sb, o->json ? "],\"predictors\":["
+					 : "bug predictors (iterative elimination):\n");
 		for (;;) {
 			uint32_t best = UINT32_MAX;
 			uint64_t left = score(&R), explained = 0;
@@ -489,7 +495,7 @@ int trc_rank(const struct trc_rank_run *runs, size_t nruns, const struct trc_ran
 					best = (uint32_t)i;
 					continue;
 				}
-				uint32_t pair[2] = { (uint32_t)i, best };
+				uint32_t pair[2] = {(uint32_t)i, best};
 
 				if (pred_rank_cmp(&pair[0], &pair[1], &R) < 0)
 					best = (uint32_t)i;
@@ -506,16 +512,20 @@ int trc_rank(const struct trc_rank_run *runs, size_t nruns, const struct trc_ran
 			}
 			round++;
 			if (o->json) {
-				sbuf_printf(&sb, "%s{\"round\":%u,\"explains\":%llu,\"of\":%llu,\"row\":",
-					    round > 1 ? "," : "", round, (unsigned long long)explained,
-					    (unsigned long long)left);
+				sbuf_printf(
+					&sb,
+					"%s{\"round\":%u,\"explains\":%llu,\"of\":%llu,\"row\":",
+					round > 1 ? "," : "", round, (unsigned long long)explained,
+					(unsigned long long)left);
 				row(&sb, &R.preds[best], round, 1);
 				sbuf_printf(&sb, "}");
 			} else {
-				sbuf_printf(&sb, "  %u. %s  (importance %.3f; explains %llu of %llu "
-						 "remaining failures)\n",
+				sbuf_printf(&sb,
+					    "  %u. %s  (importance %.3f; explains %llu of %llu "
+					    "remaining failures)\n",
 					    round, R.preds[best].desc, R.preds[best].importance,
-					    (unsigned long long)explained, (unsigned long long)left);
+					    (unsigned long long)explained,
+					    (unsigned long long)left);
 			}
 			if (explained == 0)
 				break;

@@ -177,12 +177,14 @@ static void parse_groups(const char *p, struct bt_fields *f)
 				f->ret = strtoll(v, NULL, 0);
 				f->has_ret = 1;
 			} else if (n < sizeof(f->payload) - 8) {
-				int w = snprintf(f->payload + n, sizeof(f->payload) - n, "%s%.*s = %.*s",
-						 n ? ", " : "", (int)(ke - k), k, (int)(ve - v), v);
+				int w = snprintf(f->payload + n, sizeof(f->payload) - n,
+						 "%s%.*s = %.*s", n ? ", " : "", (int)(ke - k), k,
+						 (int)(ve - v), v);
 
 				if (w > 0)
-					n += (size_t)w < sizeof(f->payload) - n ? (size_t)w
-										 : sizeof(f->payload) - n - 1;
+					n += (size_t)w < sizeof(f->payload) - n
+						     ? (size_t)w
+						     : sizeof(f->payload) - n - 1;
 			}
 			q = skip_ws(ve);
 			if (*q == ',')
@@ -223,10 +225,11 @@ static const char *parse_stamp(const char *p, uint64_t *ns)
 
 static int returns_fd(const char *name)
 {
-	static const char *const names[] = { "accept", "accept4", "socket", "open", "openat",
-					     "openat2", "creat", "dup", "dup2", "dup3",
-					     "epoll_create", "epoll_create1", "eventfd2", "signalfd4",
-					     "timerfd_create", "memfd_create" };
+	static const char *const names[] = {
+		"accept",   "accept4",	 "socket",	   "open",
+		"openat",   "openat2",	 "creat",	   "dup",
+		"dup2",	    "dup3",	 "epoll_create",   "epoll_create1",
+		"eventfd2", "signalfd4", "timerfd_create", "memfd_create"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(name, names[i]) == 0)
@@ -464,7 +467,7 @@ static void bt_close(struct trc_reader *r)
 	free(br);
 }
 
-static const struct trc_reader_ops bt_ops = { bt_next, bt_close };
+static const struct trc_reader_ops bt_ops = {bt_next, bt_close};
 
 int trc_babeltrace_open(struct trc_input *in, const struct trc_read_opts *o,
 			struct trc_reader **out, char *err, size_t errlen)

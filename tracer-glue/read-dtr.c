@@ -54,8 +54,8 @@ struct mapping {
 };
 
 struct module {
-	const char *path; /* interned */
-	const char *base; /* its file name, for unresolved addresses */
+	const char *path;	/* interned */
+	const char *base;	/* its file name, for unresolved addresses */
 	struct trc_symtab *sym; /* NULL when it could not be read */
 	int tried;
 };
@@ -90,7 +90,7 @@ struct dchunk {
 
 /* An EVENTS chunk found by the prescan of a regular file. */
 struct cindex {
-	uint64_t off; /* of its header */
+	uint64_t off;	/* of its header */
 	uint64_t begin; /* wall-clock time its first record cannot precede */
 	struct dtr_chunk_hdr h;
 	struct image *img;
@@ -118,7 +118,7 @@ struct dtr_reader {
 	struct imap modules; /* interned path -> struct module * */
 	size_t nmodules;
 	struct imap threads; /* tid -> struct dthread * */
-	const char *binary; /* --binary: symbols for the main executable */
+	const char *binary;  /* --binary: symbols for the main executable */
 	struct {
 		const struct image *img;
 		uint64_t addr;
@@ -243,7 +243,8 @@ static void parse_maps(struct image *im, const char *text, size_t len)
 		if (n < sizeof(line)) {
 			memcpy(line, p, n);
 			line[n] = '\0';
-			if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &s, &e, &off, &pos) == 3 &&
+			if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &s, &e, &off, &pos) ==
+				    3 &&
 			    pos > 0 && line[pos] == '/' && e > s) {
 				add_mapping(im, s, e, off, trc_intern_str(line + pos));
 			}
@@ -402,10 +403,12 @@ static void prescan(struct dtr_reader *dr, const char *path)
 			if (!np)
 				break;
 			payload = np;
-			if (pread(fd, payload, h.size, (off_t)(off + h.hdr_size)) != (ssize_t)h.size)
+			if (pread(fd, payload, h.size, (off_t)(off + h.hdr_size)) !=
+			    (ssize_t)h.size)
 				break;
 			handle_meta(dr, &h, payload, off);
-		} else if (h.size && h.size % sizeof(struct dtr_record) == 0 && dr->nindex < MAX_INDEX) {
+		} else if (h.size && h.size % sizeof(struct dtr_record) == 0 &&
+			   dr->nindex < MAX_INDEX) {
 			uint64_t *cur = imap_get(&dr->current, h.pid);
 
 			if (dr->nindex == cap) {
@@ -437,7 +440,8 @@ static void prescan(struct dtr_reader *dr, const char *path)
 
 				if (!ci->img)
 					ci->img = image_current(dr, (int32_t)ci->h.pid);
-				ci->begin = ci->h.ns_begin + (uint64_t)(ci->img ? ci->img->rt_off : 0);
+				ci->begin =
+					ci->h.ns_begin + (uint64_t)(ci->img ? ci->img->rt_off : 0);
 			}
 			qsort(dr->index, dr->nindex, sizeof(*dr->index), cindex_cmp);
 			dr->indexed = 1;
@@ -535,7 +539,8 @@ static int load_chunk(struct dtr_reader *dr)
 			return rc;
 		if (dr->in.len - dr->in.pos == before) {
 			if (before)
-				dr->base.st.skipped++; /* a truncated last chunk (a killed process) */
+				dr->base.st
+					.skipped++; /* a truncated last chunk (a killed process) */
 			dr->in.consumed += before;
 			dr->in.pos = dr->in.len;
 			return 0;
@@ -826,7 +831,7 @@ static void dtr_close(struct trc_reader *r)
 	free(dr);
 }
 
-static const struct trc_reader_ops dtr_ops = { dtr_next, dtr_close };
+static const struct trc_reader_ops dtr_ops = {dtr_next, dtr_close};
 
 int trc_dtr_open(struct trc_input *in, const char *path, const struct trc_read_opts *o,
 		 struct trc_reader **out, char *err, size_t errlen)

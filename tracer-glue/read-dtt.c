@@ -313,7 +313,7 @@ static void dtt_close(struct trc_reader *r)
 	free(dr);
 }
 
-static const struct trc_reader_ops dtt_ops = { dtt_next, dtt_close };
+static const struct trc_reader_ops dtt_ops = {dtt_next, dtt_close};
 
 int trc_dtt_open(struct trc_input *in, const struct trc_read_opts *o, struct trc_reader **out,
 		 char *err, size_t errlen)

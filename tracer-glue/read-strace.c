@@ -25,16 +25,16 @@
 struct pending {
 	uint64_t ts;
 	const char *name;
-	char *args; /* raw text after "NAME(" */
+	char *args;	  /* raw text after "NAME(" */
 	int thread_clone; /* a clone with CLONE_THREAD is in flight */
 };
 
 struct strace_reader {
 	struct trc_reader base;
 	struct trc_input in;
-	struct imap pid_of; /* tid -> pid */
+	struct imap pid_of;  /* tid -> pid */
 	struct imap pending; /* tid -> struct pending * */
-	char *joined; /* a resumed call put back together */
+	char *joined;	     /* a resumed call put back together */
 	size_t joined_cap;
 	char fdpath[4096];
 	char note[1024];
@@ -449,8 +449,9 @@ static int parse_line(struct strace_reader *sr, char *line, struct trc_event *ev
 		pd->args[alen] = '\0';
 		pd->ts = ev->ts;
 		pd->name = ev->name;
-		pd->thread_clone = (strcmp(ev->name, "clone") == 0 || strcmp(ev->name, "clone3") == 0) &&
-				   strstr(ev->args, "CLONE_THREAD") != NULL;
+		pd->thread_clone =
+			(strcmp(ev->name, "clone") == 0 || strcmp(ev->name, "clone3") == 0) &&
+			strstr(ev->args, "CLONE_THREAD") != NULL;
 		old = imap_get(&sr->pending, (uint64_t)(uint32_t)tid);
 		if (old) {
 			pending_free((struct pending *)(uintptr_t)*old);
@@ -537,7 +538,7 @@ static void strace_close(struct trc_reader *r)
 	free(sr);
 }
 
-static const struct trc_reader_ops strace_ops = { strace_next, strace_close };
+static const struct trc_reader_ops strace_ops = {strace_next, strace_close};
 
 int trc_strace_open(struct trc_input *in, const struct trc_read_opts *o, struct trc_reader **out,
 		    char *err, size_t errlen)

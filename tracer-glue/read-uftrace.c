@@ -62,10 +62,10 @@ struct usession {
 };
 
 struct argfmt {
-	int idx; /* 1.. for args, 0 for retval */
+	int idx;  /* 1.. for args, 0 for retval */
 	int size; /* bytes; 0 for strings */
 	char fmt; /* d u x c f s p e */
-	int fp; /* fparg */
+	int fp;	  /* fparg */
 };
 
 struct spec {
@@ -203,7 +203,7 @@ static void add_spec(struct uftrace_reader *ur, char *item, int regex)
 	sp = &ur->specs[ur->nspecs];
 	memset(sp, 0, sizeof(*sp));
 	for (tok = strtok_r(at + 1, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		struct argfmt a = { 0 };
+		struct argfmt a = {0};
 		char *slash = strchr(tok, '/');
 		const char *f = slash ? slash + 1 : "";
 
@@ -220,7 +220,8 @@ static void add_spec(struct uftrace_reader *ur, char *item, int regex)
 		else
 			continue; /* other triggers (depth=, trace, ...) carry no data */
 		if (parse_fmt(f, &a) < 0) {
-			ur->unsupported = "an argument format (struct or unknown) whose size is not recorded";
+			ur->unsupported =
+				"an argument format (struct or unknown) whose size is not recorded";
 			continue;
 		}
 		if (sp->nargs < MAX_ARGS)
@@ -305,7 +306,8 @@ static int load_info(struct uftrace_reader *ur, char *err, size_t errlen)
 		memcpy(&hsize, buf + 12, 2);
 		if (endian != 1 || eclass != 2) {
 			snprintf(err, errlen,
-				 "%s: only little-endian 64-bit uftrace data is supported", ur->dir);
+				 "%s: only little-endian 64-bit uftrace data is supported",
+				 ur->dir);
 			free(buf);
 			return -ENOTSUP;
 		}
@@ -495,8 +497,8 @@ static int load_sessions(struct uftrace_reader *ur)
 
 			if (nl)
 				*nl = '\0';
-			if (sscanf(p, "%llx-%llx %*s %*s %*s %*s %n", &a, &b, &pos) == 2 && pos > 0 &&
-			    p[pos] == '/') {
+			if (sscanf(p, "%llx-%llx %*s %*s %*s %*s %n", &a, &b, &pos) == 2 &&
+			    pos > 0 && p[pos] == '/') {
 				char *sp = strchr(p + pos, ' ');
 				struct umodule *m;
 				struct umap *nm;
@@ -505,7 +507,8 @@ static int load_sessions(struct uftrace_reader *ur)
 					*sp = '\0';
 				m = module_for(ur, p + pos);
 				if (!m && ur->nmods < 4096) {
-					struct umodule *mm = realloc(ur->mods, (ur->nmods + 1) * sizeof(*mm));
+					struct umodule *mm =
+						realloc(ur->mods, (ur->nmods + 1) * sizeof(*mm));
 
 					if (mm) {
 						ur->mods = mm;
@@ -521,7 +524,8 @@ static int load_sessions(struct uftrace_reader *ur)
 					s->maps[s->nmaps].end = b;
 					s->maps[s->nmaps].mod = NULL;
 					/* module pointers may move while mods grows: store index */
-					s->maps[s->nmaps].mod = (struct umodule *)(uintptr_t)(m - ur->mods + 1);
+					s->maps[s->nmaps].mod =
+						(struct umodule *)(uintptr_t)(m - ur->mods + 1);
 					s->nmaps++;
 				}
 			}
@@ -603,8 +607,8 @@ static void load_tasks(struct uftrace_reader *ur, struct imap *pid_of, struct im
 	free(buf);
 }
 
-static const char *resolve(struct uftrace_reader *ur, struct usession *s, uint64_t addr,
-			   char *tmp, size_t tmplen)
+static const char *resolve(struct uftrace_reader *ur, struct usession *s, uint64_t addr, char *tmp,
+			   size_t tmplen)
 {
 	if (s) {
 		for (size_t i = 0; i < s->nmaps; i++) {
@@ -740,19 +744,17 @@ static int task_read_more(struct uftrace_reader *ur, struct utask *t, const char
 			}
 			if (out < sizeof(t->argtext) - 32) {
 				if (fm[i].fmt == 'x')
-					out += (size_t)snprintf(t->argtext + out,
-								sizeof(t->argtext) - out, "%s0x%llx",
-								out ? ", " : "",
-								(unsigned long long)v);
+					out += (size_t)snprintf(
+						t->argtext + out, sizeof(t->argtext) - out,
+						"%s0x%llx", out ? ", " : "", (unsigned long long)v);
 				else if (fm[i].fmt == 'u')
-					out += (size_t)snprintf(t->argtext + out,
-								sizeof(t->argtext) - out, "%s%llu",
-								out ? ", " : "",
-								(unsigned long long)v);
+					out += (size_t)snprintf(
+						t->argtext + out, sizeof(t->argtext) - out,
+						"%s%llu", out ? ", " : "", (unsigned long long)v);
 				else if (fm[i].fmt == 'f' || fm[i].fmt == 'c')
-					out += (size_t)snprintf(t->argtext + out,
-								sizeof(t->argtext) - out, "%s0x%llx",
-								out ? ", " : "", (unsigned long long)v);
+					out += (size_t)snprintf(
+						t->argtext + out, sizeof(t->argtext) - out,
+						"%s0x%llx", out ? ", " : "", (unsigned long long)v);
 				else
 					out += (size_t)snprintf(t->argtext + out,
 								sizeof(t->argtext) - out, "%s%lld",
@@ -792,17 +794,20 @@ static int task_advance(struct uftrace_reader *ur, struct utask *t)
 		t->argtext[0] = '\0';
 		t->has_ret = 0;
 		if (t->more) {
-			const char *name = t->type == UFT_EVENT
-						   ? ""
-						   : resolve(ur, t->sess, t->addr, tmp, sizeof(tmp));
+			const char *name = t->type == UFT_EVENT ? ""
+								: resolve(ur, t->sess, t->addr, tmp,
+									  sizeof(tmp));
 			int rc = task_read_more(ur, t, name);
 
 			if (rc == -ENOTSUP) {
-				snprintf(ur->base.err, sizeof(ur->base.err),
-					 "%.200s: arguments of %.100s are recorded but their layout is "
-					 "unknown (%s); read this trace with `uftrace dump` instead",
-					 ur->dir, name,
-					 ur->unsupported ? ur->unsupported : "no matching -A/-R spec");
+				snprintf(
+					ur->base.err, sizeof(ur->base.err),
+					"%.200s: arguments of %.100s are recorded but their layout "
+					"is "
+					"unknown (%s); read this trace with `uftrace dump` instead",
+					ur->dir, name,
+					ur->unsupported ? ur->unsupported
+							: "no matching -A/-R spec");
 				return -ENOTSUP;
 			}
 			if (rc < 0)
@@ -955,7 +960,7 @@ static void uft_close(struct trc_reader *r)
 	free(ur);
 }
 
-static const struct trc_reader_ops uft_ops = { uft_next, uft_close };
+static const struct trc_reader_ops uft_ops = {uft_next, uft_close};
 
 static void raise_nofile(size_t want)
 {
@@ -1030,7 +1035,8 @@ int trc_uftrace_open(const char *dir, const struct trc_read_opts *o, struct trc_
 	}
 	closedir(d);
 	if (ur->ntasks == 0) {
-		snprintf(err, errlen, "%s: no task data (*.dat) in this uftrace directory", ur->dir);
+		snprintf(err, errlen, "%s: no task data (*.dat) in this uftrace directory",
+			 ur->dir);
 		rc = -ENOENT;
 		goto fail_maps;
 	}

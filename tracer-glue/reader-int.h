@@ -22,8 +22,8 @@ struct trc_input {
 	char *buf;
 	size_t pos, len; /* unread bytes are buf[pos..len) */
 	int eof;
-	int error; /* errno of a read error */
-	uint64_t consumed; /* bytes handed out */
+	int error;	    /* errno of a read error */
+	uint64_t consumed;  /* bytes handed out */
 	uint64_t cut_lines; /* lines longer than the buffer */
 };
 

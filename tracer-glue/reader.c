@@ -149,9 +149,12 @@ int trc_input_skip(struct trc_input *in, uint64_t n)
 }
 
 static const char *const format_names[] = {
-	[TRC_FMT_AUTO] = "auto",       [TRC_FMT_DTR] = "dtr",
-	[TRC_FMT_STRACE] = "strace",   [TRC_FMT_UFTRACE] = "uftrace",
-	[TRC_FMT_BABELTRACE] = "babeltrace", [TRC_FMT_DTT] = "dtt",
+	[TRC_FMT_AUTO] = "auto",
+	[TRC_FMT_DTR] = "dtr",
+	[TRC_FMT_STRACE] = "strace",
+	[TRC_FMT_UFTRACE] = "uftrace",
+	[TRC_FMT_BABELTRACE] = "babeltrace",
+	[TRC_FMT_DTT] = "dtt",
 };
 
 int trc_format_parse(const char *name, enum trc_format *out)

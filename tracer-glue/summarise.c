@@ -56,26 +56,26 @@ struct item {
 	uint8_t type;
 	uint64_t hash;
 	uint64_t t_first, t_last; /* first and last time of its whole expansion */
-	size_t held; /* events stored */
-	struct trc_event ev; /* EVENT: the event; CALL, REC: the (outermost) enter */
-	struct trc_event ev2; /* CALL: the exit; REC: the innermost exit */
-	struct item **kids; /* CALL: children; LOOP: body; REC: pre (outermost level) */
+	size_t held;		  /* events stored */
+	struct trc_event ev;	  /* EVENT: the event; CALL, REC: the (outermost) enter */
+	struct trc_event ev2;	  /* CALL: the exit; REC: the innermost exit */
+	struct item **kids;	  /* CALL: children; LOOP: body; REC: pre (outermost level) */
 	uint32_t nkids;
 	struct item **post; /* REC: work after the recursive call (innermost level) */
 	uint32_t npost;
-	struct item *base; /* REC: the innermost call */
-	uint64_t count; /* LOOP: iterations; REC: levels */
-	uint64_t imin, imax; /* LOOP, REC: shortest and longest iteration */
+	struct item *base;	    /* REC: the innermost call */
+	uint64_t count;		    /* LOOP: iterations; REC: levels */
+	uint64_t imin, imax;	    /* LOOP, REC: shortest and longest iteration */
 	uint64_t prehash, posthash; /* REC */
-	struct u64vec x; /* LOOP: times of iterations 2..N; REC: descent levels, innermost first */
+	struct u64vec x;  /* LOOP: times of iterations 2..N; REC: descent levels, innermost first */
 	struct u64vec x2; /* REC: ascent levels N-1..1 */
-	uint32_t xchunk; /* REC: times per descent level */
+	uint32_t xchunk;  /* REC: times per descent level */
 };
 
 struct frame {
 	struct trc_event enter;
 	int has_enter; /* 1: held; 2: written, only name and depth kept */
-	int emitted; /* its enter (and its earlier children) were written */
+	int emitted;   /* its enter (and its earlier children) were written */
 	struct item **items;
 	uint32_t n, cap;
 	int run; /* items[run_at .. run_at+p) repeat; items after it match so far */
@@ -257,8 +257,7 @@ static uint64_t rec_hash(struct summ *S, const struct item *r)
 
 /* --------------------------------------------------------------- output */
 
-static void out(struct summ *S, const struct sthread *t, const struct trc_event *src,
-		int32_t depth)
+static void out(struct summ *S, const struct sthread *t, const struct trc_event *src, int32_t depth)
 {
 	struct trc_event ev = *src;
 	int rc;
@@ -662,7 +661,8 @@ static void push_item(struct summ *S, struct sthread *t, struct frame *F, struct
 		return;
 	}
 	if (F->run) {
-		struct item *want = F->npexp ? F->pexp[F->matched] : F->items[F->run_at + F->matched];
+		struct item *want =
+			F->npexp ? F->pexp[F->matched] : F->items[F->run_at + F->matched];
 
 		if (it->hash == want->hash) {
 			if (frame_append(F, it) < 0) {
@@ -779,8 +779,8 @@ static void refold(struct summ *S, struct sthread *t, struct frame *F)
 				struct item *last = o ? F->items[o - 1] : NULL;
 
 				/* a loop followed by one more of its body */
-				if (last && last->type == IT_LOOP && last->nkids == w && i + w <= F->n &&
-				    seq_eq(last->kids, &F->items[i], w)) {
+				if (last && last->type == IT_LOOP && last->nkids == w &&
+				    i + w <= F->n && seq_eq(last->kids, &F->items[i], w)) {
 					uint64_t d = occ_dur(&F->items[i], w);
 
 					if (d < last->imin)
@@ -799,7 +799,8 @@ static void refold(struct summ *S, struct sthread *t, struct frame *F)
 					changed = 1;
 					continue;
 				}
-				if (i + 2 * w <= F->n && seq_eq(&F->items[i], &F->items[i + w], w)) {
+				if (i + 2 * w <= F->n &&
+				    seq_eq(&F->items[i], &F->items[i + w], w)) {
 					uint32_t k = 2;
 					struct item *L;
 
@@ -1135,7 +1136,7 @@ static int summ_event(struct trc_sink *s, const struct trc_event *ev)
 	S->st.events_in++;
 	if (ev->kind == TRC_STREAM) {
 		flush_all(S);
-		out(S, &(struct sthread){ .pid = ev->pid, .tid = ev->tid, .prog = ev->prog }, ev,
+		out(S, &(struct sthread){.pid = ev->pid, .tid = ev->tid, .prog = ev->prog}, ev,
 		    ev->depth);
 		return S->err;
 	}
@@ -1147,7 +1148,7 @@ static int summ_event(struct trc_sink *s, const struct trc_event *ev)
 	t = thread_get(S, ev);
 	if (!t) {
 		/* too many threads: pass this one through unfolded */
-		struct sthread tmp = { .pid = ev->pid, .tid = ev->tid, .prog = ev->prog };
+		struct sthread tmp = {.pid = ev->pid, .tid = ev->tid, .prog = ev->prog};
 
 		out(S, &tmp, ev, ev->depth);
 		return S->err;
@@ -1220,7 +1221,7 @@ static void summ_free(struct trc_sink *s)
 	free(S);
 }
 
-static const struct trc_sink_ops summ_ops = { summ_event, summ_end, summ_free };
+static const struct trc_sink_ops summ_ops = {summ_event, summ_end, summ_free};
 
 struct trc_sink *trc_summarise_new(const struct trc_summarise_opts *o, struct trc_sink *next)
 {

@@ -30,16 +30,16 @@
 /* ------------------------------------------------------------------ events */
 
 enum trc_kind {
-	TRC_ENTER = 1, /* a function was entered */
-	TRC_EXIT, /* ... returned; dur is its duration when known (TRC_F_DUR) */
-	TRC_SYSCALL, /* a complete system call (args, ret or errname, dur) */
-	TRC_NOTE, /* a signal, a process exit: extra holds the text */
-	TRC_LOST, /* the tracer lost count records here */
+	TRC_ENTER = 1,	 /* a function was entered */
+	TRC_EXIT,	 /* ... returned; dur is its duration when known (TRC_F_DUR) */
+	TRC_SYSCALL,	 /* a complete system call (args, ret or errname, dur) */
+	TRC_NOTE,	 /* a signal, a process exit: extra holds the text */
+	TRC_LOST,	 /* the tracer lost count records here */
 	TRC_BLOCK_BEGIN, /* summarise: a folded block; its first iteration follows */
-	TRC_BLOCK_END, /* ... end of the block's body */
-	TRC_HIDDEN, /* coarsen: count calls (of name, or "...") taking dur were hidden */
-	TRC_STREAM, /* demux: a new stream starts (name = kind, extra = its attributes) */
-	TRC_MSG, /* align: count bytes sent by peer_* at time min reached this thread */
+	TRC_BLOCK_END,	 /* ... end of the block's body */
+	TRC_HIDDEN,	 /* coarsen: count calls (of name, or "...") taking dur were hidden */
+	TRC_STREAM,	 /* demux: a new stream starts (name = kind, extra = its attributes) */
+	TRC_MSG,	 /* align: count bytes sent by peer_* at time min reached this thread */
 	TRC_KIND_MAX
 };
 
@@ -51,11 +51,11 @@ enum trc_block_kind {
 	TRC_BLOCK_ASCEND,
 };
 
-#define TRC_F_RET 0x01 /* ret is valid */
-#define TRC_F_DUR 0x02 /* dur is valid */
+#define TRC_F_RET 0x01	      /* ret is valid */
+#define TRC_F_DUR 0x02	      /* dur is valid */
 #define TRC_F_UNFINISHED 0x04 /* the syscall never returned in the trace */
-#define TRC_F_RETFD 0x08 /* ret is a new file descriptor; retpath says what it is */
-#define TRC_F_TIMES 0x10 /* BLOCK_END: extra holds every folded event's time */
+#define TRC_F_RETFD 0x08      /* ret is a new file descriptor; retpath says what it is */
+#define TRC_F_TIMES 0x10      /* BLOCK_END: extra holds every folded event's time */
 
 /*
  * One event. Interned strings (name, prog, peer_prog, errname) live as long as
@@ -63,28 +63,28 @@ enum trc_block_kind {
  * valid until its next event: a stage that keeps an event copies them.
  */
 struct trc_event {
-	uint64_t ts; /* ns: wall clock (strace, dtr), or the tracer's clock */
-	uint64_t dur; /* ns (TRC_F_DUR); BLOCK_BEGIN: the block's whole span */
-	int64_t ret; /* TRC_F_RET */
-	uint64_t addr; /* code address (dtr, uftrace), 0 when unknown */
-	uint64_t count; /* BLOCK_*: iterations; HIDDEN: calls; LOST: records; MSG: bytes */
+	uint64_t ts;	   /* ns: wall clock (strace, dtr), or the tracer's clock */
+	uint64_t dur;	   /* ns (TRC_F_DUR); BLOCK_BEGIN: the block's whole span */
+	int64_t ret;	   /* TRC_F_RET */
+	uint64_t addr;	   /* code address (dtr, uftrace), 0 when unknown */
+	uint64_t count;	   /* BLOCK_*: iterations; HIDDEN: calls; LOST: records; MSG: bytes */
 	uint64_t min, max; /* BLOCK_BEGIN: shortest, longest iteration; MSG: min = send time */
 	int32_t pid, tid;
-	int32_t depth; /* call depth; ENTER and its EXIT have the same depth */
-	int32_t fd; /* SYSCALL: first file descriptor argument, or -1 */
+	int32_t depth;		    /* call depth; ENTER and its EXIT have the same depth */
+	int32_t fd;		    /* SYSCALL: first file descriptor argument, or -1 */
 	int32_t peer_pid, peer_tid; /* MSG: the sender */
-	uint16_t kind; /* enum trc_kind */
-	uint16_t flags; /* TRC_F_* */
-	int16_t block; /* BLOCK_*: enum trc_block_kind */
-	int16_t delta; /* BLOCK_*: depth change of one iteration */
-	const char *name; /* function, syscall, block or stream kind; never NULL */
-	const char *prog; /* program label, or NULL */
-	const char *peer_prog; /* MSG: sender's program label */
-	const char *errname; /* SYSCALL: "EAGAIN" when it failed, else NULL */
-	const char *args; /* SYSCALL: argument text as strace prints it */
-	const char *fdpath; /* SYSCALL: what fd is ("TCP:[a:1->b:2]", "/etc/passwd") */
-	const char *retpath; /* SYSCALL with TRC_F_RETFD: what the new fd is */
-	const char *extra; /* NOTE text, STREAM attributes, BLOCK_END times */
+	uint16_t kind;		    /* enum trc_kind */
+	uint16_t flags;		    /* TRC_F_* */
+	int16_t block;		    /* BLOCK_*: enum trc_block_kind */
+	int16_t delta;		    /* BLOCK_*: depth change of one iteration */
+	const char *name;	    /* function, syscall, block or stream kind; never NULL */
+	const char *prog;	    /* program label, or NULL */
+	const char *peer_prog;	    /* MSG: sender's program label */
+	const char *errname;	    /* SYSCALL: "EAGAIN" when it failed, else NULL */
+	const char *args;	    /* SYSCALL: argument text as strace prints it */
+	const char *fdpath;	    /* SYSCALL: what fd is ("TCP:[a:1->b:2]", "/etc/passwd") */
+	const char *retpath;	    /* SYSCALL with TRC_F_RETFD: what the new fd is */
+	const char *extra;	    /* NOTE text, STREAM attributes, BLOCK_END times */
 };
 
 void trc_event_init(struct trc_event *ev);
@@ -101,7 +101,7 @@ void trc_intern_reset(void); /* frees every interned string (tests, fuzzers) */
 /* What makes two events "the same" when folding or comparing. */
 enum trc_key {
 	TRC_KEY_NAME = 0, /* kind and name */
-	TRC_KEY_ARGS, /* ... and arguments, return value and error */
+	TRC_KEY_ARGS,	  /* ... and arguments, return value and error */
 };
 uint64_t trc_event_key(const struct trc_event *ev, enum trc_key key);
 
@@ -115,27 +115,27 @@ char *trc_fmt_dur(uint64_t ns, char *buf, size_t len);
 
 enum trc_format {
 	TRC_FMT_AUTO = 0,
-	TRC_FMT_DTR, /* libdoppeltrace chunks */
-	TRC_FMT_STRACE, /* strace -f -ttt -T -yy text */
-	TRC_FMT_UFTRACE, /* an uftrace.data directory */
+	TRC_FMT_DTR,	    /* libdoppeltrace chunks */
+	TRC_FMT_STRACE,	    /* strace -f -ttt -T -yy text */
+	TRC_FMT_UFTRACE,    /* an uftrace.data directory */
 	TRC_FMT_BABELTRACE, /* babeltrace2 text of LTTng kernel syscall events */
-	TRC_FMT_DTT, /* doppel trace text */
+	TRC_FMT_DTT,	    /* doppel trace text */
 };
 
 struct trc_read_opts {
-	enum trc_format format; /* TRC_FMT_AUTO: detect */
-	const char *binary; /* dtr: symbolise the main program with this ELF file */
-	const char *prog; /* label every event with this program name */
+	enum trc_format format;	 /* TRC_FMT_AUTO: detect */
+	const char *binary;	 /* dtr: symbolise the main program with this ELF file */
+	const char *prog;	 /* label every event with this program name */
 	unsigned reorder_chunks; /* dtr: chunks held to merge threads in time order
 				    (default 256; 1 = file order) */
 };
 
 struct trc_read_stats {
-	uint64_t events; /* events returned */
-	uint64_t bytes; /* input bytes consumed */
-	uint64_t lost; /* records the tracer says it lost */
-	uint64_t skipped; /* lines or chunks that could not be parsed */
-	uint64_t late; /* events returned out of time order (merge window too small) */
+	uint64_t events;     /* events returned */
+	uint64_t bytes;	     /* input bytes consumed */
+	uint64_t lost;	     /* records the tracer says it lost */
+	uint64_t skipped;    /* lines or chunks that could not be parsed */
+	uint64_t late;	     /* events returned out of time order (merge window too small) */
 	uint64_t unresolved; /* addresses without a symbol */
 };
 
@@ -187,8 +187,8 @@ struct trc_sink *trc_text_writer_new(FILE *out); /* doppel trace text (.dtt) */
 void trc_text_writer_set_file(struct trc_sink *s, FILE *out);
 
 struct trc_view_opts {
-	uint64_t t0; /* times are printed relative to this (0: the first event) */
-	int show_tid; /* a thread column */
+	uint64_t t0;	  /* times are printed relative to this (0: the first event) */
+	int show_tid;	  /* a thread column */
 	size_t max_lines; /* 0: no limit */
 };
 struct trc_sink *trc_tree_writer_new(FILE *out, const struct trc_view_opts *o); /* call tree */
@@ -199,7 +199,7 @@ enum trc_lifeline { TRC_LIFE_THREAD = 0, TRC_LIFE_PROCESS, TRC_LIFE_PROGRAM };
 struct trc_svg_opts {
 	enum trc_lifeline lifeline;
 	size_t max_rows; /* events drawn; the rest is counted in a note */
-	int max_depth; /* deeper calls are not drawn (-1: all) */
+	int max_depth;	 /* deeper calls are not drawn (-1: all) */
 	const char *title;
 };
 struct trc_sink *trc_svg_writer_new(FILE *out, const struct trc_svg_opts *o);
@@ -210,15 +210,15 @@ struct trc_sink *trc_svg_writer_new(FILE *out, const struct trc_svg_opts *o);
 
 enum trc_sum_mode {
 	TRC_SUM_SLIDING = 0, /* one streaming pass, repeats of up to window items */
-	TRC_SUM_ITERATIVE, /* each call's children refolded with windows 1..n/2 */
+	TRC_SUM_ITERATIVE,   /* each call's children refolded with windows 1..n/2 */
 };
 struct trc_summarise_opts {
 	enum trc_sum_mode mode;
-	unsigned window; /* longest repeated pattern, in sibling items (default 16) */
-	enum trc_key key; /* what must be equal to fold (default TRC_KEY_NAME) */
-	int keep_times; /* store every folded event's time: expansion is exact */
+	unsigned window;   /* longest repeated pattern, in sibling items (default 16) */
+	enum trc_key key;  /* what must be equal to fold (default TRC_KEY_NAME) */
+	int keep_times;	   /* store every folded event's time: expansion is exact */
 	size_t max_events; /* events held before the oldest are written out (256K) */
-	int no_recursion; /* do not fold recursion */
+	int no_recursion;  /* do not fold recursion */
 };
 struct trc_summarise_stats {
 	uint64_t events_in, events_out, blocks, recursions, spilled;
@@ -232,7 +232,7 @@ struct trc_sink *trc_expand_new(struct trc_sink *next);
 struct trc_sink *trc_expand_new_limited(struct trc_sink *next, uint64_t max_events);
 
 struct trc_coarsen_opts {
-	int depth; /* keep events with depth < depth; -1: no cut */
+	int depth;		 /* keep events with depth < depth; -1: no cut */
 	const char *const *hide; /* hide calls (and what they call) matching these */
 	size_t nhide;
 };
@@ -244,14 +244,14 @@ enum trc_demux_by {
 	TRC_BY_THREAD = 0,
 	TRC_BY_PROCESS,
 	TRC_BY_CONNECTION, /* a socket's lifetime: the call that made it ... close */
-	TRC_BY_REQUEST, /* accept/accept4 ... close of that socket, with the thread's
-			   other events in between */
-	TRC_BY_RULE, /* a thread's events from a begin pattern to an end pattern */
+	TRC_BY_REQUEST,	   /* accept/accept4 ... close of that socket, with the thread's
+			      other events in between */
+	TRC_BY_RULE,	   /* a thread's events from a begin pattern to an end pattern */
 };
 
 /* One output stream of demux. */
 struct trc_stream_info {
-	uint64_t id; /* 1, 2, ... in the order streams start */
+	uint64_t id;	  /* 1, 2, ... in the order streams start */
 	const char *kind; /* "thread", "request", ... */
 	int32_t pid, tid, fd;
 	uint64_t first_ts, last_ts, events;
@@ -269,7 +269,7 @@ struct trc_demux_target {
 struct trc_demux_opts {
 	enum trc_demux_by by;
 	const char *begin, *end; /* TRC_BY_RULE: glob patterns on event names */
-	size_t max_streams; /* open at once (default 65536); more are dropped */
+	size_t max_streams;	 /* open at once (default 65536); more are dropped */
 };
 struct trc_demux_stats {
 	uint64_t streams, events_routed, events_unrouted, streams_dropped, events_dropped;
@@ -282,18 +282,18 @@ int trc_demux_parse_by(const char *text, enum trc_demux_by *out);
 
 enum trc_cmp {
 	TRC_CMP_EXACT = 0, /* kind, name, arguments, return value, error */
-	TRC_CMP_NAME, /* same function, arguments may differ (and are reported) */
-	TRC_CMP_TIMING, /* same function, durations within the threshold */
+	TRC_CMP_NAME,	   /* same function, arguments may differ (and are reported) */
+	TRC_CMP_TIMING,	   /* same function, durations within the threshold */
 };
 
 struct trc_compare_opts {
 	enum trc_cmp by;
-	double threshold_rel; /* TIMING: 0.5 = 50% slower or faster is a difference */
+	double threshold_rel;  /* TIMING: 0.5 = 50% slower or faster is a difference */
 	uint64_t threshold_ns; /* TIMING: ... and at least this many ns apart */
-	double max_diff; /* verdict "similar" when differing events <= this share */
-	size_t window; /* events looked ahead to resynchronise (default 4096) */
-	unsigned context; /* events shown before the first divergence (3) */
-	unsigned max_hunks; /* differences listed (10) */
+	double max_diff;       /* verdict "similar" when differing events <= this share */
+	size_t window;	       /* events looked ahead to resynchronise (default 4096) */
+	unsigned context;      /* events shown before the first divergence (3) */
+	unsigned max_hunks;    /* differences listed (10) */
 	int json;
 };
 
@@ -313,9 +313,9 @@ int trc_compare(struct trc_reader *a, struct trc_reader *b, const struct trc_com
 
 struct trc_align_opts {
 	const char *name_a, *name_b; /* program labels (default: file names) */
-	int64_t offset_ns; /* added to b's times */
-	int auto_offset; /* estimate the offset from matched messages */
-	size_t max_pending; /* unmatched bytes ranges kept per connection side (4096) */
+	int64_t offset_ns;	     /* added to b's times */
+	int auto_offset;	     /* estimate the offset from matched messages */
+	size_t max_pending;	     /* unmatched bytes ranges kept per connection side (4096) */
 };
 struct trc_align_result {
 	uint64_t events_a, events_b, connections, messages, bytes, unmatched;
@@ -335,15 +335,15 @@ struct trc_rank_run {
 	int failed;
 };
 struct trc_rank_opts {
-	size_t top; /* rows listed (10) */
-	int families; /* TRC_PRED_* bits to use (0: all) */
+	size_t top;	    /* rows listed (10) */
+	int families;	    /* TRC_PRED_* bits to use (0: all) */
 	int no_elimination; /* skip Liblit's iterative elimination */
-	int all; /* list predicates whose Increase is not significant too */
+	int all;	    /* list predicates whose Increase is not significant too */
 	int json;
 	const struct trc_read_opts *read;
 };
 #define TRC_PRED_CALLED 0x01 /* function or syscall reached */
-#define TRC_PRED_EDGE 0x02 /* caller -> callee: which branch a function took */
+#define TRC_PRED_EDGE 0x02   /* caller -> callee: which branch a function took */
 #define TRC_PRED_RETURN 0x04 /* return value < 0, == 0, > 0 */
 #define TRC_PRED_SYSERR 0x08 /* syscall failed (any, and with each errno) */
 

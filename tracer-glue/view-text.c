@@ -27,7 +27,7 @@ struct tree {
 	size_t lines, dropped;
 	struct imap pending; /* thread -> held enter (struct trc_event *), waiting for
 				its exit to print "f();" on one line */
-	struct imap blocks; /* thread -> open blocks */
+	struct imap blocks;  /* thread -> open blocks */
 };
 
 static uint64_t thread_key(const struct trc_event *ev)
@@ -124,8 +124,9 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 			/* a leaf call: one line */
 			if (tree_room(T)) {
 				tree_prefix(T, p,
-					    ev->flags & TRC_F_DUR ? trc_fmt_dur(ev->dur, d, sizeof(d))
-								   : NULL,
+					    ev->flags & TRC_F_DUR
+						    ? trc_fmt_dur(ev->dur, d, sizeof(d))
+						    : NULL,
 					    level_of(T, p));
 				fprintf(T->out, "%s(%s)", ev->name, p->args ? p->args : "");
 				if (ev->flags & TRC_F_RET)
@@ -159,7 +160,8 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 	case TRC_EXIT:
 		if (!tree_room(T))
 			return 0;
-		tree_prefix(T, ev, ev->flags & TRC_F_DUR ? trc_fmt_dur(ev->dur, d, sizeof(d)) : NULL,
+		tree_prefix(T, ev,
+			    ev->flags & TRC_F_DUR ? trc_fmt_dur(ev->dur, d, sizeof(d)) : NULL,
 			    level_of(T, ev));
 		if (ev->flags & TRC_F_RET)
 			fprintf(T->out, "} = %lld /* %s */\n", (long long)ev->ret, ev->name);
@@ -177,7 +179,8 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 					? "loop"
 					: (ev->block == TRC_BLOCK_DESCEND ? "recursion" : "return"),
 				ev->name, (unsigned long long)ev->count,
-				trc_fmt_dur(ev->min, a, sizeof(a)), trc_fmt_dur(ev->max, b, sizeof(b)));
+				trc_fmt_dur(ev->min, a, sizeof(a)),
+				trc_fmt_dur(ev->max, b, sizeof(b)));
 		}
 		imap_put(&T->blocks, thread_key(ev), (nb ? *nb : 0) + 1);
 		return 0;
@@ -210,7 +213,8 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 		trc_text_body(T->out, &tmp);
 		putc('\n', T->out);
 	} else if (ev->kind == TRC_HIDDEN) {
-		fprintf(T->out, "... %s \xc3\x97%llu hidden\n", ev->name, (unsigned long long)ev->count);
+		fprintf(T->out, "... %s \xc3\x97%llu hidden\n", ev->name,
+			(unsigned long long)ev->count);
 	} else if (ev->kind == TRC_MSG) {
 		fputs("<- ", T->out);
 		trc_text_body(T->out, ev);
@@ -262,7 +266,7 @@ static void tree_free(struct trc_sink *s)
 	free(T);
 }
 
-static const struct trc_sink_ops tree_ops = { tree_event, tree_end, tree_free };
+static const struct trc_sink_ops tree_ops = {tree_event, tree_end, tree_free};
 
 struct trc_sink *trc_tree_writer_new(FILE *out, const struct trc_view_opts *o)
 {
@@ -404,7 +408,8 @@ static int report_event(struct trc_sink *s, const struct trc_event *ev)
 		}
 		f = fstat_get(R, ev->name);
 		if (f)
-			account(f, m, dur, (ev->flags & TRC_F_DUR) != 0, dur > child ? dur - child : 0);
+			account(f, m, dur, (ev->flags & TRC_F_DUR) != 0,
+				dur > child ? dur - child : 0);
 		if (t->n && (ev->flags & TRC_F_DUR))
 			t->st[t->n - 1].child += dur;
 		break;
@@ -449,7 +454,8 @@ static int report_event(struct trc_sink *s, const struct trc_event *ev)
 
 static int fstat_cmp(const void *a, const void *b)
 {
-	const struct fstat *x = *(const struct fstat *const *)a, *y = *(const struct fstat *const *)b;
+	const struct fstat *x = *(const struct fstat *const *)a,
+			   *y = *(const struct fstat *const *)b;
 
 	if (x->total != y->total)
 		return x->total > y->total ? -1 : 1;
@@ -472,23 +478,26 @@ static int report_end(struct trc_sink *s)
 	for (size_t it = 0; imap_next(&R->funcs, &it, &k, &val);)
 		v[n++] = (struct fstat *)(uintptr_t)val;
 	qsort(v, n, sizeof(*v), fstat_cmp);
-	fprintf(R->out, "%12s %12s %12s %12s  %s\n", "CALLS", "TOTAL", "SELF", "AVERAGE", "FUNCTION");
+	fprintf(R->out, "%12s %12s %12s %12s  %s\n", "CALLS", "TOTAL", "SELF", "AVERAGE",
+		"FUNCTION");
 	for (i = 0; i < n && (!R->max || i < R->max); i++) {
 		struct fstat *f = v[i];
 
 		if (f->timed)
 			fprintf(R->out, "%12llu %12s %12s %12s  %s\n", (unsigned long long)f->calls,
-				trc_fmt_dur(f->total, a, sizeof(a)), trc_fmt_dur(f->self, b, sizeof(b)),
+				trc_fmt_dur(f->total, a, sizeof(a)),
+				trc_fmt_dur(f->self, b, sizeof(b)),
 				trc_fmt_dur(f->total / f->timed, c, sizeof(c)), f->name);
 		else
-			fprintf(R->out, "%12llu %12s %12s %12s  %s\n", (unsigned long long)f->calls, "-",
-				"-", "-", f->name);
+			fprintf(R->out, "%12llu %12s %12s %12s  %s\n", (unsigned long long)f->calls,
+				"-", "-", "-", f->name);
 	}
 	if (i < n)
 		fprintf(R->out, "... %zu more (--max-lines)\n", n - i);
 	if (R->estimated)
 		fprintf(R->out,
-			"(%llu folded blocks: calls inside count once per iteration; their times are "
+			"(%llu folded blocks: calls inside count once per iteration; their times "
+			"are "
 			"the first iteration's)\n",
 			(unsigned long long)R->folded);
 	free(v);
@@ -518,7 +527,7 @@ static void report_free(struct trc_sink *s)
 	free(R);
 }
 
-static const struct trc_sink_ops report_ops = { report_event, report_end, report_free };
+static const struct trc_sink_ops report_ops = {report_event, report_end, report_free};
 
 struct trc_sink *trc_report_writer_new(FILE *out, size_t max_functions)
 {

@@ -27,8 +27,8 @@ struct chrome {
 	int started;
 	uint64_t t0;
 	uint64_t nevents, skipped_exits, flows;
-	struct imap named; /* pid -> named, (tid|1<<63) -> named */
-	struct imap open; /* thread -> open B slices */
+	struct imap named;  /* pid -> named, (tid|1<<63) -> named */
+	struct imap open;   /* thread -> open B slices */
 	const char *stream; /* current demux stream label */
 };
 
@@ -79,7 +79,8 @@ static void head(struct chrome *C, const char *ph, const char *name, const struc
 static void name_tracks(struct chrome *C, const struct trc_event *ev)
 {
 	uint64_t pk = (uint64_t)(uint32_t)ev->pid;
-	uint64_t tk = (uint64_t)(uint32_t)ev->tid | (1ULL << 62) | ((uint64_t)(uint32_t)ev->pid << 32);
+	uint64_t tk =
+		(uint64_t)(uint32_t)ev->tid | (1ULL << 62) | ((uint64_t)(uint32_t)ev->pid << 32);
 
 	if (!imap_get(&C->named, pk)) {
 		char label[256];
@@ -87,7 +88,8 @@ static void name_tracks(struct chrome *C, const struct trc_event *ev)
 		snprintf(label, sizeof(label), "%s%s%d", ev->prog ? ev->prog : "",
 			 ev->prog ? " " : "pid ", ev->pid);
 		sep(C);
-		fprintf(C->out, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":",
+		fprintf(C->out,
+			"{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":",
 			ev->pid);
 		json_str(C->out, label);
 		fputs("}}", C->out);
@@ -100,7 +102,8 @@ static void name_tracks(struct chrome *C, const struct trc_event *ev)
 			 C->stream ? C->stream : "");
 		sep(C);
 		fprintf(C->out,
-			"{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":",
+			"{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%d,\"args\":{"
+			"\"name\":",
 			ev->pid, ev->tid);
 		json_str(C->out, label);
 		fputs("}}", C->out);
@@ -234,13 +237,14 @@ static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
 		break;
 	case TRC_BLOCK_BEGIN:
 		snprintf(label, sizeof(label), "%s %s \xc3\x97%llu",
-			 ev->block == TRC_BLOCK_LOOP ? "loop"
-						     : (ev->block == TRC_BLOCK_DESCEND ? "recursion"
-										       : "return"),
+			 ev->block == TRC_BLOCK_LOOP
+				 ? "loop"
+				 : (ev->block == TRC_BLOCK_DESCEND ? "recursion" : "return"),
 			 ev->name, (unsigned long long)ev->count);
 		head(C, "B", label, ev, ev->ts);
-		fprintf(C->out, ",\"cat\":\"folded\",\"args\":{\"iterations\":%llu,\"min_ns\":%llu,"
-				"\"max_ns\":%llu,\"span_ns\":%llu}}",
+		fprintf(C->out,
+			",\"cat\":\"folded\",\"args\":{\"iterations\":%llu,\"min_ns\":%llu,"
+			"\"max_ns\":%llu,\"span_ns\":%llu}}",
 			(unsigned long long)ev->count, (unsigned long long)ev->min,
 			(unsigned long long)ev->max, (unsigned long long)ev->dur);
 		if (open)
@@ -320,7 +324,7 @@ static void chrome_free(struct trc_sink *s)
 	free(C);
 }
 
-static const struct trc_sink_ops chrome_ops = { chrome_event, chrome_end, chrome_free };
+static const struct trc_sink_ops chrome_ops = {chrome_event, chrome_end, chrome_free};
 
 struct trc_sink *trc_chrome_writer_new(FILE *out)
 {

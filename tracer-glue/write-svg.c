@@ -202,8 +202,8 @@ static char *event_text(const struct trc_event *ev)
 		break;
 	}
 	case TRC_HIDDEN:
-		fprintf(m, "... %s \xc3\x97%llu hidden  %s", ev->name, (unsigned long long)ev->count,
-			trc_fmt_dur(ev->dur, d, sizeof(d)));
+		fprintf(m, "... %s \xc3\x97%llu hidden  %s", ev->name,
+			(unsigned long long)ev->count, trc_fmt_dur(ev->dur, d, sizeof(d)));
 		break;
 	case TRC_MSG:
 		fprintf(m, "%llu bytes received", (unsigned long long)ev->count);
@@ -322,8 +322,8 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 			 ev->block == TRC_BLOCK_LOOP
 				 ? "loop"
 				 : (ev->block == TRC_BLOCK_DESCEND ? "recursion" : "return"),
-			 ev->name, (unsigned long long)ev->count, trc_fmt_dur(ev->min, a, sizeof(a)),
-			 trc_fmt_dur(ev->max, c, sizeof(c)));
+			 ev->name, (unsigned long long)ev->count,
+			 trc_fmt_dur(ev->min, a, sizeof(a)), trc_fmt_dur(ev->max, c, sizeof(c)));
 		/* the block's own row holds its tab */
 		if (add_row(S, lane, ev, NULL) < 0)
 			return -ENOMEM;
@@ -441,7 +441,8 @@ static int svg_end(struct trc_sink *s)
 		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 		"viewBox=\"0 0 %d %d\" font-family=\"monospace\" font-size=\"11\">\n"
-		"<defs><marker id=\"arrow\" markerWidth=\"10\" markerHeight=\"8\" refX=\"9\" refY=\"4\" "
+		"<defs><marker id=\"arrow\" markerWidth=\"10\" markerHeight=\"8\" refX=\"9\" "
+		"refY=\"4\" "
 		"orient=\"auto\"><path d=\"M0,0 L10,4 L0,8 z\" fill=\"#c0392b\"/></marker></defs>\n"
 		"<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
 		width, height, width, height);
@@ -455,12 +456,14 @@ static int svg_end(struct trc_sink *s)
 		int cx = x[i] + 20;
 
 		fprintf(out,
-			"<rect x=\"%d\" y=\"28\" width=\"%d\" height=\"24\" rx=\"3\" fill=\"#eef3fb\" "
+			"<rect x=\"%d\" y=\"28\" width=\"%d\" height=\"24\" rx=\"3\" "
+			"fill=\"#eef3fb\" "
 			"stroke=\"#34495e\"/>\n<text x=\"%d\" y=\"44\">",
 			x[i] + 4, x[i + 1] - x[i] - 12, x[i] + 10);
 		esc(out, S->lanes[i].label);
-		fprintf(out, "</text>\n<line x1=\"%d\" y1=\"52\" x2=\"%d\" y2=\"%d\" stroke=\"#95a5a6\" "
-			     "stroke-dasharray=\"4,3\"/>\n",
+		fprintf(out,
+			"</text>\n<line x1=\"%d\" y1=\"52\" x2=\"%d\" y2=\"%d\" stroke=\"#95a5a6\" "
+			"stroke-dasharray=\"4,3\"/>\n",
 			cx, cx, height - 40);
 	}
 	/* folded blocks: combined fragments, the tab in the block's own row */
@@ -573,7 +576,7 @@ static void svg_free(struct trc_sink *s)
 	free(S);
 }
 
-static const struct trc_sink_ops svg_ops = { svg_event, svg_end, svg_free };
+static const struct trc_sink_ops svg_ops = {svg_event, svg_end, svg_free};
 
 struct trc_sink *trc_svg_writer_new(FILE *out, const struct trc_svg_opts *o)
 {

@@ -5,9 +5,9 @@
  *
  *   TS [PROG:]PID/TID INDENT MARK BODY
  *
- *   1795458246.087516000 24107/24107 | recvfrom(6<TCP:[...]>, "GET / ..."..., 1024) = 79 <0.000007000>
- *   12.000000100 nginx:100/100   > ngx_http_process_request
- *   12.000000900 nginx:100/100   < ngx_http_process_request <0.000000800>
+ *   1795458246.087516000 24107/24107 | recvfrom(6<TCP:[...]>, "GET / ..."..., 1024) = 79
+ * <0.000007000> 12.000000100 nginx:100/100   > ngx_http_process_request 12.000000900 nginx:100/100
+ * < ngx_http_process_request <0.000000800>
  *
  * INDENT is two spaces per call depth plus one level per open folded block of
  * that thread. Marks: > enter, < exit, | syscall, ! note, ? lost, ~ hidden,
@@ -275,7 +275,7 @@ static void text_free(struct trc_sink *s)
 	free(w);
 }
 
-static const struct trc_sink_ops text_ops = { text_event, text_end, text_free };
+static const struct trc_sink_ops text_ops = {text_event, text_end, text_free};
 
 struct trc_sink *trc_text_writer_new(FILE *out)
 {

@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_format(v, out, sizeof(out));
 	duration_parse(s, &v);
 	/* Names would be resolved through DNS: only numeric hosts here. */
-	if (strspn(s, "0123456789.:[]abcdefABCDEF") == size && netaddr_parse(s, &ep, err, sizeof(err)) == 0) {
+	if (strspn(s, "0123456789.:[]abcdefABCDEF") == size &&
+	    netaddr_parse(s, &ep, err, sizeof(err)) == 0) {
 		if (ep.len == 0 || !strchr(ep.text, ':'))
 			abort();
 	} else if (err[0] == '\0' && strspn(s, "0123456789.:[]abcdefABCDEF") == size) {

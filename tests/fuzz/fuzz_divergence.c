@@ -37,10 +37,10 @@ static unsigned take(struct in *in, unsigned mod)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static unsigned char answers[MAX_BYTES];
-	struct in in = { data, size };
+	struct in in = {data, size};
 	unsigned nturns = 1 + take(&in, MAX_TURNS);
 	uint64_t req_end[MAX_TURNS], ans_end[MAX_TURNS], client = 0, total_ans = 0;
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 4 + take(&in, 128));
 
 	if (!dc)

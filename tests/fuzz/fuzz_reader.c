@@ -33,14 +33,14 @@ static void null_free(struct trc_sink *s)
 	free(s);
 }
 
-static const struct trc_sink_ops null_ops = { null_event, NULL, null_free };
+static const struct trc_sink_ops null_ops = {null_event, NULL, null_free};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct trc_read_opts ro = { .format = FUZZ_FORMAT, .reorder_chunks = 4 };
-	struct trc_summarise_opts so = { .window = 8, .keep_times = 1, .max_events = 64 };
+	struct trc_read_opts ro = {.format = FUZZ_FORMAT, .reorder_chunks = 4};
+	struct trc_summarise_opts so = {.window = 8, .keep_times = 1, .max_events = 64};
 	struct null_sink *z;
 	struct trc_sink *chain;
 	struct trc_reader *r;

@@ -15,7 +15,7 @@
 #include "tracer-glue/tracer-glue.h"
 
 static char dir[64];
-static const char *const names[] = { "info", "task.txt", "sid-0.map", "prog.sym", "1.dat" };
+static const char *const names[] = {"info", "task.txt", "sid-0.map", "prog.sym", "1.dat"};
 
 static void remove_files(void)
 {
@@ -54,9 +54,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* magic, version 4, header size 40, little endian, 64 bit, features, info */
-	static const unsigned char hdr[40] = { 'F', 't', 'r', 'a', 'c', 'e', '!', 0, 4, 0, 0, 0, 40,
-					       0, 1, 2, 0x7b, 0x07, 0, 0, 0, 0, 0, 0, 0xff, 0x3f };
-	struct trc_read_opts ro = { .format = TRC_FMT_UFTRACE };
+	static const unsigned char hdr[40] = {'F', 't', 'r', 'a', 'c', 'e', '!',  0,	4,
+					      0,   0,	0,   40,  0,   1,   2,	  0x7b, 0x07,
+					      0,   0,	0,   0,	  0,   0,   0xff, 0x3f};
+	struct trc_read_opts ro = {.format = TRC_FMT_UFTRACE};
 	struct trc_reader *r;
 	struct trc_event ev;
 	const uint8_t *p = data, *end = data + size;

@@ -102,7 +102,8 @@ static void cursor_moves_to_a_new_chunk_when_the_tail_is_short(void **state)
 
 		if (p.cur != first)
 			break;
-		assert_int_equal(segq_append(&p, &q, p.cur, (uint32_t)(buf - p.cur->data), 4096), 0);
+		assert_int_equal(segq_append(&p, &q, p.cur, (uint32_t)(buf - p.cur->data), 4096),
+				 0);
 		chunk_read_keep(&p, 4096);
 	}
 	assert_int_equal(p.chunks_live, 2); /* the old one lives on through q */
@@ -146,7 +147,8 @@ static void write_to_a_full_socket_keeps_the_rest(void **state)
 	for (int i = 0; i < 64; i++) {
 		unsigned char *buf = fake_read(&p, 8192, (unsigned char)i);
 
-		assert_int_equal(segq_append(&p, &q, p.cur, (uint32_t)(buf - p.cur->data), 8192), 0);
+		assert_int_equal(segq_append(&p, &q, p.cur, (uint32_t)(buf - p.cur->data), 8192),
+				 0);
 		chunk_read_keep(&p, 8192);
 		queued += 8192;
 	}

@@ -11,8 +11,8 @@
 
 #include "divergence/divergence.h"
 
-static const char *const req[] = { "GET a\r\n", "SET b 1\r\n", "GET b\r\n", "DEL a\r\n", "PING\r\n" };
-static const char *const ans[] = { "$1\r\nx\r\n", "+OK\r\n", "$1\r\n1\r\n", ":1\r\n", "+PONG\r\n" };
+static const char *const req[] = {"GET a\r\n", "SET b 1\r\n", "GET b\r\n", "DEL a\r\n", "PING\r\n"};
+static const char *const ans[] = {"$1\r\nx\r\n", "+OK\r\n", "$1\r\n1\r\n", ":1\r\n", "+PONG\r\n"};
 #define NT 5
 
 static void str_bytes(struct div_conn *dc, const char *s)
@@ -36,7 +36,7 @@ static uint64_t run_production(struct div_conn *dc, uint64_t *ends)
 
 static void lockstep_identical_replica_matches(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 	uint64_t sent = 0;
 
@@ -58,7 +58,7 @@ static void lockstep_identical_replica_matches(void **state)
 
 static void late_pipelined_bytewise_replica_matches(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 	uint64_t ends[NT], total;
 
@@ -78,7 +78,7 @@ static void late_pipelined_bytewise_replica_matches(void **state)
 
 static void same_length_different_answer_diverges_once(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 	uint64_t ends[NT], total;
 
@@ -100,7 +100,7 @@ static void same_length_different_answer_diverges_once(void **state)
 
 static void longer_answer_stays_in_its_turn_when_replica_keeps_up(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 	uint64_t ends[NT];
 
@@ -122,7 +122,7 @@ static void longer_answer_stays_in_its_turn_when_replica_keeps_up(void **state)
 
 static void server_greeting_is_a_turn(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 
 	(void)state;
@@ -141,7 +141,7 @@ static void server_greeting_is_a_turn(void **state)
 
 static void replica_ahead_of_production_matches(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 
 	(void)state;
@@ -164,7 +164,7 @@ static void replica_ahead_of_production_matches(void **state)
 
 static void missing_last_answer_diverges(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 	uint64_t ends[NT], total;
 
@@ -182,7 +182,7 @@ static void missing_last_answer_diverges(void **state)
 
 static void dropped_replica_leaves_turns_unchecked(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 	uint64_t ends[NT], total;
 
@@ -212,9 +212,9 @@ static void dropped_replica_leaves_turns_unchecked(void **state)
 
 static void replica_too_far_behind_stops_comparing(void **state)
 {
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(2, 8);
-	struct div_counts cnt2 = { 0 };
+	struct div_counts cnt2 = {0};
 	uint64_t sent = 0;
 
 	(void)state;
@@ -243,7 +243,7 @@ static void replica_too_far_behind_stops_comparing(void **state)
 static void large_turns_hash_the_same_streamed_or_whole(void **state)
 {
 	static unsigned char big[200000];
-	struct div_counts cnt = { 0 };
+	struct div_counts cnt = {0};
 	struct div_conn *dc = div_conn_new(1, 64);
 
 	(void)state;

@@ -39,7 +39,8 @@ static int keep_event(struct trc_sink *s, const struct trc_event *ev)
 
 	if (k->n < 4096) {
 		k->ev[k->n] = *ev;
-		k->ev[k->n].args = k->ev[k->n].fdpath = k->ev[k->n].retpath = k->ev[k->n].extra = NULL;
+		k->ev[k->n].args = k->ev[k->n].fdpath = k->ev[k->n].retpath = k->ev[k->n].extra =
+			NULL;
 		k->n++;
 	}
 	return trc_sink_event(k->writer, ev);
@@ -65,7 +66,7 @@ static void keep_free(struct trc_sink *s)
 	free(k);
 }
 
-static const struct trc_sink_ops keep_ops = { keep_event, keep_end, keep_free };
+static const struct trc_sink_ops keep_ops = {keep_event, keep_end, keep_free};
 
 static struct keep *keep_new(void)
 {
@@ -81,7 +82,7 @@ static struct keep *keep_new(void)
 
 static struct trc_reader *open_text(const char *text, enum trc_format fmt)
 {
-	struct trc_read_opts ro = { .format = fmt };
+	struct trc_read_opts ro = {.format = fmt};
 	struct trc_reader *r = NULL;
 	char err[512];
 	FILE *f = fmemopen((void *)text, strlen(text), "r");
@@ -151,7 +152,8 @@ static size_t count_lines(const char *text, const char *needle)
 static const char strace_text[] =
 	"100 1700000000.000100 accept4(5<TCP:[127.0.0.1:80]>, {sa_family=AF_INET}, [16], "
 	"SOCK_NONBLOCK) = 6<TCP:[127.0.0.1:80->127.0.0.1:5000]> <0.000016>\n"
-	"100 1700000000.000200 recvfrom(6<TCP:[127.0.0.1:80->127.0.0.1:5000]>, \"GET / HTTP/1.1\\r\\n\"..., "
+	"100 1700000000.000200 recvfrom(6<TCP:[127.0.0.1:80->127.0.0.1:5000]>, \"GET / "
+	"HTTP/1.1\\r\\n\"..., "
 	"1024, 0, NULL, NULL) = 79 <0.000007>\n"
 	"100 1700000000.000300 read(7<pipe:[99]>,  <unfinished ...>\n"
 	"101 1700000000.000310 write(8</tmp/f (1) = 2>, \"x) = 3\", 6) = 6 <0.000002>\n"
@@ -246,7 +248,8 @@ static const char bt_text[] =
 	"\"x\", prev_tid = 0 }\n"
 	"[11:42:47.100295123] (+0.000004423) host syscall_exit_accept4: { cpu_id = 0 }, { procname "
 	"= \"apache2\", pid = 1234, tid = 1240 }, { ret = 12, upeer_sockaddr = 140722476310080 }\n"
-	"[2020-01-02 11:42:48.000000000] (+?.\?\?\?\?\?\?\?\?\?) host syscall_entry_read: { cpu_id = 1 }, "
+	"[2020-01-02 11:42:48.000000000] (+?.\?\?\?\?\?\?\?\?\?) host syscall_entry_read: { cpu_id "
+	"= 1 }, "
 	"{ pid = 1234, tid = 1240 }, { fd = 12, buf = 1, count = 10 }\n"
 	"[2020-01-02 11:42:48.000001000] (+0.000001000) host syscall_exit_read: { cpu_id = 1 }, "
 	"{ pid = 1234, tid = 1240 }, { ret = -11, buf = 1 }\n";
@@ -370,7 +373,7 @@ static void text_roundtrip_keeps_every_field(void **state)
 static void summarise_folds_a_loop_of_1000_into_one_block(void **state)
 {
 	struct keep *k = keep_new();
-	struct trc_summarise_opts o = { .window = 16 };
+	struct trc_summarise_opts o = {.window = 16};
 	struct trc_sink *s = trc_summarise_new(&o, &k->base);
 	size_t blocks = 0;
 
@@ -443,7 +446,7 @@ static void gen_nested(struct trc_sink *s)
 
 static void summarise_expands_back_exactly_with_keep_times(void **state)
 {
-	struct trc_summarise_opts o = { .window = 16, .keep_times = 1 };
+	struct trc_summarise_opts o = {.window = 16, .keep_times = 1};
 
 	(void)state;
 	roundtrip(gen_loop, &o);
@@ -459,7 +462,7 @@ static void summarise_expands_back_exactly_with_keep_times(void **state)
 static void summarise_nests_loops_and_folds_recursion(void **state)
 {
 	struct keep *k = keep_new();
-	struct trc_summarise_opts o = { .window = 16 };
+	struct trc_summarise_opts o = {.window = 16};
 	struct trc_sink *s = trc_summarise_new(&o, &k->base);
 	int outer = 0, inner = 0, descend = 0, ascend = 0;
 
@@ -492,8 +495,8 @@ static void summarise_nests_loops_and_folds_recursion(void **state)
 static void coarsen_counts_hidden_calls_and_time(void **state)
 {
 	struct keep *k = keep_new();
-	const char *hide[] = { "report" };
-	struct trc_coarsen_opts o = { .depth = 1 };
+	const char *hide[] = {"report"};
+	struct trc_coarsen_opts o = {.depth = 1};
 	struct trc_sink *c = trc_coarsen_new(&o, &k->base);
 
 	(void)state;
@@ -515,7 +518,9 @@ static void coarsen_counts_hidden_calls_and_time(void **state)
 	c = trc_coarsen_new(&o, &k->base);
 	feed_loop(c, 3);
 	trc_sink_end(c);
-	assert_int_equal(count_lines(k->text, "~ report \xc3\x97" "1 "), 1);
+	assert_int_equal(count_lines(k->text, "~ report \xc3\x97"
+					      "1 "),
+			 1);
 	assert_int_equal(count_lines(k->text, "> step"), 3);
 	trc_sink_free(c);
 }
@@ -561,16 +566,18 @@ static void demux_finds_requests_from_accept_to_close(void **state)
 {
 	static const char text[] =
 		"9 1.000001 epoll_wait(3<anon_inode:[eventpoll]>, [], 512, -1) = 1 <0.1>\n"
-		"9 1.000002 accept4(5<TCP:[0.0.0.0:80]>, NULL, NULL, 0) = 6<TCP:[a:80->b:1]> <0.1>\n"
-		"9 1.000003 accept4(5<TCP:[0.0.0.0:80]>, NULL, NULL, 0) = 7<TCP:[a:80->b:2]> <0.1>\n"
+		"9 1.000002 accept4(5<TCP:[0.0.0.0:80]>, NULL, NULL, 0) = 6<TCP:[a:80->b:1]> "
+		"<0.1>\n"
+		"9 1.000003 accept4(5<TCP:[0.0.0.0:80]>, NULL, NULL, 0) = 7<TCP:[a:80->b:2]> "
+		"<0.1>\n"
 		"9 1.000004 read(6<TCP:[a:80->b:1]>, \"GET\", 10) = 3 <0.1>\n"
 		"9 1.000005 openat(AT_FDCWD</>, \"/index\", O_RDONLY) = 8</index> <0.1>\n"
 		"9 1.000006 read(7<TCP:[a:80->b:2]>, \"GET\", 10) = 3 <0.1>\n"
 		"9 1.000007 close(6<TCP:[a:80->b:1]>) = 0 <0.1>\n"
 		"9 1.000008 write(7<TCP:[a:80->b:2]>, \"200\", 3) = 3 <0.1>\n"
 		"9 1.000009 close(7<TCP:[a:80->b:2]>) = 0 <0.1>\n";
-	struct dtarget d = { .t = { dt_open, dt_event, dt_close } };
-	struct trc_demux_opts o = { .by = TRC_BY_REQUEST };
+	struct dtarget d = {.t = {dt_open, dt_event, dt_close}};
+	struct trc_demux_opts o = {.by = TRC_BY_REQUEST};
 	struct trc_sink *s = trc_demux_new(&o, &d.t);
 	struct trc_reader *r = open_text(text, TRC_FMT_STRACE);
 	struct trc_demux_stats st;
@@ -620,8 +627,9 @@ static void compare_points_at_the_first_divergent_call(void **state)
 				     "1.7 1/1   > check\n"
 				     "1.8 1/1   < check\n"
 				     "1.9 1/1 < main\n";
-	struct trc_reader *a = open_text(a_text, TRC_FMT_AUTO), *b = open_text(b_text, TRC_FMT_AUTO);
-	struct trc_compare_opts o = { .context = 2 };
+	struct trc_reader *a = open_text(a_text, TRC_FMT_AUTO),
+			  *b = open_text(b_text, TRC_FMT_AUTO);
+	struct trc_compare_opts o = {.context = 2};
 	struct trc_compare_result res;
 	char *out = NULL, err[256];
 	size_t len;
@@ -658,8 +666,8 @@ static void rank_scores_with_liblit_formulas(void **state)
 	char dir[] = "/tmp/doppel-rank-XXXXXX";
 	struct trc_rank_run runs[10];
 	char paths[10][64];
-	struct trc_read_opts ro = { 0 };
-	struct trc_rank_opts o = { .top = 5, .read = &ro, .json = 1 };
+	struct trc_read_opts ro = {0};
+	struct trc_rank_opts o = {.top = 5, .read = &ro, .json = 1};
 	struct trc_rank_result res;
 	char *out = NULL, err[256];
 	size_t len;
@@ -725,12 +733,12 @@ static void dtr_merges_threads_in_time_and_reports_loss(void **state)
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	const char info[] = "version=1\nclock=mono\npid=5\nrealtime_offset_ns=1000\n";
-	struct dtr_record t1[2] = { { 100, dtr_word(0x1000, DTR_REC_ENTER, 0) },
-				    { 300, dtr_word(0x1000, DTR_REC_EXIT, 0) } };
-	struct dtr_record t2[3] = { { 200, dtr_word(0x2000, DTR_REC_ENTER, 0) },
-				    { 250, dtr_word(7, DTR_REC_LOST, 1) },
-				    { 400, dtr_word(0x2000, DTR_REC_EXIT, 0) } };
-	struct trc_read_opts ro = { .format = TRC_FMT_DTR };
+	struct dtr_record t1[2] = {{100, dtr_word(0x1000, DTR_REC_ENTER, 0)},
+				   {300, dtr_word(0x1000, DTR_REC_EXIT, 0)}};
+	struct dtr_record t2[3] = {{200, dtr_word(0x2000, DTR_REC_ENTER, 0)},
+				   {250, dtr_word(7, DTR_REC_LOST, 1)},
+				   {400, dtr_word(0x2000, DTR_REC_EXIT, 0)}};
+	struct trc_read_opts ro = {.format = TRC_FMT_DTR};
 	struct trc_reader *r;
 	struct trc_event ev;
 	struct trc_read_stats st;

@@ -59,11 +59,11 @@
 struct tbuf {
 	struct dtr_chunk_hdr hdr;
 	struct dtr_record rec[CHUNK_RECORDS];
-	uint32_t n; /* records in rec[] */
-	uint32_t depth; /* current call depth */
+	uint32_t n;		    /* records in rec[] */
+	uint32_t depth;		    /* current call depth */
 	volatile sig_atomic_t busy; /* recording now: a signal handler must not */
-	uint64_t dropped; /* records lost in total (hdr.dropped) */
-	uint64_t lost_pending; /* ... not yet announced by a LOST record */
+	uint64_t dropped;	    /* records lost in total (hdr.dropped) */
+	uint64_t lost_pending;	    /* ... not yet announced by a LOST record */
 };
 
 enum { G_UNINIT, G_INIT, G_ON, G_OFF };
@@ -234,8 +234,8 @@ static NOINST void write_info(void)
 		       (long long)(rt.tv_sec - mono.tv_sec) * 1000000000LL +
 			       (rt.tv_nsec - mono.tv_nsec));
 	if (len > 0)
-		write_text_chunk(DTR_CHUNK_INFO, text, (size_t)len < sizeof(text) ? (size_t)len
-										 : sizeof(text) - 1);
+		write_text_chunk(DTR_CHUNK_INFO, text,
+				 (size_t)len < sizeof(text) ? (size_t)len : sizeof(text) - 1);
 }
 
 /* The executable mappings, for symbolising addresses later. */
@@ -413,9 +413,8 @@ static NOINST int global_ready(void)
 
 	if (s == G_ON)
 		return 1;
-	if (s == G_UNINIT &&
-	    __atomic_compare_exchange_n(&g_state, &expect, G_INIT, 0, __ATOMIC_ACQ_REL,
-					__ATOMIC_ACQUIRE)) {
+	if (s == G_UNINIT && __atomic_compare_exchange_n(&g_state, &expect, G_INIT, 0,
+							 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		global_init();
 		return __atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == G_ON;
 	}
