@@ -31,6 +31,7 @@ command -v apt-get >/dev/null || die "this script is for Debian (apt-get not fou
 PACKAGES=(
 	# build
 	gcc make cmake pkg-config libevent-dev libxxhash-dev libcmocka-dev clang libelf-dev
+	libjansson-dev clang-format
 	# fuzzing the trace parsers (clang's libFuzzer runtime)
 	libclang-rt-14-dev
 	# tracers and viewers the `doppel trace` tests and benchmarks run
@@ -128,6 +129,15 @@ build() {
 	cmake --build "$ROOT/$dir" -j"$(nproc)" >/dev/null
 }
 
+# The tree must match .clang-format; CI fails on the first file that does not.
+check_format() {
+	say "checking the C sources against .clang-format"
+	local bad
+	bad=$(cd "$ROOT" && git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror 2>&1 |
+		grep -o '^[^:]*\.[ch]:' | sort -u | tr -d ':' || true)
+	[ -z "$bad" ] || die "these files differ from .clang-format (run clang-format -i on them): $bad"
+}
+
 install_packages
 install_criu
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -138,6 +148,7 @@ case $MODE in
 	exec "$ROOT/deploy/demo.sh" "$ROOT/build/cli/doppel"
 	;;
 --test)
+	check_format
 	build build-ci -DCMAKE_BUILD_TYPE=Debug -DDOPPEL_SANITIZE=ON
 	say "running every test (ctest, ASan+UBSan build)"
 	cd "$ROOT/build-ci"
