@@ -1,25 +1,21 @@
 /*
  * cmd-attach.c - `doppel attach NAME/ID -- TOOL ARGS...`: a tracer on a clone,
- * governed so that it fits in the clone's debug window.
+ * governed so that it fits in the clone's debug window. This file parses the
+ * options, reads the clone's state from its supervisor and prints; the
+ * session itself (the tool, its output, the governor) is tracer-glue's
+ * struct trc_session (tracer-glue/attach.h).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
 #include "cli/cmd.h"
-#include "common/clock.h"
 #include "common/pidns.h"
 #include "tracer-glue/attach.h"
 
@@ -84,13 +80,6 @@ const struct cmd_entry cmd_attach_entry = {
 	.exec = cmd_attach_exec,
 };
 
-static volatile sig_atomic_t got_signal;
-
-static void on_signal(int sig)
-{
-	got_signal = sig;
-}
-
 struct clone_info {
 	pid_t pid, service_pid;
 	char dir[1024];
@@ -99,6 +88,7 @@ struct clone_info {
 	unsigned long long overflows, buffer;
 };
 
+/* The clone's state from its supervisor (GET /clone-info). */
 static int clone_info(const char *addr, unsigned long id, struct clone_info *ci, char *err,
 		      size_t errlen)
 {
@@ -132,6 +122,83 @@ static int clone_info(const char *addr, unsigned long id, struct clone_info *ci,
 	return ci->pid > 0 ? 0 : -ENOENT;
 }
 
+/* What the command line asked for. */
+struct attach_args {
+	char name[64], addr[600];
+	unsigned long id;
+	const char *gov, *tool_name;
+	double high, low, horizon;
+	uint64_t duration;
+	int batch;
+	char *const *tool_argv;
+	enum trc_gov_method method;
+};
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "doppel attach: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* The session's callbacks: the clone's state, sentences, the tool's output. */
+static int poll_clone(void *arg, struct trc_clone_state *out, char *err, size_t errlen)
+{
+	const struct attach_args *a = arg;
+	struct clone_info ci;
+	int rc = clone_info(a->addr, a->id, &ci, err, errlen);
+
+	if (rc)
+		return rc;
+	out->occupancy = ci.occupancy;
+	out->forecast_s = ci.forecast_s;
+	out->window_open = ci.window_open;
+	out->debug_window_s = ci.debug_window_s;
+	out->overflows = ci.overflows;
+	return 0;
+}
+
+static void print_notice(void *arg, const char *text)
+{
+	say("%s", text);
+}
+
+static void print_output(void *arg, const char *data, size_t len)
+{
+	fwrite(data, 1, len, stdout);
+	fflush(stdout);
+}
+
+static const struct trc_session_ops attach_ops = {
+	.poll = poll_clone,
+	.notice = print_notice,
+	.output = print_output,
+};
+
+/* NAME/ID: the supervisor's address and the clone's id. */
+static int parse_target(const struct cmd_entry *e, const char *arg, struct attach_args *a)
+{
+	const char *slash = strchr(arg, '/');
+	char *end;
+
+	if (!slash || (size_t)(slash - arg) >= sizeof(a->name))
+		return cmd_usage_error(e,
+				       "'%s': doppel attaches tools to clones only, never to "
+				       "production; give NAME/ID (ids: `doppel status NAME`)",
+				       arg);
+	snprintf(a->name, sizeof(a->name), "%.*s", (int)(slash - arg), arg);
+	a->id = strtoul(slash + 1, &end, 10);
+	if (!slash[1] || *end || !a->id)
+		return cmd_usage_error(e, "'%s': the clone id after '/' is a number, e.g. web/1",
+				       arg);
+	return cli_admin_for(e, a->name, a->addr, sizeof(a->addr)) ? EXIT_USAGE : 0;
+}
+
 static int parse_pct(const struct cmd_entry *e, const char *opt, const char *s, double *out)
 {
 	char *end;
@@ -147,180 +214,73 @@ static int parse_pct(const struct cmd_entry *e, const char *opt, const char *s, 
 	return 0;
 }
 
-/* A copy of argv with `extra` inserted before argv[pos] (NULL-terminated; strdup'ed). */
-static char **argv_insert(char *const *argv, unsigned pos, const char *extra)
+/* One option; 0 or EXIT_USAGE (the message printed). */
+static int parse_option(const struct cmd_entry *e, int c, const char *arg, struct attach_args *a)
 {
-	unsigned n = 0;
-	char **v;
+	uint64_t ns;
 
-	while (argv[n])
-		n++;
-	v = calloc(n + 2, sizeof(*v));
-	if (!v)
-		return NULL;
-	for (unsigned i = 0, j = 0; i <= n; i++) {
-		if (i == pos)
-			v[j++] = strdup(extra);
-		if (i < n)
-			v[j++] = strdup(argv[i]);
+	switch (c) {
+	case 'g':
+		a->gov = arg;
+		return 0;
+	case 'H':
+		return parse_pct(e, "--high", arg, &a->high) ? EXIT_USAGE : 0;
+	case 'L':
+		return parse_pct(e, "--low", arg, &a->low) ? EXIT_USAGE : 0;
+	case 'd':
+		return cli_parse_duration(e, "--duration", arg, &a->duration) ? EXIT_USAGE : 0;
+	case 'b':
+		a->batch = 1;
+		return 0;
+	case 'z':
+		if (cli_parse_duration(e, "--horizon", arg, &ns))
+			return EXIT_USAGE;
+		a->horizon = (double)ns / 1e9;
+		return 0;
+	default:
+		return -1;
 	}
-	return v;
 }
 
-/* perf record with --control (fifos in its working directory, the output dir). */
-static char **with_perf_control(char **argv)
-{
-	return argv_insert(argv, 2, "--control=fifo:perf-ctl.fifo,perf-ack.fifo");
-}
-
-/* strace -o FILE is truncated when strace starts again: append instead. */
-static char **with_append(char **argv)
-{
-	int has_o = 0, has_a = 0;
-
-	if (!strstr(argv[0], "strace"))
-		return NULL;
-	for (char **a = argv; *a; a++) {
-		has_o |= strcmp(*a, "-o") == 0 || strncmp(*a, "--output", 8) == 0;
-		has_a |= strcmp(*a, "-A") == 0;
-	}
-	return has_o && !has_a ? argv_insert(argv, 1, "-A") : NULL;
-}
-
-struct session {
-	const char *addr;
-	unsigned long id;
-	struct clone_info before;
-	char *const *tool_argv; /* unexpanded */
-	char **run_argv;	/* expanded, as started */
+static const struct {
+	const char *name;
 	enum trc_gov_method method;
-	int dir_fd, interactive;
-	int log_fd; /* output.log */
-	int pipe_w; /* the tool's stdout+stderr (kept open: a restarted tool writes here too) */
-	int ctl_fd, ack_fd;
-	pid_t tool;
-	int tool_status;
-	pid_t prod[TRC_MAX_PIDS];
-	unsigned nprod;
+} governors[] = {
+	{"control", TRC_GOV_CONTROL},
+	{"restart", TRC_GOV_RESTART},
+	{"pause", TRC_GOV_PAUSE},
+	{"off", TRC_GOV_OFF},
 };
 
-/* Expand the arguments for the clone's current processes and start the tool. */
-static int start_tool(struct session *s, char *err, size_t errlen)
+/* The tool after --, and what can be refused before anything starts. */
+static int check_tool(const struct cmd_entry *e, struct attach_args *a)
 {
-	static pid_t pids[TRC_MAX_PIDS];
-	struct trc_subst sub;
-	char **expanded = NULL, **final;
-	int n = pidns_pids(s->before.pid, pids, TRC_MAX_PIDS), rc;
+	const char *slash = strrchr(a->tool_argv[0], '/');
+	unsigned i;
 
-	if (n <= 0) {
-		snprintf(err, errlen, "clone %lu (pid %d) has no processes left", s->id,
-			 s->before.pid);
-		return -ESRCH;
-	}
-	sub.pid = s->before.pid;
-	sub.pids = pids;
-	sub.npids = (unsigned)n;
-	sub.dir = ".";
-	rc = trc_expand_args(s->tool_argv, &sub, &expanded);
-	if (rc) {
-		snprintf(err, errlen, "out of memory");
-		return rc;
-	}
-	rc = trc_check_args(expanded, s->prod, s->nprod, err, errlen);
-	if (rc) {
-		trc_free_args(expanded);
-		return rc;
-	}
-	final = s->method == TRC_GOV_CONTROL   ? with_perf_control(expanded)
-		: s->method == TRC_GOV_RESTART ? with_append(expanded)
-					       : NULL;
-	if (final) {
-		trc_free_args(expanded);
-		expanded = final;
-	}
-	trc_free_args(s->run_argv);
-	s->run_argv = expanded;
-	s->tool = trc_spawn(s->run_argv, s->before.pid, s->dir_fd, s->interactive ? -1 : s->pipe_w,
-			    err, errlen);
-	return s->tool < 0 ? (int)s->tool : 0;
+	if (a->low >= a->high)
+		return cmd_usage_error(e, "--low must be below --high");
+	a->method = trc_gov_method_for(a->tool_argv);
+	for (i = 0; strcmp(a->gov, "auto") != 0 && i < sizeof(governors) / sizeof(*governors); i++)
+		if (strcmp(a->gov, governors[i].name) == 0)
+			break;
+	if (i == sizeof(governors) / sizeof(*governors))
+		return cmd_usage_error(e, "--governor '%s': auto, control, restart, pause or off",
+				       a->gov);
+	if (strcmp(a->gov, "auto") != 0)
+		a->method = governors[i].method;
+	a->tool_name = slash ? slash + 1 : a->tool_argv[0];
+	if (strcmp(a->tool_name, "uftrace") == 0)
+		return cmd_usage_error(
+			e, "uftrace cannot attach to a running process; start the service "
+			   "under it instead (see `doppel help attach`)");
+	if (a->method == TRC_GOV_CONTROL &&
+	    (!a->tool_argv[1] || strcmp(a->tool_argv[1], "record") != 0))
+		return cmd_usage_error(e, "--governor control works with `perf record` only");
+	return 0;
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "doppel attach: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* perf --control: write a command, wait (briefly) for its ack. */
-static void perf_command(struct session *s, const char *cmd)
-{
-	char ack[16];
-	struct pollfd p = {.fd = s->ack_fd, .events = POLLIN};
-
-	if (write(s->ctl_fd, cmd, strlen(cmd)) < 0)
-		say("cannot send '%s' to perf: %s", cmd, strerror(errno));
-	else if (poll(&p, 1, 2000) == 1 && read(s->ack_fd, ack, sizeof(ack)) > 0)
-		return;
-	else
-		say("perf did not acknowledge '%s'", cmd);
-}
-
-/* Apply a governor step to the running tool. */
-static void govern(struct session *s, const struct trc_governor *g, enum trc_gov_step step,
-		   const struct clone_info *ci, char *err, size_t errlen)
-{
-	int lower = step == TRC_GOV_LOWER;
-
-	if (lower && g->by_forecast)
-		say("governor: buffer %.0f%% and filling: overflow forecast in %.1f s (horizon "
-		    "%.0f s): "
-		    "cutting tracing",
-		    ci->occupancy * 100, ci->forecast_s, g->horizon_s);
-	else
-		say("governor: buffer %.0f%% %s: %s", ci->occupancy * 100,
-		    lower ? "above the high mark" : "below the low mark",
-		    lower ? "cutting tracing" : "restoring full detail");
-	switch (s->method) {
-	case TRC_GOV_CONTROL:
-		perf_command(s, lower ? "disable\n" : "enable\n");
-		break;
-	case TRC_GOV_PAUSE:
-		kill(-s->tool, lower ? SIGSTOP : SIGCONT);
-		break;
-	case TRC_GOV_RESTART:
-		if (lower) {
-			kill(-s->tool, SIGINT); /* detaches; reaped by the main loop */
-		} else if (s->tool <= 0 && start_tool(s, err, errlen) < 0) {
-			say("cannot start the tool again: %s", err);
-		}
-		break;
-	default:
-		break;
-	}
-}
-
-/* Copy what the tool wrote (non-blocking: nothing there is fine). */
-static void copy_output(int from, int to)
-{
-	char buf[8192];
-	ssize_t n = read(from, buf, sizeof(buf));
-
-	if (n > 0) {
-		if (write(to, buf, (size_t)n) < 0) {
-			/* the log file is full or gone: the terminal still gets it */
-		}
-		fwrite(buf, 1, (size_t)n, stdout);
-		fflush(stdout);
-	}
-}
-
-static int cmd_attach_exec(int argc, char **argv)
+static int parse_args(const struct cmd_entry *e, int argc, char **argv, struct attach_args *a)
 {
 	static const struct option opts[] = {
 		{"governor", required_argument, NULL, 'g'},
@@ -331,276 +291,119 @@ static int cmd_attach_exec(int argc, char **argv)
 		{"horizon", required_argument, NULL, 'z'},
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &cmd_attach_entry;
-	struct session s = {.ctl_fd = -1, .ack_fd = -1, .log_fd = -1, .pipe_w = -1, .dir_fd = -1};
-	const char *gov = "auto";
-	double high = 0.70, low = 0.30, horizon = 5;
-	uint64_t duration = 0, t0, now;
-	char name[64], addr[600], err[1024], outdir[1200], path[1400];
-	struct trc_governor g;
-	struct clone_info after;
-	const char *slash, *tool_name;
-	int batch = 0, c, out_pipe[2] = {-1, -1}, code = 0;
-	char *end;
+	int c, rc;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cmd_usage_error(e, "give the clone as NAME/ID, e.g. web/1");
-	slash = strchr(argv[1], '/');
-	if (!slash || (size_t)(slash - argv[1]) >= sizeof(name))
-		return cmd_usage_error(
-			e,
-			"'%s': doppel attaches tools to clones only, never to production; "
-			"give NAME/ID (ids: `doppel status NAME`)",
-			argv[1]);
-	snprintf(name, sizeof(name), "%.*s", (int)(slash - argv[1]), argv[1]);
-	s.id = strtoul(slash + 1, &end, 10);
-	if (!slash[1] || *end || !s.id)
-		return cmd_usage_error(e, "'%s': the clone id after '/' is a number, e.g. web/1",
-				       argv[1]);
-	if (cli_admin_for(e, name, addr, sizeof(addr)))
-		return EXIT_USAGE;
-	s.addr = addr;
+	rc = parse_target(e, argv[1], a);
+	if (rc)
+		return rc;
 	opterr = 0;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 'g':
-			gov = optarg;
-			break;
-		case 'H':
-			if (parse_pct(e, "--high", optarg, &high))
-				return EXIT_USAGE;
-			break;
-		case 'L':
-			if (parse_pct(e, "--low", optarg, &low))
-				return EXIT_USAGE;
-			break;
-		case 'd':
-			if (cli_parse_duration(e, "--duration", optarg, &duration))
-				return EXIT_USAGE;
-			break;
-		case 'b':
-			batch = 1;
-			break;
-		case 'z': {
-			uint64_t ns;
-
-			if (cli_parse_duration(e, "--horizon", optarg, &ns))
-				return EXIT_USAGE;
-			horizon = (double)ns / 1e9;
-			break;
-		}
-		default:
+		rc = parse_option(e, c, optarg, a);
+		if (rc < 0)
 			return cmd_usage_error(e, "unknown or incomplete option '%s'",
 					       argv[optind - 1]);
-		}
+		if (rc)
+			return rc;
 	}
 	if (optind >= argc)
 		return cmd_usage_error(e, "give the tool after --, e.g. -- gdb -p {pid}");
-	if (low >= high)
-		return cmd_usage_error(e, "--low must be below --high");
-	s.tool_argv = &argv[optind];
-	if (strcmp(gov, "auto") == 0)
-		s.method = trc_gov_method_for(s.tool_argv);
-	else if (strcmp(gov, "control") == 0)
-		s.method = TRC_GOV_CONTROL;
-	else if (strcmp(gov, "restart") == 0)
-		s.method = TRC_GOV_RESTART;
-	else if (strcmp(gov, "pause") == 0)
-		s.method = TRC_GOV_PAUSE;
-	else if (strcmp(gov, "off") == 0)
-		s.method = TRC_GOV_OFF;
-	else
-		return cmd_usage_error(e, "--governor '%s': auto, control, restart, pause or off",
-				       gov);
-	tool_name =
-		strrchr(s.tool_argv[0], '/') ? strrchr(s.tool_argv[0], '/') + 1 : s.tool_argv[0];
-	if (strcmp(tool_name, "uftrace") == 0)
-		return cmd_usage_error(
-			e, "uftrace cannot attach to a running process; start the service "
-			   "under it instead (see `doppel help attach`)");
-	if (s.method == TRC_GOV_CONTROL &&
-	    (!s.tool_argv[1] || strcmp(s.tool_argv[1], "record") != 0))
-		return cmd_usage_error(e, "--governor control works with `perf record` only");
+	a->tool_argv = &argv[optind];
+	return check_tool(e, a);
+}
 
-	if (clone_info(addr, s.id, &s.before, err, sizeof(err)) < 0) {
+/* After the tool: how it ended, what the governor did, how much of the window was used. */
+static int report(const struct attach_args *a, const struct clone_info *before,
+		  const struct trc_session_result *res, const char *dir)
+{
+	double secs = (double)res->elapsed_ns / 1e9;
+	struct clone_info after;
+	char err[1024];
+	int st = res->status;
+
+	say("%s ended (%s %d) after %.1f s; its files: %s", a->tool_name,
+	    WIFSIGNALED(st) ? "signal" : "exit status",
+	    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), secs, dir);
+	if (a->method != TRC_GOV_OFF)
+		say("governor (%s, high %.0f%%, low %.0f%%): %u cut(s), %u restore(s); traced at "
+		    "full detail %.0f%% of the time",
+		    trc_gov_method_name(a->method), a->high * 100, a->low * 100, res->gov.lowers,
+		    res->gov.restores, trc_gov_full_share(&res->gov) * 100);
+	if (clone_info(a->addr, a->id, &after, err, sizeof(err)) < 0)
+		say("the clone is gone: %s", err);
+	else if (after.window_open)
+		say("debug window: still open after %.1f s of tracing; the clone kept up (buffer "
+		    "now %.0f%% full)",
+		    secs, after.occupancy * 100);
+	else if (before->window_open)
+		say("debug window: closed during tracing, %.1f s after the clone was attached "
+		    "(%.1f s into this session); %llu overflow(s): the clone missed traffic from "
+		    "then on",
+		    after.debug_window_s, after.debug_window_s - before->debug_window_s,
+		    after.overflows);
+	else
+		say("debug window: it had already closed before this session (%.1f s after the "
+		    "attach); %llu overflow(s) so far",
+		    after.debug_window_s, after.overflows);
+	return WIFEXITED(st) && WEXITSTATUS(st) != 0 ? EXIT_RUNTIME : 0;
+}
+
+static int cmd_attach_exec(int argc, char **argv)
+{
+	static pid_t prod[TRC_MAX_PIDS];
+	const struct cmd_entry *e = &cmd_attach_entry;
+	struct attach_args a = {.gov = "auto", .high = 0.70, .low = 0.30, .horizon = 5};
+	struct trc_session_config cfg = {.ops = &attach_ops, .arg = &a, .forbidden = prod};
+	struct trc_session_result res;
+	struct trc_session *s = NULL;
+	struct clone_info before;
+	char err[1024];
+	int rc, n;
+
+	rc = parse_args(e, argc, argv, &a);
+	if (rc)
+		return rc;
+	if (clone_info(a.addr, a.id, &before, err, sizeof(err)) < 0) {
 		fprintf(stderr, "doppel attach: %s", err);
 		if (err[0] && err[strlen(err) - 1] != '\n')
 			fputc('\n', stderr);
 		return EXIT_RUNTIME;
 	}
-	{
-		int n = pidns_pids(s.before.service_pid, s.prod, TRC_MAX_PIDS);
-
-		s.nprod = n > 0 ? (unsigned)n : 0;
-	}
-	/* The output directory, under the clone's. */
-	{
-		time_t t = time(NULL);
-		struct tm tm;
-
-		localtime_r(&t, &tm);
-		snprintf(outdir, sizeof(outdir), "%s/attach-%04d%02d%02d-%02d%02d%02d-%s",
-			 s.before.dir, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, tool_name);
-	}
-	if (mkdir(outdir, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "doppel attach: cannot create %s: %s\n", outdir, strerror(errno));
+	n = pidns_pids(before.service_pid, prod, TRC_MAX_PIDS);
+	cfg.nforbidden = n > 0 ? (unsigned)n : 0;
+	cfg.argv = a.tool_argv;
+	cfg.clone_pid = before.pid;
+	cfg.clone_id = a.id;
+	cfg.clone_dir = before.dir;
+	cfg.method = a.method;
+	cfg.interactive = !a.batch && isatty(0) && isatty(1);
+	cfg.high = a.high;
+	cfg.low = a.low;
+	cfg.horizon_s = a.horizon;
+	cfg.duration_ns = a.duration;
+	if (trc_session_new(&cfg, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "doppel attach: %s\n", err);
 		return EXIT_RUNTIME;
 	}
-	s.dir_fd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	s.interactive = !batch && isatty(0) && isatty(1);
-	if (!s.interactive) {
-		snprintf(path, sizeof(path), "%s/output.log", outdir);
-		if (pipe2(out_pipe, O_CLOEXEC) < 0 ||
-		    (s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
-			fprintf(stderr, "doppel attach: cannot set up %s: %s\n", path,
-				strerror(errno));
-			return EXIT_RUNTIME;
-		}
-	}
-	if (s.method == TRC_GOV_CONTROL) {
-		char ctl[1300], ack[1300];
-
-		snprintf(ctl, sizeof(ctl), "%s/perf-ctl.fifo", outdir);
-		snprintf(ack, sizeof(ack), "%s/perf-ack.fifo", outdir);
-		unlink(ctl);
-		unlink(ack);
-		if (mkfifo(ctl, 0600) < 0 || mkfifo(ack, 0600) < 0 ||
-		    (s.ctl_fd = open(ctl, O_RDWR | O_CLOEXEC)) < 0 ||
-		    (s.ack_fd = open(ack, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
-			fprintf(stderr,
-				"doppel attach: cannot create perf's control fifos in %s: %s\n",
-				outdir, strerror(errno));
-			return EXIT_RUNTIME;
-		}
-	}
-	/*
-	 * The tool writes into a pipe we read: the terminal and output.log get it.
-	 * We keep the write end (a restarted tool writes there too), so reads must
-	 * never block: nothing to read is not the end.
-	 */
-	s.pipe_w = out_pipe[1];
-	if (out_pipe[0] >= 0)
-		fcntl(out_pipe[0], F_SETFL, fcntl(out_pipe[0], F_GETFL) | O_NONBLOCK);
-	if (start_tool(&s, err, sizeof(err)) < 0) {
+	rc = trc_session_start(s, err, sizeof(err));
+	if (rc < 0) {
 		fprintf(stderr, "doppel attach: %s\n", err);
-		return strstr(err, "production") ? EXIT_USAGE : EXIT_RUNTIME;
+		trc_session_free(s);
+		return rc == -EPERM ? EXIT_USAGE : EXIT_RUNTIME; /* -EPERM: a production pid */
 	}
 	say("%s (pid %d) attached to clone %lu of %s (pid %d); governor %s; output in %s",
-	    tool_name, s.tool, s.id, name, s.before.pid, trc_gov_method_name(s.method), outdir);
-
-	if (s.interactive) {
-		signal(SIGINT, SIG_IGN); /* Ctrl-C is for the tool */
-		signal(SIGQUIT, SIG_IGN);
-	} else {
-		signal(SIGINT, on_signal);
+	    a.tool_name, trc_session_tool(s), a.id, a.name, before.pid,
+	    trc_gov_method_name(a.method), trc_session_dir(s));
+	rc = trc_session_run(s, &res);
+	if (rc < 0) {
+		fprintf(stderr, "doppel attach: the session's event loop failed: %s\n",
+			strerror(-rc));
+		trc_session_free(s);
+		return EXIT_RUNTIME;
 	}
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
-	t0 = clock_now_ns();
-	trc_gov_init(&g, high, low, horizon, t0);
-	for (;;) {
-		struct pollfd p = {.fd = out_pipe[0], .events = POLLIN};
-		int st;
-
-		if (poll(&p, out_pipe[0] >= 0 ? 1 : 0, 200) > 0 && (p.revents & POLLIN))
-			copy_output(out_pipe[0], s.log_fd);
-		now = clock_now_ns();
-		if (s.tool > 0 && waitpid(s.tool, &st, WNOHANG) == s.tool) {
-			s.tool_status = st;
-			s.tool = 0;
-			if (!(s.method == TRC_GOV_RESTART && g.lowered && !got_signal))
-				break; /* ended on its own (or on request) */
-		}
-		if (got_signal || (duration && now - t0 >= duration)) {
-			if (s.tool > 0) {
-				kill(-s.tool, SIGCONT);
-				kill(-s.tool, SIGINT);
-				for (int i = 0; i < 100 && waitpid(s.tool, &st, WNOHANG) == 0;
-				     i++) {
-					struct timespec ts = {0, 50 * 1000 * 1000};
-
-					if (out_pipe[0] >= 0)
-						copy_output(out_pipe[0], s.log_fd);
-					nanosleep(&ts, NULL);
-				}
-				if (kill(s.tool, 0) == 0) {
-					kill(-s.tool, SIGKILL);
-					waitpid(s.tool, &st, 0);
-				}
-				s.tool_status = st;
-				s.tool = 0;
-			}
-			break;
-		}
-		if (s.method != TRC_GOV_OFF) {
-			struct clone_info ci;
-
-			if (clone_info(addr, s.id, &ci, err, sizeof(err)) == 0) {
-				enum trc_gov_step step =
-					trc_gov_tick(&g, ci.occupancy, ci.forecast_s, now);
-
-				if (step != TRC_GOV_KEEP)
-					govern(&s, &g, step, &ci, err, sizeof(err));
-			} else {
-				say("the clone is gone: %s", err);
-				if (s.tool > 0)
-					kill(-s.tool, SIGINT);
-			}
-		}
-	}
-	if (out_pipe[0] >= 0) {
-		/* what the tool said last */
-		struct pollfd p = {.fd = out_pipe[0], .events = POLLIN};
-
-		while (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
-			copy_output(out_pipe[0], s.log_fd);
-	}
-	now = clock_now_ns();
-	trc_gov_tick(&g, g.lowered ? 1.0 : 0.0, -1, now);
-	signal(SIGINT, SIG_DFL);
-
-	/* The report. */
-	if (WIFEXITED(s.tool_status) && WEXITSTATUS(s.tool_status) != 0)
-		code = EXIT_RUNTIME;
-	say("%s ended (%s %d) after %.1f s; its files: %s", tool_name,
-	    WIFSIGNALED(s.tool_status) ? "signal" : "exit status",
-	    WIFSIGNALED(s.tool_status) ? WTERMSIG(s.tool_status) : WEXITSTATUS(s.tool_status),
-	    (double)(now - t0) / 1e9, outdir);
-	if (s.method != TRC_GOV_OFF)
-		say("governor (%s, high %.0f%%, low %.0f%%): %u cut(s), %u restore(s); traced at "
-		    "full detail "
-		    "%.0f%% of the time",
-		    trc_gov_method_name(s.method), high * 100, low * 100, g.lowers, g.restores,
-		    trc_gov_full_share(&g) * 100);
-	if (clone_info(addr, s.id, &after, err, sizeof(err)) == 0) {
-		if (after.window_open)
-			say("debug window: still open after %.1f s of tracing; the clone kept up "
-			    "(buffer now %.0f%% "
-			    "full)",
-			    (double)(now - t0) / 1e9, after.occupancy * 100);
-		else if (s.before.window_open)
-			say("debug window: closed during tracing, %.1f s after the clone was "
-			    "attached (%.1f s into "
-			    "this session); %llu overflow(s): the clone missed traffic from then "
-			    "on",
-			    after.debug_window_s, after.debug_window_s - s.before.debug_window_s,
-			    after.overflows);
-		else
-			say("debug window: it had already closed before this session (%.1f s after "
-			    "the attach); "
-			    "%llu overflow(s) so far",
-			    after.debug_window_s, after.overflows);
-	} else {
-		say("the clone is gone: %s", err);
-	}
-	trc_free_args(s.run_argv);
-	if (s.log_fd >= 0)
-		close(s.log_fd);
-	if (s.pipe_w >= 0)
-		close(s.pipe_w);
-	if (out_pipe[0] >= 0)
-		close(out_pipe[0]);
-	return code;
+	rc = report(&a, &before, &res, trc_session_dir(s));
+	trc_session_free(s);
+	return rc;
 }

@@ -9,8 +9,14 @@
  * ({pid}, {pids}) name the clone's processes. The clone itself is not
  * touched: the copy of its mount namespace is private to the tool.
  *
- * Ownership: plain functions and a small governor state; used by
- * `doppel attach` (cli/cmd-attach.c) on its single thread.
+ * A session (struct trc_session, session.c) is the whole attach: the tool
+ * started, its output captured, the governor run on a timer against the
+ * clone's state, the tool stopped at the end. The caller says how to read the
+ * clone's state (a callback), so this module does not depend on admin/.
+ *
+ * Ownership: plain functions and a small governor state, and the session,
+ * which its caller creates and frees; used by `doppel attach`
+ * (cli/cmd-attach.c) on its single thread.
  */
 #ifndef DOPPEL_TRACER_GLUE_ATTACH_H
 #define DOPPEL_TRACER_GLUE_ATTACH_H
@@ -18,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+struct trc_session;
 
 #define TRC_MAX_PIDS 4096
 
@@ -100,5 +108,82 @@ enum trc_gov_step trc_gov_tick(struct trc_governor *g, double occupancy, double 
 			       uint64_t now_ns);
 /* Share of the time so far traced at full detail (1 when nothing was lowered). */
 double trc_gov_full_share(const struct trc_governor *g);
+
+/* ---- a session: the tool on the clone, its output, the governor ---- */
+
+/* The clone's state as the caller reads it (doppel attach: the admin socket). */
+struct trc_clone_state {
+	double occupancy;  /* its fullest buffer, 0..1 */
+	double forecast_s; /* seconds to the next overflow at the live rates; < 0: not filling */
+	int window_open;   /* no overflow yet */
+	double debug_window_s;
+	unsigned long long overflows;
+};
+
+/*
+ * What the session asks of its caller. Every callback runs on the caller's
+ * thread, inside trc_session_run().
+ */
+struct trc_session_ops {
+	/* Read the clone's state: 0, or -errno with the reason in err (the clone is gone). */
+	int (*poll)(void *arg, struct trc_clone_state *out, char *err, size_t errlen);
+	/* A sentence for the person at the terminal: governor steps, a restart that failed. */
+	void (*notice)(void *arg, const char *text);
+	/* What the tool wrote (already appended to output.log); NULL: the log only. */
+	void (*output)(void *arg, const char *data, size_t len);
+};
+
+struct trc_session_config {
+	char *const *argv;	/* the tool, {pid}, {pids} and {dir} unexpanded */
+	pid_t clone_pid;	/* the clone's main process, as a host pid */
+	unsigned long clone_id; /* for messages */
+	/* the session's directory, attach-TIME-TOOL/, is made here: the clone's */
+	const char *clone_dir;
+	const pid_t *forbidden; /* production's host pids: refused in the arguments */
+	unsigned nforbidden;
+	enum trc_gov_method method;
+	/* the tool keeps the terminal: nothing captured, Ctrl-C (SIGINT) is its own */
+	int interactive;
+	double high, low, horizon_s; /* the governor's marks (struct trc_governor) */
+	uint64_t duration_ns;	     /* end the session after this; 0: when the tool ends */
+	uint64_t tick_ns;	     /* how often the clone is polled; 0: 200 ms */
+	const struct trc_session_ops *ops;
+	void *arg;
+};
+
+/* What a session ended with. */
+struct trc_session_result {
+	int status;		 /* the tool's last wait status */
+	uint64_t elapsed_ns;	 /* from trc_session_run() to the end */
+	struct trc_governor gov; /* steps taken and time at full detail */
+};
+
+/*
+ * Make the session's directory under clone_dir (with output.log unless
+ * interactive, and perf's control fifos for TRC_GOV_CONTROL) and its event
+ * loop. The configuration's pointers must stay valid until
+ * trc_session_free(). Returns 0 or -errno with err.
+ */
+int trc_session_new(const struct trc_session_config *cfg, struct trc_session **out, char *err,
+		    size_t errlen);
+/*
+ * Start the tool: expand its arguments for the clone's current processes,
+ * check them (-EPERM: one names a production process) and spawn it
+ * (trc_spawn). 0 or -errno with err.
+ */
+int trc_session_start(struct trc_session *s, char *err, size_t errlen);
+/* The running tool's pid (0 when none) and the session's directory. */
+pid_t trc_session_tool(const struct trc_session *s);
+const char *trc_session_dir(const struct trc_session *s);
+/*
+ * Run until the tool ends (a tool the governor detached does not end the
+ * session; it is started again at the restore), --duration passes or
+ * SIGINT, SIGTERM or SIGHUP arrive; then the tool gets SIGINT and, 5 s
+ * later, SIGKILL. The session is over when the tool's exit and the end of
+ * its output were both seen. 0, or -errno when the event loop fails.
+ */
+int trc_session_run(struct trc_session *s, struct trc_session_result *res);
+/* Kills a tool still running (SIGKILL to its group) and reaps it. NULL is fine. */
+void trc_session_free(struct trc_session *s);
 
 #endif
