@@ -486,6 +486,7 @@ int trc_session_new(const struct trc_session_config *cfg, struct trc_session **o
 		    size_t errlen)
 {
 	struct trc_session *s = calloc(1, sizeof(*s));
+	struct event_config *ec;
 	int rc;
 
 	if (!s) {
@@ -501,7 +502,12 @@ int trc_session_new(const struct trc_session_config *cfg, struct trc_session **o
 		trc_session_free(s);
 		return rc;
 	}
-	s->base = event_base_new();
+	/* timers on CLOCK_MONOTONIC, as clock_now_ns(): --duration is exact, not coarse */
+	ec = event_config_new();
+	if (ec && event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER) == 0)
+		s->base = event_base_new_with_config(ec);
+	if (ec)
+		event_config_free(ec);
 	if (s->base) {
 		s->sigchld = evsignal_new(s->base, SIGCHLD, on_sigchld, s);
 		s->sigint = evsignal_new(s->base, SIGINT, on_stop, s);

@@ -21,11 +21,12 @@
  *     buffers far larger than one request.
  *
  * window_forecast() and window_live_forecast() are what the proxy's live
- * forecast uses: the fluid model fed by measured rates.
+ * forecast uses: the fluid model fed by measured rates. window_query_run()
+ * is `doppel window`: answers and sweeps as text, JSON and SVG.
  *
- * Ownership: plain values in, plain values out; the only allocated object is
- * struct window_trace (window_trace_load / window_trace_free). Thread-safe:
- * no global state.
+ * Ownership: plain values in, plain values out (reports into a caller's
+ * struct sbuf); the only allocated object is struct window_trace
+ * (window_trace_load / window_trace_free). Thread-safe: no global state.
  */
 #ifndef DOPPEL_WINDOW_H
 #define DOPPEL_WINDOW_H
@@ -233,5 +234,38 @@ struct window_plot {
 
 /* An SVG line chart (log time axis, p10-p90 band, horizon line). */
 void window_plot_svg(const struct window_plot *plot, struct sbuf *out);
+
+/* ---- `doppel window`: answers as text or JSON (report.c) ---- */
+
+/*
+ * One question per buffer size, or a sweep over slowdowns for each. Every
+ * answer is window_solve() on p with p.buffer = buffers[i] + kernel_buffer
+ * and, given a slowdown, p.service_rate = rate / utilization / slowdown
+ * (production serves rate / utilization requests per second when busy; the
+ * replica takes slowdown times as long).
+ */
+struct window_query {
+	struct window_params p;
+	double buffers[WINDOW_SWEEP_MAX_SERIES]; /* bytes, as given */
+	unsigned nbuffers;
+	double kernel_buffer; /* bytes in front of the replica, added to every buffer */
+	double slowdown;      /* > 0: the service rate comes from it; 0: p.service_rate */
+	double utilization;   /* production's busy fraction at this rate, (0, 1] */
+	int sweep;	      /* over slowdowns sw_from..sw_to by sw_step (slowdown unused) */
+	double sw_from, sw_to, sw_step;
+	int json;
+};
+
+/*
+ * Answer a query into out (the text tables, or one JSON document) and, for
+ * a sweep with svg non-NULL, its chart into svg. Returns 0, -EINVAL (a point
+ * the model cannot answer, or a malformed query; err says which) or -ENOMEM.
+ * After an error, out keeps the text built before it (a JSON document is
+ * dropped whole).
+ */
+int window_query_run(const struct window_query *q, struct sbuf *out, struct sbuf *svg, char *err,
+		     size_t errlen);
+/* One line on what a trace held: file, format, counts, what was skipped. */
+void window_trace_describe(const struct window_trace *t, const char *path, struct sbuf *out);
 
 #endif

@@ -481,6 +481,70 @@ static void sweep_plot_is_svg(void **state)
 	sbuf_free(&sb);
 }
 
+/* doppel window's answers: a sweep is one table per buffer and a chart; a
+ * point the model cannot answer stops it, keeping the text so far and
+ * dropping a JSON document whole. */
+static void query_sweep_tables_and_errors(void **state)
+{
+	struct window_query q;
+	struct sbuf out, svg;
+	char err[256];
+	const char *row;
+
+	(void)state;
+	memset(&q, 0, sizeof(q));
+	window_params_defaults(&q.p);
+	q.p.rate = 27;
+	q.p.msg_size = 19.6;
+	q.p.arrival = WINDOW_ARR_DET;
+	q.p.service = WINDOW_SVC_DET;
+	q.buffers[0] = 4096;
+	q.buffers[1] = 16384;
+	q.nbuffers = 2;
+	q.utilization = 0.5;
+	q.sweep = 1;
+	q.sw_from = 1;
+	q.sw_to = 3;
+	q.sw_step = 0.5;
+	sbuf_init(&out);
+	sbuf_init(&svg);
+	assert_int_equal(window_query_run(&q, &out, &svg, err, sizeof(err)), 0);
+	assert_non_null(strstr(out.buf, "debug window against slowdown: 27 requests/s (det), "
+					"utilization 0.5, 19.6 B per request\n"));
+	assert_non_null(strstr(out.buf, "\nbuffer 4.0 KiB\n"));
+	assert_non_null(strstr(out.buf, "\nbuffer 16.0 KiB\n"));
+	/* slowdown 3 at half utilization: the replica serves 18/s of 27/s */
+	row = strstr(out.buf, "       3     1.5 sim ");
+	assert_non_null(row);
+	assert_non_null(strstr(svg.buf, "<svg"));
+	assert_non_null(strstr(svg.buf, "buffer 16.0 KiB"));
+
+	/* the exact method cannot answer evenly spaced arrivals */
+	q.p.method = WINDOW_EXACT;
+	sbuf_reset(&out);
+	assert_int_equal(window_query_run(&q, &out, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "slowdown 1, buffer 4.0 KiB: the exact method needs"));
+	assert_non_null(strstr(out.buf, "SLOWDOWN"));
+	assert_null(strstr(out.buf, "P(<=HOR.): overflow within"));
+	q.json = 1;
+	sbuf_reset(&out);
+	assert_int_equal(window_query_run(&q, &out, NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(out.len, 0);
+
+	/* one answer per buffer, as JSON */
+	q.p.method = WINDOW_AUTO;
+	q.sweep = 0;
+	q.p.service_rate = 18;
+	sbuf_reset(&out);
+	assert_int_equal(window_query_run(&q, &out, NULL, err, sizeof(err)), 0);
+	assert_true(strncmp(out.buf, "{\"results\":[{\"buffer\":4096,", 27) == 0);
+	assert_non_null(strstr(out.buf, "},{\"buffer\":16384,"));
+	assert_non_null(strstr(out.buf, "\"slowdown\":null"));
+	assert_true(out.len > 2 && strcmp(out.buf + out.len - 3, "]}\n") == 0);
+	sbuf_free(&out);
+	sbuf_free(&svg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -501,6 +565,7 @@ int main(void)
 		cmocka_unit_test(simulation_is_reproducible),
 		cmocka_unit_test(live_forecast_shares_the_net_inflow),
 		cmocka_unit_test(sweep_plot_is_svg),
+		cmocka_unit_test(query_sweep_tables_and_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
