@@ -256,19 +256,19 @@ static const struct {
 static int check_tool(const struct cmd_entry *e, struct attach_args *a)
 {
 	const char *slash = strrchr(a->tool_argv[0], '/');
-	unsigned i;
+	int found = strcmp(a->gov, "auto") == 0;
 
 	if (a->low >= a->high)
 		return cmd_usage_error(e, "--low must be below --high");
-	a->method = trc_gov_method_for(a->tool_argv);
-	for (i = 0; strcmp(a->gov, "auto") != 0 && i < sizeof(governors) / sizeof(*governors); i++)
-		if (strcmp(a->gov, governors[i].name) == 0)
-			break;
-	if (i == sizeof(governors) / sizeof(*governors))
+	a->method = trc_gov_method_for(a->tool_argv); /* auto */
+	for (unsigned i = 0; !found && i < sizeof(governors) / sizeof(*governors); i++)
+		if (strcmp(a->gov, governors[i].name) == 0) {
+			a->method = governors[i].method;
+			found = 1;
+		}
+	if (!found)
 		return cmd_usage_error(e, "--governor '%s': auto, control, restart, pause or off",
 				       a->gov);
-	if (strcmp(a->gov, "auto") != 0)
-		a->method = governors[i].method;
 	a->tool_name = slash ? slash + 1 : a->tool_argv[0];
 	if (strcmp(a->tool_name, "uftrace") == 0)
 		return cmd_usage_error(

@@ -1,6 +1,6 @@
 /*
  * governor.c - the budget governor's decisions (attach.h). Pure logic: the
- * caller applies the steps to the tool (cli/cmd-attach.c).
+ * session applies the steps to the tool (session.c).
  *
  * Hysteresis between a high and a low mark of the clone's buffer occupancy:
  * above high, tracing is cut (whatever the method); it comes back only below
