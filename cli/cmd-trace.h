@@ -10,7 +10,7 @@
 #include <stdio.h>
 
 #include "cli/cmd.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/trace.h"
 
 extern const struct cmd_entry trace_demux_entry;
 extern const struct cmd_entry trace_summarise_entry;

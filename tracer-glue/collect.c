@@ -19,8 +19,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "tracer-glue/dtr-format.h"
-#include "tracer-glue/tracer-glue.h"
+#include "tracer-glue/runtime/dtr-format.h"
+#include "trace/trace.h"
 
 #define MAX_CLIENTS 1024
 #define MSG_MAX (DTR_HDR_SIZE + (1u << 20))

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/tracer-glue.h"
+#include "trace/trace.h"
 
 struct null_sink {
 	struct trc_sink base;

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tracer-glue/tracer-glue.h"
+#include "trace/trace.h"
 
 static char dir[64];
 static const char *const names[] = {"info", "task.txt", "sid-0.map", "prog.sym", "1.dat"};

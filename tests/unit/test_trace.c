@@ -1,5 +1,5 @@
 /*
- * test_trace.c - tracer-glue: parsers (strace, babeltrace, doppel trace text,
+ * test_trace.c - trace/: parsers (strace, babeltrace, doppel trace text,
  * libdoppeltrace chunks), and the primitives on small known traces:
  * summarise folds and expands back exactly, coarsen counts what it hides,
  * demux finds requests, compare finds the first divergence, rank scores
@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "tracer-glue/dtr-format.h"
-#include "tracer-glue/tracer-glue.h"
+#include "tracer-glue/runtime/dtr-format.h"
+#include "trace/trace.h"
 
 /* ---------------------------------------------------------------- helpers */
 

@@ -21,7 +21,7 @@
  * its process exits are lost since that thread's last full chunk (the exiting
  * thread's are written, by exit() and by _exit(), which this library wraps);
  * a signal handler that runs while its thread is recording loses its own
- * records (counted). Format: tracer-glue/dtr-format.h.
+ * records (counted). Format: dtr-format.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +46,7 @@
 #define HAVE_TSC 0
 #endif
 
-#include "tracer-glue/dtr-format.h"
+#include "tracer-glue/runtime/dtr-format.h"
 #include "tracer-glue/runtime/doppeltrace.h"
 
 #define NOINST __attribute__((no_instrument_function))

@@ -26,9 +26,9 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/sum-int.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/imap.h"
+#include "trace/sum-int.h"
+#include "trace/trace.h"
 
 #define MAX_FLOWS 65536
 

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tracer-glue/dtr-format.h"
-#include "tracer-glue/reader-int.h"
+#include "tracer-glue/runtime/dtr-format.h"
+#include "trace/reader-int.h"
 
 int trc_input_init(struct trc_input *in, FILE *fp)
 {

@@ -22,8 +22,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/reader-int.h"
+#include "trace/imap.h"
+#include "trace/reader-int.h"
 
 #define MAX_TIDS 65536
 #define MAX_ARGS_TEXT 2048

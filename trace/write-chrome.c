@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/text-int.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/imap.h"
+#include "trace/text-int.h"
+#include "trace/trace.h"
 
 struct chrome {
 	struct trc_sink base;

@@ -33,8 +33,8 @@
 #include <xxhash.h>
 
 #include "common/sbuf.h"
-#include "tracer-glue/imap.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/imap.h"
+#include "trace/trace.h"
 
 #define MAX_PREDS (1u << 20)
 #define MAX_STACK 4096

@@ -1,14 +1,14 @@
 /*
- * text-int.h - private to tracer-glue/: pieces of the trace text format that
+ * text-int.h - private to trace/: pieces of the trace text format that
  * the .dtt writer, the call-tree view and the SVG writer share.
  */
-#ifndef DOPPEL_TRACER_GLUE_TEXT_INT_H
-#define DOPPEL_TRACER_GLUE_TEXT_INT_H
+#ifndef DOPPEL_TRACE_TEXT_INT_H
+#define DOPPEL_TRACE_TEXT_INT_H
 
 #include <stdint.h>
 #include <stdio.h>
 
-#include "tracer-glue/tracer-glue.h"
+#include "trace/trace.h"
 
 /* Decimal digits of v at p; returns the end (no printf on hot paths). */
 static inline char *trc_put_u64(char *p, uint64_t v)

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/reader-int.h"
+#include "trace/imap.h"
+#include "trace/reader-int.h"
 
 struct dtt_reader {
 	struct trc_reader base;

@@ -7,7 +7,7 @@
  * in a trace but are few; interning them once makes events cheap to copy and
  * to compare (pointer equality). The table holds at most 64 MiB of strings.
  */
-#include "tracer-glue/tracer-glue.h"
+#include "trace/trace.h"
 
 #include <fnmatch.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /*
- * sym-int.h - private to tracer-glue/: function symbols of ELF files (libelf),
+ * sym-int.h - private to trace/: function symbols of ELF files (libelf),
  * for turning the addresses libdoppeltrace records into names.
  */
-#ifndef DOPPEL_TRACER_GLUE_SYM_INT_H
-#define DOPPEL_TRACER_GLUE_SYM_INT_H
+#ifndef DOPPEL_TRACE_SYM_INT_H
+#define DOPPEL_TRACE_SYM_INT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /*
- * imap.h - private to tracer-glue/: a bounded hash map from 64-bit keys to
+ * imap.h - private to trace/: a bounded hash map from 64-bit keys to
  * 64-bit values (or pointers), open addressing with linear probing and
  * backward-shift deletion. Readers map thread ids to process ids and to
  * pending calls; demux maps (pid, fd) to streams.
@@ -7,8 +7,8 @@
  * imap_put returns -ENOSPC once max entries are held: the caller counts what
  * it could not keep.
  */
-#ifndef DOPPEL_TRACER_GLUE_IMAP_H
-#define DOPPEL_TRACER_GLUE_IMAP_H
+#ifndef DOPPEL_TRACE_IMAP_H
+#define DOPPEL_TRACE_IMAP_H
 
 #include <errno.h>
 #include <stdint.h>

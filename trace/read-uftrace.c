@@ -24,8 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/reader-int.h"
+#include "trace/imap.h"
+#include "trace/reader-int.h"
 
 #define MAX_TASKS 8192
 #define MAX_SPECS 256

@@ -1,5 +1,5 @@
 /*
- * reader-int.h - private to tracer-glue/: the reader base, the buffered input
+ * reader-int.h - private to trace/: the reader base, the buffered input
  * every reader consumes, and the per-format constructors.
  *
  * struct trc_input is a bounded read buffer over a FILE: text readers take
@@ -7,13 +7,13 @@
  * readers take bytes. The format is sniffed from its first fill, so standard
  * input can be read without seeking.
  */
-#ifndef DOPPEL_TRACER_GLUE_READER_INT_H
-#define DOPPEL_TRACER_GLUE_READER_INT_H
+#ifndef DOPPEL_TRACE_READER_INT_H
+#define DOPPEL_TRACE_READER_INT_H
 
 #include <stdint.h>
 #include <stdio.h>
 
-#include "tracer-glue/tracer-glue.h"
+#include "trace/trace.h"
 
 #define TRC_INPUT_BUF (1u << 20) /* also the longest line kept whole */
 

@@ -1,5 +1,5 @@
 /*
- * read-dtr.c - reads libdoppeltrace traces (tracer-glue/dtr-format.h) into
+ * read-dtr.c - reads libdoppeltrace traces (tracer-glue/runtime/dtr-format.h) into
  * TRC_ENTER / TRC_EXIT / TRC_LOST events, symbolised from the ELF files of
  * the mappings the runtime recorded.
  *
@@ -33,10 +33,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tracer-glue/dtr-format.h"
-#include "tracer-glue/imap.h"
-#include "tracer-glue/reader-int.h"
-#include "tracer-glue/sym-int.h"
+#include "tracer-glue/runtime/dtr-format.h"
+#include "trace/imap.h"
+#include "trace/reader-int.h"
+#include "trace/sym-int.h"
 
 #define MAX_HELD_BYTES (64u << 20)
 #define MAX_MAPS 4096

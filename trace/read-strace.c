@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/reader-int.h"
+#include "trace/imap.h"
+#include "trace/reader-int.h"
 
 #define MAX_TIDS 65536
 #define MAX_PENDING_ARGS 4096

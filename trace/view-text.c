@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/sum-int.h"
-#include "tracer-glue/text-int.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/imap.h"
+#include "trace/sum-int.h"
+#include "trace/text-int.h"
+#include "trace/trace.h"
 
 /* ------------------------------------------------------------------ tree */
 

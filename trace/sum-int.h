@@ -1,15 +1,15 @@
 /*
- * sum-int.h - private to tracer-glue/: helpers shared by summarise.c and
+ * sum-int.h - private to trace/: helpers shared by summarise.c and
  * expand.c: owned event copies and growable vectors of times.
  */
-#ifndef DOPPEL_TRACER_GLUE_SUM_INT_H
-#define DOPPEL_TRACER_GLUE_SUM_INT_H
+#ifndef DOPPEL_TRACE_SUM_INT_H
+#define DOPPEL_TRACE_SUM_INT_H
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/tracer-glue.h"
+#include "trace/trace.h"
 
 struct u64vec {
 	uint64_t *v;

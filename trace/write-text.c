@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/tracer-glue.h"
-#include "tracer-glue/text-int.h"
+#include "trace/imap.h"
+#include "trace/trace.h"
+#include "trace/text-int.h"
 
 struct text_writer {
 	struct trc_sink base;

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/sum-int.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/imap.h"
+#include "trace/sum-int.h"
+#include "trace/trace.h"
 
 #define MAX_THREADS 65536
 #define MAX_DEPTH_TRACK 65536

@@ -1,7 +1,7 @@
 /*
  * dtr-format.h - the libdoppeltrace trace format (".dtr"), shared by the
  * runtime that writes it (tracer-glue/runtime/) and the reader that analyses
- * it (tracer-glue/read-dtr.c). docs/tracing.md is the prose specification.
+ * it (trace/read-dtr.c). docs/tracing.md is the prose specification.
  *
  * A trace is a sequence of self-describing chunks, little endian, each a
  * 64-byte header followed by `size` payload bytes. Every traced thread fills
@@ -24,8 +24,8 @@
  * was written, so a reader converts raw ticks by linear interpolation without
  * knowing the TSC frequency.
  */
-#ifndef DOPPEL_TRACER_GLUE_DTR_FORMAT_H
-#define DOPPEL_TRACER_GLUE_DTR_FORMAT_H
+#ifndef DOPPEL_TRACER_GLUE_RUNTIME_DTR_FORMAT_H
+#define DOPPEL_TRACER_GLUE_RUNTIME_DTR_FORMAT_H
 
 #include <stdint.h>
 

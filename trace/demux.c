@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/imap.h"
+#include "trace/trace.h"
 
 struct dstream {
 	struct trc_stream_info si;

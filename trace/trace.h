@@ -1,5 +1,5 @@
 /*
- * tracer-glue.h - reading traces and the Flowdar analyses (`doppel trace`).
+ * trace.h - reading traces and the Flowdar analyses (`doppel trace`).
  *
  * Everything here works on one event model (struct trc_event) that every
  * reader produces: libdoppeltrace files (.dtr), `strace -f -ttt -T -yy` text,
@@ -10,7 +10,8 @@
  * writer (text, call tree, report, Chrome JSON, SVG sequence diagram).
  *
  * The runtime library that lives inside traced programs is separate
- * (tracer-glue/runtime/, format in tracer-glue/dtr-format.h), as in uftrace.
+ * (tracer-glue/runtime/, format in tracer-glue/runtime/dtr-format.h), as in
+ * uftrace.
  * docs/tracing.md specifies the formats and the algorithms.
  *
  * Conventions: functions return 0 (or a count) or -errno, with a sentence in
@@ -18,8 +19,8 @@
  * output they were given a FILE for. Every table is bounded and counts what
  * it dropped. Single-threaded: one analysis runs on one thread.
  */
-#ifndef DOPPEL_TRACER_GLUE_H
-#define DOPPEL_TRACER_GLUE_H
+#ifndef DOPPEL_TRACE_H
+#define DOPPEL_TRACE_H
 
 #include <stddef.h>
 #include <stdint.h>

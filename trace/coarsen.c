@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracer-glue/imap.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/imap.h"
+#include "trace/trace.h"
 
 struct cthread {
 	int32_t hide_at; /* depth of the call being hidden by pattern, or -1 */

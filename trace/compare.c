@@ -25,10 +25,10 @@
 #include <xxhash.h>
 
 #include "common/sbuf.h"
-#include "tracer-glue/imap.h"
-#include "tracer-glue/sum-int.h"
-#include "tracer-glue/text-int.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/imap.h"
+#include "trace/sum-int.h"
+#include "trace/text-int.h"
+#include "trace/trace.h"
 
 #define ANCHOR 3
 #define MAX_STACK 4096

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tracer-glue/sym-int.h"
-#include "tracer-glue/tracer-glue.h"
+#include "trace/sym-int.h"
+#include "trace/trace.h"
 
 #define MAX_LOADS 32
 
