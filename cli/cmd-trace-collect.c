@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cmd-trace.h"
+#include "tracer-glue/tracer-glue.h"
 
 static int exec_collect(int argc, char **argv);
 

@@ -9,10 +9,11 @@
  * into a chain of stages (summarise, coarsen, demux, expand) that ends in a
  * writer (text, call tree, report, Chrome JSON, SVG sequence diagram).
  *
- * The runtime library that lives inside traced programs is separate
- * (tracer-glue/runtime/, format in tracer-glue/runtime/dtr-format.h), as in
- * uftrace.
- * docs/tracing.md specifies the formats and the algorithms.
+ * This module is offline only, as uftrace keeps cmds/ apart from libmcount/:
+ * the runtime that lives inside traced programs, the collector it streams to
+ * and `doppel attach` are tracer-glue/; the one thing shared is the dtr
+ * format (tracer-glue/runtime/dtr-format.h). docs/tracing.md specifies the
+ * formats and the algorithms.
  *
  * Conventions: functions return 0 (or a count) or -errno, with a sentence in
  * the caller's error buffer. Nothing here prints messages; writers write the
@@ -357,18 +358,5 @@ int trc_rank_parse_families(const char *text, int *out);
 /* Ranks predicates over labelled runs; report appended to *out. */
 int trc_rank(const struct trc_rank_run *runs, size_t nruns, const struct trc_rank_opts *o,
 	     struct trc_rank_result *res, char **out, size_t *outlen, char *err, size_t errlen);
-
-/* ----------------------------------------------------------------- collect */
-
-struct trc_collect_stats {
-	uint64_t clients, chunks, bytes, rejected;
-};
-/* Accepts libdoppeltrace clients on a SOCK_SEQPACKET unix socket and appends
- * their chunks to out_path until *stop is set, or (once) when the last client
- * leaves after at least one came. When *stop is set it still takes in what
- * clients had already sent, so a client that sent its chunks and left just
- * before the stop loses nothing. */
-int trc_collect(const char *sock_path, const char *out_path, int once, volatile int *stop,
-		struct trc_collect_stats *st, char *err, size_t errlen);
 
 #endif

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,7 +21,7 @@
 #include <unistd.h>
 
 #include "tracer-glue/runtime/dtr-format.h"
-#include "trace/trace.h"
+#include "tracer-glue/tracer-glue.h"
 
 #define MAX_CLIENTS 1024
 #define MSG_MAX (DTR_HDR_SIZE + (1u << 20))

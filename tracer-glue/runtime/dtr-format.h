@@ -1,7 +1,14 @@
 /*
  * dtr-format.h - the libdoppeltrace trace format (".dtr"), shared by the
- * runtime that writes it (tracer-glue/runtime/) and the reader that analyses
- * it (trace/read-dtr.c). docs/tracing.md is the prose specification.
+ * runtime that writes it (tracer-glue/runtime/doppeltrace.c), the collector
+ * that receives it (tracer-glue/collect.c) and the reader that analyses it
+ * (trace/read-dtr.c). docs/tracing.md is the prose specification.
+ *
+ * A public header of the runtime, because the runtime defines the format:
+ * it is what programs carry, it builds alone (libc only, no sanitizers, not
+ * instrumented) and must not depend on the offline analyses, which follow
+ * whatever it writes. Both trace/ and tracer-glue/ include it from here;
+ * it includes nothing of doppel.
  *
  * A trace is a sequence of self-describing chunks, little endian, each a
  * 64-byte header followed by `size` payload bytes. Every traced thread fills
