@@ -10,7 +10,7 @@
 
 static int exec_align(int argc, char **argv);
 
-const struct cmd_entry trace_align_entry = {
+const struct cmd_entry cmd_trace_align_entry = {
 	.name = "trace align",
 	.usage = "[--names A,B] [--offset auto|NS] [--svg|--chrome|--tree] [-o FILE] [OPTIONS] A B",
 	.summary = "put two programs' traces on one timeline, with the messages between them",
@@ -55,16 +55,16 @@ static int exec_align(int argc, char **argv)
 		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &trace_align_entry;
-	struct trc_read_opts ro = {0};
-	struct trc_align_opts ao = {0};
-	struct trc_svg_opts so = {.max_rows = 400, .max_depth = -1};
-	struct trc_align_result res;
+	const struct cmd_entry *e = &cmd_trace_align_entry;
+	struct trace_read_opts ro = {0};
+	struct trace_align_opts ao = {0};
+	struct trace_svg_opts so = {.max_rows = 400, .max_depth = -1};
+	struct trace_align_result res;
 	const char *outpath = NULL;
 	char names[512], err[1024];
 	unsigned long long v;
 	int c, rc, view = 0, summary = 0;
-	struct trc_sink *sink;
+	struct trace_sink *sink;
 	FILE *out;
 
 	opterr = 0;
@@ -116,17 +116,17 @@ static int exec_align(int argc, char **argv)
 			break;
 		case 'l':
 			if (!strcmp(optarg, "thread"))
-				so.lifeline = TRC_LIFE_THREAD;
+				so.lifeline = TRACE_LIFE_THREAD;
 			else if (!strcmp(optarg, "process"))
-				so.lifeline = TRC_LIFE_PROCESS;
+				so.lifeline = TRACE_LIFE_PROCESS;
 			else if (!strcmp(optarg, "program"))
-				so.lifeline = TRC_LIFE_PROGRAM;
+				so.lifeline = TRACE_LIFE_PROGRAM;
 			else
 				return cmd_usage_error(
 					e, "--lifeline '%s': thread, process or program", optarg);
 			break;
 		case 'R':
-			if (trace_parse_uint(e, "--max-rows", optarg, 1000000, &v) < 0)
+			if (cmd_trace_parse_uint(e, "--max-rows", optarg, 1000000, &v) < 0)
 				return EXIT_USAGE;
 			so.max_rows = (size_t)v;
 			break;
@@ -137,7 +137,7 @@ static int exec_align(int argc, char **argv)
 			outpath = optarg;
 			break;
 		default:
-			rc = trace_read_opt(e, c, optarg, &ro);
+			rc = cmd_trace_read_opt(e, c, optarg, &ro);
 			if (rc < 0)
 				return EXIT_USAGE;
 			if (rc == 0)
@@ -147,20 +147,20 @@ static int exec_align(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cmd_usage_error(e, "give two traces, A and B");
-	out = trace_output(e, outpath);
+	out = cmd_trace_output(e, outpath);
 	if (!out)
 		return EXIT_RUNTIME;
-	sink = view == 1   ? trc_svg_writer_new(out, &so)
-	       : view == 2 ? trc_chrome_writer_new(out)
-	       : view == 3 ? trc_tree_writer_new(out, &(struct trc_view_opts){.show_tid = 1})
-			   : trc_text_writer_new(out);
+	sink = view == 1   ? trace_svg_writer_new(out, &so)
+	       : view == 2 ? trace_chrome_writer_new(out)
+	       : view == 3 ? trace_tree_writer_new(out, &(struct trace_view_opts){.show_tid = 1})
+			   : trace_text_writer_new(out);
 	if (!sink) {
 		fprintf(stderr, "doppel %s: out of memory\n", e->name);
 		return EXIT_RUNTIME;
 	}
-	rc = trc_align(argv[optind], argv[optind + 1], &ro, &ao, sink, &res, err, sizeof(err));
-	trc_sink_free(sink);
-	if (trace_close_output(e, out, outpath) < 0 && rc == 0)
+	rc = trace_align(argv[optind], argv[optind + 1], &ro, &ao, sink, &res, err, sizeof(err));
+	trace_sink_free(sink);
+	if (cmd_trace_close_output(e, out, outpath) < 0 && rc == 0)
 		rc = -1;
 	if (rc < 0) {
 		if (err[0])
@@ -176,8 +176,8 @@ static int exec_align(int argc, char **argv)
 			e->name, (unsigned long long)res.events_a, (unsigned long long)res.events_b,
 			(long long)res.offset_ns, (unsigned long long)res.connections,
 			(unsigned long long)res.messages, (unsigned long long)res.bytes,
-			trc_fmt_dur(res.latency_min, a, sizeof(a)),
-			trc_fmt_dur(res.latency_max, b, sizeof(b)),
+			trace_fmt_dur(res.latency_min, a, sizeof(a)),
+			trace_fmt_dur(res.latency_max, b, sizeof(b)),
 			(unsigned long long)res.unmatched);
 	}
 	return 0;

@@ -11,7 +11,7 @@
 
 static int exec_coarsen(int argc, char **argv);
 
-const struct cmd_entry trace_coarsen_entry = {
+const struct cmd_entry cmd_trace_coarsen_entry = {
 	.name = "trace coarsen",
 	.usage = "[--depth N] [--hide PATTERN]... [-o FILE] [OPTIONS] FILE...",
 	.summary = "cut call depth or hide functions, aggregating their time",
@@ -40,14 +40,14 @@ static int exec_coarsen(int argc, char **argv)
 		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &trace_coarsen_entry;
-	struct trc_read_opts ro = {0};
-	struct trc_coarsen_opts co = {.depth = -1};
+	const struct cmd_entry *e = &cmd_trace_coarsen_entry;
+	struct trace_read_opts ro = {0};
+	struct trace_coarsen_opts co = {.depth = -1};
 	const char *hide[MAX_HIDE];
 	const char *outpath = NULL;
 	unsigned long long v;
 	int c, rc;
-	struct trc_sink *chain, *writer;
+	struct trace_sink *chain, *writer;
 	FILE *out;
 
 	opterr = 0;
@@ -55,7 +55,7 @@ static int exec_coarsen(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
-			if (trace_parse_uint(e, "--depth", optarg, 100000, &v) < 0)
+			if (cmd_trace_parse_uint(e, "--depth", optarg, 100000, &v) < 0)
 				return EXIT_USAGE;
 			co.depth = (int)v;
 			break;
@@ -68,7 +68,7 @@ static int exec_coarsen(int argc, char **argv)
 			outpath = optarg;
 			break;
 		default:
-			rc = trace_read_opt(e, c, optarg, &ro);
+			rc = cmd_trace_read_opt(e, c, optarg, &ro);
 			if (rc < 0)
 				return EXIT_USAGE;
 			if (rc == 0)
@@ -81,14 +81,14 @@ static int exec_coarsen(int argc, char **argv)
 	if (optind >= argc)
 		return cmd_usage_error(e, "which trace? give a file (or - for standard input)");
 	co.hide = hide;
-	out = trace_output(e, outpath);
+	out = cmd_trace_output(e, outpath);
 	if (!out)
 		return EXIT_RUNTIME;
-	writer = trc_text_writer_new(out);
-	chain = writer ? trc_coarsen_new(&co, writer) : NULL;
-	rc = trace_run(e, argv + optind, argc - optind, &ro, chain);
-	trc_sink_free(chain);
-	if (trace_close_output(e, out, outpath) < 0 && rc == 0)
+	writer = trace_text_writer_new(out);
+	chain = writer ? trace_coarsen_new(&co, writer) : NULL;
+	rc = cmd_trace_run(e, argv + optind, argc - optind, &ro, chain);
+	trace_sink_free(chain);
+	if (cmd_trace_close_output(e, out, outpath) < 0 && rc == 0)
 		rc = EXIT_RUNTIME;
 	return rc;
 }

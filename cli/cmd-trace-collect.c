@@ -11,7 +11,7 @@
 
 static int exec_collect(int argc, char **argv);
 
-const struct cmd_entry trace_collect_entry = {
+const struct cmd_entry cmd_trace_collect_entry = {
 	.name = "trace collect",
 	.usage = "--socket PATH -o FILE [--once]",
 	.summary = "receive libdoppeltrace chunks on a unix socket into a trace file",
@@ -47,7 +47,7 @@ static int exec_collect(int argc, char **argv)
 		{"once", no_argument, NULL, '1'},
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &trace_collect_entry;
+	const struct cmd_entry *e = &cmd_trace_collect_entry;
 	const char *sock = NULL, *out = NULL;
 	struct trc_collect_stats st;
 	struct sigaction sa;

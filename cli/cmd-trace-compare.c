@@ -10,7 +10,7 @@
 
 static int exec_compare(int argc, char **argv);
 
-const struct cmd_entry trace_compare_entry = {
+const struct cmd_entry cmd_trace_compare_entry = {
 	.name = "trace compare",
 	.usage = "[--by exact|name|timing] [--threshold X] [--max-diff PCT] [--json] [OPTIONS] A B",
 	.summary = "diff two traces: the first divergent call, the differences, a verdict",
@@ -71,11 +71,11 @@ static int exec_compare(int argc, char **argv)
 		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &trace_compare_entry;
-	struct trc_read_opts ro = {0};
-	struct trc_compare_opts co = {.context = 3, .max_hunks = 10, .threshold_rel = 0.5};
-	struct trc_compare_result res;
-	struct trc_reader *a = NULL, *b = NULL;
+	const struct cmd_entry *e = &cmd_trace_compare_entry;
+	struct trace_read_opts ro = {0};
+	struct trace_compare_opts co = {.context = 3, .max_hunks = 10, .threshold_rel = 0.5};
+	struct trace_compare_result res;
+	struct trace_reader *a = NULL, *b = NULL;
 	unsigned long long v;
 	char err[1024], *report = NULL;
 	size_t len = 0;
@@ -86,7 +86,7 @@ static int exec_compare(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (trc_compare_parse_by(optarg, &co.by) < 0)
+			if (trace_compare_parse_by(optarg, &co.by) < 0)
 				return cmd_usage_error(e, "--by '%s': use exact, name or timing",
 						       optarg);
 			break;
@@ -113,17 +113,17 @@ static int exec_compare(int argc, char **argv)
 						       optarg);
 			break;
 		case 'w':
-			if (trace_parse_uint(e, "--window", optarg, 1u << 24, &v) < 0)
+			if (cmd_trace_parse_uint(e, "--window", optarg, 1u << 24, &v) < 0)
 				return EXIT_USAGE;
 			co.window = (size_t)v;
 			break;
 		case 'c':
-			if (trace_parse_uint(e, "--context", optarg, 1000, &v) < 0)
+			if (cmd_trace_parse_uint(e, "--context", optarg, 1000, &v) < 0)
 				return EXIT_USAGE;
 			co.context = (unsigned)v;
 			break;
 		case 'h':
-			if (trace_parse_uint(e, "--hunks", optarg, 1u << 20, &v) < 0)
+			if (cmd_trace_parse_uint(e, "--hunks", optarg, 1u << 20, &v) < 0)
 				return EXIT_USAGE;
 			co.max_hunks = (unsigned)v;
 			break;
@@ -134,7 +134,7 @@ static int exec_compare(int argc, char **argv)
 			exit_status = 1;
 			break;
 		default:
-			rc = trace_read_opt(e, c, optarg, &ro);
+			rc = cmd_trace_read_opt(e, c, optarg, &ro);
 			if (rc < 0)
 				return EXIT_USAGE;
 			if (rc == 0)
@@ -148,16 +148,16 @@ static int exec_compare(int argc, char **argv)
 		return cmd_usage_error(e, "give two traces, A and B");
 	if (!strcmp(argv[optind], "-") && !strcmp(argv[optind + 1], "-"))
 		return cmd_usage_error(e, "only one of A and B can be standard input");
-	if (trace_open(e, argv[optind], &ro, &a) < 0 ||
-	    trace_open(e, argv[optind + 1], &ro, &b) < 0) {
-		trc_reader_close(a);
+	if (cmd_trace_open(e, argv[optind], &ro, &a) < 0 ||
+	    cmd_trace_open(e, argv[optind + 1], &ro, &b) < 0) {
+		trace_reader_close(a);
 		return EXIT_RUNTIME;
 	}
-	rc = trc_compare(a, b, &co, &res, &report, &len, err, sizeof(err));
-	trace_warn_stats(e, argv[optind], a);
-	trace_warn_stats(e, argv[optind + 1], b);
-	trc_reader_close(a);
-	trc_reader_close(b);
+	rc = trace_compare(a, b, &co, &res, &report, &len, err, sizeof(err));
+	cmd_trace_warn_stats(e, argv[optind], a);
+	cmd_trace_warn_stats(e, argv[optind + 1], b);
+	trace_reader_close(a);
+	trace_reader_close(b);
 	if (rc < 0) {
 		fprintf(stderr, "doppel %s: %s\n", e->name, err);
 		return EXIT_RUNTIME;

@@ -15,7 +15,7 @@
 
 static int exec_demux(int argc, char **argv);
 
-const struct cmd_entry trace_demux_entry = {
+const struct cmd_entry cmd_trace_demux_entry = {
 	.name = "trace demux",
 	.usage = "--by thread|process|connection|request|rule [--begin PAT] [--end PAT]\n"
 		 "       [-o DIR | --list] [OPTIONS] FILE...",
@@ -52,8 +52,8 @@ const struct cmd_entry trace_demux_entry = {
 
 /* One open output stream. */
 struct ostream {
-	struct trc_stream_info si;
-	struct trc_sink *writer;
+	struct trace_stream_info si;
+	struct trace_sink *writer;
 	FILE *f;
 	char *mem; /* standard output: the stream's text so far */
 	size_t memlen;
@@ -62,7 +62,7 @@ struct ostream {
 };
 
 struct target {
-	struct trc_demux_target t;
+	struct trace_demux_target t;
 	int mode; /* 0 stdout, 1 dir, 2 list */
 	const char *dir;
 	FILE *out;
@@ -74,7 +74,7 @@ struct target {
 	struct ostream **all; /* open streams, for the LRU */
 	size_t nall, capall;
 	/* closed streams, for the list */
-	struct trc_stream_info *done;
+	struct trace_stream_info *done;
 	size_t ndone, capdone;
 };
 
@@ -84,7 +84,7 @@ static void list_header(FILE *out)
 		"EVENTS", "DURATION", "ATTRIBUTES");
 }
 
-static void list_row(FILE *out, const struct trc_stream_info *si)
+static void list_row(FILE *out, const struct trace_stream_info *si)
 {
 	char d[32];
 	const char *attrs = strstr(si->attrs, " peer=");
@@ -99,8 +99,8 @@ static void list_row(FILE *out, const struct trc_stream_info *si)
 		snprintf(tid, sizeof(tid), "%d", si->tid);
 	fprintf(out, "%6llu %-10s %8d %8s %5d %9llu %12s  %s\n", (unsigned long long)si->id,
 		si->kind, si->pid, tid, si->fd, (unsigned long long)si->events,
-		trc_fmt_dur(si->last_ts > si->first_ts ? si->last_ts - si->first_ts : 0, d,
-			    sizeof(d)),
+		trace_fmt_dur(si->last_ts > si->first_ts ? si->last_ts - si->first_ts : 0, d,
+			      sizeof(d)),
 		attrs ? attrs + 1 : "");
 }
 
@@ -129,15 +129,15 @@ static int ensure_file(struct target *T, struct ostream *o, const char *mode)
 		return -errno;
 	T->open_files++;
 	if (o->writer)
-		trc_text_writer_set_file(o->writer, o->f);
+		trace_text_writer_set_file(o->writer, o->f);
 	return 0;
 }
 
-static void *t_open(struct trc_demux_target *t, const struct trc_stream_info *si)
+static void *t_open(struct trace_demux_target *t, const struct trace_stream_info *si)
 {
 	struct target *T = (struct target *)t;
 	struct ostream *o = calloc(1, sizeof(*o));
-	struct trc_event sev;
+	struct trace_event sev;
 
 	if (!o)
 		return NULL;
@@ -161,7 +161,7 @@ static void *t_open(struct trc_demux_target *t, const struct trc_stream_info *si
 			return NULL;
 		}
 	}
-	o->writer = trc_text_writer_new(o->f);
+	o->writer = trace_text_writer_new(o->f);
 	if (!o->writer) {
 		fclose(o->f);
 		free(o->mem);
@@ -169,17 +169,17 @@ static void *t_open(struct trc_demux_target *t, const struct trc_stream_info *si
 		errno = ENOMEM;
 		return NULL;
 	}
-	trc_event_init(&sev);
-	sev.kind = TRC_STREAM;
+	trace_event_init(&sev);
+	sev.kind = TRACE_STREAM;
 	sev.name = si->kind;
 	sev.extra = si->attrs;
-	trc_sink_event(o->writer, &sev);
+	trace_sink_event(o->writer, &sev);
 	if (T->nall == T->capall) {
 		size_t nc = T->capall ? T->capall * 2 : 64;
 		struct ostream **na = realloc(T->all, nc * sizeof(*na));
 
 		if (!na) {
-			trc_sink_free(o->writer);
+			trace_sink_free(o->writer);
 			fclose(o->f);
 			free(o->mem);
 			free(o);
@@ -193,7 +193,7 @@ static void *t_open(struct trc_demux_target *t, const struct trc_stream_info *si
 	return o;
 }
 
-static int t_event(struct trc_demux_target *t, void *h, const struct trc_event *ev)
+static int t_event(struct trace_demux_target *t, void *h, const struct trace_event *ev)
 {
 	struct target *T = (struct target *)t;
 	struct ostream *o = h;
@@ -204,7 +204,7 @@ static int t_event(struct trc_demux_target *t, void *h, const struct trc_event *
 	o->last_use = ++T->clock;
 	if (T->mode == 1 && (rc = ensure_file(T, o, "ae")) < 0)
 		return rc;
-	rc = trc_sink_event(o->writer, ev);
+	rc = trace_sink_event(o->writer, ev);
 	if (rc < 0)
 		return rc;
 	if (T->mode == 0) {
@@ -228,7 +228,7 @@ static void forget(struct target *T, struct ostream *o)
 	}
 }
 
-static int t_close(struct trc_demux_target *t, void *h, const struct trc_stream_info *si)
+static int t_close(struct trace_demux_target *t, void *h, const struct trace_stream_info *si)
 {
 	struct target *T = (struct target *)t;
 	struct ostream *o = h;
@@ -236,7 +236,7 @@ static int t_close(struct trc_demux_target *t, void *h, const struct trc_stream_
 
 	if (T->ndone == T->capdone) {
 		size_t nc = T->capdone ? T->capdone * 2 : 256;
-		struct trc_stream_info *nd = realloc(T->done, nc * sizeof(*nd));
+		struct trace_stream_info *nd = realloc(T->done, nc * sizeof(*nd));
 
 		if (nd) {
 			T->done = nd;
@@ -252,8 +252,8 @@ static int t_close(struct trc_demux_target *t, void *h, const struct trc_stream_
 	if (T->mode == 1)
 		ensure_file(T, o, "ae");
 	if (o->writer && o->f)
-		trc_sink_end(o->writer);
-	trc_sink_free(o->writer);
+		trace_sink_end(o->writer);
+	trace_sink_free(o->writer);
 	if (o->f) {
 		if (fclose(o->f) != 0)
 			rc = -errno;
@@ -281,7 +281,7 @@ static int t_close(struct trc_demux_target *t, void *h, const struct trc_stream_
 
 static int info_cmp(const void *a, const void *b)
 {
-	const struct trc_stream_info *x = a, *y = b;
+	const struct trace_stream_info *x = a, *y = b;
 
 	return x->id < y->id ? -1 : x->id > y->id;
 }
@@ -299,12 +299,12 @@ static int exec_demux(int argc, char **argv)
 		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &trace_demux_entry;
-	struct trc_read_opts ro = {0};
-	struct trc_demux_opts dopt = {0};
+	const struct cmd_entry *e = &cmd_trace_demux_entry;
+	struct trace_read_opts ro = {0};
+	struct trace_demux_opts dopt = {0};
 	struct target T = {.t = {t_open, t_event, t_close}, .max_memory = 256u << 20};
-	struct trc_demux_stats st;
-	struct trc_sink *dm;
+	struct trace_demux_stats st;
+	struct trace_sink *dm;
 	unsigned long long v;
 	uint64_t size;
 	int c, rc, have_by = 0, list = 0;
@@ -314,7 +314,7 @@ static int exec_demux(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (trc_demux_parse_by(optarg, &dopt.by) < 0)
+			if (trace_demux_parse_by(optarg, &dopt.by) < 0)
 				return cmd_usage_error(e,
 						       "--by '%s': use thread, process, "
 						       "connection, request or rule",
@@ -334,7 +334,7 @@ static int exec_demux(int argc, char **argv)
 			list = 1;
 			break;
 		case 'm':
-			if (trace_parse_uint(e, "--max-streams", optarg, 1u << 24, &v) < 0 ||
+			if (cmd_trace_parse_uint(e, "--max-streams", optarg, 1u << 24, &v) < 0 ||
 			    v == 0)
 				return v == 0 ? cmd_usage_error(e,
 								"--max-streams must be at least 1")
@@ -347,7 +347,7 @@ static int exec_demux(int argc, char **argv)
 			T.max_memory = (size_t)size;
 			break;
 		default:
-			rc = trace_read_opt(e, c, optarg, &ro);
+			rc = cmd_trace_read_opt(e, c, optarg, &ro);
 			if (rc < 0)
 				return EXIT_USAGE;
 			if (rc == 0)
@@ -357,9 +357,9 @@ static int exec_demux(int argc, char **argv)
 	}
 	if (!have_by)
 		return cmd_usage_error(e, "--by is required");
-	if (dopt.by == TRC_BY_RULE && !dopt.begin)
+	if (dopt.by == TRACE_BY_RULE && !dopt.begin)
 		return cmd_usage_error(e, "--by rule needs --begin PATTERN (and optionally --end)");
-	if (dopt.by != TRC_BY_RULE && (dopt.begin || dopt.end))
+	if (dopt.by != TRACE_BY_RULE && (dopt.begin || dopt.end))
 		return cmd_usage_error(e, "--begin and --end go with --by rule");
 	if (list && T.dir)
 		return cmd_usage_error(e, "--list and --output are exclusive");
@@ -381,13 +381,13 @@ static int exec_demux(int argc, char **argv)
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
-	dm = trc_demux_new(&dopt, &T.t);
-	rc = trace_run(e, argv + optind, argc - optind, &ro, dm);
+	dm = trace_demux_new(&dopt, &T.t);
+	rc = cmd_trace_run(e, argv + optind, argc - optind, &ro, dm);
 	if (rc == 0 && T.held > T.max_memory)
 		fprintf(stderr, "doppel %s: more than --max-memory held; use -o DIR\n", e->name);
 	if (dm) {
-		trc_demux_stats(dm, &st);
-		trc_sink_free(dm);
+		trace_demux_stats(dm, &st);
+		trace_sink_free(dm);
 	} else {
 		memset(&st, 0, sizeof(st));
 	}
@@ -414,11 +414,11 @@ static int exec_demux(int argc, char **argv)
 		goto done;
 	fprintf(stderr, "doppel %s: %llu %s streams, %llu events in streams, %llu in none%s",
 		e->name, (unsigned long long)st.streams,
-		dopt.by == TRC_BY_THREAD       ? "thread"
-		: dopt.by == TRC_BY_PROCESS    ? "process"
-		: dopt.by == TRC_BY_CONNECTION ? "connection"
-		: dopt.by == TRC_BY_REQUEST    ? "request"
-					       : "rule",
+		dopt.by == TRACE_BY_THREAD	 ? "thread"
+		: dopt.by == TRACE_BY_PROCESS	 ? "process"
+		: dopt.by == TRACE_BY_CONNECTION ? "connection"
+		: dopt.by == TRACE_BY_REQUEST	 ? "request"
+						 : "rule",
 		(unsigned long long)st.events_routed, (unsigned long long)st.events_unrouted,
 		T.mode == 1 ? "" : "\n");
 	if (T.mode == 1)

@@ -12,7 +12,7 @@
 
 static int exec_rank(int argc, char **argv);
 
-const struct cmd_entry trace_rank_entry = {
+const struct cmd_entry cmd_trace_rank_entry = {
 	.name = "trace rank",
 	.usage = "[--labels FILE] [--pass TRACE]... [--fail TRACE]... [--top N]\n"
 		 "       [--predicates LIST] [--no-elimination] [--all] [--json] [OPTIONS]",
@@ -50,7 +50,7 @@ const struct cmd_entry trace_rank_entry = {
 };
 
 struct runlist {
-	struct trc_rank_run *v;
+	struct trace_rank_run *v;
 	char **owned;
 	size_t n, cap, nowned;
 };
@@ -61,7 +61,7 @@ static int add_run(struct runlist *l, const char *path, int failed, int own)
 		return -ENOSPC;
 	if (l->n == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 64;
-		struct trc_rank_run *nv = realloc(l->v, nc * sizeof(*nv));
+		struct trace_rank_run *nv = realloc(l->v, nc * sizeof(*nv));
 		char **no = realloc(l->owned, nc * sizeof(*no));
 
 		if (nv)
@@ -200,10 +200,10 @@ static int exec_rank(int argc, char **argv)
 		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &trace_rank_entry;
-	struct trc_read_opts ro = {0};
-	struct trc_rank_opts o = {.top = 10};
-	struct trc_rank_result res;
+	const struct cmd_entry *e = &cmd_trace_rank_entry;
+	struct trace_read_opts ro = {0};
+	struct trace_rank_opts o = {.top = 10};
+	struct trace_rank_result res;
 	struct runlist l = {0};
 	unsigned long long v;
 	char err[1024], *report = NULL;
@@ -227,14 +227,14 @@ static int exec_rank(int argc, char **argv)
 			}
 			break;
 		case 't':
-			if (trace_parse_uint(e, "--top", optarg, 1u << 20, &v) < 0) {
+			if (cmd_trace_parse_uint(e, "--top", optarg, 1u << 20, &v) < 0) {
 				rc = EXIT_USAGE;
 				goto out;
 			}
 			o.top = (size_t)v;
 			break;
 		case 'P':
-			if (trc_rank_parse_families(optarg, &o.families) < 0) {
+			if (trace_rank_parse_families(optarg, &o.families) < 0) {
 				rc = cmd_usage_error(e,
 						     "--predicates '%s': a list of called, edge, "
 						     "return, syserr",
@@ -252,7 +252,7 @@ static int exec_rank(int argc, char **argv)
 			o.json = 1;
 			break;
 		default:
-			rc = trace_read_opt(e, c, optarg, &ro);
+			rc = cmd_trace_read_opt(e, c, optarg, &ro);
 			if (rc <= 0) {
 				rc = rc < 0 ? EXIT_USAGE
 					    : cmd_usage_error(e,
@@ -274,7 +274,7 @@ static int exec_rank(int argc, char **argv)
 		goto out;
 	}
 	o.read = &ro;
-	rc = trc_rank(l.v, l.n, &o, &res, &report, &len, err, sizeof(err));
+	rc = trace_rank(l.v, l.n, &o, &res, &report, &len, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "doppel %s: %s\n", e->name, err);
 		rc = rc == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;

@@ -10,7 +10,7 @@
 
 static int exec_summarise(int argc, char **argv);
 
-const struct cmd_entry trace_summarise_entry = {
+const struct cmd_entry cmd_trace_summarise_entry = {
 	.name = "trace summarise",
 	.usage = "[--mode sliding|iterative] [--window N] [--key name|args] [--keep-times]\n"
 		 "       [--expand] [--tree] [-o FILE] [OPTIONS] FILE...",
@@ -61,13 +61,13 @@ static int exec_summarise(int argc, char **argv)
 		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &trace_summarise_entry;
-	struct trc_read_opts ro = {0};
-	struct trc_summarise_opts so = {.window = 16};
+	const struct cmd_entry *e = &cmd_trace_summarise_entry;
+	struct trace_read_opts ro = {0};
+	struct trace_summarise_opts so = {.window = 16};
 	const char *outpath = NULL;
 	unsigned long long v;
 	int c, rc, expand = 0, tree = 0, stats = 0;
-	struct trc_sink *writer, *sum = NULL, *chain;
+	struct trace_sink *writer, *sum = NULL, *chain;
 	FILE *out;
 
 	opterr = 0;
@@ -76,15 +76,15 @@ static int exec_summarise(int argc, char **argv)
 		switch (c) {
 		case 'm':
 			if (strcmp(optarg, "sliding") == 0)
-				so.mode = TRC_SUM_SLIDING;
+				so.mode = TRACE_SUM_SLIDING;
 			else if (strcmp(optarg, "iterative") == 0)
-				so.mode = TRC_SUM_ITERATIVE;
+				so.mode = TRACE_SUM_ITERATIVE;
 			else
 				return cmd_usage_error(e, "--mode '%s': use sliding or iterative",
 						       optarg);
 			break;
 		case 'w':
-			if (trace_parse_uint(e, "--window", optarg, 64, &v) < 0 || v == 0) {
+			if (cmd_trace_parse_uint(e, "--window", optarg, 64, &v) < 0 || v == 0) {
 				if (v == 0)
 					cmd_usage_error(e, "--window must be 1 to 64");
 				return EXIT_USAGE;
@@ -93,9 +93,9 @@ static int exec_summarise(int argc, char **argv)
 			break;
 		case 'k':
 			if (strcmp(optarg, "name") == 0)
-				so.key = TRC_KEY_NAME;
+				so.key = TRACE_KEY_NAME;
 			else if (strcmp(optarg, "args") == 0)
-				so.key = TRC_KEY_ARGS;
+				so.key = TRACE_KEY_ARGS;
 			else
 				return cmd_usage_error(e, "--key '%s': use name or args", optarg);
 			break;
@@ -106,7 +106,7 @@ static int exec_summarise(int argc, char **argv)
 			so.no_recursion = 1;
 			break;
 		case 'M':
-			if (trace_parse_uint(e, "--max-events", optarg, 1ULL << 32, &v) < 0 ||
+			if (cmd_trace_parse_uint(e, "--max-events", optarg, 1ULL << 32, &v) < 0 ||
 			    v < 16) {
 				if (v < 16)
 					cmd_usage_error(e, "--max-events must be at least 16");
@@ -122,13 +122,13 @@ static int exec_summarise(int argc, char **argv)
 			break;
 		case 's':
 			stats = 1;
-			trace_stats_flag = 1;
+			cmd_trace_stats_flag = 1;
 			break;
 		case 'o':
 			outpath = optarg;
 			break;
 		default:
-			rc = trace_read_opt(e, c, optarg, &ro);
+			rc = cmd_trace_read_opt(e, c, optarg, &ro);
 			if (rc < 0)
 				return EXIT_USAGE;
 			if (rc == 0)
@@ -138,22 +138,22 @@ static int exec_summarise(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cmd_usage_error(e, "which trace? give a file (or - for standard input)");
-	out = trace_output(e, outpath);
+	out = cmd_trace_output(e, outpath);
 	if (!out)
 		return EXIT_RUNTIME;
-	writer = tree ? trc_tree_writer_new(out, NULL) : trc_text_writer_new(out);
+	writer = tree ? trace_tree_writer_new(out, NULL) : trace_text_writer_new(out);
 	if (expand) {
-		chain = writer ? trc_expand_new(writer) : NULL;
+		chain = writer ? trace_expand_new(writer) : NULL;
 	} else {
 		/* a summarised input is expanded first, then folded again */
-		sum = writer ? trc_summarise_new(&so, writer) : NULL;
-		chain = sum ? trc_expand_new(sum) : NULL;
+		sum = writer ? trace_summarise_new(&so, writer) : NULL;
+		chain = sum ? trace_expand_new(sum) : NULL;
 	}
-	rc = trace_run(e, argv + optind, argc - optind, &ro, chain);
+	rc = cmd_trace_run(e, argv + optind, argc - optind, &ro, chain);
 	if (stats && sum) {
-		struct trc_summarise_stats st;
+		struct trace_summarise_stats st;
 
-		trc_summarise_stats(sum, &st);
+		trace_summarise_stats(sum, &st);
 		fprintf(stderr,
 			"doppel trace summarise: %llu events in, %llu out (%.1f%%), %llu loops, "
 			"%llu recursions, %llu spills\n",
@@ -162,8 +162,8 @@ static int exec_summarise(int argc, char **argv)
 			(unsigned long long)st.blocks, (unsigned long long)st.recursions,
 			(unsigned long long)st.spilled);
 	}
-	trc_sink_free(chain);
-	if (trace_close_output(e, out, outpath) < 0 && rc == 0)
+	trace_sink_free(chain);
+	if (cmd_trace_close_output(e, out, outpath) < 0 && rc == 0)
 		rc = EXIT_RUNTIME;
 	return rc;
 }

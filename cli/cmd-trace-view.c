@@ -10,7 +10,7 @@
 
 static int exec_view(int argc, char **argv);
 
-const struct cmd_entry trace_view_entry = {
+const struct cmd_entry cmd_trace_view_entry = {
 	.name = "trace view",
 	.usage = "[--tree|--report|--text|--chrome|--svg] [-o FILE] [OPTIONS] FILE...",
 	.summary = "show a trace: call tree, report, text, Chrome trace JSON, SVG sequence diagram",
@@ -61,14 +61,14 @@ static int exec_view(int argc, char **argv)
 		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd_entry *e = &trace_view_entry;
-	struct trc_read_opts ro = {0};
-	struct trc_view_opts vo = {0};
-	struct trc_svg_opts so = {.max_rows = 400, .max_depth = -1};
+	const struct cmd_entry *e = &cmd_trace_view_entry;
+	struct trace_read_opts ro = {0};
+	struct trace_view_opts vo = {0};
+	struct trace_svg_opts so = {.max_rows = 400, .max_depth = -1};
 	const char *outpath = NULL;
 	unsigned long long v;
 	int mode = V_TREE, c, rc;
-	struct trc_sink *sink = NULL;
+	struct trace_sink *sink = NULL;
 	FILE *out;
 
 	opterr = 0;
@@ -94,7 +94,7 @@ static int exec_view(int argc, char **argv)
 			outpath = optarg;
 			break;
 		case 'm':
-			if (trace_parse_uint(e, "--max-lines", optarg, 1ULL << 40, &v) < 0)
+			if (cmd_trace_parse_uint(e, "--max-lines", optarg, 1ULL << 40, &v) < 0)
 				return EXIT_USAGE;
 			vo.max_lines = (size_t)v;
 			break;
@@ -103,23 +103,23 @@ static int exec_view(int argc, char **argv)
 			break;
 		case 'l':
 			if (strcmp(optarg, "thread") == 0)
-				so.lifeline = TRC_LIFE_THREAD;
+				so.lifeline = TRACE_LIFE_THREAD;
 			else if (strcmp(optarg, "process") == 0)
-				so.lifeline = TRC_LIFE_PROCESS;
+				so.lifeline = TRACE_LIFE_PROCESS;
 			else if (strcmp(optarg, "program") == 0)
-				so.lifeline = TRC_LIFE_PROGRAM;
+				so.lifeline = TRACE_LIFE_PROGRAM;
 			else
 				return cmd_usage_error(
 					e, "--lifeline '%s': use thread, process or program",
 					optarg);
 			break;
 		case 'R':
-			if (trace_parse_uint(e, "--max-rows", optarg, 1000000, &v) < 0)
+			if (cmd_trace_parse_uint(e, "--max-rows", optarg, 1000000, &v) < 0)
 				return EXIT_USAGE;
 			so.max_rows = (size_t)v;
 			break;
 		case 'd':
-			if (trace_parse_uint(e, "--max-depth", optarg, 100000, &v) < 0)
+			if (cmd_trace_parse_uint(e, "--max-depth", optarg, 100000, &v) < 0)
 				return EXIT_USAGE;
 			so.max_depth = (int)v;
 			break;
@@ -127,10 +127,10 @@ static int exec_view(int argc, char **argv)
 			so.title = optarg;
 			break;
 		case 'S':
-			trace_stats_flag = 1;
+			cmd_trace_stats_flag = 1;
 			break;
 		default:
-			rc = trace_read_opt(e, c, optarg, &ro);
+			rc = cmd_trace_read_opt(e, c, optarg, &ro);
 			if (rc < 0)
 				return EXIT_USAGE;
 			if (rc == 0)
@@ -140,29 +140,29 @@ static int exec_view(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cmd_usage_error(e, "which trace? give a file (or - for standard input)");
-	out = trace_output(e, outpath);
+	out = cmd_trace_output(e, outpath);
 	if (!out)
 		return EXIT_RUNTIME;
 	switch (mode) {
 	case V_TREE:
-		sink = trc_tree_writer_new(out, &vo);
+		sink = trace_tree_writer_new(out, &vo);
 		break;
 	case V_REPORT:
-		sink = trc_report_writer_new(out, vo.max_lines);
+		sink = trace_report_writer_new(out, vo.max_lines);
 		break;
 	case V_TEXT:
-		sink = trc_text_writer_new(out);
+		sink = trace_text_writer_new(out);
 		break;
 	case V_CHROME:
-		sink = trc_chrome_writer_new(out);
+		sink = trace_chrome_writer_new(out);
 		break;
 	case V_SVG:
-		sink = trc_svg_writer_new(out, &so);
+		sink = trace_svg_writer_new(out, &so);
 		break;
 	}
-	rc = trace_run(e, argv + optind, argc - optind, &ro, sink);
-	trc_sink_free(sink);
-	if (trace_close_output(e, out, outpath) < 0 && rc == 0)
+	rc = cmd_trace_run(e, argv + optind, argc - optind, &ro, sink);
+	trace_sink_free(sink);
+	if (cmd_trace_close_output(e, out, outpath) < 0 && rc == 0)
 		rc = EXIT_RUNTIME;
 	return rc;
 }

@@ -11,10 +11,10 @@
 
 #include "cli/cmd-trace.h"
 
-static const struct cmd_entry *const trace_subs[] = {
-	&trace_demux_entry,   &trace_summarise_entry, &trace_coarsen_entry,
-	&trace_compare_entry, &trace_align_entry,     &trace_rank_entry,
-	&trace_view_entry,    &trace_collect_entry,   NULL,
+static const struct cmd_entry *const cmd_trace_subs[] = {
+	&cmd_trace_demux_entry,	  &cmd_trace_summarise_entry, &cmd_trace_coarsen_entry,
+	&cmd_trace_compare_entry, &cmd_trace_align_entry,     &cmd_trace_rank_entry,
+	&cmd_trace_view_entry,	  &cmd_trace_collect_entry,   NULL,
 };
 
 static int cmd_trace_exec(int argc, char **argv);
@@ -44,7 +44,7 @@ const struct cmd_entry cmd_trace_entry = {
 		"\n"
 		"Exit status: 0 success, 1 a trace could not be read or written, 2 bad usage.\n",
 	.exec = cmd_trace_exec,
-	.subs = trace_subs,
+	.subs = cmd_trace_subs,
 };
 
 static int cmd_trace_exec(int argc, char **argv)
@@ -58,11 +58,11 @@ static int cmd_trace_exec(int argc, char **argv)
 		cmd_print_help(e);
 		return 0;
 	}
-	for (const struct cmd_entry *const *sub = trace_subs; *sub; sub++) {
+	for (const struct cmd_entry *const *sub = cmd_trace_subs; *sub; sub++) {
 		const char *sp = strchr((*sub)->name, ' ');
 
 		if (strcmp(sp + 1, argv[1]) != 0 &&
-		    !(strcmp(argv[1], "summarize") == 0 && *sub == &trace_summarise_entry))
+		    !(strcmp(argv[1], "summarize") == 0 && *sub == &cmd_trace_summarise_entry))
 			continue;
 		for (int i = 2; i < argc; i++) {
 			if (strcmp(argv[i], "--") == 0)
@@ -77,8 +77,8 @@ static int cmd_trace_exec(int argc, char **argv)
 	return cmd_usage_error(e, "no analysis '%s'", argv[1]);
 }
 
-int trace_parse_uint(const struct cmd_entry *e, const char *opt, const char *text,
-		     unsigned long long max, unsigned long long *out)
+int cmd_trace_parse_uint(const struct cmd_entry *e, const char *opt, const char *text,
+			 unsigned long long max, unsigned long long *out)
 {
 	char *end;
 
@@ -91,13 +91,14 @@ int trace_parse_uint(const struct cmd_entry *e, const char *opt, const char *tex
 	return 0;
 }
 
-int trace_read_opt(const struct cmd_entry *e, int c, const char *arg, struct trc_read_opts *ro)
+int cmd_trace_read_opt(const struct cmd_entry *e, int c, const char *arg,
+		       struct trace_read_opts *ro)
 {
 	unsigned long long v;
 
 	switch (c) {
 	case TOPT_FORMAT:
-		if (trc_format_parse(arg, &ro->format) < 0) {
+		if (trace_format_parse(arg, &ro->format) < 0) {
 			cmd_usage_error(
 				e, "--format '%s': use dtr, strace, uftrace, babeltrace or dtt",
 				arg);
@@ -111,7 +112,7 @@ int trace_read_opt(const struct cmd_entry *e, int c, const char *arg, struct trc
 		ro->prog = arg;
 		return 1;
 	case TOPT_REORDER:
-		if (trace_parse_uint(e, "--reorder", arg, 1u << 20, &v) < 0 || v == 0) {
+		if (cmd_trace_parse_uint(e, "--reorder", arg, 1u << 20, &v) < 0 || v == 0) {
 			if (v == 0)
 				cmd_usage_error(e, "--reorder must be at least 1");
 			return -1;
@@ -122,19 +123,19 @@ int trace_read_opt(const struct cmd_entry *e, int c, const char *arg, struct trc
 	return 0;
 }
 
-int trace_open(const struct cmd_entry *e, const char *path, const struct trc_read_opts *ro,
-	       struct trc_reader **r)
+int cmd_trace_open(const struct cmd_entry *e, const char *path, const struct trace_read_opts *ro,
+		   struct trace_reader **r)
 {
 	char err[1024];
 
-	if (trc_reader_open(path, ro, r, err, sizeof(err)) < 0) {
+	if (trace_reader_open(path, ro, r, err, sizeof(err)) < 0) {
 		fprintf(stderr, "doppel %s: %s\n", e->name, err);
 		return -1;
 	}
 	return 0;
 }
 
-FILE *trace_output(const struct cmd_entry *e, const char *path)
+FILE *cmd_trace_output(const struct cmd_entry *e, const char *path)
 {
 	FILE *f;
 
@@ -146,7 +147,7 @@ FILE *trace_output(const struct cmd_entry *e, const char *path)
 	return f;
 }
 
-int trace_close_output(const struct cmd_entry *e, FILE *f, const char *path)
+int cmd_trace_close_output(const struct cmd_entry *e, FILE *f, const char *path)
 {
 	int bad;
 
@@ -163,11 +164,11 @@ int trace_close_output(const struct cmd_entry *e, FILE *f, const char *path)
 	return 0;
 }
 
-void trace_warn_stats(const struct cmd_entry *e, const char *path, struct trc_reader *r)
+void cmd_trace_warn_stats(const struct cmd_entry *e, const char *path, struct trace_reader *r)
 {
-	struct trc_read_stats st;
+	struct trace_read_stats st;
 
-	trc_reader_stats(r, &st);
+	trace_reader_stats(r, &st);
 	if (st.skipped)
 		fprintf(stderr,
 			"doppel %s: %s: %llu lines or chunks could not be parsed and were "
@@ -181,15 +182,15 @@ void trace_warn_stats(const struct cmd_entry *e, const char *path, struct trc_re
 			"doppel %s: %s: %llu events came out of time order; a larger --reorder "
 			"merges threads better\n",
 			e->name, path, (unsigned long long)st.late);
-	if (trc_intern_dropped())
+	if (trace_intern_dropped())
 		fprintf(stderr, "doppel %s: the name table is full: %llu names shown as '?'\n",
-			e->name, (unsigned long long)trc_intern_dropped());
+			e->name, (unsigned long long)trace_intern_dropped());
 }
 
-int trace_stats_flag;
+int cmd_trace_stats_flag;
 
-int trace_run(const struct cmd_entry *e, char **files, int nfiles, const struct trc_read_opts *ro,
-	      struct trc_sink *chain)
+int cmd_trace_run(const struct cmd_entry *e, char **files, int nfiles,
+		  const struct trace_read_opts *ro, struct trace_sink *chain)
 {
 	char err[1024];
 	int rc = 0;
@@ -199,37 +200,37 @@ int trace_run(const struct cmd_entry *e, char **files, int nfiles, const struct 
 		return EXIT_RUNTIME;
 	}
 	for (int i = 0; i < nfiles && rc == 0; i++) {
-		struct trc_reader *r;
+		struct trace_reader *r;
 
-		if (trace_open(e, files[i], ro, &r) < 0) {
+		if (cmd_trace_open(e, files[i], ro, &r) < 0) {
 			rc = EXIT_RUNTIME;
 			break;
 		}
 		struct timespec t0, t1;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (trc_pump(r, chain, err, sizeof(err)) < 0) {
+		if (trace_pump(r, chain, err, sizeof(err)) < 0) {
 			fprintf(stderr, "doppel %s: %s: %s\n", e->name, files[i], err);
 			rc = EXIT_RUNTIME;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		trace_warn_stats(e, files[i], r);
-		if (trace_stats_flag) {
-			struct trc_read_stats st;
+		cmd_trace_warn_stats(e, files[i], r);
+		if (cmd_trace_stats_flag) {
+			struct trace_read_stats st;
 			double secs = (double)(t1.tv_sec - t0.tv_sec) +
 				      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
-			trc_reader_stats(r, &st);
+			trace_reader_stats(r, &st);
 			fprintf(stderr,
 				"doppel %s: %s: %s, %llu events, %llu bytes in %.3f s (%.0f "
 				"events/s)\n",
-				e->name, files[i], trc_format_name(trc_reader_format(r)),
+				e->name, files[i], trace_format_name(trace_reader_format(r)),
 				(unsigned long long)st.events, (unsigned long long)st.bytes, secs,
 				secs > 0 ? (double)st.events / secs : 0.0);
 		}
-		trc_reader_close(r);
+		trace_reader_close(r);
 	}
-	if (rc == 0 && trc_sink_end(chain) < 0) {
+	if (rc == 0 && trace_sink_end(chain) < 0) {
 		fprintf(stderr, "doppel %s: %s\n", e->name, chain->err);
 		rc = EXIT_RUNTIME;
 	}

@@ -12,14 +12,14 @@
 #include "cli/cmd.h"
 #include "trace/trace.h"
 
-extern const struct cmd_entry trace_demux_entry;
-extern const struct cmd_entry trace_summarise_entry;
-extern const struct cmd_entry trace_coarsen_entry;
-extern const struct cmd_entry trace_compare_entry;
-extern const struct cmd_entry trace_align_entry;
-extern const struct cmd_entry trace_rank_entry;
-extern const struct cmd_entry trace_view_entry;
-extern const struct cmd_entry trace_collect_entry;
+extern const struct cmd_entry cmd_trace_demux_entry;
+extern const struct cmd_entry cmd_trace_summarise_entry;
+extern const struct cmd_entry cmd_trace_coarsen_entry;
+extern const struct cmd_entry cmd_trace_compare_entry;
+extern const struct cmd_entry cmd_trace_align_entry;
+extern const struct cmd_entry cmd_trace_rank_entry;
+extern const struct cmd_entry cmd_trace_view_entry;
+extern const struct cmd_entry cmd_trace_collect_entry;
 
 /* Option codes of the reading options every subcommand accepts. */
 enum {
@@ -47,22 +47,23 @@ enum {
 
 /* Handles a TOPT_* option; returns 1 if it was one, 0 if not, -1 on error
  * (message printed). */
-int trace_read_opt(const struct cmd_entry *e, int c, const char *arg, struct trc_read_opts *ro);
+int cmd_trace_read_opt(const struct cmd_entry *e, int c, const char *arg,
+		       struct trace_read_opts *ro);
 /* Opens a trace, printing the error. */
-int trace_open(const struct cmd_entry *e, const char *path, const struct trc_read_opts *ro,
-	       struct trc_reader **r);
+int cmd_trace_open(const struct cmd_entry *e, const char *path, const struct trace_read_opts *ro,
+		   struct trace_reader **r);
 /* "-" or NULL: standard output. Prints the error and returns NULL. */
-FILE *trace_output(const struct cmd_entry *e, const char *path);
-int trace_close_output(const struct cmd_entry *e, FILE *f, const char *path);
-/* --stats: trace_run prints events, bytes and events/s per file */
-extern int trace_stats_flag;
+FILE *cmd_trace_output(const struct cmd_entry *e, const char *path);
+int cmd_trace_close_output(const struct cmd_entry *e, FILE *f, const char *path);
+/* --stats: cmd_trace_run prints events, bytes and events/s per file */
+extern int cmd_trace_stats_flag;
 /* Reads every file into chain and ends it (the caller frees it). Returns an
  * exit status, messages printed. */
-int trace_run(const struct cmd_entry *e, char **files, int nfiles, const struct trc_read_opts *ro,
-	      struct trc_sink *chain);
+int cmd_trace_run(const struct cmd_entry *e, char **files, int nfiles,
+		  const struct trace_read_opts *ro, struct trace_sink *chain);
 /* Warns on standard error about what a reader skipped or lost. */
-void trace_warn_stats(const struct cmd_entry *e, const char *path, struct trc_reader *r);
-int trace_parse_uint(const struct cmd_entry *e, const char *opt, const char *text,
-		     unsigned long long max, unsigned long long *out);
+void cmd_trace_warn_stats(const struct cmd_entry *e, const char *path, struct trace_reader *r);
+int cmd_trace_parse_uint(const struct cmd_entry *e, const char *opt, const char *text,
+			 unsigned long long max, unsigned long long *out);
 
 #endif

@@ -11,7 +11,7 @@
  * "TCP:[B->A]" on the other (inodes for unix sockets), so bytes written on
  * one side and read on the other belong to the same flow; counting bytes per
  * flow on both sides tells which write carried the first byte of each read.
- * Each read that gets bytes is followed by a TRC_MSG event naming the sender
+ * Each read that gets bytes is followed by a TRACE_MSG event naming the sender
  * and when it sent: an arrow in the SVG diagram, a flow in Perfetto.
  *
  * Matching by time: the two traces' clocks may differ (strace prints wall
@@ -51,10 +51,10 @@ struct flow {
 };
 
 struct aligner {
-	const struct trc_align_opts *o;
+	const struct trace_align_opts *o;
 	struct imap flows; /* flow key -> struct flow * */
 	size_t max_pending;
-	struct trc_align_result *res;
+	struct trace_align_result *res;
 	const char *prog[2];
 	int pass; /* 1: estimate, 2: emit */
 	/* offset bounds: lower from A->B messages, upper from B->A */
@@ -159,15 +159,15 @@ static const struct send_rec *find_send(const struct flow *f, uint64_t off)
 }
 
 /* Account one event; in pass 2, *msg receives the message it completes. */
-static int data_event(struct aligner *A, const struct trc_event *ev, int side,
-		      struct trc_event *msg)
+static int data_event(struct aligner *A, const struct trace_event *ev, int side,
+		      struct trace_event *msg)
 {
 	uint64_t key, n;
 	char desc[160];
 	struct flow *f;
 	int reading;
 
-	if (ev->kind != TRC_SYSCALL || !(ev->flags & TRC_F_RET) || ev->ret <= 0 || ev->errname)
+	if (ev->kind != TRACE_SYSCALL || !(ev->flags & TRACE_F_RET) || ev->ret <= 0 || ev->errname)
 		return 0;
 	if (is_write(ev->name))
 		reading = 0;
@@ -230,10 +230,10 @@ static int data_event(struct aligner *A, const struct trc_event *ev, int side,
 			A->res->unmatched++;
 			return 0;
 		}
-		trc_event_init(msg);
-		msg->kind = TRC_MSG;
-		msg->name = trc_intern_str("msg");
-		msg->ts = ev->ts + ((ev->flags & TRC_F_DUR) ? ev->dur : 0);
+		trace_event_init(msg);
+		msg->kind = TRACE_MSG;
+		msg->name = trace_intern_str("msg");
+		msg->ts = ev->ts + ((ev->flags & TRACE_F_DUR) ? ev->dur : 0);
 		msg->pid = ev->pid;
 		msg->tid = ev->tid;
 		msg->prog = ev->prog;
@@ -264,25 +264,25 @@ static int data_event(struct aligner *A, const struct trc_event *ev, int side,
 }
 
 /* Pass 1 for one trace: writes and reads of every flow. */
-static int scan(struct aligner *A, const char *path, const struct trc_read_opts *ro, int side,
+static int scan(struct aligner *A, const char *path, const struct trace_read_opts *ro, int side,
 		char *err, size_t errlen)
 {
-	struct trc_reader *r;
-	struct trc_event ev;
+	struct trace_reader *r;
+	struct trace_event ev;
 	int rc;
 
-	rc = trc_reader_open(path, ro, &r, err, errlen);
+	rc = trace_reader_open(path, ro, &r, err, errlen);
 	if (rc < 0)
 		return rc;
-	while ((rc = trc_reader_next(r, &ev)) > 0) {
-		struct trc_event msg;
+	while ((rc = trace_reader_next(r, &ev)) > 0) {
+		struct trace_event msg;
 
 		ev.prog = A->prog[side];
 		data_event(A, &ev, side, &msg);
 	}
 	if (rc < 0)
-		snprintf(err, errlen, "%s: %s", path, trc_reader_error(r));
-	trc_reader_close(r);
+		snprintf(err, errlen, "%s: %s", path, trace_reader_error(r));
+	trace_reader_close(r);
 	return rc;
 }
 
@@ -322,22 +322,22 @@ static void estimate(struct aligner *A)
 	}
 }
 
-static int emit(struct trc_sink *out, const struct trc_event *ev, char *err, size_t errlen)
+static int emit(struct trace_sink *out, const struct trace_event *ev, char *err, size_t errlen)
 {
-	int rc = trc_sink_event(out, ev);
+	int rc = trace_sink_event(out, ev);
 
 	if (rc < 0)
 		snprintf(err, errlen, "%s", out->err);
 	return rc;
 }
 
-int trc_align(const char *path_a, const char *path_b, const struct trc_read_opts *ro,
-	      const struct trc_align_opts *o, struct trc_sink *out, struct trc_align_result *res,
-	      char *err, size_t errlen)
+int trace_align(const char *path_a, const char *path_b, const struct trace_read_opts *ro,
+		const struct trace_align_opts *o, struct trace_sink *out,
+		struct trace_align_result *res, char *err, size_t errlen)
 {
 	struct aligner A;
-	struct trc_reader *r[2] = {NULL, NULL};
-	struct trc_event cur[2];
+	struct trace_reader *r[2] = {NULL, NULL};
+	struct trace_event cur[2];
 	int have[2] = {0, 0}, rc = 0;
 	const char *paths[2] = {path_a, path_b};
 
@@ -354,13 +354,13 @@ int trc_align(const char *path_a, const char *path_b, const struct trc_read_opts
 
 			label = base ? base + 1 : paths[i];
 		}
-		A.prog[i] = trc_intern_str(label);
+		A.prog[i] = trace_intern_str(label);
 	}
 	if (A.prog[0] == A.prog[1]) {
 		char buf[256];
 
 		snprintf(buf, sizeof(buf), "%s#2", A.prog[1]);
-		A.prog[1] = trc_intern_str(buf);
+		A.prog[1] = trace_intern_str(buf);
 	}
 	res->offset_ns = o->offset_ns;
 	if (o->auto_offset) {
@@ -392,26 +392,26 @@ int trc_align(const char *path_a, const char *path_b, const struct trc_read_opts
 	imap_init(&A.flows, MAX_FLOWS);
 	A.pass = 2;
 	for (int i = 0; i < 2 && rc == 0; i++)
-		rc = trc_reader_open(paths[i], ro, &r[i], err, errlen);
+		rc = trace_reader_open(paths[i], ro, &r[i], err, errlen);
 	while (rc == 0) {
 		int pick, got;
-		struct trc_event msg;
+		struct trace_event msg;
 
 		for (int i = 0; i < 2; i++) {
 			if (have[i] || !r[i])
 				continue;
-			got = trc_reader_next(r[i], &cur[i]);
+			got = trace_reader_next(r[i], &cur[i]);
 			if (got < 0) {
-				snprintf(err, errlen, "%s: %s", paths[i], trc_reader_error(r[i]));
+				snprintf(err, errlen, "%s: %s", paths[i], trace_reader_error(r[i]));
 				rc = got;
 				break;
 			}
 			if (got == 0) {
-				trc_reader_close(r[i]);
+				trace_reader_close(r[i]);
 				r[i] = NULL;
 				continue;
 			}
-			if (cur[i].kind == TRC_STREAM)
+			if (cur[i].kind == TRACE_STREAM)
 				continue; /* streams do not survive a merge */
 			cur[i].prog = A.prog[i];
 			if (i == 1)
@@ -435,9 +435,9 @@ int trc_align(const char *path_a, const char *path_b, const struct trc_read_opts
 		have[pick] = 0;
 	}
 	for (int i = 0; i < 2; i++)
-		trc_reader_close(r[i]);
+		trace_reader_close(r[i]);
 	flows_free(&A);
-	if (rc == 0 && trc_sink_end(out) < 0) {
+	if (rc == 0 && trace_sink_end(out) < 0) {
 		snprintf(err, errlen, "%s", out->err);
 		rc = -EIO;
 	}

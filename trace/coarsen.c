@@ -4,7 +4,7 @@
  *
  * Events at depth >= depth, and calls matching a --hide pattern with
  * everything they call, are hidden. Each run of hidden events between two
- * kept events of a thread becomes one TRC_HIDDEN event at the hidden level:
+ * kept events of a thread becomes one TRACE_HIDDEN event at the hidden level:
  * how many calls were hidden there (counted at the level where hiding
  * starts, once per iteration inside folded blocks), under which name (or
  * "..." when several), and their total duration. The kept events are
@@ -32,8 +32,8 @@ struct cthread {
 };
 
 struct coarsen {
-	struct trc_sink base;
-	struct trc_sink *next;
+	struct trace_sink base;
+	struct trace_sink *next;
 	int depth;
 	char **hide;
 	size_t nhide;
@@ -44,12 +44,12 @@ struct coarsen {
 static int hidden_name(const struct coarsen *C, const char *name)
 {
 	for (size_t i = 0; i < C->nhide; i++)
-		if (trc_glob_match(C->hide[i], name))
+		if (trace_glob_match(C->hide[i], name))
 			return 1;
 	return 0;
 }
 
-static struct cthread *cthread_get(struct coarsen *C, const struct trc_event *ev)
+static struct cthread *cthread_get(struct coarsen *C, const struct trace_event *ev)
 {
 	uint64_t key = (uint64_t)(uint32_t)ev->tid | ((uint64_t)(uint32_t)ev->pid << 32);
 	uint64_t *v = imap_get(&C->threads, key);
@@ -68,9 +68,9 @@ static struct cthread *cthread_get(struct coarsen *C, const struct trc_event *ev
 	return t;
 }
 
-static int forward(struct coarsen *C, const struct trc_event *ev)
+static int forward(struct coarsen *C, const struct trace_event *ev)
 {
-	int rc = trc_sink_event(C->next, ev);
+	int rc = trace_sink_event(C->next, ev);
 
 	if (rc < 0) {
 		C->err = rc;
@@ -79,14 +79,14 @@ static int forward(struct coarsen *C, const struct trc_event *ev)
 	return rc;
 }
 
-static void report(struct coarsen *C, struct cthread *t, const struct trc_event *like)
+static void report(struct coarsen *C, struct cthread *t, const struct trace_event *like)
 {
-	struct trc_event h;
+	struct trace_event h;
 
 	if (!t->pending)
 		return;
-	trc_event_init(&h);
-	h.kind = TRC_HIDDEN;
+	trace_event_init(&h);
+	h.kind = TRACE_HIDDEN;
 	h.ts = t->ts;
 	h.pid = like->pid;
 	h.tid = like->tid;
@@ -95,7 +95,7 @@ static void report(struct coarsen *C, struct cthread *t, const struct trc_event 
 	h.name = t->name;
 	h.count = t->count;
 	h.dur = t->dur;
-	h.flags = TRC_F_DUR;
+	h.flags = TRACE_F_DUR;
 	t->pending = 0;
 	forward(C, &h);
 }
@@ -110,7 +110,7 @@ static uint64_t cmult(const struct cthread *t)
 }
 
 /* One more top-level hidden call (or leaf) of this run. */
-static void add_hidden(struct cthread *t, const struct trc_event *ev, int32_t level)
+static void add_hidden(struct cthread *t, const struct trace_event *ev, int32_t level)
 {
 	if (!t->pending) {
 		t->pending = 1;
@@ -120,7 +120,7 @@ static void add_hidden(struct cthread *t, const struct trc_event *ev, int32_t le
 		t->depth = level;
 		t->name = ev->name;
 	} else if (t->name != ev->name) {
-		t->name = trc_intern_str("...");
+		t->name = trace_intern_str("...");
 	}
 	t->count += cmult(t);
 }
@@ -145,7 +145,7 @@ static void set_enter_ts(struct cthread *t, int32_t d, uint64_t ts)
 	t->enter_ts[d] = ts;
 }
 
-static int coarsen_event(struct trc_sink *s, const struct trc_event *ev)
+static int coarsen_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct coarsen *C = (struct coarsen *)s;
 	struct cthread *t;
@@ -153,12 +153,12 @@ static int coarsen_event(struct trc_sink *s, const struct trc_event *ev)
 
 	if (C->err)
 		return C->err;
-	if (ev->kind == TRC_STREAM) {
+	if (ev->kind == TRACE_STREAM) {
 		uint64_t k, v;
 
 		for (size_t it = 0; imap_next(&C->threads, &it, &k, &v);) {
 			struct cthread *ct = (struct cthread *)(uintptr_t)v;
-			struct trc_event like = {.pid = (int32_t)(k >> 32), .tid = (int32_t)k};
+			struct trace_event like = {.pid = (int32_t)(k >> 32), .tid = (int32_t)k};
 
 			report(C, ct, &like);
 			free(ct->mult);
@@ -174,10 +174,10 @@ static int coarsen_event(struct trc_sink *s, const struct trc_event *ev)
 	/* hidden: inside a hidden call, below the cut, or a matching name */
 	hide = t->hide_at >= 0 || (C->depth >= 0 && ev->depth >= C->depth);
 	by_name = 0;
-	if (!hide && C->nhide && ev->kind != TRC_EXIT && ev->kind != TRC_BLOCK_END &&
-	    ev->kind != TRC_HIDDEN && ev->kind != TRC_MSG && hidden_name(C, ev->name)) {
+	if (!hide && C->nhide && ev->kind != TRACE_EXIT && ev->kind != TRACE_BLOCK_END &&
+	    ev->kind != TRACE_HIDDEN && ev->kind != TRACE_MSG && hidden_name(C, ev->name)) {
 		hide = by_name = 1;
-		if (ev->kind == TRC_ENTER) {
+		if (ev->kind == TRACE_ENTER) {
 			t->hide_at = ev->depth;
 			t->hide_name = ev->name;
 		}
@@ -194,17 +194,17 @@ static int coarsen_event(struct trc_sink *s, const struct trc_event *ev)
 	else
 		top = ev->depth == C->depth;
 	switch (ev->kind) {
-	case TRC_ENTER:
+	case TRACE_ENTER:
 		if (top) {
 			add_hidden(t, ev, ev->depth);
 			set_enter_ts(t, ev->depth, ev->ts);
 		}
 		break;
-	case TRC_EXIT:
+	case TRACE_EXIT:
 		if (top) {
 			uint64_t d = 0;
 
-			if (ev->flags & TRC_F_DUR)
+			if (ev->flags & TRACE_F_DUR)
 				d = ev->dur;
 			else if (ev->depth >= 0 && (uint32_t)ev->depth < t->ecap &&
 				 t->enter_ts[ev->depth] != UINT64_MAX &&
@@ -217,7 +217,7 @@ static int coarsen_event(struct trc_sink *s, const struct trc_event *ev)
 				t->hide_at = -1;
 		}
 		break;
-	case TRC_BLOCK_BEGIN:
+	case TRACE_BLOCK_BEGIN:
 		if (t->nm == t->mcap) {
 			uint32_t nc = t->mcap ? t->mcap * 2 : 8;
 			uint64_t *nm = realloc(t->mult, nc * sizeof(*nm));
@@ -229,36 +229,36 @@ static int coarsen_event(struct trc_sink *s, const struct trc_event *ev)
 		}
 		t->mult[t->nm++] = ev->count ? ev->count : 1;
 		break;
-	case TRC_BLOCK_END:
+	case TRACE_BLOCK_END:
 		if (t->nm)
 			t->nm--;
 		break;
 	default:
 		if (top) {
 			add_hidden(t, ev, ev->depth);
-			t->dur += ((ev->flags & TRC_F_DUR) ? ev->dur : 0) * cmult(t);
+			t->dur += ((ev->flags & TRACE_F_DUR) ? ev->dur : 0) * cmult(t);
 		}
 	}
 	return 0;
 }
 
-static int coarsen_end(struct trc_sink *s)
+static int coarsen_end(struct trace_sink *s)
 {
 	struct coarsen *C = (struct coarsen *)s;
 	uint64_t k, v;
 
 	for (size_t it = 0; imap_next(&C->threads, &it, &k, &v);) {
 		struct cthread *t = (struct cthread *)(uintptr_t)v;
-		struct trc_event like = {.pid = (int32_t)(k >> 32), .tid = (int32_t)k};
+		struct trace_event like = {.pid = (int32_t)(k >> 32), .tid = (int32_t)k};
 
 		report(C, t, &like);
 	}
 	if (C->err)
 		return C->err;
-	return trc_sink_end(C->next);
+	return trace_sink_end(C->next);
 }
 
-static void coarsen_free(struct trc_sink *s)
+static void coarsen_free(struct trace_sink *s)
 {
 	struct coarsen *C = (struct coarsen *)s;
 	uint64_t k, v;
@@ -274,13 +274,13 @@ static void coarsen_free(struct trc_sink *s)
 	for (size_t i = 0; i < C->nhide; i++)
 		free(C->hide[i]);
 	free(C->hide);
-	trc_sink_free(C->next);
+	trace_sink_free(C->next);
 	free(C);
 }
 
-static const struct trc_sink_ops coarsen_ops = {coarsen_event, coarsen_end, coarsen_free};
+static const struct trace_sink_ops coarsen_ops = {coarsen_event, coarsen_end, coarsen_free};
 
-struct trc_sink *trc_coarsen_new(const struct trc_coarsen_opts *o, struct trc_sink *next)
+struct trace_sink *trace_coarsen_new(const struct trace_coarsen_opts *o, struct trace_sink *next)
 {
 	struct coarsen *C = calloc(1, sizeof(*C));
 

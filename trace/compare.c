@@ -37,10 +37,10 @@
 
 struct comparator {
 	const char *name;
-	enum trc_key key;
+	enum trace_key key;
 	/* 0 equal, 1 changed (same call, different detail) */
-	int (*changed)(const struct trc_compare_opts *o, const struct trc_event *a,
-		       const struct trc_event *b, double *ratio);
+	int (*changed)(const struct trace_compare_opts *o, const struct trace_event *a,
+		       const struct trace_event *b, double *ratio);
 };
 
 static int str_eq(const char *a, const char *b)
@@ -48,8 +48,8 @@ static int str_eq(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static int changed_never(const struct trc_compare_opts *o, const struct trc_event *a,
-			 const struct trc_event *b, double *ratio)
+static int changed_never(const struct trace_compare_opts *o, const struct trace_event *a,
+			 const struct trace_event *b, double *ratio)
 {
 	(void)o;
 	(void)a;
@@ -58,24 +58,24 @@ static int changed_never(const struct trc_compare_opts *o, const struct trc_even
 	return 0;
 }
 
-static int changed_args(const struct trc_compare_opts *o, const struct trc_event *a,
-			const struct trc_event *b, double *ratio)
+static int changed_args(const struct trace_compare_opts *o, const struct trace_event *a,
+			const struct trace_event *b, double *ratio)
 {
 	(void)o;
 	(void)ratio;
 	if (!str_eq(a->args, b->args) || !str_eq(a->errname, b->errname))
 		return 1;
-	if ((a->flags & TRC_F_RET) != (b->flags & TRC_F_RET))
+	if ((a->flags & TRACE_F_RET) != (b->flags & TRACE_F_RET))
 		return 1;
-	return (a->flags & TRC_F_RET) && a->ret != b->ret;
+	return (a->flags & TRACE_F_RET) && a->ret != b->ret;
 }
 
-static int changed_timing(const struct trc_compare_opts *o, const struct trc_event *a,
-			  const struct trc_event *b, double *ratio)
+static int changed_timing(const struct trace_compare_opts *o, const struct trace_event *a,
+			  const struct trace_event *b, double *ratio)
 {
 	uint64_t da, db, lo, hi;
 
-	if (!(a->flags & TRC_F_DUR) || !(b->flags & TRC_F_DUR))
+	if (!(a->flags & TRACE_F_DUR) || !(b->flags & TRACE_F_DUR))
 		return 0;
 	da = a->dur;
 	db = b->dur;
@@ -90,16 +90,16 @@ static int changed_timing(const struct trc_compare_opts *o, const struct trc_eve
 }
 
 static const struct comparator comparators[] = {
-	[TRC_CMP_EXACT] = {"exact", TRC_KEY_ARGS, changed_never},
-	[TRC_CMP_NAME] = {"name", TRC_KEY_NAME, changed_args},
-	[TRC_CMP_TIMING] = {"timing", TRC_KEY_NAME, changed_timing},
+	[TRACE_CMP_EXACT] = {"exact", TRACE_KEY_ARGS, changed_never},
+	[TRACE_CMP_NAME] = {"name", TRACE_KEY_NAME, changed_args},
+	[TRACE_CMP_TIMING] = {"timing", TRACE_KEY_NAME, changed_timing},
 };
 
-int trc_compare_parse_by(const char *text, enum trc_cmp *out)
+int trace_compare_parse_by(const char *text, enum trace_cmp *out)
 {
 	for (size_t i = 0; i < sizeof(comparators) / sizeof(comparators[0]); i++) {
 		if (strcmp(text, comparators[i].name) == 0) {
-			*out = (enum trc_cmp)i;
+			*out = (enum trace_cmp)i;
 			return 0;
 		}
 	}
@@ -108,8 +108,8 @@ int trc_compare_parse_by(const char *text, enum trc_cmp *out)
 
 /* One trace being compared: a window of owned events and its call path. */
 struct side {
-	struct trc_reader *r;
-	struct trc_event *win;
+	struct trace_reader *r;
+	struct trace_event *win;
 	uint64_t *keys;
 	size_t head, n, cap; /* ring */
 	uint64_t index;	     /* trace index of the head */
@@ -120,7 +120,7 @@ struct side {
 	uint64_t total;
 };
 
-static struct trc_event *at(struct side *s, size_t i)
+static struct trace_event *at(struct side *s, size_t i)
 {
 	return &s->win[(s->head + i) % s->cap];
 }
@@ -133,26 +133,26 @@ static uint64_t key_at(struct side *s, size_t i)
 static int fill(struct side *s, const struct comparator *c, char *err, size_t errlen)
 {
 	while (!s->eof && s->n < s->cap) {
-		struct trc_event ev;
-		int rc = trc_reader_next(s->r, &ev);
+		struct trace_event ev;
+		int rc = trace_reader_next(s->r, &ev);
 		size_t slot;
 
 		if (rc < 0) {
-			snprintf(err, errlen, "%s", trc_reader_error(s->r));
+			snprintf(err, errlen, "%s", trace_reader_error(s->r));
 			return rc;
 		}
 		if (rc == 0) {
 			s->eof = 1;
 			break;
 		}
-		if (ev.kind == TRC_STREAM)
+		if (ev.kind == TRACE_STREAM)
 			continue;
 		slot = (s->head + s->n) % s->cap;
 		ev_copy(&s->win[slot], &ev);
-		s->keys[slot] = trc_event_key(&ev, c->key);
+		s->keys[slot] = trace_event_key(&ev, c->key);
 		s->n++;
 		s->total++;
-		if (ev.kind == TRC_ENTER || ev.kind == TRC_SYSCALL) {
+		if (ev.kind == TRACE_ENTER || ev.kind == TRACE_SYSCALL) {
 			uint64_t *v = imap_get(&s->counts, (uint64_t)(uintptr_t)ev.name);
 
 			if (v)
@@ -166,13 +166,13 @@ static int fill(struct side *s, const struct comparator *c, char *err, size_t er
 
 static void pop(struct side *s)
 {
-	struct trc_event *ev = at(s, 0);
+	struct trace_event *ev = at(s, 0);
 
-	if (ev->kind == TRC_ENTER) {
+	if (ev->kind == TRACE_ENTER) {
 		if (s->depth < MAX_STACK)
 			s->stack[s->depth] = ev->name;
 		s->depth++;
-	} else if (ev->kind == TRC_EXIT && s->depth) {
+	} else if (ev->kind == TRACE_EXIT && s->depth) {
 		s->depth--;
 	}
 	ev_release(ev);
@@ -181,23 +181,23 @@ static void pop(struct side *s)
 	s->index++;
 }
 
-static void event_line(struct sbuf *sb, const struct trc_event *ev)
+static void event_line(struct sbuf *sb, const struct trace_event *ev)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
-	struct trc_event tmp = *ev;
+	struct trace_event tmp = *ev;
 
 	if (!m)
 		return;
-	tmp.flags &= (uint16_t)~TRC_F_DUR;
-	putc(trc_text_mark(ev->kind), m);
+	tmp.flags &= (uint16_t)~TRACE_F_DUR;
+	putc(trace_text_mark(ev->kind), m);
 	putc(' ', m);
-	trc_text_body(m, &tmp);
-	if (ev->flags & TRC_F_DUR) {
+	trace_text_body(m, &tmp);
+	if (ev->flags & TRACE_F_DUR) {
 		char d[32];
 
-		fprintf(m, "  [%s]", trc_fmt_dur(ev->dur, d, sizeof(d)));
+		fprintf(m, "  [%s]", trace_fmt_dur(ev->dur, d, sizeof(d)));
 	}
 	fclose(m);
 	if (buf && len > 160)
@@ -222,7 +222,7 @@ struct change {
 };
 
 struct cmp_state {
-	const struct trc_compare_opts *o;
+	const struct trace_compare_opts *o;
 	const struct comparator *c;
 	struct side a, b;
 	struct sbuf first, hunks, changes_text;
@@ -235,7 +235,7 @@ struct cmp_state {
 	int have_first;
 };
 
-static void remember_context(struct cmp_state *S, const struct trc_event *ev)
+static void remember_context(struct cmp_state *S, const struct trace_event *ev)
 {
 	struct sbuf sb;
 
@@ -250,8 +250,8 @@ static void remember_context(struct cmp_state *S, const struct trc_event *ev)
 		S->nctx++;
 }
 
-static void note_change(struct cmp_state *S, const struct trc_event *a, const struct trc_event *b,
-			double ratio)
+static void note_change(struct cmp_state *S, const struct trace_event *a,
+			const struct trace_event *b, double ratio)
 {
 	struct sbuf sb;
 	double score = ratio > 1 ? ratio : (ratio > 0 ? 1 / ratio : INFINITY);
@@ -264,9 +264,9 @@ static void note_change(struct cmp_state *S, const struct trc_event *a, const st
 		for (size_t i = 1; i < S->ntop; i++)
 			if (S->top[i].ratio < S->top[slot].ratio)
 				slot = i;
-		if (S->top[slot].ratio >= score && S->o->by == TRC_CMP_TIMING)
+		if (S->top[slot].ratio >= score && S->o->by == TRACE_CMP_TIMING)
 			return;
-		if (S->o->by != TRC_CMP_TIMING)
+		if (S->o->by != TRACE_CMP_TIMING)
 			return; /* args changes: the first ones */
 		free(S->top[slot].text);
 	} else {
@@ -277,9 +277,9 @@ static void note_change(struct cmp_state *S, const struct trc_event *a, const st
 	event_line(&sb, a);
 	sbuf_printf(&sb, "\n        B #%llu ", (unsigned long long)S->b.index);
 	event_line(&sb, b);
-	if (S->o->by == TRC_CMP_TIMING)
+	if (S->o->by == TRACE_CMP_TIMING)
 		sbuf_printf(&sb, "  (B/A x%.2f)", ratio);
-	S->top[slot].ratio = S->o->by == TRC_CMP_TIMING ? score : 0;
+	S->top[slot].ratio = S->o->by == TRACE_CMP_TIMING ? score : 0;
 	S->top[slot].text = sb.buf;
 }
 
@@ -474,7 +474,7 @@ static void count_deltas(struct cmp_state *S, struct sbuf *out)
 	free(d);
 }
 
-static int side_init(struct side *s, struct trc_reader *r, size_t cap)
+static int side_init(struct side *s, struct trace_reader *r, size_t cap)
 {
 	memset(s, 0, sizeof(*s));
 	s->r = r;
@@ -494,11 +494,11 @@ static void side_free(struct side *s)
 	imap_free(&s->counts);
 }
 
-int trc_compare(struct trc_reader *ra, struct trc_reader *rb, const struct trc_compare_opts *opts,
-		struct trc_compare_result *res, char **out, size_t *outlen, char *err,
-		size_t errlen)
+int trace_compare(struct trace_reader *ra, struct trace_reader *rb,
+		  const struct trace_compare_opts *opts, struct trace_compare_result *res,
+		  char **out, size_t *outlen, char *err, size_t errlen)
 {
-	struct trc_compare_opts o = *opts;
+	struct trace_compare_opts o = *opts;
 	struct cmp_state S;
 	struct sbuf rep;
 	uint64_t matched = 0, only_a = 0, only_b = 0, differing;
@@ -575,7 +575,7 @@ int trc_compare(struct trc_reader *ra, struct trc_reader *rb, const struct trc_c
 	res->only_a = only_a;
 	res->only_b = only_b;
 	res->changed = S.changed;
-	differing = only_a + only_b + (o.by == TRC_CMP_EXACT ? 0 : S.changed);
+	differing = only_a + only_b + (o.by == TRACE_CMP_EXACT ? 0 : S.changed);
 	{
 		uint64_t total = matched * 2 + only_a + only_b;
 
@@ -622,7 +622,7 @@ int trc_compare(struct trc_reader *ra, struct trc_reader *rb, const struct trc_c
 		}
 		if (S.ntop) {
 			sbuf_printf(&rep, "%s:\n",
-				    o.by == TRC_CMP_TIMING
+				    o.by == TRACE_CMP_TIMING
 					    ? "largest timing changes"
 					    : "same calls, different arguments or results");
 			for (size_t i = 0; i < S.ntop; i++)

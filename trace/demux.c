@@ -29,24 +29,24 @@
 #include "trace/trace.h"
 
 struct dstream {
-	struct trc_stream_info si;
+	struct trace_stream_info si;
 	void *h;
 	uint64_t key;
 	int32_t end_depth; /* rule: depth of the begin call */
 };
 
 struct demux {
-	struct trc_sink base;
-	struct trc_demux_opts o;
-	struct trc_demux_target *tgt;
+	struct trace_sink base;
+	struct trace_demux_opts o;
+	struct trace_demux_target *tgt;
 	struct imap streams; /* key -> struct dstream * */
 	struct imap current; /* request: thread -> key of its current request */
 	uint64_t next_id;
-	struct trc_demux_stats st;
+	struct trace_demux_stats st;
 	int err;
 };
 
-static uint64_t thread_key(const struct trc_event *ev)
+static uint64_t thread_key(const struct trace_event *ev)
 {
 	return (uint64_t)(uint32_t)ev->tid | ((uint64_t)(uint32_t)ev->pid << 32);
 }
@@ -56,31 +56,31 @@ static uint64_t fd_key(int32_t pid, int32_t fd)
 	return (uint64_t)(uint32_t)fd | ((uint64_t)(uint32_t)pid << 32);
 }
 
-int trc_demux_parse_by(const char *text, enum trc_demux_by *out)
+int trace_demux_parse_by(const char *text, enum trace_demux_by *out)
 {
 	static const char *const names[] = {"thread", "process", "connection", "request", "rule"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(text, names[i]) == 0) {
-			*out = (enum trc_demux_by)i;
+			*out = (enum trace_demux_by)i;
 			return 0;
 		}
 	}
 	return -EINVAL;
 }
 
-static const char *by_name(enum trc_demux_by by)
+static const char *by_name(enum trace_demux_by by)
 {
 	switch (by) {
-	case TRC_BY_THREAD:
+	case TRACE_BY_THREAD:
 		return "thread";
-	case TRC_BY_PROCESS:
+	case TRACE_BY_PROCESS:
 		return "process";
-	case TRC_BY_CONNECTION:
+	case TRACE_BY_CONNECTION:
 		return "connection";
-	case TRC_BY_REQUEST:
+	case TRACE_BY_REQUEST:
 		return "request";
-	case TRC_BY_RULE:
+	case TRACE_BY_RULE:
 		return "rule";
 	}
 	return "?";
@@ -93,18 +93,18 @@ static int is_socket_path(const char *p)
 		     strncmp(p, "SCTP", 4) == 0);
 }
 
-static int is_accept(const struct trc_event *ev)
+static int is_accept(const struct trace_event *ev)
 {
-	return ev->kind == TRC_SYSCALL && (ev->flags & TRC_F_RET) && ev->ret >= 0 &&
+	return ev->kind == TRACE_SYSCALL && (ev->flags & TRACE_F_RET) && ev->ret >= 0 &&
 	       (strcmp(ev->name, "accept4") == 0 || strcmp(ev->name, "accept") == 0);
 }
 
-static int is_close(const struct trc_event *ev)
+static int is_close(const struct trace_event *ev)
 {
-	return ev->kind == TRC_SYSCALL && ev->fd >= 0 && strcmp(ev->name, "close") == 0;
+	return ev->kind == TRACE_SYSCALL && ev->fd >= 0 && strcmp(ev->name, "close") == 0;
 }
 
-static struct dstream *stream_open(struct demux *D, uint64_t key, const struct trc_event *ev,
+static struct dstream *stream_open(struct demux *D, uint64_t key, const struct trace_event *ev,
 				   int32_t fd, const char *peer)
 {
 	struct dstream *s;
@@ -127,7 +127,7 @@ static struct dstream *stream_open(struct demux *D, uint64_t key, const struct t
 	s->end_depth = ev->depth;
 	n = snprintf(s->si.attrs, sizeof(s->si.attrs), "id=%llu pid=%d",
 		     (unsigned long long)s->si.id, ev->pid);
-	if (D->o.by != TRC_BY_PROCESS && D->o.by != TRC_BY_CONNECTION && n > 0 &&
+	if (D->o.by != TRACE_BY_PROCESS && D->o.by != TRACE_BY_CONNECTION && n > 0 &&
 	    (size_t)n < sizeof(s->si.attrs))
 		n += snprintf(s->si.attrs + n, sizeof(s->si.attrs) - (size_t)n, " tid=%d", ev->tid);
 	if (fd >= 0 && n > 0 && (size_t)n < sizeof(s->si.attrs))
@@ -137,7 +137,7 @@ static struct dstream *stream_open(struct demux *D, uint64_t key, const struct t
 			      ev->prog);
 	if (peer && *peer && n > 0 && (size_t)n < sizeof(s->si.attrs))
 		snprintf(s->si.attrs + n, sizeof(s->si.attrs) - (size_t)n, " peer=%s", peer);
-	if (D->o.by == TRC_BY_RULE && n > 0 && (size_t)n < sizeof(s->si.attrs))
+	if (D->o.by == TRACE_BY_RULE && n > 0 && (size_t)n < sizeof(s->si.attrs))
 		snprintf(s->si.attrs + n, sizeof(s->si.attrs) - (size_t)n, " begin=%s", ev->name);
 	s->h = D->tgt->open(D->tgt, &s->si);
 	if (!s->h) {
@@ -164,7 +164,7 @@ static struct dstream *stream_get(struct demux *D, uint64_t key)
 	return v ? (struct dstream *)(uintptr_t)*v : NULL;
 }
 
-static void stream_route(struct demux *D, struct dstream *s, const struct trc_event *ev)
+static void stream_route(struct demux *D, struct dstream *s, const struct trace_event *ev)
 {
 	int rc;
 
@@ -201,7 +201,7 @@ static void unrouted(struct demux *D)
 	D->st.events_unrouted++;
 }
 
-static void by_request(struct demux *D, const struct trc_event *ev)
+static void by_request(struct demux *D, const struct trace_event *ev)
 {
 	struct dstream *s = NULL;
 	uint64_t *cur;
@@ -221,7 +221,7 @@ static void by_request(struct demux *D, const struct trc_event *ev)
 		imap_put(&D->current, thread_key(ev), key);
 		return;
 	}
-	if (ev->kind == TRC_SYSCALL && ev->fd >= 0)
+	if (ev->kind == TRACE_SYSCALL && ev->fd >= 0)
 		s = stream_get(D, fd_key(ev->pid, ev->fd));
 	if (s) {
 		imap_put(&D->current, thread_key(ev), s->key);
@@ -243,17 +243,17 @@ static void by_request(struct demux *D, const struct trc_event *ev)
 	}
 }
 
-static void by_connection(struct demux *D, const struct trc_event *ev)
+static void by_connection(struct demux *D, const struct trace_event *ev)
 {
 	struct dstream *s;
 	int32_t fd = -1;
 	const char *path = NULL;
 
-	if (ev->kind != TRC_SYSCALL) {
+	if (ev->kind != TRACE_SYSCALL) {
 		unrouted(D);
 		return;
 	}
-	if ((ev->flags & TRC_F_RETFD) && ev->ret >= 0 &&
+	if ((ev->flags & TRACE_F_RETFD) && ev->ret >= 0 &&
 	    (is_socket_path(ev->retpath) || is_accept(ev) || strcmp(ev->name, "socket") == 0)) {
 		uint64_t key = fd_key(ev->pid, (int32_t)ev->ret);
 
@@ -291,14 +291,14 @@ static void by_connection(struct demux *D, const struct trc_event *ev)
 		stream_close(D, s);
 }
 
-static void by_rule(struct demux *D, const struct trc_event *ev)
+static void by_rule(struct demux *D, const struct trace_event *ev)
 {
 	uint64_t key = thread_key(ev);
 	struct dstream *s = stream_get(D, key);
 
 	if (!s) {
-		if ((ev->kind == TRC_ENTER || ev->kind == TRC_SYSCALL) &&
-		    trc_glob_match(D->o.begin, ev->name)) {
+		if ((ev->kind == TRACE_ENTER || ev->kind == TRACE_SYSCALL) &&
+		    trace_glob_match(D->o.begin, ev->name)) {
 			s = stream_open(D, key, ev, -1, NULL);
 			if (!s) {
 				D->st.events_dropped++;
@@ -306,7 +306,7 @@ static void by_rule(struct demux *D, const struct trc_event *ev)
 			}
 			stream_route(D, s, ev);
 			/* a begin syscall with no end pattern is a stream of its own */
-			if (!D->o.end && ev->kind == TRC_SYSCALL)
+			if (!D->o.end && ev->kind == TRACE_SYSCALL)
 				stream_close(D, s);
 			return;
 		}
@@ -315,15 +315,15 @@ static void by_rule(struct demux *D, const struct trc_event *ev)
 	}
 	stream_route(D, s, ev);
 	if (D->o.end) {
-		if ((ev->kind == TRC_EXIT || ev->kind == TRC_SYSCALL) &&
-		    trc_glob_match(D->o.end, ev->name))
+		if ((ev->kind == TRACE_EXIT || ev->kind == TRACE_SYSCALL) &&
+		    trace_glob_match(D->o.end, ev->name))
 			stream_close(D, s);
-	} else if (ev->kind == TRC_EXIT && ev->depth <= s->end_depth) {
+	} else if (ev->kind == TRACE_EXIT && ev->depth <= s->end_depth) {
 		stream_close(D, s);
 	}
 }
 
-static int demux_event(struct trc_sink *sk, const struct trc_event *ev)
+static int demux_event(struct trace_sink *sk, const struct trace_event *ev)
 {
 	struct demux *D = (struct demux *)sk;
 	struct dstream *s;
@@ -331,12 +331,12 @@ static int demux_event(struct trc_sink *sk, const struct trc_event *ev)
 
 	if (D->err)
 		return D->err;
-	if (ev->kind == TRC_STREAM)
+	if (ev->kind == TRACE_STREAM)
 		return 0; /* input streams are demultiplexed again */
 	switch (D->o.by) {
-	case TRC_BY_THREAD:
-	case TRC_BY_PROCESS:
-		key = D->o.by == TRC_BY_THREAD ? thread_key(ev) : (uint64_t)(uint32_t)ev->pid;
+	case TRACE_BY_THREAD:
+	case TRACE_BY_PROCESS:
+		key = D->o.by == TRACE_BY_THREAD ? thread_key(ev) : (uint64_t)(uint32_t)ev->pid;
 		s = stream_get(D, key);
 		if (!s)
 			s = stream_open(D, key, ev, -1, NULL);
@@ -346,13 +346,13 @@ static int demux_event(struct trc_sink *sk, const struct trc_event *ev)
 		}
 		stream_route(D, s, ev);
 		break;
-	case TRC_BY_CONNECTION:
+	case TRACE_BY_CONNECTION:
 		by_connection(D, ev);
 		break;
-	case TRC_BY_REQUEST:
+	case TRACE_BY_REQUEST:
 		by_request(D, ev);
 		break;
-	case TRC_BY_RULE:
+	case TRACE_BY_RULE:
 		by_rule(D, ev);
 		break;
 	}
@@ -368,7 +368,7 @@ static int id_cmp(const void *a, const void *b)
 }
 
 /* The trace ended: close what is open, oldest first. */
-static int demux_end(struct trc_sink *sk)
+static int demux_end(struct trace_sink *sk)
 {
 	struct demux *D = (struct demux *)sk;
 	struct dstream **v;
@@ -387,7 +387,7 @@ static int demux_end(struct trc_sink *sk)
 	return D->err;
 }
 
-static void demux_free(struct trc_sink *sk)
+static void demux_free(struct trace_sink *sk)
 {
 	struct demux *D = (struct demux *)sk;
 	uint64_t k, v;
@@ -403,9 +403,9 @@ static void demux_free(struct trc_sink *sk)
 	free(D);
 }
 
-static const struct trc_sink_ops demux_ops = {demux_event, demux_end, demux_free};
+static const struct trace_sink_ops demux_ops = {demux_event, demux_end, demux_free};
 
-struct trc_sink *trc_demux_new(const struct trc_demux_opts *o, struct trc_demux_target *t)
+struct trace_sink *trace_demux_new(const struct trace_demux_opts *o, struct trace_demux_target *t)
 {
 	struct demux *D = calloc(1, sizeof(*D));
 
@@ -421,7 +421,7 @@ struct trc_sink *trc_demux_new(const struct trc_demux_opts *o, struct trc_demux_
 	return &D->base;
 }
 
-void trc_demux_stats(struct trc_sink *s, struct trc_demux_stats *st)
+void trace_demux_stats(struct trace_sink *s, struct trace_demux_stats *st)
 {
 	*st = ((struct demux *)s)->st;
 }

@@ -22,7 +22,7 @@ struct sym {
 	const char *name;
 };
 
-struct trc_symtab {
+struct trace_symtab {
 	struct sym *syms;
 	size_t n;
 	struct {
@@ -44,7 +44,7 @@ static int sym_cmp(const void *a, const void *b)
 	return 0;
 }
 
-static int read_symbols(Elf *elf, Elf_Scn *scn, GElf_Shdr *sh, struct trc_symtab *t, size_t *cap)
+static int read_symbols(Elf *elf, Elf_Scn *scn, GElf_Shdr *sh, struct trace_symtab *t, size_t *cap)
 {
 	Elf_Data *data = elf_getdata(scn, NULL);
 	size_t count;
@@ -77,15 +77,15 @@ static int read_symbols(Elf *elf, Elf_Scn *scn, GElf_Shdr *sh, struct trc_symtab
 		}
 		t->syms[t->n].addr = s.st_value;
 		t->syms[t->n].size = s.st_size;
-		t->syms[t->n].name = trc_intern_str(name);
+		t->syms[t->n].name = trace_intern_str(name);
 		t->n++;
 	}
 	return 0;
 }
 
-int trc_symtab_load(const char *path, struct trc_symtab **out, char *err, size_t errlen)
+int trace_symtab_load(const char *path, struct trace_symtab **out, char *err, size_t errlen)
 {
-	struct trc_symtab *t;
+	struct trace_symtab *t;
 	Elf *elf = NULL;
 	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
 	GElf_Shdr sh_symtab, sh_dynsym;
@@ -164,11 +164,11 @@ fail:
 	if (elf)
 		elf_end(elf);
 	close(fd);
-	trc_symtab_free(t);
+	trace_symtab_free(t);
 	return rc;
 }
 
-void trc_symtab_free(struct trc_symtab *t)
+void trace_symtab_free(struct trace_symtab *t)
 {
 	if (!t)
 		return;
@@ -176,7 +176,7 @@ void trc_symtab_free(struct trc_symtab *t)
 	free(t);
 }
 
-int64_t trc_symtab_bias(const struct trc_symtab *t, uint64_t off)
+int64_t trace_symtab_bias(const struct trace_symtab *t, uint64_t off)
 {
 	for (size_t i = 0; i < t->nloads; i++)
 		if (off >= t->loads[i].off && off < t->loads[i].off + t->loads[i].filesz)
@@ -189,7 +189,7 @@ int64_t trc_symtab_bias(const struct trc_symtab *t, uint64_t off)
 	return 0;
 }
 
-const char *trc_symtab_lookup(const struct trc_symtab *t, uint64_t vaddr)
+const char *trace_symtab_lookup(const struct trace_symtab *t, uint64_t vaddr)
 {
 	size_t lo = 0, hi = t->n;
 
@@ -208,7 +208,7 @@ const char *trc_symtab_lookup(const struct trc_symtab *t, uint64_t vaddr)
 	return t->syms[lo].name;
 }
 
-size_t trc_symtab_count(const struct trc_symtab *t)
+size_t trace_symtab_count(const struct trace_symtab *t)
 {
 	return t->n;
 }

@@ -31,35 +31,35 @@ static struct {
 	struct arena_block *blocks;
 } itab;
 
-void trc_event_init(struct trc_event *ev)
+void trace_event_init(struct trace_event *ev)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->fd = -1;
 	ev->name = "";
 }
 
-const char *trc_kind_name(int kind)
+const char *trace_kind_name(int kind)
 {
-	static const char *const names[TRC_KIND_MAX] = {
-		[TRC_ENTER] = "enter",	 [TRC_EXIT] = "exit",	  [TRC_SYSCALL] = "syscall",
-		[TRC_NOTE] = "note",	 [TRC_LOST] = "lost",	  [TRC_BLOCK_BEGIN] = "block",
-		[TRC_BLOCK_END] = "end", [TRC_HIDDEN] = "hidden", [TRC_STREAM] = "stream",
-		[TRC_MSG] = "msg",
+	static const char *const names[TRACE_KIND_MAX] = {
+		[TRACE_ENTER] = "enter",   [TRACE_EXIT] = "exit",     [TRACE_SYSCALL] = "syscall",
+		[TRACE_NOTE] = "note",	   [TRACE_LOST] = "lost",     [TRACE_BLOCK_BEGIN] = "block",
+		[TRACE_BLOCK_END] = "end", [TRACE_HIDDEN] = "hidden", [TRACE_STREAM] = "stream",
+		[TRACE_MSG] = "msg",
 	};
 
-	if (kind <= 0 || kind >= TRC_KIND_MAX)
+	if (kind <= 0 || kind >= TRACE_KIND_MAX)
 		return "?";
 	return names[kind];
 }
 
-const char *trc_block_name(int block)
+const char *trace_block_name(int block)
 {
 	switch (block) {
-	case TRC_BLOCK_LOOP:
+	case TRACE_BLOCK_LOOP:
 		return "loop";
-	case TRC_BLOCK_DESCEND:
+	case TRACE_BLOCK_DESCEND:
 		return "descend";
-	case TRC_BLOCK_ASCEND:
+	case TRACE_BLOCK_ASCEND:
 		return "ascend";
 	}
 	return "loop";
@@ -108,7 +108,7 @@ static void itab_grow(void)
 	itab.cap = ncap;
 }
 
-const char *trc_intern(const char *s, size_t len)
+const char *trace_intern(const char *s, size_t len)
 {
 	uint64_t h = XXH3_64bits(s, len);
 	size_t j;
@@ -135,17 +135,17 @@ const char *trc_intern(const char *s, size_t len)
 	return copy;
 }
 
-const char *trc_intern_str(const char *s)
+const char *trace_intern_str(const char *s)
 {
-	return trc_intern(s, strlen(s));
+	return trace_intern(s, strlen(s));
 }
 
-uint64_t trc_intern_dropped(void)
+uint64_t trace_intern_dropped(void)
 {
 	return itab.dropped;
 }
 
-void trc_intern_reset(void)
+void trace_intern_reset(void)
 {
 	while (itab.blocks) {
 		struct arena_block *b = itab.blocks;
@@ -158,20 +158,21 @@ void trc_intern_reset(void)
 	memset(&itab, 0, sizeof(itab));
 }
 
-uint64_t trc_event_key(const struct trc_event *ev, enum trc_key key)
+uint64_t trace_event_key(const struct trace_event *ev, enum trace_key key)
 {
 	uint64_t h =
 		XXH3_64bits_withSeed(ev->name, strlen(ev->name), 0x9e3779b97f4a7c15ULL ^ ev->kind);
 
-	if (ev->kind == TRC_BLOCK_BEGIN || ev->kind == TRC_BLOCK_END || ev->kind == TRC_HIDDEN) {
+	if (ev->kind == TRACE_BLOCK_BEGIN || ev->kind == TRACE_BLOCK_END ||
+	    ev->kind == TRACE_HIDDEN) {
 		uint64_t v[2] = {ev->count, (uint64_t)(uint16_t)ev->block};
 
 		h = XXH3_64bits_withSeed(v, sizeof(v), h);
 	}
-	if (key == TRC_KEY_ARGS) {
+	if (key == TRACE_KEY_ARGS) {
 		if (ev->args)
 			h = XXH3_64bits_withSeed(ev->args, strlen(ev->args), h + 1);
-		if (ev->flags & TRC_F_RET)
+		if (ev->flags & TRACE_F_RET)
 			h = XXH3_64bits_withSeed(&ev->ret, sizeof(ev->ret), h + 2);
 		if (ev->errname)
 			h = XXH3_64bits_withSeed(ev->errname, strlen(ev->errname), h + 3);
@@ -179,18 +180,18 @@ uint64_t trc_event_key(const struct trc_event *ev, enum trc_key key)
 	return h;
 }
 
-int trc_glob_match(const char *pattern, const char *name)
+int trace_glob_match(const char *pattern, const char *name)
 {
 	return fnmatch(pattern, name, 0) == 0;
 }
 
-char *trc_fmt_dur(uint64_t ns, char *buf, size_t len)
+char *trace_fmt_dur(uint64_t ns, char *buf, size_t len)
 {
 	if (ns < 1000)
 		snprintf(buf, len, "%llu ns", (unsigned long long)ns);
 	else if (ns < 1000000)
 		snprintf(buf, len, "%.3f us", (double)ns / 1e3);
-	else if (ns < TRC_NS)
+	else if (ns < TRACE_NS)
 		snprintf(buf, len, "%.3f ms", (double)ns / 1e6);
 	else
 		snprintf(buf, len, "%.3f s", (double)ns / 1e9);

@@ -22,7 +22,7 @@
 #define MAX_DEPTH_TRACK 65536
 
 struct xthread {
-	struct trc_event *buf; /* the outermost open block of this thread */
+	struct trace_event *buf; /* the outermost open block of this thread */
 	size_t n, cap;
 	int open;
 	int32_t shift;
@@ -32,8 +32,8 @@ struct xthread {
 };
 
 struct expand {
-	struct trc_sink base;
-	struct trc_sink *next;
+	struct trace_sink base;
+	struct trace_sink *next;
 	struct imap threads;
 	uint64_t max_iterations, max_events, emitted;
 	int err;
@@ -62,10 +62,10 @@ static uint64_t tsrc_next(struct tsrc *s)
 	return s->prev;
 }
 
-static void emit(struct expand *X, struct xthread *t, const struct trc_event *src, int32_t shift,
+static void emit(struct expand *X, struct xthread *t, const struct trace_event *src, int32_t shift,
 		 uint64_t ts)
 {
-	struct trc_event ev = *src;
+	struct trace_event ev = *src;
 	int rc;
 
 	if (X->err)
@@ -81,7 +81,7 @@ static void emit(struct expand *X, struct xthread *t, const struct trc_event *sr
 	ev.depth = src->depth + shift;
 	ev.ts = ts;
 	if (ev.depth >= 0 && ev.depth < MAX_DEPTH_TRACK &&
-	    (ev.kind == TRC_ENTER || ev.kind == TRC_EXIT)) {
+	    (ev.kind == TRACE_ENTER || ev.kind == TRACE_EXIT)) {
 		uint32_t d = (uint32_t)ev.depth;
 
 		if (d >= t->ecap) {
@@ -98,41 +98,41 @@ static void emit(struct expand *X, struct xthread *t, const struct trc_event *sr
 			}
 		}
 		if (d < t->ecap) {
-			if (ev.kind == TRC_ENTER)
+			if (ev.kind == TRACE_ENTER)
 				t->enter_ts[d] = ts;
-			else if ((ev.flags & TRC_F_DUR) && t->enter_ts[d] != UINT64_MAX &&
+			else if ((ev.flags & TRACE_F_DUR) && t->enter_ts[d] != UINT64_MAX &&
 				 ts >= t->enter_ts[d])
 				ev.dur = ts - t->enter_ts[d];
 		}
 	}
 	t->last_ts = ts;
-	rc = trc_sink_event(X->next, &ev);
+	rc = trace_sink_event(X->next, &ev);
 	if (rc < 0) {
 		X->err = rc;
 		snprintf(X->base.err, sizeof(X->base.err), "%s", X->next->err);
 	}
 }
 
-static size_t block_end(const struct trc_event *v, size_t i, size_t n)
+static size_t block_end(const struct trace_event *v, size_t i, size_t n)
 {
 	int depth = 0;
 
 	for (size_t j = i; j < n; j++) {
-		if (v[j].kind == TRC_BLOCK_BEGIN)
+		if (v[j].kind == TRACE_BLOCK_BEGIN)
 			depth++;
-		else if (v[j].kind == TRC_BLOCK_END && --depth == 0)
+		else if (v[j].kind == TRACE_BLOCK_END && --depth == 0)
 			return j;
 	}
 	return n;
 }
 
-static int32_t expand_seq(struct expand *X, struct xthread *t, const struct trc_event *v, size_t a,
-			  size_t b, int32_t shift, struct tsrc *src, uint64_t toff);
+static int32_t expand_seq(struct expand *X, struct xthread *t, const struct trace_event *v,
+			  size_t a, size_t b, int32_t shift, struct tsrc *src, uint64_t toff);
 
-static int32_t expand_block(struct expand *X, struct xthread *t, const struct trc_event *v,
+static int32_t expand_block(struct expand *X, struct xthread *t, const struct trace_event *v,
 			    size_t i, size_t j, int32_t shift, struct tsrc *src, uint64_t toff)
 {
-	const struct trc_event *beg = &v[i], *end = &v[j];
+	const struct trace_event *beg = &v[i], *end = &v[j];
 	uint64_t n = beg->count ? beg->count : 1;
 	int delta = beg->delta;
 	uint64_t step = 0;
@@ -156,7 +156,7 @@ static int32_t expand_block(struct expand *X, struct xthread *t, const struct tr
 	expand_seq(X, t, v, i + 1, j, shift, src, toff);
 	if (n == 1)
 		return shift;
-	if (!src && (end->flags & TRC_F_TIMES) && end->extra) {
+	if (!src && (end->flags & TRACE_F_TIMES) && end->extra) {
 		own.p = end->extra;
 		own.prev = t->last_ts;
 		for (uint64_t k = 1; k < n && !X->err; k++)
@@ -166,7 +166,7 @@ static int32_t expand_block(struct expand *X, struct xthread *t, const struct tr
 		uint64_t first = UINT64_MAX, last = 0;
 
 		for (size_t k = i + 1; k < j; k++) {
-			if (v[k].kind == TRC_BLOCK_BEGIN || v[k].kind == TRC_BLOCK_END)
+			if (v[k].kind == TRACE_BLOCK_BEGIN || v[k].kind == TRACE_BLOCK_END)
 				continue;
 			if (v[k].ts < first)
 				first = v[k].ts;
@@ -182,11 +182,11 @@ static int32_t expand_block(struct expand *X, struct xthread *t, const struct tr
 	return shift + (int32_t)(n - 1) * delta;
 }
 
-static int32_t expand_seq(struct expand *X, struct xthread *t, const struct trc_event *v, size_t a,
-			  size_t b, int32_t shift, struct tsrc *src, uint64_t toff)
+static int32_t expand_seq(struct expand *X, struct xthread *t, const struct trace_event *v,
+			  size_t a, size_t b, int32_t shift, struct tsrc *src, uint64_t toff)
 {
 	for (size_t i = a; i < b && !X->err;) {
-		if (v[i].kind == TRC_BLOCK_BEGIN) {
+		if (v[i].kind == TRACE_BLOCK_BEGIN) {
 			size_t j = block_end(v, i, b);
 
 			if (j >= b)
@@ -195,7 +195,7 @@ static int32_t expand_seq(struct expand *X, struct xthread *t, const struct trc_
 			i = j + 1;
 			continue;
 		}
-		if (v[i].kind != TRC_BLOCK_END)
+		if (v[i].kind != TRACE_BLOCK_END)
 			emit(X, t, &v[i], shift, src ? tsrc_next(src) : v[i].ts + toff);
 		i++;
 	}
@@ -210,7 +210,7 @@ static void drop_buf(struct xthread *t)
 	t->open = 0;
 }
 
-static struct xthread *thread_get(struct expand *X, const struct trc_event *ev)
+static struct xthread *thread_get(struct expand *X, const struct trace_event *ev)
 {
 	uint64_t key = (uint64_t)(uint32_t)ev->tid | ((uint64_t)(uint32_t)ev->pid << 32);
 	uint64_t *v = imap_get(&X->threads, key);
@@ -246,25 +246,26 @@ static void flush_partial(struct expand *X)
 		struct xthread *t = (struct xthread *)(uintptr_t)v;
 
 		for (size_t i = 0; i < t->n; i++)
-			if (t->buf[i].kind != TRC_BLOCK_BEGIN && t->buf[i].kind != TRC_BLOCK_END)
+			if (t->buf[i].kind != TRACE_BLOCK_BEGIN &&
+			    t->buf[i].kind != TRACE_BLOCK_END)
 				emit(X, t, &t->buf[i], t->shift, t->buf[i].ts);
 		thread_free(t);
 	}
 	imap_free(&X->threads);
 }
 
-static int expand_event(struct trc_sink *s, const struct trc_event *ev)
+static int expand_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct expand *X = (struct expand *)s;
 	struct xthread *t;
 
 	if (X->err)
 		return X->err;
-	if (ev->kind == TRC_STREAM) {
+	if (ev->kind == TRACE_STREAM) {
 		int rc;
 
 		flush_partial(X);
-		rc = trc_sink_event(X->next, ev);
+		rc = trace_sink_event(X->next, ev);
 		if (rc < 0)
 			snprintf(s->err, sizeof(s->err), "%s", X->next->err);
 		return rc;
@@ -274,14 +275,14 @@ static int expand_event(struct trc_sink *s, const struct trc_event *ev)
 		snprintf(s->err, sizeof(s->err), "expand: too many threads");
 		return -ENOSPC;
 	}
-	if (!t->open && ev->kind != TRC_BLOCK_BEGIN) {
-		if (ev->kind != TRC_BLOCK_END)
+	if (!t->open && ev->kind != TRACE_BLOCK_BEGIN) {
+		if (ev->kind != TRACE_BLOCK_END)
 			emit(X, t, ev, t->shift, ev->ts);
 		return X->err;
 	}
 	if (t->n == t->cap) {
 		size_t nc = t->cap ? t->cap * 2 : 256;
-		struct trc_event *nb = realloc(t->buf, nc * sizeof(*nb));
+		struct trace_event *nb = realloc(t->buf, nc * sizeof(*nb));
 
 		if (!nb)
 			return -ENOMEM;
@@ -289,26 +290,26 @@ static int expand_event(struct trc_sink *s, const struct trc_event *ev)
 		t->cap = nc;
 	}
 	ev_copy(&t->buf[t->n++], ev);
-	if (ev->kind == TRC_BLOCK_BEGIN)
+	if (ev->kind == TRACE_BLOCK_BEGIN)
 		t->open++;
-	else if (ev->kind == TRC_BLOCK_END && --t->open == 0) {
+	else if (ev->kind == TRACE_BLOCK_END && --t->open == 0) {
 		t->shift = expand_seq(X, t, t->buf, 0, t->n, t->shift, NULL, 0);
 		drop_buf(t);
 	}
 	return X->err;
 }
 
-static int expand_end(struct trc_sink *s)
+static int expand_end(struct trace_sink *s)
 {
 	struct expand *X = (struct expand *)s;
 
 	flush_partial(X);
 	if (X->err)
 		return X->err;
-	return trc_sink_end(X->next);
+	return trace_sink_end(X->next);
 }
 
-static void expand_free(struct trc_sink *s)
+static void expand_free(struct trace_sink *s)
 {
 	struct expand *X = (struct expand *)s;
 	uint64_t k, v;
@@ -316,18 +317,18 @@ static void expand_free(struct trc_sink *s)
 	for (size_t it = 0; imap_next(&X->threads, &it, &k, &v);)
 		thread_free((struct xthread *)(uintptr_t)v);
 	imap_free(&X->threads);
-	trc_sink_free(X->next);
+	trace_sink_free(X->next);
 	free(X);
 }
 
-static const struct trc_sink_ops expand_ops = {expand_event, expand_end, expand_free};
+static const struct trace_sink_ops expand_ops = {expand_event, expand_end, expand_free};
 
-struct trc_sink *trc_expand_new(struct trc_sink *next)
+struct trace_sink *trace_expand_new(struct trace_sink *next)
 {
-	return trc_expand_new_limited(next, 1ULL << 36);
+	return trace_expand_new_limited(next, 1ULL << 36);
 }
 
-struct trc_sink *trc_expand_new_limited(struct trc_sink *next, uint64_t max_events)
+struct trace_sink *trace_expand_new_limited(struct trace_sink *next, uint64_t max_events)
 {
 	struct expand *X = calloc(1, sizeof(*X));
 

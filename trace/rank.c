@@ -132,14 +132,15 @@ struct rstack {
 };
 
 static void observe(struct rank *R, struct runsets *rs, struct imap *stacks,
-		    const struct trc_event *ev)
+		    const struct trace_event *ev)
 {
 	uint64_t tk = (uint64_t)(uint32_t)ev->tid | ((uint64_t)(uint32_t)ev->pid << 32);
 	uint64_t *sv = imap_get(stacks, tk);
 	struct rstack *st = sv ? (struct rstack *)(uintptr_t)*sv : NULL;
 	const char *parent;
 
-	if (!st && (ev->kind == TRC_ENTER || ev->kind == TRC_EXIT || ev->kind == TRC_SYSCALL)) {
+	if (!st &&
+	    (ev->kind == TRACE_ENTER || ev->kind == TRACE_EXIT || ev->kind == TRACE_SYSCALL)) {
 		st = calloc(1, sizeof(*st));
 		if (!st || imap_put(stacks, tk, (uint64_t)(uintptr_t)st) < 0) {
 			free(st);
@@ -147,32 +148,32 @@ static void observe(struct rank *R, struct runsets *rs, struct imap *stacks,
 		}
 	}
 	parent = st && st->depth && st->depth <= MAX_STACK ? st->names[st->depth - 1] : NULL;
-	if (ev->kind == TRC_ENTER || ev->kind == TRC_SYSCALL) {
-		const char *fmt = ev->kind == TRC_SYSCALL ? "called %s()%s" : "called %s%s";
+	if (ev->kind == TRACE_ENTER || ev->kind == TRACE_SYSCALL) {
+		const char *fmt = ev->kind == TRACE_SYSCALL ? "called %s()%s" : "called %s%s";
 
-		if (R->families & TRC_PRED_CALLED) {
+		if (R->families & TRACE_PRED_CALLED) {
 			set_add(&rs->sites, site_id(R, 1));
-			set_add(&rs->preds, pred_id(R, hstr(11, ev->name), TRC_PRED_CALLED,
+			set_add(&rs->preds, pred_id(R, hstr(11, ev->name), TRACE_PRED_CALLED,
 						    site_id(R, 1), fmt, ev->name, ""));
 		}
-		if ((R->families & TRC_PRED_EDGE) && parent) {
+		if ((R->families & TRACE_PRED_EDGE) && parent) {
 			uint32_t s = site_id(R, hstr(12, parent));
 
 			set_add(&rs->sites, s);
 			set_add(&rs->preds,
-				pred_id(R, hstr(hstr(13, parent), ev->name), TRC_PRED_EDGE, s,
+				pred_id(R, hstr(hstr(13, parent), ev->name), TRACE_PRED_EDGE, s,
 					"%s -> %s", parent, ev->name));
 		}
 	}
-	if (ev->kind == TRC_ENTER && st) {
+	if (ev->kind == TRACE_ENTER && st) {
 		if (st->depth < MAX_STACK)
 			st->names[st->depth] = ev->name;
 		st->depth++;
-	} else if (ev->kind == TRC_EXIT && st && st->depth) {
+	} else if (ev->kind == TRACE_EXIT && st && st->depth) {
 		st->depth--;
 	}
-	if ((R->families & TRC_PRED_RETURN) && (ev->flags & TRC_F_RET) &&
-	    (ev->kind == TRC_EXIT || (ev->kind == TRC_SYSCALL && !ev->errname))) {
+	if ((R->families & TRACE_PRED_RETURN) && (ev->flags & TRACE_F_RET) &&
+	    (ev->kind == TRACE_EXIT || (ev->kind == TRACE_SYSCALL && !ev->errname))) {
 		uint32_t s = site_id(R, hstr(14, ev->name));
 		const char *sign = ev->ret < 0	  ? "%s() < 0%s"
 				   : ev->ret == 0 ? "%s() == 0%s"
@@ -184,17 +185,17 @@ static void observe(struct rank *R, struct runsets *rs, struct imap *stacks,
 						       : ev->ret == 0 ? 1
 								      : 2),
 						 ev->name),
-					    TRC_PRED_RETURN, s, sign, ev->name, ""));
+					    TRACE_PRED_RETURN, s, sign, ev->name, ""));
 	}
-	if ((R->families & TRC_PRED_SYSERR) && ev->kind == TRC_SYSCALL) {
+	if ((R->families & TRACE_PRED_SYSERR) && ev->kind == TRACE_SYSCALL) {
 		uint32_t s = site_id(R, hstr(20, ev->name));
 
 		set_add(&rs->sites, s);
 		if (ev->errname) {
-			set_add(&rs->preds, pred_id(R, hstr(21, ev->name), TRC_PRED_SYSERR, s,
+			set_add(&rs->preds, pred_id(R, hstr(21, ev->name), TRACE_PRED_SYSERR, s,
 						    "%s() failed%s", ev->name, ""));
 			set_add(&rs->preds,
-				pred_id(R, hstr(hstr(22, ev->name), ev->errname), TRC_PRED_SYSERR,
+				pred_id(R, hstr(hstr(22, ev->name), ev->errname), TRACE_PRED_SYSERR,
 					s, "%s() failed with %s", ev->name, ev->errname));
 		}
 	}
@@ -221,27 +222,27 @@ static uint32_t *set_array(struct imap *m, size_t *n)
 	return v;
 }
 
-static int read_run(struct rank *R, const struct trc_rank_run *in, struct run *out,
-		    const struct trc_read_opts *ro, char *err, size_t errlen)
+static int read_run(struct rank *R, const struct trace_rank_run *in, struct run *out,
+		    const struct trace_read_opts *ro, char *err, size_t errlen)
 {
-	struct trc_reader *r;
+	struct trace_reader *r;
 	struct runsets rs;
 	struct imap stacks;
-	struct trc_event ev;
+	struct trace_event ev;
 	uint64_t k, v;
 	int rc;
 
-	rc = trc_reader_open(in->path, ro, &r, err, errlen);
+	rc = trace_reader_open(in->path, ro, &r, err, errlen);
 	if (rc < 0)
 		return rc;
 	imap_init(&rs.preds, MAX_PREDS);
 	imap_init(&rs.sites, MAX_PREDS);
 	imap_init(&stacks, 1u << 16);
-	while ((rc = trc_reader_next(r, &ev)) > 0)
+	while ((rc = trace_reader_next(r, &ev)) > 0)
 		observe(R, &rs, &stacks, &ev);
 	if (rc < 0)
-		snprintf(err, errlen, "%s: %s", in->path, trc_reader_error(r));
-	trc_reader_close(r);
+		snprintf(err, errlen, "%s: %s", in->path, trace_reader_error(r));
+	trace_reader_close(r);
 	for (size_t it = 0; imap_next(&stacks, &it, &k, &v);)
 		free((void *)(uintptr_t)v);
 	imap_free(&stacks);
@@ -376,7 +377,7 @@ static void row(struct sbuf *sb, const struct pred *p, size_t rank, int json)
 		    p->desc);
 }
 
-int trc_rank_parse_families(const char *text, int *out)
+int trace_rank_parse_families(const char *text, int *out)
 {
 	char *copy = strdup(text), *tok, *save = NULL;
 	int f = 0;
@@ -385,13 +386,13 @@ int trc_rank_parse_families(const char *text, int *out)
 		return -ENOMEM;
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, "called") == 0)
-			f |= TRC_PRED_CALLED;
+			f |= TRACE_PRED_CALLED;
 		else if (strcmp(tok, "edge") == 0 || strcmp(tok, "branch") == 0)
-			f |= TRC_PRED_EDGE;
+			f |= TRACE_PRED_EDGE;
 		else if (strcmp(tok, "return") == 0)
-			f |= TRC_PRED_RETURN;
+			f |= TRACE_PRED_RETURN;
 		else if (strcmp(tok, "syserr") == 0)
-			f |= TRC_PRED_SYSERR;
+			f |= TRACE_PRED_SYSERR;
 		else {
 			free(copy);
 			return -EINVAL;
@@ -402,8 +403,8 @@ int trc_rank_parse_families(const char *text, int *out)
 	return f ? 0 : -EINVAL;
 }
 
-int trc_rank(const struct trc_rank_run *runs, size_t nruns, const struct trc_rank_opts *o,
-	     struct trc_rank_result *res, char **out, size_t *outlen, char *err, size_t errlen)
+int trace_rank(const struct trace_rank_run *runs, size_t nruns, const struct trace_rank_opts *o,
+	       struct trace_rank_result *res, char **out, size_t *outlen, char *err, size_t errlen)
 {
 	struct rank R;
 	struct sbuf sb;
@@ -415,9 +416,9 @@ int trc_rank(const struct trc_rank_run *runs, size_t nruns, const struct trc_ran
 	memset(&R, 0, sizeof(R));
 	memset(res, 0, sizeof(*res));
 	sbuf_init(&sb);
-	R.families = o->families
-			     ? o->families
-			     : TRC_PRED_CALLED | TRC_PRED_EDGE | TRC_PRED_RETURN | TRC_PRED_SYSERR;
+	R.families = o->families ? o->families
+				 : TRACE_PRED_CALLED | TRACE_PRED_EDGE | TRACE_PRED_RETURN |
+					   TRACE_PRED_SYSERR;
 	imap_init(&R.pred_ids, MAX_PREDS);
 	imap_init(&R.site_ids, MAX_PREDS);
 	R.runs = calloc(nruns ? nruns : 1, sizeof(*R.runs));

@@ -1,6 +1,6 @@
 /*
  * read-babeltrace.c - reads babeltrace2 (or babeltrace 1) text output of
- * LTTng kernel traces into TRC_SYSCALL events: each syscall_entry_X is paired
+ * LTTng kernel traces into TRACE_SYSCALL events: each syscall_entry_X is paired
  * with the next syscall_exit_X of the same thread (older traces: sys_X and
  * exit_syscall), giving the call's start, duration and return value. Other
  * events (scheduler, ...) are passed over.
@@ -37,8 +37,8 @@ struct bt_pending {
 };
 
 struct bt_reader {
-	struct trc_reader base;
-	struct trc_input in;
+	struct trace_reader base;
+	struct trace_input in;
 	struct imap pending; /* tid -> struct bt_pending * */
 	char args[MAX_ARGS_TEXT + 64];
 	char procname[256];
@@ -211,12 +211,12 @@ static const char *parse_stamp(const char *p, uint64_t *ns)
 		tm.tm_year = atoi(p) - 1900;
 		tm.tm_mon = atoi(p + 5) - 1;
 		tm.tm_mday = atoi(p + 8);
-		e = trc_parse_time(p + 11, &tod);
+		e = trace_parse_time(p + 11, &tod);
 		if (!e)
 			return NULL;
-		*ns = (uint64_t)timegm(&tm) * TRC_NS + tod;
+		*ns = (uint64_t)timegm(&tm) * TRACE_NS + tod;
 	} else {
-		e = trc_parse_time(p, ns);
+		e = trace_parse_time(p, ns);
 		if (!e)
 			return NULL;
 	}
@@ -251,17 +251,17 @@ static void fill_args(char *out, size_t len, const char *payload, int has_fd, lo
 		snprintf(out, len, "%s", payload);
 }
 
-static void finish_event(struct bt_reader *br, struct trc_event *ev, long long ret, int has_ret)
+static void finish_event(struct bt_reader *br, struct trace_event *ev, long long ret, int has_ret)
 {
 	if (has_ret) {
 		ev->ret = ret;
-		ev->flags |= TRC_F_RET;
+		ev->flags |= TRACE_F_RET;
 		if (ret < 0 && ret > -4096) {
 			const char *en = strerrorname_np((int)-ret);
 
-			ev->errname = trc_intern_str(en ? en : "EUNKNOWN");
+			ev->errname = trace_intern_str(en ? en : "EUNKNOWN");
 		} else if (returns_fd(ev->name)) {
-			ev->flags |= TRC_F_RETFD;
+			ev->flags |= TRACE_F_RETFD;
 			ev->retpath = "";
 		}
 	}
@@ -273,7 +273,7 @@ static void finish_event(struct bt_reader *br, struct trc_event *ev, long long r
 }
 
 /* 1: an event; 0: nothing to return for this line. */
-static int parse_line(struct bt_reader *br, const char *line, struct trc_event *ev)
+static int parse_line(struct bt_reader *br, const char *line, struct trace_event *ev)
 {
 	struct bt_fields f;
 	const char *p, *name = NULL, *name_end = NULL;
@@ -340,15 +340,15 @@ static int parse_line(struct bt_reader *br, const char *line, struct trc_event *
 		if (pd) {
 			/* the previous call never returned (exit, exit_group, a thread's
 			 * end): it is an unfinished call */
-			trc_event_init(ev);
-			ev->kind = TRC_SYSCALL;
+			trace_event_init(ev);
+			ev->kind = TRACE_SYSCALL;
 			ev->tid = tid;
 			ev->pid = pd->pid;
 			ev->ts = pd->ts;
 			ev->name = pd->name;
 			snprintf(br->args, sizeof(br->args), "%s", pd->args);
 			finish_event(br, ev, 0, 0);
-			ev->flags |= TRC_F_UNFINISHED;
+			ev->flags |= TRACE_F_UNFINISHED;
 			imap_del(&br->pending, (uint64_t)(uint32_t)tid);
 			pending_free(pd);
 			emitted = 1;
@@ -364,7 +364,7 @@ static int parse_line(struct bt_reader *br, const char *line, struct trc_event *
 			return -ENOMEM;
 		}
 		np->ts = ts;
-		np->name = trc_intern(name, (size_t)(name_end - name));
+		np->name = trace_intern(name, (size_t)(name_end - name));
 		np->pid = f.has_pid ? (int32_t)f.pid : tid;
 		np->fd = f.has_fd ? (int32_t)f.fd : -1;
 		if (imap_put(&br->pending, (uint64_t)(uint32_t)tid, (uint64_t)(uintptr_t)np) < 0) {
@@ -373,15 +373,15 @@ static int parse_line(struct bt_reader *br, const char *line, struct trc_event *
 		}
 		return emitted;
 	}
-	trc_event_init(ev);
-	ev->kind = TRC_SYSCALL;
+	trace_event_init(ev);
+	ev->kind = TRACE_SYSCALL;
 	ev->tid = tid;
 	ev->pid = f.has_pid ? (int32_t)f.pid : tid;
 	if (pd && (!name || (strncmp(pd->name, name, (size_t)(name_end - name)) == 0 &&
 			     pd->name[name_end - name] == '\0'))) {
 		ev->ts = pd->ts;
 		ev->dur = ts >= pd->ts ? ts - pd->ts : 0;
-		ev->flags |= TRC_F_DUR;
+		ev->flags |= TRACE_F_DUR;
 		ev->name = pd->name;
 		snprintf(br->args, sizeof(br->args), "%s", pd->args);
 		imap_del(&br->pending, (uint64_t)(uint32_t)tid);
@@ -390,7 +390,7 @@ static int parse_line(struct bt_reader *br, const char *line, struct trc_event *
 		if (!name)
 			return 0;
 		ev->ts = ts;
-		ev->name = trc_intern(name, (size_t)(name_end - name));
+		ev->name = trace_intern(name, (size_t)(name_end - name));
 		br->args[0] = '\0';
 	}
 	finish_event(br, ev, f.ret, f.has_ret);
@@ -401,7 +401,7 @@ static int parse_line(struct bt_reader *br, const char *line, struct trc_event *
 	return 1;
 }
 
-static int drain(struct bt_reader *br, struct trc_event *ev)
+static int drain(struct bt_reader *br, struct trace_event *ev)
 {
 	uint64_t k, v;
 
@@ -409,19 +409,19 @@ static int drain(struct bt_reader *br, struct trc_event *ev)
 		return 0;
 	struct bt_pending *pd = (struct bt_pending *)(uintptr_t)v;
 
-	trc_event_init(ev);
-	ev->kind = TRC_SYSCALL;
+	trace_event_init(ev);
+	ev->kind = TRACE_SYSCALL;
 	ev->tid = (int32_t)k;
 	ev->pid = pd->pid;
 	ev->ts = pd->ts;
 	ev->name = pd->name;
 	snprintf(br->args, sizeof(br->args), "%s", pd->args);
 	finish_event(br, ev, 0, 0);
-	ev->flags |= TRC_F_UNFINISHED;
+	ev->flags |= TRACE_F_UNFINISHED;
 	return 1;
 }
 
-static int bt_next(struct trc_reader *r, struct trc_event *ev)
+static int bt_next(struct trace_reader *r, struct trace_event *ev)
 {
 	struct bt_reader *br = (struct bt_reader *)r;
 	char *line;
@@ -430,7 +430,7 @@ static int bt_next(struct trc_reader *r, struct trc_event *ev)
 
 	if (br->draining)
 		return drain(br, ev);
-	while ((rc = trc_input_line(&br->in, &line, &len)) > 0) {
+	while ((rc = trace_input_line(&br->in, &line, &len)) > 0) {
 		r->st.bytes = br->in.consumed;
 		if (len == 0)
 			continue;
@@ -455,7 +455,7 @@ static int bt_next(struct trc_reader *r, struct trc_event *ev)
 	return drain(br, ev);
 }
 
-static void bt_close(struct trc_reader *r)
+static void bt_close(struct trace_reader *r)
 {
 	struct bt_reader *br = (struct bt_reader *)r;
 	uint64_t k, v;
@@ -463,14 +463,14 @@ static void bt_close(struct trc_reader *r)
 	for (size_t it = 0; imap_next(&br->pending, &it, &k, &v);)
 		pending_free((struct bt_pending *)(uintptr_t)v);
 	imap_free(&br->pending);
-	trc_input_free(&br->in);
+	trace_input_free(&br->in);
 	free(br);
 }
 
-static const struct trc_reader_ops bt_ops = {bt_next, bt_close};
+static const struct trace_reader_ops bt_ops = {bt_next, bt_close};
 
-int trc_babeltrace_open(struct trc_input *in, const struct trc_read_opts *o,
-			struct trc_reader **out, char *err, size_t errlen)
+int trace_babeltrace_open(struct trace_input *in, const struct trace_read_opts *o,
+			  struct trace_reader **out, char *err, size_t errlen)
 {
 	struct bt_reader *br = calloc(1, sizeof(*br));
 
@@ -480,7 +480,7 @@ int trc_babeltrace_open(struct trc_input *in, const struct trc_read_opts *o,
 		return -ENOMEM;
 	}
 	br->base.ops = &bt_ops;
-	br->base.format = TRC_FMT_BABELTRACE;
+	br->base.format = TRACE_FMT_BABELTRACE;
 	br->in = *in;
 	imap_init(&br->pending, MAX_TIDS);
 	*out = &br->base;

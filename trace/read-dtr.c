@@ -1,6 +1,6 @@
 /*
  * read-dtr.c - reads libdoppeltrace traces (tracer-glue/runtime/dtr-format.h) into
- * TRC_ENTER / TRC_EXIT / TRC_LOST events, symbolised from the ELF files of
+ * TRACE_ENTER / TRACE_EXIT / TRACE_LOST events, symbolised from the ELF files of
  * the mappings the runtime recorded.
  *
  * Threads write their chunks independently, so a file holds each thread's
@@ -54,9 +54,9 @@ struct mapping {
 };
 
 struct module {
-	const char *path;	/* interned */
-	const char *base;	/* its file name, for unresolved addresses */
-	struct trc_symtab *sym; /* NULL when it could not be read */
+	const char *path;	  /* interned */
+	const char *base;	  /* its file name, for unresolved addresses */
+	struct trace_symtab *sym; /* NULL when it could not be read */
 	int tried;
 };
 
@@ -97,8 +97,8 @@ struct cindex {
 };
 
 struct dtr_reader {
-	struct trc_reader base;
-	struct trc_input in;
+	struct trace_reader base;
+	struct trace_input in;
 	int eof;
 	int prescanned;
 	/* a regular file: chunks are loaded by start time, not file order */
@@ -190,7 +190,7 @@ static void parse_info(struct image *im, const char *text, size_t len)
 			num[k] = '\0';
 			im->rt_off = strtoll(num, NULL, 10);
 		} else if (n > 4 && strncmp(p, "exe=", 4) == 0)
-			im->exe = trc_intern(p + 4, n - 4);
+			im->exe = trace_intern(p + 4, n - 4);
 		p = le + 1;
 	}
 }
@@ -246,7 +246,7 @@ static void parse_maps(struct image *im, const char *text, size_t len)
 			if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &s, &e, &off, &pos) ==
 				    3 &&
 			    pos > 0 && line[pos] == '/' && e > s) {
-				add_mapping(im, s, e, off, trc_intern_str(line + pos));
+				add_mapping(im, s, e, off, trace_intern_str(line + pos));
 			}
 		}
 		p = le + 1;
@@ -273,8 +273,8 @@ static struct module *module_get(struct dtr_reader *dr, const char *path, const 
 		return NULL;
 	}
 	dr->nmodules++;
-	if (trc_symtab_load(dr->binary && exe == path ? dr->binary : path, &m->sym, err,
-			    sizeof(err)) < 0)
+	if (trace_symtab_load(dr->binary && exe == path ? dr->binary : path, &m->sym, err,
+			      sizeof(err)) < 0)
 		m->sym = NULL;
 	return m;
 }
@@ -305,21 +305,21 @@ static const char *resolve(struct dtr_reader *dr, const struct image *im, uint64
 		if (!mp->mod)
 			mp->mod = module_get(dr, mp->path, im->exe);
 		if (mp->mod && mp->mod->sym) {
-			int64_t bias = trc_symtab_bias(mp->mod->sym, mp->off);
+			int64_t bias = trace_symtab_bias(mp->mod->sym, mp->off);
 			uint64_t vaddr = addr - mp->start + mp->off + (uint64_t)bias;
 
-			name = trc_symtab_lookup(mp->mod->sym, vaddr);
+			name = trace_symtab_lookup(mp->mod->sym, vaddr);
 		}
 		if (!name) {
 			snprintf(dr->namebuf, sizeof(dr->namebuf), "%s+0x%llx",
 				 mp->mod ? mp->mod->base : mp->path,
 				 (unsigned long long)(addr - mp->start + mp->off));
-			name = trc_intern_str(dr->namebuf);
+			name = trace_intern_str(dr->namebuf);
 			dr->base.st.unresolved++;
 		}
 	} else {
 		snprintf(dr->namebuf, sizeof(dr->namebuf), "0x%llx", (unsigned long long)addr);
-		name = trc_intern_str(dr->namebuf);
+		name = trace_intern_str(dr->namebuf);
 		dr->base.st.unresolved++;
 	}
 	dr->cache[slot].img = im;
@@ -534,7 +534,7 @@ static int load_chunk(struct dtr_reader *dr)
 	while (dr->in.len - dr->in.pos < sizeof(h)) {
 		size_t before = dr->in.len - dr->in.pos;
 
-		rc = trc_input_fill(&dr->in);
+		rc = trace_input_fill(&dr->in);
 		if (rc < 0)
 			return rc;
 		if (dr->in.len - dr->in.pos == before) {
@@ -556,7 +556,7 @@ static int load_chunk(struct dtr_reader *dr)
 			dr->in.pos++;
 			dr->in.consumed++;
 			if (dr->in.len - dr->in.pos < 4) {
-				rc = trc_input_fill(&dr->in);
+				rc = trace_input_fill(&dr->in);
 				if (rc <= 0 || dr->in.len - dr->in.pos < 4) {
 					dr->in.consumed += dr->in.len - dr->in.pos;
 					dr->in.pos = dr->in.len;
@@ -570,14 +570,14 @@ static int load_chunk(struct dtr_reader *dr)
 	}
 	dr->in.pos += sizeof(h);
 	dr->in.consumed += sizeof(h);
-	if (h.hdr_size > DTR_HDR_SIZE && trc_input_skip(&dr->in, h.hdr_size - DTR_HDR_SIZE) <= 0)
+	if (h.hdr_size > DTR_HDR_SIZE && trace_input_skip(&dr->in, h.hdr_size - DTR_HDR_SIZE) <= 0)
 		return 0;
 	if (h.type != DTR_CHUNK_EVENTS) {
 		char *payload = malloc(h.size + 1);
 
 		if (!payload)
 			return -ENOMEM;
-		rc = trc_input_read(&dr->in, payload, h.size);
+		rc = trace_input_read(&dr->in, payload, h.size);
 		if (rc > 0 || h.size == 0) {
 			if (!(dr->prescanned && h.type == DTR_CHUNK_MAPS))
 				handle_meta(dr, &h, payload, off);
@@ -589,7 +589,7 @@ static int load_chunk(struct dtr_reader *dr)
 	}
 	if (h.size % sizeof(struct dtr_record) != 0) {
 		dr->base.st.skipped++;
-		return trc_input_skip(&dr->in, h.size) > 0 ? 1 : 0;
+		return trace_input_skip(&dr->in, h.size) > 0 ? 1 : 0;
 	}
 	struct dchunk *c = calloc(1, sizeof(*c));
 
@@ -602,7 +602,7 @@ static int load_chunk(struct dtr_reader *dr)
 		free(c);
 		return -ENOMEM;
 	}
-	if (h.size && trc_input_read(&dr->in, c->rec, h.size) <= 0) {
+	if (h.size && trace_input_read(&dr->in, c->rec, h.size) <= 0) {
 		dr->base.st.skipped++;
 		free(c->rec);
 		free(c);
@@ -709,7 +709,7 @@ static void thread_set(struct dthread *t, unsigned depth, uint64_t ts)
 	t->ts[depth] = ts;
 }
 
-static int dtr_next(struct trc_reader *r, struct trc_event *ev)
+static int dtr_next(struct trace_reader *r, struct trace_event *ev)
 {
 	struct dtr_reader *dr = (struct dtr_reader *)r;
 	struct dchunk *c;
@@ -745,7 +745,7 @@ static int dtr_next(struct trc_reader *r, struct trc_event *ev)
 		return 0;
 	c = dr->heap[0];
 	rec = &c->rec[c->i];
-	trc_event_init(ev);
+	trace_event_init(ev);
 	ev->pid = (int32_t)c->h.pid;
 	ev->tid = (int32_t)c->h.tid;
 	ev->ts = c->next_ts;
@@ -754,8 +754,8 @@ static int dtr_next(struct trc_reader *r, struct trc_event *ev)
 	ev->depth = (int32_t)depth;
 	th = thread_get(dr, ev->tid);
 	if (type == DTR_REC_LOST) {
-		ev->kind = TRC_LOST;
-		ev->name = trc_intern_str("lost");
+		ev->kind = TRACE_LOST;
+		ev->name = trace_intern_str("lost");
 		ev->count = dtr_rec_addr(rec->word);
 		r->st.lost += ev->count;
 		if (th)
@@ -765,15 +765,15 @@ static int dtr_next(struct trc_reader *r, struct trc_event *ev)
 		ev->addr = dtr_rec_addr(rec->word);
 		ev->name = resolve(dr, c->img, ev->addr);
 		if (type == DTR_REC_ENTER) {
-			ev->kind = TRC_ENTER;
+			ev->kind = TRACE_ENTER;
 			if (th)
 				thread_set(th, depth, ev->ts);
 		} else {
-			ev->kind = TRC_EXIT;
+			ev->kind = TRACE_EXIT;
 			if (th && depth < th->cap && th->ts[depth] != NO_TS &&
 			    ev->ts >= th->ts[depth]) {
 				ev->dur = ev->ts - th->ts[depth];
-				ev->flags |= TRC_F_DUR;
+				ev->flags |= TRACE_F_DUR;
 				th->ts[depth] = NO_TS;
 			}
 		}
@@ -794,7 +794,7 @@ static int dtr_next(struct trc_reader *r, struct trc_event *ev)
 	return 1;
 }
 
-static void dtr_close(struct trc_reader *r)
+static void dtr_close(struct trace_reader *r)
 {
 	struct dtr_reader *dr = (struct dtr_reader *)r;
 	uint64_t k, v;
@@ -815,7 +815,7 @@ static void dtr_close(struct trc_reader *r)
 	for (size_t it = 0; imap_next(&dr->modules, &it, &k, &v);) {
 		struct module *m = (struct module *)(uintptr_t)v;
 
-		trc_symtab_free(m->sym);
+		trace_symtab_free(m->sym);
 		free(m);
 	}
 	for (size_t it = 0; imap_next(&dr->threads, &it, &k, &v);) {
@@ -827,14 +827,14 @@ static void dtr_close(struct trc_reader *r)
 	imap_free(&dr->modules);
 	imap_free(&dr->threads);
 	imap_free(&dr->current);
-	trc_input_free(&dr->in);
+	trace_input_free(&dr->in);
 	free(dr);
 }
 
-static const struct trc_reader_ops dtr_ops = {dtr_next, dtr_close};
+static const struct trace_reader_ops dtr_ops = {dtr_next, dtr_close};
 
-int trc_dtr_open(struct trc_input *in, const char *path, const struct trc_read_opts *o,
-		 struct trc_reader **out, char *err, size_t errlen)
+int trace_dtr_open(struct trace_input *in, const char *path, const struct trace_read_opts *o,
+		   struct trace_reader **out, char *err, size_t errlen)
 {
 	struct dtr_reader *dr = calloc(1, sizeof(*dr));
 
@@ -843,7 +843,7 @@ int trc_dtr_open(struct trc_input *in, const char *path, const struct trc_read_o
 		return -ENOMEM;
 	}
 	dr->base.ops = &dtr_ops;
-	dr->base.format = TRC_FMT_DTR;
+	dr->base.format = TRACE_FMT_DTR;
 	dr->in = *in;
 	dr->window = o && o->reorder_chunks ? o->reorder_chunks : 256;
 	dr->heapcap = dr->window;
@@ -854,7 +854,7 @@ int trc_dtr_open(struct trc_input *in, const char *path, const struct trc_read_o
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	dr->binary = o && o->binary ? trc_intern_str(o->binary) : NULL;
+	dr->binary = o && o->binary ? trace_intern_str(o->binary) : NULL;
 	imap_init(&dr->current, MAX_IMAGES);
 	imap_init(&dr->modules, MAX_MODULES);
 	imap_init(&dr->threads, MAX_THREADS);

@@ -13,8 +13,8 @@
 #include "trace/reader-int.h"
 
 struct dtt_reader {
-	struct trc_reader base;
-	struct trc_input in;
+	struct trace_reader base;
+	struct trace_input in;
 	struct imap blocks; /* tid -> open blocks */
 	char fdpath[4096];
 };
@@ -61,7 +61,7 @@ static char *parse_proc(char *p, const char **prog, int32_t *pid, int32_t *tid)
 			colon = q;
 	*prog = NULL;
 	if (colon) {
-		*prog = trc_intern(p, (size_t)(colon - p));
+		*prog = trace_intern(p, (size_t)(colon - p));
 		p = colon + 1;
 	}
 	*pid = (int32_t)strtol(p, &e, 10);
@@ -80,10 +80,10 @@ static int secs_attr(const char *p, const char *key, uint64_t *out)
 
 	if (!a)
 		return 0;
-	return trc_parse_secs(a + strlen(key), out) != NULL;
+	return trace_parse_secs(a + strlen(key), out) != NULL;
 }
 
-static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_event *ev)
+static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trace_event *ev)
 {
 	char *p = body, *w;
 	uint64_t v;
@@ -92,44 +92,44 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 	case '>': {
 		char *open = strchr(p, '('), *end = p + strlen(p);
 
-		ev->kind = TRC_ENTER;
+		ev->kind = TRACE_ENTER;
 		if (open && end > open && end[-1] == ')') {
 			end[-1] = '\0';
-			ev->name = trc_intern(p, (size_t)(open - p));
+			ev->name = trace_intern(p, (size_t)(open - p));
 			ev->args = open + 1;
 		} else {
-			ev->name = trc_intern_str(word(&p));
+			ev->name = trace_intern_str(word(&p));
 		}
 		return 0;
 	}
 	case '<':
-		ev->kind = TRC_EXIT;
-		ev->name = trc_intern_str(word(&p));
+		ev->kind = TRACE_EXIT;
+		ev->name = trace_intern_str(word(&p));
 		while (*p == ' ')
 			p++;
 		if (p[0] == '=' && p[1] == ' ') {
 			ev->ret = strtoll(p + 2, &p, 10);
-			ev->flags |= TRC_F_RET;
+			ev->flags |= TRACE_F_RET;
 			while (*p == ' ')
 				p++;
 		}
-		if (*p == '<' && trc_parse_secs(p + 1, &v)) {
+		if (*p == '<' && trace_parse_secs(p + 1, &v)) {
 			ev->dur = v;
-			ev->flags |= TRC_F_DUR;
+			ev->flags |= TRACE_F_DUR;
 		}
 		return 0;
 	case '|': {
-		int rc = trc_parse_strace_call(body, ev, dr->fdpath, sizeof(dr->fdpath));
+		int rc = trace_parse_strace_call(body, ev, dr->fdpath, sizeof(dr->fdpath));
 
 		return rc < 0 ? rc : 0;
 	}
 	case '!': {
 		char *colon = strchr(p, ':');
 
-		ev->kind = TRC_NOTE;
+		ev->kind = TRACE_NOTE;
 		if (!colon)
 			return -EINVAL;
-		ev->name = trc_intern(p, (size_t)(colon - p));
+		ev->name = trace_intern(p, (size_t)(colon - p));
 		p = colon + 1;
 		while (*p == ' ')
 			p++;
@@ -137,16 +137,16 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 		return 0;
 	}
 	case '?':
-		ev->kind = TRC_LOST;
-		ev->name = trc_intern_str("lost");
+		ev->kind = TRACE_LOST;
+		ev->name = trace_intern_str("lost");
 		w = word(&p);
 		if (strcmp(w, "lost") != 0)
 			return -EINVAL;
 		ev->count = strtoull(p, NULL, 10);
 		return 0;
 	case '~':
-		ev->kind = TRC_HIDDEN;
-		ev->name = trc_intern_str(word(&p));
+		ev->kind = TRACE_HIDDEN;
+		ev->name = trace_intern_str(word(&p));
 		while (*p == ' ')
 			p++;
 		p = parse_count(p, &ev->count);
@@ -154,25 +154,25 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 			return -EINVAL;
 		while (*p == ' ')
 			p++;
-		if (*p == '<' && trc_parse_secs(p + 1, &v)) {
+		if (*p == '<' && trace_parse_secs(p + 1, &v)) {
 			ev->dur = v;
-			ev->flags |= TRC_F_DUR;
+			ev->flags |= TRACE_F_DUR;
 		}
 		return 0;
 	case '[':
 	case ']': {
 		char *kind = word(&p);
 
-		ev->kind = mark == '[' ? TRC_BLOCK_BEGIN : TRC_BLOCK_END;
+		ev->kind = mark == '[' ? TRACE_BLOCK_BEGIN : TRACE_BLOCK_END;
 		if (strcmp(kind, "loop") == 0)
-			ev->block = TRC_BLOCK_LOOP;
+			ev->block = TRACE_BLOCK_LOOP;
 		else if (strcmp(kind, "descend") == 0)
-			ev->block = TRC_BLOCK_DESCEND;
+			ev->block = TRACE_BLOCK_DESCEND;
 		else if (strcmp(kind, "ascend") == 0)
-			ev->block = TRC_BLOCK_ASCEND;
+			ev->block = TRACE_BLOCK_ASCEND;
 		else
 			return -EINVAL;
-		ev->name = trc_intern_str(word(&p));
+		ev->name = trace_intern_str(word(&p));
 		while (*p == ' ')
 			p++;
 		p = parse_count(p, &ev->count);
@@ -182,7 +182,7 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 			char *d = strstr(p, "delta=");
 
 			secs_attr(p, "span=", &ev->dur);
-			ev->flags |= TRC_F_DUR;
+			ev->flags |= TRACE_F_DUR;
 			secs_attr(p, "min=", &ev->min);
 			secs_attr(p, "max=", &ev->max);
 			if (d)
@@ -192,7 +192,7 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 
 			if (t) {
 				ev->extra = t + 3;
-				ev->flags |= TRC_F_TIMES;
+				ev->flags |= TRACE_F_TIMES;
 			}
 		}
 		return 0;
@@ -200,8 +200,8 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 	case '=': {
 		char *via;
 
-		ev->kind = TRC_MSG;
-		ev->name = trc_intern_str(word(&p));
+		ev->kind = TRACE_MSG;
+		ev->name = trace_intern_str(word(&p));
 		while (*p == ' ')
 			p++;
 		p = parse_count(p, &ev->count);
@@ -217,7 +217,7 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 		if (strcmp(w, "at") != 0)
 			return -EINVAL;
 		w = word(&p);
-		if (!trc_parse_secs(w, &ev->min))
+		if (!trace_parse_secs(w, &ev->min))
 			return -EINVAL;
 		via = strstr(p, "via ");
 		if (via)
@@ -228,7 +228,7 @@ static int parse_body(struct dtt_reader *dr, char mark, char *body, struct trc_e
 	return -EINVAL;
 }
 
-static int parse_line(struct dtt_reader *dr, char *line, struct trc_event *ev)
+static int parse_line(struct dtt_reader *dr, char *line, struct trace_event *ev)
 {
 	char *p = line;
 	const char *e;
@@ -236,20 +236,20 @@ static int parse_line(struct dtt_reader *dr, char *line, struct trc_event *ev)
 	uint64_t *nb, open_blocks;
 	char mark;
 
-	trc_event_init(ev);
+	trace_event_init(ev);
 	if (line[0] == '#') {
 		if (strncmp(line, "## stream ", 10) != 0)
 			return 0;
 		p = line + 10;
-		ev->kind = TRC_STREAM;
-		ev->name = trc_intern_str(word(&p));
+		ev->kind = TRACE_STREAM;
+		ev->name = trace_intern_str(word(&p));
 		while (*p == ' ')
 			p++;
 		ev->extra = p;
 		imap_free(&dr->blocks);
 		return 1;
 	}
-	e = trc_parse_secs(p, &ev->ts);
+	e = trace_parse_secs(p, &ev->ts);
 	if (!e || *e != ' ')
 		return -EINVAL;
 	p = (char *)e + 1;
@@ -268,24 +268,24 @@ static int parse_line(struct dtt_reader *dr, char *line, struct trc_event *ev)
 		return -EINVAL;
 	nb = imap_get(&dr->blocks, (uint64_t)(uint32_t)ev->tid);
 	open_blocks = nb ? *nb : 0;
-	if (ev->kind == TRC_BLOCK_END && open_blocks > 0)
+	if (ev->kind == TRACE_BLOCK_END && open_blocks > 0)
 		open_blocks--;
 	ev->depth = (int32_t)(spaces / 2) - (int32_t)open_blocks;
-	if (ev->kind == TRC_BLOCK_BEGIN)
+	if (ev->kind == TRACE_BLOCK_BEGIN)
 		imap_put(&dr->blocks, (uint64_t)(uint32_t)ev->tid, open_blocks + 1);
-	else if (ev->kind == TRC_BLOCK_END)
+	else if (ev->kind == TRACE_BLOCK_END)
 		imap_put(&dr->blocks, (uint64_t)(uint32_t)ev->tid, open_blocks);
 	return 1;
 }
 
-static int dtt_next(struct trc_reader *r, struct trc_event *ev)
+static int dtt_next(struct trace_reader *r, struct trace_event *ev)
 {
 	struct dtt_reader *dr = (struct dtt_reader *)r;
 	char *line;
 	size_t len;
 	int rc;
 
-	while ((rc = trc_input_line(&dr->in, &line, &len)) > 0) {
+	while ((rc = trace_input_line(&dr->in, &line, &len)) > 0) {
 		r->st.bytes = dr->in.consumed;
 		if (len == 0)
 			continue;
@@ -304,19 +304,19 @@ static int dtt_next(struct trc_reader *r, struct trc_event *ev)
 	return 0;
 }
 
-static void dtt_close(struct trc_reader *r)
+static void dtt_close(struct trace_reader *r)
 {
 	struct dtt_reader *dr = (struct dtt_reader *)r;
 
 	imap_free(&dr->blocks);
-	trc_input_free(&dr->in);
+	trace_input_free(&dr->in);
 	free(dr);
 }
 
-static const struct trc_reader_ops dtt_ops = {dtt_next, dtt_close};
+static const struct trace_reader_ops dtt_ops = {dtt_next, dtt_close};
 
-int trc_dtt_open(struct trc_input *in, const struct trc_read_opts *o, struct trc_reader **out,
-		 char *err, size_t errlen)
+int trace_dtt_open(struct trace_input *in, const struct trace_read_opts *o,
+		   struct trace_reader **out, char *err, size_t errlen)
 {
 	struct dtt_reader *dr = calloc(1, sizeof(*dr));
 
@@ -326,7 +326,7 @@ int trc_dtt_open(struct trc_input *in, const struct trc_read_opts *o, struct trc
 		return -ENOMEM;
 	}
 	dr->base.ops = &dtt_ops;
-	dr->base.format = TRC_FMT_DTT;
+	dr->base.format = TRACE_FMT_DTT;
 	dr->in = *in;
 	imap_init(&dr->blocks, 1u << 20);
 	*out = &dr->base;

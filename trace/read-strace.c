@@ -1,6 +1,6 @@
 /*
  * read-strace.c - reads `strace -f -ttt -T -yy` output (and -tt, without -f,
- * with "[pid N]" prefixes) into TRC_SYSCALL and TRC_NOTE events.
+ * with "[pid N]" prefixes) into TRACE_SYSCALL and TRACE_NOTE events.
  *
  * A call split by another thread ("<unfinished ...>" then "<... resumed>")
  * is joined and returned when it resumes, with its start time: events come
@@ -30,8 +30,8 @@ struct pending {
 };
 
 struct strace_reader {
-	struct trc_reader base;
-	struct trc_input in;
+	struct trace_reader base;
+	struct trace_input in;
 	struct imap pid_of;  /* tid -> pid */
 	struct imap pending; /* tid -> struct pending * */
 	char *joined;	     /* a resumed call put back together */
@@ -43,9 +43,9 @@ struct strace_reader {
 	size_t drain_it;
 };
 
-const char *trc_parse_secs(const char *s, uint64_t *ns)
+const char *trace_parse_secs(const char *s, uint64_t *ns)
 {
-	uint64_t sec = 0, frac = 0, scale = TRC_NS;
+	uint64_t sec = 0, frac = 0, scale = TRACE_NS;
 	const char *p = s;
 
 	if (*p < '0' || *p > '9')
@@ -65,11 +65,11 @@ const char *trc_parse_secs(const char *s, uint64_t *ns)
 			p++;
 		}
 	}
-	*ns = sec * TRC_NS + frac;
+	*ns = sec * TRACE_NS + frac;
 	return p;
 }
 
-const char *trc_parse_time(const char *s, uint64_t *ns)
+const char *trace_parse_time(const char *s, uint64_t *ns)
 {
 	const char *p = s;
 	uint64_t h = 0, m = 0, rest;
@@ -82,13 +82,13 @@ const char *trc_parse_time(const char *s, uint64_t *ns)
 			return NULL;
 		m = (uint64_t)(p[0] - '0') * 10 + (uint64_t)(p[1] - '0');
 		p += 3;
-		p = trc_parse_secs(p, &rest);
+		p = trace_parse_secs(p, &rest);
 		if (!p)
 			return NULL;
-		*ns = (h * 3600 + m * 60) * TRC_NS + rest;
+		*ns = (h * 3600 + m * 60) * TRACE_NS + rest;
 		return p;
 	}
-	return trc_parse_secs(p, ns);
+	return trace_parse_secs(p, ns);
 }
 
 static int is_name_char(char c)
@@ -120,7 +120,7 @@ static const char *angle_text(const char *p, char *out, size_t outlen)
 }
 
 /* The first argument as a decorated fd, e.g. "6<TCP:[...]>" or "AT_FDCWD</x>". */
-static void first_fd(const char *args, struct trc_event *ev, char *buf, size_t buflen)
+static void first_fd(const char *args, struct trace_event *ev, char *buf, size_t buflen)
 {
 	const char *p = args;
 	long fd = 0;
@@ -143,7 +143,7 @@ static void first_fd(const char *args, struct trc_event *ev, char *buf, size_t b
 }
 
 /* The " = RET[<path>] [ERR (desc)] [(desc)]" part, p just after "= ". */
-static void parse_return(char *p, struct trc_event *ev)
+static void parse_return(char *p, struct trace_event *ev)
 {
 	char *end;
 
@@ -160,7 +160,7 @@ static void parse_return(char *p, struct trc_event *ev)
 		if (end == p)
 			return;
 		ev->ret = v;
-		ev->flags |= TRC_F_RET;
+		ev->flags |= TRACE_F_RET;
 		p = end;
 		if (*p == '<') {
 			char *q = p + 1;
@@ -170,7 +170,7 @@ static void parse_return(char *p, struct trc_event *ev)
 			if (*q == '>') {
 				*q = '\0';
 				ev->retpath = p + 1;
-				ev->flags |= TRC_F_RETFD;
+				ev->flags |= TRACE_F_RETFD;
 				p = q + 1;
 			}
 		}
@@ -183,11 +183,11 @@ static void parse_return(char *p, struct trc_event *ev)
 		while (*q && ((*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_'))
 			q++;
 		if (q > p + 1 && (*q == ' ' || *q == '\0'))
-			ev->errname = trc_intern(p, (size_t)(q - p));
+			ev->errname = trace_intern(p, (size_t)(q - p));
 	}
 }
 
-int trc_parse_strace_call(char *line, struct trc_event *ev, char *fdbuf, size_t fdbuflen)
+int trace_parse_strace_call(char *line, struct trace_event *ev, char *fdbuf, size_t fdbuflen)
 {
 	char *p = line, *open, *close = NULL, *q;
 	size_t len;
@@ -196,8 +196,8 @@ int trc_parse_strace_call(char *line, struct trc_event *ev, char *fdbuf, size_t 
 		p++;
 	if (p == line || *p != '(')
 		return -EINVAL;
-	ev->kind = TRC_SYSCALL;
-	ev->name = trc_intern(line, (size_t)(p - line));
+	ev->kind = TRACE_SYSCALL;
+	ev->name = trace_intern(line, (size_t)(p - line));
 	open = p + 1;
 	len = strlen(open);
 	/* unfinished: "NAME(args <unfinished ...>" */
@@ -208,7 +208,7 @@ int trc_parse_strace_call(char *line, struct trc_event *ev, char *fdbuf, size_t 
 			e--;
 		*e = '\0';
 		ev->args = open;
-		ev->flags |= TRC_F_UNFINISHED;
+		ev->flags |= TRACE_F_UNFINISHED;
 		first_fd(open, ev, fdbuf, fdbuflen);
 		return 1;
 	}
@@ -217,11 +217,11 @@ int trc_parse_strace_call(char *line, struct trc_event *ev, char *fdbuf, size_t 
 		q = strrchr(open, '<');
 		if (q && q[1] >= '0' && q[1] <= '9') {
 			uint64_t d;
-			const char *e = trc_parse_secs(q + 1, &d);
+			const char *e = trace_parse_secs(q + 1, &d);
 
 			if (e && *e == '>') {
 				ev->dur = d;
-				ev->flags |= TRC_F_DUR;
+				ev->flags |= TRACE_F_DUR;
 				while (q > open && q[-1] == ' ')
 					q--;
 				*q = '\0';
@@ -247,7 +247,7 @@ int trc_parse_strace_call(char *line, struct trc_event *ev, char *fdbuf, size_t 
 		if (q > open && q[-1] == ')') {
 			q[-1] = '\0';
 			ev->args = open;
-			ev->flags |= TRC_F_UNFINISHED;
+			ev->flags |= TRACE_F_UNFINISHED;
 			first_fd(open, ev, fdbuf, fdbuflen);
 			return 0;
 		}
@@ -294,11 +294,11 @@ static int32_t pid_for(struct strace_reader *sr, int32_t tid)
 	return tid;
 }
 
-static void note_clone(struct strace_reader *sr, const struct trc_event *ev)
+static void note_clone(struct strace_reader *sr, const struct trace_event *ev)
 {
 	int thread;
 
-	if (!(ev->flags & TRC_F_RET) || ev->ret <= 0)
+	if (!(ev->flags & TRACE_F_RET) || ev->ret <= 0)
 		return;
 	if (strcmp(ev->name, "clone") != 0 && strcmp(ev->name, "clone3") != 0 &&
 	    strcmp(ev->name, "fork") != 0 && strcmp(ev->name, "vfork") != 0)
@@ -328,7 +328,7 @@ static int ensure_joined(struct strace_reader *sr, size_t need)
 
 /* Returns 1 with an event, 2 for a call held until it resumes, 0 for a line
  * that is not an event, <0 on error. */
-static int parse_line(struct strace_reader *sr, char *line, struct trc_event *ev)
+static int parse_line(struct strace_reader *sr, char *line, struct trace_event *ev)
 {
 	char *p = line;
 	int32_t tid = 0;
@@ -355,7 +355,7 @@ static int parse_line(struct strace_reader *sr, char *line, struct trc_event *ev
 		}
 	}
 	if (*p >= '0' && *p <= '9') {
-		const char *e = trc_parse_time(p, &ts);
+		const char *e = trace_parse_time(p, &ts);
 
 		if (!e)
 			return 0;
@@ -363,24 +363,24 @@ static int parse_line(struct strace_reader *sr, char *line, struct trc_event *ev
 		while (*p == ' ')
 			p++;
 	}
-	trc_event_init(ev);
+	trace_event_init(ev);
 	ev->tid = tid;
 	ev->ts = ts;
 	ev->pid = pid_for(sr, tid);
 	if (strncmp(p, "---", 3) == 0 || strncmp(p, "+++", 3) == 0) {
 		size_t n = strlen(p);
 
-		ev->kind = TRC_NOTE;
+		ev->kind = TRACE_NOTE;
 		if (strncmp(p, "--- SIG", 7) == 0) {
 			char *e = p + 4;
 
 			while (*e >= 'A' && *e <= 'Z')
 				e++;
-			ev->name = trc_intern(p + 4, (size_t)(e - p - 4));
+			ev->name = trace_intern(p + 4, (size_t)(e - p - 4));
 		} else if (strstr(p, "exited with") || strstr(p, "killed by")) {
-			ev->name = trc_intern_str("exit");
+			ev->name = trace_intern_str("exit");
 		} else {
-			ev->name = trc_intern_str("note");
+			ev->name = trace_intern_str("note");
 		}
 		if (n >= sizeof(sr->note))
 			n = sizeof(sr->note) - 1;
@@ -421,13 +421,13 @@ static int parse_line(struct strace_reader *sr, char *line, struct trc_event *ev
 			imap_del(&sr->pending, (uint64_t)(uint32_t)tid);
 			pending_free(pd);
 		}
-		rc = trc_parse_strace_call(sr->joined, ev, sr->fdpath, sizeof(sr->fdpath));
+		rc = trace_parse_strace_call(sr->joined, ev, sr->fdpath, sizeof(sr->fdpath));
 		if (rc < 0)
 			return 0;
 		note_clone(sr, ev);
 		return 1;
 	}
-	rc = trc_parse_strace_call(p, ev, sr->fdpath, sizeof(sr->fdpath));
+	rc = trace_parse_strace_call(p, ev, sr->fdpath, sizeof(sr->fdpath));
 	if (rc < 0)
 		return 0;
 	if (rc == 1) {
@@ -468,7 +468,7 @@ static int parse_line(struct strace_reader *sr, char *line, struct trc_event *ev
 }
 
 /* At the end: calls that never resumed. */
-static int drain_pending(struct strace_reader *sr, struct trc_event *ev)
+static int drain_pending(struct strace_reader *sr, struct trace_event *ev)
 {
 	uint64_t k, v;
 
@@ -476,8 +476,8 @@ static int drain_pending(struct strace_reader *sr, struct trc_event *ev)
 		return 0;
 	struct pending *pd = (struct pending *)(uintptr_t)v;
 
-	trc_event_init(ev);
-	ev->kind = TRC_SYSCALL;
+	trace_event_init(ev);
+	ev->kind = TRACE_SYSCALL;
 	ev->tid = (int32_t)k;
 	ev->pid = pid_for(sr, ev->tid);
 	ev->ts = pd->ts;
@@ -486,11 +486,11 @@ static int drain_pending(struct strace_reader *sr, struct trc_event *ev)
 		return -ENOMEM;
 	strcpy(sr->joined, pd->args);
 	ev->args = sr->joined;
-	ev->flags |= TRC_F_UNFINISHED;
+	ev->flags |= TRACE_F_UNFINISHED;
 	return 1;
 }
 
-static int strace_next(struct trc_reader *r, struct trc_event *ev)
+static int strace_next(struct trace_reader *r, struct trace_event *ev)
 {
 	struct strace_reader *sr = (struct strace_reader *)r;
 	char *line;
@@ -499,7 +499,7 @@ static int strace_next(struct trc_reader *r, struct trc_event *ev)
 
 	if (sr->draining)
 		return drain_pending(sr, ev);
-	while ((rc = trc_input_line(&sr->in, &line, &len)) > 0) {
+	while ((rc = trace_input_line(&sr->in, &line, &len)) > 0) {
 		r->st.bytes = sr->in.consumed;
 		if (len == 0)
 			continue;
@@ -524,7 +524,7 @@ static int strace_next(struct trc_reader *r, struct trc_event *ev)
 	return drain_pending(sr, ev);
 }
 
-static void strace_close(struct trc_reader *r)
+static void strace_close(struct trace_reader *r)
 {
 	struct strace_reader *sr = (struct strace_reader *)r;
 	uint64_t k, v;
@@ -533,15 +533,15 @@ static void strace_close(struct trc_reader *r)
 		pending_free((struct pending *)(uintptr_t)v);
 	imap_free(&sr->pending);
 	imap_free(&sr->pid_of);
-	trc_input_free(&sr->in);
+	trace_input_free(&sr->in);
 	free(sr->joined);
 	free(sr);
 }
 
-static const struct trc_reader_ops strace_ops = {strace_next, strace_close};
+static const struct trace_reader_ops strace_ops = {strace_next, strace_close};
 
-int trc_strace_open(struct trc_input *in, const struct trc_read_opts *o, struct trc_reader **out,
-		    char *err, size_t errlen)
+int trace_strace_open(struct trace_input *in, const struct trace_read_opts *o,
+		      struct trace_reader **out, char *err, size_t errlen)
 {
 	struct strace_reader *sr = calloc(1, sizeof(*sr));
 
@@ -551,7 +551,7 @@ int trc_strace_open(struct trc_input *in, const struct trc_read_opts *o, struct 
 		return -ENOMEM;
 	}
 	sr->base.ops = &strace_ops;
-	sr->base.format = TRC_FMT_STRACE;
+	sr->base.format = TRACE_FMT_STRACE;
 	sr->in = *in;
 	imap_init(&sr->pid_of, MAX_TIDS);
 	imap_init(&sr->pending, MAX_TIDS);

@@ -95,7 +95,7 @@ struct utask {
 };
 
 struct uftrace_reader {
-	struct trc_reader base;
+	struct trace_reader base;
 	char dir[4096];
 	struct usession *sess;
 	size_t nsess;
@@ -353,7 +353,7 @@ static int spec_matches(const struct spec *sp, const char *name)
 {
 	if (sp->is_regex)
 		return regexec(&sp->re, name, 0, NULL, 0) == 0;
-	return sp->glob && trc_glob_match(sp->glob, name);
+	return sp->glob && trace_glob_match(sp->glob, name);
 }
 
 /* The formats recorded for name's arguments (want_ret 0) or return (1),
@@ -439,7 +439,7 @@ static void load_module(struct uftrace_reader *ur, struct umodule *m)
 			m->syms[m->n].addr = a;
 			m->syms[m->n].name = (type == 'T' || type == 't' || type == 'W' ||
 					      type == 'w' || type == 'P' || type == 'i')
-						     ? trc_intern_str(p + pos)
+						     ? trace_intern_str(p + pos)
 						     : NULL;
 			m->n++;
 		}
@@ -452,7 +452,7 @@ static void load_module(struct uftrace_reader *ur, struct umodule *m)
 
 static struct umodule *module_for(struct uftrace_reader *ur, const char *path)
 {
-	const char *ip = trc_intern_str(path);
+	const char *ip = trace_intern_str(path);
 
 	for (size_t i = 0; i < ur->nmods; i++)
 		if (ur->mods[i].path == ip)
@@ -514,7 +514,7 @@ static int load_sessions(struct uftrace_reader *ur)
 						ur->mods = mm;
 						m = &ur->mods[ur->nmods++];
 						memset(m, 0, sizeof(*m));
-						m->path = trc_intern_str(p + pos);
+						m->path = trace_intern_str(p + pos);
 					}
 				}
 				nm = realloc(s->maps, (s->nmaps + 1) * sizeof(*nm));
@@ -638,12 +638,12 @@ static const char *resolve(struct uftrace_reader *ur, struct usession *s, uint64
 			snprintf(tmp, tmplen, "%s+0x%llx", base ? base + 1 : m->mod->path,
 				 (unsigned long long)rel);
 			ur->base.st.unresolved++;
-			return trc_intern_str(tmp);
+			return trace_intern_str(tmp);
 		}
 	}
 	snprintf(tmp, tmplen, "0x%llx", (unsigned long long)addr);
 	ur->base.st.unresolved++;
-	return trc_intern_str(tmp);
+	return trace_intern_str(tmp);
 }
 
 /* ---------------------------------------------------------------- tasks */
@@ -860,7 +860,7 @@ static void heap_down(struct uftrace_reader *ur, size_t i)
 	}
 }
 
-static int uft_next(struct trc_reader *r, struct trc_event *ev)
+static int uft_next(struct trace_reader *r, struct trace_event *ev)
 {
 	struct uftrace_reader *ur = (struct uftrace_reader *)r;
 	struct utask *t;
@@ -870,14 +870,14 @@ static int uft_next(struct trc_reader *r, struct trc_event *ev)
 	if (ur->nheap == 0)
 		return 0;
 	t = ur->heap[0];
-	trc_event_init(ev);
+	trace_event_init(ev);
 	ev->ts = t->time;
 	ev->pid = t->pid;
 	ev->tid = t->tid;
 	ev->depth = (int32_t)t->depth;
 	if (t->type == UFT_LOST) {
-		ev->kind = TRC_LOST;
-		ev->name = trc_intern_str("lost");
+		ev->kind = TRACE_LOST;
+		ev->name = trace_intern_str("lost");
 		ev->count = t->addr;
 		r->st.lost += t->addr;
 		for (unsigned i = 0; i < t->cap; i++)
@@ -890,7 +890,7 @@ static int uft_next(struct trc_reader *r, struct trc_event *ev)
 			ev->args = ur->args_out;
 		}
 		if (t->type == UFT_ENTRY) {
-			ev->kind = TRC_ENTER;
+			ev->kind = TRACE_ENTER;
 			if (t->depth >= t->cap && t->depth < 65536) {
 				unsigned nc = t->cap ? t->cap : 64;
 				uint64_t *ns;
@@ -908,15 +908,15 @@ static int uft_next(struct trc_reader *r, struct trc_event *ev)
 			if (t->depth < t->cap)
 				t->stack[t->depth] = t->time;
 		} else {
-			ev->kind = TRC_EXIT;
+			ev->kind = TRACE_EXIT;
 			if (t->has_ret) {
 				ev->ret = t->retval;
-				ev->flags |= TRC_F_RET;
+				ev->flags |= TRACE_F_RET;
 			}
 			if (t->depth < t->cap && t->stack[t->depth] != NO_TS &&
 			    t->time >= t->stack[t->depth]) {
 				ev->dur = t->time - t->stack[t->depth];
-				ev->flags |= TRC_F_DUR;
+				ev->flags |= TRACE_F_DUR;
 				t->stack[t->depth] = NO_TS;
 			}
 		}
@@ -934,7 +934,7 @@ static int uft_next(struct trc_reader *r, struct trc_event *ev)
 	return 1;
 }
 
-static void uft_close(struct trc_reader *r)
+static void uft_close(struct trace_reader *r)
 {
 	struct uftrace_reader *ur = (struct uftrace_reader *)r;
 
@@ -960,7 +960,7 @@ static void uft_close(struct trc_reader *r)
 	free(ur);
 }
 
-static const struct trc_reader_ops uft_ops = {uft_next, uft_close};
+static const struct trace_reader_ops uft_ops = {uft_next, uft_close};
 
 static void raise_nofile(size_t want)
 {
@@ -972,8 +972,8 @@ static void raise_nofile(size_t want)
 	}
 }
 
-int trc_uftrace_open(const char *dir, const struct trc_read_opts *o, struct trc_reader **out,
-		     char *err, size_t errlen)
+int trace_uftrace_open(const char *dir, const struct trace_read_opts *o, struct trace_reader **out,
+		       char *err, size_t errlen)
 {
 	struct uftrace_reader *ur = calloc(1, sizeof(*ur));
 	struct imap pid_of, sess_of, parent_of;
@@ -989,7 +989,7 @@ int trc_uftrace_open(const char *dir, const struct trc_read_opts *o, struct trc_
 		return -ENOMEM;
 	}
 	ur->base.ops = &uft_ops;
-	ur->base.format = TRC_FMT_UFTRACE;
+	ur->base.format = TRACE_FMT_UFTRACE;
 	snprintf(ur->dir, sizeof(ur->dir), "%s", dir);
 	/* a directory holding uftrace.data */
 	if (path_join(path, sizeof(path), dir, "info") == 0 && stat(path, &st) < 0 &&

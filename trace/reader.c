@@ -11,17 +11,17 @@
 #include "tracer-glue/runtime/dtr-format.h"
 #include "trace/reader-int.h"
 
-int trc_input_init(struct trc_input *in, FILE *fp)
+int trace_input_init(struct trace_input *in, FILE *fp)
 {
 	memset(in, 0, sizeof(*in));
-	in->buf = malloc(TRC_INPUT_BUF + 1);
+	in->buf = malloc(TRACE_INPUT_BUF + 1);
 	if (!in->buf)
 		return -ENOMEM;
 	in->fp = fp;
 	return 0;
 }
 
-void trc_input_free(struct trc_input *in)
+void trace_input_free(struct trace_input *in)
 {
 	if (in->fp && in->fp != stdin)
 		fclose(in->fp);
@@ -29,7 +29,7 @@ void trc_input_free(struct trc_input *in)
 	memset(in, 0, sizeof(*in));
 }
 
-int trc_input_fill(struct trc_input *in)
+int trace_input_fill(struct trace_input *in)
 {
 	size_t n;
 
@@ -38,9 +38,9 @@ int trc_input_fill(struct trc_input *in)
 		in->len -= in->pos;
 		in->pos = 0;
 	}
-	if (in->eof || in->len == TRC_INPUT_BUF)
+	if (in->eof || in->len == TRACE_INPUT_BUF)
 		return in->len > 0 ? 1 : 0;
-	n = fread(in->buf + in->len, 1, TRC_INPUT_BUF - in->len, in->fp);
+	n = fread(in->buf + in->len, 1, TRACE_INPUT_BUF - in->len, in->fp);
 	in->len += n;
 	if (n == 0) {
 		if (ferror(in->fp)) {
@@ -52,7 +52,7 @@ int trc_input_fill(struct trc_input *in)
 	return in->len > 0 ? 1 : 0;
 }
 
-int trc_input_line(struct trc_input *in, char **line, size_t *len)
+int trace_input_line(struct trace_input *in, char **line, size_t *len)
 {
 	for (;;) {
 		char *start = in->buf + in->pos;
@@ -77,7 +77,7 @@ int trc_input_line(struct trc_input *in, char **line, size_t *len)
 			in->pos = in->len;
 			return 1;
 		}
-		if (in->pos == 0 && in->len == TRC_INPUT_BUF) {
+		if (in->pos == 0 && in->len == TRACE_INPUT_BUF) {
 			/* longer than the buffer: keep its head, skip the rest */
 			int c;
 
@@ -95,12 +95,12 @@ int trc_input_line(struct trc_input *in, char **line, size_t *len)
 				in->consumed++;
 			return 1;
 		}
-		if (trc_input_fill(in) < 0)
+		if (trace_input_fill(in) < 0)
 			return -in->error;
 	}
 }
 
-int trc_input_read(struct trc_input *in, void *dst, size_t n)
+int trace_input_read(struct trace_input *in, void *dst, size_t n)
 {
 	char *d = dst;
 	size_t got = 0;
@@ -109,7 +109,7 @@ int trc_input_read(struct trc_input *in, void *dst, size_t n)
 		size_t avail = in->len - in->pos;
 
 		if (avail == 0) {
-			int rc = trc_input_fill(in);
+			int rc = trace_input_fill(in);
 
 			if (rc < 0)
 				return rc;
@@ -127,13 +127,13 @@ int trc_input_read(struct trc_input *in, void *dst, size_t n)
 	return 1;
 }
 
-int trc_input_skip(struct trc_input *in, uint64_t n)
+int trace_input_skip(struct trace_input *in, uint64_t n)
 {
 	while (n > 0) {
 		size_t avail = in->len - in->pos;
 
 		if (avail == 0) {
-			int rc = trc_input_fill(in);
+			int rc = trace_input_fill(in);
 
 			if (rc <= 0)
 				return rc;
@@ -149,26 +149,26 @@ int trc_input_skip(struct trc_input *in, uint64_t n)
 }
 
 static const char *const format_names[] = {
-	[TRC_FMT_AUTO] = "auto",
-	[TRC_FMT_DTR] = "dtr",
-	[TRC_FMT_STRACE] = "strace",
-	[TRC_FMT_UFTRACE] = "uftrace",
-	[TRC_FMT_BABELTRACE] = "babeltrace",
-	[TRC_FMT_DTT] = "dtt",
+	[TRACE_FMT_AUTO] = "auto",
+	[TRACE_FMT_DTR] = "dtr",
+	[TRACE_FMT_STRACE] = "strace",
+	[TRACE_FMT_UFTRACE] = "uftrace",
+	[TRACE_FMT_BABELTRACE] = "babeltrace",
+	[TRACE_FMT_DTT] = "dtt",
 };
 
-int trc_format_parse(const char *name, enum trc_format *out)
+int trace_format_parse(const char *name, enum trace_format *out)
 {
 	for (size_t i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++) {
 		if (strcmp(name, format_names[i]) == 0) {
-			*out = (enum trc_format)i;
+			*out = (enum trace_format)i;
 			return 0;
 		}
 	}
 	return -EINVAL;
 }
 
-const char *trc_format_name(enum trc_format f)
+const char *trace_format_name(enum trace_format f)
 {
 	if ((unsigned)f >= sizeof(format_names) / sizeof(format_names[0]))
 		return "?";
@@ -205,7 +205,7 @@ static int strace_like(const char *s, const char *end)
 	return 0;
 }
 
-enum trc_format trc_format_sniff(const char *buf, size_t len)
+enum trace_format trace_format_sniff(const char *buf, size_t len)
 {
 	const char *end = buf + len, *line = buf;
 
@@ -214,10 +214,10 @@ enum trc_format trc_format_sniff(const char *buf, size_t len)
 
 		memcpy(&magic, buf, 4);
 		if (magic == DTR_MAGIC)
-			return TRC_FMT_DTR;
+			return TRACE_FMT_DTR;
 	}
 	if (len >= 14 && strncmp(buf, "# doppel-trace", 14) == 0)
-		return TRC_FMT_DTT;
+		return TRACE_FMT_DTT;
 	/* look at the first few non-empty lines */
 	for (int n = 0; line < end && n < 8; n++) {
 		const char *nl = memchr(line, '\n', (size_t)(end - line));
@@ -228,58 +228,58 @@ enum trc_format trc_format_sniff(const char *buf, size_t len)
 				const char *close = memchr(line, ']', (size_t)(le - line));
 
 				if (close && close + 3 < le && close[1] == ' ' && close[2] == '(')
-					return TRC_FMT_BABELTRACE;
+					return TRACE_FMT_BABELTRACE;
 				if (close && close + 1 < le && close[1] == ' ' &&
 				    memchr(line, ':', (size_t)(le - line)) &&
 				    !strace_like(line, le))
-					return TRC_FMT_BABELTRACE;
+					return TRACE_FMT_BABELTRACE;
 			}
 			if (strace_like(line, le))
-				return TRC_FMT_STRACE;
+				return TRACE_FMT_STRACE;
 		}
 		if (!nl)
 			break;
 		line = nl + 1;
 	}
-	return TRC_FMT_AUTO;
+	return TRACE_FMT_AUTO;
 }
 
-static int open_input(FILE *fp, const char *name, const struct trc_read_opts *o,
-		      struct trc_reader **out, char *err, size_t errlen)
+static int open_input(FILE *fp, const char *name, const struct trace_read_opts *o,
+		      struct trace_reader **out, char *err, size_t errlen)
 {
-	struct trc_input in;
-	enum trc_format f = o ? o->format : TRC_FMT_AUTO;
+	struct trace_input in;
+	enum trace_format f = o ? o->format : TRACE_FMT_AUTO;
 	int rc;
 
-	rc = trc_input_init(&in, fp);
+	rc = trace_input_init(&in, fp);
 	if (rc < 0) {
 		if (fp != stdin)
 			fclose(fp);
 		snprintf(err, errlen, "out of memory");
 		return rc;
 	}
-	rc = trc_input_fill(&in);
+	rc = trace_input_fill(&in);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
-		trc_input_free(&in);
+		trace_input_free(&in);
 		return rc;
 	}
-	if (f == TRC_FMT_AUTO)
-		f = trc_format_sniff(in.buf, in.len);
+	if (f == TRACE_FMT_AUTO)
+		f = trace_format_sniff(in.buf, in.len);
 	switch (f) {
-	case TRC_FMT_DTR:
-		rc = trc_dtr_open(&in, fp == stdin ? NULL : name, o, out, err, errlen);
+	case TRACE_FMT_DTR:
+		rc = trace_dtr_open(&in, fp == stdin ? NULL : name, o, out, err, errlen);
 		break;
-	case TRC_FMT_STRACE:
-		rc = trc_strace_open(&in, o, out, err, errlen);
+	case TRACE_FMT_STRACE:
+		rc = trace_strace_open(&in, o, out, err, errlen);
 		break;
-	case TRC_FMT_BABELTRACE:
-		rc = trc_babeltrace_open(&in, o, out, err, errlen);
+	case TRACE_FMT_BABELTRACE:
+		rc = trace_babeltrace_open(&in, o, out, err, errlen);
 		break;
-	case TRC_FMT_DTT:
-		rc = trc_dtt_open(&in, o, out, err, errlen);
+	case TRACE_FMT_DTT:
+		rc = trace_dtt_open(&in, o, out, err, errlen);
 		break;
-	case TRC_FMT_UFTRACE:
+	case TRACE_FMT_UFTRACE:
 		snprintf(err, errlen, "%s: uftrace data is a directory, not a stream", name);
 		rc = -EINVAL;
 		break;
@@ -292,22 +292,22 @@ static int open_input(FILE *fp, const char *name, const struct trc_read_opts *o,
 		rc = -EINVAL;
 	}
 	if (rc < 0)
-		trc_input_free(&in);
+		trace_input_free(&in);
 	return rc;
 }
 
-int trc_reader_open_file(FILE *fp, const char *name, const struct trc_read_opts *o,
-			 struct trc_reader **out, char *err, size_t errlen)
+int trace_reader_open_file(FILE *fp, const char *name, const struct trace_read_opts *o,
+			   struct trace_reader **out, char *err, size_t errlen)
 {
 	int rc = open_input(fp, name, o, out, err, errlen);
 
 	if (rc == 0 && o && o->prog)
-		(*out)->prog = trc_intern_str(o->prog);
+		(*out)->prog = trace_intern_str(o->prog);
 	return rc;
 }
 
-int trc_reader_open(const char *path, const struct trc_read_opts *o, struct trc_reader **out,
-		    char *err, size_t errlen)
+int trace_reader_open(const char *path, const struct trace_read_opts *o, struct trace_reader **out,
+		      char *err, size_t errlen)
 {
 	struct stat st;
 	FILE *fp;
@@ -315,16 +315,16 @@ int trc_reader_open(const char *path, const struct trc_read_opts *o, struct trc_
 
 	*out = NULL;
 	if (strcmp(path, "-") == 0)
-		return trc_reader_open_file(stdin, "standard input", o, out, err, errlen);
+		return trace_reader_open_file(stdin, "standard input", o, out, err, errlen);
 	if (stat(path, &st) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
-	if (S_ISDIR(st.st_mode) || (o && o->format == TRC_FMT_UFTRACE)) {
-		rc = trc_uftrace_open(path, o, out, err, errlen);
+	if (S_ISDIR(st.st_mode) || (o && o->format == TRACE_FMT_UFTRACE)) {
+		rc = trace_uftrace_open(path, o, out, err, errlen);
 		if (rc == 0 && o && o->prog)
-			(*out)->prog = trc_intern_str(o->prog);
+			(*out)->prog = trace_intern_str(o->prog);
 		return rc;
 	}
 	fp = fopen(path, "re");
@@ -333,10 +333,10 @@ int trc_reader_open(const char *path, const struct trc_read_opts *o, struct trc_
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
-	return trc_reader_open_file(fp, path, o, out, err, errlen);
+	return trace_reader_open_file(fp, path, o, out, err, errlen);
 }
 
-int trc_reader_next(struct trc_reader *r, struct trc_event *ev)
+int trace_reader_next(struct trace_reader *r, struct trace_event *ev)
 {
 	int rc = r->ops->next(r, ev);
 
@@ -348,50 +348,50 @@ int trc_reader_next(struct trc_reader *r, struct trc_event *ev)
 	return rc;
 }
 
-const char *trc_reader_error(const struct trc_reader *r)
+const char *trace_reader_error(const struct trace_reader *r)
 {
 	return r->err;
 }
 
-enum trc_format trc_reader_format(const struct trc_reader *r)
+enum trace_format trace_reader_format(const struct trace_reader *r)
 {
 	return r->format;
 }
 
-void trc_reader_stats(const struct trc_reader *r, struct trc_read_stats *st)
+void trace_reader_stats(const struct trace_reader *r, struct trace_read_stats *st)
 {
 	*st = r->st;
 }
 
-void trc_reader_close(struct trc_reader *r)
+void trace_reader_close(struct trace_reader *r)
 {
 	if (r)
 		r->ops->close(r);
 }
 
-int trc_sink_event(struct trc_sink *s, const struct trc_event *ev)
+int trace_sink_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	return s->ops->event(s, ev);
 }
 
-int trc_sink_end(struct trc_sink *s)
+int trace_sink_end(struct trace_sink *s)
 {
 	return s->ops->end ? s->ops->end(s) : 0;
 }
 
-void trc_sink_free(struct trc_sink *s)
+void trace_sink_free(struct trace_sink *s)
 {
 	if (s)
 		s->ops->free(s);
 }
 
-int trc_pump(struct trc_reader *r, struct trc_sink *s, char *err, size_t errlen)
+int trace_pump(struct trace_reader *r, struct trace_sink *s, char *err, size_t errlen)
 {
-	struct trc_event ev;
+	struct trace_event ev;
 	int rc;
 
-	while ((rc = trc_reader_next(r, &ev)) > 0) {
-		rc = trc_sink_event(s, &ev);
+	while ((rc = trace_reader_next(r, &ev)) > 0) {
+		rc = trace_sink_event(s, &ev);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s", s->err[0] ? s->err : strerror(-rc));
 			return rc;

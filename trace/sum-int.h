@@ -44,7 +44,7 @@ static inline char *dup_or_null(const char *s)
 }
 
 /* A copy of ev that owns its transient strings (interned ones are shared). */
-static inline void ev_copy(struct trc_event *dst, const struct trc_event *src)
+static inline void ev_copy(struct trace_event *dst, const struct trace_event *src)
 {
 	*dst = *src;
 	dst->args = dup_or_null(src->args);
@@ -53,7 +53,7 @@ static inline void ev_copy(struct trc_event *dst, const struct trc_event *src)
 	dst->extra = dup_or_null(src->extra);
 }
 
-static inline void ev_release(struct trc_event *ev)
+static inline void ev_release(struct trace_event *ev)
 {
 	free((char *)ev->args);
 	free((char *)ev->fdpath);

@@ -22,7 +22,7 @@
  *    an ascent block (N returns).
  *
  * What is equal: items with equal hashes; events are compared by kind and
- * name (TRC_KEY_NAME) or also by arguments and results (TRC_KEY_ARGS).
+ * name (TRACE_KEY_NAME) or also by arguments and results (TRACE_KEY_ARGS).
  *
  * Streaming: a call is held until it returns, so that it can fold as a
  * whole. When more than max_events events are held, the thread holding most
@@ -57,8 +57,8 @@ struct item {
 	uint64_t hash;
 	uint64_t t_first, t_last; /* first and last time of its whole expansion */
 	size_t held;		  /* events stored */
-	struct trc_event ev;	  /* EVENT: the event; CALL, REC: the (outermost) enter */
-	struct trc_event ev2;	  /* CALL: the exit; REC: the innermost exit */
+	struct trace_event ev;	  /* EVENT: the event; CALL, REC: the (outermost) enter */
+	struct trace_event ev2;	  /* CALL: the exit; REC: the innermost exit */
 	struct item **kids;	  /* CALL: children; LOOP: body; REC: pre (outermost level) */
 	uint32_t nkids;
 	struct item **post; /* REC: work after the recursive call (innermost level) */
@@ -73,7 +73,7 @@ struct item {
 };
 
 struct frame {
-	struct trc_event enter;
+	struct trace_event enter;
 	int has_enter; /* 1: held; 2: written, only name and depth kept */
 	int emitted;   /* its enter (and its earlier children) were written */
 	struct item **items;
@@ -99,13 +99,13 @@ struct sthread {
 };
 
 struct summ {
-	struct trc_sink base;
-	struct trc_sink *next;
-	struct trc_summarise_opts o;
+	struct trace_sink base;
+	struct trace_sink *next;
+	struct trace_summarise_opts o;
 	unsigned w;
 	struct imap threads;
 	size_t held, relieve_at;
-	struct trc_summarise_stats st;
+	struct trace_summarise_stats st;
 	int err;
 	char *tbuf; /* times text */
 	size_t tcap;
@@ -213,32 +213,32 @@ static struct item *item_new(int type)
 	return it;
 }
 
-static uint64_t event_end(const struct trc_event *ev)
+static uint64_t event_end(const struct trace_event *ev)
 {
 	return ev->ts;
 }
 
-static struct item *item_event(struct summ *S, const struct trc_event *ev)
+static struct item *item_event(struct summ *S, const struct trace_event *ev)
 {
 	struct item *it = item_new(IT_EVENT);
 
 	if (!it)
 		return NULL;
 	ev_copy(&it->ev, ev);
-	it->hash = mix(trc_event_key(ev, S->o.key), IT_EVENT);
+	it->hash = mix(trace_event_key(ev, S->o.key), IT_EVENT);
 	it->t_first = ev->ts;
 	it->t_last = event_end(ev);
 	it->held = 1;
 	return it;
 }
 
-static uint64_t call_hash(struct summ *S, const struct trc_event *enter, struct item **kids,
-			  uint32_t n, const struct trc_event *exit)
+static uint64_t call_hash(struct summ *S, const struct trace_event *enter, struct item **kids,
+			  uint32_t n, const struct trace_event *exit)
 {
-	uint64_t h = mix(trc_event_key(enter, S->o.key), IT_CALL);
+	uint64_t h = mix(trace_event_key(enter, S->o.key), IT_CALL);
 
 	h = seq_hash(kids, n, h);
-	return mix(h, trc_event_key(exit, S->o.key));
+	return mix(h, trace_event_key(exit, S->o.key));
 }
 
 static uint64_t loop_hash(const struct item *l)
@@ -248,18 +248,19 @@ static uint64_t loop_hash(const struct item *l)
 
 static uint64_t rec_hash(struct summ *S, const struct item *r)
 {
-	uint64_t h = mix(mix(IT_REC, r->count), trc_event_key(&r->ev, S->o.key));
+	uint64_t h = mix(mix(IT_REC, r->count), trace_event_key(&r->ev, S->o.key));
 
 	h = mix(mix(h, r->prehash), r->posthash);
 	h = mix(h, r->base->hash);
-	return mix(h, trc_event_key(&r->ev2, S->o.key));
+	return mix(h, trace_event_key(&r->ev2, S->o.key));
 }
 
 /* --------------------------------------------------------------- output */
 
-static void out(struct summ *S, const struct sthread *t, const struct trc_event *src, int32_t depth)
+static void out(struct summ *S, const struct sthread *t, const struct trace_event *src,
+		int32_t depth)
 {
-	struct trc_event ev = *src;
+	struct trace_event ev = *src;
 	int rc;
 
 	if (S->err)
@@ -268,7 +269,7 @@ static void out(struct summ *S, const struct sthread *t, const struct trc_event 
 	ev.tid = t->tid;
 	ev.prog = t->prog;
 	ev.depth = depth;
-	rc = trc_sink_event(S->next, &ev);
+	rc = trace_sink_event(S->next, &ev);
 	if (rc < 0) {
 		S->err = rc;
 		snprintf(S->base.err, sizeof(S->base.err), "%s", S->next->err);
@@ -314,17 +315,17 @@ static const char *times_text(struct summ *S, const uint64_t *v, size_t n, size_
 
 static void emit_item(struct summ *S, struct sthread *t, struct item *it, int32_t shift);
 
-static void block_begin(struct trc_event *b, int kind, const char *name, uint64_t count,
+static void block_begin(struct trace_event *b, int kind, const char *name, uint64_t count,
 			uint64_t ts, uint64_t span, uint64_t imin, uint64_t imax, int delta)
 {
-	trc_event_init(b);
-	b->kind = TRC_BLOCK_BEGIN;
+	trace_event_init(b);
+	b->kind = TRACE_BLOCK_BEGIN;
 	b->block = (int16_t)kind;
 	b->name = name;
 	b->count = count;
 	b->ts = ts;
 	b->dur = span;
-	b->flags = TRC_F_DUR;
+	b->flags = TRACE_F_DUR;
 	b->min = imin;
 	b->max = imax;
 	b->delta = (int16_t)delta;
@@ -332,27 +333,27 @@ static void block_begin(struct trc_event *b, int kind, const char *name, uint64_
 
 static void emit_loop(struct summ *S, struct sthread *t, struct item *it, int32_t shift)
 {
-	struct trc_event b;
+	struct trace_event b;
 	int32_t depth = item_depth(it) - shift;
 
-	block_begin(&b, TRC_BLOCK_LOOP, item_name(it), it->count, it->t_first,
+	block_begin(&b, TRACE_BLOCK_LOOP, item_name(it), it->count, it->t_first,
 		    it->t_last - it->t_first, it->imin, it->imax, 0);
 	out(S, t, &b, depth);
 	for (uint32_t i = 0; i < it->nkids; i++)
 		emit_item(S, t, it->kids[i], shift);
-	b.kind = TRC_BLOCK_END;
+	b.kind = TRACE_BLOCK_END;
 	b.ts = it->t_last;
 	b.flags = 0;
 	if (S->o.keep_times && it->x.n) {
 		b.extra = times_text(S, it->x.v, it->x.n, 0, it->kids[it->nkids - 1]->t_last);
-		b.flags |= TRC_F_TIMES;
+		b.flags |= TRACE_F_TIMES;
 	}
 	out(S, t, &b, depth);
 }
 
 static void emit_rec(struct summ *S, struct sthread *t, struct item *it, int32_t shift)
 {
-	struct trc_event b;
+	struct trace_event b;
 	int32_t depth = it->ev.depth - shift, inner = shift + (int32_t)(it->count - 1);
 	uint64_t prev, asc_ts = it->npost ? it->post[0]->t_first : it->ev2.ts;
 
@@ -366,34 +367,34 @@ static void emit_rec(struct summ *S, struct sthread *t, struct item *it, int32_t
 		out(S, t, &it->ev2, it->ev2.depth - shift);
 		return;
 	}
-	block_begin(&b, TRC_BLOCK_DESCEND, it->ev.name, it->count, it->ev.ts,
+	block_begin(&b, TRACE_BLOCK_DESCEND, it->ev.name, it->count, it->ev.ts,
 		    it->base->t_first - it->ev.ts, it->imin, it->imax, 1);
 	out(S, t, &b, depth);
 	out(S, t, &it->ev, depth);
 	for (uint32_t i = 0; i < it->nkids; i++)
 		emit_item(S, t, it->kids[i], shift);
-	b.kind = TRC_BLOCK_END;
+	b.kind = TRACE_BLOCK_END;
 	b.flags = 0;
 	b.ts = it->base->t_first;
 	prev = it->nkids ? it->kids[it->nkids - 1]->t_last : it->ev.ts;
 	if (S->o.keep_times && it->x.n) {
 		b.extra = times_text(S, it->x.v, it->x.n, it->xchunk, prev);
-		b.flags |= TRC_F_TIMES;
+		b.flags |= TRACE_F_TIMES;
 	}
 	out(S, t, &b, depth);
 	emit_item(S, t, it->base, inner);
-	block_begin(&b, TRC_BLOCK_ASCEND, it->ev.name, it->count, asc_ts, it->t_last - asc_ts,
+	block_begin(&b, TRACE_BLOCK_ASCEND, it->ev.name, it->count, asc_ts, it->t_last - asc_ts,
 		    it->imin, it->imax, -1);
 	out(S, t, &b, depth);
 	for (uint32_t i = 0; i < it->npost; i++)
 		emit_item(S, t, it->post[i], inner);
 	out(S, t, &it->ev2, it->ev2.depth - inner);
-	b.kind = TRC_BLOCK_END;
+	b.kind = TRACE_BLOCK_END;
 	b.flags = 0;
 	b.ts = it->t_last;
 	if (S->o.keep_times && it->x2.n) {
 		b.extra = times_text(S, it->x2.v, it->x2.n, 0, it->ev2.ts);
-		b.flags |= TRC_F_TIMES;
+		b.flags |= TRACE_F_TIMES;
 	}
 	out(S, t, &b, depth);
 	S->st.recursions++;
@@ -479,7 +480,7 @@ static uint64_t item_end(const struct item *it)
 
 	while (last->type == IT_LOOP && last->nkids)
 		last = last->kids[last->nkids - 1];
-	if (last->type == IT_EVENT && (last->ev.flags & TRC_F_DUR))
+	if (last->type == IT_EVENT && (last->ev.flags & TRACE_F_DUR))
 		return it->t_last + last->ev.dur;
 	return it->t_last;
 }
@@ -827,7 +828,7 @@ static void refold(struct summ *S, struct sthread *t, struct frame *F)
 /* ------------------------------------------------------------ recursion */
 
 static struct item *make_call(struct summ *S, struct sthread *t, struct frame *F,
-			      const struct trc_event *exit)
+			      const struct trace_event *exit)
 {
 	struct item *it = item_new(IT_CALL);
 
@@ -854,7 +855,7 @@ static struct item *make_call(struct summ *S, struct sthread *t, struct frame *F
 /* One more level around a REC: this frame's enter and pre work replace the
  * stored outermost level, whose times move to the descent list. */
 static struct item *rec_wrap(struct summ *S, struct sthread *t, struct frame *F, uint32_t idx,
-			     const struct trc_event *exit)
+			     const struct trace_event *exit)
 {
 	struct item *X = F->items[idx];
 	uint64_t d = exit->ts - F->enter.ts;
@@ -910,7 +911,7 @@ static struct item *rec_wrap(struct summ *S, struct sthread *t, struct frame *F,
 /* The call that just returned: a plain CALL, or a REC when it wraps exactly
  * one call of itself. */
 static struct item *finish_call(struct summ *S, struct sthread *t, struct frame *F,
-				const struct trc_event *exit)
+				const struct trace_event *exit)
 {
 	int idx = -1;
 	struct item *X, *R;
@@ -933,8 +934,8 @@ static struct item *finish_call(struct summ *S, struct sthread *t, struct frame 
 	prehash = seq_hash(F->items, (uint32_t)idx, 1);
 	posthash = seq_hash(&F->items[idx + 1], F->n - (uint32_t)idx - 1, 2);
 	if (X->type == IT_REC && X->prehash == prehash && X->posthash == posthash &&
-	    trc_event_key(&X->ev, S->o.key) == trc_event_key(&F->enter, S->o.key) &&
-	    trc_event_key(&X->ev2, S->o.key) == trc_event_key(exit, S->o.key))
+	    trace_event_key(&X->ev, S->o.key) == trace_event_key(&F->enter, S->o.key) &&
+	    trace_event_key(&X->ev2, S->o.key) == trace_event_key(exit, S->o.key))
 		return rec_wrap(S, t, F, (uint32_t)idx, exit);
 	/* a first level: this call wraps X */
 	R = item_new(IT_REC);
@@ -985,7 +986,7 @@ static struct item *finish_call(struct summ *S, struct sthread *t, struct frame 
 
 /* ---------------------------------------------------------------- events */
 
-static struct sthread *thread_get(struct summ *S, const struct trc_event *ev)
+static struct sthread *thread_get(struct summ *S, const struct trace_event *ev)
 {
 	uint64_t key = (uint64_t)(uint32_t)ev->tid | ((uint64_t)(uint32_t)ev->pid << 32);
 	uint64_t *v = imap_get(&S->threads, key);
@@ -1004,7 +1005,7 @@ static struct sthread *thread_get(struct summ *S, const struct trc_event *ev)
 	}
 	t->cap = 8;
 	t->nfr = 1; /* the root: everything before the first call and at its level */
-	t->fr[0].emitted = S->o.mode != TRC_SUM_ITERATIVE;
+	t->fr[0].emitted = S->o.mode != TRACE_SUM_ITERATIVE;
 	t->pid = ev->pid;
 	t->tid = ev->tid;
 	t->prog = ev->prog;
@@ -1062,7 +1063,7 @@ static void relieve(struct summ *S)
 	S->relieve_at = S->held * 2 > S->o.max_events ? S->held * 2 : S->o.max_events;
 }
 
-static void on_exit_event(struct summ *S, struct sthread *t, const struct trc_event *ev)
+static void on_exit_event(struct summ *S, struct sthread *t, const struct trace_event *ev)
 {
 	struct frame *F;
 	struct item *it;
@@ -1088,7 +1089,7 @@ static void on_exit_event(struct summ *S, struct sthread *t, const struct trc_ev
 	}
 	F = &t->fr[t->nfr - 1];
 	close_runs(S, t, F);
-	if (S->o.mode == TRC_SUM_ITERATIVE && !F->emitted)
+	if (S->o.mode == TRACE_SUM_ITERATIVE && !F->emitted)
 		refold(S, t, F);
 	if (F->emitted) {
 		frame_flush(S, t, F);
@@ -1114,7 +1115,7 @@ static void flush_all(struct summ *S)
 	for (size_t it = 0; imap_next(&S->threads, &it, &k, &v);) {
 		struct sthread *t = (struct sthread *)(uintptr_t)v;
 
-		if (S->o.mode == TRC_SUM_ITERATIVE && t->nfr == 1 && !t->fr[0].emitted) {
+		if (S->o.mode == TRACE_SUM_ITERATIVE && t->nfr == 1 && !t->fr[0].emitted) {
 			close_runs(S, t, &t->fr[0]);
 			refold(S, t, &t->fr[0]);
 		}
@@ -1126,7 +1127,7 @@ static void flush_all(struct summ *S)
 	S->held = 0;
 }
 
-static int summ_event(struct trc_sink *s, const struct trc_event *ev)
+static int summ_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct summ *S = (struct summ *)s;
 	struct sthread *t;
@@ -1134,13 +1135,13 @@ static int summ_event(struct trc_sink *s, const struct trc_event *ev)
 	if (S->err)
 		return S->err;
 	S->st.events_in++;
-	if (ev->kind == TRC_STREAM) {
+	if (ev->kind == TRACE_STREAM) {
 		flush_all(S);
 		out(S, &(struct sthread){.pid = ev->pid, .tid = ev->tid, .prog = ev->prog}, ev,
 		    ev->depth);
 		return S->err;
 	}
-	if (ev->kind == TRC_BLOCK_BEGIN || ev->kind == TRC_BLOCK_END) {
+	if (ev->kind == TRACE_BLOCK_BEGIN || ev->kind == TRACE_BLOCK_END) {
 		snprintf(s->err, sizeof(s->err),
 			 "internal: summarise got a folded block (expand it first)");
 		return -EINVAL;
@@ -1153,18 +1154,18 @@ static int summ_event(struct trc_sink *s, const struct trc_event *ev)
 		out(S, &tmp, ev, ev->depth);
 		return S->err;
 	}
-	if (t->deep || (ev->kind == TRC_ENTER && t->nfr >= MAX_FRAMES)) {
+	if (t->deep || (ev->kind == TRACE_ENTER && t->nfr >= MAX_FRAMES)) {
 		/* too deep to hold: written as it comes */
 		if (!t->deep)
 			spill(S, t);
-		if (ev->kind == TRC_ENTER)
+		if (ev->kind == TRACE_ENTER)
 			t->deep++;
-		else if (ev->kind == TRC_EXIT)
+		else if (ev->kind == TRACE_EXIT)
 			t->deep--;
 		out(S, t, ev, ev->depth);
 		return S->err;
 	}
-	if (ev->kind == TRC_ENTER) {
+	if (ev->kind == TRACE_ENTER) {
 		struct frame *F;
 
 		if (t->nfr == t->cap) {
@@ -1182,7 +1183,7 @@ static int summ_event(struct trc_sink *s, const struct trc_event *ev)
 		F->has_enter = 1;
 		S->held++;
 		t->held++;
-	} else if (ev->kind == TRC_EXIT) {
+	} else if (ev->kind == TRACE_EXIT) {
 		on_exit_event(S, t, ev);
 	} else {
 		struct item *it = item_event(S, ev);
@@ -1197,7 +1198,7 @@ static int summ_event(struct trc_sink *s, const struct trc_event *ev)
 	return S->err;
 }
 
-static int summ_end(struct trc_sink *s)
+static int summ_end(struct trace_sink *s)
 {
 	struct summ *S = (struct summ *)s;
 
@@ -1205,10 +1206,10 @@ static int summ_end(struct trc_sink *s)
 		flush_all(S);
 	if (S->err)
 		return S->err;
-	return trc_sink_end(S->next);
+	return trace_sink_end(S->next);
 }
 
-static void summ_free(struct trc_sink *s)
+static void summ_free(struct trace_sink *s)
 {
 	struct summ *S = (struct summ *)s;
 	uint64_t k, v;
@@ -1216,14 +1217,15 @@ static void summ_free(struct trc_sink *s)
 	for (size_t it = 0; imap_next(&S->threads, &it, &k, &v);)
 		thread_free(S, (struct sthread *)(uintptr_t)v);
 	imap_free(&S->threads);
-	trc_sink_free(S->next);
+	trace_sink_free(S->next);
 	free(S->tbuf);
 	free(S);
 }
 
-static const struct trc_sink_ops summ_ops = {summ_event, summ_end, summ_free};
+static const struct trace_sink_ops summ_ops = {summ_event, summ_end, summ_free};
 
-struct trc_sink *trc_summarise_new(const struct trc_summarise_opts *o, struct trc_sink *next)
+struct trace_sink *trace_summarise_new(const struct trace_summarise_opts *o,
+				       struct trace_sink *next)
 {
 	struct summ *S = calloc(1, sizeof(*S));
 
@@ -1242,7 +1244,7 @@ struct trc_sink *trc_summarise_new(const struct trc_summarise_opts *o, struct tr
 	return &S->base;
 }
 
-void trc_summarise_stats(struct trc_sink *s, struct trc_summarise_stats *st)
+void trace_summarise_stats(struct trace_sink *s, struct trace_summarise_stats *st)
 {
 	*st = ((struct summ *)s)->st;
 }

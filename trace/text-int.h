@@ -11,7 +11,7 @@
 #include "trace/trace.h"
 
 /* Decimal digits of v at p; returns the end (no printf on hot paths). */
-static inline char *trc_put_u64(char *p, uint64_t v)
+static inline char *trace_put_u64(char *p, uint64_t v)
 {
 	char tmp[24];
 	int n = 0;
@@ -24,21 +24,21 @@ static inline char *trc_put_u64(char *p, uint64_t v)
 	return p;
 }
 
-static inline char *trc_put_i64(char *p, int64_t v)
+static inline char *trace_put_i64(char *p, int64_t v)
 {
 	if (v < 0) {
 		*p++ = '-';
-		return trc_put_u64(p, (uint64_t)0 - (uint64_t)v);
+		return trace_put_u64(p, (uint64_t)0 - (uint64_t)v);
 	}
-	return trc_put_u64(p, (uint64_t)v);
+	return trace_put_u64(p, (uint64_t)v);
 }
 
 /* ns as "SECONDS.NNNNNNNNN" */
-void trc_text_secs(FILE *out, uint64_t ns);
+void trace_text_secs(FILE *out, uint64_t ns);
 /* "[prog:]pid/tid", prog reduced to [A-Za-z0-9_.-] */
-void trc_text_proc(FILE *out, const char *prog, int32_t pid, int32_t tid);
+void trace_text_proc(FILE *out, const char *prog, int32_t pid, int32_t tid);
 /* An event's body after its mark, as in a .dtt line. */
-void trc_text_body(FILE *out, const struct trc_event *ev);
-char trc_text_mark(int kind);
+void trace_text_body(FILE *out, const struct trace_event *ev);
+char trace_text_mark(int kind);
 
 #endif

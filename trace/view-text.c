@@ -20,33 +20,33 @@
 /* ------------------------------------------------------------------ tree */
 
 struct tree {
-	struct trc_sink base;
+	struct trace_sink base;
 	FILE *out;
-	struct trc_view_opts o;
+	struct trace_view_opts o;
 	int have_t0;
 	size_t lines, dropped;
-	struct imap pending; /* thread -> held enter (struct trc_event *), waiting for
+	struct imap pending; /* thread -> held enter (struct trace_event *), waiting for
 				its exit to print "f();" on one line */
 	struct imap blocks;  /* thread -> open blocks */
 };
 
-static uint64_t thread_key(const struct trc_event *ev)
+static uint64_t thread_key(const struct trace_event *ev)
 {
 	return (uint64_t)(uint32_t)ev->tid | ((uint64_t)(uint32_t)ev->pid << 32);
 }
 
-static void tree_prefix(struct tree *T, const struct trc_event *ev, const char *dur, long level)
+static void tree_prefix(struct tree *T, const struct trace_event *ev, const char *dur, long level)
 {
 	uint64_t rel = ev->ts >= T->o.t0 ? ev->ts - T->o.t0 : 0;
 
-	fprintf(T->out, "%4llu.%06llu ", (unsigned long long)(rel / TRC_NS),
-		(unsigned long long)(rel % TRC_NS / 1000));
+	fprintf(T->out, "%4llu.%06llu ", (unsigned long long)(rel / TRACE_NS),
+		(unsigned long long)(rel % TRACE_NS / 1000));
 	if (T->o.show_tid) {
 		char who[64];
 		FILE *m = fmemopen(who, sizeof(who), "w");
 
 		if (m) {
-			trc_text_proc(m, ev->prog, ev->pid, ev->tid);
+			trace_text_proc(m, ev->prog, ev->pid, ev->tid);
 			fclose(m);
 			who[sizeof(who) - 1] = '\0';
 		} else {
@@ -71,14 +71,14 @@ static int tree_room(struct tree *T)
 	return 1;
 }
 
-static long level_of(struct tree *T, const struct trc_event *ev)
+static long level_of(struct tree *T, const struct trace_event *ev)
 {
 	uint64_t *b = imap_get(&T->blocks, thread_key(ev));
 
 	return (long)ev->depth + (long)(b ? *b : 0);
 }
 
-static void print_enter_open(struct tree *T, const struct trc_event *enter)
+static void print_enter_open(struct tree *T, const struct trace_event *enter)
 {
 	if (!tree_room(T))
 		return;
@@ -86,21 +86,21 @@ static void print_enter_open(struct tree *T, const struct trc_event *enter)
 	fprintf(T->out, "%s(%s) {\n", enter->name, enter->args ? enter->args : "");
 }
 
-static void flush_pending(struct tree *T, const struct trc_event *ev)
+static void flush_pending(struct tree *T, const struct trace_event *ev)
 {
 	uint64_t *v = imap_get(&T->pending, thread_key(ev));
-	struct trc_event *p;
+	struct trace_event *p;
 
 	if (!v)
 		return;
-	p = (struct trc_event *)(uintptr_t)*v;
+	p = (struct trace_event *)(uintptr_t)*v;
 	imap_del(&T->pending, thread_key(ev));
 	print_enter_open(T, p);
 	ev_release(p);
 	free(p);
 }
 
-static int tree_event(struct trc_sink *s, const struct trc_event *ev)
+static int tree_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct tree *T = (struct tree *)s;
 	char d[32];
@@ -111,25 +111,25 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 			T->o.t0 = ev->ts;
 		T->have_t0 = 1;
 	}
-	if (ev->kind == TRC_STREAM) {
+	if (ev->kind == TRACE_STREAM) {
 		fprintf(T->out, "== stream %s %s ==\n", ev->name, ev->extra ? ev->extra : "");
 		return 0;
 	}
 	v = imap_get(&T->pending, thread_key(ev));
-	if (v && ev->kind == TRC_EXIT) {
-		struct trc_event *p = (struct trc_event *)(uintptr_t)*v;
+	if (v && ev->kind == TRACE_EXIT) {
+		struct trace_event *p = (struct trace_event *)(uintptr_t)*v;
 
 		imap_del(&T->pending, thread_key(ev));
 		if (p->name == ev->name && p->depth == ev->depth) {
 			/* a leaf call: one line */
 			if (tree_room(T)) {
 				tree_prefix(T, p,
-					    ev->flags & TRC_F_DUR
-						    ? trc_fmt_dur(ev->dur, d, sizeof(d))
+					    ev->flags & TRACE_F_DUR
+						    ? trace_fmt_dur(ev->dur, d, sizeof(d))
 						    : NULL,
 					    level_of(T, p));
 				fprintf(T->out, "%s(%s)", ev->name, p->args ? p->args : "");
-				if (ev->flags & TRC_F_RET)
+				if (ev->flags & TRACE_F_RET)
 					fprintf(T->out, " = %lld", (long long)ev->ret);
 				fputs(";\n", T->out);
 			}
@@ -144,8 +144,8 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 		flush_pending(T, ev);
 	}
 	switch (ev->kind) {
-	case TRC_ENTER: {
-		struct trc_event *p = malloc(sizeof(*p));
+	case TRACE_ENTER: {
+		struct trace_event *p = malloc(sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;
@@ -157,35 +157,36 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 		}
 		return 0;
 	}
-	case TRC_EXIT:
+	case TRACE_EXIT:
 		if (!tree_room(T))
 			return 0;
 		tree_prefix(T, ev,
-			    ev->flags & TRC_F_DUR ? trc_fmt_dur(ev->dur, d, sizeof(d)) : NULL,
+			    ev->flags & TRACE_F_DUR ? trace_fmt_dur(ev->dur, d, sizeof(d)) : NULL,
 			    level_of(T, ev));
-		if (ev->flags & TRC_F_RET)
+		if (ev->flags & TRACE_F_RET)
 			fprintf(T->out, "} = %lld /* %s */\n", (long long)ev->ret, ev->name);
 		else
 			fprintf(T->out, "} /* %s */\n", ev->name);
 		return 0;
-	case TRC_BLOCK_BEGIN: {
+	case TRACE_BLOCK_BEGIN: {
 		char a[32], b[32];
 		uint64_t *nb = imap_get(&T->blocks, thread_key(ev));
 
 		if (tree_room(T)) {
-			tree_prefix(T, ev, trc_fmt_dur(ev->dur, d, sizeof(d)), level_of(T, ev));
+			tree_prefix(T, ev, trace_fmt_dur(ev->dur, d, sizeof(d)), level_of(T, ev));
 			fprintf(T->out, "%s %s \xc3\x97%llu (%s..%s each) {\n",
-				ev->block == TRC_BLOCK_LOOP
+				ev->block == TRACE_BLOCK_LOOP
 					? "loop"
-					: (ev->block == TRC_BLOCK_DESCEND ? "recursion" : "return"),
+					: (ev->block == TRACE_BLOCK_DESCEND ? "recursion"
+									    : "return"),
 				ev->name, (unsigned long long)ev->count,
-				trc_fmt_dur(ev->min, a, sizeof(a)),
-				trc_fmt_dur(ev->max, b, sizeof(b)));
+				trace_fmt_dur(ev->min, a, sizeof(a)),
+				trace_fmt_dur(ev->max, b, sizeof(b)));
 		}
 		imap_put(&T->blocks, thread_key(ev), (nb ? *nb : 0) + 1);
 		return 0;
 	}
-	case TRC_BLOCK_END: {
+	case TRACE_BLOCK_END: {
 		uint64_t *nb = imap_get(&T->blocks, thread_key(ev));
 
 		if (nb && *nb)
@@ -202,39 +203,39 @@ static int tree_event(struct trc_sink *s, const struct trc_event *ev)
 	if (!tree_room(T))
 		return 0;
 	tree_prefix(T, ev,
-		    (ev->flags & TRC_F_DUR) || ev->kind == TRC_HIDDEN
-			    ? trc_fmt_dur(ev->dur, d, sizeof(d))
+		    (ev->flags & TRACE_F_DUR) || ev->kind == TRACE_HIDDEN
+			    ? trace_fmt_dur(ev->dur, d, sizeof(d))
 			    : NULL,
 		    level_of(T, ev));
-	if (ev->kind == TRC_SYSCALL) {
-		struct trc_event tmp = *ev;
+	if (ev->kind == TRACE_SYSCALL) {
+		struct trace_event tmp = *ev;
 
-		tmp.flags &= (uint16_t)~TRC_F_DUR;
-		trc_text_body(T->out, &tmp);
+		tmp.flags &= (uint16_t)~TRACE_F_DUR;
+		trace_text_body(T->out, &tmp);
 		putc('\n', T->out);
-	} else if (ev->kind == TRC_HIDDEN) {
+	} else if (ev->kind == TRACE_HIDDEN) {
 		fprintf(T->out, "... %s \xc3\x97%llu hidden\n", ev->name,
 			(unsigned long long)ev->count);
-	} else if (ev->kind == TRC_MSG) {
+	} else if (ev->kind == TRACE_MSG) {
 		fputs("<- ", T->out);
-		trc_text_body(T->out, ev);
+		trace_text_body(T->out, ev);
 		putc('\n', T->out);
 	} else {
-		putc(trc_text_mark(ev->kind), T->out);
+		putc(trace_text_mark(ev->kind), T->out);
 		putc(' ', T->out);
-		trc_text_body(T->out, ev);
+		trace_text_body(T->out, ev);
 		putc('\n', T->out);
 	}
 	return 0;
 }
 
-static int tree_end(struct trc_sink *s)
+static int tree_end(struct trace_sink *s)
 {
 	struct tree *T = (struct tree *)s;
 	uint64_t k, v;
 
 	for (size_t it = 0; imap_next(&T->pending, &it, &k, &v);) {
-		struct trc_event *p = (struct trc_event *)(uintptr_t)v;
+		struct trace_event *p = (struct trace_event *)(uintptr_t)v;
 
 		print_enter_open(T, p);
 		ev_release(p);
@@ -250,13 +251,13 @@ static int tree_end(struct trc_sink *s)
 	return 0;
 }
 
-static void tree_free(struct trc_sink *s)
+static void tree_free(struct trace_sink *s)
 {
 	struct tree *T = (struct tree *)s;
 	uint64_t k, v;
 
 	for (size_t it = 0; imap_next(&T->pending, &it, &k, &v);) {
-		struct trc_event *p = (struct trc_event *)(uintptr_t)v;
+		struct trace_event *p = (struct trace_event *)(uintptr_t)v;
 
 		ev_release(p);
 		free(p);
@@ -266,9 +267,9 @@ static void tree_free(struct trc_sink *s)
 	free(T);
 }
 
-static const struct trc_sink_ops tree_ops = {tree_event, tree_end, tree_free};
+static const struct trace_sink_ops tree_ops = {tree_event, tree_end, tree_free};
 
-struct trc_sink *trc_tree_writer_new(FILE *out, const struct trc_view_opts *o)
+struct trace_sink *trace_tree_writer_new(FILE *out, const struct trace_view_opts *o)
 {
 	struct tree *T = calloc(1, sizeof(*T));
 
@@ -304,7 +305,7 @@ struct rthread {
 };
 
 struct report {
-	struct trc_sink base;
+	struct trace_sink base;
 	FILE *out;
 	size_t max;
 	struct imap funcs; /* interned name -> struct fstat * */
@@ -332,7 +333,7 @@ static struct fstat *fstat_get(struct report *R, const char *name)
 	return f;
 }
 
-static struct rthread *rthread_get(struct report *R, const struct trc_event *ev)
+static struct rthread *rthread_get(struct report *R, const struct trace_event *ev)
 {
 	uint64_t *v = imap_get(&R->threads, thread_key(ev));
 	struct rthread *t;
@@ -372,7 +373,7 @@ static void account(struct fstat *f, uint64_t calls, uint64_t dur, int timed, ui
 		f->max = dur;
 }
 
-static int report_event(struct trc_sink *s, const struct trc_event *ev)
+static int report_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct report *R = (struct report *)s;
 	struct rthread *t = rthread_get(R, ev);
@@ -384,7 +385,7 @@ static int report_event(struct trc_sink *s, const struct trc_event *ev)
 		return 0;
 	m = rmult(t);
 	switch (ev->kind) {
-	case TRC_ENTER:
+	case TRACE_ENTER:
 		if (t->n == t->cap) {
 			uint32_t nc = t->cap ? t->cap * 2 : 64;
 			struct rframe *ns = realloc(t->st, nc * sizeof(*ns));
@@ -399,8 +400,8 @@ static int report_event(struct trc_sink *s, const struct trc_event *ev)
 		t->st[t->n].mult = m;
 		t->n++;
 		break;
-	case TRC_EXIT: {
-		uint64_t child = 0, dur = ev->flags & TRC_F_DUR ? ev->dur : 0;
+	case TRACE_EXIT: {
+		uint64_t child = 0, dur = ev->flags & TRACE_F_DUR ? ev->dur : 0;
 
 		if (t->n && t->st[t->n - 1].name == ev->name) {
 			child = t->st[t->n - 1].child;
@@ -408,20 +409,20 @@ static int report_event(struct trc_sink *s, const struct trc_event *ev)
 		}
 		f = fstat_get(R, ev->name);
 		if (f)
-			account(f, m, dur, (ev->flags & TRC_F_DUR) != 0,
+			account(f, m, dur, (ev->flags & TRACE_F_DUR) != 0,
 				dur > child ? dur - child : 0);
-		if (t->n && (ev->flags & TRC_F_DUR))
+		if (t->n && (ev->flags & TRACE_F_DUR))
 			t->st[t->n - 1].child += dur;
 		break;
 	}
-	case TRC_SYSCALL:
+	case TRACE_SYSCALL:
 		f = fstat_get(R, ev->name);
 		if (f)
-			account(f, m, ev->dur, (ev->flags & TRC_F_DUR) != 0, ev->dur);
-		if (t->n && (ev->flags & TRC_F_DUR))
+			account(f, m, ev->dur, (ev->flags & TRACE_F_DUR) != 0, ev->dur);
+		if (t->n && (ev->flags & TRACE_F_DUR))
 			t->st[t->n - 1].child += ev->dur;
 		break;
-	case TRC_BLOCK_BEGIN:
+	case TRACE_BLOCK_BEGIN:
 		if (t->nm == t->mcap) {
 			uint32_t nc = t->mcap ? t->mcap * 2 : 8;
 			uint64_t *nm = realloc(t->mults, nc * sizeof(*nm));
@@ -435,12 +436,12 @@ static int report_event(struct trc_sink *s, const struct trc_event *ev)
 		R->estimated = 1;
 		R->folded++;
 		break;
-	case TRC_BLOCK_END:
+	case TRACE_BLOCK_END:
 		if (t->nm)
 			t->nm--;
 		/* a descent leaves its frames open: their exits come in the ascent */
 		break;
-	case TRC_HIDDEN:
+	case TRACE_HIDDEN:
 		f = fstat_get(R, ev->name);
 		if (f)
 			account(f, ev->count * m, ev->count ? ev->dur / ev->count : 0, 1,
@@ -464,7 +465,7 @@ static int fstat_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static int report_end(struct trc_sink *s)
+static int report_end(struct trace_sink *s)
 {
 	struct report *R = (struct report *)s;
 	struct fstat **v;
@@ -485,9 +486,9 @@ static int report_end(struct trc_sink *s)
 
 		if (f->timed)
 			fprintf(R->out, "%12llu %12s %12s %12s  %s\n", (unsigned long long)f->calls,
-				trc_fmt_dur(f->total, a, sizeof(a)),
-				trc_fmt_dur(f->self, b, sizeof(b)),
-				trc_fmt_dur(f->total / f->timed, c, sizeof(c)), f->name);
+				trace_fmt_dur(f->total, a, sizeof(a)),
+				trace_fmt_dur(f->self, b, sizeof(b)),
+				trace_fmt_dur(f->total / f->timed, c, sizeof(c)), f->name);
 		else
 			fprintf(R->out, "%12llu %12s %12s %12s  %s\n", (unsigned long long)f->calls,
 				"-", "-", "-", f->name);
@@ -508,7 +509,7 @@ static int report_end(struct trc_sink *s)
 	return 0;
 }
 
-static void report_free(struct trc_sink *s)
+static void report_free(struct trace_sink *s)
 {
 	struct report *R = (struct report *)s;
 	uint64_t k, v;
@@ -527,9 +528,9 @@ static void report_free(struct trc_sink *s)
 	free(R);
 }
 
-static const struct trc_sink_ops report_ops = {report_event, report_end, report_free};
+static const struct trace_sink_ops report_ops = {report_event, report_end, report_free};
 
-struct trc_sink *trc_report_writer_new(FILE *out, size_t max_functions)
+struct trace_sink *trace_report_writer_new(FILE *out, size_t max_functions)
 {
 	struct report *R = calloc(1, sizeof(*R));
 

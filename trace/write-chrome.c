@@ -22,7 +22,7 @@
 #include "trace/trace.h"
 
 struct chrome {
-	struct trc_sink base;
+	struct trace_sink base;
 	FILE *out;
 	int started;
 	uint64_t t0;
@@ -66,7 +66,7 @@ static void sep(struct chrome *C)
 	fputs(C->nevents++ ? ",\n" : "\n", C->out);
 }
 
-static void head(struct chrome *C, const char *ph, const char *name, const struct trc_event *ev,
+static void head(struct chrome *C, const char *ph, const char *name, const struct trace_event *ev,
 		 uint64_t ts)
 {
 	sep(C);
@@ -76,7 +76,7 @@ static void head(struct chrome *C, const char *ph, const char *name, const struc
 	ts_us(C->out, C, ts);
 }
 
-static void name_tracks(struct chrome *C, const struct trc_event *ev)
+static void name_tracks(struct chrome *C, const struct trace_event *ev)
 {
 	uint64_t pk = (uint64_t)(uint32_t)ev->pid;
 	uint64_t tk =
@@ -111,7 +111,7 @@ static void name_tracks(struct chrome *C, const struct trc_event *ev)
 	}
 }
 
-static uint64_t *open_count(struct chrome *C, const struct trc_event *ev)
+static uint64_t *open_count(struct chrome *C, const struct trace_event *ev)
 {
 	uint64_t k = (uint64_t)(uint32_t)ev->tid | ((uint64_t)(uint32_t)ev->pid << 32);
 	uint64_t *v = imap_get(&C->open, k);
@@ -122,7 +122,7 @@ static uint64_t *open_count(struct chrome *C, const struct trc_event *ev)
 }
 
 /* B and E slices of plain names, the bulk of a function trace: one buffer */
-static int fast_slice(struct chrome *C, const struct trc_event *ev, char ph)
+static int fast_slice(struct chrome *C, const struct trace_event *ev, char ph)
 {
 	size_t n = strlen(ev->name);
 	char buf[256], *p = buf;
@@ -148,14 +148,14 @@ static int fast_slice(struct chrome *C, const struct trc_event *ev, char ph)
 	memcpy(p, ev->name, n);
 	p += n;
 	memcpy(p, "\",\"pid\":", 8);
-	p = trc_put_i64(p + 8, ev->pid);
+	p = trace_put_i64(p + 8, ev->pid);
 	memcpy(p, ",\"tid\":", 7);
-	p = trc_put_i64(p + 7, ev->tid);
+	p = trace_put_i64(p + 7, ev->tid);
 	memcpy(p, ",\"ts\":", 6);
 	p += 6;
 	if (d < 0)
 		*p++ = '-';
-	p = trc_put_u64(p, a / 1000);
+	p = trace_put_u64(p, a / 1000);
 	*p++ = '.';
 	*p++ = (char)('0' + a % 1000 / 100);
 	*p++ = (char)('0' + a % 100 / 10);
@@ -165,18 +165,18 @@ static int fast_slice(struct chrome *C, const struct trc_event *ev, char ph)
 	return 1;
 }
 
-static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
+static int chrome_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct chrome *C = (struct chrome *)s;
 	uint64_t *open;
 	char label[512];
 
 	if (!C->started) {
-		C->t0 = ev->ts - ev->ts % TRC_NS;
+		C->t0 = ev->ts - ev->ts % TRACE_NS;
 		fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", C->out);
 		C->started = 1;
 	}
-	if (ev->kind == TRC_STREAM) {
+	if (ev->kind == TRACE_STREAM) {
 		free((char *)C->stream);
 		snprintf(label, sizeof(label), "%s %s", ev->name, ev->extra ? ev->extra : "");
 		C->stream = strdup(label);
@@ -186,7 +186,7 @@ static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
 	name_tracks(C, ev);
 	open = open_count(C, ev);
 	switch (ev->kind) {
-	case TRC_ENTER:
+	case TRACE_ENTER:
 		if (!ev->args && fast_slice(C, ev, 'B')) {
 			if (open)
 				(*open)++;
@@ -202,28 +202,28 @@ static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
 		if (open)
 			(*open)++;
 		break;
-	case TRC_EXIT:
+	case TRACE_EXIT:
 		if (open && *open == 0) {
 			C->skipped_exits++; /* entered before the trace began */
 			break;
 		}
 		if (open)
 			(*open)--;
-		if (!(ev->flags & TRC_F_RET) && fast_slice(C, ev, 'E'))
+		if (!(ev->flags & TRACE_F_RET) && fast_slice(C, ev, 'E'))
 			break;
 		head(C, "E", ev->name, ev, ev->ts);
-		if (ev->flags & TRC_F_RET)
+		if (ev->flags & TRACE_F_RET)
 			fprintf(C->out, ",\"args\":{\"ret\":%lld}", (long long)ev->ret);
 		putc('}', C->out);
 		break;
-	case TRC_SYSCALL:
+	case TRACE_SYSCALL:
 		head(C, "X", ev->name, ev, ev->ts);
 		fputs(",\"cat\":\"syscall\",\"dur\":", C->out);
 		fprintf(C->out, "%llu.%03llu", (unsigned long long)(ev->dur / 1000),
 			(unsigned long long)(ev->dur % 1000));
 		fputs(",\"args\":{\"args\":", C->out);
 		json_str(C->out, ev->args ? ev->args : "");
-		if (ev->flags & TRC_F_RET)
+		if (ev->flags & TRACE_F_RET)
 			fprintf(C->out, ",\"ret\":%lld", (long long)ev->ret);
 		if (ev->errname) {
 			fputs(",\"error\":", C->out);
@@ -235,11 +235,11 @@ static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
 		}
 		fputs("}}", C->out);
 		break;
-	case TRC_BLOCK_BEGIN:
+	case TRACE_BLOCK_BEGIN:
 		snprintf(label, sizeof(label), "%s %s \xc3\x97%llu",
-			 ev->block == TRC_BLOCK_LOOP
+			 ev->block == TRACE_BLOCK_LOOP
 				 ? "loop"
-				 : (ev->block == TRC_BLOCK_DESCEND ? "recursion" : "return"),
+				 : (ev->block == TRACE_BLOCK_DESCEND ? "recursion" : "return"),
 			 ev->name, (unsigned long long)ev->count);
 		head(C, "B", label, ev, ev->ts);
 		fprintf(C->out,
@@ -250,7 +250,7 @@ static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
 		if (open)
 			(*open)++;
 		break;
-	case TRC_BLOCK_END:
+	case TRACE_BLOCK_END:
 		if (open && *open == 0)
 			break;
 		head(C, "E", "", ev, ev->ts);
@@ -258,8 +258,8 @@ static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
 		if (open)
 			(*open)--;
 		break;
-	case TRC_MSG: {
-		struct trc_event from = *ev;
+	case TRACE_MSG: {
+		struct trace_event from = *ev;
 
 		from.pid = ev->peer_pid;
 		from.tid = ev->peer_tid;
@@ -275,10 +275,10 @@ static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
 		break;
 	}
 	default:
-		if (ev->kind == TRC_HIDDEN)
+		if (ev->kind == TRACE_HIDDEN)
 			snprintf(label, sizeof(label), "%s \xc3\x97%llu hidden", ev->name,
 				 (unsigned long long)ev->count);
-		else if (ev->kind == TRC_LOST)
+		else if (ev->kind == TRACE_LOST)
 			snprintf(label, sizeof(label), "lost %llu records",
 				 (unsigned long long)ev->count);
 		else
@@ -299,7 +299,7 @@ static int chrome_event(struct trc_sink *s, const struct trc_event *ev)
 	return 0;
 }
 
-static int chrome_end(struct trc_sink *s)
+static int chrome_end(struct trace_sink *s)
 {
 	struct chrome *C = (struct chrome *)s;
 
@@ -314,7 +314,7 @@ static int chrome_end(struct trc_sink *s)
 	return 0;
 }
 
-static void chrome_free(struct trc_sink *s)
+static void chrome_free(struct trace_sink *s)
 {
 	struct chrome *C = (struct chrome *)s;
 
@@ -324,9 +324,9 @@ static void chrome_free(struct trc_sink *s)
 	free(C);
 }
 
-static const struct trc_sink_ops chrome_ops = {chrome_event, chrome_end, chrome_free};
+static const struct trace_sink_ops chrome_ops = {chrome_event, chrome_end, chrome_free};
 
-struct trc_sink *trc_chrome_writer_new(FILE *out)
+struct trace_sink *trace_chrome_writer_new(FILE *out)
 {
 	struct chrome *C = calloc(1, sizeof(*C));
 

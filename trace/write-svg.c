@@ -69,9 +69,9 @@ struct arrow {
 };
 
 struct svg {
-	struct trc_sink base;
+	struct trace_sink base;
 	FILE *out;
-	struct trc_svg_opts o;
+	struct trace_svg_opts o;
 	struct lane lanes[MAX_LANES];
 	int nlanes;
 	uint64_t lanes_dropped;
@@ -100,12 +100,12 @@ static void *grow(void *p, size_t *cap, size_t n, size_t size)
 	return np;
 }
 
-static uint64_t lane_key(const struct svg *S, const struct trc_event *ev)
+static uint64_t lane_key(const struct svg *S, const struct trace_event *ev)
 {
 	switch (S->o.lifeline) {
-	case TRC_LIFE_PROCESS:
+	case TRACE_LIFE_PROCESS:
 		return (uint64_t)(uint32_t)ev->pid | ((uint64_t)(uintptr_t)ev->prog << 32);
-	case TRC_LIFE_PROGRAM:
+	case TRACE_LIFE_PROGRAM:
 		return (uint64_t)(uintptr_t)ev->prog;
 	default:
 		return ((uint64_t)(uint32_t)ev->tid | ((uint64_t)(uint32_t)ev->pid << 32)) ^
@@ -113,7 +113,7 @@ static uint64_t lane_key(const struct svg *S, const struct trc_event *ev)
 	}
 }
 
-static int lane_find(const struct svg *S, const struct trc_event *ev)
+static int lane_find(const struct svg *S, const struct trace_event *ev)
 {
 	uint64_t k = lane_key(S, ev);
 
@@ -123,7 +123,7 @@ static int lane_find(const struct svg *S, const struct trc_event *ev)
 	return -1;
 }
 
-static int lane_of(struct svg *S, const struct trc_event *ev)
+static int lane_of(struct svg *S, const struct trace_event *ev)
 {
 	uint64_t k = lane_key(S, ev);
 	struct lane *l;
@@ -143,11 +143,11 @@ static int lane_of(struct svg *S, const struct trc_event *ev)
 	l->prog = ev->prog;
 	l->first_row = (size_t)-1;
 	switch (S->o.lifeline) {
-	case TRC_LIFE_PROCESS:
+	case TRACE_LIFE_PROCESS:
 		snprintf(l->label, sizeof(l->label), "%s%spid %d", ev->prog ? ev->prog : "",
 			 ev->prog ? " " : "", ev->pid);
 		break;
-	case TRC_LIFE_PROGRAM:
+	case TRACE_LIFE_PROGRAM:
 		snprintf(l->label, sizeof(l->label), "%s", ev->prog ? ev->prog : "program");
 		break;
 	default:
@@ -160,16 +160,16 @@ static int lane_of(struct svg *S, const struct trc_event *ev)
 
 static int lane_by_ids(struct svg *S, const char *prog, int32_t pid, int32_t tid)
 {
-	struct trc_event tmp;
+	struct trace_event tmp;
 
-	trc_event_init(&tmp);
+	trace_event_init(&tmp);
 	tmp.prog = prog;
 	tmp.pid = pid;
 	tmp.tid = tid;
 	return lane_of(S, &tmp);
 }
 
-static char *event_text(const struct trc_event *ev)
+static char *event_text(const struct trace_event *ev)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -179,40 +179,40 @@ static char *event_text(const struct trc_event *ev)
 	if (!m)
 		return NULL;
 	switch (ev->kind) {
-	case TRC_ENTER:
+	case TRACE_ENTER:
 		fprintf(m, "%s()", ev->name);
 		break;
-	case TRC_SYSCALL: {
-		struct trc_event tmp = *ev;
+	case TRACE_SYSCALL: {
+		struct trace_event tmp = *ev;
 		const char *a = ev->args ? ev->args : "";
 
-		tmp.flags &= (uint16_t)~TRC_F_DUR;
+		tmp.flags &= (uint16_t)~TRACE_F_DUR;
 		/* syscall arguments can be long: keep the head */
 		if (strlen(a) > 60) {
 			fprintf(m, "%s(%.57s...", ev->name, a);
-			if (ev->flags & TRC_F_RET)
+			if (ev->flags & TRACE_F_RET)
 				fprintf(m, " = %lld", (long long)ev->ret);
 			if (ev->errname)
 				fprintf(m, " %s", ev->errname);
 		} else {
-			trc_text_body(m, &tmp);
+			trace_text_body(m, &tmp);
 		}
-		if (ev->flags & TRC_F_DUR)
-			fprintf(m, "  %s", trc_fmt_dur(ev->dur, d, sizeof(d)));
+		if (ev->flags & TRACE_F_DUR)
+			fprintf(m, "  %s", trace_fmt_dur(ev->dur, d, sizeof(d)));
 		break;
 	}
-	case TRC_HIDDEN:
+	case TRACE_HIDDEN:
 		fprintf(m, "... %s \xc3\x97%llu hidden  %s", ev->name,
-			(unsigned long long)ev->count, trc_fmt_dur(ev->dur, d, sizeof(d)));
+			(unsigned long long)ev->count, trace_fmt_dur(ev->dur, d, sizeof(d)));
 		break;
-	case TRC_MSG:
+	case TRACE_MSG:
 		fprintf(m, "%llu bytes received", (unsigned long long)ev->count);
 		break;
-	case TRC_NOTE:
+	case TRACE_NOTE:
 		fprintf(m, "%s", ev->extra ? ev->extra : ev->name);
 		break;
 	default:
-		trc_text_body(m, ev);
+		trace_text_body(m, ev);
 	}
 	fclose(m);
 	if (buf && strlen(buf) > 120)
@@ -220,7 +220,7 @@ static char *event_text(const struct trc_event *ev)
 	return buf;
 }
 
-static int add_row(struct svg *S, int lane, const struct trc_event *ev, char *text)
+static int add_row(struct svg *S, int lane, const struct trace_event *ev, char *text)
 {
 	struct row *r;
 
@@ -234,7 +234,7 @@ static int add_row(struct svg *S, int lane, const struct trc_event *ev, char *te
 	r->depth = ev->depth < 0 ? 0 : ev->depth;
 	r->ts = ev->ts;
 	r->text = text;
-	r->kind = trc_text_mark(ev->kind);
+	r->kind = trace_text_mark(ev->kind);
 	if (S->lanes[lane].first_row == (size_t)-1)
 		S->lanes[lane].first_row = S->nrows - 1;
 	if (r->depth > S->lanes[lane].max_depth)
@@ -244,14 +244,14 @@ static int add_row(struct svg *S, int lane, const struct trc_event *ev, char *te
 	return 0;
 }
 
-static int svg_event(struct trc_sink *s, const struct trc_event *ev)
+static int svg_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct svg *S = (struct svg *)s;
 	int lane;
 	char *text;
 	char d[32];
 
-	if (ev->kind == TRC_STREAM)
+	if (ev->kind == TRACE_STREAM)
 		return 0;
 	if (!S->have_t0) {
 		S->t0 = ev->ts;
@@ -260,15 +260,15 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 	if (S->o.max_depth >= 0 && ev->depth > S->o.max_depth)
 		return 0;
 	/* ends close what a lane opened; only a drawn row makes a lane */
-	lane = ev->kind == TRC_EXIT || ev->kind == TRC_BLOCK_END || S->nrows >= S->o.max_rows
+	lane = ev->kind == TRACE_EXIT || ev->kind == TRACE_BLOCK_END || S->nrows >= S->o.max_rows
 		       ? lane_find(S, ev)
 		       : lane_of(S, ev);
 	if (lane < 0) {
-		if (ev->kind != TRC_EXIT && ev->kind != TRC_BLOCK_END)
+		if (ev->kind != TRACE_EXIT && ev->kind != TRACE_BLOCK_END)
 			S->dropped++;
 		return 0;
 	}
-	if (ev->kind == TRC_EXIT) {
+	if (ev->kind == TRACE_EXIT) {
 		/* close the innermost open bar of this lane at this depth */
 		for (size_t i = S->nbars; i-- > 0;) {
 			struct bar *b = &S->bars[i];
@@ -276,14 +276,14 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 			if (b->lane == lane && !b->closed && b->depth == ev->depth) {
 				b->closed = 1;
 				b->to = S->nrows ? S->nrows - 1 : 0;
-				if ((ev->flags & TRC_F_DUR) && b->from < S->nrows) {
+				if ((ev->flags & TRACE_F_DUR) && b->from < S->nrows) {
 					struct row *r = &S->rows[b->from];
 					size_t n = strlen(r->text) + 48;
 					char *t = malloc(n);
 
 					if (t) {
 						snprintf(t, n, "%s  %s", r->text,
-							 trc_fmt_dur(ev->dur, d, sizeof(d)));
+							 trace_fmt_dur(ev->dur, d, sizeof(d)));
 						free(r->text);
 						r->text = t;
 						if (strlen(t) > S->lanes[lane].max_text)
@@ -295,7 +295,7 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 		}
 		return 0;
 	}
-	if (ev->kind == TRC_BLOCK_END) {
+	if (ev->kind == TRACE_BLOCK_END) {
 		for (size_t i = S->nboxes; i-- > 0;) {
 			struct box *b = &S->boxes[i];
 
@@ -311,7 +311,7 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 		S->dropped++;
 		return 0;
 	}
-	if (ev->kind == TRC_BLOCK_BEGIN) {
+	if (ev->kind == TRACE_BLOCK_BEGIN) {
 		struct box *b;
 		char label[256], a[32], c[32];
 
@@ -319,11 +319,12 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 		if (!S->boxes)
 			return -ENOMEM;
 		snprintf(label, sizeof(label), "%s %s \xc3\x97%llu  (%s..%s each)",
-			 ev->block == TRC_BLOCK_LOOP
+			 ev->block == TRACE_BLOCK_LOOP
 				 ? "loop"
-				 : (ev->block == TRC_BLOCK_DESCEND ? "recursion" : "return"),
+				 : (ev->block == TRACE_BLOCK_DESCEND ? "recursion" : "return"),
 			 ev->name, (unsigned long long)ev->count,
-			 trc_fmt_dur(ev->min, a, sizeof(a)), trc_fmt_dur(ev->max, c, sizeof(c)));
+			 trace_fmt_dur(ev->min, a, sizeof(a)),
+			 trace_fmt_dur(ev->max, c, sizeof(c)));
 		/* the block's own row holds its tab */
 		if (add_row(S, lane, ev, NULL) < 0)
 			return -ENOMEM;
@@ -343,7 +344,7 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 		return -ENOMEM;
 	if (add_row(S, lane, ev, text) < 0)
 		return -ENOMEM;
-	if (ev->kind == TRC_ENTER) {
+	if (ev->kind == TRACE_ENTER) {
 		struct bar *b;
 
 		S->bars = grow(S->bars, &S->capbars, S->nbars, sizeof(*S->bars));
@@ -354,7 +355,7 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 		b->depth = ev->depth < 0 ? 0 : ev->depth;
 		b->from = b->to = S->nrows - 1;
 		b->closed = 0;
-	} else if (ev->kind == TRC_MSG) {
+	} else if (ev->kind == TRACE_MSG) {
 		struct arrow *a;
 		char label[64];
 
@@ -369,7 +370,7 @@ static int svg_event(struct trc_sink *s, const struct trc_event *ev)
 		a->send_ts = ev->min;
 		snprintf(label, sizeof(label), "%llu B", (unsigned long long)ev->count);
 		a->label = strdup(label);
-	} else if (ev->kind == TRC_SYSCALL && (ev->flags & TRC_F_RET) && ev->ret > 0 &&
+	} else if (ev->kind == TRACE_SYSCALL && (ev->flags & TRACE_F_RET) && ev->ret > 0 &&
 		   (strcmp(ev->name, "clone") == 0 || strcmp(ev->name, "clone3") == 0 ||
 		    strcmp(ev->name, "fork") == 0 || strcmp(ev->name, "vfork") == 0)) {
 		imap_put(&S->clones, (uint64_t)ev->ret,
@@ -406,7 +407,7 @@ static int row_y(size_t row)
 	return TOP + (int)row * ROW_H;
 }
 
-static int svg_end(struct trc_sink *s)
+static int svg_end(struct trace_sink *s)
 {
 	struct svg *S = (struct svg *)s;
 	int x[MAX_LANES + 1], width, height;
@@ -558,7 +559,7 @@ static int svg_end(struct trc_sink *s)
 	return 0;
 }
 
-static void svg_free(struct trc_sink *s)
+static void svg_free(struct trace_sink *s)
 {
 	struct svg *S = (struct svg *)s;
 
@@ -576,9 +577,9 @@ static void svg_free(struct trc_sink *s)
 	free(S);
 }
 
-static const struct trc_sink_ops svg_ops = {svg_event, svg_end, svg_free};
+static const struct trace_sink_ops svg_ops = {svg_event, svg_end, svg_free};
 
-struct trc_sink *trc_svg_writer_new(FILE *out, const struct trc_svg_opts *o)
+struct trace_sink *trace_svg_writer_new(FILE *out, const struct trace_svg_opts *o)
 {
 	struct svg *S = calloc(1, sizeof(*S));
 

@@ -23,7 +23,7 @@
 #include "trace/text-int.h"
 
 struct text_writer {
-	struct trc_sink base;
+	struct trace_sink base;
 	FILE *out;
 	int header_done;
 	struct imap blocks; /* tid -> open blocks */
@@ -32,9 +32,9 @@ struct text_writer {
 /* "SECONDS.NNNNNNNNN" at p */
 static char *put_secs(char *p, uint64_t ns)
 {
-	uint64_t frac = ns % TRC_NS;
+	uint64_t frac = ns % TRACE_NS;
 
-	p = trc_put_u64(p, ns / TRC_NS);
+	p = trace_put_u64(p, ns / TRACE_NS);
 	*p++ = '.';
 	for (int i = 8; i >= 0; i--) {
 		p[i] = (char)('0' + frac % 10);
@@ -43,14 +43,14 @@ static char *put_secs(char *p, uint64_t ns)
 	return p + 9;
 }
 
-void trc_text_secs(FILE *out, uint64_t ns)
+void trace_text_secs(FILE *out, uint64_t ns)
 {
 	char buf[32];
 
 	fwrite(buf, 1, (size_t)(put_secs(buf, ns) - buf), out);
 }
 
-void trc_text_proc(FILE *out, const char *prog, int32_t pid, int32_t tid)
+void trace_text_proc(FILE *out, const char *prog, int32_t pid, int32_t tid)
 {
 	if (prog && *prog) {
 		for (const char *p = prog; *p; p++) {
@@ -67,79 +67,79 @@ void trc_text_proc(FILE *out, const char *prog, int32_t pid, int32_t tid)
 }
 
 /* The body of an event after its mark (shared with the tree view). */
-void trc_text_body(FILE *out, const struct trc_event *ev)
+void trace_text_body(FILE *out, const struct trace_event *ev)
 {
 	switch (ev->kind) {
-	case TRC_ENTER:
+	case TRACE_ENTER:
 		fputs(ev->name, out);
 		if (ev->args)
 			fprintf(out, "(%s)", ev->args);
 		break;
-	case TRC_EXIT:
+	case TRACE_EXIT:
 		fputs(ev->name, out);
-		if (ev->flags & TRC_F_RET)
+		if (ev->flags & TRACE_F_RET)
 			fprintf(out, " = %lld", (long long)ev->ret);
-		if (ev->flags & TRC_F_DUR) {
+		if (ev->flags & TRACE_F_DUR) {
 			fputs(" <", out);
-			trc_text_secs(out, ev->dur);
+			trace_text_secs(out, ev->dur);
 			putc('>', out);
 		}
 		break;
-	case TRC_SYSCALL:
+	case TRACE_SYSCALL:
 		fprintf(out, "%s(%s", ev->name, ev->args ? ev->args : "");
-		if (ev->flags & TRC_F_UNFINISHED) {
+		if (ev->flags & TRACE_F_UNFINISHED) {
 			fputs(" <unfinished ...>", out);
 			break;
 		}
 		putc(')', out);
-		if (ev->flags & TRC_F_RET) {
+		if (ev->flags & TRACE_F_RET) {
 			fprintf(out, " = %lld", (long long)ev->ret);
-			if ((ev->flags & TRC_F_RETFD) && ev->retpath)
+			if ((ev->flags & TRACE_F_RETFD) && ev->retpath)
 				fprintf(out, "<%s>", ev->retpath);
 		} else {
 			fputs(" = ?", out);
 		}
 		if (ev->errname)
 			fprintf(out, " %s", ev->errname);
-		if (ev->flags & TRC_F_DUR) {
+		if (ev->flags & TRACE_F_DUR) {
 			fputs(" <", out);
-			trc_text_secs(out, ev->dur);
+			trace_text_secs(out, ev->dur);
 			putc('>', out);
 		}
 		break;
-	case TRC_NOTE:
+	case TRACE_NOTE:
 		fprintf(out, "%s: %s", ev->name, ev->extra ? ev->extra : "");
 		break;
-	case TRC_LOST:
+	case TRACE_LOST:
 		fprintf(out, "lost %llu", (unsigned long long)ev->count);
 		break;
-	case TRC_HIDDEN:
+	case TRACE_HIDDEN:
 		fprintf(out, "%s \xc3\x97%llu <", ev->name, (unsigned long long)ev->count);
-		trc_text_secs(out, ev->dur);
+		trace_text_secs(out, ev->dur);
 		putc('>', out);
 		break;
-	case TRC_BLOCK_BEGIN:
-		fprintf(out, "%s %s \xc3\x97%llu span=", trc_block_name(ev->block), ev->name,
+	case TRACE_BLOCK_BEGIN:
+		fprintf(out, "%s %s \xc3\x97%llu span=", trace_block_name(ev->block), ev->name,
 			(unsigned long long)ev->count);
-		trc_text_secs(out, ev->dur);
+		trace_text_secs(out, ev->dur);
 		fputs(" min=", out);
-		trc_text_secs(out, ev->min);
+		trace_text_secs(out, ev->min);
 		fputs(" max=", out);
-		trc_text_secs(out, ev->max);
+		trace_text_secs(out, ev->max);
 		if (ev->delta)
 			fprintf(out, " delta=%d", ev->delta);
 		break;
-	case TRC_BLOCK_END:
-		fprintf(out, "%s %s \xc3\x97%llu", trc_block_name(ev->block), ev->name,
+	case TRACE_BLOCK_END:
+		fprintf(out, "%s %s \xc3\x97%llu", trace_block_name(ev->block), ev->name,
 			(unsigned long long)ev->count);
-		if ((ev->flags & TRC_F_TIMES) && ev->extra)
+		if ((ev->flags & TRACE_F_TIMES) && ev->extra)
 			fprintf(out, " t=%s", ev->extra);
 		break;
-	case TRC_MSG:
+	case TRACE_MSG:
 		fprintf(out, "%s \xc3\x97%llu from ", ev->name, (unsigned long long)ev->count);
-		trc_text_proc(out, ev->peer_prog, ev->peer_pid, ev->peer_tid);
+		trace_text_proc(out, ev->peer_prog, ev->peer_pid, ev->peer_tid);
 		fputs(" at ", out);
-		trc_text_secs(out, ev->min);
+		trace_text_secs(out, ev->min);
 		if (ev->fdpath && *ev->fdpath)
 			fprintf(out, " via %s", ev->fdpath);
 		break;
@@ -148,32 +148,32 @@ void trc_text_body(FILE *out, const struct trc_event *ev)
 	}
 }
 
-char trc_text_mark(int kind)
+char trace_text_mark(int kind)
 {
 	switch (kind) {
-	case TRC_ENTER:
+	case TRACE_ENTER:
 		return '>';
-	case TRC_EXIT:
+	case TRACE_EXIT:
 		return '<';
-	case TRC_SYSCALL:
+	case TRACE_SYSCALL:
 		return '|';
-	case TRC_NOTE:
+	case TRACE_NOTE:
 		return '!';
-	case TRC_LOST:
+	case TRACE_LOST:
 		return '?';
-	case TRC_HIDDEN:
+	case TRACE_HIDDEN:
 		return '~';
-	case TRC_BLOCK_BEGIN:
+	case TRACE_BLOCK_BEGIN:
 		return '[';
-	case TRC_BLOCK_END:
+	case TRACE_BLOCK_END:
 		return ']';
-	case TRC_MSG:
+	case TRACE_MSG:
 		return '=';
 	}
 	return '!';
 }
 
-static int text_event(struct trc_sink *s, const struct trc_event *ev)
+static int text_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct text_writer *w = (struct text_writer *)s;
 	uint64_t *nb, open_blocks;
@@ -183,21 +183,21 @@ static int text_event(struct trc_sink *s, const struct trc_event *ev)
 		fputs("# doppel-trace 1\n", w->out);
 		w->header_done = 1;
 	}
-	if (ev->kind == TRC_STREAM) {
+	if (ev->kind == TRACE_STREAM) {
 		fprintf(w->out, "## stream %s %s\n", ev->name, ev->extra ? ev->extra : "");
 		imap_free(&w->blocks);
 		return 0;
 	}
 	nb = imap_get(&w->blocks, (uint64_t)(uint32_t)ev->tid);
 	open_blocks = nb ? *nb : 0;
-	if (ev->kind == TRC_BLOCK_END && open_blocks > 0)
+	if (ev->kind == TRACE_BLOCK_END && open_blocks > 0)
 		open_blocks--;
 	level = (long)ev->depth + (long)open_blocks;
 	if (level < 0)
 		level = 0;
 	if (level > 4000)
 		level = 4000;
-	if ((ev->kind == TRC_ENTER && !ev->args) || ev->kind == TRC_EXIT) {
+	if ((ev->kind == TRACE_ENTER && !ev->args) || ev->kind == TRACE_EXIT) {
 		/* the common case, a line built in one buffer: no printf */
 		size_t nlen = strlen(ev->name);
 		char buf[512], *p = buf;
@@ -205,21 +205,21 @@ static int text_event(struct trc_sink *s, const struct trc_event *ev)
 		if (!ev->prog && nlen < 128 && level < 100) {
 			p = put_secs(p, ev->ts);
 			*p++ = ' ';
-			p = trc_put_i64(p, ev->pid);
+			p = trace_put_i64(p, ev->pid);
 			*p++ = '/';
-			p = trc_put_i64(p, ev->tid);
+			p = trace_put_i64(p, ev->tid);
 			*p++ = ' ';
 			memset(p, ' ', (size_t)level * 2);
 			p += level * 2;
-			*p++ = ev->kind == TRC_ENTER ? '>' : '<';
+			*p++ = ev->kind == TRACE_ENTER ? '>' : '<';
 			*p++ = ' ';
 			memcpy(p, ev->name, nlen);
 			p += nlen;
-			if (ev->kind == TRC_EXIT && (ev->flags & TRC_F_RET)) {
+			if (ev->kind == TRACE_EXIT && (ev->flags & TRACE_F_RET)) {
 				memcpy(p, " = ", 3);
-				p = trc_put_i64(p + 3, ev->ret);
+				p = trace_put_i64(p + 3, ev->ret);
 			}
-			if (ev->kind == TRC_EXIT && (ev->flags & TRC_F_DUR)) {
+			if (ev->kind == TRACE_EXIT && (ev->flags & TRACE_F_DUR)) {
 				*p++ = ' ';
 				*p++ = '<';
 				p = put_secs(p, ev->dur);
@@ -230,20 +230,20 @@ static int text_event(struct trc_sink *s, const struct trc_event *ev)
 			goto written;
 		}
 	}
-	trc_text_secs(w->out, ev->ts);
+	trace_text_secs(w->out, ev->ts);
 	putc(' ', w->out);
-	trc_text_proc(w->out, ev->prog, ev->pid, ev->tid);
+	trace_text_proc(w->out, ev->prog, ev->pid, ev->tid);
 	putc(' ', w->out);
 	for (long i = 0; i < level; i++)
 		fputs("  ", w->out);
-	putc(trc_text_mark(ev->kind), w->out);
+	putc(trace_text_mark(ev->kind), w->out);
 	putc(' ', w->out);
-	trc_text_body(w->out, ev);
+	trace_text_body(w->out, ev);
 	putc('\n', w->out);
 written:
-	if (ev->kind == TRC_BLOCK_BEGIN)
+	if (ev->kind == TRACE_BLOCK_BEGIN)
 		imap_put(&w->blocks, (uint64_t)(uint32_t)ev->tid, open_blocks + 1);
-	else if (ev->kind == TRC_BLOCK_END)
+	else if (ev->kind == TRACE_BLOCK_END)
 		imap_put(&w->blocks, (uint64_t)(uint32_t)ev->tid, open_blocks);
 	if (ferror(w->out)) {
 		snprintf(s->err, sizeof(s->err), "writing trace text: %s", strerror(errno));
@@ -252,7 +252,7 @@ written:
 	return 0;
 }
 
-static int text_end(struct trc_sink *s)
+static int text_end(struct trace_sink *s)
 {
 	struct text_writer *w = (struct text_writer *)s;
 
@@ -267,7 +267,7 @@ static int text_end(struct trc_sink *s)
 	return 0;
 }
 
-static void text_free(struct trc_sink *s)
+static void text_free(struct trace_sink *s)
 {
 	struct text_writer *w = (struct text_writer *)s;
 
@@ -275,9 +275,9 @@ static void text_free(struct trc_sink *s)
 	free(w);
 }
 
-static const struct trc_sink_ops text_ops = {text_event, text_end, text_free};
+static const struct trace_sink_ops text_ops = {text_event, text_end, text_free};
 
-struct trc_sink *trc_text_writer_new(FILE *out)
+struct trace_sink *trace_text_writer_new(FILE *out)
 {
 	struct text_writer *w = calloc(1, sizeof(*w));
 
@@ -289,7 +289,7 @@ struct trc_sink *trc_text_writer_new(FILE *out)
 	return &w->base;
 }
 
-void trc_text_writer_set_file(struct trc_sink *s, FILE *out)
+void trace_text_writer_set_file(struct trace_sink *s, FILE *out)
 {
 	((struct text_writer *)s)->out = out;
 }

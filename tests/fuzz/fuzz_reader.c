@@ -13,11 +13,11 @@
 #include "trace/trace.h"
 
 struct null_sink {
-	struct trc_sink base;
+	struct trace_sink base;
 	uint64_t n;
 };
 
-static int null_event(struct trc_sink *s, const struct trc_event *ev)
+static int null_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct null_sink *z = (struct null_sink *)s;
 
@@ -28,22 +28,22 @@ static int null_event(struct trc_sink *s, const struct trc_event *ev)
 	return 0;
 }
 
-static void null_free(struct trc_sink *s)
+static void null_free(struct trace_sink *s)
 {
 	free(s);
 }
 
-static const struct trc_sink_ops null_ops = {null_event, NULL, null_free};
+static const struct trace_sink_ops null_ops = {null_event, NULL, null_free};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct trc_read_opts ro = {.format = FUZZ_FORMAT, .reorder_chunks = 4};
-	struct trc_summarise_opts so = {.window = 8, .keep_times = 1, .max_events = 64};
+	struct trace_read_opts ro = {.format = FUZZ_FORMAT, .reorder_chunks = 4};
+	struct trace_summarise_opts so = {.window = 8, .keep_times = 1, .max_events = 64};
 	struct null_sink *z;
-	struct trc_sink *chain;
-	struct trc_reader *r;
+	struct trace_sink *chain;
+	struct trace_reader *r;
 	char err[512], *copy;
 	FILE *f;
 
@@ -58,17 +58,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(copy);
 		return 0;
 	}
-	if (trc_reader_open_file(f, "fuzz", &ro, &r, err, sizeof(err)) == 0) {
+	if (trace_reader_open_file(f, "fuzz", &ro, &r, err, sizeof(err)) == 0) {
 		z = calloc(1, sizeof(*z));
 		z->base.ops = &null_ops;
-		chain = trc_expand_new_limited(
-			trc_summarise_new(&so, trc_expand_new_limited(&z->base, 100000)), 100000);
-		if (trc_pump(r, chain, err, sizeof(err)) == 0)
-			trc_sink_end(chain);
-		trc_sink_free(chain);
-		trc_reader_close(r);
+		chain = trace_expand_new_limited(
+			trace_summarise_new(&so, trace_expand_new_limited(&z->base, 100000)),
+			100000);
+		if (trace_pump(r, chain, err, sizeof(err)) == 0)
+			trace_sink_end(chain);
+		trace_sink_free(chain);
+		trace_reader_close(r);
 	}
 	free(copy);
-	trc_intern_reset();
+	trace_intern_reset();
 	return 0;
 }

@@ -57,9 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const unsigned char hdr[40] = {'F', 't', 'r', 'a', 'c', 'e', '!',  0,	4,
 					      0,   0,	0,   40,  0,   1,   2,	  0x7b, 0x07,
 					      0,   0,	0,   0,	  0,   0,   0xff, 0x3f};
-	struct trc_read_opts ro = {.format = TRC_FMT_UFTRACE};
-	struct trc_reader *r;
-	struct trc_event ev;
+	struct trace_read_opts ro = {.format = TRACE_FMT_UFTRACE};
+	struct trace_reader *r;
+	struct trace_event ev;
 	const uint8_t *p = data, *end = data + size;
 	char err[512];
 	int part = 0;
@@ -88,11 +88,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		p = sep + 6;
 	}
-	if (trc_reader_open(dir, &ro, &r, err, sizeof(err)) == 0) {
-		while (trc_reader_next(r, &ev) > 0)
+	if (trace_reader_open(dir, &ro, &r, err, sizeof(err)) == 0) {
+		while (trace_reader_next(r, &ev) > 0)
 			;
-		trc_reader_close(r);
+		trace_reader_close(r);
 	}
-	trc_intern_reset();
+	trace_intern_reset();
 	return 0;
 }

@@ -23,17 +23,17 @@
 
 /* A sink that keeps copies of what it gets, as .dtt lines and as events. */
 struct keep {
-	struct trc_sink base;
+	struct trace_sink base;
 	char *text;
 	size_t len;
 	FILE *mem;
-	struct trc_sink *writer;
-	struct trc_event ev[4096];
+	struct trace_sink *writer;
+	struct trace_event ev[4096];
 	size_t n;
 	int ended;
 };
 
-static int keep_event(struct trc_sink *s, const struct trc_event *ev)
+static int keep_event(struct trace_sink *s, const struct trace_event *ev)
 {
 	struct keep *k = (struct keep *)s;
 
@@ -43,30 +43,30 @@ static int keep_event(struct trc_sink *s, const struct trc_event *ev)
 			NULL;
 		k->n++;
 	}
-	return trc_sink_event(k->writer, ev);
+	return trace_sink_event(k->writer, ev);
 }
 
-static int keep_end(struct trc_sink *s)
+static int keep_end(struct trace_sink *s)
 {
 	struct keep *k = (struct keep *)s;
 
 	k->ended = 1;
-	trc_sink_end(k->writer);
+	trace_sink_end(k->writer);
 	fflush(k->mem);
 	return 0;
 }
 
-static void keep_free(struct trc_sink *s)
+static void keep_free(struct trace_sink *s)
 {
 	struct keep *k = (struct keep *)s;
 
-	trc_sink_free(k->writer);
+	trace_sink_free(k->writer);
 	fclose(k->mem);
 	free(k->text);
 	free(k);
 }
 
-static const struct trc_sink_ops keep_ops = {keep_event, keep_end, keep_free};
+static const struct trace_sink_ops keep_ops = {keep_event, keep_end, keep_free};
 
 static struct keep *keep_new(void)
 {
@@ -76,66 +76,66 @@ static struct keep *keep_new(void)
 	k->base.ops = &keep_ops;
 	k->mem = open_memstream(&k->text, &k->len);
 	assert_non_null(k->mem);
-	k->writer = trc_text_writer_new(k->mem);
+	k->writer = trace_text_writer_new(k->mem);
 	return k;
 }
 
-static struct trc_reader *open_text(const char *text, enum trc_format fmt)
+static struct trace_reader *open_text(const char *text, enum trace_format fmt)
 {
-	struct trc_read_opts ro = {.format = fmt};
-	struct trc_reader *r = NULL;
+	struct trace_read_opts ro = {.format = fmt};
+	struct trace_reader *r = NULL;
 	char err[512];
 	FILE *f = fmemopen((void *)text, strlen(text), "r");
 
 	assert_non_null(f);
-	assert_int_equal(trc_reader_open_file(f, "test", &ro, &r, err, sizeof(err)), 0);
+	assert_int_equal(trace_reader_open_file(f, "test", &ro, &r, err, sizeof(err)), 0);
 	return r;
 }
 
-static void ev_make(struct trc_event *ev, int kind, const char *name, uint64_t ts, int depth)
+static void ev_make(struct trace_event *ev, int kind, const char *name, uint64_t ts, int depth)
 {
-	trc_event_init(ev);
+	trace_event_init(ev);
 	ev->kind = (uint16_t)kind;
-	ev->name = trc_intern_str(name);
+	ev->name = trace_intern_str(name);
 	ev->ts = ts;
 	ev->depth = depth;
 	ev->pid = 100;
 	ev->tid = 100;
 }
 
-static void feed(struct trc_sink *s, int kind, const char *name, uint64_t ts, int depth)
+static void feed(struct trace_sink *s, int kind, const char *name, uint64_t ts, int depth)
 {
 	static uint64_t entered[256];
-	struct trc_event ev;
+	struct trace_event ev;
 
 	ev_make(&ev, kind, name, ts, depth);
-	if (kind == TRC_ENTER)
+	if (kind == TRACE_ENTER)
 		entered[depth & 255] = ts;
-	if (kind == TRC_EXIT) {
+	if (kind == TRACE_EXIT) {
 		/* as a tracer reports it: the time since the matching entry */
-		ev.flags |= TRC_F_DUR;
+		ev.flags |= TRACE_F_DUR;
 		ev.dur = ts - entered[depth & 255];
 	}
-	assert_int_equal(trc_sink_event(s, &ev), 0);
+	assert_int_equal(trace_sink_event(s, &ev), 0);
 }
 
 /* main { prepare; step x n; report } with distinct times */
-static void feed_loop(struct trc_sink *s, int n)
+static void feed_loop(struct trace_sink *s, int n)
 {
 	uint64_t t = 1000;
 
-	feed(s, TRC_ENTER, "main", t++, 0);
-	feed(s, TRC_ENTER, "prepare", t++, 1);
-	feed(s, TRC_EXIT, "prepare", t++, 1);
+	feed(s, TRACE_ENTER, "main", t++, 0);
+	feed(s, TRACE_ENTER, "prepare", t++, 1);
+	feed(s, TRACE_EXIT, "prepare", t++, 1);
 	for (int i = 0; i < n; i++) {
-		feed(s, TRC_ENTER, "step", t, 1);
+		feed(s, TRACE_ENTER, "step", t, 1);
 		t += 3 + (uint64_t)(i % 5);
-		feed(s, TRC_EXIT, "step", t, 1);
+		feed(s, TRACE_EXIT, "step", t, 1);
 		t += 2;
 	}
-	feed(s, TRC_ENTER, "report", t++, 1);
-	feed(s, TRC_EXIT, "report", t++, 1);
-	feed(s, TRC_EXIT, "main", t++, 0);
+	feed(s, TRACE_ENTER, "report", t++, 1);
+	feed(s, TRACE_EXIT, "report", t++, 1);
+	feed(s, TRACE_EXIT, "main", t++, 0);
 }
 
 static size_t count_lines(const char *text, const char *needle)
@@ -173,21 +173,21 @@ static const char strace_text[] =
 
 static void strace_parses_calls_resumes_errors_and_threads(void **state)
 {
-	struct trc_reader *r = open_text(strace_text, TRC_FMT_AUTO);
-	struct trc_event ev;
-	struct trc_read_stats st;
+	struct trace_reader *r = open_text(strace_text, TRACE_FMT_AUTO);
+	struct trace_event ev;
+	struct trace_read_stats st;
 	int n = 0;
 
 	(void)state;
-	assert_int_equal(trc_reader_format(r), TRC_FMT_STRACE);
-	while (trc_reader_next(r, &ev) > 0) {
+	assert_int_equal(trace_reader_format(r), TRACE_FMT_STRACE);
+	while (trace_reader_next(r, &ev) > 0) {
 		n++;
 		if (n == 1) {
 			assert_string_equal(ev.name, "accept4");
 			assert_int_equal(ev.ts, 1700000000000100000ULL);
 			assert_int_equal(ev.fd, 5);
 			assert_string_equal(ev.fdpath, "TCP:[127.0.0.1:80]");
-			assert_true(ev.flags & TRC_F_RETFD);
+			assert_true(ev.flags & TRACE_F_RETFD);
 			assert_int_equal(ev.ret, 6);
 			assert_string_equal(ev.retpath, "TCP:[127.0.0.1:80->127.0.0.1:5000]");
 			assert_int_equal(ev.dur, 16000);
@@ -222,20 +222,20 @@ static void strace_parses_calls_resumes_errors_and_threads(void **state)
 			assert_int_equal(ev.tid, 102);
 			assert_int_equal(ev.pid, 100);
 		} else if (n == 9) {
-			assert_int_equal(ev.kind, TRC_NOTE);
+			assert_int_equal(ev.kind, TRACE_NOTE);
 			assert_string_equal(ev.name, "SIGTERM");
 		} else if (n == 11) {
 			assert_string_equal(ev.name, "exit_group");
-			assert_false(ev.flags & TRC_F_RET);
+			assert_false(ev.flags & TRACE_F_RET);
 		} else if (n == 12) {
-			assert_int_equal(ev.kind, TRC_NOTE);
+			assert_int_equal(ev.kind, TRACE_NOTE);
 			assert_string_equal(ev.name, "exit");
 		}
 	}
 	assert_int_equal(n, 12);
-	trc_reader_stats(r, &st);
+	trace_reader_stats(r, &st);
 	assert_int_equal(st.skipped, 1);
-	trc_reader_close(r);
+	trace_reader_close(r);
 }
 
 /* ------------------------------------------------------------- babeltrace */
@@ -256,27 +256,27 @@ static const char bt_text[] =
 
 static void babeltrace_pairs_entry_and_exit(void **state)
 {
-	struct trc_reader *r = open_text(bt_text, TRC_FMT_AUTO);
-	struct trc_event ev;
+	struct trace_reader *r = open_text(bt_text, TRACE_FMT_AUTO);
+	struct trace_event ev;
 
 	(void)state;
-	assert_int_equal(trc_reader_format(r), TRC_FMT_BABELTRACE);
-	assert_int_equal(trc_reader_next(r, &ev), 1);
+	assert_int_equal(trace_reader_format(r), TRACE_FMT_BABELTRACE);
+	assert_int_equal(trace_reader_next(r, &ev), 1);
 	assert_string_equal(ev.name, "accept4");
 	assert_int_equal(ev.pid, 1234);
 	assert_int_equal(ev.tid, 1240);
 	assert_int_equal(ev.fd, 3);
 	assert_int_equal(ev.ret, 12);
-	assert_true(ev.flags & TRC_F_RETFD);
+	assert_true(ev.flags & TRACE_F_RETFD);
 	assert_int_equal(ev.dur, 4433);
-	assert_int_equal(ev.ts, (11 * 3600 + 42 * 60 + 47) * TRC_NS + 100290690);
-	assert_int_equal(trc_reader_next(r, &ev), 1);
+	assert_int_equal(ev.ts, (11 * 3600 + 42 * 60 + 47) * TRACE_NS + 100290690);
+	assert_int_equal(trace_reader_next(r, &ev), 1);
 	assert_string_equal(ev.name, "read");
 	assert_int_equal(ev.ret, -11);
 	assert_string_equal(ev.errname, "EAGAIN");
-	assert_int_equal(ev.ts, 1577965368ULL * TRC_NS);
-	assert_int_equal(trc_reader_next(r, &ev), 0);
-	trc_reader_close(r);
+	assert_int_equal(ev.ts, 1577965368ULL * TRACE_NS);
+	assert_int_equal(trace_reader_next(r, &ev), 0);
+	trace_reader_close(r);
 }
 
 /* -------------------------------------------------------- text round trip */
@@ -284,88 +284,88 @@ static void babeltrace_pairs_entry_and_exit(void **state)
 static void text_roundtrip_keeps_every_field(void **state)
 {
 	struct keep *k = keep_new();
-	struct trc_reader *r;
-	struct trc_event ev, got;
+	struct trace_reader *r;
+	struct trace_event ev, got;
 	char *copy;
 
 	(void)state;
-	ev_make(&ev, TRC_ENTER, "handler", 5 * TRC_NS + 7, 2);
+	ev_make(&ev, TRACE_ENTER, "handler", 5 * TRACE_NS + 7, 2);
 	ev.args = "\"x\", 3";
-	ev.prog = trc_intern_str("nginx");
-	trc_sink_event(&k->base, &ev);
-	ev_make(&ev, TRC_SYSCALL, "accept4", 6 * TRC_NS, 3);
+	ev.prog = trace_intern_str("nginx");
+	trace_sink_event(&k->base, &ev);
+	ev_make(&ev, TRACE_SYSCALL, "accept4", 6 * TRACE_NS, 3);
 	ev.args = "5<TCP:[1.2.3.4:80]>, NULL, NULL, 0";
-	ev.flags = TRC_F_RET | TRC_F_RETFD | TRC_F_DUR;
+	ev.flags = TRACE_F_RET | TRACE_F_RETFD | TRACE_F_DUR;
 	ev.ret = 6;
 	ev.retpath = "TCP:[1.2.3.4:80->5.6.7.8:9]";
 	ev.dur = 1234;
-	trc_sink_event(&k->base, &ev);
-	ev_make(&ev, TRC_BLOCK_BEGIN, "step", 7 * TRC_NS, 3);
+	trace_sink_event(&k->base, &ev);
+	ev_make(&ev, TRACE_BLOCK_BEGIN, "step", 7 * TRACE_NS, 3);
 	ev.count = 1000;
 	ev.dur = 55;
 	ev.min = 1;
 	ev.max = 9;
-	trc_sink_event(&k->base, &ev);
-	ev_make(&ev, TRC_EXIT, "step", 8 * TRC_NS, 3);
-	ev.flags = TRC_F_RET | TRC_F_DUR;
+	trace_sink_event(&k->base, &ev);
+	ev_make(&ev, TRACE_EXIT, "step", 8 * TRACE_NS, 3);
+	ev.flags = TRACE_F_RET | TRACE_F_DUR;
 	ev.ret = -4;
 	ev.dur = 77;
-	trc_sink_event(&k->base, &ev);
-	ev_make(&ev, TRC_BLOCK_END, "step", 9 * TRC_NS, 3);
+	trace_sink_event(&k->base, &ev);
+	ev_make(&ev, TRACE_BLOCK_END, "step", 9 * TRACE_NS, 3);
 	ev.count = 1000;
-	ev.flags = TRC_F_TIMES;
+	ev.flags = TRACE_F_TIMES;
 	ev.extra = "1,2,-3";
-	trc_sink_event(&k->base, &ev);
-	ev_make(&ev, TRC_MSG, "msg", 10 * TRC_NS, 1);
+	trace_sink_event(&k->base, &ev);
+	ev_make(&ev, TRACE_MSG, "msg", 10 * TRACE_NS, 1);
 	ev.count = 79;
-	ev.min = 9 * TRC_NS;
+	ev.min = 9 * TRACE_NS;
 	ev.peer_pid = 7;
 	ev.peer_tid = 8;
-	ev.peer_prog = trc_intern_str("doppel");
+	ev.peer_prog = trace_intern_str("doppel");
 	ev.fdpath = "TCP:[a->b]";
-	trc_sink_event(&k->base, &ev);
-	trc_sink_end(&k->base);
+	trace_sink_event(&k->base, &ev);
+	trace_sink_end(&k->base);
 	copy = strdup(k->text);
-	r = open_text(copy, TRC_FMT_AUTO);
-	assert_int_equal(trc_reader_format(r), TRC_FMT_DTT);
-	assert_int_equal(trc_reader_next(r, &got), 1);
-	assert_int_equal(got.kind, TRC_ENTER);
+	r = open_text(copy, TRACE_FMT_AUTO);
+	assert_int_equal(trace_reader_format(r), TRACE_FMT_DTT);
+	assert_int_equal(trace_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRACE_ENTER);
 	assert_string_equal(got.name, "handler");
 	assert_string_equal(got.args, "\"x\", 3");
 	assert_string_equal(got.prog, "nginx");
 	assert_int_equal(got.depth, 2);
-	assert_int_equal(got.ts, 5 * TRC_NS + 7);
-	assert_int_equal(trc_reader_next(r, &got), 1);
-	assert_int_equal(got.kind, TRC_SYSCALL);
+	assert_int_equal(got.ts, 5 * TRACE_NS + 7);
+	assert_int_equal(trace_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRACE_SYSCALL);
 	assert_int_equal(got.fd, 5);
 	assert_int_equal(got.ret, 6);
 	assert_string_equal(got.retpath, "TCP:[1.2.3.4:80->5.6.7.8:9]");
 	assert_int_equal(got.dur, 1234);
 	assert_int_equal(got.depth, 3);
-	assert_int_equal(trc_reader_next(r, &got), 1);
-	assert_int_equal(got.kind, TRC_BLOCK_BEGIN);
+	assert_int_equal(trace_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRACE_BLOCK_BEGIN);
 	assert_int_equal(got.count, 1000);
 	assert_int_equal(got.dur, 55);
 	assert_int_equal(got.max, 9);
 	assert_int_equal(got.depth, 3);
-	assert_int_equal(trc_reader_next(r, &got), 1);
-	assert_int_equal(got.kind, TRC_EXIT);
+	assert_int_equal(trace_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRACE_EXIT);
 	assert_int_equal(got.ret, -4);
 	assert_int_equal(got.depth, 3); /* indentation minus the open block */
-	assert_int_equal(trc_reader_next(r, &got), 1);
-	assert_int_equal(got.kind, TRC_BLOCK_END);
+	assert_int_equal(trace_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRACE_BLOCK_END);
 	assert_string_equal(got.extra, "1,2,-3");
 	assert_int_equal(got.depth, 3);
-	assert_int_equal(trc_reader_next(r, &got), 1);
-	assert_int_equal(got.kind, TRC_MSG);
+	assert_int_equal(trace_reader_next(r, &got), 1);
+	assert_int_equal(got.kind, TRACE_MSG);
 	assert_int_equal(got.count, 79);
 	assert_int_equal(got.peer_tid, 8);
 	assert_string_equal(got.peer_prog, "doppel");
-	assert_int_equal(got.min, 9 * TRC_NS);
-	assert_int_equal(trc_reader_next(r, &got), 0);
-	trc_reader_close(r);
+	assert_int_equal(got.min, 9 * TRACE_NS);
+	assert_int_equal(trace_reader_next(r, &got), 0);
+	trace_reader_close(r);
 	free(copy);
-	trc_sink_free(&k->base);
+	trace_sink_free(&k->base);
 }
 
 /* -------------------------------------------------------------- summarise */
@@ -373,15 +373,15 @@ static void text_roundtrip_keeps_every_field(void **state)
 static void summarise_folds_a_loop_of_1000_into_one_block(void **state)
 {
 	struct keep *k = keep_new();
-	struct trc_summarise_opts o = {.window = 16};
-	struct trc_sink *s = trc_summarise_new(&o, &k->base);
+	struct trace_summarise_opts o = {.window = 16};
+	struct trace_sink *s = trace_summarise_new(&o, &k->base);
 	size_t blocks = 0;
 
 	(void)state;
 	feed_loop(s, 1000);
-	assert_int_equal(trc_sink_end(s), 0);
+	assert_int_equal(trace_sink_end(s), 0);
 	for (size_t i = 0; i < k->n; i++) {
-		if (k->ev[i].kind == TRC_BLOCK_BEGIN) {
+		if (k->ev[i].kind == TRACE_BLOCK_BEGIN) {
 			blocks++;
 			assert_int_equal(k->ev[i].count, 1000);
 			assert_string_equal(k->ev[i].name, "step");
@@ -390,71 +390,71 @@ static void summarise_folds_a_loop_of_1000_into_one_block(void **state)
 	assert_int_equal(blocks, 1);
 	/* main, prepare x2, block, step x2, end, report x2, main */
 	assert_int_equal(k->n, 10);
-	trc_sink_free(s);
+	trace_sink_free(s);
 }
 
 /* Feed a trace through summarise (with keep_times) and expand: same lines. */
-static void roundtrip(void (*gen)(struct trc_sink *), const struct trc_summarise_opts *o)
+static void roundtrip(void (*gen)(struct trace_sink *), const struct trace_summarise_opts *o)
 {
 	struct keep *plain = keep_new(), *back = keep_new();
-	struct trc_sink *chain = trc_summarise_new(o, trc_expand_new(&back->base));
+	struct trace_sink *chain = trace_summarise_new(o, trace_expand_new(&back->base));
 
 	gen(&plain->base);
-	trc_sink_end(&plain->base);
+	trace_sink_end(&plain->base);
 	gen(chain);
-	assert_int_equal(trc_sink_end(chain), 0);
+	assert_int_equal(trace_sink_end(chain), 0);
 	assert_string_equal(plain->text, back->text);
-	trc_sink_free(chain);
-	trc_sink_free(&plain->base);
+	trace_sink_free(chain);
+	trace_sink_free(&plain->base);
 }
 
-static void gen_loop(struct trc_sink *s)
+static void gen_loop(struct trace_sink *s)
 {
 	feed_loop(s, 1000);
 }
 
 /* for i < 20: { g(); for j < 5: f(); h(); } then a recursion of depth 30 */
-static void gen_nested(struct trc_sink *s)
+static void gen_nested(struct trace_sink *s)
 {
 	uint64_t t = 1;
 
-	feed(s, TRC_ENTER, "main", t++, 0);
+	feed(s, TRACE_ENTER, "main", t++, 0);
 	for (int i = 0; i < 20; i++) {
-		feed(s, TRC_ENTER, "g", t++, 1);
-		feed(s, TRC_EXIT, "g", t += 3, 1);
+		feed(s, TRACE_ENTER, "g", t++, 1);
+		feed(s, TRACE_EXIT, "g", t += 3, 1);
 		for (int j = 0; j < 5; j++) {
-			feed(s, TRC_ENTER, "f", t++, 1);
-			feed(s, TRC_EXIT, "f", t += (uint64_t)(1 + j), 1);
+			feed(s, TRACE_ENTER, "f", t++, 1);
+			feed(s, TRACE_EXIT, "f", t += (uint64_t)(1 + j), 1);
 		}
-		feed(s, TRC_ENTER, "h", t++, 1);
-		feed(s, TRC_EXIT, "h", t += 2, 1);
+		feed(s, TRACE_ENTER, "h", t++, 1);
+		feed(s, TRACE_EXIT, "h", t += 2, 1);
 	}
 	for (int d = 0; d < 30; d++) {
-		feed(s, TRC_ENTER, "walk", t++, 1 + d);
-		feed(s, TRC_ENTER, "visit", t++, 2 + d);
-		feed(s, TRC_EXIT, "visit", t += 2, 2 + d);
+		feed(s, TRACE_ENTER, "walk", t++, 1 + d);
+		feed(s, TRACE_ENTER, "visit", t++, 2 + d);
+		feed(s, TRACE_EXIT, "visit", t += 2, 2 + d);
 	}
-	feed(s, TRC_ENTER, "walk", t++, 31);
-	feed(s, TRC_EXIT, "walk", t++, 31);
+	feed(s, TRACE_ENTER, "walk", t++, 31);
+	feed(s, TRACE_EXIT, "walk", t++, 31);
 	for (int d = 29; d >= 0; d--) {
-		feed(s, TRC_ENTER, "after", t++, 2 + d);
-		feed(s, TRC_EXIT, "after", t += 1 + (uint64_t)(d % 3), 2 + d);
-		feed(s, TRC_EXIT, "walk", t++, 1 + d);
+		feed(s, TRACE_ENTER, "after", t++, 2 + d);
+		feed(s, TRACE_EXIT, "after", t += 1 + (uint64_t)(d % 3), 2 + d);
+		feed(s, TRACE_EXIT, "walk", t++, 1 + d);
 	}
-	feed(s, TRC_EXIT, "main", t++, 0);
+	feed(s, TRACE_EXIT, "main", t++, 0);
 }
 
 static void summarise_expands_back_exactly_with_keep_times(void **state)
 {
-	struct trc_summarise_opts o = {.window = 16, .keep_times = 1};
+	struct trace_summarise_opts o = {.window = 16, .keep_times = 1};
 
 	(void)state;
 	roundtrip(gen_loop, &o);
 	roundtrip(gen_nested, &o);
-	o.mode = TRC_SUM_ITERATIVE;
+	o.mode = TRACE_SUM_ITERATIVE;
 	roundtrip(gen_nested, &o);
 	/* a tiny memory bound forces spills: still lossless */
-	o.mode = TRC_SUM_SLIDING;
+	o.mode = TRACE_SUM_SLIDING;
 	o.max_events = 16;
 	roundtrip(gen_nested, &o);
 }
@@ -462,32 +462,32 @@ static void summarise_expands_back_exactly_with_keep_times(void **state)
 static void summarise_nests_loops_and_folds_recursion(void **state)
 {
 	struct keep *k = keep_new();
-	struct trc_summarise_opts o = {.window = 16};
-	struct trc_sink *s = trc_summarise_new(&o, &k->base);
+	struct trace_summarise_opts o = {.window = 16};
+	struct trace_sink *s = trace_summarise_new(&o, &k->base);
 	int outer = 0, inner = 0, descend = 0, ascend = 0;
 
 	(void)state;
 	gen_nested(s);
-	assert_int_equal(trc_sink_end(s), 0);
+	assert_int_equal(trace_sink_end(s), 0);
 	for (size_t i = 0; i < k->n; i++) {
-		const struct trc_event *e = &k->ev[i];
+		const struct trace_event *e = &k->ev[i];
 
-		if (e->kind != TRC_BLOCK_BEGIN)
+		if (e->kind != TRACE_BLOCK_BEGIN)
 			continue;
-		if (e->block == TRC_BLOCK_LOOP && e->count == 20 && strcmp(e->name, "g") == 0)
+		if (e->block == TRACE_BLOCK_LOOP && e->count == 20 && strcmp(e->name, "g") == 0)
 			outer++;
-		if (e->block == TRC_BLOCK_LOOP && e->count == 5 && strcmp(e->name, "f") == 0)
+		if (e->block == TRACE_BLOCK_LOOP && e->count == 5 && strcmp(e->name, "f") == 0)
 			inner++;
-		if (e->block == TRC_BLOCK_DESCEND && e->count == 30)
+		if (e->block == TRACE_BLOCK_DESCEND && e->count == 30)
 			descend++;
-		if (e->block == TRC_BLOCK_ASCEND && e->count == 30)
+		if (e->block == TRACE_BLOCK_ASCEND && e->count == 30)
 			ascend++;
 	}
 	assert_int_equal(outer, 1);
 	assert_int_equal(inner, 1);
 	assert_int_equal(descend, 1);
 	assert_int_equal(ascend, 1);
-	trc_sink_free(s);
+	trace_sink_free(s);
 }
 
 /* ---------------------------------------------------------------- coarsen */
@@ -496,45 +496,45 @@ static void coarsen_counts_hidden_calls_and_time(void **state)
 {
 	struct keep *k = keep_new();
 	const char *hide[] = {"report"};
-	struct trc_coarsen_opts o = {.depth = 1};
-	struct trc_sink *c = trc_coarsen_new(&o, &k->base);
+	struct trace_coarsen_opts o = {.depth = 1};
+	struct trace_sink *c = trace_coarsen_new(&o, &k->base);
 
 	(void)state;
 	feed_loop(c, 10);
-	assert_int_equal(trc_sink_end(c), 0);
+	assert_int_equal(trace_sink_end(c), 0);
 	/* main, one hidden run (prepare, 10 steps, report), main */
 	assert_int_equal(k->n, 3);
-	assert_int_equal(k->ev[1].kind, TRC_HIDDEN);
+	assert_int_equal(k->ev[1].kind, TRACE_HIDDEN);
 	assert_int_equal(k->ev[1].count, 12);
 	assert_string_equal(k->ev[1].name, "...");
 	/* prepare 1 ns, steps 3+4+5+6+7 ns twice, report 1 ns */
 	assert_int_equal(k->ev[1].dur, 1 + 2 * (3 + 4 + 5 + 6 + 7) + 1);
-	trc_sink_free(c);
+	trace_sink_free(c);
 
 	k = keep_new();
 	o.depth = -1;
 	o.hide = hide;
 	o.nhide = 1;
-	c = trc_coarsen_new(&o, &k->base);
+	c = trace_coarsen_new(&o, &k->base);
 	feed_loop(c, 3);
-	trc_sink_end(c);
+	trace_sink_end(c);
 	assert_int_equal(count_lines(k->text, "~ report \xc3\x97"
 					      "1 "),
 			 1);
 	assert_int_equal(count_lines(k->text, "> step"), 3);
-	trc_sink_free(c);
+	trace_sink_free(c);
 }
 
 /* ------------------------------------------------------------------ demux */
 
 struct dtarget {
-	struct trc_demux_target t;
+	struct trace_demux_target t;
 	int opened, closed;
 	uint64_t events[16];
 	char attrs[16][384];
 };
 
-static void *dt_open(struct trc_demux_target *t, const struct trc_stream_info *si)
+static void *dt_open(struct trace_demux_target *t, const struct trace_stream_info *si)
 {
 	struct dtarget *d = (struct dtarget *)t;
 
@@ -543,7 +543,7 @@ static void *dt_open(struct trc_demux_target *t, const struct trc_stream_info *s
 	return (void *)(uintptr_t)(++d->opened);
 }
 
-static int dt_event(struct trc_demux_target *t, void *h, const struct trc_event *ev)
+static int dt_event(struct trace_demux_target *t, void *h, const struct trace_event *ev)
 {
 	struct dtarget *d = (struct dtarget *)t;
 	size_t i = (uintptr_t)h - 1;
@@ -554,7 +554,7 @@ static int dt_event(struct trc_demux_target *t, void *h, const struct trc_event 
 	return 0;
 }
 
-static int dt_close(struct trc_demux_target *t, void *h, const struct trc_stream_info *si)
+static int dt_close(struct trace_demux_target *t, void *h, const struct trace_stream_info *si)
 {
 	(void)h;
 	(void)si;
@@ -577,15 +577,15 @@ static void demux_finds_requests_from_accept_to_close(void **state)
 		"9 1.000008 write(7<TCP:[a:80->b:2]>, \"200\", 3) = 3 <0.1>\n"
 		"9 1.000009 close(7<TCP:[a:80->b:2]>) = 0 <0.1>\n";
 	struct dtarget d = {.t = {dt_open, dt_event, dt_close}};
-	struct trc_demux_opts o = {.by = TRC_BY_REQUEST};
-	struct trc_sink *s = trc_demux_new(&o, &d.t);
-	struct trc_reader *r = open_text(text, TRC_FMT_STRACE);
-	struct trc_demux_stats st;
+	struct trace_demux_opts o = {.by = TRACE_BY_REQUEST};
+	struct trace_sink *s = trace_demux_new(&o, &d.t);
+	struct trace_reader *r = open_text(text, TRACE_FMT_STRACE);
+	struct trace_demux_stats st;
 	char err[256];
 
 	(void)state;
-	assert_int_equal(trc_pump(r, s, err, sizeof(err)), 0);
-	assert_int_equal(trc_sink_end(s), 0);
+	assert_int_equal(trace_pump(r, s, err, sizeof(err)), 0);
+	assert_int_equal(trace_sink_end(s), 0);
 	assert_int_equal(d.opened, 2);
 	assert_int_equal(d.closed, 2);
 	/* request 1: accept4, read, openat (its current request), close */
@@ -593,10 +593,10 @@ static void demux_finds_requests_from_accept_to_close(void **state)
 	/* request 2: accept4, read, write, close */
 	assert_int_equal(d.events[1], 4);
 	assert_non_null(strstr(d.attrs[0], "peer=TCP:[a:80->b:1]"));
-	trc_demux_stats(s, &st);
+	trace_demux_stats(s, &st);
 	assert_int_equal(st.events_unrouted, 1);
-	trc_reader_close(r);
-	trc_sink_free(s);
+	trace_reader_close(r);
+	trace_sink_free(s);
 }
 
 /* ---------------------------------------------------------------- compare */
@@ -627,15 +627,15 @@ static void compare_points_at_the_first_divergent_call(void **state)
 				     "1.7 1/1   > check\n"
 				     "1.8 1/1   < check\n"
 				     "1.9 1/1 < main\n";
-	struct trc_reader *a = open_text(a_text, TRC_FMT_AUTO),
-			  *b = open_text(b_text, TRC_FMT_AUTO);
-	struct trc_compare_opts o = {.context = 2};
-	struct trc_compare_result res;
+	struct trace_reader *a = open_text(a_text, TRACE_FMT_AUTO),
+			    *b = open_text(b_text, TRACE_FMT_AUTO);
+	struct trace_compare_opts o = {.context = 2};
+	struct trace_compare_result res;
 	char *out = NULL, err[256];
 	size_t len;
 
 	(void)state;
-	assert_int_equal(trc_compare(a, b, &o, &res, &out, &len, err, sizeof(err)), 0);
+	assert_int_equal(trace_compare(a, b, &o, &res, &out, &len, err, sizeof(err)), 0);
 	assert_int_equal(res.first_a, 4);
 	assert_int_equal(res.first_b, 4);
 	assert_int_equal(res.only_a, 2);
@@ -646,17 +646,17 @@ static void compare_points_at_the_first_divergent_call(void **state)
 	assert_non_null(strstr(out, "> B     > add_negative"));
 	assert_non_null(strstr(out, "negate_odd"));
 	free(out);
-	trc_reader_close(a);
-	trc_reader_close(b);
+	trace_reader_close(a);
+	trace_reader_close(b);
 	/* a trace compared with itself does not diverge */
-	a = open_text(a_text, TRC_FMT_AUTO);
-	b = open_text(a_text, TRC_FMT_AUTO);
-	assert_int_equal(trc_compare(a, b, &o, &res, &out, &len, err, sizeof(err)), 0);
+	a = open_text(a_text, TRACE_FMT_AUTO);
+	b = open_text(a_text, TRACE_FMT_AUTO);
+	assert_int_equal(trace_compare(a, b, &o, &res, &out, &len, err, sizeof(err)), 0);
 	assert_int_equal(res.first_a, -1);
 	assert_true(res.similar);
 	free(out);
-	trc_reader_close(a);
-	trc_reader_close(b);
+	trace_reader_close(a);
+	trace_reader_close(b);
 }
 
 /* ------------------------------------------------------------------- rank */
@@ -664,11 +664,11 @@ static void compare_points_at_the_first_divergent_call(void **state)
 static void rank_scores_with_liblit_formulas(void **state)
 {
 	char dir[] = "/tmp/doppel-rank-XXXXXX";
-	struct trc_rank_run runs[10];
+	struct trace_rank_run runs[10];
 	char paths[10][64];
-	struct trc_read_opts ro = {0};
-	struct trc_rank_opts o = {.top = 5, .read = &ro, .json = 1};
-	struct trc_rank_result res;
+	struct trace_read_opts ro = {0};
+	struct trace_rank_opts o = {.top = 5, .read = &ro, .json = 1};
+	struct trace_rank_result res;
 	char *out = NULL, err[256];
 	size_t len;
 
@@ -692,7 +692,7 @@ static void rank_scores_with_liblit_formulas(void **state)
 		runs[i].path = paths[i];
 		runs[i].failed = i < 5;
 	}
-	assert_int_equal(trc_rank(runs, 10, &o, &res, &out, &len, err, sizeof(err)), 0);
+	assert_int_equal(trace_rank(runs, 10, &o, &res, &out, &len, err, sizeof(err)), 0);
 	assert_string_equal(res.top, "called bug");
 	/* F=4 S=0: Failure 1; Context 5/10; Increase 0.5;
 	 * Importance = 2 / (1/0.5 + 1/(log 4 / log 5)) */
@@ -738,10 +738,10 @@ static void dtr_merges_threads_in_time_and_reports_loss(void **state)
 	struct dtr_record t2[3] = {{200, dtr_word(0x2000, DTR_REC_ENTER, 0)},
 				   {250, dtr_word(7, DTR_REC_LOST, 1)},
 				   {400, dtr_word(0x2000, DTR_REC_EXIT, 0)}};
-	struct trc_read_opts ro = {.format = TRC_FMT_DTR};
-	struct trc_reader *r;
-	struct trc_event ev;
-	struct trc_read_stats st;
+	struct trace_read_opts ro = {.format = TRACE_FMT_DTR};
+	struct trace_reader *r;
+	struct trace_event ev;
+	struct trace_read_stats st;
 	char err[256];
 	uint64_t last = 0;
 	int n = 0, lost = 0;
@@ -753,29 +753,29 @@ static void dtr_merges_threads_in_time_and_reports_loss(void **state)
 	put_chunk(f, DTR_CHUNK_EVENTS, 5, 7, 0, t2, sizeof(t2), 200, 400);
 	fclose(f);
 	f = fmemopen(buf, len, "r");
-	assert_int_equal(trc_reader_open_file(f, "mem", &ro, &r, err, sizeof(err)), 0);
-	while (trc_reader_next(r, &ev) > 0) {
+	assert_int_equal(trace_reader_open_file(f, "mem", &ro, &r, err, sizeof(err)), 0);
+	while (trace_reader_next(r, &ev) > 0) {
 		n++;
 		assert_true(ev.ts >= last); /* two threads merged in time order */
 		last = ev.ts;
-		if (ev.kind == TRC_LOST) {
+		if (ev.kind == TRACE_LOST) {
 			lost++;
 			assert_int_equal(ev.count, 7);
 		}
-		if (ev.kind == TRC_EXIT && ev.tid == 6) {
-			assert_true(ev.flags & TRC_F_DUR);
+		if (ev.kind == TRACE_EXIT && ev.tid == 6) {
+			assert_true(ev.flags & TRACE_F_DUR);
 			assert_int_equal(ev.dur, 200);
 			assert_int_equal(ev.ts, 300 + 1000); /* moved to the wall clock */
 		}
-		if (ev.kind == TRC_ENTER)
+		if (ev.kind == TRACE_ENTER)
 			assert_non_null(strstr(ev.name, "0x")); /* no mapping: the address */
 	}
 	assert_int_equal(n, 5);
 	assert_int_equal(lost, 1);
-	trc_reader_stats(r, &st);
+	trace_reader_stats(r, &st);
 	assert_int_equal(st.lost, 7);
 	assert_int_equal(st.skipped, 1); /* the garbage, skipped to the next chunk */
-	trc_reader_close(r);
+	trace_reader_close(r);
 	free(buf);
 }
 
@@ -796,6 +796,6 @@ int main(void)
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
-	trc_intern_reset();
+	trace_intern_reset();
 	return rc;
 }
