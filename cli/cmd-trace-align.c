@@ -32,13 +32,101 @@ const struct cmd_entry cmd_trace_align_entry = {
 		"  --lifeline KIND     svg: thread (default), process or program\n"
 		"  --max-rows N        svg: events drawn (default 400)\n"
 		"  --summary           print what was matched on standard error\n"
-		"  -o, --output FILE   write there instead of standard output\n" TRACE_READ_HELP
+		"  -o, --output FILE   write there instead of standard output\n" CMD_TRACE_READ_HELP
 		"\n"
 		"example:\n"
 		"  doppel trace align --names doppel,nginx --svg doppel.strace nginx.strace -o "
 		"x.svg\n",
 	.exec = exec_align,
 };
+
+struct align_args {
+	struct trace_align_opts ao;
+	struct trace_svg_opts so;
+	const char *outpath;
+	char names[512];
+	int view, summary;
+};
+
+/* --offset auto|NS|DURATION, negative allowed. */
+static int parse_offset(const struct cmd_entry *e, const char *arg, struct trace_align_opts *ao)
+{
+	uint64_t ns;
+	int neg = arg[0] == '-';
+	const char *t = neg ? arg + 1 : arg;
+	char *end;
+	long long raw;
+
+	if (!strcmp(arg, "auto")) {
+		ao->auto_offset = 1;
+		return 0;
+	}
+	raw = strtoll(t, &end, 10);
+	if (*end == '\0' && end != t)
+		ns = (uint64_t)raw;
+	else if (duration_parse(t, &ns) < 0)
+		return cmd_usage_error(
+			e, "--offset '%s': auto, nanoseconds or a duration (2ms, -1s)", arg);
+	ao->offset_ns = neg ? -(int64_t)ns : (int64_t)ns;
+	return 0;
+}
+
+static int align_opt(const struct cmd_entry *e, void *ctx, int c, const char *arg)
+{
+	struct align_args *a = ctx;
+	unsigned long long v;
+	char *comma;
+
+	switch (c) {
+	case 'n':
+		snprintf(a->names, sizeof(a->names), "%s", arg);
+		comma = strchr(a->names, ',');
+		if (!comma || comma == a->names || !comma[1])
+			return cmd_usage_error(e, "--names '%s': write NAME_A,NAME_B", arg);
+		*comma = '\0';
+		a->ao.name_a = a->names;
+		a->ao.name_b = comma + 1;
+		break;
+	case 'O':
+		return parse_offset(e, arg, &a->ao);
+	case 's':
+	case 'c':
+	case 't':
+		a->view = c == 's' ? 1 : c == 'c' ? 2 : 3;
+		break;
+	case 'l':
+		if (trace_lifeline_parse(arg, &a->so.lifeline) < 0)
+			return cmd_usage_error(e, "--lifeline '%s': thread, process or program",
+					       arg);
+		break;
+	case 'R':
+		if (cmd_trace_parse_uint(e, "--max-rows", arg, 1000000, &v) < 0)
+			return EXIT_USAGE;
+		a->so.max_rows = (size_t)v;
+		break;
+	case 'S':
+		a->summary = 1;
+		break;
+	case 'o':
+		a->outpath = arg;
+		break;
+	}
+	return 0;
+}
+
+static void print_summary(const struct cmd_entry *e, const struct trace_align_result *res)
+{
+	char a[32], b[32];
+
+	fprintf(stderr,
+		"doppel %s: %llu + %llu events, offset %lld ns, %llu connections, %llu "
+		"messages (%llu bytes, latency %s..%s), %llu reads unmatched\n",
+		e->name, (unsigned long long)res->events_a, (unsigned long long)res->events_b,
+		(long long)res->offset_ns, (unsigned long long)res->connections,
+		(unsigned long long)res->messages, (unsigned long long)res->bytes,
+		trace_fmt_dur(res->latency_min, a, sizeof(a)),
+		trace_fmt_dur(res->latency_max, b, sizeof(b)), (unsigned long long)res->unmatched);
+}
 
 static int exec_align(int argc, char **argv)
 {
@@ -52,133 +140,43 @@ static int exec_align(int argc, char **argv)
 		{"max-rows", required_argument, NULL, 'R'},
 		{"summary", no_argument, NULL, 'S'},
 		{"output", required_argument, NULL, 'o'},
-		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_trace_align_entry;
 	struct trace_read_opts ro = {0};
-	struct trace_align_opts ao = {0};
-	struct trace_svg_opts so = {.max_rows = 400, .max_depth = -1};
+	struct align_args a = {.so = {.max_rows = 400, .max_depth = -1}};
 	struct trace_align_result res;
-	const char *outpath = NULL;
-	char names[512], err[1024];
-	unsigned long long v;
-	int c, rc, view = 0, summary = 0;
+	char err[1024] = "";
+	int rc;
 	struct trace_sink *sink;
 	FILE *out;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': {
-			char *comma;
-
-			snprintf(names, sizeof(names), "%s", optarg);
-			comma = strchr(names, ',');
-			if (!comma || comma == names || !comma[1])
-				return cmd_usage_error(e, "--names '%s': write NAME_A,NAME_B",
-						       optarg);
-			*comma = '\0';
-			ao.name_a = names;
-			ao.name_b = comma + 1;
-			break;
-		}
-		case 'O':
-			if (!strcmp(optarg, "auto")) {
-				ao.auto_offset = 1;
-			} else {
-				uint64_t ns;
-				int neg = optarg[0] == '-';
-				const char *t = neg ? optarg + 1 : optarg;
-				char *end;
-				long long raw = strtoll(t, &end, 10);
-
-				if (*end == '\0' && end != t)
-					ns = (uint64_t)raw;
-				else if (duration_parse(t, &ns) < 0)
-					return cmd_usage_error(
-						e,
-						"--offset '%s': auto, nanoseconds or a "
-						"duration (2ms, -1s)",
-						optarg);
-				ao.offset_ns = neg ? -(int64_t)ns : (int64_t)ns;
-			}
-			break;
-		case 's':
-			view = 1;
-			break;
-		case 'c':
-			view = 2;
-			break;
-		case 't':
-			view = 3;
-			break;
-		case 'l':
-			if (!strcmp(optarg, "thread"))
-				so.lifeline = TRACE_LIFE_THREAD;
-			else if (!strcmp(optarg, "process"))
-				so.lifeline = TRACE_LIFE_PROCESS;
-			else if (!strcmp(optarg, "program"))
-				so.lifeline = TRACE_LIFE_PROGRAM;
-			else
-				return cmd_usage_error(
-					e, "--lifeline '%s': thread, process or program", optarg);
-			break;
-		case 'R':
-			if (cmd_trace_parse_uint(e, "--max-rows", optarg, 1000000, &v) < 0)
-				return EXIT_USAGE;
-			so.max_rows = (size_t)v;
-			break;
-		case 'S':
-			summary = 1;
-			break;
-		case 'o':
-			outpath = optarg;
-			break;
-		default:
-			rc = cmd_trace_read_opt(e, c, optarg, &ro);
-			if (rc < 0)
-				return EXIT_USAGE;
-			if (rc == 0)
-				return cmd_usage_error(e, "unknown or incomplete option '%s'",
-						       argv[optind - 1]);
-		}
-	}
+	rc = cmd_trace_getopt(e, argc, argv, "o:", opts, align_opt, &a, &ro);
+	if (rc)
+		return rc;
 	if (argc - optind != 2)
 		return cmd_usage_error(e, "give two traces, A and B");
-	out = cmd_trace_output(e, outpath);
+	out = cmd_trace_output(e, a.outpath);
 	if (!out)
 		return EXIT_RUNTIME;
-	sink = view == 1   ? trace_svg_writer_new(out, &so)
-	       : view == 2 ? trace_chrome_writer_new(out)
-	       : view == 3 ? trace_tree_writer_new(out, &(struct trace_view_opts){.show_tid = 1})
-			   : trace_text_writer_new(out);
+	sink = a.view == 1   ? trace_svg_writer_new(out, &a.so)
+	       : a.view == 2 ? trace_chrome_writer_new(out)
+	       : a.view == 3 ? trace_tree_writer_new(out, &(struct trace_view_opts){.show_tid = 1})
+			     : trace_text_writer_new(out);
 	if (!sink) {
 		fprintf(stderr, "doppel %s: out of memory\n", e->name);
 		return EXIT_RUNTIME;
 	}
-	rc = trace_align(argv[optind], argv[optind + 1], &ro, &ao, sink, &res, err, sizeof(err));
+	rc = trace_align(argv[optind], argv[optind + 1], &ro, &a.ao, sink, &res, err, sizeof(err));
 	trace_sink_free(sink);
-	if (cmd_trace_close_output(e, out, outpath) < 0 && rc == 0)
+	if (cmd_trace_close_output(e, out, a.outpath) < 0 && rc == 0)
 		rc = -1;
 	if (rc < 0) {
 		if (err[0])
 			fprintf(stderr, "doppel %s: %s\n", e->name, err);
 		return EXIT_RUNTIME;
 	}
-	if (summary) {
-		char a[32], b[32];
-
-		fprintf(stderr,
-			"doppel %s: %llu + %llu events, offset %lld ns, %llu connections, %llu "
-			"messages (%llu bytes, latency %s..%s), %llu reads unmatched\n",
-			e->name, (unsigned long long)res.events_a, (unsigned long long)res.events_b,
-			(long long)res.offset_ns, (unsigned long long)res.connections,
-			(unsigned long long)res.messages, (unsigned long long)res.bytes,
-			trace_fmt_dur(res.latency_min, a, sizeof(a)),
-			trace_fmt_dur(res.latency_max, b, sizeof(b)),
-			(unsigned long long)res.unmatched);
-	}
+	if (a.summary)
+		print_summary(e, &res);
 	return 0;
 }

@@ -39,6 +39,29 @@ static void on_stop(int sig)
 	stop_flag = 1;
 }
 
+struct collect_args {
+	const char *sock, *out;
+	int once;
+};
+
+static int collect_opt(const struct cmd_entry *e, void *ctx, int c, const char *arg)
+{
+	struct collect_args *a = ctx;
+
+	switch (c) {
+	case 's':
+		a->sock = arg;
+		break;
+	case 'o':
+		a->out = arg;
+		break;
+	case '1':
+		a->once = 1;
+		break;
+	}
+	return 0;
+}
+
 static int exec_collect(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -48,39 +71,24 @@ static int exec_collect(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_trace_collect_entry;
-	const char *sock = NULL, *out = NULL;
+	struct collect_args a = {0};
 	struct trc_collect_stats st;
 	struct sigaction sa;
 	char err[512];
-	int c, once = 0, rc;
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			sock = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case '1':
-			once = 1;
-			break;
-		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'",
-					       argv[optind - 1]);
-		}
-	}
+	rc = cmd_trace_getopt(e, argc, argv, "o:", opts, collect_opt, &a, NULL);
+	if (rc)
+		return rc;
 	if (optind < argc)
 		return cmd_usage_error(e, "unexpected argument '%s'", argv[optind]);
-	if (!sock || !out)
+	if (!a.sock || !a.out)
 		return cmd_usage_error(e, "--socket and -o are required");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	rc = trc_collect(sock, out, once, &stop_flag, &st, err, sizeof(err));
+	rc = trc_collect(a.sock, a.out, a.once, &stop_flag, &st, err, sizeof(err));
 	fprintf(stderr,
 		"doppel trace collect: %llu programs, %llu chunks, %llu bytes%s%llu rejected\n",
 		(unsigned long long)st.clients, (unsigned long long)st.chunks,

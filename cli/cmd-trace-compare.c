@@ -39,7 +39,7 @@ const struct cmd_entry cmd_trace_compare_entry = {
 		"  --hunks N           differences listed (default 10)\n"
 		"  --json              the report as JSON\n"
 		"  --exit-status       exit 3 when the verdict is 'different' (like diff's "
-		"1)\n" TRACE_READ_HELP "\n"
+		"1)\n" CMD_TRACE_READ_HELP "\n"
 		"example:\n"
 		"  doppel trace compare good.dtr bad.dtr\n"
 		"  doppel trace compare --by timing --threshold 100% prod-req.dtt clone-req.dtt\n",
@@ -57,6 +57,64 @@ static int parse_pct(const char *t, double *out)
 	return 0;
 }
 
+struct compare_args {
+	struct trace_compare_opts co;
+	int exit_status, rel_set, abs_set;
+};
+
+static int compare_opt(const struct cmd_entry *e, void *ctx, int c, const char *arg)
+{
+	struct compare_args *a = ctx;
+	unsigned long long v;
+	uint64_t ns;
+
+	switch (c) {
+	case 'b':
+		if (trace_compare_parse_by(arg, &a->co.by) < 0)
+			return cmd_usage_error(e, "--by '%s': use exact, name or timing", arg);
+		break;
+	case 't':
+		if (strchr(arg, '%')) {
+			if (parse_pct(arg, &a->co.threshold_rel) < 0)
+				return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us",
+						       arg);
+			a->rel_set = 1;
+		} else if (duration_parse(arg, &ns) == 0) {
+			a->co.threshold_ns = ns;
+			a->abs_set = 1;
+		} else {
+			return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us", arg);
+		}
+		break;
+	case 'm':
+		if (parse_pct(arg, &a->co.max_diff) < 0)
+			return cmd_usage_error(e, "--max-diff '%s': a percentage, e.g. 5%%", arg);
+		break;
+	case 'w':
+		if (cmd_trace_parse_uint(e, "--window", arg, 1u << 24, &v) < 0)
+			return EXIT_USAGE;
+		a->co.window = (size_t)v;
+		break;
+	case 'c':
+		if (cmd_trace_parse_uint(e, "--context", arg, 1000, &v) < 0)
+			return EXIT_USAGE;
+		a->co.context = (unsigned)v;
+		break;
+	case 'h':
+		if (cmd_trace_parse_uint(e, "--hunks", arg, 1u << 20, &v) < 0)
+			return EXIT_USAGE;
+		a->co.max_hunks = (unsigned)v;
+		break;
+	case 'j':
+		a->co.json = 1;
+		break;
+	case 'x':
+		a->exit_status = 1;
+		break;
+	}
+	return 0;
+}
+
 static int exec_compare(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -68,96 +126,36 @@ static int exec_compare(int argc, char **argv)
 		{"hunks", required_argument, NULL, 'h'},
 		{"json", no_argument, NULL, 'j'},
 		{"exit-status", no_argument, NULL, 'x'},
-		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_trace_compare_entry;
 	struct trace_read_opts ro = {0};
-	struct trace_compare_opts co = {.context = 3, .max_hunks = 10, .threshold_rel = 0.5};
+	struct compare_args a = {.co = {.context = 3, .max_hunks = 10, .threshold_rel = 0.5}};
 	struct trace_compare_result res;
-	struct trace_reader *a = NULL, *b = NULL;
-	unsigned long long v;
+	struct trace_reader *ra = NULL, *rb = NULL;
 	char err[1024], *report = NULL;
 	size_t len = 0;
-	int c, rc, exit_status = 0, rel_set = 0, abs_set = 0;
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			if (trace_compare_parse_by(optarg, &co.by) < 0)
-				return cmd_usage_error(e, "--by '%s': use exact, name or timing",
-						       optarg);
-			break;
-		case 't': {
-			uint64_t ns;
-
-			if (strchr(optarg, '%')) {
-				if (parse_pct(optarg, &co.threshold_rel) < 0)
-					return cmd_usage_error(
-						e, "--threshold '%s': e.g. 50%% or 100us", optarg);
-				rel_set = 1;
-			} else if (duration_parse(optarg, &ns) == 0) {
-				co.threshold_ns = ns;
-				abs_set = 1;
-			} else {
-				return cmd_usage_error(e, "--threshold '%s': e.g. 50%% or 100us",
-						       optarg);
-			}
-			break;
-		}
-		case 'm':
-			if (parse_pct(optarg, &co.max_diff) < 0)
-				return cmd_usage_error(e, "--max-diff '%s': a percentage, e.g. 5%%",
-						       optarg);
-			break;
-		case 'w':
-			if (cmd_trace_parse_uint(e, "--window", optarg, 1u << 24, &v) < 0)
-				return EXIT_USAGE;
-			co.window = (size_t)v;
-			break;
-		case 'c':
-			if (cmd_trace_parse_uint(e, "--context", optarg, 1000, &v) < 0)
-				return EXIT_USAGE;
-			co.context = (unsigned)v;
-			break;
-		case 'h':
-			if (cmd_trace_parse_uint(e, "--hunks", optarg, 1u << 20, &v) < 0)
-				return EXIT_USAGE;
-			co.max_hunks = (unsigned)v;
-			break;
-		case 'j':
-			co.json = 1;
-			break;
-		case 'x':
-			exit_status = 1;
-			break;
-		default:
-			rc = cmd_trace_read_opt(e, c, optarg, &ro);
-			if (rc < 0)
-				return EXIT_USAGE;
-			if (rc == 0)
-				return cmd_usage_error(e, "unknown or incomplete option '%s'",
-						       argv[optind - 1]);
-		}
-	}
-	if (abs_set && !rel_set)
-		co.threshold_rel = 0; /* only the absolute threshold was asked for */
+	rc = cmd_trace_getopt(e, argc, argv, "", opts, compare_opt, &a, &ro);
+	if (rc)
+		return rc;
+	if (a.abs_set && !a.rel_set)
+		a.co.threshold_rel = 0; /* only the absolute threshold was asked for */
 	if (argc - optind != 2)
 		return cmd_usage_error(e, "give two traces, A and B");
 	if (!strcmp(argv[optind], "-") && !strcmp(argv[optind + 1], "-"))
 		return cmd_usage_error(e, "only one of A and B can be standard input");
-	if (cmd_trace_open(e, argv[optind], &ro, &a) < 0 ||
-	    cmd_trace_open(e, argv[optind + 1], &ro, &b) < 0) {
-		trace_reader_close(a);
+	if (cmd_trace_open(e, argv[optind], &ro, &ra) < 0 ||
+	    cmd_trace_open(e, argv[optind + 1], &ro, &rb) < 0) {
+		trace_reader_close(ra);
 		return EXIT_RUNTIME;
 	}
-	rc = trace_compare(a, b, &co, &res, &report, &len, err, sizeof(err));
-	cmd_trace_warn_stats(e, argv[optind], a);
-	cmd_trace_warn_stats(e, argv[optind + 1], b);
-	trace_reader_close(a);
-	trace_reader_close(b);
+	rc = trace_compare(ra, rb, &a.co, &res, &report, &len, err, sizeof(err));
+	cmd_trace_warn_stats(e, argv[optind], ra);
+	cmd_trace_warn_stats(e, argv[optind + 1], rb);
+	trace_reader_close(ra);
+	trace_reader_close(rb);
 	if (rc < 0) {
 		fprintf(stderr, "doppel %s: %s\n", e->name, err);
 		return EXIT_RUNTIME;
@@ -166,5 +164,5 @@ static int exec_compare(int argc, char **argv)
 	free(report);
 	if (fflush(stdout) != 0)
 		return EXIT_RUNTIME;
-	return exit_status && !res.similar ? 3 : 0;
+	return a.exit_status && !res.similar ? 3 : 0;
 }

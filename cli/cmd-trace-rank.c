@@ -5,10 +5,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
 
 #include "cli/cmd-trace.h"
 
 #define MAX_RUNS 100000
+#define MAX_STATUS_BYTES (16 << 20) /* a status is a few KiB */
 
 static int exec_rank(int argc, char **argv);
 
@@ -41,7 +45,7 @@ const struct cmd_entry cmd_trace_rank_entry = {
 		"  --predicates LIST   called,edge,return,syserr (default all)\n"
 		"  --no-elimination    skip iterative elimination\n"
 		"  --all               list predicates without significant Increase too\n"
-		"  --json              the ranking as JSON\n" TRACE_READ_HELP "\n"
+		"  --json              the ranking as JSON\n" CMD_TRACE_READ_HELP "\n"
 		"example:\n"
 		"  for i in $(seq 50); do DOPPELTRACE_OUT=run$i.dtr ./app input$i;\n"
 		"      echo \"run$i.dtr $?\" >> labels; done\n"
@@ -80,30 +84,64 @@ static int add_run(struct runlist *l, const char *path, int failed, int own)
 	return 0;
 }
 
-/* A saved `doppel status --json`: failed when a replica diverged. */
-static int status_failed(const char *path, int *failed)
+/* Every "diverged_turns" member, at any depth (`doppel run` has them under
+ * proxy.replicas, `doppel proxy` under replicas): *found when there is one,
+ * *failed when one is a non-zero number. */
+static void find_diverged(const json_t *j, int *found, int *failed)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v) find_diverged(v, found, failed);
+		return;
+	}
+	if (!json_is_object(j))
+		return;
+	json_object_foreach((json_t *)j, key, v)
+	{
+		if (strcmp(key, "diverged_turns") == 0) {
+			*found = 1;
+			if ((json_is_integer(v) && json_integer_value(v) != 0) ||
+			    (json_is_real(v) &&
+			     (json_real_value(v) >= 1 || json_real_value(v) <= -1)))
+				*failed = 1;
+		}
+		find_diverged(v, found, failed);
+	}
+}
+
+/* A saved `doppel status --json`: failed when a replica diverged. 0; -EINVAL
+ * when it is not JSON (why says where) or has no diverged_turns; -errno when
+ * it cannot be read or is too large to be one. */
+static int status_failed(const char *path, int *failed, char *why, size_t whylen)
 {
 	FILE *f = fopen(path, "re");
-	char buf[1 << 16];
-	size_t n;
-	const char *p;
+	struct stat sb;
+	json_error_t jerr;
+	json_t *j;
+	int found = 0;
 
 	if (!f)
 		return -errno;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	*failed = 0;
-	for (p = buf; (p = strstr(p, "\"diverged_turns\"")) != NULL; p++) {
-		const char *c = strchr(p, ':');
-
-		if (c && strtoull(c + 1, NULL, 10) > 0)
-			*failed = 1;
+	if (fstat(fileno(f), &sb) < 0 || sb.st_size > MAX_STATUS_BYTES) {
+		fclose(f);
+		return -EFBIG;
 	}
-	return strstr(buf, "\"diverged_turns\"") ? 0 : -EINVAL;
+	j = json_loadf(f, 0, &jerr);
+	fclose(f);
+	if (!j) {
+		snprintf(why, whylen, " (not JSON: line %d: %s)", jerr.line, jerr.text);
+		return -EINVAL;
+	}
+	*failed = 0;
+	find_diverged(j, &found, failed);
+	json_decref(j);
+	return found ? 0 : -EINVAL;
 }
 
-static int parse_label(const char *label, const char *dir, int *failed)
+static int parse_label(const char *label, const char *dir, int *failed, char *why, size_t whylen)
 {
 	char *end;
 	long v;
@@ -119,7 +157,7 @@ static int parse_label(const char *label, const char *dir, int *failed)
 			snprintf(path, sizeof(path), "%s", label + 1);
 		else
 			snprintf(path, sizeof(path), "%s/%s", dir, label + 1);
-		return status_failed(path, failed);
+		return status_failed(path, failed, why, whylen);
 	} else {
 		v = strtol(label, &end, 10);
 		if (end == label || *end)
@@ -142,7 +180,7 @@ static int read_labels(const struct cmd_entry *e, const char *file, struct runli
 	}
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
 	while (fgets(line, sizeof(line), f)) {
-		char path[4096], label[4096], *full;
+		char path[4096], label[4096], why[512] = "", *full;
 		int failed = 0, rc;
 
 		lineno++;
@@ -154,14 +192,14 @@ static int read_labels(const struct cmd_entry *e, const char *file, struct runli
 				lineno);
 			return EXIT_USAGE;
 		}
-		rc = parse_label(label, dir, &failed);
+		rc = parse_label(label, dir, &failed, why, sizeof(why));
 		if (rc < 0) {
 			fclose(f);
 			fprintf(stderr,
 				"doppel %s: %s:%d: label '%s': use pass, fail, an exit status or "
 				"@status.json%s\n",
 				e->name, file, lineno, label,
-				rc == -EINVAL ? "" : " (that file could not be read)");
+				rc == -EINVAL ? why : " (that file could not be read)");
 			return EXIT_USAGE;
 		}
 		/* relative trace paths are relative to the labels file */
@@ -186,6 +224,77 @@ static int read_labels(const struct cmd_entry *e, const char *file, struct runli
 	return 0;
 }
 
+struct rank_args {
+	struct trace_rank_opts o;
+	struct runlist l;
+};
+
+static int rank_opt(const struct cmd_entry *e, void *ctx, int c, const char *arg)
+{
+	struct rank_args *a = ctx;
+	unsigned long long v;
+
+	switch (c) {
+	case 'l':
+		return read_labels(e, arg, &a->l);
+	case 'p':
+	case 'f':
+		if (add_run(&a->l, arg, c == 'f', 0) < 0)
+			return cmd_usage_error(e, "too many runs");
+		break;
+	case 't':
+		if (cmd_trace_parse_uint(e, "--top", arg, 1u << 20, &v) < 0)
+			return EXIT_USAGE;
+		a->o.top = (size_t)v;
+		break;
+	case 'P':
+		if (trace_rank_parse_families(arg, &a->o.families) < 0)
+			return cmd_usage_error(
+				e, "--predicates '%s': a list of called, edge, return, syserr",
+				arg);
+		break;
+	case 'n':
+		a->o.no_elimination = 1;
+		break;
+	case 'a':
+		a->o.all = 1;
+		break;
+	case 'j':
+		a->o.json = 1;
+		break;
+	}
+	return 0;
+}
+
+static int rank(const struct cmd_entry *e, int argc, char **argv, struct rank_args *a,
+		struct trace_read_opts *ro)
+{
+	struct trace_rank_result res;
+	char err[1024], *report = NULL;
+	size_t len;
+	int rc;
+
+	if (optind < argc)
+		return cmd_usage_error(e,
+				       "unexpected argument '%s' (label runs with --labels, --pass "
+				       "or --fail)",
+				       argv[optind]);
+	if (a->l.n < 2)
+		return cmd_usage_error(e,
+				       "give labelled runs: --labels FILE, or --pass and --fail");
+	a->o.read = ro;
+	rc = trace_rank(a->l.v, a->l.n, &a->o, &res, &report, &len, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "doppel %s: %s\n", e->name, err);
+		rc = rc == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	} else {
+		fwrite(report, 1, len, stdout);
+		rc = fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+	}
+	free(report);
+	return rc;
+}
+
 static int exec_rank(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -197,96 +306,19 @@ static int exec_rank(int argc, char **argv)
 		{"no-elimination", no_argument, NULL, 'n'},
 		{"all", no_argument, NULL, 'a'},
 		{"json", no_argument, NULL, 'j'},
-		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_trace_rank_entry;
 	struct trace_read_opts ro = {0};
-	struct trace_rank_opts o = {.top = 10};
-	struct trace_rank_result res;
-	struct runlist l = {0};
-	unsigned long long v;
-	char err[1024], *report = NULL;
-	size_t len;
-	int c, rc;
+	struct rank_args a = {.o = {.top = 10}};
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			rc = read_labels(e, optarg, &l);
-			if (rc)
-				goto out;
-			break;
-		case 'p':
-		case 'f':
-			if (add_run(&l, optarg, c == 'f', 0) < 0) {
-				rc = cmd_usage_error(e, "too many runs");
-				goto out;
-			}
-			break;
-		case 't':
-			if (cmd_trace_parse_uint(e, "--top", optarg, 1u << 20, &v) < 0) {
-				rc = EXIT_USAGE;
-				goto out;
-			}
-			o.top = (size_t)v;
-			break;
-		case 'P':
-			if (trace_rank_parse_families(optarg, &o.families) < 0) {
-				rc = cmd_usage_error(e,
-						     "--predicates '%s': a list of called, edge, "
-						     "return, syserr",
-						     optarg);
-				goto out;
-			}
-			break;
-		case 'n':
-			o.no_elimination = 1;
-			break;
-		case 'a':
-			o.all = 1;
-			break;
-		case 'j':
-			o.json = 1;
-			break;
-		default:
-			rc = cmd_trace_read_opt(e, c, optarg, &ro);
-			if (rc <= 0) {
-				rc = rc < 0 ? EXIT_USAGE
-					    : cmd_usage_error(e,
-							      "unknown or incomplete option '%s'",
-							      argv[optind - 1]);
-				goto out;
-			}
-		}
-	}
-	if (optind < argc) {
-		rc = cmd_usage_error(e,
-				     "unexpected argument '%s' (label runs with --labels, --pass "
-				     "or --fail)",
-				     argv[optind]);
-		goto out;
-	}
-	if (l.n < 2) {
-		rc = cmd_usage_error(e, "give labelled runs: --labels FILE, or --pass and --fail");
-		goto out;
-	}
-	o.read = &ro;
-	rc = trace_rank(l.v, l.n, &o, &res, &report, &len, err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, "doppel %s: %s\n", e->name, err);
-		rc = rc == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-		goto out;
-	}
-	fwrite(report, 1, len, stdout);
-	rc = fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
-out:
-	free(report);
-	for (size_t i = 0; i < l.nowned; i++)
-		free(l.owned[i]);
-	free(l.owned);
-	free(l.v);
+	rc = cmd_trace_getopt(e, argc, argv, "", opts, rank_opt, &a, &ro);
+	if (rc == 0)
+		rc = rank(e, argc, argv, &a, &ro);
+	for (size_t i = 0; i < a.l.nowned; i++)
+		free(a.l.owned[i]);
+	free(a.l.owned);
+	free(a.l.v);
 	return rc;
 }

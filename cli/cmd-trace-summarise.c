@@ -37,13 +37,79 @@ const struct cmd_entry cmd_trace_summarise_entry = {
 		"  --expand            undo: write every block's iterations again\n"
 		"  --tree              write a call tree instead of doppel trace text\n"
 		"  --stats             print what was folded on standard error\n"
-		"  -o, --output FILE   write there instead of standard output\n" TRACE_READ_HELP
+		"  -o, --output FILE   write there instead of standard output\n" CMD_TRACE_READ_HELP
 		"\n"
 		"example:\n"
 		"  doppel trace summarise --keep-times app.dtr -o app.sum.dtt\n"
 		"  doppel trace summarise --expand app.sum.dtt -o app.dtt\n",
 	.exec = exec_summarise,
 };
+
+struct sum_args {
+	struct trace_summarise_opts so;
+	const char *outpath;
+	int expand, tree, stats;
+};
+
+static int sum_opt(const struct cmd_entry *e, void *ctx, int c, const char *arg)
+{
+	struct sum_args *a = ctx;
+	unsigned long long v;
+
+	switch (c) {
+	case 'm':
+		if (strcmp(arg, "sliding") == 0)
+			a->so.mode = TRACE_SUM_SLIDING;
+		else if (strcmp(arg, "iterative") == 0)
+			a->so.mode = TRACE_SUM_ITERATIVE;
+		else
+			return cmd_usage_error(e, "--mode '%s': use sliding or iterative", arg);
+		break;
+	case 'w':
+		if (cmd_trace_parse_uint(e, "--window", arg, 64, &v) < 0 || v == 0) {
+			if (v == 0)
+				cmd_usage_error(e, "--window must be 1 to 64");
+			return EXIT_USAGE;
+		}
+		a->so.window = (unsigned)v;
+		break;
+	case 'k':
+		if (strcmp(arg, "name") == 0)
+			a->so.key = TRACE_KEY_NAME;
+		else if (strcmp(arg, "args") == 0)
+			a->so.key = TRACE_KEY_ARGS;
+		else
+			return cmd_usage_error(e, "--key '%s': use name or args", arg);
+		break;
+	case 'K':
+		a->so.keep_times = 1;
+		break;
+	case 'n':
+		a->so.no_recursion = 1;
+		break;
+	case 'M':
+		if (cmd_trace_parse_uint(e, "--max-events", arg, 1ULL << 32, &v) < 0 || v < 16) {
+			if (v < 16)
+				cmd_usage_error(e, "--max-events must be at least 16");
+			return EXIT_USAGE;
+		}
+		a->so.max_events = (size_t)v;
+		break;
+	case 'x':
+		a->expand = 1;
+		break;
+	case 't':
+		a->tree = 1;
+		break;
+	case 's':
+		a->stats = 1;
+		break;
+	case 'o':
+		a->outpath = arg;
+		break;
+	}
+	return 0;
+}
 
 static int exec_summarise(int argc, char **argv)
 {
@@ -58,99 +124,31 @@ static int exec_summarise(int argc, char **argv)
 		{"tree", no_argument, NULL, 't'},
 		{"stats", no_argument, NULL, 's'},
 		{"output", required_argument, NULL, 'o'},
-		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_trace_summarise_entry;
 	struct trace_read_opts ro = {0};
-	struct trace_summarise_opts so = {.window = 16};
-	const char *outpath = NULL;
-	unsigned long long v;
-	int c, rc, expand = 0, tree = 0, stats = 0;
+	struct sum_args a = {.so = {.window = 16}};
+	int rc;
 	struct trace_sink *writer, *sum = NULL, *chain;
 	FILE *out;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			if (strcmp(optarg, "sliding") == 0)
-				so.mode = TRACE_SUM_SLIDING;
-			else if (strcmp(optarg, "iterative") == 0)
-				so.mode = TRACE_SUM_ITERATIVE;
-			else
-				return cmd_usage_error(e, "--mode '%s': use sliding or iterative",
-						       optarg);
-			break;
-		case 'w':
-			if (cmd_trace_parse_uint(e, "--window", optarg, 64, &v) < 0 || v == 0) {
-				if (v == 0)
-					cmd_usage_error(e, "--window must be 1 to 64");
-				return EXIT_USAGE;
-			}
-			so.window = (unsigned)v;
-			break;
-		case 'k':
-			if (strcmp(optarg, "name") == 0)
-				so.key = TRACE_KEY_NAME;
-			else if (strcmp(optarg, "args") == 0)
-				so.key = TRACE_KEY_ARGS;
-			else
-				return cmd_usage_error(e, "--key '%s': use name or args", optarg);
-			break;
-		case 'K':
-			so.keep_times = 1;
-			break;
-		case 'n':
-			so.no_recursion = 1;
-			break;
-		case 'M':
-			if (cmd_trace_parse_uint(e, "--max-events", optarg, 1ULL << 32, &v) < 0 ||
-			    v < 16) {
-				if (v < 16)
-					cmd_usage_error(e, "--max-events must be at least 16");
-				return EXIT_USAGE;
-			}
-			so.max_events = (size_t)v;
-			break;
-		case 'x':
-			expand = 1;
-			break;
-		case 't':
-			tree = 1;
-			break;
-		case 's':
-			stats = 1;
-			cmd_trace_stats_flag = 1;
-			break;
-		case 'o':
-			outpath = optarg;
-			break;
-		default:
-			rc = cmd_trace_read_opt(e, c, optarg, &ro);
-			if (rc < 0)
-				return EXIT_USAGE;
-			if (rc == 0)
-				return cmd_usage_error(e, "unknown or incomplete option '%s'",
-						       argv[optind - 1]);
-		}
-	}
-	if (optind >= argc)
-		return cmd_usage_error(e, "which trace? give a file (or - for standard input)");
-	out = cmd_trace_output(e, outpath);
+	rc = cmd_trace_getopt(e, argc, argv, "o:", opts, sum_opt, &a, &ro);
+	if (rc || (rc = cmd_trace_need_files(e, argc)))
+		return rc;
+	out = cmd_trace_output(e, a.outpath);
 	if (!out)
 		return EXIT_RUNTIME;
-	writer = tree ? trace_tree_writer_new(out, NULL) : trace_text_writer_new(out);
-	if (expand) {
+	writer = a.tree ? trace_tree_writer_new(out, NULL) : trace_text_writer_new(out);
+	if (a.expand) {
 		chain = writer ? trace_expand_new(writer) : NULL;
 	} else {
 		/* a summarised input is expanded first, then folded again */
-		sum = writer ? trace_summarise_new(&so, writer) : NULL;
+		sum = writer ? trace_summarise_new(&a.so, writer) : NULL;
 		chain = sum ? trace_expand_new(sum) : NULL;
 	}
-	rc = cmd_trace_run(e, argv + optind, argc - optind, &ro, chain);
-	if (stats && sum) {
+	rc = cmd_trace_run(e, argv + optind, argc - optind, &ro, chain, a.stats);
+	if (a.stats && sum) {
 		struct trace_summarise_stats st;
 
 		trace_summarise_stats(sum, &st);
@@ -163,7 +161,7 @@ static int exec_summarise(int argc, char **argv)
 			(unsigned long long)st.spilled);
 	}
 	trace_sink_free(chain);
-	if (cmd_trace_close_output(e, out, outpath) < 0 && rc == 0)
+	if (cmd_trace_close_output(e, out, a.outpath) < 0 && rc == 0)
 		rc = EXIT_RUNTIME;
 	return rc;
 }

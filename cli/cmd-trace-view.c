@@ -33,7 +33,7 @@ const struct cmd_entry cmd_trace_view_entry = {
 		"  --max-depth N         svg: deepest call drawn (default: all)\n"
 		"  --title TEXT          svg: a title\n"
 		"  --stats               print events read and events per second on standard "
-		"error\n" TRACE_READ_HELP "\n"
+		"error\n" CMD_TRACE_READ_HELP "\n"
 		"example:\n"
 		"  doppel trace view --chrome app.dtr -o app.json\n"
 		"  doppel trace summarise app.dtr | doppel trace view --svg - -o app.svg\n",
@@ -41,6 +41,81 @@ const struct cmd_entry cmd_trace_view_entry = {
 };
 
 enum { V_TREE, V_REPORT, V_TEXT, V_CHROME, V_SVG };
+
+struct view_args {
+	struct trace_view_opts vo;
+	struct trace_svg_opts so;
+	const char *outpath;
+	int mode, stats;
+};
+
+static int view_opt(const struct cmd_entry *e, void *ctx, int c, const char *arg)
+{
+	struct view_args *a = ctx;
+	unsigned long long v;
+
+	switch (c) {
+	case 't':
+	case 'r':
+	case 'x':
+	case 'c':
+	case 's':
+		a->mode = c == 't'   ? V_TREE
+			  : c == 'r' ? V_REPORT
+			  : c == 'x' ? V_TEXT
+			  : c == 'c' ? V_CHROME
+				     : V_SVG;
+		break;
+	case 'o':
+		a->outpath = arg;
+		break;
+	case 'm':
+		if (cmd_trace_parse_uint(e, "--max-lines", arg, 1ULL << 40, &v) < 0)
+			return EXIT_USAGE;
+		a->vo.max_lines = (size_t)v;
+		break;
+	case 'T':
+		a->vo.show_tid = 1;
+		break;
+	case 'l':
+		if (trace_lifeline_parse(arg, &a->so.lifeline) < 0)
+			return cmd_usage_error(e, "--lifeline '%s': use thread, process or program",
+					       arg);
+		break;
+	case 'R':
+		if (cmd_trace_parse_uint(e, "--max-rows", arg, 1000000, &v) < 0)
+			return EXIT_USAGE;
+		a->so.max_rows = (size_t)v;
+		break;
+	case 'd':
+		if (cmd_trace_parse_uint(e, "--max-depth", arg, 100000, &v) < 0)
+			return EXIT_USAGE;
+		a->so.max_depth = (int)v;
+		break;
+	case 'i':
+		a->so.title = arg;
+		break;
+	case 'S':
+		a->stats = 1;
+		break;
+	}
+	return 0;
+}
+
+static struct trace_sink *view_writer(const struct view_args *a, FILE *out)
+{
+	switch (a->mode) {
+	case V_REPORT:
+		return trace_report_writer_new(out, a->vo.max_lines);
+	case V_TEXT:
+		return trace_text_writer_new(out);
+	case V_CHROME:
+		return trace_chrome_writer_new(out);
+	case V_SVG:
+		return trace_svg_writer_new(out, &a->so);
+	}
+	return trace_tree_writer_new(out, &a->vo);
+}
 
 static int exec_view(int argc, char **argv)
 {
@@ -58,111 +133,25 @@ static int exec_view(int argc, char **argv)
 		{"max-depth", required_argument, NULL, 'd'},
 		{"title", required_argument, NULL, 'i'},
 		{"stats", no_argument, NULL, 'S'},
-		TRACE_READ_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_trace_view_entry;
 	struct trace_read_opts ro = {0};
-	struct trace_view_opts vo = {0};
-	struct trace_svg_opts so = {.max_rows = 400, .max_depth = -1};
-	const char *outpath = NULL;
-	unsigned long long v;
-	int mode = V_TREE, c, rc;
-	struct trace_sink *sink = NULL;
+	struct view_args a = {.so = {.max_rows = 400, .max_depth = -1}, .mode = V_TREE};
+	struct trace_sink *sink;
 	FILE *out;
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			mode = V_TREE;
-			break;
-		case 'r':
-			mode = V_REPORT;
-			break;
-		case 'x':
-			mode = V_TEXT;
-			break;
-		case 'c':
-			mode = V_CHROME;
-			break;
-		case 's':
-			mode = V_SVG;
-			break;
-		case 'o':
-			outpath = optarg;
-			break;
-		case 'm':
-			if (cmd_trace_parse_uint(e, "--max-lines", optarg, 1ULL << 40, &v) < 0)
-				return EXIT_USAGE;
-			vo.max_lines = (size_t)v;
-			break;
-		case 'T':
-			vo.show_tid = 1;
-			break;
-		case 'l':
-			if (strcmp(optarg, "thread") == 0)
-				so.lifeline = TRACE_LIFE_THREAD;
-			else if (strcmp(optarg, "process") == 0)
-				so.lifeline = TRACE_LIFE_PROCESS;
-			else if (strcmp(optarg, "program") == 0)
-				so.lifeline = TRACE_LIFE_PROGRAM;
-			else
-				return cmd_usage_error(
-					e, "--lifeline '%s': use thread, process or program",
-					optarg);
-			break;
-		case 'R':
-			if (cmd_trace_parse_uint(e, "--max-rows", optarg, 1000000, &v) < 0)
-				return EXIT_USAGE;
-			so.max_rows = (size_t)v;
-			break;
-		case 'd':
-			if (cmd_trace_parse_uint(e, "--max-depth", optarg, 100000, &v) < 0)
-				return EXIT_USAGE;
-			so.max_depth = (int)v;
-			break;
-		case 'i':
-			so.title = optarg;
-			break;
-		case 'S':
-			cmd_trace_stats_flag = 1;
-			break;
-		default:
-			rc = cmd_trace_read_opt(e, c, optarg, &ro);
-			if (rc < 0)
-				return EXIT_USAGE;
-			if (rc == 0)
-				return cmd_usage_error(e, "unknown or incomplete option '%s'",
-						       argv[optind - 1]);
-		}
-	}
-	if (optind >= argc)
-		return cmd_usage_error(e, "which trace? give a file (or - for standard input)");
-	out = cmd_trace_output(e, outpath);
+	rc = cmd_trace_getopt(e, argc, argv, "o:", opts, view_opt, &a, &ro);
+	if (rc || (rc = cmd_trace_need_files(e, argc)))
+		return rc;
+	out = cmd_trace_output(e, a.outpath);
 	if (!out)
 		return EXIT_RUNTIME;
-	switch (mode) {
-	case V_TREE:
-		sink = trace_tree_writer_new(out, &vo);
-		break;
-	case V_REPORT:
-		sink = trace_report_writer_new(out, vo.max_lines);
-		break;
-	case V_TEXT:
-		sink = trace_text_writer_new(out);
-		break;
-	case V_CHROME:
-		sink = trace_chrome_writer_new(out);
-		break;
-	case V_SVG:
-		sink = trace_svg_writer_new(out, &so);
-		break;
-	}
-	rc = cmd_trace_run(e, argv + optind, argc - optind, &ro, sink);
+	sink = view_writer(&a, out);
+	rc = cmd_trace_run(e, argv + optind, argc - optind, &ro, sink, a.stats);
 	trace_sink_free(sink);
-	if (cmd_trace_close_output(e, out, outpath) < 0 && rc == 0)
+	if (cmd_trace_close_output(e, out, a.outpath) < 0 && rc == 0)
 		rc = EXIT_RUNTIME;
 	return rc;
 }

@@ -2,7 +2,8 @@
  * cmd-trace.c - `doppel trace`: Flowdar's trace analyses as subcommands that
  * compose through files and pipes (each reads any supported trace format and
  * writes doppel trace text unless told otherwise). This file holds the
- * subcommand table and the helpers the cmd-trace-*.c files share.
+ * subcommand table, --help for all of them, the one option parser (with the
+ * reading options they share) and the helpers the cmd-trace-*.c files use.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -91,35 +92,91 @@ int cmd_trace_parse_uint(const struct cmd_entry *e, const char *opt, const char 
 	return 0;
 }
 
-int cmd_trace_read_opt(const struct cmd_entry *e, int c, const char *arg,
-		       struct trace_read_opts *ro)
+/* Option codes of the reading options, past any subcommand's own. */
+enum {
+	TOPT_FORMAT = 1000,
+	TOPT_BINARY,
+	TOPT_PROG,
+	TOPT_REORDER,
+};
+
+static const struct option read_options[] = {
+	{"format", required_argument, NULL, TOPT_FORMAT},
+	{"binary", required_argument, NULL, TOPT_BINARY},
+	{"prog", required_argument, NULL, TOPT_PROG},
+	{"reorder", required_argument, NULL, TOPT_REORDER},
+};
+
+#define NREAD (sizeof(read_options) / sizeof(read_options[0]))
+#define MAX_OPTIONS 40
+
+/* A reading option into *ro: 0, or EXIT_USAGE with the message printed. */
+static int read_opt(const struct cmd_entry *e, int c, const char *arg, struct trace_read_opts *ro)
 {
 	unsigned long long v;
 
 	switch (c) {
 	case TOPT_FORMAT:
-		if (trace_format_parse(arg, &ro->format) < 0) {
-			cmd_usage_error(
+		if (trace_format_parse(arg, &ro->format) < 0)
+			return cmd_usage_error(
 				e, "--format '%s': use dtr, strace, uftrace, babeltrace or dtt",
 				arg);
-			return -1;
-		}
-		return 1;
+		break;
 	case TOPT_BINARY:
 		ro->binary = arg;
-		return 1;
+		break;
 	case TOPT_PROG:
 		ro->prog = arg;
-		return 1;
+		break;
 	case TOPT_REORDER:
 		if (cmd_trace_parse_uint(e, "--reorder", arg, 1u << 20, &v) < 0 || v == 0) {
 			if (v == 0)
 				cmd_usage_error(e, "--reorder must be at least 1");
-			return -1;
+			return EXIT_USAGE;
 		}
 		ro->reorder_chunks = (unsigned)v;
-		return 1;
+		break;
 	}
+	return 0;
+}
+
+int cmd_trace_getopt(const struct cmd_entry *e, int argc, char **argv, const char *shortopts,
+		     const struct option *own,
+		     int (*parse)(const struct cmd_entry *e, void *ctx, int c, const char *arg),
+		     void *ctx, struct trace_read_opts *ro)
+{
+	struct option all[MAX_OPTIONS + NREAD + 1];
+	size_t n = 0;
+	int c, rc;
+
+	while (own[n].name) {
+		if (n == MAX_OPTIONS) {
+			fprintf(stderr, "doppel %s: more than %d options\n", e->name, MAX_OPTIONS);
+			return EXIT_RUNTIME;
+		}
+		all[n] = own[n];
+		n++;
+	}
+	for (size_t i = 0; ro && i < NREAD; i++)
+		all[n++] = read_options[i];
+	memset(&all[n], 0, sizeof(all[n]));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, all, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
+		rc = ro && c >= TOPT_FORMAT ? read_opt(e, c, optarg, ro) : parse(e, ctx, c, optarg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int cmd_trace_need_files(const struct cmd_entry *e, int argc)
+{
+	if (optind >= argc)
+		return cmd_usage_error(e, "which trace? give a file (or - for standard input)");
 	return 0;
 }
 
@@ -187,10 +244,8 @@ void cmd_trace_warn_stats(const struct cmd_entry *e, const char *path, struct tr
 			e->name, (unsigned long long)trace_intern_dropped());
 }
 
-int cmd_trace_stats_flag;
-
 int cmd_trace_run(const struct cmd_entry *e, char **files, int nfiles,
-		  const struct trace_read_opts *ro, struct trace_sink *chain)
+		  const struct trace_read_opts *ro, struct trace_sink *chain, int stats)
 {
 	char err[1024];
 	int rc = 0;
@@ -215,7 +270,7 @@ int cmd_trace_run(const struct cmd_entry *e, char **files, int nfiles,
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		cmd_trace_warn_stats(e, files[i], r);
-		if (cmd_trace_stats_flag) {
+		if (stats) {
 			struct trace_read_stats st;
 			double secs = (double)(t1.tv_sec - t0.tv_sec) +
 				      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

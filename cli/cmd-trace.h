@@ -1,7 +1,8 @@
 /*
  * cmd-trace.h - private to cli/: the `doppel trace` subcommands (one file
- * each, cmd-trace-*.c) and the helpers they share: common reading options,
- * opening inputs and outputs, pumping files through a chain of sinks.
+ * each, cmd-trace-*.c) and what they share: one option parser with the
+ * reading options, opening inputs and outputs, pumping files through a chain
+ * of sinks. The work itself is trace/'s (trace/trace.h).
  */
 #ifndef DOPPEL_CLI_CMD_TRACE_H
 #define DOPPEL_CLI_CMD_TRACE_H
@@ -21,23 +22,7 @@ extern const struct cmd_entry cmd_trace_rank_entry;
 extern const struct cmd_entry cmd_trace_view_entry;
 extern const struct cmd_entry cmd_trace_collect_entry;
 
-/* Option codes of the reading options every subcommand accepts. */
-enum {
-	TOPT_FORMAT = 1000,
-	TOPT_BINARY,
-	TOPT_PROG,
-	TOPT_REORDER,
-};
-
-#define TRACE_READ_OPTIONS                                        \
-	{"format", required_argument, NULL, TOPT_FORMAT},         \
-		{"binary", required_argument, NULL, TOPT_BINARY}, \
-		{"prog", required_argument, NULL, TOPT_PROG},     \
-	{                                                         \
-		"reorder", required_argument, NULL, TOPT_REORDER  \
-	}
-
-#define TRACE_READ_HELP                                                                           \
+#define CMD_TRACE_READ_HELP                                                                       \
 	"reading (every subcommand):\n"                                                           \
 	"  --format FMT        dtr, strace, uftrace, babeltrace or dtt (default: detected)\n"     \
 	"  --binary ELF        symbolise libdoppeltrace addresses of the main program with ELF\n" \
@@ -45,24 +30,39 @@ enum {
 	"  --reorder N         libdoppeltrace chunks held to merge threads in time order\n"       \
 	"                      (default 256)\n"
 
-/* Handles a TOPT_* option; returns 1 if it was one, 0 if not, -1 on error
- * (message printed). */
-int cmd_trace_read_opt(const struct cmd_entry *e, int c, const char *arg,
-		       struct trace_read_opts *ro);
+/*
+ * The one getopt loop of the trace subcommands. It parses the subcommand's
+ * own options (shortopts and own[], NULL-terminated) by calling
+ * parse(e, ctx, code, optarg) for each, and the reading options every
+ * subcommand shares (--format, --binary, --prog, --reorder) into *ro; ro NULL
+ * means the subcommand reads no trace and takes none of them. An unknown
+ * option, or one missing its value, is a usage error. --help and -h never get
+ * here: `doppel trace` answers them before running the subcommand.
+ *
+ * parse returns 0, or an exit status after printing why (cmd_usage_error's).
+ * Returns 0 with optind at the first operand, or the exit status to return.
+ */
+int cmd_trace_getopt(const struct cmd_entry *e, int argc, char **argv, const char *shortopts,
+		     const struct option *own,
+		     int (*parse)(const struct cmd_entry *e, void *ctx, int c, const char *arg),
+		     void *ctx, struct trace_read_opts *ro);
+/* Operands from optind on must name at least one trace ("-": standard input).
+ * 0, or EXIT_USAGE with the message printed. */
+int cmd_trace_need_files(const struct cmd_entry *e, int argc);
 /* Opens a trace, printing the error. */
 int cmd_trace_open(const struct cmd_entry *e, const char *path, const struct trace_read_opts *ro,
 		   struct trace_reader **r);
 /* "-" or NULL: standard output. Prints the error and returns NULL. */
 FILE *cmd_trace_output(const struct cmd_entry *e, const char *path);
 int cmd_trace_close_output(const struct cmd_entry *e, FILE *f, const char *path);
-/* --stats: cmd_trace_run prints events, bytes and events/s per file */
-extern int cmd_trace_stats_flag;
-/* Reads every file into chain and ends it (the caller frees it). Returns an
- * exit status, messages printed. */
+/* Reads every file into chain and ends it (the caller frees it); with stats
+ * (--stats) prints events, bytes and events/s per file. Returns an exit
+ * status, messages printed. */
 int cmd_trace_run(const struct cmd_entry *e, char **files, int nfiles,
-		  const struct trace_read_opts *ro, struct trace_sink *chain);
+		  const struct trace_read_opts *ro, struct trace_sink *chain, int stats);
 /* Warns on standard error about what a reader skipped or lost. */
 void cmd_trace_warn_stats(const struct cmd_entry *e, const char *path, struct trace_reader *r);
+/* A whole number up to max, or -1 with a usage error printed. */
 int cmd_trace_parse_uint(const struct cmd_entry *e, const char *opt, const char *text,
 			 unsigned long long max, unsigned long long *out);
 

@@ -17,8 +17,8 @@
  *               --end (names, shell patterns); without --end, the --begin
  *               call's own subtree
  *
- * Streams go to a target (files in a directory, standard output, a list).
- * At most max_streams are open at once; events of streams beyond that are
+ * Streams go to a target (demux-out.c: files in a directory, sections of one
+ * output, a list). At most max_streams are open at once; events of streams beyond that are
  * dropped and counted.
  */
 #include <errno.h>
@@ -56,12 +56,13 @@ static uint64_t fd_key(int32_t pid, int32_t fd)
 	return (uint64_t)(uint32_t)fd | ((uint64_t)(uint32_t)pid << 32);
 }
 
+/* Indexed by enum trace_demux_by. */
+static const char *const by_names[] = {"thread", "process", "connection", "request", "rule"};
+
 int trace_demux_parse_by(const char *text, enum trace_demux_by *out)
 {
-	static const char *const names[] = {"thread", "process", "connection", "request", "rule"};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strcmp(text, names[i]) == 0) {
+	for (size_t i = 0; i < sizeof(by_names) / sizeof(by_names[0]); i++) {
+		if (strcmp(text, by_names[i]) == 0) {
 			*out = (enum trace_demux_by)i;
 			return 0;
 		}
@@ -69,21 +70,9 @@ int trace_demux_parse_by(const char *text, enum trace_demux_by *out)
 	return -EINVAL;
 }
 
-static const char *by_name(enum trace_demux_by by)
+const char *trace_demux_by_name(enum trace_demux_by by)
 {
-	switch (by) {
-	case TRACE_BY_THREAD:
-		return "thread";
-	case TRACE_BY_PROCESS:
-		return "process";
-	case TRACE_BY_CONNECTION:
-		return "connection";
-	case TRACE_BY_REQUEST:
-		return "request";
-	case TRACE_BY_RULE:
-		return "rule";
-	}
-	return "?";
+	return (size_t)by < sizeof(by_names) / sizeof(by_names[0]) ? by_names[by] : "?";
 }
 
 static int is_socket_path(const char *p)
@@ -119,7 +108,7 @@ static struct dstream *stream_open(struct demux *D, uint64_t key, const struct t
 		return NULL;
 	s->key = key;
 	s->si.id = ++D->next_id;
-	s->si.kind = by_name(D->o.by);
+	s->si.kind = trace_demux_by_name(D->o.by);
 	s->si.pid = ev->pid;
 	s->si.tid = ev->tid;
 	s->si.fd = fd;

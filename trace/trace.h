@@ -207,6 +207,8 @@ struct trace_svg_opts {
 	const char *title;
 };
 struct trace_sink *trace_svg_writer_new(FILE *out, const struct trace_svg_opts *o);
+/* "thread", "process" or "program"; -EINVAL for anything else. */
+int trace_lifeline_parse(const char *text, enum trace_lifeline *out);
 
 /* ------------------------------------------------------------------ stages */
 
@@ -263,7 +265,7 @@ struct trace_stream_info {
 	char attrs[384]; /* "pid=.. tid=.. fd=.. peer=.." as in the STREAM line */
 };
 
-/* Where demux sends streams; the CLI implements directory, stdout and list. */
+/* Where demux sends streams (trace_demux_out below is the usual one). */
 struct trace_demux_target {
 	/* a new stream: return an opaque handle, or NULL on error (errno set) */
 	void *(*open)(struct trace_demux_target *t, const struct trace_stream_info *si);
@@ -282,6 +284,38 @@ struct trace_demux_stats {
 struct trace_sink *trace_demux_new(const struct trace_demux_opts *o, struct trace_demux_target *t);
 void trace_demux_stats(struct trace_sink *s, struct trace_demux_stats *st);
 int trace_demux_parse_by(const char *text, enum trace_demux_by *out);
+/* "thread", "process", ...: the kind of the streams demux makes. */
+const char *trace_demux_by_name(enum trace_demux_by by);
+
+/* The demux writer: a target that writes every stream as doppel trace text. */
+enum trace_demux_out_mode {
+	TRACE_DEMUX_OUT_SECTIONS = 0, /* sections of one output, in the order streams end
+					 (each held in memory until then) */
+	TRACE_DEMUX_OUT_DIR,	      /* one file per stream, DIR/KIND-ID.dtt */
+	TRACE_DEMUX_OUT_LIST,	      /* no events: a table of the streams only */
+};
+struct trace_demux_out_opts {
+	enum trace_demux_out_mode mode;
+	FILE *out;	   /* SECTIONS and LIST write here (not closed) */
+	const char *dir;   /* DIR: created when missing */
+	size_t max_open;   /* DIR: files open at once (default 256): past it the least
+			      recently written is closed, and reopened to append */
+	size_t max_memory; /* SECTIONS: bytes held for open streams (no default: the
+			      CLI's is 256 MiB); an event past it fails with -EFBIG */
+};
+struct trace_demux_out;
+/* DIR also raises the soft limit on open files to max_open + 64 when lower. */
+int trace_demux_out_new(const struct trace_demux_out_opts *o, struct trace_demux_out **out,
+			char *err, size_t errlen);
+/* The target to give trace_demux_new; it belongs to d. */
+struct trace_demux_target *trace_demux_out_target(struct trace_demux_out *d);
+/* 1 when the sections held more than max_memory. */
+int trace_demux_out_over_memory(const struct trace_demux_out *d);
+/* After the demux sink is freed: LIST writes the table of every stream (by
+ * id) to out, DIR writes it to DIR/streams.txt when it can. */
+void trace_demux_out_finish(struct trace_demux_out *d);
+/* Frees d; the demux sink using it must be freed first. */
+void trace_demux_out_free(struct trace_demux_out *d);
 
 /* ----------------------------------------------------------------- compare */
 

@@ -579,6 +579,19 @@ static void svg_free(struct trace_sink *s)
 
 static const struct trace_sink_ops svg_ops = {svg_event, svg_end, svg_free};
 
+int trace_lifeline_parse(const char *text, enum trace_lifeline *out)
+{
+	static const char *const names[] = {"thread", "process", "program"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(text, names[i]) == 0) {
+			*out = (enum trace_lifeline)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 struct trace_sink *trace_svg_writer_new(FILE *out, const struct trace_svg_opts *o)
 {
 	struct svg *S = calloc(1, sizeof(*S));

@@ -2,9 +2,10 @@
  * test_trace.c - trace/: parsers (strace, babeltrace, doppel trace text,
  * libdoppeltrace chunks), and the primitives on small known traces:
  * summarise folds and expands back exactly, coarsen counts what it hides,
- * demux finds requests, compare finds the first divergence, rank scores
- * predicates with Liblit's formulas.
+ * demux finds requests and its writer keeps few files open, compare finds
+ * the first divergence, rank scores predicates with Liblit's formulas.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -599,6 +600,128 @@ static void demux_finds_requests_from_accept_to_close(void **state)
 	trace_sink_free(s);
 }
 
+/* Files under dir that this process has open. */
+static int open_files_under(const char *dir)
+{
+	char link[64], target[4096];
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (strncmp(target, dir, strlen(dir)) == 0)
+			n++;
+	}
+	return n;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = calloc(1, 1 << 16);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(buf);
+	n = fread(buf, 1, (1 << 16) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void demux_out_keeps_at_most_max_open_files(void **state)
+{
+	char dir[] = "/tmp/test_trace.XXXXXX", sub[64], path[128];
+	struct trace_demux_out_opts oo = {.mode = TRACE_DEMUX_OUT_DIR, .max_open = 2};
+	struct trace_demux_opts o = {.by = TRACE_BY_THREAD};
+	struct trace_demux_out *dout;
+	struct trace_sink *s;
+	struct trace_event ev;
+	char err[256], *text;
+	int most = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/streams", dir);
+	oo.dir = sub;
+	assert_int_equal(trace_demux_out_new(&oo, &dout, err, sizeof(err)), 0);
+	s = trace_demux_new(&o, trace_demux_out_target(dout));
+	assert_non_null(s);
+	/* six threads, each entering and leaving f five times, interleaved */
+	for (int round = 0; round < 5; round++) {
+		for (int tid = 1; tid <= 6; tid++) {
+			for (int kind = TRACE_ENTER; kind <= TRACE_EXIT; kind++) {
+				ev_make(&ev, kind, "f", (uint64_t)(round * 100 + tid * 10 + kind),
+					0);
+				ev.tid = tid;
+				assert_int_equal(trace_sink_event(s, &ev), 0);
+			}
+			if (open_files_under(sub) > most)
+				most = open_files_under(sub);
+		}
+	}
+	assert_int_equal(most, 2);
+	assert_int_equal(trace_sink_end(s), 0);
+	trace_sink_free(s);
+	trace_demux_out_finish(dout);
+	trace_demux_out_free(dout);
+	assert_int_equal(open_files_under(sub), 0);
+	/* every stream whole, in order, with one header, though reopened */
+	for (int id = 1; id <= 6; id++) {
+		snprintf(path, sizeof(path), "%s/thread-%d.dtt", sub, id);
+		text = slurp(path);
+		assert_int_equal(count_lines(text, "# doppel-trace 1"), 1);
+		assert_int_equal(count_lines(text, "## stream thread"), 1);
+		assert_int_equal(count_lines(text, "> f"), 5);
+		assert_int_equal(count_lines(text, "< f"), 5);
+		free(text);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/streams.txt", sub);
+	text = slurp(path);
+	assert_int_equal(count_lines(text, " thread "), 6);
+	free(text);
+	unlink(path);
+	rmdir(sub);
+	rmdir(dir);
+}
+
+static void demux_out_sections_stop_at_max_memory(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	struct trace_demux_out_opts oo = {
+		.mode = TRACE_DEMUX_OUT_SECTIONS, .out = out, .max_memory = 300};
+	struct trace_demux_opts o = {.by = TRACE_BY_THREAD};
+	struct trace_demux_out *dout;
+	struct trace_sink *s;
+	struct trace_event ev;
+	char err[256];
+	int rc = 0, n = 0;
+
+	(void)state;
+	assert_int_equal(trace_demux_out_new(&oo, &dout, err, sizeof(err)), 0);
+	s = trace_demux_new(&o, trace_demux_out_target(dout));
+	/* one thread that never ends: its section is held until it does */
+	while (rc == 0 && n < 100) {
+		ev_make(&ev, TRACE_ENTER, "held", (uint64_t)++n, 0);
+		rc = trace_sink_event(s, &ev);
+	}
+	assert_int_equal(rc, -EFBIG);
+	assert_true(n > 1 && n < 100);
+	trace_sink_free(s);
+	trace_demux_out_finish(dout);
+	trace_demux_out_free(dout);
+	fclose(out);
+	free(buf);
+}
+
 /* ---------------------------------------------------------------- compare */
 
 static void compare_points_at_the_first_divergent_call(void **state)
@@ -790,6 +913,8 @@ int main(void)
 		cmocka_unit_test(summarise_nests_loops_and_folds_recursion),
 		cmocka_unit_test(coarsen_counts_hidden_calls_and_time),
 		cmocka_unit_test(demux_finds_requests_from_accept_to_close),
+		cmocka_unit_test(demux_out_keeps_at_most_max_open_files),
+		cmocka_unit_test(demux_out_sections_stop_at_max_memory),
 		cmocka_unit_test(compare_points_at_the_first_divergent_call),
 		cmocka_unit_test(rank_scores_with_liblit_formulas),
 		cmocka_unit_test(dtr_merges_threads_in_time_and_reports_loss),
