@@ -319,7 +319,8 @@ static int info_cmp(const void *a, const void *b)
 
 void trace_demux_out_finish(struct trace_demux_out *d)
 {
-	qsort(d->done, d->ndone, sizeof(*d->done), info_cmp);
+	if (d->ndone)
+		qsort(d->done, d->ndone, sizeof(*d->done), info_cmp);
 	if (d->o.mode == TRACE_DEMUX_OUT_LIST) {
 		list_write(d->o.out, d->done, d->ndone);
 	} else if (d->o.mode == TRACE_DEMUX_OUT_DIR) {
