@@ -15,6 +15,7 @@
 #include "cli/cmd.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "common/size.h"
 #include "proxy/proxy.h"
 
@@ -59,7 +60,8 @@ const struct cmd_entry cmd_proxy_entry = {
 		"  --log-level LEVEL   error, warn, info (default) or debug\n"
 		"\n"
 		"Stops cleanly on SIGTERM or SIGINT. Exit status 2 for a bad option, an address\n"
-		"that cannot be used, or a port in use.\n"
+		"that cannot be used, or a port in use. systemd Type=notify: READY=1 once it\n"
+		"listens (deploy/systemd/doppel-proxy@.service).\n"
 		"\n"
 		"example:\n"
 		"  doppel proxy --listen 127.0.0.1:7301 --backend 127.0.0.1:7001 \\\n"
@@ -251,6 +253,9 @@ static int cmd_proxy_exec(int argc, char **argv)
 			size_format(cfg.buffer, b, sizeof(b)), admin_addr ? ", admin " : "",
 			admin_addr ? admin_addr : "");
 	}
+	/* systemd Type=notify: everything listens now. */
+	if ((rc = sdnotify("READY=1")) < 0)
+		pr_warn("cannot notify the service manager: %s", strerror(-rc));
 	event_base_dispatch(base);
 	rc = 0;
 out:
