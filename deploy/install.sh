@@ -39,8 +39,9 @@ PACKAGES=(
 	# services and clients the demo and the tests drive
 	redis-server redis-tools nginx-light haproxy wrk curl python3 python3-redis
 	iproute2 procps psmisc util-linux strace gdb
-	# deployment checks: systemd-analyze verify on the units
-	systemd
+	# deployment checks: systemd-analyze verify on the units, the Kubernetes
+	# manifests parsed for validation
+	systemd python3-yaml
 	# debug-window validation: captures of real arrivals, charts rendered in the tests
 	tcpdump librsvg2-bin
 	# CRIU build dependencies (recipe in docs/criu.md) and its runtime tools
