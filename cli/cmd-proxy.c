@@ -52,6 +52,8 @@ const struct cmd_entry cmd_proxy_entry = {
 		"  --linger DURATION   how long a replica may keep receiving a connection's "
 		"backlog\n"
 		"                      after its client left (default 60s)\n"
+		"  --pass-buffer SIZE  queue between client and production before reading the\n"
+		"                      sender pauses (default 256K)\n"
 		"  --replica-flush DURATION\n"
 		"                      gather replica writes this long and send them as one batch "
 		"per\n"

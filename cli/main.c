@@ -41,7 +41,11 @@ static void print_overview(FILE *out)
 	fprintf(out, "\n'doppel help CMD' or 'doppel CMD --help' shows a command's options.\n");
 }
 
-/* roff-escape one line of help text. */
+/*
+ * Help text as roff: escaped, one output line per input line. In fill mode
+ * (intro, summaries) groff joins the lines into paragraphs; help bodies are
+ * printed between .nf and .fi, line for line.
+ */
 static void man_text(const char *s)
 {
 	const char *line = s;
@@ -63,7 +67,7 @@ static void man_text(const char *s)
 				else
 					putchar(line[i]);
 			}
-			printf("\n.br\n");
+			putchar('\n');
 		}
 		if (!nl)
 			break;

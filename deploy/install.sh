@@ -2,7 +2,8 @@
 # install.sh - install what doppel needs on Debian bookworm, build it, and
 # optionally run the demo or every test. Idempotent: a second run only checks.
 #
-#   deploy/install.sh            install packages, CRIU >= 4.2, build build/doppel
+#   deploy/install.sh            install packages, CRIU >= 4.2, build build/cli/doppel and
+#                                install it (/usr/local: doppel, doppel.1, bash completion)
 #   deploy/install.sh --demo     ... then run the live-clone demo (deploy/demo.sh)
 #   deploy/install.sh --test     ... then build with ASan+UBSan and run every test (ctest)
 #
@@ -145,6 +146,11 @@ install_packages
 install_criu
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 say "doppel: $ROOT/build/cli/doppel ($("$ROOT/build/cli/doppel" version))"
+# bin/doppel, the man page doppel.1, bash completion, the systemd units, the
+# Kubernetes manifests and the demo, under /usr/local.
+cmake --install "$ROOT/build" >/dev/null
+command -v mandb >/dev/null && mandb -q 2>/dev/null || true
+say "installed /usr/local/bin/doppel, man doppel, bash completion, /usr/local/share/doppel/{systemd,k8s}"
 
 case $MODE in
 --demo)
