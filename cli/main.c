@@ -10,9 +10,10 @@
 #include "cli/cmd.h"
 
 static const struct cmd_entry *const commands[] = {
-	&cmd_run_entry,	    &cmd_clone_entry,  &cmd_list_entry,	  &cmd_status_entry,
-	&cmd_destroy_entry, &cmd_stop_entry,   &cmd_attach_entry, &cmd_trace_entry,
-	&cmd_window_entry,  &cmd_doctor_entry, &cmd_proxy_entry,  &cmd_state_sync_entry,
+	&cmd_run_entry,	       &cmd_clone_entry,  &cmd_list_entry,   &cmd_status_entry,
+	&cmd_destroy_entry,    &cmd_stop_entry,	  &cmd_attach_entry, &cmd_trace_entry,
+	&cmd_window_entry,     &cmd_doctor_entry, &cmd_proxy_entry,  &cmd_demo_entry,
+	&cmd_state_sync_entry,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -4,7 +4,8 @@
 #
 #   deploy/install.sh            install packages, CRIU >= 4.2, build build/cli/doppel and
 #                                install it (/usr/local: doppel, doppel.1, bash completion)
-#   deploy/install.sh --demo     ... then run the live-clone demo (deploy/demo.sh)
+#   deploy/install.sh --demo     ... then run the guided demo (`doppel demo`: a real bug
+#                                found on a live clone; `doppel demo --redis`: deploy/demo.sh)
 #   deploy/install.sh --test     ... then build with ASan+UBSan and run every test (ctest)
 #
 # Run as root. Needs Debian's package mirrors (apt) and nothing else.
@@ -154,7 +155,7 @@ say "installed /usr/local/bin/doppel, man doppel, bash completion, /usr/local/sh
 
 case $MODE in
 --demo)
-	exec "$ROOT/deploy/demo.sh" "$ROOT/build/cli/doppel"
+	exec "$ROOT/build/cli/doppel" demo
 	;;
 --test)
 	check_format
