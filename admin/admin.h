@@ -35,6 +35,11 @@ void admin_free(struct admin *adm);
 void admin_route(struct admin *adm, const char *path, admin_render_fn fn, void *arg);
 /* Any method on path -> fn, which must reply to req itself. */
 void admin_route_raw(struct admin *adm, const char *path, admin_raw_fn fn, void *arg);
+/*
+ * GET / (and /index.html): the status page (admin/page.html), which polls
+ * ./status, the JSON route the caller installs.
+ */
+void admin_route_page(struct admin *adm);
 
 /*
  * Blocking client: send METHOD path (with an optional body) to addr and read

@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "admin/page.h"
 #include "common/log.h"
 #include "common/netaddr.h"
 
@@ -239,4 +240,19 @@ void admin_route_raw(struct admin *adm, const char *path, admin_raw_fn fn, void 
 		r->raw = fn;
 		r->arg = arg;
 	}
+}
+
+static int render_page(void *arg, const char *query, struct sbuf *out, const char **ctype)
+{
+	(void)arg;
+	(void)query;
+	sbuf_append(out, admin_page_html, admin_page_len);
+	*ctype = "text/html; charset=utf-8";
+	return 200;
+}
+
+void admin_route_page(struct admin *adm)
+{
+	admin_route(adm, "/", render_page, NULL);
+	admin_route(adm, "/index.html", render_page, NULL);
 }

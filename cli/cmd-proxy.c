@@ -47,8 +47,9 @@ const struct cmd_entry cmd_proxy_entry = {
 		"                      (default 4M; K, M, G accepted)\n"
 		"  --budget SIZE       queue per replica over all its connections (default 64 x "
 		"buffer)\n"
-		"  --admin ADDR        serve GET /status (JSON), /status.txt and /metrics\n"
-		"                      (Prometheus) on ADDR (HOST:PORT or unix:/path)\n"
+		"  --admin ADDR        serve GET /status (JSON), /status.txt, /metrics\n"
+		"                      (Prometheus) and the status page / on ADDR (HOST:PORT\n"
+		"                      or unix:/path)\n"
 		"  --linger DURATION   how long a replica may keep receiving a connection's "
 		"backlog\n"
 		"                      after its client left (default 60s)\n"
@@ -241,6 +242,7 @@ static int cmd_proxy_exec(int argc, char **argv)
 		admin_route(adm, "/status", render_status, px);
 		admin_route(adm, "/status.txt", render_status_text, px);
 		admin_route(adm, "/metrics", render_metrics, px);
+		admin_route_page(adm);
 	}
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);

@@ -80,11 +80,14 @@ const struct cmd_entry cmd_run_entry = {
 		"  --criu PATH            the CRIU binary (default: $DOPPEL_CRIU, else criu in "
 		"$PATH,\n"
 		"                         /usr/local/sbin or /usr/sbin; version 4.2 or later)\n"
+		"  --admin ADDR           also serve the status page (/) and GET /status,\n"
+		"                         /status.txt, /metrics on HOST:PORT; clone, destroy and\n"
+		"                         stop stay on the admin socket\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"\n"
 		"The admin socket is /run/doppel/NAME.sock (0600; $DOPPEL_RUN_DIR overrides\n"
-		"/run/doppel): GET /status, /status.txt, /metrics; POST /clone, /destroy?id=N, "
-		"/stop.\n"
+		"/run/doppel): GET / (the status page), /status, /status.txt, /metrics; POST\n"
+		"/clone, /destroy?id=N, /stop.\n"
 		"\n"
 		"example:\n"
 		"  doppel run cache --listen 127.0.0.1:7379 --port 6379 --state /var/lib/cache -- "
@@ -116,6 +119,7 @@ static int cmd_run_exec(int argc, char **argv)
 		{"clone-nice", required_argument, NULL, 'N'},
 		{"upstream-budget", required_argument, NULL, 'U'},
 		{"upstream-wait", required_argument, NULL, 'W'},
+		{"admin", required_argument, NULL, 'a'},
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_run_entry;
@@ -240,6 +244,14 @@ static int cmd_run_exec(int argc, char **argv)
 			if (cli_parse_duration(e, "--upstream-wait", optarg, &cfg.upstream_wait_ns))
 				return EXIT_USAGE;
 			break;
+		case 'a': {
+			struct net_endpoint ep;
+
+			if (cli_parse_addr(e, "--admin", optarg, &ep))
+				return EXIT_USAGE;
+			cfg.admin_addr = optarg;
+			break;
+		}
 		case 'f':
 			if (cli_parse_replica_flush(e, optarg, &cfg.proxy.replica_flush_ns))
 				return EXIT_USAGE;

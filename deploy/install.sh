@@ -42,8 +42,8 @@ PACKAGES=(
 	redis-server redis-tools nginx-light haproxy wrk curl python3 python3-redis
 	iproute2 procps psmisc util-linux strace gdb
 	# deployment checks: systemd-analyze verify on the units, the Kubernetes
-	# manifests parsed for validation
-	systemd python3-yaml
+	# manifests parsed for validation, the status page driven in headless Chromium
+	systemd python3-yaml chromium chromium-driver
 	# debug-window validation: captures of real arrivals, charts rendered in the tests
 	tcpdump librsvg2-bin
 	# CRIU build dependencies (recipe in docs/criu.md) and its runtime tools

@@ -345,11 +345,17 @@ static void route_clone_info(struct evhttp_request *req, void *arg)
 	evhttp_clear_headers(&q);
 }
 
+void sup_routes_install_readonly(struct supervisor *sup, struct admin *adm)
+{
+	admin_route(adm, "/status", render_status, sup);
+	admin_route(adm, "/status.txt", render_status_text, sup);
+	admin_route(adm, "/metrics", render_metrics, sup);
+	admin_route_page(adm);
+}
+
 void sup_routes_install(struct supervisor *sup)
 {
-	admin_route(sup->adm, "/status", render_status, sup);
-	admin_route(sup->adm, "/status.txt", render_status_text, sup);
-	admin_route(sup->adm, "/metrics", render_metrics, sup);
+	sup_routes_install_readonly(sup, sup->adm);
 	admin_route(sup->adm, "/row", render_row, sup);
 	admin_route_raw(sup->adm, "/clone", route_clone, sup);
 	admin_route_raw(sup->adm, "/clone-info", route_clone_info, sup);

@@ -84,6 +84,7 @@ struct supervisor {
 	struct proxy *px;
 	struct agg *agg; /* NULL without --upstream */
 	struct admin *adm;
+	struct admin *adm_tcp; /* --admin ADDR: read-only routes; NULL without */
 	char admin_path[CM_PATH_MAX + 16];
 	char work_dir[CM_PATH_MAX];
 	char images_base[CM_PATH_MAX];
@@ -122,6 +123,8 @@ void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);
 
 /* routes.c */
 void sup_routes_install(struct supervisor *sup);
+/* The read-only routes (page, status, metrics) on another listener. */
+void sup_routes_install_readonly(struct supervisor *sup, struct admin *adm);
 void sup_status_json(struct supervisor *sup, struct sbuf *sb);
 
 #endif

@@ -284,9 +284,11 @@ static int become_ready(struct supervisor *sup, char *err, size_t errlen)
 	sup->ready = 1;
 	sup->ready_ns = clock_coarse_ns();
 	pr_info("ready: service %s (pid %d) listens on 127.0.0.1:%d in its own namespaces; clients "
-		"connect to %s; buffer %s per connection and clone; admin %s",
+		"connect to %s; buffer %s per connection and clone; admin %s%s%s",
 		sup->cfg.name, sup->svc.pid, sup->cfg.port, pc.listen.text,
-		size_format(pc.buffer, b, sizeof(b)), sup->admin_path);
+		size_format(pc.buffer, b, sizeof(b)), sup->admin_path,
+		sup->cfg.admin_addr ? ", status page http://" : "",
+		sup->cfg.admin_addr ? sup->cfg.admin_addr : "");
 	sd_notify_ready();
 	return 0;
 }
@@ -398,6 +400,10 @@ static void teardown(struct supervisor *sup)
 		admin_free(sup->adm);
 		sup->adm = NULL;
 	}
+	if (sup->adm_tcp) {
+		admin_free(sup->adm_tcp);
+		sup->adm_tcp = NULL;
+	}
 	if (sup->images_tmpfs) {
 		umount2(sup->images_base, MNT_DETACH);
 		rmdir(sup->images_base);
@@ -476,6 +482,14 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 		goto out;
 	}
 	sup_routes_install(sup);
+	if (cfg->admin_addr) {
+		rc = admin_new(sup->base, cfg->admin_addr, &sup->adm_tcp, err, errlen);
+		if (rc) {
+			code = 2;
+			goto out;
+		}
+		sup_routes_install_readonly(sup, sup->adm_tcp);
+	}
 	if (cfg->nupstreams) {
 		rc = agg_new(sup->base, cfg->upstream_budget, cfg->upstream_wait_ns, &sup->agg);
 		for (unsigned i = 0; !rc && i < cfg->nupstreams; i++)

@@ -8,6 +8,10 @@
  *   GET  /status  /status.txt  /metrics  /row  /clone-info?id=N
  *   POST /clone?count=N[&buffer=SIZE]   (progress streamed as text lines)
  *   POST /destroy?id=N                  POST /stop
+ *   GET  /  (the status page, polling /status)
+ * `--admin HOST:PORT` serves the read-only routes (the page, /status,
+ * /status.txt, /metrics) on a TCP address too; the routes that change
+ * anything stay on the 0600 socket.
  * The other subcommands (clone, list, status, destroy, stop) are clients of
  * that socket.
  */
@@ -41,6 +45,7 @@ struct sup_config {
 	uint64_t ready_timeout_ns;
 	uint64_t stop_timeout_ns;
 	const char *run_dir;	/* admin sockets; SUP_RUN_DIR */
+	const char *admin_addr; /* also serve the read-only routes here (HOST:PORT); NULL: no */
 	const char *work_dir;	/* clones' state copies and logs; SUP_WORK_DIR/NAME */
 	const char *images_dir; /* NULL: a private tmpfs that vanishes with the supervisor */
 	const char *chdir;
