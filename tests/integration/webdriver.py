@@ -4,14 +4,16 @@ W3C WebDriver protocol, spoken with the standard library only) and capture
 what it shows.
 
     webdriver.py URL --out FILE.json --screenshot FILE.png [--when FILE] [--polls N]
-                 [--timeout S]
+                 [--status URL --status-out FILE] [--timeout S]
 
 Starts chromedriver on a free port and Chromium headless with a fresh
 profile, opens URL, waits until the page has polled its data N times
 (body[data-polls], default 3), and - with --when - until FILE exists, then
 for 3 more polls. Writes FILE.json: {"polls", "fields": [[data-field,
 data-value, text]...], "charts": {replica: points}, "resources": [URLs the
-page fetched], "title"}, and a screenshot. Stops Chromium and chromedriver.
+page fetched], "title"}, and a screenshot; with --status, the document at
+URL fetched right after the capture goes to --status-out. Stops Chromium and
+chromedriver.
 """
 import base64
 import json
@@ -126,6 +128,10 @@ def main():
                     raise SystemExit("the page stopped polling: %s" % got["live"])
                 time.sleep(0.2)
                 got = page()
+        if "status" in opts:  # the JSON the page showed, fetched at once
+            with urllib.request.urlopen(opts["status"], timeout=30) as r, \
+                    open(opts["status-out"], "wb") as f:
+                f.write(r.read())
         png = drv.s("GET", "/screenshot")
         with open(opts["screenshot"], "wb") as f:
             f.write(base64.b64decode(png))
