@@ -2,7 +2,7 @@
 """label.py - read the clone's requests, one doppel trace text file each
 (`doppel trace demux --by request -o DIR`), and say which answers were stale.
 
-    label.py DIR EXPECT LABELS
+    label.py DIR EXPECT LABELS      (DIR and its subdirectories)
 
 EXPECT is load.py's "ID VALUE" file: what each read should have returned.
 For every read (GET) in DIR the request id comes from the bytes kvd read and
@@ -10,7 +10,8 @@ the answer from the bytes it wrote; LABELS gets "FILE 0" (right) or "FILE 1"
 (stale). Prints, as KEY=VALUE lines: how many reads and stale answers, and a
 pair for `doppel trace compare`: GOOD, a read that re-read the file right
 after an update, and BAD, the stale read of the same user after its second
-update, with USER_ID.
+update, with USER_ID and SAME_USER=1; when the trace holds no such triple,
+any right read that re-read its file and any stale read (SAME_USER=0).
 """
 import os
 import re
@@ -28,14 +29,13 @@ def main():
             rid, _, value = line.rstrip("\n").partition(" ")
             expect[int(rid)] = value
     reqs = []
-    for name in os.listdir(d):
-        if not name.endswith(".dtt"):
-            continue
-        text = open(os.path.join(d, name)).read()
+    files = [os.path.join(root, n) for root, _, names in os.walk(d) for n in names if n.endswith(".dtt")]
+    for path in files:
+        text = open(path).read()
         r, w = READ.search(text), WRITE.search(text)
         if not r or not w:
             continue
-        reqs.append({"file": os.path.join(d, name), "method": r.group(1), "user": int(r.group(2)),
+        reqs.append({"file": path, "method": r.group(1), "user": int(r.group(2)),
                      "id": int(r.group(3)), "status": int(w.group(1)), "body": w.group(2),
                      "reread": "openat(" in text})
     reqs.sort(key=lambda q: q["id"])
@@ -55,12 +55,19 @@ def main():
         if put and good and put["method"] == "PUT" and put["user"] == bad["user"] and \
                 good["method"] == "GET" and good["user"] == bad["user"] and good["reread"] and \
                 good in reads and good not in stale:
-            print("GOOD=%s" % good["file"])
-            print("BAD=%s" % bad["file"])
-            print("USER_ID=%d" % bad["user"])
-            print("STALE_VALUE=%s" % bad["body"])
-            print("EXPECTED_VALUE=%s" % expect[bad["id"]])
-            break
+            pair(good, bad, 1)
+            return
+    good = [q for q in reads if q["reread"] and q not in stale]
+    if good and stale:
+        pair(good[-1], stale[-1], 0)
+
+
+def pair(good, bad, same):
+    print("GOOD=%s" % good["file"])
+    print("BAD=%s" % bad["file"])
+    print("USER_ID=%d" % bad["user"])
+    print("SAME_USER=%d" % same)
+    print("STALE_VALUE=%s" % bad["body"])
 
 
 if __name__ == "__main__":
