@@ -1,37 +1,93 @@
 /*
  * turns.c - production's turns of one connection, and the followers that
- * compare a replica's answers with them (algorithm in divergence.h).
+ * compare a replica's normalised answers with them (algorithm in
+ * divergence.h). A turn is settled, and counted per request type, once every
+ * follower has compared it; that is when the control's verdict on the same
+ * turn is known.
+ *
+ * To locate the first differing byte, production's normalised bytes that a
+ * follower has not compared yet are kept in a window of 4 KiB blocks
+ * (div_options.window per connection at most; pooled blocks; an idle
+ * connection holds none). A follower that falls further behind than the
+ * window still gets its verdict from the hashes, without an offset.
  */
-#include "divergence/divergence.h"
+#include "divergence/div-int.h"
 #include "divergence/hasher.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct turn {
-	uint64_t len; /* bytes production sent in this turn */
-	uint64_t hash;
+	uint64_t start;	     /* production's normalised offset of the turn's first byte */
+	uint64_t len;	     /* normalised bytes (so far, while open) */
+	uint64_t hash;	     /* valid once closed */
 	uint64_t end_client; /* client bytes sent when the turn ended */
+	uint64_t msgs;	     /* protocol messages that ended in this turn */
+	uint64_t tail;	     /* bytes after the last of them */
+	uint16_t type;
+	uint8_t req_n;
+	unsigned char req[DIV_EXCERPT_REQ];
+};
+
+enum { FS_NONE, FS_MATCH, FS_DIFF, FS_UNCHECKED };
+
+/* One follower's verdict on one turn. */
+struct fslot {
+	uint64_t key; /* hash and length of its answer */
+	uint64_t exc; /* excerpt seq, 0 none */
+	uint8_t state;
 };
 
 struct follower {
+	struct div_conn *dc;
 	struct div_counts *sink; /* NULL: slot unused, finished or detached */
+	struct div_replica *rep; /* per-type counts and excerpts; kept after the end */
 	int lost;		 /* not comparing any more; each new production turn is unchecked */
-	uint64_t turn;		 /* index of the turn being filled */
-	uint64_t got;		 /* bytes of that turn received */
+	int diverged;		 /* this connection already counted as diverged */
+	int norm_on;
+	uint64_t turn;	  /* index of the turn being filled */
+	uint64_t got;	  /* normalised bytes of that turn received */
+	uint64_t tmsgs;	  /* messages ended in that turn */
+	uint64_t since;	  /* bytes since the last of them (or the turn's start) */
+	uint64_t written; /* client bytes given to the replica */
 	struct div_hasher h;
-	int diverged; /* this connection already counted as diverged */
+	struct div_norm norm;
+	/* the first difference in the current turn */
+	int64_t diff_at;
+	int gap; /* some bytes could not be compared: no offset */
+	unsigned back_n, before_n, after_n;
+	unsigned char back[DIV_EXCERPT_BEFORE];
+	unsigned char before[DIV_EXCERPT_BEFORE];
+	unsigned char after[DIV_EXCERPT_AFTER];
 };
 
 struct div_conn {
+	const struct div_rules *rules;
+	struct div_rules *own_rules; /* div_conn_new's defaults */
+	struct div_types *types;
+	uint64_t id;
+	enum div_protocol proto;
+	int proto_known, norm_on, spoke;
+	struct div_reqlog log;
+	struct div_typer typer;
+	struct div_norm pnorm;
 	uint64_t client_total; /* client bytes so far */
+	uint64_t norm_total;   /* production's normalised bytes so far */
 	uint64_t first;	       /* index of the oldest turn still in the ring */
 	uint64_t next;	       /* index the next turn will get */
+	uint64_t settled;      /* turns before this one are counted per type */
 	int open;	       /* turn next-1 is still receiving bytes */
 	int ended;	       /* production is over */
 	struct div_hasher cur; /* hash of the open turn */
 	unsigned cap, max;     /* ring size now, and its bound */
 	struct turn *ring;
+	struct fslot *slots; /* cap x nfollowers */
+	/* production's window */
+	unsigned wmax; /* blocks at most */
+	uint64_t wlo, whi, wb_first;
+	unsigned wb_n;
+	unsigned char **wblk;
+	int control; /* follower slot of the control, -1 none */
 	unsigned nfollowers;
 	struct follower f[];
 };
@@ -41,23 +97,231 @@ static struct turn *turn_at(struct div_conn *dc, uint64_t idx)
 	return &dc->ring[idx % dc->cap];
 }
 
-struct div_conn *div_conn_new(unsigned nfollowers, unsigned max_turns)
+static struct fslot *slot_at(struct div_conn *dc, uint64_t idx, unsigned k)
+{
+	return &dc->slots[(idx % dc->cap) * dc->nfollowers + k];
+}
+
+static int follower_active(const struct follower *f)
+{
+	return f->sink && !f->lost;
+}
+
+/* ---- production's window ---- */
+
+static void win_release_first(struct div_conn *dc)
+{
+	div_block_put(dc->wblk[dc->wb_first % dc->wmax]);
+	dc->wblk[dc->wb_first % dc->wmax] = NULL;
+	dc->wb_first++;
+	dc->wb_n--;
+	if (dc->wlo < dc->wb_first * DIV_BLOCK)
+		dc->wlo = dc->wb_first * DIV_BLOCK;
+	if (dc->wlo > dc->whi)
+		dc->wlo = dc->whi;
+}
+
+static void win_append(struct div_conn *dc, const unsigned char *p, size_t n)
+{
+	if (!dc->wmax)
+		return;
+	if (dc->whi != dc->norm_total) {
+		/* bytes went by while nobody compared: start afresh */
+		while (dc->wb_n)
+			win_release_first(dc);
+		dc->wlo = dc->whi = dc->norm_total;
+	}
+	while (n) {
+		uint64_t k = dc->whi / DIV_BLOCK, off = dc->whi % DIV_BLOCK;
+		size_t c = DIV_BLOCK - off < n ? DIV_BLOCK - off : n;
+
+		if (!dc->wb_n || k >= dc->wb_first + dc->wb_n) {
+			if (dc->wb_n == dc->wmax)
+				win_release_first(dc);
+			if (!dc->wb_n)
+				dc->wb_first = k;
+			dc->wblk[k % dc->wmax] = div_block_get();
+			dc->wb_n++;
+		}
+		memcpy(dc->wblk[k % dc->wmax] + off, p, c);
+		dc->whi += c;
+		p += c;
+		n -= c;
+	}
+}
+
+/* Production's bytes from absolute offset off; returns how many are contiguous there. */
+static size_t win_at(struct div_conn *dc, uint64_t off, const unsigned char **p)
+{
+	uint64_t k = off / DIV_BLOCK, end;
+
+	if (off < dc->wlo || off >= dc->whi || !dc->wb_n)
+		return 0;
+	end = (k + 1) * DIV_BLOCK < dc->whi ? (k + 1) * DIV_BLOCK : dc->whi;
+	*p = dc->wblk[k % dc->wmax] + off % DIV_BLOCK;
+	return (size_t)(end - off);
+}
+
+static size_t win_copy(struct div_conn *dc, uint64_t off, unsigned char *out, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		const unsigned char *p;
+		size_t c = win_at(dc, off + done, &p);
+
+		if (!c)
+			break;
+		if (c > n - done)
+			c = n - done;
+		memcpy(out + done, p, c);
+		done += c;
+	}
+	return done;
+}
+
+/* Drop what no follower can still compare. */
+static void win_trim(struct div_conn *dc)
+{
+	uint64_t need = dc->whi;
+
+	for (unsigned i = 0; i < dc->nfollowers; i++) {
+		struct follower *f = &dc->f[i];
+		uint64_t pos;
+
+		if (!follower_active(f) || f->turn < dc->first || f->turn >= dc->next)
+			continue;
+		pos = turn_at(dc, f->turn)->start;
+		if (pos < need)
+			need = pos;
+	}
+	if (need > dc->wlo)
+		dc->wlo = need;
+	while (dc->wb_n && (dc->wb_first + 1) * DIV_BLOCK <= dc->wlo)
+		win_release_first(dc);
+	if (dc->wb_n && dc->wlo == dc->whi)
+		while (dc->wb_n)
+			win_release_first(dc);
+}
+
+/* ---- settling: per-type counts once every follower has compared a turn ---- */
+
+static void settle_turn(struct div_conn *dc, uint64_t i)
+{
+	struct turn *t = turn_at(dc, i);
+	struct fslot *ctl = dc->control >= 0 ? slot_at(dc, i, (unsigned)dc->control) : NULL;
+	int ctl_known = ctl && (ctl->state == FS_MATCH || ctl->state == FS_DIFF);
+
+	for (unsigned k = 0; k < dc->nfollowers; k++) {
+		struct follower *f = &dc->f[k];
+		struct fslot *s = slot_at(dc, i, k);
+		struct div_type_counts *row;
+
+		if (!f->rep || s->state == FS_NONE)
+			continue;
+		row = &f->rep->rows[t->type <= DIV_TYPES_MAX ? t->type : DIV_TYPES_MAX];
+		if (s->state == FS_UNCHECKED) {
+			row->unchecked++;
+			continue;
+		}
+		row->turns++;
+		if (s->state == FS_DIFF)
+			row->raw++;
+		if ((int)k == dc->control || !ctl_known)
+			continue;
+		row->paired++;
+		if (s->state == FS_DIFF)
+			row->paired_raw++;
+		if (ctl->state == FS_DIFF)
+			row->noise++;
+		if (s->key != ctl->key)
+			row->cross++;
+		if (s->exc)
+			div_replica_excerpt_control(f->rep, s->exc, ctl->state == FS_MATCH);
+	}
+}
+
+/* Settle every closed turn no active follower still needs (all of them when force). */
+static void settle(struct div_conn *dc, int force)
+{
+	while (dc->settled < dc->next) {
+		uint64_t i = dc->settled;
+
+		if (!force) {
+			if (dc->open && i == dc->next - 1)
+				return;
+			for (unsigned k = 0; k < dc->nfollowers; k++)
+				if (follower_active(&dc->f[k]) && dc->f[k].turn <= i)
+					return;
+		}
+		if (i >= dc->first)
+			settle_turn(dc, i);
+		dc->settled++;
+	}
+}
+
+/* ---- connections ---- */
+
+static void prod_bytes(void *ctx, const unsigned char *p, size_t n);
+static void prod_boundary(void *ctx);
+
+struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *types,
+			       uint64_t conn_id, unsigned nfollowers)
 {
 	struct div_conn *dc = calloc(1, sizeof(*dc) + nfollowers * sizeof(struct follower));
 
 	if (!dc)
 		return NULL;
-	dc->max = max_turns < 4 ? 4 : max_turns;
+	dc->rules = rules;
+	dc->types = types;
+	dc->id = conn_id;
+	dc->max = rules->o.max_turns < 4 ? 4 : rules->o.max_turns;
 	dc->cap = 4;
+	dc->nfollowers = nfollowers;
+	dc->control = -1;
+	dc->proto = rules->o.protocol;
+	dc->proto_known = dc->proto != DIV_PROTO_AUTO;
 	dc->ring = calloc(dc->cap, sizeof(*dc->ring));
-	if (!dc->ring) {
+	dc->slots = calloc((size_t)dc->cap * (nfollowers ? nfollowers : 1), sizeof(*dc->slots));
+	dc->wmax = (unsigned)((rules->o.window + DIV_BLOCK - 1) / DIV_BLOCK);
+	if (dc->wmax)
+		dc->wblk = calloc(dc->wmax, sizeof(*dc->wblk));
+	if (!dc->ring || !dc->slots || (dc->wmax && !dc->wblk)) {
+		free(dc->ring);
+		free(dc->slots);
+		free(dc->wblk);
 		free(dc);
 		return NULL;
 	}
-	dc->nfollowers = nfollowers;
+	if (dc->proto_known)
+		div_typer_init(&dc->typer, dc->proto, types, &dc->log);
 	div_hasher_init(&dc->cur);
-	for (unsigned i = 0; i < nfollowers; i++)
+	for (unsigned i = 0; i < nfollowers; i++) {
+		dc->f[i].dc = dc;
+		dc->f[i].diff_at = -1;
 		div_hasher_init(&dc->f[i].h);
+	}
+	return dc;
+}
+
+struct div_conn *div_conn_new(unsigned nfollowers, unsigned max_turns)
+{
+	struct div_options o;
+	struct div_rules *r;
+	struct div_conn *dc;
+	char err[16];
+
+	div_options_defaults(&o);
+	o.max_turns = max_turns;
+	o.window = 0;
+	if (div_rules_new(&o, &r, err, sizeof(err)) < 0)
+		return NULL;
+	dc = div_conn_open(r, NULL, 0, nfollowers);
+	if (!dc) {
+		div_rules_free(r);
+		return NULL;
+	}
+	dc->own_rules = r;
 	return dc;
 }
 
@@ -65,9 +329,18 @@ void div_conn_free(struct div_conn *dc)
 {
 	if (!dc)
 		return;
+	settle(dc, 1);
 	div_hasher_release(&dc->cur);
-	for (unsigned i = 0; i < dc->nfollowers; i++)
+	div_norm_release(&dc->pnorm);
+	for (unsigned i = 0; i < dc->nfollowers; i++) {
 		div_hasher_release(&dc->f[i].h);
+		div_norm_release(&dc->f[i].norm);
+	}
+	while (dc->wb_n)
+		win_release_first(dc);
+	div_rules_free(dc->own_rules);
+	free(dc->wblk);
+	free(dc->slots);
 	free(dc->ring);
 	free(dc);
 }
@@ -75,6 +348,20 @@ void div_conn_free(struct div_conn *dc)
 uint64_t div_turns(const struct div_conn *dc)
 {
 	return dc->next;
+}
+
+enum div_protocol div_conn_protocol(const struct div_conn *dc)
+{
+	return dc->proto_known ? dc->proto : DIV_PROTO_RAW;
+}
+
+static void resolve_protocol(struct div_conn *dc, const unsigned char *p, size_t n)
+{
+	if (dc->proto_known)
+		return;
+	dc->proto = p ? div_sniff_protocol(p, n) : DIV_PROTO_RAW;
+	dc->proto_known = 1;
+	div_typer_init(&dc->typer, dc->proto, dc->types, &dc->log);
 }
 
 static void note_diverged(struct follower *f)
@@ -92,54 +379,82 @@ static void note_diverged(struct follower *f)
  */
 static void follower_give_up(struct div_conn *dc, struct follower *f)
 {
+	unsigned k = (unsigned)(f - dc->f);
+
 	f->sink->turns_unchecked += dc->next - f->turn;
+	for (uint64_t i = f->turn > dc->first ? f->turn : dc->first; i < dc->next; i++)
+		slot_at(dc, i, k)->state = FS_UNCHECKED;
 	div_hasher_release(&f->h);
+	div_norm_release(&f->norm);
 	f->lost = 1;
 }
 
-static int follower_active(const struct follower *f)
-{
-	return f->sink && !f->lost;
-}
-
-/* Oldest turn any active follower still needs. */
-static uint64_t oldest_needed(struct div_conn *dc)
-{
-	uint64_t min = dc->next;
-
-	for (unsigned i = 0; i < dc->nfollowers; i++)
-		if (follower_active(&dc->f[i]) && dc->f[i].turn < min)
-			min = dc->f[i].turn;
-	return min;
-}
-
-/* Make room for one more turn: drop turns no follower needs, grow, or evict. */
+/* Make room for one more turn: drop settled turns, grow, or evict. */
 static void ring_make_room(struct div_conn *dc)
 {
-	uint64_t need = oldest_needed(dc);
-
-	if (need > dc->first)
-		dc->first = need;
+	settle(dc, 0);
+	if (dc->settled > dc->first)
+		dc->first = dc->settled;
 	if (dc->next - dc->first < dc->cap)
 		return;
 	if (dc->cap < dc->max) {
 		unsigned ncap = dc->cap * 2 > dc->max ? dc->max : dc->cap * 2;
+		unsigned nf = dc->nfollowers ? dc->nfollowers : 1;
 		struct turn *nr = calloc(ncap, sizeof(*nr));
+		struct fslot *ns = calloc((size_t)ncap * nf, sizeof(*ns));
 
-		if (nr) {
-			for (uint64_t i = dc->first; i < dc->next; i++)
+		if (nr && ns) {
+			for (uint64_t i = dc->first; i < dc->next; i++) {
 				nr[i % ncap] = *turn_at(dc, i);
+				memcpy(&ns[(i % ncap) * nf], &dc->slots[(i % dc->cap) * nf],
+				       nf * sizeof(*ns));
+			}
 			free(dc->ring);
+			free(dc->slots);
 			dc->ring = nr;
+			dc->slots = ns;
 			dc->cap = ncap;
 			return;
 		}
+		free(nr);
+		free(ns);
 	}
 	/* Full at its bound: the followers still on the oldest turn stop comparing. */
 	for (unsigned i = 0; i < dc->nfollowers; i++)
 		if (follower_active(&dc->f[i]) && dc->f[i].turn == dc->first)
 			follower_give_up(dc, &dc->f[i]);
-	dc->first++;
+	settle(dc, 0);
+	if (dc->settled == dc->first)
+		dc->settled++; /* cannot happen: nobody needs it any more */
+	dc->first = dc->settled;
+}
+
+static void open_turn(struct div_conn *dc)
+{
+	struct turn *t;
+
+	ring_make_room(dc);
+	t = turn_at(dc, dc->next);
+	memset(t, 0, sizeof(*t));
+	t->start = dc->norm_total;
+	t->end_client = UINT64_MAX;
+	if (dc->proto_known) {
+		unsigned n = 0;
+
+		t->type = (uint16_t)div_typer_take(&dc->typer, t->req, &n);
+		t->req_n = (uint8_t)n;
+	}
+	for (unsigned k = 0; k < dc->nfollowers; k++) {
+		struct fslot *s = slot_at(dc, dc->next, k);
+
+		memset(s, 0, sizeof(*s));
+		if (dc->f[k].sink && dc->f[k].lost) {
+			s->state = FS_UNCHECKED;
+			dc->f[k].sink->turns_unchecked++;
+		}
+	}
+	dc->next++;
+	dc->open = 1;
 }
 
 static void close_open_turn(struct div_conn *dc)
@@ -153,81 +468,347 @@ static void close_open_turn(struct div_conn *dc)
 	t->hash = div_hasher_finish(&dc->cur);
 	t->end_client = dc->client_total;
 	dc->open = 0;
+	settle(dc, 0);
+}
+
+static void client_common(struct div_conn *dc, const void *buf, size_t n)
+{
+	int spoke = dc->spoke;
+
+	close_open_turn(dc);
+	dc->spoke = 0;
+	resolve_protocol(dc, buf, n);
+	if (buf)
+		div_typer_feed(&dc->typer, buf, n, spoke);
+	dc->client_total += n;
+}
+
+void div_client_data(struct div_conn *dc, const void *buf, size_t n)
+{
+	if (n)
+		client_common(dc, buf, n);
 }
 
 void div_client_bytes(struct div_conn *dc, size_t n)
 {
-	close_open_turn(dc);
-	dc->client_total += n;
+	client_common(dc, NULL, n);
+}
+
+static int any_active(const struct div_conn *dc)
+{
+	for (unsigned i = 0; i < dc->nfollowers; i++)
+		if (follower_active(&dc->f[i]))
+			return 1;
+	return 0;
+}
+
+static void prod_bytes(void *ctx, const unsigned char *p, size_t n)
+{
+	struct div_conn *dc = ctx;
+	struct turn *t;
+
+	if (!dc->open)
+		open_turn(dc);
+	t = turn_at(dc, dc->next - 1);
+	div_hasher_update(&dc->cur, p, n);
+	t->len += n;
+	t->tail += n;
+	if (any_active(dc))
+		win_append(dc, p, n);
+	dc->norm_total += n;
+}
+
+static void prod_boundary(void *ctx)
+{
+	struct div_conn *dc = ctx;
+	struct turn *t;
+
+	if (!dc->open)
+		return;
+	t = turn_at(dc, dc->next - 1);
+	t->msgs++;
+	t->tail = 0;
+}
+
+static void prod_norm_on(struct div_conn *dc)
+{
+	struct div_sink s = {prod_bytes, prod_boundary, dc};
+
+	if (dc->norm_on)
+		return;
+	if (!dc->proto_known)
+		resolve_protocol(dc, NULL, 0);
+	div_norm_init(&dc->pnorm, dc->rules, dc->proto, &dc->log, &s);
+	dc->norm_on = 1;
 }
 
 void div_server_bytes(struct div_conn *dc, const void *buf, size_t n)
 {
 	if (!n || dc->ended)
 		return;
-	if (!dc->open) {
-		ring_make_room(dc);
-		dc->next++;
-		dc->open = 1;
-		for (unsigned i = 0; i < dc->nfollowers; i++)
-			if (dc->f[i].sink && dc->f[i].lost)
-				dc->f[i].sink->turns_unchecked++;
-	}
-	div_hasher_update(&dc->cur, buf, n);
+	prod_norm_on(dc);
+	if (!dc->open)
+		open_turn(dc);
+	dc->spoke = 1;
+	div_norm_feed(&dc->pnorm, buf, n);
 }
 
 void div_server_end(struct div_conn *dc)
 {
+	if (dc->ended)
+		return;
+	if (dc->norm_on)
+		div_norm_finish(&dc->pnorm);
 	close_open_turn(dc);
 	dc->ended = 1;
+	settle(dc, 0);
+}
+
+/* ---- followers ---- */
+
+static void follower_reset_turn(struct follower *f)
+{
+	f->got = f->tmsgs = f->since = 0;
+	f->diff_at = -1;
+	f->gap = 0;
+	f->back_n = f->before_n = f->after_n = 0;
+}
+
+static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *sink,
+			  struct div_replica *rep)
+{
+	struct follower *f = &dc->f[idx];
+
+	div_norm_release(&f->norm);
+	div_hasher_release(&f->h);
+	f->sink = sink;
+	f->rep = rep;
+	f->lost = 0;
+	f->norm_on = 0;
+	f->turn = dc->next - (dc->open ? 1 : 0);
+	f->written = 0;
+	f->diverged = 0;
+	follower_reset_turn(f);
+	div_hasher_init(&f->h);
 }
 
 void div_follower_start(struct div_conn *dc, unsigned idx, struct div_counts *sink)
 {
-	struct follower *f;
+	if (idx < dc->nfollowers)
+		follower_init(dc, idx, sink, NULL);
+}
 
+void div_follower_attach(struct div_conn *dc, unsigned idx, struct div_replica *rep)
+{
 	if (idx >= dc->nfollowers)
 		return;
-	f = &dc->f[idx];
-	f->sink = sink;
-	f->lost = 0;
-	f->turn = dc->next - (dc->open ? 1 : 0);
-	f->got = 0;
-	f->diverged = 0;
-	div_hasher_init(&f->h);
+	follower_init(dc, idx, &rep->counts, rep);
+	if (rep->role == DIV_CONTROL && dc->control < 0)
+		dc->control = (int)idx;
+}
+
+/* Keep the last bytes seen, for the context before a difference. */
+static void back_add(struct follower *f, const unsigned char *p, size_t n)
+{
+	if (n >= DIV_EXCERPT_BEFORE) {
+		memcpy(f->back, p + n - DIV_EXCERPT_BEFORE, DIV_EXCERPT_BEFORE);
+		f->back_n = DIV_EXCERPT_BEFORE;
+		return;
+	}
+	if (f->back_n + n > DIV_EXCERPT_BEFORE) {
+		size_t drop = f->back_n + n - DIV_EXCERPT_BEFORE;
+
+		memmove(f->back, f->back + drop, f->back_n - drop);
+		f->back_n -= (unsigned)drop;
+	}
+	memcpy(f->back + f->back_n, p, n);
+	f->back_n += (unsigned)n;
+}
+
+static void after_add(struct follower *f, const unsigned char *p, size_t n)
+{
+	size_t c = n < DIV_EXCERPT_AFTER - f->after_n ? n : DIV_EXCERPT_AFTER - f->after_n;
+
+	memcpy(f->after + f->after_n, p, c);
+	f->after_n += (unsigned)c;
+}
+
+/* The first difference is at byte i of p (the turn's byte f->got + i). */
+static void found_diff(struct follower *f, const unsigned char *p, size_t n, size_t i)
+{
+	f->diff_at = (int64_t)(f->got + i);
+	if (i < DIV_EXCERPT_BEFORE)
+		back_add(f, p, i);
+	else
+		back_add(f, p + i - DIV_EXCERPT_BEFORE, DIV_EXCERPT_BEFORE);
+	memcpy(f->before, f->back, f->back_n);
+	f->before_n = f->back_n;
+	after_add(f, p + i, n - i);
+}
+
+/* Compare the follower's next n bytes of turn idx with production's. */
+static void follower_compare(struct div_conn *dc, struct follower *f, uint64_t idx,
+			     const unsigned char *p, size_t n)
+{
+	struct turn *t;
+	int closed;
+	size_t pos = 0;
+
+	if (f->diff_at >= 0) {
+		after_add(f, p, n);
+		return;
+	}
+	if (f->gap || idx >= dc->next || idx < dc->first)
+		goto gap;
+	t = turn_at(dc, idx);
+	closed = !(dc->open && idx == dc->next - 1);
+	while (pos < n) {
+		uint64_t toff = f->got + pos;
+		const unsigned char *q;
+		size_t c;
+
+		if (toff >= t->len) {
+			if (closed) {
+				found_diff(f, p, n, pos); /* longer than production's */
+				return;
+			}
+			goto gap;
+		}
+		c = win_at(dc, t->start + toff, &q);
+		if (!c)
+			goto gap;
+		if (c > t->len - toff)
+			c = (size_t)(t->len - toff);
+		if (c > n - pos)
+			c = n - pos;
+		if (memcmp(q, p + pos, c)) {
+			size_t j = 0;
+
+			while (q[j] == p[pos + j])
+				j++;
+			found_diff(f, p, n, pos + j);
+			return;
+		}
+		pos += c;
+	}
+	back_add(f, p, n);
+	return;
+gap:
+	f->gap = 1;
+}
+
+static void follower_take(struct div_conn *dc, struct follower *f, const unsigned char *p, size_t n)
+{
+	if (!n)
+		return;
+	follower_compare(dc, f, f->turn, p, n);
+	div_hasher_update(&f->h, p, n);
+	f->got += n;
+	f->since += n;
+}
+
+static uint64_t answer_key(uint64_t hash, uint64_t len)
+{
+	return hash ^ (len * 0x9E3779B97F4A7C15ull);
+}
+
+static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn *t, uint64_t idx,
+			   struct fslot *s)
+{
+	struct div_excerpt e;
+	int64_t at = f->diff_at;
+
+	memset(&e, 0, sizeof(e));
+	e.conn_id = dc->id;
+	e.turn = idx;
+	e.type = t->type;
+	e.prod_len = t->len;
+	e.rep_len = f->got;
+	e.control = -1;
+	if (at < 0 && !f->gap) {
+		/* every byte matched: one side is shorter */
+		at = (int64_t)(f->got < t->len ? f->got : t->len);
+		memcpy(f->before, f->back, f->back_n);
+		f->before_n = f->back_n;
+	}
+	e.offset = at;
+	e.stream_offset = at >= 0 ? (int64_t)(t->start + (uint64_t)at) : -1;
+	if (at >= 0) {
+		/* the bytes before the difference are the same on both sides */
+		unsigned fb = f->before_n;
+		uint64_t pa = t->len > (uint64_t)at ? t->len - (uint64_t)at : 0;
+
+		if (pa > DIV_EXCERPT_AFTER)
+			pa = DIV_EXCERPT_AFTER;
+		e.before = fb;
+		e.prod_n = (unsigned)win_copy(dc, t->start + (uint64_t)at - fb, e.prod, fb + pa);
+		if (e.prod_n < fb) {
+			memcpy(e.prod, f->before, fb);
+			e.prod_n = fb;
+		}
+		memcpy(e.rep, f->before, fb);
+		memcpy(e.rep + fb, f->after, f->after_n);
+		e.rep_n = fb + f->after_n;
+	}
+	memcpy(e.req, t->req, t->req_n);
+	e.req_n = t->req_n;
+	if (dc->control >= 0 && f != &dc->f[dc->control]) {
+		struct fslot *c = slot_at(dc, idx, (unsigned)dc->control);
+
+		if (c->state == FS_MATCH || c->state == FS_DIFF)
+			e.control = c->state == FS_MATCH;
+	}
+	s->exc = div_replica_add_excerpt(f->rep, &e);
 }
 
 /* Compare follower f's finished turn with production's and move to the next. */
-static void follower_finish_turn(struct follower *f, const struct turn *t)
+static void follower_finish_turn(struct div_conn *dc, struct follower *f)
 {
+	uint64_t idx = f->turn;
+	struct turn *t = turn_at(dc, idx);
+	int closed = !(dc->open && idx == dc->next - 1);
+	uint64_t plen = closed ? t->len : dc->cur.len;
+	uint64_t phash = closed ? t->hash : div_hasher_peek(&dc->cur);
 	uint64_t h = div_hasher_finish(&f->h);
+	struct fslot *s = slot_at(dc, idx, (unsigned)(f - dc->f));
+	int same = f->got == plen && h == phash;
 
 	f->sink->turns_compared++;
-	if (f->got != t->len || h != t->hash)
+	s->key = answer_key(h, f->got);
+	s->state = same ? FS_MATCH : FS_DIFF;
+	if (!same) {
 		note_diverged(f);
+		if (f->rep)
+			record_excerpt(dc, f, t, idx, s);
+	}
 	f->turn++;
-	f->got = 0;
+	follower_reset_turn(f);
+	win_trim(dc);
+	settle(dc, 0);
 }
 
-/* True when production's turn idx is complete (not the open one). */
 static int turn_closed(const struct div_conn *dc, uint64_t idx)
 {
 	return idx < dc->next && !(dc->open && idx == dc->next - 1);
 }
 
-void div_follower_bytes(struct div_conn *dc, unsigned idx, const void *buf, size_t n,
-			uint64_t written)
+/* Has follower f said all of production's turn t (framing rules 2 and 3)? */
+static int turn_done(const struct follower *f, const struct turn *t)
 {
-	const unsigned char *p = buf;
-	struct follower *f;
+	return f->tmsgs > t->msgs || (f->tmsgs == t->msgs && f->since >= t->tail);
+}
 
-	if (idx >= dc->nfollowers || !follower_active(&dc->f[idx]))
-		return;
-	f = &dc->f[idx];
+static void fol_bytes(void *ctx, const unsigned char *p, size_t n)
+{
+	struct follower *f = ctx;
+	struct div_conn *dc = f->dc;
+
 	while (n > 0) {
 		struct turn *t;
 		size_t take;
 
+		if (!follower_active(f))
+			return;
 		if (f->turn < dc->first) {
 			follower_give_up(dc, f);
 			return;
@@ -235,25 +816,76 @@ void div_follower_bytes(struct div_conn *dc, unsigned idx, const void *buf, size
 		if (!turn_closed(dc, f->turn)) {
 			/* Production has not finished (or begun) this turn, so the
 			 * replica cannot be past it either. */
-			div_hasher_update(&f->h, p, n);
-			f->got += n;
+			follower_take(dc, f, p, n);
 			return;
 		}
 		t = turn_at(dc, f->turn);
-		if (written <= t->end_client) {
-			take = n; /* the replica has not seen the next turn's request */
-		} else {
-			take = f->got < t->len ? (size_t)(t->len - f->got) : 0;
-			if (take > n)
-				take = n;
-		}
-		div_hasher_update(&f->h, p, take);
-		f->got += take;
+		if (f->written <= t->end_client || f->tmsgs < t->msgs)
+			take = n; /* rule 1, or a message of this turn is not over */
+		else if (f->tmsgs == t->msgs && f->since < t->tail)
+			take = t->tail - f->since < n ? (size_t)(t->tail - f->since) : n;
+		else
+			take = 0;
+		follower_take(dc, f, p, take);
 		p += take;
 		n -= take;
-		if (written > t->end_client && f->got >= t->len)
-			follower_finish_turn(f, t);
+		if (f->written > t->end_client && turn_done(f, t))
+			follower_finish_turn(dc, f);
+		else if (!take)
+			return; /* cannot happen: take is 0 only when the turn is done */
 	}
+}
+
+static void fol_boundary(void *ctx)
+{
+	struct follower *f = ctx;
+	struct div_conn *dc = f->dc;
+	struct turn *t;
+
+	if (!follower_active(f))
+		return;
+	f->tmsgs++;
+	f->since = 0;
+	if (!turn_closed(dc, f->turn) || f->turn < dc->first)
+		return;
+	t = turn_at(dc, f->turn);
+	if (f->written > t->end_client && turn_done(f, t))
+		follower_finish_turn(dc, f);
+}
+
+static void follower_norm_on(struct div_conn *dc, struct follower *f)
+{
+	struct div_sink s = {fol_bytes, fol_boundary, f};
+
+	if (f->norm_on)
+		return;
+	if (!dc->proto_known)
+		resolve_protocol(dc, NULL, 0);
+	div_norm_init(&f->norm, dc->rules, dc->proto, &dc->log, &s);
+	f->norm_on = 1;
+}
+
+void div_follower_bytes(struct div_conn *dc, unsigned idx, const void *buf, size_t n,
+			uint64_t written)
+{
+	struct follower *f;
+
+	if (idx >= dc->nfollowers || !follower_active(&dc->f[idx]) || !n)
+		return;
+	f = &dc->f[idx];
+	f->written = written;
+	follower_norm_on(dc, f);
+	/*
+	 * A turn whose bytes are all in but that waited for a sign of the next
+	 * request is done now that the replica has been given more.
+	 */
+	if (turn_closed(dc, f->turn) && f->turn >= dc->first) {
+		struct turn *t = turn_at(dc, f->turn);
+
+		if (f->written > t->end_client && f->got && turn_done(f, t))
+			follower_finish_turn(dc, f);
+	}
+	div_norm_feed(&f->norm, buf, n);
 }
 
 void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
@@ -265,36 +897,44 @@ void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
 	f = &dc->f[idx];
 	if (how == DIV_END_DROPPED || f->turn < dc->first) {
 		follower_give_up(dc, f);
+		settle(dc, 0);
 		return;
 	}
-	/* The replica has said all it will say. */
-	for (; f->turn < dc->next;) {
-		if (turn_closed(dc, f->turn)) {
-			follower_finish_turn(f, turn_at(dc, f->turn));
-		} else {
-			/* Production's turn is still open: compare with what it sent so far. */
-			uint64_t h = div_hasher_finish(&f->h);
-
-			f->sink->turns_compared++;
-			if (f->got != dc->cur.len || h != div_hasher_peek(&dc->cur))
-				note_diverged(f);
-			f->turn++;
-		}
+	if (f->norm_on) {
+		f->written = UINT64_MAX; /* whatever comes now is its last word */
+		div_norm_finish(&f->norm);
+		if (!follower_active(f))
+			return;
 	}
+	/* The replica has said all it will say. */
+	while (f->turn < dc->next)
+		follower_finish_turn(dc, f);
 	if (f->got > 0) {
 		/* Bytes beyond anything production sent. */
 		f->sink->turns_compared++;
 		note_diverged(f);
 	}
 	div_hasher_release(&f->h);
+	div_norm_release(&f->norm);
 	f->sink = NULL;
+	settle(dc, 0);
+	win_trim(dc);
 }
 
 void div_follower_detach(struct div_conn *dc, unsigned idx)
 {
+	struct follower *f;
+
 	if (idx >= dc->nfollowers)
 		return;
-	div_hasher_release(&dc->f[idx].h);
-	dc->f[idx].sink = NULL;
-	dc->f[idx].lost = 0;
+	f = &dc->f[idx];
+	div_hasher_release(&f->h);
+	div_norm_release(&f->norm);
+	f->sink = NULL;
+	f->rep = NULL;
+	f->lost = 0;
+	if ((int)idx == dc->control)
+		dc->control = -1;
+	settle(dc, 0);
+	win_trim(dc);
 }
