@@ -104,8 +104,9 @@ struct div_typer {
 	struct div_reqlog *log;
 	uint8_t state;
 	uint8_t chunked, has_clen, hdr, raw_new;
-	int cur;     /* type of the request being sent, -1 none yet */
-	int pending; /* first request type started since the last take, -1 none */
+	int cur;		 /* type of the request being sent, -1 none yet */
+	int pending;		 /* first request type started since the last take, -1 none */
+	uint64_t reqs, pend_req; /* requests typed so far; which one is pending */
 	uint64_t remaining;
 	int64_t nargs; /* RESP: bulk strings left in the command */
 	uint64_t bulk; /* RESP: bytes left in the current bulk string */

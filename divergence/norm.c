@@ -267,6 +267,10 @@ static void http_name_done(struct div_norm *n)
 		n->hdr = HDR_TE;
 	else if (div_rules_masks_header(n->rules, n->tok, n->tok_len))
 		n->skip_value = 1;
+	/* header names are case-insensitive: compare them in lower case */
+	for (unsigned i = 0; i < n->tok_len; i++)
+		if (n->tok[i] >= 'A' && n->tok[i] <= 'Z')
+			n->tok[i] = (unsigned char)(n->tok[i] - 'A' + 'a');
 	emit(n, n->tok, n->tok_len);
 	emit_str(n, n->skip_value ? ": " DIV_MASKED : ":");
 	n->tok_len = 0;

@@ -238,11 +238,24 @@ static void typer_request(struct div_typer *t, const char *name, size_t len)
 		return;
 	id = (int)div_type_intern(t->types, name, len);
 	t->cur = id;
+	t->reqs++;
 	if (t->pending < 0) {
+		t->pend_req = t->reqs;
 		t->pending = id;
 		memcpy(t->pend_head, t->head, t->head_len);
 		t->pend_head_len = t->head_len;
 	}
+}
+
+/* A new request starts: the pending one keeps its head. */
+static void head_start(struct div_typer *t)
+{
+	if (t->pending >= 0 && t->pend_req == t->reqs) {
+		memcpy(t->pend_head, t->head, t->head_len);
+		t->pend_head_len = t->head_len;
+		t->pend_req = 0;
+	}
+	t->head_len = 0;
 }
 
 static void head_add(struct div_typer *t, const unsigned char *p, size_t n)
@@ -386,7 +399,7 @@ static size_t http_feed(struct div_typer *t, const unsigned char *p, size_t n)
 		if (!t->name_len && (p[0] == '\r' || p[0] == '\n'))
 			return 1; /* CRLF between requests */
 		if (!t->name_len)
-			t->head_len = 0;
+			head_start(t);
 		q = memchr(p, '\n', n);
 		take = q ? (size_t)(q - p) + 1 : n;
 		name_add(t, p, take);
@@ -465,7 +478,7 @@ static size_t resp_feed(struct div_typer *t, const unsigned char *p, size_t n)
 	case T_R_START:
 		if (p[0] == '\r' || p[0] == '\n')
 			return 1;
-		t->head_len = 0;
+		head_start(t);
 		t->name_len = 0;
 		t->argi = 0;
 		if (p[0] == '*') {
@@ -567,7 +580,7 @@ void div_typer_feed(struct div_typer *t, const unsigned char *p, size_t n, int t
 			size_t o = 4;
 
 			t->raw_new = 0;
-			t->head_len = 0;
+			head_start(t);
 			head_add(t, p, n);
 			for (size_t i = 0; i < n && i < 8; i++)
 				type[o++] = isprint(p[i]) ? (char)p[i] : '.';
@@ -591,8 +604,14 @@ unsigned div_typer_take(struct div_typer *t, unsigned char *head, unsigned *head
 
 	if (t->pending >= 0) {
 		id = (unsigned)t->pending;
-		memcpy(head, t->pend_head, t->pend_head_len);
-		*head_len = t->pend_head_len;
+		if (t->pend_req == t->reqs) {
+			/* still the latest request: its head may have grown since */
+			memcpy(head, t->head, t->head_len);
+			*head_len = t->head_len;
+		} else {
+			memcpy(head, t->pend_head, t->pend_head_len);
+			*head_len = t->pend_head_len;
+		}
 		t->pending = -1;
 		return id;
 	}

@@ -8,6 +8,10 @@
  * same answer bytes in other pieces; with each piece it reports `written`,
  * the client bytes it had been given: at least up to the request of the last
  * turn the piece touches (causality), at most everything.
+ *
+ * The first byte picks the protocol whose normaliser both sides go through
+ * (raw, HTTP, RESP; with or without a user mask) and the request typer reads
+ * the client bytes: a normaliser never makes an identical replica diverge.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,36 +38,61 @@ static unsigned take(struct in *in, unsigned mod)
 	return mod ? v % mod : v;
 }
 
+static struct div_rules *rules_for(unsigned pick, unsigned max_turns)
+{
+	static struct div_rules *cache[8][4];
+	static const enum div_protocol protos[4] = {DIV_PROTO_RAW, DIV_PROTO_HTTP, DIV_PROTO_RESP,
+						    DIV_PROTO_AUTO};
+	unsigned p = pick % 4, m = (pick / 4) % 2, t = max_turns % 4;
+
+	if (!cache[p * 2 + m][t]) {
+		struct div_options o;
+		char err[128];
+
+		div_options_defaults(&o);
+		o.protocol = protos[p];
+		o.max_turns = 4 + t * 8;
+		o.window = (t % 2) ? 4096 : 0;
+		if (m)
+			o.masks[o.nmasks++] = "[0-9]+";
+		if (div_rules_new(&o, &cache[p * 2 + m][t], err, sizeof(err)) < 0)
+			abort();
+	}
+	return cache[p * 2 + m][t];
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static unsigned char answers[MAX_BYTES];
+	static unsigned char answers[MAX_BYTES], reqbuf[256];
 	struct in in = {data, size};
+	unsigned pick = take(&in, 0);
 	unsigned nturns = 1 + take(&in, MAX_TURNS);
 	uint64_t req_end[MAX_TURNS], ans_end[MAX_TURNS], client = 0, total_ans = 0;
-	struct div_counts cnt = {0};
-	struct div_conn *dc = div_conn_new(1, 4 + take(&in, 128));
+	struct div_types *types = div_types_new();
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE);
+	const struct div_counts *cntp = div_replica_counts(rep);
+	struct div_conn *dc = div_conn_open(rules_for(pick, take(&in, 0)), types, 1, 1);
 
 	if (!dc)
-		return 0;
-	div_follower_start(dc, 0, &cnt);
+		abort();
+	div_follower_attach(dc, 0, rep);
 	/* Production's conversation. */
 	for (unsigned k = 0; k < nturns; k++) {
-		unsigned r = take(&in, 40), s = 1 + take(&in, 200);
+		unsigned r = take(&in, 40), s = 1 + take(&in, 250);
 
 		if (total_ans + s > MAX_BYTES)
 			break;
-		if (r || k == 0) {
-			div_client_bytes(dc, r);
-			client += r;
-		} else if (k > 0) {
-			/* no client bytes: production simply goes on; this is the same turn */
-			r = 1;
-			div_client_bytes(dc, r);
-			client += r;
-		}
+		if (!r && k > 0)
+			r = 1; /* every turn after the first starts with client bytes */
+		for (unsigned i = 0; i < r; i++)
+			reqbuf[i] = (unsigned char)take(&in, 0);
+		if (r)
+			div_client_data(dc, reqbuf, r);
+		client += r;
 		req_end[k] = client;
 		for (unsigned i = 0; i < s; i++)
-			answers[total_ans + i] = (unsigned char)(take(&in, 0) ^ (k * 31 + i));
+			answers[total_ans + i] =
+				(unsigned char)(take(&in, 0) ^ (pick % 4 ? 0 : k * 31 + i));
 		for (unsigned off = 0; off < s;) {
 			unsigned piece = 1 + take(&in, s - off);
 
@@ -94,8 +123,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += piece;
 	}
 	div_follower_end(dc, 0, DIV_END_EOF);
-	if (cnt.turns_diverged != 0 || cnt.turns_compared + cnt.turns_unchecked != nturns)
+	if (cntp->turns_diverged != 0 ||
+	    cntp->turns_compared + cntp->turns_unchecked != div_turns(dc))
 		abort();
 	div_conn_free(dc);
+	div_replica_free(rep);
+	div_types_free(types);
 	return 0;
 }
