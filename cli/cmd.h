@@ -42,6 +42,7 @@ extern const struct cmd_entry cmd_state_sync_entry;
 extern const struct cmd_entry cmd_window_entry;
 extern const struct cmd_entry cmd_trace_entry;
 extern const struct cmd_entry cmd_demo_entry;
+extern const struct cmd_entry cmd_replay_entry;
 
 /* Print "doppel NAME USAGE" and the help text. */
 void cmd_print_help(const struct cmd_entry *e);

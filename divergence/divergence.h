@@ -276,6 +276,8 @@ void div_follower_detach(struct div_conn *dc, unsigned idx);
 
 /* Number of production turns seen so far on this connection. */
 uint64_t div_turns(const struct div_conn *dc);
+/* Requests the client started (HTTP and RESP requests; raw: sends that start a turn). */
+uint64_t div_conn_requests(const struct div_conn *dc);
 /* The protocol in use (auto resolves on the client's first bytes). */
 enum div_protocol div_conn_protocol(const struct div_conn *dc);
 

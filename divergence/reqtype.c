@@ -234,11 +234,11 @@ static void typer_request(struct div_typer *t, const char *name, size_t len)
 {
 	int id;
 
+	t->reqs++;
 	if (!t->types)
 		return;
 	id = (int)div_type_intern(t->types, name, len);
 	t->cur = id;
-	t->reqs++;
 	if (t->pending < 0) {
 		t->pend_req = t->reqs;
 		t->pending = id;

@@ -350,6 +350,11 @@ uint64_t div_turns(const struct div_conn *dc)
 	return dc->next;
 }
 
+uint64_t div_conn_requests(const struct div_conn *dc)
+{
+	return dc->proto_known ? dc->typer.reqs : 0;
+}
+
 enum div_protocol div_conn_protocol(const struct div_conn *dc)
 {
 	return dc->proto_known ? dc->proto : DIV_PROTO_RAW;
