@@ -161,8 +161,8 @@ static void drain(struct reader *rd, struct rec_stream *s, struct dir *d, int fr
 		}
 		d->q = o->next;
 		d->qbytes -= o->len;
-		if ((uint32_t)-off < o->len) {
-			uint32_t skip = (uint32_t)-off;
+		if (d->next - o->seq < o->len) {
+			uint32_t skip = d->next - o->seq;
 
 			s->retransmits += skip;
 			deliver(rd, s, from_client, o->data + skip, o->len - skip, o->ts);
@@ -186,7 +186,7 @@ static void on_data(struct reader *rd, struct rec_stream *s, struct dir *d, int 
 	}
 	off = (int32_t)(seq - d->next);
 	if (off <= 0) {
-		uint32_t skip = (uint32_t)-off;
+		uint32_t skip = d->next - seq;
 
 		if (skip >= n) {
 			s->retransmits += n;
@@ -435,15 +435,14 @@ static void on_packet(struct reader *rd, int dlt, const struct pcap_pkthdr *h,
 	on_ip(rd, p, n, ts);
 }
 
+static int read_all(pcap_t *pc, const char *path, uint16_t port, uint64_t max_bytes,
+		    struct rec_capture *out, char *err, size_t errlen);
+
 int rec_capture_read(const char *path, uint16_t port, uint64_t max_bytes, struct rec_capture *out,
 		     char *err, size_t errlen)
 {
 	char perr[PCAP_ERRBUF_SIZE] = "";
 	pcap_t *pc;
-	struct reader rd;
-	struct pcap_pkthdr *h;
-	const u_char *data;
-	int dlt, nano, rc;
 
 	memset(out, 0, sizeof(*out));
 	pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, perr);
@@ -451,6 +450,34 @@ int rec_capture_read(const char *path, uint16_t port, uint64_t max_bytes, struct
 		snprintf(err, errlen, "cannot read %s: %s", path, perr);
 		return -EINVAL;
 	}
+	return read_all(pc, path, port, max_bytes, out, err, errlen);
+}
+
+int rec_capture_read_fp(FILE *fp, uint16_t port, uint64_t max_bytes, struct rec_capture *out,
+			char *err, size_t errlen)
+{
+	char perr[PCAP_ERRBUF_SIZE] = "";
+	pcap_t *pc;
+
+	memset(out, 0, sizeof(*out));
+	pc = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, perr);
+	if (!pc) {
+		snprintf(err, errlen, "cannot read the capture: %s", perr);
+		fclose(fp);
+		return -EINVAL;
+	}
+	return read_all(pc, "the capture", port, max_bytes, out, err, errlen);
+}
+
+/* Reads every packet of pc and closes it. */
+static int read_all(pcap_t *pc, const char *path, uint16_t port, uint64_t max_bytes,
+		    struct rec_capture *out, char *err, size_t errlen)
+{
+	struct reader rd;
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	int dlt, nano, rc;
+
 	nano = pcap_get_tstamp_precision(pc) == PCAP_TSTAMP_PRECISION_NANO;
 	dlt = pcap_datalink(pc);
 	memset(&rd, 0, sizeof(rd));

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/netaddr.h"
 #include "common/sbuf.h"
@@ -112,6 +113,9 @@ struct rec_capture {
  */
 int rec_capture_read(const char *path, uint16_t port, uint64_t max_bytes, struct rec_capture *out,
 		     char *err, size_t errlen);
+/* The same from an open stream (closed when done); for tests and fuzzing. */
+int rec_capture_read_fp(FILE *fp, uint16_t port, uint64_t max_bytes, struct rec_capture *out,
+			char *err, size_t errlen);
 void rec_capture_free(struct rec_capture *c);
 
 /* ---- replay ---- */

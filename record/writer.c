@@ -250,8 +250,11 @@ static void write_packet(struct rec_flow *f, int from_client, unsigned flags,
 	struct timespec ts;
 	uint32_t sum;
 
-	if (r->st.bytes + len + 16 > r->cfg.total || side_file(s, len + 16) < 0) {
-		if (!r->warned_full && r->st.bytes + len + 16 > r->cfg.total) {
+	/* room for the packet, its record header, and a new file's header */
+	int full = r->st.bytes + len + 16 + 24 > r->cfg.total;
+
+	if (full || side_file(s, len + 16) < 0) {
+		if (!r->warned_full && full) {
 			pr_warn("recording stopped: total cap reached dir=%s cap=%llu", r->dir,
 				(unsigned long long)r->cfg.total);
 			r->warned_full = 1;

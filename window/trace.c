@@ -1,6 +1,6 @@
 /*
- * trace.c - recorded arrivals for trace-driven simulation: pcap, pcapng or a
- * text list of times.
+ * trace.c - recorded arrivals for trace-driven simulation: pcap, pcapng (both
+ * read by libpcap) or a text list of times.
  *
  * Input is untrusted (a capture from anywhere), so every read is checked
  * against the bytes that are there, every loop is bounded by the input, and
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,6 @@
 #include "window/window.h"
 
 #define TRACE_FLOWS 4096
-#define PCAPNG_IFACES 64
 #define TEXT_LINE_MAX 256
 
 struct flow {
@@ -317,179 +317,47 @@ bad:
 	return 0;
 }
 
-static int parse_pcap(struct parse *ps, const unsigned char *d, size_t len, char *err,
-		      size_t errlen)
+/*
+ * A pcap or pcapng capture held in memory, read by libpcap (either byte
+ * order, micro- or nanosecond pcap; pcapng time resolutions and offsets). A
+ * capture cut short keeps what came before the cut.
+ */
+static int parse_libpcap(struct parse *ps, const unsigned char *d, size_t len, char *err,
+			 size_t errlen)
 {
-	uint32_t magic = rd32(d, 0), linktype;
-	int be, nano;
-	size_t off = 24;
+	char perr[PCAP_ERRBUF_SIZE] = "";
+	FILE *fp = fmemopen((void *)d, len, "rb");
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	pcap_t *pc;
+	int linktype, rc;
 
-	if (magic == 0xa1b2c3d4 || magic == 0xa1b23c4d)
-		be = 0;
-	else
-		be = 1;
-	magic = rd32(d, be);
-	nano = magic == 0xa1b23c4d;
-	if (len < 24) {
-		snprintf(err, errlen, "pcap file header cut short (%zu bytes)", len);
+	if (!fp) {
+		snprintf(err, errlen, "out of memory reading the capture");
+		return -ENOMEM;
+	}
+	pc = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, perr);
+	if (!pc) {
+		fclose(fp);
+		snprintf(err, errlen, "not a capture libpcap can read: %s", perr);
 		return -EINVAL;
 	}
-	linktype = rd32(d + 20, be) & 0x0fffffff;
-	while (off < len) {
-		uint32_t sec, frac, incl;
-		double ts;
-		int rc;
+	linktype = pcap_datalink(pc);
+	while ((rc = pcap_next_ex(pc, &h, &data)) == 1) {
+		double ts = rel_time(ps, (long double)h->ts.tv_sec +
+						 (long double)h->ts.tv_usec * 1e-9L);
 
-		if (len - off < 16) {
-			ps->tr->skipped_bad++; /* a record header cut short: the capture was
-						  interrupted */
-			break;
-		}
-		sec = rd32(d + off, be);
-		frac = rd32(d + off + 4, be);
-		incl = rd32(d + off + 8, be);
-		off += 16;
-		if (incl > len - off) {
-			ps->tr->skipped_bad++;
-			break;
-		}
-		ts = rel_time(ps, (long double)sec + (long double)frac * (nano ? 1e-9L : 1e-6L));
-		rc = on_frame(ps, ts, linktype, d + off, incl);
-		if (rc < 0) {
+		if (on_frame(ps, ts, (uint32_t)linktype, data, h->caplen) < 0) {
+			pcap_close(pc);
 			snprintf(err, errlen, "out of memory reading the capture");
-			return rc;
+			return -ENOMEM;
 		}
-		off += incl;
 		if (ps->ab.truncated)
 			break;
 	}
-	return 0;
-}
-
-struct ng_iface {
-	uint32_t linktype;
-	long double unit;   /* seconds per timestamp tick */
-	long double offset; /* seconds */
-};
-
-static int parse_pcapng(struct parse *ps, const unsigned char *d, size_t len, char *err,
-			size_t errlen)
-{
-	struct ng_iface ifs[PCAPNG_IFACES];
-	unsigned nifs = 0;
-	size_t off = 0;
-	int be = 0, have_shb = 0;
-
-	while (off < len) {
-		uint32_t type, blen;
-		const unsigned char *b;
-
-		if (len - off < 12) {
-			ps->tr->skipped_bad++;
-			break;
-		}
-		type = rd32(d + off, be);
-		if (type == 0x0A0D0D0A) {
-			/* Section header: its byte-order magic sets the order of everything after.
-			 */
-			uint32_t bom;
-
-			if (len - off < 28) {
-				ps->tr->skipped_bad++;
-				break;
-			}
-			bom = rd32(d + off + 8, 0);
-			if (bom == 0x1A2B3C4D)
-				be = 0;
-			else if (bom == 0x4D3C2B1A)
-				be = 1;
-			else {
-				snprintf(err, errlen, "pcapng section with a bad byte-order magic");
-				return -EINVAL;
-			}
-			nifs = 0; /* interface ids are per section */
-			have_shb = 1;
-		}
-		blen = rd32(d + off + 4, be);
-		if (blen < 12 || blen % 4 || blen > len - off) {
-			if (!have_shb) {
-				snprintf(err, errlen, "not a pcapng file (bad first block)");
-				return -EINVAL;
-			}
-			ps->tr->skipped_bad++;
-			break;
-		}
-		b = d + off + 8;	       /* body; blen - 12 bytes */
-		if (type == 1 && blen >= 20) { /* interface description */
-			struct ng_iface *ifc = nifs < PCAPNG_IFACES ? &ifs[nifs] : NULL;
-			size_t o = 8, body = blen - 12;
-
-			if (ifc) {
-				ifc->linktype = rd16(b, be);
-				ifc->unit = 1e-6;
-				ifc->offset = 0;
-			}
-			/* options: code, length, value padded to 4 */
-			while (ifc && o + 4 <= body) {
-				uint16_t code = rd16(b + o, be), olen = rd16(b + o + 2, be);
-
-				if (code == 0 || o + 4 + olen > body)
-					break;
-				if (code == 9 && olen >= 1) {
-					uint8_t r = b[o + 4];
-					unsigned e = r & 0x7f;
-
-					if (e <= 60)
-						ifc->unit = r & 0x80 ? ldexpl(1, -(int)e)
-								     : powl(10, -(long double)e);
-				} else if (code == 14 && olen >= 8) {
-					uint64_t hi = rd32(b + o + 4 + (be ? 0 : 4), be);
-					uint64_t lo = rd32(b + o + 4 + (be ? 4 : 0), be);
-
-					ifc->offset = (long double)(int64_t)(hi << 32 | lo);
-				}
-				o += 4 + (((size_t)olen + 3) & ~(size_t)3);
-			}
-			if (nifs < PCAPNG_IFACES)
-				nifs++;
-		} else if ((type == 6 && blen >= 32) || (type == 2 && blen >= 32)) {
-			/* enhanced (6) or obsolete (2) packet block */
-			uint32_t ifid, hi, lo, incl;
-			size_t body = blen - 12;
-
-			if (type == 6) {
-				ifid = rd32(b, be);
-				hi = rd32(b + 4, be);
-				lo = rd32(b + 8, be);
-				incl = rd32(b + 12, be);
-			} else {
-				ifid = rd16(b, be);
-				hi = rd32(b + 4, be);
-				lo = rd32(b + 8, be);
-				incl = rd32(b + 12, be);
-			}
-			if (ifid >= nifs || incl > body - 20) {
-				ps->tr->skipped_bad++;
-			} else {
-				const struct ng_iface *ifc = &ifs[ifid];
-				double ts = rel_time(ps, (long double)((uint64_t)hi << 32 | lo) *
-									 ifc->unit +
-								 ifc->offset);
-				int rc = on_frame(ps, ts, ifc->linktype, b + 20, incl);
-
-				if (rc < 0) {
-					snprintf(err, errlen, "out of memory reading the capture");
-					return rc;
-				}
-			}
-		} else if (type == 3) {
-			ps->tr->packets++;
-			ps->tr->skipped_other++; /* simple packet block: no timestamp */
-		}
-		off += blen;
-		if (ps->ab.truncated)
-			break;
-	}
+	if (rc == PCAP_ERROR)
+		ps->tr->skipped_bad++; /* cut short: the capture was interrupted */
+	pcap_close(pc);
 	return 0;
 }
 
@@ -582,10 +450,8 @@ static int run_pass(struct parse *ps, int kind, const unsigned char *data, size_
 		    size_t errlen)
 {
 	ps->have_base = 0;
-	if (kind == 1)
-		return parse_pcap(ps, data, len, err, errlen);
-	if (kind == 2)
-		return parse_pcapng(ps, data, len, err, errlen);
+	if (kind)
+		return parse_libpcap(ps, data, len, err, errlen);
 	return parse_text(ps, data, len, err, errlen);
 }
 
