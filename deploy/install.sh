@@ -34,6 +34,8 @@ PACKAGES=(
 	# build
 	gcc make cmake pkg-config libevent-dev libxxhash-dev libcmocka-dev clang libelf-dev
 	libjansson-dev clang-format
+	# divergence masks (PCRE2), doppel record/replay and window --arrivals (libpcap)
+	libpcre2-dev libpcap-dev
 	# fuzzing the trace parsers (clang's libFuzzer runtime)
 	libclang-rt-14-dev
 	# tracers and viewers the `doppel trace` tests and benchmarks run
@@ -44,8 +46,9 @@ PACKAGES=(
 	# deployment checks: systemd-analyze verify on the units, the Kubernetes
 	# manifests parsed for validation, the status page driven in headless Chromium
 	systemd python3-yaml chromium chromium-driver
-	# debug-window validation: captures of real arrivals, charts rendered in the tests
-	tcpdump librsvg2-bin
+	# debug-window validation: captures of real arrivals, charts rendered in the tests;
+	# tshark reads back every capture doppel records
+	tcpdump librsvg2-bin tshark
 	# CRIU build dependencies (recipe in docs/criu.md) and its runtime tools
 	libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler libnl-3-dev
 	libnet1-dev libcap-dev libbsd-dev uuid-dev libaio-dev python3-protobuf iptables
@@ -64,6 +67,8 @@ install_packages() {
 	fi
 	say "packages: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# tshark: do not ask whether non-root users may capture (they may not)
+	echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
