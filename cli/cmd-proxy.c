@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
 #include "cli/cmd.h"
@@ -18,6 +19,8 @@
 #include "common/sdnotify.h"
 #include "common/size.h"
 #include "proxy/proxy.h"
+#include "record/routes.h"
+#include "record/tap.h"
 
 #define MAX_REPLICAS 32
 
@@ -25,9 +28,10 @@ static int cmd_proxy_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_proxy_entry = {
 	.name = "proxy",
-	.usage = "--listen ADDR --backend ADDR [--replica [NAME=]ADDR]... [--buffer SIZE]\n"
-		 "       [--budget SIZE] [--admin ADDR] [--linger DURATION] [--replica-flush "
-		 "DURATION]\n"
+	.usage = "--listen ADDR --backend ADDR [--replica [NAME=]ADDR]... [--control ADDR]\n"
+		 "       [--buffer SIZE] [--budget SIZE] [--admin ADDR] [--linger DURATION]\n"
+		 "       [--replica-flush DURATION] [--protocol P] [--mask REGEX]... [--record "
+		 "DIR]\n"
 		 "       [--log-level LEVEL]",
 	.summary = "duplicate a TCP service's traffic to replicas that never slow it down",
 	.help = "Accepts clients on --listen and forwards every byte to the production server at\n"
@@ -43,6 +47,8 @@ const struct cmd_entry cmd_proxy_entry = {
 		"  --backend ADDR      production, e.g. 127.0.0.1:7001\n"
 		"  --replica [NAME=]ADDR\n"
 		"                      a replica (repeatable, up to 32); NAME labels it in status\n"
+		"  --control ADDR      an unmodified replica fed the same traffic: what differs\n"
+		"                      between it and production is noise (`doppel diverge`)\n"
 		"  --buffer SIZE       queue per connection and replica before it is dropped\n"
 		"                      (default 4M; K, M, G accepted)\n"
 		"  --budget SIZE       queue per replica over all its connections (default 64 x "
@@ -59,8 +65,13 @@ const struct cmd_entry cmd_proxy_entry = {
 		"                      gather replica writes this long and send them as one batch "
 		"per\n"
 		"                      connection (default 10ms; 0: at once). Replicas then read\n"
-		"                      several requests at a time, as from a pipelining client\n"
+		"                      several requests at a time, as from a pipelining "
+		"client\n" CLI_DIV_HELP
 		"  --log-level LEVEL   error, warn, info (default) or debug\n"
+		"\n"
+		"With --admin, GET /diverge is the divergence report (`doppel diverge --admin\n"
+		"ADDR`) and POST /record starts or stops recording (`doppel record --admin ADDR\n"
+		"start|stop`).\n"
 		"\n"
 		"Stops cleanly on SIGTERM or SIGINT. Exit status 2 for a bad option, an address\n"
 		"that cannot be used, or a port in use. systemd Type=notify: READY=1 once it\n"
@@ -124,6 +135,13 @@ static int cmd_proxy_exec(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'v'},
 		{"pass-buffer", required_argument, NULL, 'p'},
 		{"replica-flush", required_argument, NULL, 'f'},
+		{"control", required_argument, NULL, 'c'},
+		{"protocol", required_argument, NULL, 'D'},
+		{"mask", required_argument, NULL, 'D'},
+		{"mask-header", required_argument, NULL, 'D'},
+		{"record", required_argument, NULL, 'D'},
+		{"record-file-size", required_argument, NULL, 'D'},
+		{"record-total", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_proxy_entry;
@@ -136,13 +154,31 @@ static int cmd_proxy_exec(int argc, char **argv)
 	struct event *sigint = NULL, *sigterm = NULL;
 	struct proxy *px = NULL;
 	struct admin *adm = NULL;
-	char err[512];
+	struct cli_div_opts dopts;
+	struct div_rules *rules = NULL;
+	struct rec_tap *tap = NULL;
+	struct rec_routes *routes = NULL;
+	int li = 0, have_control = 0;
+	struct net_endpoint control;
+	char err[512], rec_default[64];
 
 	proxy_config_defaults(&cfg);
+	cli_div_opts_init(&dopts);
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
 		switch (c) {
+		case 'D':
+			if (cli_div_opt(e, opts[li].name, optarg, &dopts) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'c':
+			if (have_control)
+				return cmd_usage_error(e, "one --control at most");
+			if (cli_parse_addr(e, "--control", optarg, &control))
+				return EXIT_USAGE;
+			have_control = 1;
+			break;
 		case 'l':
 			if (cli_parse_addr(e, "--listen", optarg, &cfg.listen))
 				return EXIT_USAGE;
@@ -208,6 +244,9 @@ static int cmd_proxy_exec(int argc, char **argv)
 		return cmd_usage_error(e, "--backend is required");
 	if (cfg.budget && cfg.budget < cfg.buffer)
 		return cmd_usage_error(e, "--budget must be at least --buffer");
+	if (cli_div_rules(e, &dopts, cfg.max_turns, &rules))
+		return EXIT_USAGE;
+	cfg.div_rules = rules;
 
 	base = event_base_new();
 	if (!base) {
@@ -222,10 +261,39 @@ static int cmd_proxy_exec(int argc, char **argv)
 			     : EXIT_RUNTIME;
 		goto out;
 	}
+	if (admin_addr || dopts.record_dir) {
+		struct proxy_observer ob;
+
+		tap = rec_tap_new(NULL, &cfg.backend);
+		if (!tap) {
+			fprintf(stderr, "doppel proxy: out of memory\n");
+			rc = EXIT_RUNTIME;
+			goto out;
+		}
+		rec_tap_observer(tap, &ob);
+		proxy_set_observer(px, &ob);
+		if (dopts.record_dir) {
+			dopts.rec.dir = dopts.record_dir;
+			if (rec_tap_start(tap, &dopts.rec, err, sizeof(err)) < 0) {
+				fprintf(stderr, "doppel proxy: --record: %s\n", err);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+		}
+	}
 	for (unsigned i = 0; i < nreps; i++) {
 		if (proxy_replica_add(px, &reps[i].ep, reps[i].name, NULL, NULL, err, sizeof(err)) <
 		    0) {
 			fprintf(stderr, "doppel proxy: replica %s: %s\n", reps[i].ep.text, err);
+			rc = EXIT_RUNTIME;
+			goto out;
+		}
+	}
+	if (have_control) {
+		struct proxy_replica_opts ro = {.control = 1};
+
+		if (proxy_replica_add(px, &control, "control", &ro, NULL, err, sizeof(err)) < 0) {
+			fprintf(stderr, "doppel proxy: control %s: %s\n", control.text, err);
 			rc = EXIT_RUNTIME;
 			goto out;
 		}
@@ -243,6 +311,9 @@ static int cmd_proxy_exec(int argc, char **argv)
 		admin_route(adm, "/status.txt", render_status_text, px);
 		admin_route(adm, "/metrics", render_metrics, px);
 		admin_route_page(adm);
+		snprintf(rec_default, sizeof(rec_default), "doppel-record-%d", (int)getpid());
+		routes = rec_routes_add(adm, px, tap, &dopts.rec,
+					dopts.record_dir ? dopts.record_dir : rec_default);
 	}
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -265,6 +336,7 @@ static int cmd_proxy_exec(int argc, char **argv)
 out:
 	if (adm)
 		admin_free(adm);
+	rec_routes_free(routes);
 	if (px) {
 		struct sbuf sb;
 
@@ -275,6 +347,8 @@ out:
 		sbuf_free(&sb);
 		proxy_free(px);
 	}
+	rec_tap_free(tap);
+	div_rules_free(rules);
 	if (sigint)
 		event_free(sigint);
 	if (sigterm)

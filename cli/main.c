@@ -15,6 +15,7 @@ static const struct cmd_entry *const commands[] = {
 	&cmd_window_entry,     &cmd_doctor_entry, &cmd_proxy_entry,  &cmd_demo_entry,
 	&cmd_state_sync_entry,
 	&cmd_replay_entry,
+	&cmd_replay_entry, &cmd_diverge_entry, &cmd_record_entry,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -133,7 +133,8 @@ enum div_protocol div_sniff_protocol(const unsigned char *p, size_t n);
 struct div_replica {
 	struct div_types *types;
 	enum div_role role;
-	struct div_counts counts;
+	struct div_counts own;
+	struct div_counts *counts; /* &own, or the caller's */
 	struct div_type_counts rows[DIV_TYPES_MAX + 1];
 	uint64_t exc_next; /* seq of the next excerpt */
 	uint64_t exc_skipped;

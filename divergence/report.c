@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct div_replica *div_replica_new(struct div_types *types, enum div_role role)
+struct div_replica *div_replica_new(struct div_types *types, enum div_role role,
+				    struct div_counts *counts)
 {
 	struct div_replica *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
+	r->counts = counts ? counts : &r->own;
 	r->types = types;
 	r->role = role;
 	r->exc_next = 1;
@@ -33,7 +35,7 @@ enum div_role div_replica_role(const struct div_replica *r)
 
 const struct div_counts *div_replica_counts(const struct div_replica *r)
 {
-	return &r->counts;
+	return r->counts;
 }
 
 const struct div_type_counts *div_replica_type(const struct div_replica *r, unsigned id)
@@ -243,11 +245,11 @@ void div_replica_report_json(const struct div_replica *r, const struct div_rule 
 		    "{\"role\":\"%s\",\"turns_compared\":%llu,\"turns_diverged\":%llu,"
 		    "\"turns_net\":%llu,\"turns_unchecked\":%llu,\"conns_diverged\":%llu,"
 		    "\"rule\":{\"relative_pct\":",
-		    role_name(r->role), (unsigned long long)r->counts.turns_compared,
-		    (unsigned long long)r->counts.turns_diverged,
+		    role_name(r->role), (unsigned long long)r->counts->turns_compared,
+		    (unsigned long long)r->counts->turns_diverged,
 		    (unsigned long long)div_replica_net(r, rule),
-		    (unsigned long long)r->counts.turns_unchecked,
-		    (unsigned long long)r->counts.conns_diverged);
+		    (unsigned long long)r->counts->turns_unchecked,
+		    (unsigned long long)r->counts->conns_diverged);
 	sbuf_json_num(sb, rule->relative_pct);
 	sbuf_append(sb, ",\"absolute_pct\":", 16);
 	sbuf_json_num(sb, rule->absolute_pct);
@@ -341,11 +343,11 @@ void div_replica_report_text(const struct div_replica *r, const struct div_rule 
 	sbuf_printf(sb,
 		    "  %s: turns compared %llu, diverged %llu, net (beyond noise) %llu, "
 		    "unchecked %llu, connections diverged %llu\n",
-		    role_name(r->role), (unsigned long long)r->counts.turns_compared,
-		    (unsigned long long)r->counts.turns_diverged,
+		    role_name(r->role), (unsigned long long)r->counts->turns_compared,
+		    (unsigned long long)r->counts->turns_diverged,
 		    (unsigned long long)div_replica_net(r, rule),
-		    (unsigned long long)r->counts.turns_unchecked,
-		    (unsigned long long)r->counts.conns_diverged);
+		    (unsigned long long)r->counts->turns_unchecked,
+		    (unsigned long long)r->counts->conns_diverged);
 	for (unsigned i = 0; i <= DIV_TYPES_MAX; i++) {
 		const struct div_type_counts *t = &r->rows[i];
 		struct div_verdict v;

@@ -54,7 +54,10 @@ struct follower {
 	struct div_norm norm;
 	/* the first difference in the current turn */
 	int64_t diff_at;
-	int gap; /* some bytes could not be compared: no offset */
+	int gap;	      /* some bytes could not be compared: no offset */
+	unsigned char *stash; /* bytes said before production said them (a pooled block) */
+	unsigned stash_n;
+	uint64_t stash_at; /* their offset in the turn */
 	unsigned back_n, before_n, after_n;
 	unsigned char back[DIV_EXCERPT_BEFORE];
 	unsigned char before[DIV_EXCERPT_BEFORE];
@@ -106,6 +109,9 @@ static int follower_active(const struct follower *f)
 {
 	return f->sink && !f->lost;
 }
+
+static void stash_clear(struct follower *f);
+static void followers_catch_up(struct div_conn *dc);
 
 /* ---- production's window ---- */
 
@@ -335,6 +341,7 @@ void div_conn_free(struct div_conn *dc)
 	for (unsigned i = 0; i < dc->nfollowers; i++) {
 		div_hasher_release(&dc->f[i].h);
 		div_norm_release(&dc->f[i].norm);
+		stash_clear(&dc->f[i]);
 	}
 	while (dc->wb_n)
 		win_release_first(dc);
@@ -391,6 +398,7 @@ static void follower_give_up(struct div_conn *dc, struct follower *f)
 		slot_at(dc, i, k)->state = FS_UNCHECKED;
 	div_hasher_release(&f->h);
 	div_norm_release(&f->norm);
+	stash_clear(f);
 	f->lost = 1;
 }
 
@@ -473,6 +481,7 @@ static void close_open_turn(struct div_conn *dc)
 	t->hash = div_hasher_finish(&dc->cur);
 	t->end_client = dc->client_total;
 	dc->open = 0;
+	followers_catch_up(dc); /* a longer answer is now known to be longer */
 	settle(dc, 0);
 }
 
@@ -521,6 +530,7 @@ static void prod_bytes(void *ctx, const unsigned char *p, size_t n)
 	if (any_active(dc))
 		win_append(dc, p, n);
 	dc->norm_total += n;
+	followers_catch_up(dc);
 }
 
 static void prod_boundary(void *ctx)
@@ -573,6 +583,7 @@ void div_server_end(struct div_conn *dc)
 
 static void follower_reset_turn(struct follower *f)
 {
+	stash_clear(f);
 	f->got = f->tmsgs = f->since = 0;
 	f->diff_at = -1;
 	f->gap = 0;
@@ -607,7 +618,7 @@ void div_follower_attach(struct div_conn *dc, unsigned idx, struct div_replica *
 {
 	if (idx >= dc->nfollowers)
 		return;
-	follower_init(dc, idx, &rep->counts, rep);
+	follower_init(dc, idx, rep->counts, rep);
 	if (rep->role == DIV_CONTROL && dc->control < 0)
 		dc->control = (int)idx;
 }
@@ -638,10 +649,11 @@ static void after_add(struct follower *f, const unsigned char *p, size_t n)
 	f->after_n += (unsigned)c;
 }
 
-/* The first difference is at byte i of p (the turn's byte f->got + i). */
-static void found_diff(struct follower *f, const unsigned char *p, size_t n, size_t i)
+/* The first difference is at byte i of p, whose first byte is the turn's byte base. */
+static void found_diff(struct follower *f, const unsigned char *p, size_t n, size_t i,
+		       uint64_t base)
 {
-	f->diff_at = (int64_t)(f->got + i);
+	f->diff_at = (int64_t)(base + i);
 	if (i < DIV_EXCERPT_BEFORE)
 		back_add(f, p, i);
 	else
@@ -651,37 +663,51 @@ static void found_diff(struct follower *f, const unsigned char *p, size_t n, siz
 	after_add(f, p + i, n - i);
 }
 
-/* Compare the follower's next n bytes of turn idx with production's. */
-static void follower_compare(struct div_conn *dc, struct follower *f, uint64_t idx,
-			     const unsigned char *p, size_t n)
+static void stash_clear(struct follower *f)
+{
+	div_block_put(f->stash);
+	f->stash = NULL;
+	f->stash_n = 0;
+}
+
+/*
+ * Compare p[0..n), the turn's bytes from offset base, with production's.
+ * Returns how many were compared (all of them once a difference is found or
+ * comparing became impossible); fewer when production has not sent the rest
+ * yet.
+ */
+static size_t compare_now(struct div_conn *dc, struct follower *f, uint64_t idx,
+			  const unsigned char *p, size_t n, uint64_t base)
 {
 	struct turn *t;
 	int closed;
 	size_t pos = 0;
 
-	if (f->diff_at >= 0) {
-		after_add(f, p, n);
-		return;
+	if (idx >= dc->next)
+		return 0; /* production has not begun this turn */
+	if (idx < dc->first) {
+		f->gap = 1;
+		return n;
 	}
-	if (f->gap || idx >= dc->next || idx < dc->first)
-		goto gap;
 	t = turn_at(dc, idx);
 	closed = !(dc->open && idx == dc->next - 1);
 	while (pos < n) {
-		uint64_t toff = f->got + pos;
+		uint64_t toff = base + pos;
 		const unsigned char *q;
 		size_t c;
 
 		if (toff >= t->len) {
 			if (closed) {
-				found_diff(f, p, n, pos); /* longer than production's */
-				return;
+				found_diff(f, p, n, pos, base); /* longer than production's */
+				return n;
 			}
-			goto gap;
+			break; /* production may still send these */
 		}
 		c = win_at(dc, t->start + toff, &q);
-		if (!c)
-			goto gap;
+		if (!c) {
+			f->gap = 1;
+			return n;
+		}
 		if (c > t->len - toff)
 			c = (size_t)(t->len - toff);
 		if (c > n - pos)
@@ -691,15 +717,71 @@ static void follower_compare(struct div_conn *dc, struct follower *f, uint64_t i
 
 			while (q[j] == p[pos + j])
 				j++;
-			found_diff(f, p, n, pos + j);
-			return;
+			found_diff(f, p, n, pos + j, base);
+			return n;
 		}
+		back_add(f, p + pos, c);
 		pos += c;
 	}
-	back_add(f, p, n);
-	return;
-gap:
-	f->gap = 1;
+	return pos;
+}
+
+/* Compare what the follower said ahead of production, as far as production has caught up. */
+static void stash_drain(struct div_conn *dc, struct follower *f)
+{
+	size_t k;
+
+	if (!f->stash_n)
+		return;
+	k = compare_now(dc, f, f->turn, f->stash, f->stash_n, f->stash_at);
+	if (f->diff_at >= 0 || f->gap || k == f->stash_n) {
+		stash_clear(f);
+		return;
+	}
+	memmove(f->stash, f->stash + k, f->stash_n - k);
+	f->stash_n -= (unsigned)k;
+	f->stash_at += k;
+}
+
+/*
+ * Compare the follower's next n bytes of turn idx with production's; bytes
+ * production has not sent yet (the replica answered first) wait in a stash of
+ * one block.
+ */
+static void follower_compare(struct div_conn *dc, struct follower *f, uint64_t idx,
+			     const unsigned char *p, size_t n)
+{
+	size_t k = 0;
+
+	if (f->diff_at >= 0) {
+		after_add(f, p, n);
+		return;
+	}
+	if (f->gap)
+		return;
+	if (!f->stash_n)
+		k = compare_now(dc, f, idx, p, n, f->got);
+	if (f->diff_at >= 0 || f->gap || k == n)
+		return;
+	if (f->stash_n + (n - k) > DIV_BLOCK) {
+		stash_clear(f);
+		f->gap = 1;
+		return;
+	}
+	if (!f->stash) {
+		f->stash = div_block_get();
+		f->stash_at = f->got + k;
+	}
+	memcpy(f->stash + f->stash_n, p + k, n - k);
+	f->stash_n += (unsigned)(n - k);
+}
+
+/* Production sent more: followers that were ahead compare what they can. */
+static void followers_catch_up(struct div_conn *dc)
+{
+	for (unsigned i = 0; i < dc->nfollowers; i++)
+		if (dc->f[i].stash_n && follower_active(&dc->f[i]))
+			stash_drain(dc, &dc->f[i]);
 }
 
 static void follower_take(struct div_conn *dc, struct follower *f, const unsigned char *p, size_t n)
@@ -777,6 +859,13 @@ static void follower_finish_turn(struct div_conn *dc, struct follower *f)
 	uint64_t h = div_hasher_finish(&f->h);
 	struct fslot *s = slot_at(dc, idx, (unsigned)(f - dc->f));
 	int same = f->got == plen && h == phash;
+
+	stash_drain(dc, f);
+	if (f->stash_n && f->diff_at < 0 && !f->gap && !same) {
+		/* production's open turn ends here: the rest is longer than it */
+		found_diff(f, f->stash, f->stash_n, 0, f->stash_at);
+	}
+	stash_clear(f);
 
 	f->sink->turns_compared++;
 	s->key = answer_key(h, f->got);
@@ -921,6 +1010,7 @@ void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
 	}
 	div_hasher_release(&f->h);
 	div_norm_release(&f->norm);
+	stash_clear(f);
 	f->sink = NULL;
 	settle(dc, 0);
 	win_trim(dc);
@@ -935,6 +1025,7 @@ void div_follower_detach(struct div_conn *dc, unsigned idx)
 	f = &dc->f[idx];
 	div_hasher_release(&f->h);
 	div_norm_release(&f->norm);
+	stash_clear(f);
 	f->sink = NULL;
 	f->rep = NULL;
 	f->lost = 0;

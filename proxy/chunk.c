@@ -182,6 +182,12 @@ void segq_clear(struct chunk_pool *p, struct segq *q)
 
 ssize_t segq_write(struct chunk_pool *p, struct segq *q, int fd)
 {
+	return segq_write_seen(p, q, fd, NULL, NULL);
+}
+
+ssize_t segq_write_seen(struct chunk_pool *p, struct segq *q, int fd,
+			void (*seen)(void *arg, const void *buf, size_t n), void *arg)
+{
 	struct iovec iov[WRITEV_MAX];
 	ssize_t total = 0;
 
@@ -204,6 +210,16 @@ ssize_t segq_write(struct chunk_pool *p, struct segq *q, int fd)
 			if (errno == EAGAIN)
 				return total;
 			return -errno;
+		}
+		if (seen) {
+			size_t left = (size_t)w;
+
+			for (int i = 0; i < n && left; i++) {
+				size_t c = iov[i].iov_len < left ? iov[i].iov_len : left;
+
+				seen(arg, iov[i].iov_base, c);
+				left -= c;
+			}
 		}
 		segq_consume(p, q, (uint64_t)w);
 		total += w;

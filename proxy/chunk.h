@@ -94,5 +94,8 @@ void segq_clear(struct chunk_pool *p, struct segq *q);
  * error; q still holding bytes afterwards means the socket is full.
  */
 ssize_t segq_write(struct chunk_pool *p, struct segq *q, int fd);
+/* The same; seen(arg, bytes, n) is called for the bytes written, before they are released. */
+ssize_t segq_write_seen(struct chunk_pool *p, struct segq *q, int fd,
+			void (*seen)(void *arg, const void *buf, size_t n), void *arg);
 
 #endif

@@ -145,6 +145,8 @@ static void leg_close(struct leg *leg, int reset)
 	close_fd(leg->fd, reset);
 	leg->fd = -1;
 	leg->flags &= ~(unsigned)SF_OPEN;
+	if (rep && leg->conn->px->ob.replica_close)
+		leg->conn->px->ob.replica_close(leg->conn->obs, rep->id, reset);
 	if (rep) {
 		rep->bytes_dropped += leg->out.bytes;
 		rep->buffered -= leg->out.bytes;
@@ -272,8 +274,12 @@ static void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, 
 			}
 			w = 0;
 		}
-		if (w > 0)
+		if (w > 0) {
 			leg_sent(leg, (uint64_t)w, now);
+			if (px->ob.replica_bytes)
+				px->ob.replica_bytes(leg->conn->obs, rep->id, rep->name, 1,
+						     ch->data + off, (size_t)w);
+		}
 	}
 	if ((size_t)w == n)
 		return;
@@ -296,6 +302,16 @@ static void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, 
 		leg_overflow(leg, now);
 }
 
+/* Bytes the replica was sent, for an observer that records them. */
+static void leg_seen(void *arg, const void *buf, size_t n)
+{
+	struct leg *leg = arg;
+	struct proxy *px = leg->conn->px;
+
+	if (leg->rep)
+		px->ob.replica_bytes(leg->conn->obs, leg->rep->id, leg->rep->name, 1, buf, n);
+}
+
 static void leg_flush(struct leg *leg)
 {
 	struct proxy *px = leg->conn->px;
@@ -303,7 +319,8 @@ static void leg_flush(struct leg *leg)
 
 	if (!(leg->flags & SF_OPEN) || (leg->flags & SF_CONNECTING) || segq_empty(&leg->out))
 		return;
-	w = segq_write(&px->pool, &leg->out, leg->fd);
+	w = segq_write_seen(&px->pool, &leg->out, leg->fd, px->ob.replica_bytes ? leg_seen : NULL,
+			    leg);
 	if (w < 0) {
 		leg_fail(leg, (int)-w, "write to");
 		return;
@@ -333,6 +350,9 @@ static void leg_read(struct leg *leg, int drain)
 			leg->answered += (uint64_t)n;
 			leg->last_activity_ns = clock_coarse_ns();
 			div_follower_bytes(c->div, leg->idx, px->scratch, (size_t)n, leg->written);
+			if (px->ob.replica_bytes && leg->rep)
+				px->ob.replica_bytes(c->obs, leg->rep->id, leg->rep->name, 0,
+						     px->scratch, (size_t)n);
 			if ((leg->flags & SF_FIN_WAIT) && leg->answered >= c->fin_mark)
 				leg_finish_out(leg);
 			if ((size_t)n < sizeof(px->scratch) && !drain)
@@ -392,7 +412,7 @@ static void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, ui
 	event_assign(&leg->ev, c->px->base, fd, EV_IO, leg_cb, leg);
 	event_add(&leg->ev, NULL);
 	rep->conns_active++;
-	div_follower_start(c->div, idx, &rep->div);
+	div_follower_attach(c->div, idx, rep->drep);
 }
 
 /* ---- the connection ---- */
@@ -490,6 +510,8 @@ static void conn_free(struct proxy_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	div_conn_free(c->div);
+	if (px->ob.conn_free)
+		px->ob.conn_free(c->obs);
 	px->conns_allocated--;
 	free(c);
 }
@@ -519,7 +541,7 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 	int kept = 0;
 
 	px->bytes_client += n;
-	div_client_bytes(c->div, n);
+	div_client_data(c->div, buf, n);
 	if (px->ob.client_bytes)
 		px->ob.client_bytes(c->obs, buf, n);
 	/* Production first. */
@@ -762,7 +784,7 @@ void conn_accept(struct proxy *px, int fd)
 	int one = 1, bfd;
 
 	if (c)
-		c->div = div_conn_new(n, px->cfg.max_turns);
+		c->div = div_conn_open(px->rules, px->types, px->next_conn_id + 1, n);
 	if (!c || !c->div) {
 		pr_err("out of memory accepting a connection; closing it");
 		free(c);

@@ -84,6 +84,8 @@ struct replica {
 	int hook_pending; /* on_overflow not yet called for the latest overflow */
 	struct rate_ctr ingress, drain;
 	struct div_counts div;
+	struct div_replica *drep; /* per-type counts and excerpts; counts go to div */
+	int control;
 };
 
 struct proxy_conn {
@@ -124,6 +126,9 @@ struct proxy {
 	unsigned char scratch[64 * 1024]; /* replica answers: hashed, then dropped */
 	struct replica **reps;
 	unsigned nreps, capreps, next_rep_id;
+	const struct div_rules *rules; /* cfg.div_rules, or own_rules */
+	struct div_rules *own_rules;
+	struct div_types *types; /* request types of every connection */
 	struct proxy_conn *conns;
 	uint64_t next_conn_id;
 	uint64_t start_ns;

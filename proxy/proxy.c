@@ -37,6 +37,7 @@ void proxy_config_defaults(struct proxy_config *cfg)
 	cfg->max_turns = 4096;
 	cfg->replica_flush_ns = 10 * NSEC_PER_MSEC;
 	cfg->replica_sndbuf = 64 * 1024;
+	div_rule_defaults(&cfg->div_rule);
 }
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -131,6 +132,26 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 			return rc;
 		}
 	}
+	px->types = div_types_new();
+	px->rules = cfg->div_rules;
+	if (!px->rules) {
+		struct div_options o;
+
+		div_options_defaults(&o);
+		o.max_turns = cfg->max_turns;
+		if (div_rules_new(&o, &px->own_rules, err, errlen) < 0)
+			px->own_rules = NULL;
+		px->rules = px->own_rules;
+	}
+	if (!px->types || !px->rules) {
+		snprintf(err, errlen, "out of memory");
+		div_types_free(px->types);
+		div_rules_free(px->own_rules);
+		if (px->cfg.backend.netns_fd >= 0)
+			close(px->cfg.backend.netns_fd);
+		free(px);
+		return -ENOMEM;
+	}
 	chunk_pool_init(&px->pool, 16); /* free chunks kept for reuse: 1 MiB */
 	px->start_ns = clock_coarse_ns();
 	if (cfg->listen_fd >= 0) {
@@ -141,6 +162,8 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 			rc = px->lfd;
 			if (px->cfg.backend.netns_fd >= 0)
 				close(px->cfg.backend.netns_fd);
+			div_types_free(px->types);
+			div_rules_free(px->own_rules);
 			free(px);
 			return rc;
 		}
@@ -185,6 +208,7 @@ static void replica_free(struct replica *rep)
 {
 	if (rep->ep.netns_fd >= 0)
 		close(rep->ep.netns_fd);
+	div_replica_free(rep->drep);
 	free(rep);
 }
 
@@ -203,6 +227,8 @@ void proxy_free(struct proxy *px)
 	chunk_pool_destroy(&px->pool);
 	if (px->cfg.backend.netns_fd >= 0)
 		close(px->cfg.backend.netns_fd);
+	div_types_free(px->types);
+	div_rules_free(px->own_rules);
 	free(px);
 }
 
@@ -231,6 +257,14 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 		return -ENOMEM;
 	}
 	rep->px = px;
+	rep->control = opts && opts->control;
+	rep->drep =
+		div_replica_new(px->types, rep->control ? DIV_CONTROL : DIV_CANDIDATE, &rep->div);
+	if (!rep->drep) {
+		snprintf(err, errlen, "out of memory");
+		free(rep);
+		return -ENOMEM;
+	}
 	rep->id = ++px->next_rep_id;
 	rep->ep = *ep;
 	rep->ep.netns_fd = -1;
@@ -241,6 +275,7 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 
 			snprintf(err, errlen, "cannot keep the replica's network namespace: %s",
 				 strerror(e));
+			div_replica_free(rep->drep);
 			free(rep);
 			return -e;
 		}
@@ -261,9 +296,10 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 	px->reps[px->nreps++] = rep;
 	if (id_out)
 		*id_out = rep->id;
-	pr_info("replica attached replica=%s id=%u address=%s%s buffer=%llu budget=%llu", rep->name,
-		rep->id, rep->ep.text, rep->ep.netns_fd >= 0 ? " (in its own netns)" : "",
-		(unsigned long long)rep->buffer, (unsigned long long)rep->budget);
+	pr_info("replica attached replica=%s id=%u address=%s%s buffer=%llu budget=%llu%s",
+		rep->name, rep->id, rep->ep.text,
+		rep->ep.netns_fd >= 0 ? " (in its own netns)" : "", (unsigned long long)rep->buffer,
+		(unsigned long long)rep->budget, rep->control ? " role=control" : "");
 	return 0;
 }
 
@@ -674,4 +710,43 @@ void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
 				    "doppel_replica_forecast_seconds{%s%sreplica=\"%s\"} +Inf\n",
 				    labels, sep, px->reps[i]->name);
 	}
+}
+
+/* ---- the divergence report ---- */
+
+void proxy_diverge_report(struct proxy *px, int json, struct sbuf *sb)
+{
+	const char *proto = div_protocol_name(div_rules_options(px->rules)->protocol);
+
+	if (json) {
+		sbuf_printf(sb, "{\"protocol\":\"%s\",\"types_overflow\":%llu,\"replicas\":[",
+			    proto, (unsigned long long)div_types_overflow(px->types));
+		for (unsigned i = 0; i < px->nreps; i++) {
+			struct replica *rep = px->reps[i];
+
+			sbuf_printf(sb, "%s{\"id\":%u,\"name\":", i ? "," : "", rep->id);
+			sbuf_json_str(sb, rep->name);
+			sbuf_append(sb, ",\"divergence\":", 14);
+			div_replica_report_json(rep->drep, &px->cfg.div_rule, sb);
+			sbuf_append(sb, "}", 1);
+		}
+		sbuf_append(sb, "]}\n", 3);
+		return;
+	}
+	sbuf_printf(sb, "protocol %s; %u replica%s%s\n", proto, px->nreps,
+		    px->nreps == 1 ? "" : "s", px->nreps ? "" : " (nothing to compare)");
+	for (unsigned i = 0; i < px->nreps; i++) {
+		struct replica *rep = px->reps[i];
+
+		sbuf_printf(sb, "\nreplica %s (id %u, %s)\n", rep->name, rep->id,
+			    rep->control ? "control" : "candidate");
+		div_replica_report_text(rep->drep, &px->cfg.div_rule, sb);
+	}
+}
+
+uint64_t proxy_replica_net_turns(struct proxy *px, unsigned id)
+{
+	struct replica *rep = replica_find(px, id, NULL);
+
+	return rep ? div_replica_net(rep->drep, &px->cfg.div_rule) : 0;
 }

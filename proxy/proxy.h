@@ -20,6 +20,7 @@
 
 #include "common/netaddr.h"
 #include "common/sbuf.h"
+#include "divergence/divergence.h"
 
 struct event_base;
 struct proxy;
@@ -48,11 +49,18 @@ struct proxy_config {
 	 * `doppel window --kernel-buffer` can account for it.
 	 */
 	int replica_sndbuf;
+	/*
+	 * How answers are compared: protocol normaliser, masks (NULL: raw bytes).
+	 * Owned by the caller; must outlive the proxy.
+	 */
+	const struct div_rules *div_rules;
+	struct div_rule div_rule; /* when a request type diverges beyond the noise */
 };
 
 /*
  * Fills defaults: 4 MiB buffer, 256 KiB pass buffer, 60 s linger, 4096 turns,
- * 10 ms replica flush, 64 KiB replica socket send buffer.
+ * 10 ms replica flush, 64 KiB replica socket send buffer, raw comparison with
+ * Diffy's noise thresholds.
  */
 void proxy_config_defaults(struct proxy_config *cfg);
 
@@ -75,6 +83,15 @@ struct proxy_observer {
 	void (*server_bytes)(void *conn, const void *buf, size_t n);
 	/* The front is over; reset: it ended with a reset (either side) */
 	void (*conn_close)(void *conn, int reset);
+	/*
+	 * Optional: bytes a replica leg was sent (to_replica) or answered; the
+	 * leg's end. A replica's bytes never reach a client.
+	 */
+	void (*replica_bytes)(void *conn, unsigned replica_id, const char *name, int to_replica,
+			      const void *buf, size_t n);
+	void (*replica_close)(void *conn, unsigned replica_id, int reset);
+	/* Optional: the connection is gone; nothing more is said about it. */
+	void (*conn_free)(void *conn);
 	void *arg;
 };
 
@@ -95,6 +112,7 @@ unsigned proxy_active_connections(const struct proxy *px);
 struct proxy_replica_opts {
 	uint64_t buffer;
 	uint64_t budget;
+	int control; /* an unmodified replica: its differences measure the noise */
 };
 
 /*
@@ -120,6 +138,14 @@ struct proxy_replica_info {
 	int window_open;       /* no overflow yet */
 };
 int proxy_replica_info(struct proxy *px, unsigned id, struct proxy_replica_info *out);
+
+/*
+ * The divergence report (`doppel diverge`): per replica, request types with
+ * raw divergence, noise and the verdict, and excerpts. JSON or text.
+ */
+void proxy_diverge_report(struct proxy *px, int json, struct sbuf *sb);
+/* Net diverged turns of a replica (what exceeds the noise). */
+uint64_t proxy_replica_net_turns(struct proxy *px, unsigned id);
 
 /* Status for people and machines: JSON object, aligned text, Prometheus text. */
 void proxy_status_json(struct proxy *px, struct sbuf *sb);

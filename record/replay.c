@@ -260,7 +260,7 @@ int rec_replay(const struct rec_capture *cap, const struct rec_replay_opts *opts
 
 	memset(res, 0, sizeof(*res));
 	res->types = div_types_new();
-	res->rep = div_replica_new(res->types, DIV_CANDIDATE);
+	res->rep = div_replica_new(res->types, DIV_CANDIDATE, NULL);
 	for (unsigned i = 0; i < cap->nstreams; i++)
 		nev += cap->streams[i].nsegs;
 	ev = calloc(nev ? nev : 1, sizeof(*ev));

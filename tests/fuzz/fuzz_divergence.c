@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned nturns = 1 + take(&in, MAX_TURNS);
 	uint64_t req_end[MAX_TURNS], ans_end[MAX_TURNS], client = 0, total_ans = 0;
 	struct div_types *types = div_types_new();
-	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE);
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
 	const struct div_counts *cntp = div_replica_counts(rep);
 	struct div_conn *dc = div_conn_open(rules_for(pick, take(&in, 0)), types, 1, 1);
 

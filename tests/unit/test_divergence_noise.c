@@ -56,7 +56,7 @@ static void http_date_difference_is_not_divergence(void **state)
 {
 	struct div_rules *r = make_rules(DIV_PROTO_HTTP);
 	struct div_types *types = div_types_new();
-	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE);
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
 	struct div_conn *dc = div_conn_open(r, types, 1, 1);
 	static const char req[] = "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
 	uint64_t sent = 0;
@@ -99,7 +99,7 @@ static void framed_longer_answer_stays_in_its_turn_when_lagging(void **state)
 	static const char *const rep_ans[] = {"$1\r\n1\r\n", "$5\r\n22222\r\n", "$1\r\n3\r\n"};
 	struct div_rules *r = make_rules(DIV_PROTO_RESP);
 	struct div_types *types = div_types_new();
-	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE);
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
 	struct div_conn *dc = div_conn_open(r, types, 7, 1);
 	uint64_t sent = 0;
 	char all[256] = "";
@@ -141,7 +141,7 @@ static void excerpt_shows_the_first_difference(void **state)
 {
 	struct div_rules *r = make_rules(DIV_PROTO_HTTP);
 	struct div_types *types = div_types_new();
-	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE);
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
 	struct div_conn *dc = div_conn_open(r, types, 42, 1);
 	static const char req[] = "GET /files/a.txt HTTP/1.1\r\n\r\n";
 	char *p = http_answer("x", "hello, production world");
@@ -192,11 +192,41 @@ static void excerpt_shows_the_first_difference(void **state)
 	div_rules_free(r);
 }
 
+/* The replica answered before production did: the difference is still located. */
+static void replica_ahead_of_production_still_locates_difference(void **state)
+{
+	struct div_rules *r = make_rules(DIV_PROTO_RESP);
+	struct div_types *types = div_types_new();
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
+	struct div_conn *dc = div_conn_open(r, types, 3, 1);
+	static const char req[] = "*2\r\n$3\r\nget\r\n$7\r\nspecial\r\n";
+	struct exc_list l = {.n = 0};
+
+	(void)state;
+	div_follower_attach(dc, 0, rep);
+	s_client(dc, req);
+	s_follow(dc, 0, "$13\r\nreplica", strlen(req));
+	s_server(dc, "$10\r\nprod-");
+	s_follow(dc, 0, "-value\r\n", strlen(req));
+	s_server(dc, "value\r\n");
+	div_server_end(dc);
+	div_follower_end(dc, 0, DIV_END_EOF);
+	div_conn_free(dc);
+	div_replica_excerpts(rep, collect, &l);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.e[0].offset, 2);
+	assert_memory_equal(l.e[0].prod + l.e[0].before, "0\r\nprod-value\r\n", 15);
+	assert_memory_equal(l.e[0].rep + l.e[0].before, "3\r\nreplica-value\r\n", 18);
+	div_replica_free(rep);
+	div_types_free(types);
+	div_rules_free(r);
+}
+
 static void excerpts_are_bounded_per_type(void **state)
 {
 	struct div_rules *r = make_rules(DIV_PROTO_RESP);
 	struct div_types *types = div_types_new();
-	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE);
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
 	struct div_conn *dc = div_conn_open(r, types, 1, 1);
 	static const char req[] = "*1\r\n$4\r\nTIME\r\n";
 	struct exc_list l = {.n = 0};
@@ -231,8 +261,8 @@ static void control_cancels_noise_and_keeps_the_bug(void **state)
 {
 	struct div_rules *r = make_rules(DIV_PROTO_RESP);
 	struct div_types *types = div_types_new();
-	struct div_replica *cand = div_replica_new(types, DIV_CANDIDATE);
-	struct div_replica *ctl = div_replica_new(types, DIV_CONTROL);
+	struct div_replica *cand = div_replica_new(types, DIV_CANDIDATE, NULL);
+	struct div_replica *ctl = div_replica_new(types, DIV_CONTROL, NULL);
 	static const char noisy[] = "*1\r\n$5\r\nNOISY\r\n", bug[] = "*1\r\n$3\r\nBUG\r\n";
 	struct div_rule rule;
 	unsigned seed = 7;
@@ -361,7 +391,7 @@ static void auto_protocol_follows_the_client(void **state)
 	struct div_options o;
 	struct div_rules *r;
 	struct div_types *types = div_types_new();
-	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE);
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
 	struct div_conn *dc;
 	char err[64];
 	static const char req[] = "GET / HTTP/1.1\r\n\r\n";
@@ -394,6 +424,7 @@ int main(void)
 		cmocka_unit_test(http_date_difference_is_not_divergence),
 		cmocka_unit_test(framed_longer_answer_stays_in_its_turn_when_lagging),
 		cmocka_unit_test(excerpt_shows_the_first_difference),
+		cmocka_unit_test(replica_ahead_of_production_still_locates_difference),
 		cmocka_unit_test(excerpts_are_bounded_per_type),
 		cmocka_unit_test(control_cancels_noise_and_keeps_the_bug),
 		cmocka_unit_test(rule_needs_control_noise_to_cancel),

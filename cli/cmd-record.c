@@ -1,0 +1,138 @@
+/*
+ * cmd-record.c - `doppel record`: start or stop recording a running
+ * supervisor's or proxy's traffic as pcap files, or say whether it records
+ * (POST/GET /record on its admin socket; record/tap.c does the writing).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "cli/cmd.h"
+
+static int cmd_record_exec(int argc, char **argv);
+
+const struct cmd_entry cmd_record_entry = {
+	.name = "record",
+	.usage = "NAME|--admin ADDR start [--dir DIR]  |  ... stop  |  ... status",
+	.summary = "record production's and each replica's conversations as pcap files",
+	.help = "Writes what passes through doppel as pcap files (libpcap's format), one series\n"
+		"per side: production-NNNN.pcap (clients <-> production) and\n"
+		"replica-NAME-NNNN.pcap (what doppel sent a replica, and its answers). Headers\n"
+		"are synthesised with sequence numbers that follow the bytes, so tshark's\n"
+		"\"Follow TCP Stream\" (or `doppel replay`) gives exactly the bytes that passed.\n"
+		"Connections open when recording starts are recorded from their next bytes on.\n"
+		"Files rotate past --record-file-size; past --record-total nothing more is\n"
+		"written and what is left out is counted (`doppel record NAME status`).\n"
+		"\n"
+		"  start [--dir DIR]  start recording (into DIR; default: the service's work\n"
+		"                     directory/record, or the proxy's --record DIR)\n"
+		"  stop               stop: every connection gets its FIN, files are closed\n"
+		"  status             whether it records, where, and the counts (JSON)\n"
+		"\n"
+		"options:\n"
+		"  --admin ADDR   a proxy's --admin address (HOST:PORT or unix:/path)\n"
+		"  --dir DIR      where to record (start only; made if missing)\n"
+		"\n"
+		"`doppel proxy --record DIR` and `doppel run --record DIR` record from the "
+		"start.\n",
+	.exec = cmd_record_exec,
+};
+
+static int cmd_record_exec(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"admin", required_argument, NULL, 'a'},
+		{"dir", required_argument, NULL, 'd'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct cmd_entry *e = &cmd_record_entry;
+	const char *addr = NULL, *dir = NULL, *action = NULL;
+	int c, status;
+	struct sbuf body, path;
+	char err[512], named[512];
+
+	opterr = 0;
+	optind = 1;
+	if (argc > 1 && argv[1][0] != '-') {
+		if (cli_admin_for(e, argv[1], named, sizeof(named)))
+			return EXIT_USAGE;
+		addr = named;
+		optind = 2;
+	}
+	while (optind < argc) {
+		if (argv[optind][0] != '-') {
+			if (action)
+				return cmd_usage_error(e, "unexpected argument '%s'", argv[optind]);
+			action = argv[optind++];
+			continue;
+		}
+		c = getopt_long(argc, argv, "", opts, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 'a':
+			addr = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		default:
+			return cmd_usage_error(e, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (!addr)
+		return cmd_usage_error(e, "give a NAME (see `doppel list`) or --admin ADDR");
+	if (!action ||
+	    (strcmp(action, "start") && strcmp(action, "stop") && strcmp(action, "status")))
+		return cmd_usage_error(e, "say start, stop or status");
+	if (dir && strcmp(action, "start"))
+		return cmd_usage_error(e, "--dir goes with start");
+	sbuf_init(&path);
+	if (!strcmp(action, "status")) {
+		sbuf_printf(&path, "/record");
+	} else {
+		sbuf_printf(&path, "/record?action=%s", action);
+		if (dir) {
+			char *abs = realpath(dir, NULL);
+			const char *d = abs ? abs : dir;
+
+			sbuf_append(&path, "&dir=", 5);
+			for (const char *p = d; *p; p++) {
+				if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+				    (*p >= '0' && *p <= '9') || strchr("/-_.", *p))
+					sbuf_append(&path, p, 1);
+				else
+					sbuf_printf(&path, "%%%02X", (unsigned char)*p);
+			}
+			free(abs);
+		}
+	}
+	sbuf_append(&path, "", 1);
+	sbuf_init(&body);
+	status = admin_request(addr, strcmp(action, "status") ? "POST" : "GET", path.buf, NULL,
+			       &body, NULL, NULL, 10000, err, sizeof(err));
+	sbuf_free(&path);
+	if (status < 0) {
+		fprintf(stderr, "doppel record: %s\n", err);
+		sbuf_free(&body);
+		return EXIT_RUNTIME;
+	}
+	if (status == 404) {
+		fprintf(stderr,
+			"doppel record: %s does not record (a doppel proxy needs --admin)\n", addr);
+		sbuf_free(&body);
+		return EXIT_RUNTIME;
+	}
+	if (status != 200) {
+		fprintf(stderr, "doppel record: %s", body.buf ? body.buf : "failed\n");
+		sbuf_free(&body);
+		return status == 409 ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+	if (body.len)
+		fwrite(body.buf, 1, body.len, stdout);
+	sbuf_free(&body);
+	return 0;
+}
