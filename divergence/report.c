@@ -131,6 +131,17 @@ void div_rule_apply(const struct div_rule *rule, const struct div_type_counts *c
 	out->net = out->reported ? out->raw - out->noise : 0;
 }
 
+/* The verdict on one row of r: a control's differences are all noise. */
+static void row_verdict(const struct div_replica *r, const struct div_rule *rule,
+			const struct div_type_counts *t, struct div_verdict *v)
+{
+	div_rule_apply(rule, t, v);
+	if (r->role == DIV_CONTROL) {
+		v->reported = 0;
+		v->net = 0;
+	}
+}
+
 uint64_t div_replica_net(const struct div_replica *r, const struct div_rule *rule)
 {
 	uint64_t net = 0;
@@ -140,7 +151,7 @@ uint64_t div_replica_net(const struct div_replica *r, const struct div_rule *rul
 
 		if (!r->rows[i].turns)
 			continue;
-		div_rule_apply(rule, &r->rows[i], &v);
+		row_verdict(r, rule, &r->rows[i], &v);
 		net += v.net;
 	}
 	return net;
@@ -262,7 +273,7 @@ void div_replica_report_json(const struct div_replica *r, const struct div_rule 
 
 		if (!t->turns && !t->unchecked)
 			continue;
-		div_rule_apply(rule, t, &v);
+		row_verdict(r, rule, t, &v);
 		sbuf_printf(sb, "%s{\"type\":", first ? "" : ",");
 		first = 0;
 		sbuf_json_str(sb, div_type_name(r->types, i));
@@ -359,7 +370,7 @@ void div_replica_report_text(const struct div_replica *r, const struct div_rule 
 				    "turns", "raw", "noise", "cross", "net", "verdict");
 			header = 1;
 		}
-		div_rule_apply(rule, t, &v);
+		row_verdict(r, rule, t, &v);
 		sbuf_printf(sb, "  %-40s %8llu %8llu ", div_type_name(r->types, i),
 			    (unsigned long long)t->turns, (unsigned long long)t->raw);
 		if (v.has_control)
@@ -371,6 +382,8 @@ void div_replica_report_text(const struct div_replica *r, const struct div_rule 
 		if (v.reported)
 			sbuf_printf(sb, "DIVERGED (%.1f%% relative, %.2f%% of turns)\n", v.relative,
 				    v.absolute);
+		else if (v.raw && r->role == DIV_CONTROL)
+			sbuf_printf(sb, "noise (an unmodified replica)\n");
 		else if (v.raw)
 			sbuf_printf(sb, "noise\n");
 		else
