@@ -365,12 +365,19 @@ out:
 	return rc;
 }
 
-static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *o,
-		      struct cm_clone *c, char *err, size_t errlen)
+/* What a restore needs from the service it came from. */
+struct restore_src {
+	const char *images_dir;
+	unsigned nstate;
+	unsigned long pipe_ino; /* the service's stdout pipe in the images (0: none) */
+};
+
+static int do_restore_from(const struct restore_src *src, const struct cm_clone_opts *o,
+			   struct cm_clone *c, char *err, size_t errlen)
 {
 	struct argv_buf *a = calloc(1, sizeof(*a));
 	char out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], pidfile[CM_PATH_MAX + 32], errs[1024];
-	unsigned long ino = stdout_pipe_ino(svc->pid);
+	unsigned long ino = src->pipe_ino;
 	int logp[2] = {-1, -1}, fds[2], nfds = 0, netns = -1, rc;
 	uint64_t t0 = clock_now_ns();
 	FILE *f;
@@ -385,7 +392,7 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 	arg_add(a, "criu");
 	arg_add(a, "restore");
 	arg_add(a, "-D");
-	arg_add(a, "%s", o->host_netns_fd >= 0 ? o->host_images_dir : o->images_dir);
+	arg_add(a, "%s", src->images_dir);
 	arg_add(a, "-d");
 	arg_add(a, "--root");
 	arg_add(a, "/");
@@ -412,7 +419,7 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 	fds[nfds] = netns;
 	arg_add(a, "--inherit-fd");
 	arg_add(a, "fd[%d]:net", 3 + nfds++);
-	for (unsigned i = 0; i < svc->nstate; i++) {
+	for (unsigned i = 0; i < src->nstate; i++) {
 		arg_add(a, "--external");
 		arg_add(a, "mnt[state%u]:%s/state-%u", i, c->dir, i);
 	}
@@ -479,6 +486,153 @@ out:
 	if (netns >= 0)
 		close(netns);
 	free(a);
+	return rc;
+}
+
+static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *o,
+		      struct cm_clone *c, char *err, size_t errlen)
+{
+	struct restore_src src = {o->host_netns_fd >= 0 ? o->host_images_dir : o->images_dir,
+				  svc->nstate, stdout_pipe_ino(svc->pid)};
+
+	return do_restore_from(&src, o, c, err, errlen);
+}
+
+/*
+ * Keep what restoring this dump needs, for `doppel restore`: the images, the
+ * state copies as of the dump (before any clone ran on them), and clone.conf.
+ */
+static int keep_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
+		     const char *clone0_dir, char *err, size_t errlen)
+{
+	char src[CM_PATH_MAX + 32], dst[CM_PATH_MAX + 32];
+	FILE *f;
+	int rc;
+
+	if ((rc = mkdir_private(o->keep_dir, err, errlen)))
+		return rc;
+	snprintf(dst, sizeof(dst), "%s/images", o->keep_dir);
+	cm_rmtree(dst);
+	if ((rc = cm_state_sync(o->images_dir, dst, NULL, err, errlen)))
+		return rc;
+	for (unsigned i = 0; i < svc->nstate; i++) {
+		snprintf(src, sizeof(src), "%s/state-%u", clone0_dir, i);
+		snprintf(dst, sizeof(dst), "%s/state-%u", o->keep_dir, i);
+		cm_rmtree(dst);
+		if ((rc = cm_state_sync(src, dst, NULL, err, errlen)))
+			return rc;
+	}
+	snprintf(dst, sizeof(dst), "%s/clone.conf", o->keep_dir);
+	f = fopen(dst, "we");
+	if (!f) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot write %s: %s", dst, strerror(errno));
+		return rc;
+	}
+	fprintf(f,
+		"# doppel clone kept for `doppel restore`\nservice %s\nport %d\nnstate %u\n"
+		"pipe_ino %lu\ncriu %s\n",
+		svc->name, o->port, svc->nstate, stdout_pipe_ino(svc->pid), o->criu->version);
+	for (unsigned i = 0; i < svc->nstate; i++)
+		fprintf(f, "state %s\n", svc->state_dirs[i]);
+	if (fclose(f) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot write %s: %s", dst, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
+int cm_kept_read(const char *keep_dir, struct cm_kept *out, char *err, size_t errlen)
+{
+	char path[CM_PATH_MAX + 32], line[CM_PATH_MAX + 32];
+	FILE *f;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "%s/clone.conf", keep_dir);
+	f = fopen(path, "re");
+	if (!f) {
+		int e = errno;
+
+		snprintf(err, errlen,
+			 "%s is not a kept clone (no clone.conf: %s); make one with `doppel clone "
+			 "NAME --keep-images DIR`",
+			 keep_dir, strerror(e));
+		return -e;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *v = strchr(line, ' ');
+
+		if (!v || line[0] == '#')
+			continue;
+		*v++ = 0;
+		v[strcspn(v, "\n")] = 0;
+		if (!strcmp(line, "service"))
+			snprintf(out->service, sizeof(out->service), "%s", v);
+		else if (!strcmp(line, "port"))
+			out->port = atoi(v);
+		else if (!strcmp(line, "nstate"))
+			out->nstate = (unsigned)atoi(v);
+		else if (!strcmp(line, "pipe_ino"))
+			out->pipe_ino = strtoul(v, NULL, 10);
+	}
+	fclose(f);
+	if (out->port <= 0 || out->nstate > CM_MAX_STATE) {
+		snprintf(err, errlen, "%s is damaged (no port, or too many state dirs)", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cm_restore_kept(const struct cm_criu *criu, const char *keep_dir, const char *work_dir,
+		    unsigned id, struct cm_clone *c, char *err, size_t errlen)
+{
+	struct cm_kept k;
+	struct cm_clone_opts o;
+	struct restore_src src;
+	char images[CM_PATH_MAX + 32];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->netns_fd = c->log_fd = -1;
+	c->id = id;
+	if ((rc = cm_kept_read(keep_dir, &k, err, errlen)))
+		return rc;
+	if ((rc = mkdir_private(work_dir, err, errlen)))
+		return rc;
+	snprintf(c->dir, sizeof(c->dir), "%s/restore-%u", work_dir, id);
+	cm_rmtree(c->dir);
+	if ((rc = mkdir_private(c->dir, err, errlen)))
+		return rc;
+	/* a fresh copy of the state as of the dump: the kept one stays as it was */
+	for (unsigned i = 0; i < k.nstate; i++) {
+		char s[CM_PATH_MAX + 32], d[CM_PATH_MAX + 32];
+
+		snprintf(s, sizeof(s), "%s/state-%u", keep_dir, i);
+		snprintf(d, sizeof(d), "%s/state-%u", c->dir, i);
+		if ((rc = cm_state_sync(s, d, NULL, err, errlen)))
+			goto fail;
+	}
+	memset(&o, 0, sizeof(o));
+	o.criu = criu;
+	o.host_netns_fd = -1;
+	snprintf(images, sizeof(images), "%s/images", keep_dir);
+	src.images_dir = images;
+	src.nstate = k.nstate;
+	src.pipe_ino = k.pipe_ino;
+	if ((rc = do_restore_from(&src, &o, c, err, errlen)))
+		goto fail;
+	rc = cm_wait_listen(c->netns_fd, k.port, 30 * 1000, c->pid);
+	if (rc) {
+		snprintf(err, errlen, "restored clone (pid %d) %s on port %d; see %s/restore.log",
+			 c->pid, rc == -ESRCH ? "died before listening" : "never listened", k.port,
+			 c->dir);
+		goto fail;
+	}
+	return 0;
+fail:
+	pr_err("%s", err);
+	cm_clone_destroy(c);
 	return rc;
 }
 
@@ -642,6 +796,12 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	    (double)st->frozen_us / 1000, (double)st->memdump_us / 1000,
 	    (double)st->final_sync_us / 1000, size_format(st->final_sync_bytes, sz, sizeof(sz)),
 	    size_format(st->image_bytes, sz2, sizeof(sz2)));
+	if (o->keep_dir && o->host_netns_fd < 0) {
+		rc = keep_dump(svc, o, clones[0].dir, err, errlen);
+		if (rc)
+			goto fail;
+		say(progress, arg, "kept the images and the state as of the dump in %s", o->keep_dir);
+	}
 
 	/* 3. One restore per clone, each with its own copy of the state. */
 	for (unsigned k = 0; k < o->count; k++) {

@@ -109,6 +109,12 @@ struct cm_clone_opts {
 	 */
 	int (*prepare_netns)(void *arg, unsigned index, int netns_fd, char *err, size_t errlen);
 	void *prepare_arg;
+	/*
+	 * Staged record and replay: keep the images and the state copies as of
+	 * the dump in this directory (images/, state-N/, clone.conf) for
+	 * cm_restore_kept(). NULL: nothing is kept. This host only.
+	 */
+	const char *keep_dir;
 };
 
 /* Figures of one dump, from CRIU's --display-stats and our own clocks. */
@@ -143,6 +149,25 @@ typedef void (*cm_progress_fn)(void *arg, const char *line);
 int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *opts,
 		  struct cm_clone *clones, struct cm_dump_stats *stats, cm_progress_fn progress,
 		  void *arg, char *err, size_t errlen);
+
+/* What clone.conf of a kept dump says. */
+struct cm_kept {
+	char service[64];
+	int port;
+	unsigned nstate;
+	unsigned long pipe_ino;
+};
+int cm_kept_read(const char *keep_dir, struct cm_kept *out, char *err, size_t errlen);
+
+/*
+ * Bring a kept clone back (`doppel restore`): a fresh copy of the kept state
+ * under work_dir/restore-ID, the kept images restored into new namespaces
+ * as cm_clone_make() does, ready once it listens on the service's port in its
+ * network namespace. The kept directory is not changed: restore it as often
+ * as needed. Blocking. Returns 0, or -errno with err.
+ */
+int cm_restore_kept(const struct cm_criu *criu, const char *keep_dir, const char *work_dir,
+		    unsigned id, struct cm_clone *c, char *err, size_t errlen);
 
 /* Kill the clone's whole pid namespace, reap it, remove its directory. */
 void cm_clone_destroy(struct cm_clone *c);

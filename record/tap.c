@@ -26,8 +26,11 @@ struct tap_leg {
 	unsigned id;
 	int open;
 	struct rec_flow *flow;
+	struct rec_flow *kflow; /* the replica's own recording (rec_tap_keep_replica) */
 	struct tap_leg *next;
 };
+
+#define TAP_KEEP_MAX 16
 
 struct tap_conn {
 	struct rec_tap *t;
@@ -45,7 +48,19 @@ struct rec_tap {
 	struct rec *rec; /* NULL: not recording */
 	struct tap_conn *conns;
 	uint64_t conns_live;
+	struct {
+		unsigned id;
+		struct rec *rec;
+	} keep[TAP_KEEP_MAX];
 };
+
+static struct rec *keep_rec(struct rec_tap *t, unsigned id)
+{
+	for (unsigned i = 0; i < TAP_KEEP_MAX; i++)
+		if (t->keep[i].rec && t->keep[i].id == id)
+			return t->keep[i].rec;
+	return NULL;
+}
 
 struct rec_tap *rec_tap_new(const struct proxy_observer *next, const struct net_endpoint *backend)
 {
@@ -94,10 +109,44 @@ static void close_flows(struct rec_tap *t)
 	}
 }
 
+int rec_tap_keep_replica(struct rec_tap *t, unsigned replica_id, const struct rec_config *c,
+			 char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < TAP_KEEP_MAX; i++)
+		if (!t->keep[i].rec) {
+			int rc = rec_open(c, &t->keep[i].rec, err, errlen);
+
+			if (rc == 0)
+				t->keep[i].id = replica_id;
+			return rc;
+		}
+	snprintf(err, errlen, "at most %d replicas recorded on their own", TAP_KEEP_MAX);
+	return -ENOSPC;
+}
+
+void rec_tap_keep_stop(struct rec_tap *t, unsigned replica_id)
+{
+	for (unsigned i = 0; i < TAP_KEEP_MAX; i++) {
+		if (!t->keep[i].rec || t->keep[i].id != replica_id)
+			continue;
+		for (struct tap_conn *tc = t->conns; tc; tc = tc->next)
+			for (struct tap_leg *l = tc->legs; l; l = l->next)
+				if (l->id == replica_id) {
+					rec_flow_close(l->kflow, 0);
+					l->kflow = NULL;
+				}
+		rec_close(t->keep[i].rec);
+		t->keep[i].rec = NULL;
+	}
+}
+
 void rec_tap_free(struct rec_tap *t)
 {
 	if (!t)
 		return;
+	for (unsigned i = 0; i < TAP_KEEP_MAX; i++)
+		if (t->keep[i].rec)
+			rec_tap_keep_stop(t, t->keep[i].id);
 	rec_tap_stop(t);
 	while (t->conns)
 		tap_conn_free(t->conns);
@@ -219,8 +268,10 @@ static void tap_conn_gone(void *conn)
 		return;
 	if (tc->t->next.conn_free)
 		tc->t->next.conn_free(tc->next_conn);
-	for (struct tap_leg *l = tc->legs; l; l = l->next)
+	for (struct tap_leg *l = tc->legs; l; l = l->next) {
 		rec_flow_close(l->flow, 0);
+		rec_flow_close(l->kflow, 0);
+	}
 	rec_flow_close(tc->prod, 0);
 	tap_conn_free(tc);
 }
@@ -251,6 +302,17 @@ static void tap_replica_bytes(void *conn, unsigned replica_id, const char *name,
 	if (!tc)
 		return;
 	l = leg_get(tc, replica_id);
+	if (l && l->open) {
+		struct rec *k = keep_rec(tc->t, replica_id);
+
+		if (k && !l->kflow) {
+			struct rec_side *s = rec_side_get(k, "received");
+
+			if (s)
+				l->kflow = rec_flow_open(s, tc->id, NULL, &tc->t->backend);
+		}
+		rec_flow_data(l->kflow, to_replica, buf, n);
+	}
 	if (l && l->open && tc->t->rec) {
 		if (!l->flow) {
 			char side[80];
@@ -280,6 +342,8 @@ static void tap_replica_close(void *conn, unsigned replica_id, int reset)
 		if (l->id == replica_id && l->open) {
 			rec_flow_close(l->flow, reset);
 			l->flow = NULL;
+			rec_flow_close(l->kflow, reset);
+			l->kflow = NULL;
 			l->open = 0;
 		}
 }

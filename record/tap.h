@@ -25,6 +25,14 @@ void rec_tap_observer(struct rec_tap *t, struct proxy_observer *out);
 int rec_tap_start(struct rec_tap *t, const struct rec_config *c, char *err, size_t errlen);
 /* Stop: every flow gets its FIN, every file is closed. */
 void rec_tap_stop(struct rec_tap *t);
+/*
+ * Also record replica replica_id's legs on their own, into c->dir (side
+ * "received": what it was sent, and its answers), from its next bytes until
+ * rec_tap_keep_stop() (a clone kept for staged replay).
+ */
+int rec_tap_keep_replica(struct rec_tap *t, unsigned replica_id, const struct rec_config *c,
+			 char *err, size_t errlen);
+void rec_tap_keep_stop(struct rec_tap *t, unsigned replica_id);
 /* 1 and the stats and directory while recording, else 0. */
 int rec_tap_status(const struct rec_tap *t, struct rec_stats *st, const char **dir);
 
