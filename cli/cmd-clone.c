@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,8 @@ static int cmd_clone_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_clone_entry = {
 	.name = "clone",
-	.usage = "NAME [--count N] [--buffer SIZE] [--images DIR] [--host NETNS]",
+	.usage = "NAME [--count N] [--buffer SIZE] [--images DIR] [--host NETNS] [--control]\n"
+		 "       [--keep-images DIR]",
 	.summary = "make live clones of a service started with `doppel run`",
 	.help = "Makes live clones of the service NAME while it keeps serving: copies its state\n"
 		"dirs, freezes it just long enough for CRIU to dump it (the final copy of the\n"
@@ -37,6 +39,15 @@ const struct cmd_entry cmd_clone_entry = {
 		"                  production's memory over TCP during the dump; a relay there\n"
 		"                  forwards the copy of the traffic, which crosses the network.\n"
 		"                  See the README for the same on two machines.\n"
+		"  --control       an unmodified clone that measures noise: what differs between\n"
+		"                  it and production is not reported as divergence of the other\n"
+		"                  clones (`doppel diverge NAME`)\n"
+		"  --keep-images DIR\n"
+		"                  staged record and replay: keep this dump's images and the\n"
+		"                  state as of the dump in DIR, and record everything the clone\n"
+		"                  receives (and answers) into DIR/received-NNNN.pcap until it is\n"
+		"                  destroyed; `doppel restore DIR` brings it back offline and\n"
+		"                  `doppel replay` feeds it the same traffic again\n"
 		"\n"
 		"Exit status 0 when every clone is attached, 1 otherwise (the message says why,\n"
 		"and where CRIU's log is).\n",
@@ -74,6 +85,8 @@ static int cmd_clone_exec(int argc, char **argv)
 		{"buffer", required_argument, NULL, 'B'},
 		{"host", required_argument, NULL, 'H'},
 		{"images", required_argument, NULL, 'i'},
+		{"control", no_argument, NULL, 'c'},
+		{"keep-images", required_argument, NULL, 'k'},
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_clone_entry;
@@ -82,8 +95,8 @@ static int cmd_clone_exec(int argc, char **argv)
 	unsigned long count = 1;
 	uint64_t buffer = 0;
 	const char *host = NULL;
-	char images[PATH_MAX] = "";
-	int c, status;
+	char images[PATH_MAX] = "", keep[PATH_MAX] = "";
+	int c, status, control = 0;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cmd_usage_error(e, "give the NAME of a service started with `doppel run`");
@@ -114,6 +127,21 @@ static int cmd_clone_exec(int argc, char **argv)
 				return cmd_usage_error(
 					e, "--images %s: no spaces or &?#%% in the path", images);
 			break;
+		case 'c':
+			control = 1;
+			break;
+		case 'k':
+			if (mkdir(optarg, 0700) < 0 && errno != EEXIST)
+				return cmd_usage_error(e, "--keep-images %s: %s", optarg,
+						       strerror(errno));
+			if (!realpath(optarg, keep))
+				return cmd_usage_error(e, "--keep-images %s: %s", optarg,
+						       strerror(errno));
+			if (strpbrk(keep, "&?#% "))
+				return cmd_usage_error(
+					e, "--keep-images %s: no spaces or &?#%% in the path",
+					keep);
+			break;
 		case 'H':
 			if (!*optarg || strlen(optarg) > 60 || strpbrk(optarg, "&?#% "))
 				return cmd_usage_error(
@@ -127,7 +155,13 @@ static int cmd_clone_exec(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cmd_usage_error(e, "unexpected argument '%s'", argv[optind]);
+	if (keep[0] && (count != 1 || host))
+		return cmd_usage_error(e, "--keep-images keeps one clone made on this host");
 	snprintf(path, sizeof(path), "/clone?count=%lu", count);
+	if (control)
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&control=1");
+	if (keep[0])
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&keep=%s", keep);
 	if (buffer)
 		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&buffer=%llu",
 			 (unsigned long long)buffer);

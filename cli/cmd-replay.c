@@ -4,7 +4,10 @@
  * (record/record.h does the work).
  */
 #define LOG_PREFIX "replay: "
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,8 @@ const struct cmd_entry cmd_replay_entry = {
 		"  --quiet DURATION        silence that ends a short answer (default 300ms)\n"
 		"  --timeout DURATION      connecting, and waiting for one answer (default 10s)\n"
 		"  --max-bytes SIZE        payload read from the capture at most (default 1G)\n"
+		"  --netns PID|PATH        connect from inside this network namespace (a clone\n"
+		"                          brought back by `doppel restore`)\n"
 		"  --json                  the report as JSON\n"
 		"\n"
 		"Exit status 0 when every answer matched, 3 when some diverged, 1 when the\n"
@@ -74,6 +79,7 @@ static int cmd_replay_exec(int argc, char **argv)
 		{"timeout", required_argument, NULL, 'T'},
 		{"max-bytes", required_argument, NULL, 'M'},
 		{"json", no_argument, NULL, 'j'},
+		{"netns", required_argument, NULL, 'n'},
 		{"log-level", required_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
 	};
@@ -86,7 +92,7 @@ static int cmd_replay_exec(int argc, char **argv)
 	struct sbuf sb;
 	uint64_t max_bytes = 1ull << 30;
 	long port = 0;
-	int have_to = 0, json = 0, c, rc;
+	int have_to = 0, json = 0, c, rc, netns_fd = -1;
 	char err[512];
 	const char *file;
 
@@ -154,6 +160,20 @@ static int cmd_replay_exec(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'n': {
+			char p[PATH_MAX];
+			char *end;
+			long pid = strtol(optarg, &end, 10);
+
+			if (*end || pid <= 0)
+				snprintf(p, sizeof(p), "%s", optarg);
+			else
+				snprintf(p, sizeof(p), "/proc/%ld/ns/net", pid);
+			netns_fd = open(p, O_RDONLY | O_CLOEXEC);
+			if (netns_fd < 0)
+				return cmd_usage_error(e, "--netns %s: %s", p, strerror(errno));
+			break;
+		}
 		case 'v':
 			if (cli_parse_log_level(e, optarg))
 				return EXIT_USAGE;
@@ -169,6 +189,7 @@ static int cmd_replay_exec(int argc, char **argv)
 	file = argv[optind];
 	if (!have_to)
 		return cmd_usage_error(e, "--to HOST:PORT is required");
+	ro.to.netns_fd = netns_fd;
 	if (div_rules_new(&dopt, &rules, err, sizeof(err)) < 0)
 		return cmd_usage_error(e, "%s", err);
 	ro.rules = rules;

@@ -82,12 +82,12 @@ const struct cmd_entry cmd_run_entry = {
 		"                         /usr/local/sbin or /usr/sbin; version 4.2 or later)\n"
 		"  --admin ADDR           also serve the status page (/) and GET /status,\n"
 		"                         /status.txt, /metrics on HOST:PORT; clone, destroy and\n"
-		"                         stop stay on the admin socket\n"
+		"                         stop stay on the admin socket\n" CLI_DIV_HELP
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"\n"
 		"The admin socket is /run/doppel/NAME.sock (0600; $DOPPEL_RUN_DIR overrides\n"
-		"/run/doppel): GET / (the status page), /status, /status.txt, /metrics; POST\n"
-		"/clone, /destroy?id=N, /stop.\n"
+		"/run/doppel): GET / (the status page), /status, /status.txt, /metrics,\n"
+		"/diverge, /record; POST /clone, /destroy?id=N, /record, /stop.\n"
 		"\n"
 		"example:\n"
 		"  doppel run cache --listen 127.0.0.1:7379 --port 6379 --state /var/lib/cache -- "
@@ -120,17 +120,27 @@ static int cmd_run_exec(int argc, char **argv)
 		{"upstream-budget", required_argument, NULL, 'U'},
 		{"upstream-wait", required_argument, NULL, 'W'},
 		{"admin", required_argument, NULL, 'a'},
+		{"protocol", required_argument, NULL, 'D'},
+		{"mask", required_argument, NULL, 'D'},
+		{"mask-header", required_argument, NULL, 'D'},
+		{"record", required_argument, NULL, 'D'},
+		{"record-file-size", required_argument, NULL, 'D'},
+		{"record-total", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	const struct cmd_entry *e = &cmd_run_entry;
 	static char state_abs[CM_MAX_STATE][PATH_MAX];
 	static char images_abs[PATH_MAX], work_abs[PATH_MAX], chdir_abs[PATH_MAX];
+	static char record_abs[PATH_MAX];
 	struct sup_config cfg;
-	int have_listen = 0, c, rc;
+	struct cli_div_opts dopts;
+	struct div_rules *rules = NULL;
+	int have_listen = 0, c, rc, li = 0;
 	long port = 0;
 	char err[1024];
 
 	sup_config_defaults(&cfg);
+	cli_div_opts_init(&dopts);
 	cfg.run_dir = cli_run_dir();
 	if (argc < 2 || argv[1][0] == '-')
 		return cmd_usage_error(e, "give the service a NAME first");
@@ -141,8 +151,12 @@ static int cmd_run_exec(int argc, char **argv)
 	snprintf(cfg.name, sizeof(cfg.name), "%s", argv[1]);
 	opterr = 0;
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+", opts, &li)) != -1) {
 		switch (c) {
+		case 'D':
+			if (cli_div_opt(e, opts[li].name, optarg, &dopts) < 0)
+				return EXIT_USAGE;
+			break;
 		case 'l':
 			if (cli_parse_addr(e, "--listen", optarg, &cfg.proxy.listen))
 				return EXIT_USAGE;
@@ -275,8 +289,19 @@ static int cmd_run_exec(int argc, char **argv)
 		return cmd_usage_error(e, "give the service's command after --");
 	cfg.port = (int)port;
 	cfg.argv = &argv[optind];
+	if (cli_div_rules(e, &dopts, cfg.proxy.max_turns, &rules))
+		return EXIT_USAGE;
+	cfg.proxy.div_rules = rules;
+	cfg.record = dopts.rec;
+	if (dopts.record_dir) {
+		if (!realpath(dopts.record_dir, record_abs) &&
+		    snprintf(record_abs, sizeof(record_abs), "%s", dopts.record_dir) < 0)
+			return EXIT_USAGE;
+		cfg.record_dir = record_abs;
+	}
 	rc = sup_run(&cfg, err, sizeof(err));
 	if (rc)
 		fprintf(stderr, "doppel run %s: %s\n", cfg.name, err);
+	div_rules_free(rules);
 	return rc;
 }

@@ -47,6 +47,7 @@ extern const struct cmd_entry cmd_demo_entry;
 extern const struct cmd_entry cmd_replay_entry;
 extern const struct cmd_entry cmd_diverge_entry;
 extern const struct cmd_entry cmd_record_entry;
+extern const struct cmd_entry cmd_restore_entry;
 
 /* Print "doppel NAME USAGE" and the help text. */
 void cmd_print_help(const struct cmd_entry *e);

@@ -16,6 +16,7 @@ static const struct cmd_entry *const commands[] = {
 	&cmd_state_sync_entry,
 	&cmd_replay_entry,
 	&cmd_replay_entry, &cmd_diverge_entry, &cmd_record_entry,
+	&cmd_replay_entry, &cmd_diverge_entry, &cmd_record_entry, &cmd_restore_entry,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

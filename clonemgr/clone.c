@@ -800,7 +800,8 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		rc = keep_dump(svc, o, clones[0].dir, err, errlen);
 		if (rc)
 			goto fail;
-		say(progress, arg, "kept the images and the state as of the dump in %s", o->keep_dir);
+		say(progress, arg, "kept the images and the state as of the dump in %s",
+		    o->keep_dir);
 	}
 
 	/* 3. One restore per clone, each with its own copy of the state. */

@@ -201,7 +201,9 @@ static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_c
 		netaddr_parse(c->address, &ep, err, sizeof(err));
 	}
 	snprintf(c->address, sizeof(c->address), "%s", ep.text);
-	snprintf(name, sizeof(name), "clone-%u", cm->id);
+	snprintf(name, sizeof(name), "%s-%u", job->control ? "control" : "clone", cm->id);
+	ro.control = job->control;
+	c->control = job->control;
 	rc = proxy_replica_add(sup->px, &ep, name, &ro, &c->replica_id, err, sizeof(err));
 	if (rc) {
 		reply_line(job, "ERROR: cannot attach clone %u: %s\n", cm->id, err);
@@ -217,6 +219,16 @@ static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_c
 		agg_clone_attach(sup->agg, cm->id, job->agg_fds[k]);
 		for (unsigned i = 0; i < AGG_MAX_UPSTREAMS; i++)
 			job->agg_fds[k][i] = -1; /* the aggregator owns them now */
+	}
+	if (job->keep[0] && sup->tap) {
+		struct rec_config rc_keep = sup->cfg.record;
+
+		rc_keep.dir = job->keep;
+		if (rec_tap_keep_replica(sup->tap, c->replica_id, &rc_keep, err, sizeof(err)) < 0)
+			reply_line(job, "WARNING: clone %u: not recording what it receives: %s\n",
+				   cm->id, err);
+		else
+			c->kept = 1;
 	}
 	snprintf(path, sizeof(path), "%s/log", cm->dir);
 	c->log_file = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -373,6 +385,14 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		  const char *host, const char *images, struct evhttp_request *req, char *err,
 		  size_t errlen)
 {
+	return sup_job_start_ex(sup, count, buffer, reclone, host, images, 0, NULL, req, err,
+				errlen);
+}
+
+int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
+		     const char *host, const char *images, int control, const char *keep,
+		     struct evhttp_request *req, char *err, size_t errlen)
+{
 	struct sup_job *job;
 	int rc;
 
@@ -402,6 +422,9 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 	job->count = count;
 	job->buffer = buffer;
 	job->reclone = reclone;
+	job->control = control;
+	if (keep && *keep)
+		snprintf(job->keep, sizeof(job->keep), "%s", keep);
 	job->host_fd = -1;
 	if (host && *host && (rc = resolve_host(job, host, err, errlen)) < 0) {
 		if (job->host_fd >= 0)
@@ -450,6 +473,7 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 	job->opts.host_netns_fd = job->host_fd;
 	job->opts.prepare_netns = job_prepare_netns;
 	job->opts.prepare_arg = job;
+	job->opts.keep_dir = job->keep[0] ? job->keep : NULL;
 	for (unsigned k = 0; k < SUP_MAX_CLONES; k++)
 		for (unsigned i = 0; i < AGG_MAX_UPSTREAMS; i++)
 			job->agg_fds[k][i] = -1;

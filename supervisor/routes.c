@@ -262,8 +262,14 @@ static void route_clone(struct evhttp_request *req, void *arg)
 		send_text(req, 400, "bad buffer '%s': write bytes or K/M/G, e.g. 64M\n", v);
 		goto out;
 	}
-	rc = sup_job_start(sup, (unsigned)count, buffer, 0, query_param(req, &q, "host"),
-			   query_param(req, &q, "images"), req, err, sizeof(err));
+	v = query_param(req, &q, "keep");
+	if (v && (v[0] != '/' || count != 1)) {
+		send_text(req, 400, "keep=DIR: an absolute path, and one clone\n");
+		goto out;
+	}
+	rc = sup_job_start_ex(sup, (unsigned)count, buffer, 0, query_param(req, &q, "host"),
+			      query_param(req, &q, "images"),
+			      query_param(req, &q, "control") != NULL, v, req, err, sizeof(err));
 	if (rc)
 		send_text(req, rc == -EBUSY ? 409 : rc == -EAGAIN ? 503 : 500, "%s\n", err);
 out:

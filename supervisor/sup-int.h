@@ -18,6 +18,8 @@
 #include "aggregator/aggregator.h"
 #include "clonemgr/clonemgr.h"
 #include "proxy/proxy.h"
+#include "record/routes.h"
+#include "record/tap.h"
 #include "supervisor/supervisor.h"
 
 #define SUP_MAX_CLONES 64
@@ -39,6 +41,8 @@ struct sup_clone {
 	struct proxy *relay;
 	char host[64];
 	char address[NETADDR_TEXT_MAX]; /* where the proxy sends its copy */
+	int control;			/* an unmodified clone: measures noise */
+	int kept;			/* recorded on its own for staged replay */
 };
 
 /* One clone job: made on the loop thread, run by a worker thread. */
@@ -51,9 +55,11 @@ struct sup_job {
 	struct cm_clone_opts opts;
 	char images[CM_PATH_MAX + 32];
 	unsigned count;
-	uint64_t buffer; /* per-clone replica buffer (0: the proxy's) */
-	int reclone;	 /* started by the overflow policy */
-	char host[64];	 /* external mode: the other host's netns name ("" for this host) */
+	uint64_t buffer;	/* per-clone replica buffer (0: the proxy's) */
+	int reclone;		/* started by the overflow policy */
+	int control;		/* the clones are controls (doppel clone --control) */
+	char keep[CM_PATH_MAX]; /* --keep-images DIR, or "" */
+	char host[64];		/* external mode: the other host's netns name ("" for this host) */
 	int host_fd;
 	char host_addr[64];
 	char host_images[CM_PATH_MAX + 32];
@@ -82,6 +88,8 @@ struct supervisor {
 	int have_criu;
 	char criu_err[512];
 	struct proxy *px;
+	struct rec_tap *tap; /* records production and clones (doppel record) */
+	struct rec_routes *rroutes;
 	struct agg *agg; /* NULL without --upstream */
 	struct admin *adm;
 	struct admin *adm_tcp; /* --admin ADDR: read-only routes; NULL without */
@@ -117,6 +125,10 @@ void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *w
 int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
 		  const char *host, const char *images, struct evhttp_request *req, char *err,
 		  size_t errlen);
+/* The same for a control clone, or one kept for staged replay (keep: a directory). */
+int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
+		     const char *host, const char *images, int control, const char *keep,
+		     struct evhttp_request *req, char *err, size_t errlen);
 /* Wait for a running job (shutdown) and discard what it made. */
 void sup_job_abandon(struct supervisor *sup);
 void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);

@@ -118,6 +118,8 @@ void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *w
 	pr_info("destroying clone %u (pid %d): %s", c->cm.id, c->cm.pid, why);
 	if (sup->px && c->replica_id)
 		proxy_replica_remove(sup->px, c->replica_id);
+	if (sup->tap && c->kept)
+		rec_tap_keep_stop(sup->tap, c->replica_id);
 	if (sup->agg)
 		agg_clone_detach(sup->agg, c->cm.id);
 	if (c->relay)
@@ -281,6 +283,30 @@ static int become_ready(struct supervisor *sup, char *err, size_t errlen)
 		return rc;
 	sup->cfg.proxy.listen_fd = -1; /* the proxy owns it now */
 	proxy_set_hooks(sup->px, &hooks);
+	/* recording: production and every clone, started now or live (doppel record) */
+	sup->tap = rec_tap_new(NULL, &pc.backend);
+	if (!sup->tap) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	{
+		struct proxy_observer ob;
+		char dir[CM_PATH_MAX + 16];
+
+		rec_tap_observer(sup->tap, &ob);
+		proxy_set_observer(sup->px, &ob);
+		if (sup->cfg.record_dir) {
+			struct rec_config rc_rec = sup->cfg.record;
+
+			rc_rec.dir = sup->cfg.record_dir;
+			rc = rec_tap_start(sup->tap, &rc_rec, err, errlen);
+			if (rc)
+				return rc;
+		}
+		snprintf(dir, sizeof(dir), "%s/record", sup->work_dir);
+		sup->rroutes = rec_routes_add(sup->adm, sup->px, sup->tap, &sup->cfg.record,
+					      sup->cfg.record_dir ? sup->cfg.record_dir : dir);
+	}
 	sup->ready = 1;
 	sup->ready_ns = clock_coarse_ns();
 	pr_info("ready: service %s (pid %d) listens on 127.0.0.1:%d in its own namespaces; clients "
@@ -381,6 +407,8 @@ static void teardown(struct supervisor *sup)
 		proxy_free(sup->px);
 		sup->px = NULL;
 	}
+	rec_tap_free(sup->tap);
+	sup->tap = NULL;
 	if (sup->svc.pid > 0) {
 		int sig =
 			cm_stop_init(sup->svc.pid, (int)(sup->cfg.stop_timeout_ns / NSEC_PER_MSEC));
@@ -404,6 +432,8 @@ static void teardown(struct supervisor *sup)
 		admin_free(sup->adm_tcp);
 		sup->adm_tcp = NULL;
 	}
+	rec_routes_free(sup->rroutes);
+	sup->rroutes = NULL;
 	if (sup->images_tmpfs) {
 		umount2(sup->images_base, MNT_DETACH);
 		rmdir(sup->images_base);

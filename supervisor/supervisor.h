@@ -5,9 +5,9 @@
  *
  * It stays in the foreground (systemd Type=notify: READY=1 once the service
  * listens) and answers on an admin socket, /run/doppel/NAME.sock (0600):
- *   GET  /status  /status.txt  /metrics  /row  /clone-info?id=N
- *   POST /clone?count=N[&buffer=SIZE]   (progress streamed as text lines)
- *   POST /destroy?id=N                  POST /stop
+ *   GET  /status  /status.txt  /metrics  /row  /clone-info?id=N  /diverge  /record
+ *   POST /clone?count=N[&buffer=SIZE][&control=1][&keep=DIR]   (progress streamed)
+ *   POST /destroy?id=N    POST /record?action=start|stop[&dir=D]    POST /stop
  *   GET  /  (the status page, polling /status)
  * `--admin HOST:PORT` serves the read-only routes (the page, /status,
  * /status.txt, /metrics) on a TCP address too; the routes that change
@@ -24,6 +24,7 @@
 #include "clonemgr/clonemgr.h"
 #include "common/netaddr.h"
 #include "proxy/proxy.h"
+#include "record/record.h"
 
 #define SUP_RUN_DIR "/run/doppel"
 #define SUP_WORK_DIR "/var/lib/doppel"
@@ -57,6 +58,9 @@ struct sup_config {
 	unsigned nupstreams;
 	uint64_t upstream_budget;  /* recorded bytes kept per upstream (0: 256 MiB) */
 	uint64_t upstream_wait_ns; /* how long a clone's request waits for production's (0: 5 s) */
+	/* recording (record/): limits, and a directory to record into from the start */
+	struct rec_config record;
+	const char *record_dir;
 };
 
 void sup_config_defaults(struct sup_config *cfg);
