@@ -24,7 +24,9 @@ const struct cmd_entry cmd_replay_entry = {
 	.usage =
 		"FILE.pcap --to HOST:PORT [--speed X | --as-fast-as-possible] [--port P]\n"
 		"       [--protocol http|resp|raw|auto] [--mask REGEX]... [--mask-header NAME]...\n"
-		"       [--quiet DURATION] [--timeout DURATION] [--max-bytes SIZE] [--json]",
+		"       [--quiet DURATION] [--timeout DURATION] [--max-bytes SIZE] [--netns "
+		"PID|PATH]\n"
+		"       [--json] [--log-level LEVEL]",
 	.summary = "send a capture's client streams to a server and compare its answers",
 	.help = "Reads FILE (pcap or pcapng: doppel's --record files, or any tcpdump capture of a\n"
 		"TCP service), reassembles each TCP connection by sequence number (retransmitted\n"
@@ -55,6 +57,7 @@ const struct cmd_entry cmd_replay_entry = {
 		"  --netns PID|PATH        connect from inside this network namespace (a clone\n"
 		"                          brought back by `doppel restore`)\n"
 		"  --json                  the report as JSON\n"
+		"  --log-level LEVEL       error, warn, info (default) or debug\n"
 		"\n"
 		"Exit status 0 when every answer matched, 3 when some diverged, 1 when the\n"
 		"server could not be reached, 2 for a bad option or an unreadable capture.\n"

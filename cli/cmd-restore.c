@@ -22,7 +22,7 @@ static int cmd_restore_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_restore_entry = {
 	.name = "restore",
-	.usage = "DIR [--work-dir DIR] [--criu PATH] [--json]",
+	.usage = "DIR [--work-dir DIR] [--criu PATH] [--json] [--log-level LEVEL]",
 	.summary = "bring back a clone kept with `doppel clone --keep-images`, offline",
 	.help = "Restores the clone kept in DIR (its CRIU images and its state as of the dump)\n"
 		"into new pid, net, mount, ipc and uts namespaces, like a clone restore, with a\n"
@@ -41,7 +41,8 @@ const struct cmd_entry cmd_restore_entry = {
 		"                   DIR/restores)\n"
 		"  --criu PATH      the CRIU binary (default: $DOPPEL_CRIU, else criu in $PATH,\n"
 		"                   /usr/local/sbin or /usr/sbin)\n"
-		"  --json           print {\"pid\":...,\"port\":...,\"dir\":...}\n",
+		"  --json           print {\"pid\":...,\"port\":...,\"dir\":...}\n"
+		"  --log-level LEVEL  error, warn, info (default) or debug\n",
 	.exec = cmd_restore_exec,
 };
 

@@ -26,8 +26,10 @@ for c in range(conns):
     s = socket.create_connection(("127.0.0.1", port))
     sent = bytearray(); recv = bytearray()
     big = os.urandom(100000 + c)  # several packets, any bytes
-    for req in [cmd(b"SET", b"bin%d" % c, big), cmd(b"GET", b"bin%d" % c),
-                cmd(b"PING"), cmd(b"INCR", b"n"), cmd(b"GET", b"missing")]:
+    # keys of its own: replica legs of consecutive clients may interleave
+    key = b"%s-%d" % (os.path.basename(prefix).encode(), c)
+    for req in [cmd(b"SET", b"bin-" + key, big), cmd(b"GET", b"bin-" + key),
+                cmd(b"PING"), cmd(b"INCR", b"n-" + key), cmd(b"GET", b"missing")]:
         s.sendall(req); sent += req
         want = {b"S": 5, b"G": None, b"P": 7, b"I": None}
         # read one reply
@@ -110,7 +112,7 @@ assert_eq "$(json "$T/st.json" "j['recording']")" True "recording from --record"
 # wait until the replica's legs of the first three connections are closed
 for _ in $(seq 100); do
 	status_json 127.0.0.1:$A "$T/s.json"
-	[ "$(json "$T/s.json" "j['replicas'][0]['conns_active']")" = 0 ] && break
+	[ "$(json "$T/s.json" "j['replicas'][0]['connections']")" = 0 ] && break
 	sleep 0.1
 done
 "$DOPPEL" record --admin 127.0.0.1:$A stop >/dev/null || fail "doppel record stop"
@@ -119,7 +121,7 @@ clients 2 "$T/b"
 clients 2 "$T/c"
 for _ in $(seq 100); do
 	status_json 127.0.0.1:$A "$T/s.json"
-	[ "$(json "$T/s.json" "j['replicas'][0]['conns_active']")" = 0 ] && break
+	[ "$(json "$T/s.json" "j['replicas'][0]['connections']")" = 0 ] && break
 	sleep 0.1
 done
 stop_pid "$proxy_PID" || fail "proxy exited with an error"
