@@ -24,9 +24,8 @@ const struct cmd_entry cmd_replay_entry = {
 	.usage =
 		"FILE.pcap --to HOST:PORT [--speed X | --as-fast-as-possible] [--port P]\n"
 		"       [--protocol http|resp|raw|auto] [--mask REGEX]... [--mask-header NAME]...\n"
-		"       [--quiet DURATION] [--timeout DURATION] [--max-bytes SIZE] [--netns "
-		"PID|PATH]\n"
-		"       [--json] [--log-level LEVEL]",
+		"       [--quiet DURATION] [--timeout DURATION] [--max-bytes SIZE]\n"
+		"       [--netns PID|PATH] [--json] [--log-level LEVEL]",
 	.summary = "send a capture's client streams to a server and compare its answers",
 	.help = "Reads FILE (pcap or pcapng: doppel's --record files, or any tcpdump capture of a\n"
 		"TCP service), reassembles each TCP connection by sequence number (retransmitted\n"
