@@ -72,21 +72,27 @@ void sbuf_printf(struct sbuf *sb, const char *fmt, ...)
 
 void sbuf_json_str(struct sbuf *sb, const char *s)
 {
+	const char *run = s;
+
 	sbuf_append(sb, "\"", 1);
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
+		if (c != '"' && c != '\\' && c >= 0x20)
+			continue;
+		sbuf_append(sb, run, (size_t)(s - run)); /* the plain bytes before c */
+		run = s + 1;
 		if (c == '"' || c == '\\')
 			sbuf_printf(sb, "\\%c", c);
 		else if (c == '\n')
 			sbuf_append(sb, "\\n", 2);
 		else if (c == '\t')
 			sbuf_append(sb, "\\t", 2);
-		else if (c < 0x20)
-			sbuf_printf(sb, "\\u%04x", c);
 		else
-			sbuf_append(sb, (const char *)&c, 1);
+			sbuf_printf(sb, "\\u%04x", c);
 	}
+	if (s)
+		sbuf_append(sb, run, (size_t)(s - run));
 	sbuf_append(sb, "\"", 1);
 }
 

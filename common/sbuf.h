@@ -20,7 +20,10 @@ void sbuf_free(struct sbuf *sb);
 void sbuf_reset(struct sbuf *sb);
 void sbuf_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sbuf_append(struct sbuf *sb, const char *data, size_t len);
-/* Appends s as a JSON string literal, quotes included. */
+/*
+ * Appends s as a JSON string literal, quotes included: the one JSON string
+ * escaper of the tree (quotes, backslashes and control characters escaped).
+ */
 void sbuf_json_str(struct sbuf *sb, const char *s);
 /* Appends a number, or null when v is NaN or infinite (JSON has neither). */
 void sbuf_json_num(struct sbuf *sb, double v);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sbuf.h"
 #include "trace/imap.h"
 #include "trace/text-int.h"
 #include "trace/trace.h"
@@ -34,22 +35,12 @@ struct chrome {
 
 static void json_str(FILE *out, const char *s)
 {
-	putc('"', out);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	struct sbuf sb;
 
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", out);
-		else if (c == '\t')
-			fputs("\\t", out);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			putc(c, out);
-	}
-	putc('"', out);
+	sbuf_init(&sb);
+	sbuf_json_str(&sb, s);
+	fwrite(sb.buf, 1, sb.len, out);
+	sbuf_free(&sb);
 }
 
 static void ts_us(FILE *out, struct chrome *C, uint64_t ts)
