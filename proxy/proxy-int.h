@@ -1,6 +1,6 @@
 /*
  * proxy-int.h - the proxy's private structures, shared by proxy.c (listener,
- * replicas, status) and conn.c (the per-connection data path).
+ * replicas), conn.c (the per-connection data path) and status.c (status views).
  *
  * Ownership and threads: everything here belongs to one struct proxy and is
  * touched only by the thread running its event_base.
@@ -149,6 +149,7 @@ void conn_flush_dirty(struct proxy *px);
 
 /* proxy.c */
 void replica_overflowed(struct replica *rep, uint64_t now);
+void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out);
 void replica_leg_unlink(struct leg *leg);
 
 #endif

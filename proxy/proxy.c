@@ -1,14 +1,12 @@
 /*
- * proxy.c - the proxy object: listener, replicas, housekeeping and status.
- * The per-connection data path is in conn.c.
+ * proxy.c - the proxy object: listener, replicas and housekeeping. The
+ * per-connection data path is in conn.c, status views in status.c.
  */
 #define LOG_PREFIX "proxy"
 #include "proxy/proxy-int.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +15,10 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/size.h"
 #include "window/window.h"
 
 #define ACCEPT_BATCH 64
 #define TICK_MS 250
-/* A replica counts as down or overflowing for this long after the event. */
-#define STATE_MEMORY_NS (5 * NSEC_PER_SEC)
 
 void proxy_config_defaults(struct proxy_config *cfg)
 {
@@ -405,7 +400,7 @@ void replica_overflowed(struct replica *rep, uint64_t now)
 	}
 }
 
-static void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out)
+void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out)
 {
 	uint64_t max_conn = 0;
 	unsigned backlogged = 0;
@@ -452,264 +447,6 @@ int proxy_replica_info(struct proxy *px, unsigned id, struct proxy_replica_info 
 		return -ENOENT;
 	replica_fill_info(rep, clock_coarse_ns(), out);
 	return 0;
-}
-
-static const char *replica_state(const struct replica *rep, const struct proxy_replica_info *info,
-				 uint64_t now)
-{
-	if (rep->last_fail_ns && now - rep->last_fail_ns < STATE_MEMORY_NS && !rep->conns_active)
-		return "down";
-	if (rep->last_overflow_ns && now - rep->last_overflow_ns < STATE_MEMORY_NS)
-		return "overflowing";
-	if (info->occupancy > 0.10)
-		return "lagging";
-	return "ok";
-}
-
-/* ---- status ---- */
-
-void proxy_status_json(struct proxy *px, struct sbuf *sb)
-{
-	uint64_t now = clock_coarse_ns();
-
-	sbuf_printf(sb, "{\"listen\":");
-	sbuf_json_str(sb, px->cfg.listen.text);
-	sbuf_printf(sb, ",\"backend\":");
-	sbuf_json_str(sb, px->cfg.backend.text);
-	sbuf_printf(sb, ",\"uptime_s\":");
-	sbuf_json_num(sb, (double)(now - px->start_ns) / 1e9);
-	sbuf_printf(
-		sb,
-		",\"buffer\":%llu,\"budget\":%llu,\"connections\":{\"active\":%llu,\"accepted\":%"
-		"llu,"
-		"\"lingering\":%llu,\"allocated\":%llu},\"production\":{\"bytes_from_clients\":%"
-		"llu,"
-		"\"bytes_from_production\":%llu,\"connect_failures\":%llu,\"client_resets\":%llu,"
-		"\"production_resets\":%llu,\"accept_errors\":%llu},"
-		"\"memory\":{\"chunks_live\":%llu,\"chunk_bytes\":%llu},\"replicas\":[",
-		(unsigned long long)px->cfg.buffer, (unsigned long long)px->cfg.budget,
-		(unsigned long long)px->conns_active, (unsigned long long)px->conns_accepted,
-		(unsigned long long)px->conns_lingering, (unsigned long long)px->conns_allocated,
-		(unsigned long long)px->bytes_client, (unsigned long long)px->bytes_backend,
-		(unsigned long long)px->backend_failures, (unsigned long long)px->client_resets,
-		(unsigned long long)px->backend_resets, (unsigned long long)px->accept_errors,
-		(unsigned long long)px->pool.chunks_live,
-		(unsigned long long)(px->pool.chunks_live * sizeof(struct chunk)));
-	for (unsigned i = 0; i < px->nreps; i++) {
-		struct replica *rep = px->reps[i];
-		struct proxy_replica_info info;
-
-		replica_fill_info(rep, now, &info);
-		sbuf_printf(sb, "%s{\"id\":%u,\"name\":", i ? "," : "", rep->id);
-		sbuf_json_str(sb, rep->name);
-		sbuf_printf(sb, ",\"address\":");
-		sbuf_json_str(sb, rep->ep.text);
-		sbuf_printf(sb, ",\"state\":");
-		sbuf_json_str(sb, replica_state(rep, &info, now));
-		sbuf_printf(sb, ",\"buffer\":%llu,\"budget\":%llu", (unsigned long long)rep->buffer,
-			    (unsigned long long)rep->budget);
-		sbuf_printf(sb,
-			    ",\"connections\":%llu,\"connections_total\":%llu,\"connect_failures\":"
-			    "%llu,"
-			    "\"connections_skipped\":%llu,\"bytes_offered\":%llu,\"bytes_"
-			    "forwarded\":%llu,"
-			    "\"bytes_dropped\":%llu,\"bytes_answered\":%llu,\"buffered\":%llu,"
-			    "\"buffer_high_water\":%llu,\"total_high_water\":%llu,\"occupancy\":",
-			    (unsigned long long)rep->conns_active,
-			    (unsigned long long)rep->conns_total,
-			    (unsigned long long)rep->connect_failures,
-			    (unsigned long long)rep->conns_skipped,
-			    (unsigned long long)rep->bytes_offered,
-			    (unsigned long long)rep->bytes_forwarded,
-			    (unsigned long long)rep->bytes_dropped,
-			    (unsigned long long)rep->bytes_answered,
-			    (unsigned long long)rep->buffered, (unsigned long long)rep->high_water,
-			    (unsigned long long)rep->total_high_water);
-		sbuf_json_num(sb, info.occupancy);
-		sbuf_printf(sb, ",\"overflows\":%llu,\"first_overflow_s\":",
-			    (unsigned long long)rep->overflows);
-		sbuf_json_num(sb, rep->first_overflow_ns
-					  ? (double)(rep->first_overflow_ns - rep->attach_ns) / 1e9
-					  : NAN);
-		sbuf_printf(sb, ",\"debug_window_s\":");
-		sbuf_json_num(sb, info.debug_window_s);
-		sbuf_printf(sb, ",\"window_open\":%s,\"forecast_s\":",
-			    info.window_open ? "true" : "false");
-		sbuf_json_num(sb, info.forecast_s);
-		sbuf_printf(sb, ",\"ingress_bps\":");
-		sbuf_json_num(sb, floor(info.ingress_bps));
-		sbuf_printf(sb, ",\"drain_bps\":");
-		sbuf_json_num(sb, floor(info.drain_bps));
-		sbuf_printf(
-			sb,
-			",\"turns_compared\":%llu,\"diverged_turns\":%llu,\"turns_unchecked\":%llu,"
-			"\"diverged_connections\":%llu}",
-			(unsigned long long)rep->div.turns_compared,
-			(unsigned long long)rep->div.turns_diverged,
-			(unsigned long long)rep->div.turns_unchecked,
-			(unsigned long long)rep->div.conns_diverged);
-	}
-	sbuf_printf(sb, "]}\n");
-}
-
-static char *fmt_secs(double s, char *buf, size_t len)
-{
-	if (!isfinite(s))
-		snprintf(buf, len, "-");
-	else if (s < 120)
-		snprintf(buf, len, "%.1f s", s);
-	else if (s < 7200)
-		snprintf(buf, len, "%.1f min", s / 60);
-	else
-		snprintf(buf, len, "%.1f h", s / 3600);
-	return buf;
-}
-
-void proxy_status_text(struct proxy *px, struct sbuf *sb)
-{
-	uint64_t now = clock_coarse_ns();
-	char a[32], b[32], c[32], d[32], e[32];
-	int any_open = 0;
-
-	sbuf_printf(sb, "listen %s -> production %s, up %s\n", px->cfg.listen.text,
-		    px->cfg.backend.text,
-		    fmt_secs((double)(now - px->start_ns) / 1e9, a, sizeof(a)));
-	sbuf_printf(
-		sb,
-		"connections: %llu active, %llu accepted, %llu lingering; production: %llu connect "
-		"failures, %llu resets; clients: %llu resets\n",
-		(unsigned long long)px->conns_active, (unsigned long long)px->conns_accepted,
-		(unsigned long long)px->conns_lingering, (unsigned long long)px->backend_failures,
-		(unsigned long long)px->backend_resets, (unsigned long long)px->client_resets);
-	sbuf_printf(sb, "buffer %s per connection and replica, budget %s per replica\n",
-		    size_format(px->cfg.buffer, a, sizeof(a)),
-		    size_format(px->cfg.budget, b, sizeof(b)));
-	if (!px->nreps) {
-		sbuf_printf(sb, "no replicas\n");
-		return;
-	}
-	sbuf_printf(sb, "%-10s %-22s %-11s %6s %11s %11s %9s %11s %12s %10s %s\n", "REPLICA",
-		    "ADDRESS", "STATE", "CONNS", "FORWARDED", "DROPPED", "OVERFLOWS", "HIGH-WATER",
-		    "DEBUG-WINDOW", "FORECAST", "DIVERGED/COMPARED");
-	for (unsigned i = 0; i < px->nreps; i++) {
-		struct replica *rep = px->reps[i];
-		struct proxy_replica_info info;
-		char win[40];
-
-		replica_fill_info(rep, now, &info);
-		any_open |= info.window_open;
-		fmt_secs(info.debug_window_s, c, sizeof(c));
-		snprintf(win, sizeof(win), "%s%s", c, info.window_open ? "+" : "");
-		sbuf_printf(sb,
-			    "%-10s %-22s %-11s %6llu %11s %11s %9llu %11s %12s %10s %llu/%llu\n",
-			    rep->name, rep->ep.text, replica_state(rep, &info, now),
-			    (unsigned long long)rep->conns_active,
-			    size_format(rep->bytes_forwarded, a, sizeof(a)),
-			    size_format(rep->bytes_dropped, b, sizeof(b)),
-			    (unsigned long long)rep->overflows,
-			    size_format(rep->high_water, d, sizeof(d)), win,
-			    fmt_secs(info.forecast_s, e, sizeof(e)),
-			    (unsigned long long)rep->div.turns_diverged,
-			    (unsigned long long)rep->div.turns_compared);
-	}
-	if (any_open)
-		sbuf_printf(sb, "(DEBUG-WINDOW with + is still open: no overflow yet)\n");
-}
-
-void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
-{
-	static const struct {
-		const char *name, *type, *help;
-		size_t off;
-	} rmetrics[] = {
-#define RM(n, t, h, f) {n, t, h, offsetof(struct replica, f)}
-		RM("doppel_replica_connections", "gauge", "Open connections to the replica.",
-		   conns_active),
-		RM("doppel_replica_connections_total", "counter",
-		   "Connections given to the replica.", conns_total),
-		RM("doppel_replica_connect_failures_total", "counter",
-		   "Failed connects to the replica.", connect_failures),
-		RM("doppel_replica_bytes_forwarded_total", "counter",
-		   "Client bytes written to the replica.", bytes_forwarded),
-		RM("doppel_replica_bytes_dropped_total", "counter",
-		   "Client bytes the replica did not get (overflow, failure).", bytes_dropped),
-		RM("doppel_replica_bytes_answered_total", "counter",
-		   "Bytes the replica answered (discarded).", bytes_answered),
-		RM("doppel_replica_buffered_bytes", "gauge", "Bytes queued for the replica now.",
-		   buffered),
-		RM("doppel_replica_buffer_high_water_bytes", "gauge",
-		   "Largest queue of one connection to the replica.", high_water),
-		RM("doppel_replica_overflows_total", "counter",
-		   "Connections dropped because their buffer was full.", overflows),
-		RM("doppel_replica_turns_compared_total", "counter",
-		   "Response turns compared with production.", div.turns_compared),
-		RM("doppel_replica_diverged_turns_total", "counter",
-		   "Response turns that differed from production.", div.turns_diverged),
-		RM("doppel_replica_unchecked_turns_total", "counter",
-		   "Production turns the replica never answered.", div.turns_unchecked),
-#undef RM
-	};
-	uint64_t now = clock_coarse_ns();
-	const char *sep = labels && *labels ? "," : "";
-
-	if (!labels)
-		labels = "";
-	sbuf_printf(
-		sb,
-		"# HELP doppel_connections Client connections open.\n# TYPE doppel_connections "
-		"gauge\n"
-		"doppel_connections{%s} %llu\n"
-		"# HELP doppel_connections_total Client connections accepted.\n"
-		"# TYPE doppel_connections_total counter\ndoppel_connections_total{%s} %llu\n"
-		"# HELP doppel_production_connect_failures_total Connections production refused.\n"
-		"# TYPE doppel_production_connect_failures_total counter\n"
-		"doppel_production_connect_failures_total{%s} %llu\n"
-		"# HELP doppel_client_bytes_total Bytes received from clients.\n"
-		"# TYPE doppel_client_bytes_total counter\ndoppel_client_bytes_total{%s} %llu\n",
-		labels, (unsigned long long)px->conns_active, labels,
-		(unsigned long long)px->conns_accepted, labels,
-		(unsigned long long)px->backend_failures, labels,
-		(unsigned long long)px->bytes_client);
-	for (size_t m = 0; m < sizeof(rmetrics) / sizeof(rmetrics[0]); m++) {
-		sbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", rmetrics[m].name, rmetrics[m].help,
-			    rmetrics[m].name, rmetrics[m].type);
-		for (unsigned i = 0; i < px->nreps; i++) {
-			struct replica *rep = px->reps[i];
-			uint64_t v;
-
-			memcpy(&v, (const char *)rep + rmetrics[m].off, sizeof(v));
-			sbuf_printf(sb, "%s{%s%sreplica=\"%s\",address=\"%s\"} %llu\n",
-				    rmetrics[m].name, labels, sep, rep->name, rep->ep.text,
-				    (unsigned long long)v);
-		}
-	}
-	sbuf_printf(
-		sb,
-		"# HELP doppel_replica_debug_window_seconds Attach to first overflow (or now).\n"
-		"# TYPE doppel_replica_debug_window_seconds gauge\n");
-	for (unsigned i = 0; i < px->nreps; i++) {
-		struct proxy_replica_info info;
-
-		replica_fill_info(px->reps[i], now, &info);
-		sbuf_printf(sb, "doppel_replica_debug_window_seconds{%s%sreplica=\"%s\"} %.3f\n",
-			    labels, sep, px->reps[i]->name, info.debug_window_s);
-	}
-	sbuf_printf(sb,
-		    "# HELP doppel_replica_forecast_seconds Seconds to overflow at current rates "
-		    "(+Inf when not filling).\n# TYPE doppel_replica_forecast_seconds gauge\n");
-	for (unsigned i = 0; i < px->nreps; i++) {
-		struct proxy_replica_info info;
-
-		replica_fill_info(px->reps[i], now, &info);
-		if (isfinite(info.forecast_s))
-			sbuf_printf(sb,
-				    "doppel_replica_forecast_seconds{%s%sreplica=\"%s\"} %.3f\n",
-				    labels, sep, px->reps[i]->name, info.forecast_s);
-		else
-			sbuf_printf(sb,
-				    "doppel_replica_forecast_seconds{%s%sreplica=\"%s\"} +Inf\n",
-				    labels, sep, px->reps[i]->name);
-	}
 }
 
 /* ---- the divergence report ---- */

@@ -1,0 +1,424 @@
+/*
+ * status.c - what the proxy says about itself: the field tables of the
+ * proxy (front counters) and of a replica, and the JSON, text and Prometheus
+ * views made from them (common/stats.h). A counter is added here once.
+ */
+#include "proxy/proxy-int.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#include "common/clock.h"
+#include "common/stats.h"
+
+/* A replica counts as down or overflowing for this long after the event. */
+#define STATE_MEMORY_NS (5 * NSEC_PER_SEC)
+
+/* What a replica's row is read with, besides the replica itself. */
+struct replica_ctx {
+	uint64_t now;
+	struct proxy_replica_info info;
+	const char *state;
+};
+
+struct replica_rows {
+	struct proxy *px;
+	uint64_t now;
+	struct replica_ctx cur;
+};
+
+static const char *replica_state(const struct replica *rep, const struct proxy_replica_info *info,
+				 uint64_t now)
+{
+	if (rep->last_fail_ns && now - rep->last_fail_ns < STATE_MEMORY_NS && !rep->conns_active)
+		return "down";
+	if (rep->last_overflow_ns && now - rep->last_overflow_ns < STATE_MEMORY_NS)
+		return "overflowing";
+	if (info->occupancy > 0.10)
+		return "lagging";
+	return "ok";
+}
+
+static const void *replica_row(void *arg, unsigned i, const void **ctx)
+{
+	struct replica_rows *rr = arg;
+	struct replica *rep = rr->px->reps[i];
+
+	rr->cur.now = rr->now;
+	replica_fill_info(rep, rr->now, &rr->cur.info);
+	rr->cur.state = replica_state(rep, &rr->cur.info, rr->now);
+	*ctx = &rr->cur;
+	return rep;
+}
+
+static void replica_rows_init(struct replica_rows *rr, struct stats_rows *rows, struct proxy *px,
+			      uint64_t now)
+{
+	rr->px = px;
+	rr->now = now;
+	rows->n = px->nreps;
+	rows->row = replica_row;
+	rows->arg = rr;
+}
+
+/* ---- the replica table ---- */
+
+#define REP(o) ((const struct replica *)(o))
+#define RCTX(c) ((const struct replica_ctx *)(c))
+
+static int rep_id(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = REP(o)->id;
+	return 0;
+}
+
+static int rep_name(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = REP(o)->name;
+	return 0;
+}
+
+static int rep_address(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = REP(o)->ep.text;
+	return 0;
+}
+
+static int rep_state(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = RCTX(c)->state;
+	return 0;
+}
+
+static int rep_occupancy(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = RCTX(c)->info.occupancy;
+	return 0;
+}
+
+static int rep_first_overflow(const void *o, const void *c, struct stats_val *v)
+{
+	const struct replica *rep = REP(o);
+
+	v->d = rep->first_overflow_ns ? (double)(rep->first_overflow_ns - rep->attach_ns) / 1e9
+				      : NAN;
+	return 0;
+}
+
+static int rep_debug_window(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = RCTX(c)->info.debug_window_s;
+	return 0;
+}
+
+static int rep_window_open(const void *o, const void *c, struct stats_val *v)
+{
+	v->b = RCTX(c)->info.window_open;
+	return 0;
+}
+
+static int rep_forecast(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = RCTX(c)->info.forecast_s;
+	return 0;
+}
+
+static int rep_ingress(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = floor(RCTX(c)->info.ingress_bps);
+	return 0;
+}
+
+static int rep_drain(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = floor(RCTX(c)->info.drain_bps);
+	return 0;
+}
+
+#define RCOUNT(n, f, m, h)                                                                         \
+	{                                                                                          \
+		.name = n, .kind = STATS_COUNTER, .off = offsetof(struct replica, f), .metric = m, \
+		.help = h                                                                          \
+	}
+#define RGAUGE(n, f, u, m, h)                                                                  \
+	{                                                                                      \
+		.name = n, .kind = STATS_GAUGE, .off = offsetof(struct replica, f), .unit = u, \
+		.metric = m, .help = h                                                         \
+	}
+
+static const struct stats_field replica_fields[] = {
+	{.name = "id", .kind = STATS_GAUGE, .get = rep_id},
+	{.name = "name",
+	 .kind = STATS_STRING,
+	 .flags = STATS_F_LABEL,
+	 .metric = "replica",
+	 .get = rep_name},
+	{.name = "address",
+	 .kind = STATS_STRING,
+	 .flags = STATS_F_LABEL,
+	 .metric = "address",
+	 .get = rep_address},
+	{.name = "state", .kind = STATS_STRING, .get = rep_state},
+	RGAUGE("buffer", buffer, STATS_UNIT_BYTES, "doppel_replica_buffer_bytes",
+	       "Bytes queued per connection to the replica before the connection is dropped."),
+	RGAUGE("budget", budget, STATS_UNIT_BYTES, "doppel_replica_budget_bytes",
+	       "Bytes queued over all connections to the replica before one is dropped."),
+	RGAUGE("connections", conns_active, STATS_UNIT_NONE, "doppel_replica_connections",
+	       "Open connections to the replica."),
+	RCOUNT("connections_total", conns_total, "doppel_replica_connections_total",
+	       "Connections given to the replica."),
+	RCOUNT("connect_failures", connect_failures, "doppel_replica_connect_failures_total",
+	       "Failed connects to the replica."),
+	RCOUNT("connections_skipped", conns_skipped, "doppel_replica_connections_skipped_total",
+	       "Connections not tried because the replica failed just before."),
+	RCOUNT("bytes_offered", bytes_offered, "doppel_replica_bytes_offered_total",
+	       "Client bytes meant for the replica."),
+	{.name = "bytes_forwarded",
+	 .kind = STATS_COUNTER,
+	 .off = offsetof(struct replica, bytes_forwarded),
+	 .unit = STATS_UNIT_BYTES,
+	 .metric = "doppel_replica_bytes_forwarded_total",
+	 .help = "Client bytes written to the replica."},
+	{.name = "bytes_dropped",
+	 .kind = STATS_COUNTER,
+	 .off = offsetof(struct replica, bytes_dropped),
+	 .unit = STATS_UNIT_BYTES,
+	 .metric = "doppel_replica_bytes_dropped_total",
+	 .help = "Client bytes the replica did not get (overflow, failure)."},
+	RCOUNT("bytes_answered", bytes_answered, "doppel_replica_bytes_answered_total",
+	       "Bytes the replica answered (discarded)."),
+	RGAUGE("buffered", buffered, STATS_UNIT_BYTES, "doppel_replica_buffered_bytes",
+	       "Bytes queued for the replica now."),
+	RGAUGE("buffer_high_water", high_water, STATS_UNIT_BYTES,
+	       "doppel_replica_buffer_high_water_bytes",
+	       "Largest queue of one connection to the replica."),
+	RGAUGE("total_high_water", total_high_water, STATS_UNIT_BYTES,
+	       "doppel_replica_total_high_water_bytes",
+	       "Largest queue over all connections to the replica."),
+	{.name = "occupancy",
+	 .kind = STATS_NUMBER,
+	 .get = rep_occupancy,
+	 .metric = "doppel_replica_occupancy_ratio",
+	 .help = "The fuller of the fullest connection's buffer and the budget (0 to 1)."},
+	RCOUNT("overflows", overflows, "doppel_replica_overflows_total",
+	       "Connections dropped because their buffer was full."),
+	{.name = "first_overflow_s",
+	 .kind = STATS_NUMBER,
+	 .unit = STATS_UNIT_SECONDS,
+	 .get = rep_first_overflow,
+	 .metric = "doppel_replica_first_overflow_seconds",
+	 .help = "Attach to first overflow (NaN before the first)."},
+	{.name = "debug_window_s",
+	 .kind = STATS_NUMBER,
+	 .flags = STATS_F_KEY_LABEL,
+	 .unit = STATS_UNIT_SECONDS,
+	 .get = rep_debug_window,
+	 .metric = "doppel_replica_debug_window_seconds",
+	 .help = "Attach to first overflow (or now)."},
+	{.name = "window_open",
+	 .kind = STATS_BOOL,
+	 .get = rep_window_open,
+	 .metric = "doppel_replica_window_open",
+	 .help = "1 while the replica has had no overflow."},
+	{.name = "forecast_s",
+	 .kind = STATS_NUMBER,
+	 .flags = STATS_F_KEY_LABEL,
+	 .unit = STATS_UNIT_SECONDS,
+	 .get = rep_forecast,
+	 .metric = "doppel_replica_forecast_seconds",
+	 .help = "Seconds to overflow at current rates (+Inf when not filling)."},
+	{.name = "ingress_bps",
+	 .kind = STATS_NUMBER,
+	 .get = rep_ingress,
+	 .metric = "doppel_replica_ingress_bytes_per_second",
+	 .help = "Client bytes arriving for the replica per second."},
+	{.name = "drain_bps",
+	 .kind = STATS_NUMBER,
+	 .get = rep_drain,
+	 .metric = "doppel_replica_drain_bytes_per_second",
+	 .help = "Bytes the replica takes per second."},
+	RCOUNT("turns_compared", div.turns_compared, "doppel_replica_turns_compared_total",
+	       "Response turns compared with production."),
+	RCOUNT("diverged_turns", div.turns_diverged, "doppel_replica_diverged_turns_total",
+	       "Response turns that differed from production."),
+	RCOUNT("turns_unchecked", div.turns_unchecked, "doppel_replica_unchecked_turns_total",
+	       "Production turns the replica never answered."),
+	RCOUNT("diverged_connections", div.conns_diverged,
+	       "doppel_replica_diverged_connections_total",
+	       "Connections with at least one diverged turn."),
+};
+
+static const struct stats_table replica_table = STATS_TABLE(replica_fields);
+
+static const struct stats_col replica_cols[] = {
+	{"REPLICA", -10, "{name}"},
+	{"ADDRESS", -22, "{address}"},
+	{"STATE", -11, "{state}"},
+	{"CONNS", 6, "{connections}"},
+	{"FORWARDED", 11, "{bytes_forwarded}"},
+	{"DROPPED", 11, "{bytes_dropped}"},
+	{"OVERFLOWS", 9, "{overflows}"},
+	{"HIGH-WATER", 11, "{buffer_high_water}"},
+	{"DEBUG-WINDOW", 12, "{debug_window_s}{?window_open +}"},
+	{"FORECAST", 10, "{forecast_s}"},
+	{"DIVERGED/COMPARED", 0, "{diverged_turns}/{turns_compared}"},
+};
+
+/* ---- the proxy table (front counters) ---- */
+
+#define PX(o) ((const struct proxy *)(o))
+
+static int px_listen(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = PX(o)->cfg.listen.text;
+	return 0;
+}
+
+static int px_backend(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = PX(o)->cfg.backend.text;
+	return 0;
+}
+
+static int px_uptime(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = (double)(*(const uint64_t *)c - PX(o)->start_ns) / 1e9;
+	return 0;
+}
+
+static int px_chunk_bytes(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = PX(o)->pool.chunks_live * sizeof(struct chunk);
+	return 0;
+}
+
+static int px_nreps(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = PX(o)->nreps;
+	return 0;
+}
+
+static void px_replicas_json(struct sbuf *sb, const void *o, const void *c)
+{
+	struct replica_rows rr;
+	struct stats_rows rows;
+
+	replica_rows_init(&rr, &rows, (struct proxy *)o, *(const uint64_t *)c);
+	stats_json_array(sb, &replica_table, &rows);
+}
+
+#define PCOUNT(n, f, m, h)                                                                       \
+	{                                                                                        \
+		.name = n, .kind = STATS_COUNTER, .off = offsetof(struct proxy, f), .metric = m, \
+		.help = h                                                                        \
+	}
+#define PGAUGE(n, f, u, m, h)                                                                \
+	{                                                                                    \
+		.name = n, .kind = STATS_GAUGE, .off = offsetof(struct proxy, f), .unit = u, \
+		.metric = m, .help = h                                                       \
+	}
+
+/* The object is the proxy; the context, the uint64_t time of the reading. */
+static const struct stats_field proxy_fields[] = {
+	{.name = "listen", .kind = STATS_STRING, .get = px_listen},
+	{.name = "backend", .kind = STATS_STRING, .get = px_backend},
+	{.name = "uptime_s",
+	 .kind = STATS_NUMBER,
+	 .unit = STATS_UNIT_SECONDS,
+	 .get = px_uptime,
+	 .metric = "doppel_uptime_seconds",
+	 .help = "Seconds since the proxy started."},
+	PGAUGE("buffer", cfg.buffer, STATS_UNIT_BYTES, "doppel_buffer_bytes",
+	       "Bytes queued per connection and replica before the replica is dropped."),
+	PGAUGE("budget", cfg.budget, STATS_UNIT_BYTES, "doppel_budget_bytes",
+	       "Bytes queued per replica over all connections before one is dropped."),
+	PGAUGE("connections.active", conns_active, STATS_UNIT_NONE, "doppel_connections",
+	       "Client connections open."),
+	PCOUNT("connections.accepted", conns_accepted, "doppel_connections_total",
+	       "Client connections accepted."),
+	PGAUGE("connections.lingering", conns_lingering, STATS_UNIT_NONE,
+	       "doppel_connections_lingering",
+	       "Connections whose client has gone while a replica still gets its backlog."),
+	PGAUGE("connections.allocated", conns_allocated, STATS_UNIT_NONE,
+	       "doppel_connections_allocated", "Connection objects not freed yet."),
+	PCOUNT("production.bytes_from_clients", bytes_client, "doppel_client_bytes_total",
+	       "Bytes received from clients."),
+	PCOUNT("production.bytes_from_production", bytes_backend, "doppel_production_bytes_total",
+	       "Bytes received from production."),
+	PCOUNT("production.connect_failures", backend_failures,
+	       "doppel_production_connect_failures_total", "Connections production refused."),
+	PCOUNT("production.client_resets", client_resets, "doppel_client_resets_total",
+	       "Client connections that ended with a reset."),
+	PCOUNT("production.production_resets", backend_resets, "doppel_production_resets_total",
+	       "Production connections that ended with a reset."),
+	PCOUNT("production.accept_errors", accept_errors, "doppel_accept_errors_total",
+	       "Failed accepts on the listener."),
+	PGAUGE("memory.chunks_live", pool.chunks_live, STATS_UNIT_NONE, "doppel_chunks",
+	       "Data chunks referenced now."),
+	{.name = "memory.chunk_bytes",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .get = px_chunk_bytes,
+	 .metric = "doppel_chunk_bytes",
+	 .help = "Bytes of the data chunks referenced now."},
+	{.name = "replicas",
+	 .kind = STATS_LIST,
+	 .get = px_nreps,
+	 .json = px_replicas_json,
+	 .metric = "doppel_replicas",
+	 .help = "Replicas attached."},
+};
+
+static const struct stats_table proxy_table = STATS_TABLE(proxy_fields);
+
+/* ---- the views ---- */
+
+void proxy_status_json(struct proxy *px, struct sbuf *sb)
+{
+	uint64_t now = clock_coarse_ns();
+
+	stats_json_object(sb, &proxy_table, px, &now);
+	sbuf_append(sb, "\n", 1);
+}
+
+void proxy_status_text(struct proxy *px, struct sbuf *sb)
+{
+	uint64_t now = clock_coarse_ns();
+	struct replica_rows rr;
+	struct stats_rows rows;
+	int any_open = 0;
+
+	stats_text(sb, &proxy_table, px, &now,
+		   "listen {listen} -> production {backend}, up {uptime_s}\n"
+		   "connections: {connections.active} active, {connections.accepted} accepted, "
+		   "{connections.lingering} lingering; production: {production.connect_failures} "
+		   "connect failures, {production.production_resets} resets; clients: "
+		   "{production.client_resets} resets\n"
+		   "buffer {buffer} per connection and replica, budget {budget} per replica\n");
+	if (!px->nreps) {
+		sbuf_printf(sb, "no replicas\n");
+		return;
+	}
+	replica_rows_init(&rr, &rows, px, now);
+	stats_text_table(sb, &replica_table, &rows, replica_cols,
+			 sizeof(replica_cols) / sizeof(replica_cols[0]));
+	for (unsigned i = 0; i < px->nreps; i++) {
+		struct proxy_replica_info info;
+
+		replica_fill_info(px->reps[i], now, &info);
+		any_open |= info.window_open;
+	}
+	if (any_open)
+		sbuf_printf(sb, "(DEBUG-WINDOW with + is still open: no overflow yet)\n");
+}
+
+void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
+{
+	uint64_t now = clock_coarse_ns();
+	struct replica_rows rr;
+	struct stats_rows rows;
+
+	stats_prom_object(sb, &proxy_table, px, &now, labels);
+	replica_rows_init(&rr, &rows, px, now);
+	stats_prom(sb, &replica_table, &rows, labels);
+}
