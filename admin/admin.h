@@ -1,6 +1,7 @@
 /*
  * admin.h - doppel's admin endpoint: a small HTTP server on the process's
- * event loop, and the blocking client the CLI uses to talk to it.
+ * event loop, and the blocking client the CLI uses to talk to it, with typed
+ * readers of the JSON it serves.
  *
  * Addresses are "HOST:PORT" (TCP) or "unix:/path" (a unix socket, created
  * 0600). Routes render text into an sbuf; the server sets Content-Type and
@@ -13,6 +14,7 @@
 #define DOPPEL_ADMIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/sbuf.h"
 
@@ -50,5 +52,32 @@ void admin_route_page(struct admin *adm);
 int admin_request(const char *addr, const char *method, const char *path, const char *req_body,
 		  struct sbuf *body, void (*on_chunk)(const char *data, size_t len, void *arg),
 		  void *chunk_arg, int timeout_ms, char *err, size_t errlen);
+
+/* One clone as a supervisor's GET /clone-info?id=N describes it. */
+struct admin_clone_info {
+	unsigned id;
+	int pid;	  /* host pid of the clone's first process */
+	int service_pid;  /* production's: never to be traced */
+	char dir[4096];	  /* the clone's directory */
+	double occupancy; /* 0..1: the fuller of its fullest connection's buffer and its budget */
+	double debug_window_s; /* attach to first overflow, or to now */
+	double forecast_s;     /* seconds to the next overflow; INFINITY when nothing fills */
+	int window_open;       /* no overflow yet */
+	uint64_t overflows;
+	uint64_t buffer, budget;	      /* the caps: per connection, over all of them */
+	uint64_t buffered, max_conn_buffered; /* queued now: in all, on the fullest connection */
+};
+
+/*
+ * Asks the supervisor at addr about clone id (blocking, 3 s at most).
+ * Returns 0; -ENOENT when it has no such clone or the proxy does not know
+ * it (err quotes the supervisor); -EPROTO when the answer is not the JSON
+ * expected; or admin_request()'s -errno.
+ */
+int admin_clone_info(const char *addr, unsigned id, struct admin_clone_info *out, char *err,
+		     size_t errlen);
+/* Parses a /clone-info body. 0, or -EPROTO with the reason in err. */
+int admin_clone_info_parse(const char *body, struct admin_clone_info *out, char *err,
+			   size_t errlen);
 
 #endif

@@ -1,11 +1,13 @@
 /*
  * aggregator.c - upstreams, their production relays, clones' listeners,
- * status. Recording is in record.c, answering clones in replay.c.
+ * and the field tables of the status views (an upstream, a clone's side of
+ * it). Recording is in record.c, answering clones in replay.c.
  */
 #define LOG_PREFIX "aggregator"
 #include "aggregator/agg-int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/size.h"
+#include "common/stats.h"
 
 #define TICK_MS 200
 
@@ -220,88 +222,204 @@ void agg_free(struct agg *a)
 	free(a);
 }
 
+/* ---- status: the upstream table and the per-clone table ---- */
+
+#define UP(o) ((const struct agg_up *)(o))
+#define CU(o) ((const struct agg_clone_up *)(o))
+
+/* A clone's side of upstream `up`, or of every upstream when up < 0. */
+struct clone_rows {
+	const struct agg *a;
+	int up;
+};
+
+static const void *clone_row(void *arg, unsigned i, const void **ctx)
+{
+	const struct clone_rows *cr = arg;
+	unsigned up = cr->up < 0 ? i / AGG_MAX_CLONES : (unsigned)cr->up;
+	const struct agg_clone *cl = cr->a->clones[i % AGG_MAX_CLONES];
+
+	*ctx = NULL;
+	return cl ? &cl->ups[up] : NULL;
+}
+
+static int cu_upstream(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = CU(o)->up->left.text;
+	return 0;
+}
+
+static int cu_clone(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CU(o)->cl->id;
+	return 0;
+}
+
+static int cu_answered(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CU(o)->in_order + CU(o)->by_content;
+	return 0;
+}
+
+#define CUCOUNT(n, f, u, m, h)                                                             \
+	{                                                                                  \
+		.name = n, .kind = STATS_COUNTER, .off = offsetof(struct agg_clone_up, f), \
+		.unit = u, .metric = m, .help = h                                          \
+	}
+
+static const struct stats_field clone_up_fields[] = {
+	{.name = "upstream",
+	 .kind = STATS_STRING,
+	 .flags = STATS_F_LABEL | STATS_F_NO_JSON,
+	 .metric = "upstream",
+	 .get = cu_upstream},
+	{.name = "clone",
+	 .kind = STATS_GAUGE,
+	 .flags = STATS_F_LABEL,
+	 .metric = "clone",
+	 .get = cu_clone},
+	CUCOUNT("connections", conns_total, STATS_UNIT_NONE,
+		"doppel_upstream_clone_connections_total",
+		"Connections the clone opened to the upstream."),
+	{.name = "requests_answered",
+	 .kind = STATS_COUNTER,
+	 .get = cu_answered,
+	 .metric = "doppel_upstream_clone_requests_answered_total",
+	 .help = "The clone's requests answered from production's recording."},
+	CUCOUNT("matched_in_order", in_order, STATS_UNIT_NONE,
+		"doppel_upstream_clone_matched_in_order_total",
+		"Requests matched by connection order."),
+	CUCOUNT("matched_by_content", by_content, STATS_UNIT_NONE,
+		"doppel_upstream_clone_matched_by_content_total", "Requests matched by content."),
+	CUCOUNT("diverged", diverged, STATS_UNIT_NONE, "doppel_upstream_clone_diverged_total",
+		"Requests that differed from the one production made in order."),
+	CUCOUNT("unanswered", unanswered, STATS_UNIT_NONE, "doppel_upstream_clone_unanswered_total",
+		"Requests production never made (the clone's connection was reset)."),
+	CUCOUNT("bytes_answered", bytes_answered, STATS_UNIT_BYTES,
+		"doppel_upstream_clone_answered_bytes_total",
+		"Bytes of recorded answers sent to the clone."),
+	CUCOUNT("bytes_dropped", bytes_dropped, STATS_UNIT_BYTES,
+		"doppel_upstream_clone_dropped_bytes_total",
+		"Bytes the clone wrote to the upstream, dropped."),
+};
+
+static const struct stats_table clone_up_table = STATS_TABLE(clone_up_fields);
+
+static int up_listen(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = UP(o)->left.text;
+	return 0;
+}
+
+static int up_target(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = UP(o)->right.text;
+	return 0;
+}
+
+static int up_budget(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = UP(o)->agg->budget;
+	return 0;
+}
+
+static void up_clones_json(struct sbuf *sb, const void *o, const void *c)
+{
+	struct clone_rows cr = {UP(o)->agg, (int)UP(o)->idx};
+	struct stats_rows rows = {.n = AGG_MAX_CLONES, .row = clone_row, .arg = &cr};
+
+	stats_json_array(sb, &clone_up_table, &rows);
+}
+
+#define UPCOUNT(n, f, u, m, h)                                                                  \
+	{                                                                                       \
+		.name = n, .kind = STATS_COUNTER, .off = offsetof(struct agg_up, f), .unit = u, \
+		.metric = m, .help = h                                                          \
+	}
+
+static const struct stats_field up_fields[] = {
+	{.name = "listen",
+	 .kind = STATS_STRING,
+	 .flags = STATS_F_LABEL,
+	 .metric = "upstream",
+	 .get = up_listen},
+	{.name = "target",
+	 .kind = STATS_STRING,
+	 .flags = STATS_F_LABEL,
+	 .metric = "target",
+	 .get = up_target},
+	UPCOUNT("production.connections", conns_recorded, STATS_UNIT_NONE,
+		"doppel_upstream_connections_total",
+		"Production's connections to the upstream, relayed and recorded."),
+	UPCOUNT("production.bytes_recorded", bytes_recorded, STATS_UNIT_BYTES,
+		"doppel_upstream_recorded_bytes_total",
+		"Bytes of production's upstream traffic recorded."),
+	{.name = "production.bytes_kept",
+	 .kind = STATS_GAUGE,
+	 .off = offsetof(struct agg_up, bytes),
+	 .unit = STATS_UNIT_BYTES,
+	 .metric = "doppel_upstream_kept_bytes",
+	 .help = "Recorded bytes kept now."},
+	{.name = "production.budget",
+	 .kind = STATS_GAUGE,
+	 .get = up_budget,
+	 .unit = STATS_UNIT_BYTES,
+	 .metric = "doppel_upstream_budget_bytes",
+	 .help = "Recorded bytes kept at most."},
+	UPCOUNT("production.evicted_connections", evicted, STATS_UNIT_NONE,
+		"doppel_upstream_evicted_connections_total",
+		"Recorded connections evicted to stay within the budget."),
+	UPCOUNT("production.truncated_connections", truncated, STATS_UNIT_NONE,
+		"doppel_upstream_truncated_connections_total",
+		"Recorded connections cut short by the budget."),
+	{.name = "clones", .kind = STATS_LIST, .json = up_clones_json},
+};
+
+static const struct stats_table up_table = STATS_TABLE(up_fields);
+
+static const void *up_row(void *arg, unsigned i, const void **ctx)
+{
+	const struct agg *a = arg;
+
+	*ctx = NULL;
+	return &a->ups[i];
+}
+
 void agg_status_json(struct agg *a, struct sbuf *sb)
 {
-	sbuf_printf(sb, "[");
-	for (unsigned i = 0; i < a->nups; i++) {
-		struct agg_up *up = &a->ups[i];
-		unsigned n = 0;
+	struct stats_rows rows = {.n = a->nups, .row = up_row, .arg = a};
 
-		sbuf_printf(sb, "%s{\"listen\":", i ? "," : "");
-		sbuf_json_str(sb, up->left.text);
-		sbuf_printf(sb, ",\"target\":");
-		sbuf_json_str(sb, up->right.text);
-		sbuf_printf(sb,
-			    ",\"production\":{\"connections\":%llu,\"bytes_recorded\":%llu,\"bytes_"
-			    "kept\":%llu,"
-			    "\"budget\":%llu,\"evicted_connections\":%llu,\"truncated_"
-			    "connections\":%llu},"
-			    "\"clones\":[",
-			    (unsigned long long)up->conns_recorded,
-			    (unsigned long long)up->bytes_recorded, (unsigned long long)up->bytes,
-			    (unsigned long long)a->budget, (unsigned long long)up->evicted,
-			    (unsigned long long)up->truncated);
-		for (unsigned s = 0; s < AGG_MAX_CLONES; s++) {
-			struct agg_clone_up *cu;
-
-			if (!a->clones[s])
-				continue;
-			cu = &a->clones[s]->ups[i];
-			sbuf_printf(
-				sb,
-				"%s{\"clone\":%u,\"connections\":%llu,\"requests_answered\":%llu,"
-				"\"matched_in_order\":%llu,\"matched_by_content\":%llu,"
-				"\"diverged\":%llu,"
-				"\"unanswered\":%llu,\"bytes_answered\":%llu,\"bytes_dropped\":%"
-				"llu}",
-				n++ ? "," : "", a->clones[s]->id,
-				(unsigned long long)cu->conns_total,
-				(unsigned long long)(cu->in_order + cu->by_content),
-				(unsigned long long)cu->in_order,
-				(unsigned long long)cu->by_content,
-				(unsigned long long)cu->diverged,
-				(unsigned long long)cu->unanswered,
-				(unsigned long long)cu->bytes_answered,
-				(unsigned long long)cu->bytes_dropped);
-		}
-		sbuf_printf(sb, "]}");
-	}
-	sbuf_printf(sb, "]");
+	stats_json_array(sb, &up_table, &rows);
 }
 
 void agg_status_text(struct agg *a, struct sbuf *sb)
 {
-	char b1[32], b2[32];
-
 	for (unsigned i = 0; i < a->nups; i++) {
-		struct agg_up *up = &a->ups[i];
-
-		sbuf_printf(sb,
-			    "upstream %s -> %s: production %llu connections, %s recorded (%s "
-			    "kept), %llu "
-			    "evicted, %llu truncated\n",
-			    up->left.text, up->right.text, (unsigned long long)up->conns_recorded,
-			    size_format(up->bytes_recorded, b1, sizeof(b1)),
-			    size_format(up->bytes, b2, sizeof(b2)), (unsigned long long)up->evicted,
-			    (unsigned long long)up->truncated);
+		stats_text(
+			sb, &up_table, &a->ups[i], NULL,
+			"upstream {listen} -> {target}: production {production.connections} "
+			"connections, {production.bytes_recorded} recorded "
+			"({production.bytes_kept} kept), {production.evicted_connections} evicted, "
+			"{production.truncated_connections} truncated\n");
 		for (unsigned s = 0; s < AGG_MAX_CLONES; s++) {
-			struct agg_clone_up *cu;
-
 			if (!a->clones[s])
 				continue;
-			cu = &a->clones[s]->ups[i];
-			sbuf_printf(sb,
-				    "  clone %u: %llu connections, %llu requests answered from the "
-				    "recording (%llu in "
-				    "order, %llu by content), %llu diverged, %llu unanswered; its "
-				    "writes dropped: %s\n",
-				    a->clones[s]->id, (unsigned long long)cu->conns_total,
-				    (unsigned long long)(cu->in_order + cu->by_content),
-				    (unsigned long long)cu->in_order,
-				    (unsigned long long)cu->by_content,
-				    (unsigned long long)cu->diverged,
-				    (unsigned long long)cu->unanswered,
-				    size_format(cu->bytes_dropped, b1, sizeof(b1)));
+			stats_text(
+				sb, &clone_up_table, &a->clones[s]->ups[i], NULL,
+				"  clone {clone}: {connections} connections, {requests_answered} "
+				"requests answered from the recording ({matched_in_order} in "
+				"order, {matched_by_content} by content), {diverged} diverged, "
+				"{unanswered} unanswered; its writes dropped: {bytes_dropped}\n");
 		}
 	}
+}
+
+void agg_metrics(struct agg *a, struct sbuf *sb, const char *labels)
+{
+	struct stats_rows rows = {.n = a->nups, .row = up_row, .arg = a};
+	struct clone_rows cr = {a, -1};
+
+	stats_prom(sb, &up_table, &rows, labels);
+	rows = (struct stats_rows){.n = a->nups * AGG_MAX_CLONES, .row = clone_row, .arg = &cr};
+	stats_prom(sb, &clone_up_table, &rows, labels);
 }

@@ -78,5 +78,7 @@ void agg_clone_detach(struct agg *a, unsigned id);
 void agg_status_json(struct agg *a, struct sbuf *sb);
 /* Lines for people. */
 void agg_status_text(struct agg *a, struct sbuf *sb);
+/* Prometheus samples of every upstream and clone; labels as in stats_prom(). */
+void agg_metrics(struct agg *a, struct sbuf *sb, const char *labels);
 
 #endif

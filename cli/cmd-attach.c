@@ -92,34 +92,22 @@ struct clone_info {
 static int clone_info(const char *addr, unsigned long id, struct clone_info *ci, char *err,
 		      size_t errlen)
 {
-	char path[64];
-	struct sbuf body;
-	int status;
+	struct admin_clone_info a;
+	int rc = admin_clone_info(addr, (unsigned)id, &a, err, errlen);
 
-	snprintf(path, sizeof(path), "/clone-info?id=%lu", id);
-	sbuf_init(&body);
-	status = admin_request(addr, "GET", path, NULL, &body, NULL, NULL, 3000, err, errlen);
-	if (status != 200) {
-		if (status > 0)
-			snprintf(err, errlen, "%s", body.buf ? body.buf : "no answer");
-		sbuf_free(&body);
-		return -ENOENT;
-	}
+	if (rc < 0)
+		return rc;
 	memset(ci, 0, sizeof(*ci));
-	ci->forecast_s = -1; /* no forecast given: nothing known to be filling */
-	for (char *line = strtok(body.buf, "\n"); line; line = strtok(NULL, "\n")) {
-		sscanf(line, "pid=%d", &ci->pid);
-		sscanf(line, "service_pid=%d", &ci->service_pid);
-		sscanf(line, "dir=%1023[^\n]", ci->dir);
-		sscanf(line, "occupancy=%lf", &ci->occupancy);
-		sscanf(line, "debug_window_s=%lf", &ci->debug_window_s);
-		sscanf(line, "forecast_s=%lf", &ci->forecast_s);
-		sscanf(line, "window_open=%d", &ci->window_open);
-		sscanf(line, "overflows=%llu", &ci->overflows);
-		sscanf(line, "buffer=%llu", &ci->buffer);
-	}
-	sbuf_free(&body);
-	return ci->pid > 0 ? 0 : -ENOENT;
+	ci->pid = a.pid;
+	ci->service_pid = a.service_pid;
+	snprintf(ci->dir, sizeof(ci->dir), "%.*s", (int)sizeof(ci->dir) - 1, a.dir);
+	ci->occupancy = a.occupancy;
+	ci->debug_window_s = a.debug_window_s;
+	ci->forecast_s = a.forecast_s; /* INFINITY: nothing is filling */
+	ci->window_open = a.window_open;
+	ci->overflows = a.overflows;
+	ci->buffer = a.buffer;
+	return 0;
 }
 
 /* What the command line asked for. */

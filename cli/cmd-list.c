@@ -2,6 +2,8 @@
  * cmd-list.c - `doppel list`: every supervisor running on this host.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +21,33 @@ const struct cmd_entry cmd_list_entry = {
 		"clients connect, the service's port, number of live clones, uptime.\n",
 	.exec = cmd_list_exec,
 };
+
+/* Prints the line of one supervisor from its /status JSON; -EPROTO if it is not that. */
+static int print_row(const char *body)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(body, 0, &jerr);
+	const json_t *svc = json_object_get(j, "service");
+	const char *name = json_string_value(json_object_get(j, "name"));
+	const char *state = json_string_value(json_object_get(svc, "state"));
+	const char *listen = json_string_value(json_object_get(j, "listen"));
+	const json_t *pid = json_object_get(j, "supervisor_pid");
+	const json_t *spid = json_object_get(svc, "pid");
+	const json_t *port = json_object_get(svc, "port");
+	const json_t *clones = json_object_get(j, "clones");
+
+	if (!name || !state || !listen || !json_is_integer(pid) || !json_is_integer(spid) ||
+	    !json_is_integer(port) || !json_is_array(clones)) {
+		json_decref(j);
+		return -EPROTO;
+	}
+	printf("%-16s %-8lld %-8lld %-9s %-22s %-6lld %-6zu %.0f s\n", name,
+	       (long long)json_integer_value(pid), (long long)json_integer_value(spid), state,
+	       listen, (long long)json_integer_value(port), json_array_size(clones),
+	       json_number_value(json_object_get(j, "uptime_s")));
+	json_decref(j);
+	return 0;
+}
 
 static int cmd_list_exec(int argc, char **argv)
 {
@@ -46,23 +75,13 @@ static int cmd_list_exec(int argc, char **argv)
 		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), de->d_name);
 		snprintf(addr, sizeof(addr), "unix:%s/%s", dir, de->d_name);
 		sbuf_init(&body);
-		status = admin_request(addr, "GET", "/row", NULL, &body, NULL, NULL, 3000, err,
+		status = admin_request(addr, "GET", "/status", NULL, &body, NULL, NULL, 3000, err,
 				       sizeof(err));
 		if (!n++)
 			printf("%-16s %-8s %-8s %-9s %-22s %-6s %-6s %s\n", "NAME", "PID",
 			       "SERVICE", "STATE", "LISTEN", "PORT", "CLONES", "UP");
-		if (status == 200 && body.buf) {
-			char f[8][64];
-
-			if (sscanf(body.buf,
-				   "%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%63[^\t]\t%"
-				   "63[^\t]\t%63[^\n]",
-				   f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]) == 8)
-				printf("%-16s %-8s %-8s %-9s %-22s %-6s %-6s %s s\n", f[0], f[1],
-				       f[2], f[3], f[4], f[5], f[6], f[7]);
-		} else {
+		if (status != 200 || !body.buf || print_row(body.buf) < 0)
 			printf("%-16s (not answering: %s)\n", name, status < 0 ? err : "bad reply");
-		}
 		sbuf_free(&body);
 	}
 	closedir(d);

@@ -1,5 +1,7 @@
 /*
- * routes.c - the supervisor's admin endpoint (see supervisor.h for the list).
+ * routes.c - the supervisor's admin endpoint (see supervisor.h for the list)
+ * and the field tables its status pages are made from (common/stats.h): the
+ * supervisor and its service, a clone, a past debug window.
  */
 #define LOG_PREFIX "admin"
 #include "supervisor/sup-int.h"
@@ -10,7 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +21,299 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "common/stats.h"
 
-static const char *service_state(struct supervisor *sup)
+/* ---- the clone table ---- */
+
+/* What a clone's row is read with, besides the clone itself. */
+struct clone_ctx {
+	uint64_t now;
+	pid_t service_pid;
+	int have; /* the proxy knows its replica: info is valid */
+	struct proxy_replica_info info;
+};
+
+struct clone_rows {
+	struct supervisor *sup;
+	uint64_t now;
+	struct clone_ctx cur;
+};
+
+static void clone_ctx_fill(struct supervisor *sup, const struct sup_clone *c, uint64_t now,
+			   struct clone_ctx *cx)
+{
+	cx->now = now;
+	cx->service_pid = sup->svc.pid;
+	cx->have = sup->px && proxy_replica_info(sup->px, c->replica_id, &cx->info) == 0;
+}
+
+static const void *clone_row(void *arg, unsigned i, const void **ctx)
+{
+	struct clone_rows *cr = arg;
+
+	clone_ctx_fill(cr->sup, cr->sup->clones[i], cr->now, &cr->cur);
+	*ctx = &cr->cur;
+	return cr->sup->clones[i];
+}
+
+static void clone_rows_init(struct clone_rows *cr, struct stats_rows *rows, struct supervisor *sup,
+			    uint64_t now)
+{
+	cr->sup = sup;
+	cr->now = now;
+	rows->n = sup->nclones;
+	rows->row = clone_row;
+	rows->arg = cr;
+}
+
+#define CL(o) ((const struct sup_clone *)(o))
+#define CCTX(c) ((const struct clone_ctx *)(c))
+
+static int cl_id(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CL(o)->cm.id;
+	return 0;
+}
+
+static int cl_pid(const void *o, const void *c, struct stats_val *v)
+{
+	v->i = CL(o)->cm.pid;
+	return 0;
+}
+
+static int cl_replica_id(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CL(o)->replica_id;
+	return 0;
+}
+
+static int cl_age(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = (double)(CCTX(c)->now - CL(o)->created_ns) / 1e9;
+	return 0;
+}
+
+static int cl_dir(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = CL(o)->cm.dir;
+	return 0;
+}
+
+static int cl_host(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = CL(o)->host;
+	return 0;
+}
+
+static int cl_address(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = CL(o)->address;
+	return 0;
+}
+
+static int cl_debug_window(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = CCTX(c)->info.debug_window_s;
+	return CCTX(c)->have ? 0 : -ENODATA;
+}
+
+static int cl_window_open(const void *o, const void *c, struct stats_val *v)
+{
+	v->b = CCTX(c)->info.window_open;
+	return CCTX(c)->have ? 0 : -ENODATA;
+}
+
+static int cl_forecast(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = CCTX(c)->info.forecast_s;
+	return CCTX(c)->have ? 0 : -ENODATA;
+}
+
+static int cl_overflows(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CCTX(c)->info.overflows;
+	return CCTX(c)->have ? 0 : -ENODATA;
+}
+
+/* A duration the clone's making took, kept in microseconds, shown in milliseconds. */
+#define CMS(n, f, m, h)                                                                        \
+	{                                                                                      \
+		.name = n, .kind = STATS_NUMBER, .off = offsetof(struct sup_clone, f),         \
+		.div = 1000, .json_fmt = "%.1f", .text_fmt = "%.1f ms", .metric = m, .help = h \
+	}
+
+static const struct stats_field clone_fields[] = {
+	{.name = "id",
+	 .kind = STATS_GAUGE,
+	 .flags = STATS_F_LABEL,
+	 .metric = "clone",
+	 .get = cl_id},
+	{.name = "pid", .kind = STATS_INT, .get = cl_pid},
+	{.name = "replica_id", .kind = STATS_GAUGE, .get = cl_replica_id},
+	{.name = "age_s",
+	 .kind = STATS_NUMBER,
+	 .get = cl_age,
+	 .json_fmt = "%.1f",
+	 .text_fmt = "%.0f s",
+	 .metric = "doppel_clone_age_seconds",
+	 .help = "Seconds since the clone was made."},
+	CMS("frozen_ms", dump.frozen_us, "doppel_clone_frozen_milliseconds",
+	    "How long production was frozen to make the clone."),
+	CMS("memdump_ms", dump.memdump_us, "doppel_clone_memdump_milliseconds",
+	    "CRIU's memory dump time for the clone."),
+	CMS("memwrite_ms", dump.memwrite_us, "doppel_clone_memwrite_milliseconds",
+	    "CRIU's memory write time for the clone."),
+	CMS("final_sync_ms", dump.final_sync_us, "doppel_clone_final_sync_milliseconds",
+	    "State dir copy made while production was frozen."),
+	CMS("precopy_ms", dump.precopy_us, "doppel_clone_precopy_milliseconds",
+	    "State dir copy made before production was frozen."),
+	CMS("dump_ms", dump.dump_wall_us, "doppel_clone_dump_milliseconds",
+	    "Wall time of production's dump."),
+	CMS("clone_total_ms", dump.total_us, "doppel_clone_total_milliseconds",
+	    "Wall time of the whole clone job."),
+	CMS("restore_ms", cm.restore_us, "doppel_clone_restore_milliseconds",
+	    "Time to restore the clone from its image."),
+	{.name = "image_bytes",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .off = offsetof(struct sup_clone, dump.image_bytes),
+	 .metric = "doppel_clone_image_bytes",
+	 .help = "Size of the image the clone was restored from."},
+	{.name = "buffer",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .off = offsetof(struct sup_clone, buffer),
+	 .metric = "doppel_clone_buffer_bytes",
+	 .help = "Bytes queued per connection to the clone before the connection is dropped."},
+	{.name = "log_bytes",
+	 .kind = STATS_COUNTER,
+	 .unit = STATS_UNIT_BYTES,
+	 .off = offsetof(struct sup_clone, log_bytes),
+	 .metric = "doppel_clone_log_bytes_total",
+	 .help = "Bytes the clone wrote to its output, kept in its log."},
+	{.name = "log_dropped",
+	 .kind = STATS_COUNTER,
+	 .unit = STATS_UNIT_BYTES,
+	 .off = offsetof(struct sup_clone, log_dropped),
+	 .metric = "doppel_clone_log_dropped_bytes_total",
+	 .help = "Bytes of the clone's output dropped because its log was full."},
+	{.name = "dir", .kind = STATS_STRING, .get = cl_dir},
+	{.name = "host", .kind = STATS_STRING, .get = cl_host},
+	{.name = "address", .kind = STATS_STRING, .get = cl_address},
+	/* The proxy's view of the clone's replica (left out when it has none). */
+	{.name = "debug_window_s",
+	 .kind = STATS_NUMBER,
+	 .unit = STATS_UNIT_SECONDS,
+	 .get = cl_debug_window},
+	{.name = "window_open", .kind = STATS_BOOL, .get = cl_window_open},
+	{.name = "forecast_s",
+	 .kind = STATS_NUMBER,
+	 .unit = STATS_UNIT_SECONDS,
+	 .get = cl_forecast},
+	{.name = "overflows", .kind = STATS_COUNTER, .get = cl_overflows},
+};
+
+static const struct stats_table clone_table = STATS_TABLE(clone_fields);
+
+static const struct stats_col clone_cols[] = {
+	{"CLONE", -6, "{id}"},		 {"PID", -8, "{pid}"},
+	{"AGE", -10, "{age_s}"},	 {"FROZEN", -11, "{frozen_ms}"},
+	{"IMAGE", -10, "{image_bytes}"}, {"DIR", 0, "{dir}"},
+};
+
+/* What `doppel attach` needs besides the clone's fields (GET /clone-info). */
+static int cl_service_pid(const void *o, const void *c, struct stats_val *v)
+{
+	v->i = CCTX(c)->service_pid;
+	return 0;
+}
+
+static int cl_occupancy(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = CCTX(c)->info.occupancy;
+	return 0;
+}
+
+static int cl_buffered(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CCTX(c)->info.buffered;
+	return 0;
+}
+
+static int cl_max_conn_buffered(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CCTX(c)->info.max_conn_buffered;
+	return 0;
+}
+
+static int cl_budget(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CCTX(c)->info.budget;
+	return 0;
+}
+
+static const struct stats_field clone_info_fields[] = {
+	{.name = "service_pid", .kind = STATS_INT, .get = cl_service_pid},
+	{.name = "occupancy", .kind = STATS_NUMBER, .json_fmt = "%.4f", .get = cl_occupancy},
+	{.name = "buffered", .kind = STATS_GAUGE, .get = cl_buffered},
+	{.name = "max_conn_buffered", .kind = STATS_GAUGE, .get = cl_max_conn_buffered},
+	{.name = "budget", .kind = STATS_GAUGE, .get = cl_budget},
+};
+
+static const struct stats_table clone_info_table = STATS_TABLE(clone_info_fields);
+
+/* ---- past debug windows (--overflow reclone) ---- */
+
+#define WIN(o) ((const struct sup_window *)(o))
+
+static int win_clone(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = WIN(o)->clone_id;
+	return 0;
+}
+
+static int win_seconds(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = WIN(o)->seconds;
+	return 0;
+}
+
+static const struct stats_field window_fields[] = {
+	{.name = "clone",
+	 .kind = STATS_GAUGE,
+	 .flags = STATS_F_LABEL,
+	 .metric = "clone",
+	 .get = win_clone},
+	{.name = "debug_window_s",
+	 .kind = STATS_NUMBER,
+	 .text_fmt = "%.2f s",
+	 .get = win_seconds,
+	 .metric = "doppel_past_debug_window_seconds",
+	 .help = "How long a clone that was replaced kept up, attach to first overflow."},
+};
+
+static const struct stats_table window_table = STATS_TABLE(window_fields);
+
+static const void *window_row(void *arg, unsigned i, const void **ctx)
+{
+	const struct supervisor *sup = arg;
+
+	*ctx = NULL;
+	return &sup->windows[i];
+}
+
+static void window_rows_init(struct stats_rows *rows, struct supervisor *sup)
+{
+	rows->n = sup->nwindows < 64 ? sup->nwindows : 64;
+	rows->row = window_row;
+	rows->arg = sup;
+}
+
+/* ---- the supervisor table (the service) ---- */
+
+#define SUP(o) ((struct supervisor *)(o))
+
+static const char *service_state(const struct supervisor *sup)
 {
 	if (sup->stopping)
 		return "stopping";
@@ -29,86 +322,171 @@ static const char *service_state(struct supervisor *sup)
 	return sup->svc.pid > 0 ? "running" : "exited";
 }
 
+static int sup_name(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = SUP(o)->cfg.name;
+	return 0;
+}
+
+static int sup_pid(const void *o, const void *c, struct stats_val *v)
+{
+	v->i = getpid();
+	return 0;
+}
+
+static int sup_uptime(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = (double)(*(const uint64_t *)c - SUP(o)->start_ns) / 1e9;
+	return 0;
+}
+
+static int svc_pid(const void *o, const void *c, struct stats_val *v)
+{
+	v->i = SUP(o)->svc.pid;
+	return 0;
+}
+
+static int svc_port(const void *o, const void *c, struct stats_val *v)
+{
+	v->i = SUP(o)->cfg.port;
+	return 0;
+}
+
+static int svc_state(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = service_state(SUP(o));
+	return 0;
+}
+
+static int svc_command(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = SUP(o)->cfg.argv[0];
+	return 0;
+}
+
+static void svc_state_dirs_json(struct sbuf *sb, const void *o, const void *c)
+{
+	sbuf_append(sb, "[", 1);
+	for (unsigned i = 0; i < SUP(o)->svc.nstate; i++) {
+		if (i)
+			sbuf_append(sb, ",", 1);
+		sbuf_json_str(sb, SUP(o)->svc.state_dirs[i]);
+	}
+	sbuf_append(sb, "]", 1);
+}
+
+static int sup_listen(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = SUP(o)->cfg.proxy.listen.text;
+	return 0;
+}
+
+static int sup_overflow(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = SUP(o)->cfg.overflow == SUP_OVERFLOW_RECLONE ? "reclone" : "drop";
+	return 0;
+}
+
+static int sup_criu(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = SUP(o)->have_criu ? SUP(o)->criu.version : "";
+	return 0;
+}
+
+static int sup_cloning(const void *o, const void *c, struct stats_val *v)
+{
+	v->b = SUP(o)->job != NULL;
+	return 0;
+}
+
+static int sup_nclones(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = SUP(o)->nclones;
+	return 0;
+}
+
+static void sup_clones_json(struct sbuf *sb, const void *o, const void *c)
+{
+	struct clone_rows cr;
+	struct stats_rows rows;
+
+	clone_rows_init(&cr, &rows, SUP(o), *(const uint64_t *)c);
+	stats_json_array(sb, &clone_table, &rows);
+}
+
+static void sup_windows_json(struct sbuf *sb, const void *o, const void *c)
+{
+	struct stats_rows rows;
+
+	window_rows_init(&rows, SUP(o));
+	stats_json_array(sb, &window_table, &rows);
+}
+
+static void sup_upstreams_json(struct sbuf *sb, const void *o, const void *c)
+{
+	if (SUP(o)->agg)
+		agg_status_json(SUP(o)->agg, sb);
+	else
+		sbuf_append(sb, "[]", 2);
+}
+
+static void sup_proxy_json(struct sbuf *sb, const void *o, const void *c)
+{
+	if (SUP(o)->px)
+		proxy_status_json(SUP(o)->px, sb);
+	else
+		sbuf_printf(sb, "null\n");
+}
+
+/* The object is the supervisor; the context, the uint64_t time of the reading. */
+static const struct stats_field sup_fields[] = {
+	{.name = "name", .kind = STATS_STRING, .get = sup_name},
+	{.name = "supervisor_pid", .kind = STATS_INT, .get = sup_pid},
+	{.name = "uptime_s",
+	 .kind = STATS_NUMBER,
+	 .text_fmt = "%.0f s",
+	 .get = sup_uptime,
+	 .metric = "doppel_supervisor_uptime_seconds",
+	 .help = "Seconds since the supervisor started."},
+	{.name = "service.pid", .kind = STATS_INT, .get = svc_pid},
+	{.name = "service.port", .kind = STATS_INT, .get = svc_port},
+	{.name = "service.state", .kind = STATS_STRING, .get = svc_state},
+	{.name = "service.command", .kind = STATS_STRING, .get = svc_command},
+	{.name = "service.state_dirs", .kind = STATS_LIST, .json = svc_state_dirs_json},
+	{.name = "listen", .kind = STATS_STRING, .get = sup_listen},
+	{.name = "overflow", .kind = STATS_STRING, .get = sup_overflow},
+	{.name = "criu", .kind = STATS_STRING, .none = "missing", .get = sup_criu},
+	{.name = "clone_in_progress",
+	 .kind = STATS_BOOL,
+	 .get = sup_cloning,
+	 .metric = "doppel_clone_in_progress",
+	 .help = "1 while a clone is being made."},
+	{.name = "reclones",
+	 .kind = STATS_COUNTER,
+	 .off = offsetof(struct supervisor, reclones),
+	 .metric = "doppel_reclones_total",
+	 .help = "Clones replaced after an overflow."},
+	{.name = "clones",
+	 .kind = STATS_LIST,
+	 .get = sup_nclones,
+	 .json = sup_clones_json,
+	 .metric = "doppel_clones",
+	 .help = "Live clones."},
+	{.name = "past_windows", .kind = STATS_LIST, .json = sup_windows_json},
+	{.name = "upstreams", .kind = STATS_LIST, .json = sup_upstreams_json},
+	{.name = "proxy", .kind = STATS_LIST, .json = sup_proxy_json},
+};
+
+static const struct stats_table sup_table = STATS_TABLE(sup_fields);
+
+/* ---- the views ---- */
+
 void sup_status_json(struct supervisor *sup, struct sbuf *sb)
 {
 	uint64_t now = clock_coarse_ns();
 
-	sbuf_printf(sb, "{\"name\":");
-	sbuf_json_str(sb, sup->cfg.name);
-	sbuf_printf(sb, ",\"supervisor_pid\":%d,\"uptime_s\":", (int)getpid());
-	sbuf_json_num(sb, (double)(now - sup->start_ns) / 1e9);
-	sbuf_printf(sb, ",\"service\":{\"pid\":%d,\"port\":%d,\"state\":", sup->svc.pid,
-		    sup->cfg.port);
-	sbuf_json_str(sb, service_state(sup));
-	sbuf_printf(sb, ",\"command\":");
-	sbuf_json_str(sb, sup->cfg.argv[0]);
-	sbuf_printf(sb, ",\"state_dirs\":[");
-	for (unsigned i = 0; i < sup->svc.nstate; i++) {
-		sbuf_printf(sb, i ? "," : "");
-		sbuf_json_str(sb, sup->svc.state_dirs[i]);
-	}
-	sbuf_printf(sb, "]},\"listen\":");
-	sbuf_json_str(sb, sup->cfg.proxy.listen.text);
-	sbuf_printf(sb, ",\"overflow\":\"%s\",\"criu\":",
-		    sup->cfg.overflow == SUP_OVERFLOW_RECLONE ? "reclone" : "drop");
-	sbuf_json_str(sb, sup->have_criu ? sup->criu.version : "");
-	sbuf_printf(sb, ",\"clone_in_progress\":%s,\"reclones\":%llu,\"clones\":[",
-		    sup->job ? "true" : "false", (unsigned long long)sup->reclones);
-	for (unsigned i = 0; i < sup->nclones; i++) {
-		struct sup_clone *c = sup->clones[i];
-		struct proxy_replica_info info;
-		int have = sup->px && proxy_replica_info(sup->px, c->replica_id, &info) == 0;
-
-		sbuf_printf(sb,
-			    "%s{\"id\":%u,\"pid\":%d,\"replica_id\":%u,\"age_s\":%.1f,\"frozen_"
-			    "ms\":%.1f,"
-			    "\"memdump_ms\":%.1f,\"memwrite_ms\":%.1f,\"final_sync_ms\":%.1f,"
-			    "\"precopy_ms\":%.1f,\"dump_ms\":%.1f,\"clone_total_ms\":%.1f,"
-			    "\"restore_ms\":%.1f,\"image_bytes\":%llu,\"buffer\":%llu,\"log_"
-			    "bytes\":%llu,"
-			    "\"log_dropped\":%llu,\"dir\":",
-			    i ? "," : "", c->cm.id, c->cm.pid, c->replica_id,
-			    (double)(now - c->created_ns) / 1e9, (double)c->dump.frozen_us / 1000,
-			    (double)c->dump.memdump_us / 1000, (double)c->dump.memwrite_us / 1000,
-			    (double)c->dump.final_sync_us / 1000, (double)c->dump.precopy_us / 1000,
-			    (double)c->dump.dump_wall_us / 1000, (double)c->dump.total_us / 1000,
-			    (double)c->cm.restore_us / 1000,
-			    (unsigned long long)c->dump.image_bytes, (unsigned long long)c->buffer,
-			    (unsigned long long)c->log_bytes, (unsigned long long)c->log_dropped);
-		sbuf_json_str(sb, c->cm.dir);
-		sbuf_printf(sb, ",\"host\":");
-		sbuf_json_str(sb, c->host);
-		sbuf_printf(sb, ",\"address\":");
-		sbuf_json_str(sb, c->address);
-		if (have) {
-			sbuf_printf(sb, ",\"debug_window_s\":");
-			sbuf_json_num(sb, info.debug_window_s);
-			sbuf_printf(sb, ",\"window_open\":%s,\"forecast_s\":",
-				    info.window_open ? "true" : "false");
-			sbuf_json_num(sb, info.forecast_s);
-			sbuf_printf(sb, ",\"overflows\":%llu", (unsigned long long)info.overflows);
-		}
-		sbuf_printf(sb, "}");
-	}
-	sbuf_printf(sb, "],\"past_windows\":[");
-	for (unsigned i = 0; i < sup->nwindows && i < 64; i++) {
-		const struct sup_window *w = &sup->windows[i];
-
-		sbuf_printf(sb, "%s{\"clone\":%u,\"debug_window_s\":", i ? "," : "", w->clone_id);
-		sbuf_json_num(sb, w->seconds);
-		sbuf_printf(sb, "}");
-	}
-	sbuf_printf(sb, "],\"upstreams\":");
-	if (sup->agg)
-		agg_status_json(sup->agg, sb);
-	else
-		sbuf_printf(sb, "[]");
-	sbuf_printf(sb, ",\"proxy\":");
-	if (sup->px)
-		proxy_status_json(sup->px, sb);
-	else
-		sbuf_printf(sb, "null\n");
-	sbuf_printf(sb, "}\n");
+	stats_json_object(sb, &sup_table, sup, &now);
+	sbuf_append(sb, "\n", 1);
 }
 
 static int render_status(void *arg, const char *query, struct sbuf *out, const char **ctype)
@@ -123,40 +501,30 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 {
 	struct supervisor *sup = arg;
 	uint64_t now = clock_coarse_ns();
-	char sz[32];
+	struct stats_rows rows;
 
 	(void)query;
 	(void)ctype;
-	sbuf_printf(out,
-		    "%s: service %s (pid %d, %s), port %d in its own namespaces; clients on %s\n",
-		    sup->cfg.name, sup->cfg.argv[0], sup->svc.pid, service_state(sup),
-		    sup->cfg.port, sup->cfg.proxy.listen.text);
-	sbuf_printf(out,
-		    "supervisor pid %d, up %.0f s, CRIU %s, overflow policy %s, %llu re-clones%s\n",
-		    (int)getpid(), (double)(now - sup->start_ns) / 1e9,
-		    sup->have_criu ? sup->criu.version : "missing",
-		    sup->cfg.overflow == SUP_OVERFLOW_RECLONE ? "reclone" : "drop",
-		    (unsigned long long)sup->reclones, sup->job ? "; a clone is being made" : "");
+	stats_text(
+		out, &sup_table, sup, &now,
+		"{name}: service {service.command} (pid {service.pid}, {service.state}), port "
+		"{service.port} in its own namespaces; clients on {listen}\n"
+		"supervisor pid {supervisor_pid}, up {uptime_s}, CRIU {criu}, overflow policy "
+		"{overflow}, {reclones} re-clones{?clone_in_progress ; a clone is being made}\n");
 	if (sup->nclones) {
-		sbuf_printf(out, "%-6s %-8s %-10s %-11s %-10s %s\n", "CLONE", "PID", "AGE",
-			    "FROZEN", "IMAGE", "DIR");
-		for (unsigned i = 0; i < sup->nclones; i++) {
-			struct sup_clone *c = sup->clones[i];
-			char frozen[24], age[24];
+		struct clone_rows cr;
 
-			snprintf(frozen, sizeof(frozen), "%.1f ms",
-				 (double)c->dump.frozen_us / 1000);
-			snprintf(age, sizeof(age), "%.0f s", (double)(now - c->created_ns) / 1e9);
-			sbuf_printf(out, "%-6u %-8d %-10s %-11s %-10s %s\n", c->cm.id, c->cm.pid,
-				    age, frozen, size_format(c->dump.image_bytes, sz, sizeof(sz)),
-				    c->cm.dir);
-		}
+		clone_rows_init(&cr, &rows, sup, now);
+		stats_text_table(out, &clone_table, &rows, clone_cols,
+				 sizeof(clone_cols) / sizeof(clone_cols[0]));
 	} else {
-		sbuf_printf(out, "no clones (make one with `doppel clone %s`)\n", sup->cfg.name);
+		stats_text(out, &sup_table, sup, &now,
+			   "no clones (make one with `doppel clone {name}`)\n");
 	}
-	for (unsigned i = 0; i < sup->nwindows && i < 64; i++)
-		sbuf_printf(out, "past debug window: clone %u kept up for %.2f s\n",
-			    sup->windows[i].clone_id, sup->windows[i].seconds);
+	window_rows_init(&rows, sup);
+	for (unsigned i = 0; i < rows.n; i++)
+		stats_text(out, &window_table, &sup->windows[i], NULL,
+			   "past debug window: clone {clone} kept up for {debug_window_s}\n");
 	if (sup->agg)
 		agg_status_text(sup->agg, out);
 	sbuf_printf(out, "\n");
@@ -168,34 +536,38 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 static int render_metrics(void *arg, const char *query, struct sbuf *out, const char **ctype)
 {
 	struct supervisor *sup = arg;
-	char labels[64];
+	uint64_t now = clock_coarse_ns();
+	struct clone_rows cr;
+	struct stats_rows rows;
+	struct sbuf labels;
 
 	(void)query;
 	*ctype = "text/plain; version=0.0.4";
-	snprintf(labels, sizeof(labels), "service=\"%s\"", sup->cfg.name);
+	sbuf_init(&labels);
+	stats_prom_label(&labels, "service", sup->cfg.name);
 	if (sup->px)
-		proxy_metrics(sup->px, out, labels);
-	sbuf_printf(out,
-		    "# HELP doppel_clones Live clones.\n# TYPE doppel_clones "
-		    "gauge\ndoppel_clones{%s} %u\n",
-		    labels, sup->nclones);
-	sbuf_printf(out,
-		    "# HELP doppel_reclones_total Clones replaced after an overflow.\n"
-		    "# TYPE doppel_reclones_total counter\ndoppel_reclones_total{%s} %llu\n",
-		    labels, (unsigned long long)sup->reclones);
+		proxy_metrics(sup->px, out, labels.buf);
+	stats_prom_object(out, &sup_table, sup, &now, labels.buf);
+	clone_rows_init(&cr, &rows, sup, now);
+	stats_prom(out, &clone_table, &rows, labels.buf);
+	window_rows_init(&rows, sup);
+	stats_prom(out, &window_table, &rows, labels.buf);
+	if (sup->agg)
+		agg_metrics(sup->agg, out, labels.buf);
+	sbuf_free(&labels);
 	return 200;
 }
 
-/* One tab-separated line for `doppel list`. */
+/* One tab-separated line for scripts (`doppel list` reads /status). */
 static int render_row(void *arg, const char *query, struct sbuf *out, const char **ctype)
 {
-	struct supervisor *sup = arg;
+	uint64_t now = clock_coarse_ns();
 
 	(void)query;
 	(void)ctype;
-	sbuf_printf(out, "%s\t%d\t%d\t%s\t%s\t%d\t%u\t%.0f\n", sup->cfg.name, (int)getpid(),
-		    sup->svc.pid, service_state(sup), sup->cfg.proxy.listen.text, sup->cfg.port,
-		    sup->nclones, (double)(clock_coarse_ns() - sup->start_ns) / 1e9);
+	stats_text(out, &sup_table, arg, &now,
+		   "{name}\t{supervisor_pid}\t{service.pid}\t{service.state}\t{listen}\t"
+		   "{service.port}\t{clones}\t{uptime_s:%.0f}\n");
 	return 200;
 }
 
@@ -214,6 +586,19 @@ static void send_text(struct evhttp_request *req, int code, const char *fmt, ...
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; charset=utf-8");
 	evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", b);
+	if (b)
+		evbuffer_free(b);
+}
+
+static void send_json(struct evhttp_request *req, const struct sbuf *sb)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b)
+		evbuffer_add(b, sb->buf, sb->len);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json");
+	evhttp_send_reply(req, 200, "OK", b);
 	if (b)
 		evbuffer_free(b);
 }
@@ -313,14 +698,15 @@ static void route_stop(struct evhttp_request *req, void *arg)
 }
 
 /*
- * GET /clone?id=N: one clone as "key=value" lines, for `doppel attach` (which
- * polls it to govern a tracer) and for scripts.
+ * GET /clone-info?id=N: one clone as a JSON object, the fields of /status's
+ * clones plus what `doppel attach` governs a tracer with (admin_clone_info()
+ * reads it). 503 while the proxy does not know the clone's replica.
  */
 static void route_clone_info(struct evhttp_request *req, void *arg)
 {
 	struct supervisor *sup = arg;
 	struct evkeyvalq q = {0};
-	struct proxy_replica_info info;
+	struct clone_ctx cx;
 	struct sup_clone *c;
 	const char *v;
 	char *end;
@@ -330,23 +716,26 @@ static void route_clone_info(struct evhttp_request *req, void *arg)
 	v = query_param(req, &q, "id");
 	id = v ? strtoul(v, &end, 10) : 0;
 	if (!v || *end || !id) {
-		send_text(req, 400, "give the clone's id: /clone?id=N\n");
+		send_text(req, 400, "give the clone's id: /clone-info?id=N\n");
 	} else if (!(c = sup_clone_find(sup, (unsigned)id))) {
 		send_text(req, 404, "%s has no clone %lu (see `doppel status %s`)\n", sup->cfg.name,
 			  id, sup->cfg.name);
-	} else if (!sup->px || proxy_replica_info(sup->px, c->replica_id, &info) < 0) {
-		send_text(req, 503, "clone %lu is not attached to the proxy\n", id);
 	} else {
-		send_text(req, 200,
-			  "id=%u\npid=%d\ndir=%s\nservice_pid=%d\noccupancy=%.4f\nbuffered=%llu\n"
-			  "max_conn_buffered=%llu\nbuffer=%llu\nbudget=%llu\noverflows=%llu\n"
-			  "debug_window_s=%.3f\nwindow_open=%d\nforecast_s=%.3f\n",
-			  c->cm.id, c->cm.pid, c->cm.dir, sup->svc.pid, info.occupancy,
-			  (unsigned long long)info.buffered,
-			  (unsigned long long)info.max_conn_buffered,
-			  (unsigned long long)info.buffer_cap, (unsigned long long)info.budget,
-			  (unsigned long long)info.overflows, info.debug_window_s, info.window_open,
-			  isfinite(info.forecast_s) ? info.forecast_s : -1.0);
+		clone_ctx_fill(sup, c, clock_coarse_ns(), &cx);
+		if (cx.have) {
+			struct sbuf sb;
+			int first = 1;
+
+			sbuf_init(&sb);
+			sbuf_append(&sb, "{", 1);
+			stats_json_members(&sb, &clone_table, c, &cx, &first);
+			stats_json_members(&sb, &clone_info_table, c, &cx, &first);
+			sbuf_append(&sb, "}\n", 2);
+			send_json(req, &sb);
+			sbuf_free(&sb);
+		} else {
+			send_text(req, 503, "clone %lu is not attached to the proxy\n", id);
+		}
 	}
 	evhttp_clear_headers(&q);
 }

@@ -6,6 +6,8 @@
  * It stays in the foreground (systemd Type=notify: READY=1 once the service
  * listens) and answers on an admin socket, /run/doppel/NAME.sock (0600):
  *   GET  /status  /status.txt  /metrics  /row  /clone-info?id=N  /diverge  /record
+ *        (/status and /clone-info are JSON, made from routes.c's field tables
+ *        like /status.txt, /row and /metrics)
  *   POST /clone?count=N[&buffer=SIZE][&control=1][&keep=DIR]   (progress streamed)
  *   POST /destroy?id=N    POST /record?action=start|stop[&dir=D]    POST /stop
  *   GET  /  (the status page, polling /status)
