@@ -32,7 +32,9 @@ assert_eq "$(json "$T/status.json" "j['replicas'][0]['bytes_forwarded'] == j['pr
 assert_ge "$(json "$T/status.json" "j['replicas'][0]['turns_compared']")" 50000 "turns compared"
 assert_eq "$(json "$T/status.json" "j['replicas'][0]['window_open']")" True "debug window still open"
 "$DOPPEL" status --admin 127.0.0.1:$A | grep -q "r1 .*127.0.0.1:$R" || fail "status text lacks the replica"
-curl -sf "http://127.0.0.1:$A/metrics" | grep -q "doppel_replica_bytes_forwarded_total{replica=\"r1\"" ||
+# Saved first: grep -q stops reading at the match, and curl would fail writing the rest.
+curl -sf "http://127.0.0.1:$A/metrics" >"$T/metrics" || fail "GET /metrics failed"
+grep -q "doppel_replica_bytes_forwarded_total{replica=\"r1\"" "$T/metrics" ||
 	fail "/metrics lacks replica counters"
 stop_pid "$proxy_PID" || fail "proxy did not exit 0 on SIGTERM"
 log "PASS: $pk keys on both sides, digest $pd"
