@@ -42,6 +42,7 @@ struct clone_rows {
 static void clone_ctx_fill(struct supervisor *sup, const struct sup_clone *c, uint64_t now,
 			   struct clone_ctx *cx)
 {
+	memset(cx, 0, sizeof(*cx));
 	cx->now = now;
 	cx->service_pid = sup->svc.pid;
 	cx->have = sup->px && proxy_replica_info(sup->px, c->replica_id, &cx->info) == 0;
@@ -113,26 +114,34 @@ static int cl_address(const void *o, const void *c, struct stats_val *v)
 
 static int cl_debug_window(const void *o, const void *c, struct stats_val *v)
 {
+	if (!CCTX(c)->have)
+		return -ENODATA;
 	v->d = CCTX(c)->info.debug_window_s;
-	return CCTX(c)->have ? 0 : -ENODATA;
+	return 0;
 }
 
 static int cl_window_open(const void *o, const void *c, struct stats_val *v)
 {
+	if (!CCTX(c)->have)
+		return -ENODATA;
 	v->b = CCTX(c)->info.window_open;
-	return CCTX(c)->have ? 0 : -ENODATA;
+	return 0;
 }
 
 static int cl_forecast(const void *o, const void *c, struct stats_val *v)
 {
+	if (!CCTX(c)->have)
+		return -ENODATA;
 	v->d = CCTX(c)->info.forecast_s;
-	return CCTX(c)->have ? 0 : -ENODATA;
+	return 0;
 }
 
 static int cl_overflows(const void *o, const void *c, struct stats_val *v)
 {
+	if (!CCTX(c)->have)
+		return -ENODATA;
 	v->u = CCTX(c)->info.overflows;
-	return CCTX(c)->have ? 0 : -ENODATA;
+	return 0;
 }
 
 /* A duration the clone's making took, kept in microseconds, shown in milliseconds. */
