@@ -19,6 +19,9 @@
 #include "common/netaddr.h"
 #include "proxy/proxy.h"
 
+/* agg_turn.used_by has a bit per clone slot. */
+_Static_assert(AGG_MAX_CLONES <= 64, "a clone slot is a bit of a uint64_t");
+
 /* One turn of a recorded connection: a request and the answer to it. */
 struct agg_turn {
 	uint64_t off; /* request starts at pc->data + off; the answer follows it */

@@ -164,11 +164,21 @@ int agg_clone_attach(struct agg *a, unsigned id, const int *fds)
 
 		cu->up = &a->ups[i];
 		cu->cl = cl;
-		cu->lfd = fds[i];
+		cu->lfd = -1;
 		cu->base_seq = a->ups[i].next_seq + 1;
 		cu->attach_ns = clock_coarse_ns();
-		cu->lev = event_new(a->base, cu->lfd, EV_READ | EV_PERSIST, agg_replay_accept, cu);
-		event_add(cu->lev, NULL);
+		cu->lev = event_new(a->base, fds[i], EV_READ | EV_PERSIST, agg_replay_accept, cu);
+		if (!cu->lev) {
+			/* The sockets stay the caller's: nothing of them was taken. */
+			while (i-- > 0)
+				event_free(cl->ups[i].lev);
+			free(cl);
+			return -ENOMEM;
+		}
+	}
+	for (unsigned i = 0; i < a->nups; i++) {
+		cl->ups[i].lfd = fds[i];
+		event_add(cl->ups[i].lev, NULL);
 	}
 	/* A turn used by the clone that had this slot before is free for this one. */
 	for (unsigned i = 0; i < a->nups; i++)

@@ -46,8 +46,8 @@
 
 #include "common/sbuf.h"
 
-#define AGG_MAX_UPSTREAMS 8
-#define AGG_MAX_CLONES 64
+#define AGG_MAX_UPSTREAMS 8 /* --upstream per service */
+#define AGG_MAX_CLONES 64   /* clones served at once (a bit each in a uint64_t) */
 
 struct event_base;
 struct agg;
@@ -69,7 +69,11 @@ int agg_start_production(struct agg *a, int prod_netns_fd, char *err, size_t err
  * n = agg_upstreams(). Safe on any thread. 0 or -errno with err.
  */
 int agg_clone_listen(const struct agg *a, int netns_fd, int *fds, char *err, size_t errlen);
-/* Serve clone `id` on the sockets from agg_clone_listen (taken over). 0 or -errno. */
+/*
+ * Serve clone `id` on the sockets from agg_clone_listen: 0 and they are taken
+ * over, or -ENOSPC (AGG_MAX_CLONES served already) / -ENOMEM and they are
+ * still the caller's to close.
+ */
 int agg_clone_attach(struct agg *a, unsigned id, const int *fds);
 /* Stop serving clone `id`; closes its sockets and connections. */
 void agg_clone_detach(struct agg *a, unsigned id);

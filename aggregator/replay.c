@@ -29,6 +29,7 @@
 
 #define PEND_MAX (1 << 20) /* what a clone may send ahead of production */
 #define OUT_MAX (4 << 20)  /* answer bytes queued toward a clone that does not read */
+#define ACCEPT_BATCH 64	   /* connections accepted per wake-up of a clone's listener */
 
 static void process(struct agg_cconn *cc);
 
@@ -334,7 +335,7 @@ void agg_replay_accept(evutil_socket_t fd, short what, void *arg)
 	struct agg_clone_up *cu = arg;
 
 	(void)what;
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
 		struct agg_cconn *cc;
 

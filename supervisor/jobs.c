@@ -3,7 +3,7 @@
  * runs on a worker thread; the event loop keeps serving production. The
  * worker sends its progress lines through a pipe, then an EOT byte; the loop
  * thread forwards the lines to whoever asked (a streamed HTTP reply), joins
- * the worker, and attaches the new clones to the proxy.
+ * the worker, and hands the new clones to sup_clone_attach() (clones.c).
  */
 #define LOG_PREFIX "clone"
 #include "supervisor/sup-int.h"
@@ -113,144 +113,83 @@ static void reply_line(struct sup_job *job, const char *fmt, ...)
 	evbuffer_free(b);
 }
 
-static void on_clone_log(evutil_socket_t fd, short what, void *arg)
+/* The job's one teardown: its reply, its event, pipe and host netns, itself. */
+static void job_free(struct supervisor *sup, struct sup_job *job)
 {
-	struct sup_clone *c = arg;
-	char buf[8192];
-	ssize_t n = read(fd, buf, sizeof(buf));
-
-	(void)what;
-	if (n <= 0) {
-		if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			event_del(c->log_ev);
-		return;
+	if (job->req) {
+		evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
+		evhttp_send_reply_end(job->req);
 	}
-	if (c->log_bytes + (uint64_t)n > SUP_CLONE_LOG_CAP || c->log_file < 0) {
-		c->log_dropped += (uint64_t)n;
-		return;
-	}
-	if (write(c->log_file, buf, (size_t)n) == n)
-		c->log_bytes += (uint64_t)n;
-	else
-		c->log_dropped += (uint64_t)n;
+	close_agg_fds(job, 0); /* those of clones that were not attached */
+	if (job->ev)
+		event_free(job->ev);
+	if (job->pipe[0] >= 0)
+		close(job->pipe[0]);
+	if (job->pipe[1] >= 0)
+		close(job->pipe[1]);
+	if (job->host_fd >= 0)
+		close(job->host_fd);
+	if (sup->job == job)
+		sup->job = NULL;
+	free(job);
 }
 
-/*
- * External mode: listen on the other host's address (inside its netns) and
- * forward to the clone's 127.0.0.1:PORT (inside the clone's netns). On two
- * machines this relay is `doppel proxy` running on the second one.
- */
-static int start_relay(struct supervisor *sup, struct sup_job *job, struct sup_clone *c,
-		       const struct net_endpoint *clone_ep, char *err, size_t errlen)
+/* A line for whoever asked for the clones (sup_clone_spec.report). */
+static void report_line(void *arg, const char *line)
 {
-	struct proxy_config rc;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char text[96];
-	int fd;
-
-	proxy_config_defaults(&rc);
-	snprintf(text, sizeof(text), "%s:1", job->host_addr);
-	if (netaddr_parse(text, &rc.listen, err, errlen) < 0)
-		return -EINVAL;
-	((struct sockaddr_in *)&rc.listen.ss)->sin_port = 0; /* any free port over there */
-	rc.listen.netns_fd = job->host_fd;
-	fd = netaddr_listen(&rc.listen, 256, 0, err, errlen);
-	if (fd < 0)
-		return fd;
-	getsockname(fd, (struct sockaddr *)&ss, &len);
-	netaddr_format((struct sockaddr *)&ss, len, c->address, sizeof(c->address));
-	snprintf(rc.listen.text, sizeof(rc.listen.text), "%s", c->address);
-	rc.listen_fd = fd;
-	rc.backend = *clone_ep;
-	snprintf(c->host, sizeof(c->host), "%s", job->host);
-	return proxy_new(sup->base, &rc, &c->relay, err, errlen);
+	reply_line(arg, "%s\n", line);
 }
 
-/* Put a freshly restored clone behind the proxy. */
-static int attach_clone(struct supervisor *sup, struct sup_job *job, struct cm_clone *cm)
+/* Hand each clone the worker made to sup_clone_attach(); say how it went. */
+static void attach_all(struct supervisor *sup, struct sup_job *job)
 {
-	struct proxy_replica_opts ro = {.buffer = job->buffer, .budget = 0};
-	struct net_endpoint ep;
-	struct sup_clone *c;
-	char addr[32], name[32], path[CM_PATH_MAX + 8], err[256];
-	int rc;
+	unsigned attached = 0;
+	char sz[32], err[512];
 
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	c->cm = *cm;
-	c->alive = 1;
-	c->created_ns = clock_coarse_ns();
-	c->dump = job->stats;
-	c->buffer = job->buffer ? job->buffer : sup->cfg.proxy.buffer;
-	c->log_file = -1;
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", sup->cfg.port);
-	netaddr_parse(addr, &ep, err, sizeof(err));
-	ep.netns_fd = cm->netns_fd;
-	if (job->host[0]) {
-		/* The clone is on another host: a relay there, reached over the network. */
-		rc = start_relay(sup, job, c, &ep, err, sizeof(err));
-		if (rc) {
-			reply_line(job, "ERROR: cannot relay to clone %u on %s: %s\n", cm->id,
-				   job->host, err);
-			cm_clone_destroy(&c->cm);
-			free(c);
-			return rc;
+	for (unsigned k = 0; k < job->count; k++) {
+		struct sup_clone_spec spec = {
+			.cm = &job->clones[k],
+			.dump = job->stats,
+			.buffer = job->buffer,
+			.host = job->host,
+			.host_fd = job->host_fd,
+			.host_addr = job->host_addr,
+			.agg_fds = sup->agg ? job->agg_fds[job->clones[k].id - job->opts.first_id]
+					    : NULL,
+			.control = job->control,
+			.keep = job->keep[0] ? job->keep : NULL,
+			.report = report_line,
+			.report_arg = job,
+		};
+
+		if (sup_clone_attach(sup, &spec, err, sizeof(err)) < 0) {
+			pr_err("%s", err);
+			reply_line(job, "ERROR: %s\n", err);
+			continue;
 		}
-		netaddr_parse(c->address, &ep, err, sizeof(err));
+		attached++;
+		reply_line(job,
+			   "clone %u attached%s%s%s: it receives a copy of every new connection "
+			   "(buffer %s per connection)\n",
+			   job->clones[k].id, job->host[0] ? " on host " : "", job->host,
+			   job->host[0] ? " through its network" : "",
+			   size_format(job->buffer ? job->buffer : sup->cfg.proxy.buffer, sz,
+				       sizeof(sz)));
 	}
-	snprintf(c->address, sizeof(c->address), "%s", ep.text);
-	snprintf(name, sizeof(name), "%s-%u", job->control ? "control" : "clone", cm->id);
-	ro.control = job->control;
-	c->control = job->control;
-	rc = proxy_replica_add(sup->px, &ep, name, &ro, &c->replica_id, err, sizeof(err));
-	if (rc) {
-		reply_line(job, "ERROR: cannot attach clone %u: %s\n", cm->id, err);
-		if (c->relay)
-			proxy_free(c->relay);
-		cm_clone_destroy(&c->cm);
-		free(c);
-		return rc;
-	}
-	if (sup->agg) {
-		unsigned k = cm->id - job->opts.first_id;
-
-		agg_clone_attach(sup->agg, cm->id, job->agg_fds[k]);
-		for (unsigned i = 0; i < AGG_MAX_UPSTREAMS; i++)
-			job->agg_fds[k][i] = -1; /* the aggregator owns them now */
-	}
-	if (job->keep[0] && sup->tap) {
-		struct rec_config rc_keep = sup->cfg.record;
-
-		rc_keep.dir = job->keep;
-		if (rec_tap_keep_replica(sup->tap, c->replica_id, &rc_keep, err, sizeof(err)) < 0)
-			reply_line(job, "WARNING: clone %u: not recording what it receives: %s\n",
-				   cm->id, err);
-		else
-			c->kept = 1;
-	}
-	snprintf(path, sizeof(path), "%s/log", cm->dir);
-	c->log_file = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (cm->log_fd >= 0) {
-		fcntl(cm->log_fd, F_SETFL, O_NONBLOCK);
-		c->log_ev = event_new(sup->base, cm->log_fd, EV_READ | EV_PERSIST, on_clone_log, c);
-		event_add(c->log_ev, NULL);
-	}
-	sup->clones[sup->nclones++] = c;
-	return 0;
+	pr_info("%u clone(s) ready; production frozen %.1f ms; total %.0f ms", attached,
+		(double)job->stats.frozen_us / 1000, (double)job->stats.total_us / 1000);
+	reply_line(job,
+		   "OK frozen_ms=%.1f total_ms=%.0f clones=", (double)job->stats.frozen_us / 1000,
+		   (double)job->stats.total_us / 1000);
+	for (unsigned k = 0; k < job->count; k++)
+		reply_line(job, "%s%u", k ? "," : "", job->clones[k].id);
+	reply_line(job, "\n");
 }
 
+/* The worker is done: join it and take its result. */
 static void job_finish(struct supervisor *sup, struct sup_job *job)
 {
-	char sz[32];
-
 	pthread_join(job->thread, NULL);
-	event_free(job->ev);
-	close(job->pipe[0]);
-	close(job->pipe[1]);
-	if (job->rc || sup->stopping || !sup->px)
-		close_agg_fds(job, 0);
 	if (job->rc) {
 		pr_err("clone failed: %s", job->err);
 		reply_line(job, "ERROR: %s\n", job->err);
@@ -259,39 +198,9 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 			cm_clone_destroy(&job->clones[k]);
 		reply_line(job, "ERROR: the supervisor is stopping; clones discarded\n");
 	} else {
-		unsigned attached = 0;
-
-		for (unsigned k = 0; k < job->count; k++) {
-			if (attach_clone(sup, job, &job->clones[k]) == 0) {
-				attached++;
-				reply_line(job,
-					   "clone %u attached%s%s%s: it receives a copy of every "
-					   "new connection "
-					   "(buffer %s per connection)\n",
-					   job->clones[k].id, job->host[0] ? " on host " : "",
-					   job->host, job->host[0] ? " through its network" : "",
-					   size_format(job->buffer ? job->buffer
-								   : sup->cfg.proxy.buffer,
-						       sz, sizeof(sz)));
-			}
-		}
-		pr_info("%u clone(s) ready; production frozen %.1f ms; total %.0f ms", attached,
-			(double)job->stats.frozen_us / 1000, (double)job->stats.total_us / 1000);
-		reply_line(job, "OK frozen_ms=%.1f total_ms=%.0f clones=",
-			   (double)job->stats.frozen_us / 1000, (double)job->stats.total_us / 1000);
-		for (unsigned k = 0; k < job->count; k++)
-			reply_line(job, "%s%u", k ? "," : "", job->clones[k].id);
-		reply_line(job, "\n");
+		attach_all(sup, job);
 	}
-	if (job->req) {
-		evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
-		evhttp_send_reply_end(job->req);
-	}
-	close_agg_fds(job, 0); /* those of clones that could not be attached */
-	if (job->host_fd >= 0)
-		close(job->host_fd);
-	sup->job = NULL;
-	free(job);
+	job_free(sup, job);
 }
 
 static void on_job_pipe(evutil_socket_t fd, short what, void *arg)
@@ -339,7 +248,8 @@ static int first_ipv4(void *arg)
 	for (i = ifa; i; i = i->ifa_next)
 		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
 		    !(i->ifa_flags & IFF_LOOPBACK) && (i->ifa_flags & IFF_UP)) {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, out, 64);
+			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, out,
+				  SUP_HOST_MAX);
 			break;
 		}
 	freeifaddrs(ifa);
@@ -381,21 +291,9 @@ static int resolve_host(struct sup_job *job, const char *host, char *err, size_t
 	return 0;
 }
 
-int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
-		  const char *host, const char *images, struct evhttp_request *req, char *err,
-		  size_t errlen)
+/* Can a job start now? 0, or -errno with the reason. */
+static int job_check(struct supervisor *sup, unsigned count, char *err, size_t errlen)
 {
-	return sup_job_start_ex(sup, count, buffer, reclone, host, images, 0, NULL, req, err,
-				errlen);
-}
-
-int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
-		     const char *host, const char *images, int control, const char *keep,
-		     struct evhttp_request *req, char *err, size_t errlen)
-{
-	struct sup_job *job;
-	int rc;
-
 	if (sup->job) {
 		snprintf(err, errlen, "a clone is already being made; try again when it is done");
 		return -EBUSY;
@@ -413,58 +311,36 @@ int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, in
 			 SUP_MAX_CLONES);
 		return -ENOSPC;
 	}
-	job = calloc(1, sizeof(*job));
-	if (!job) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	job->sup = sup;
-	job->count = count;
-	job->buffer = buffer;
-	job->reclone = reclone;
-	job->control = control;
-	if (keep && *keep)
-		snprintf(job->keep, sizeof(job->keep), "%s", keep);
-	job->host_fd = -1;
-	if (host && *host && (rc = resolve_host(job, host, err, errlen)) < 0) {
-		if (job->host_fd >= 0)
-			close(job->host_fd);
-		free(job);
-		return rc;
-	}
-	if (pipe2(job->pipe, O_CLOEXEC) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
-		if (job->host_fd >= 0)
-			close(job->host_fd);
-		free(job);
-		return rc;
-	}
-	fcntl(job->pipe[0], F_SETFL, O_NONBLOCK);
-	if (images && *images) {
-		struct stat st;
+	return 0;
+}
 
-		if (images[0] != '/' || stat(images, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			snprintf(err, errlen,
-				 "--images %s: not an existing directory (give an absolute path)",
-				 images);
-			if (job->host_fd >= 0)
-				close(job->host_fd);
-			close(job->pipe[0]);
-			close(job->pipe[1]);
-			free(job);
-			return -EINVAL;
-		}
-		snprintf(job->images, sizeof(job->images), "%s/%s-dump-%u", images, sup->cfg.name,
-			 sup->next_clone_id);
-	} else {
+/* Where this dump's images go: under --images DIR, or the supervisor's own dir. */
+static int job_images(struct supervisor *sup, struct sup_job *job, const char *images, char *err,
+		      size_t errlen)
+{
+	struct stat st;
+
+	if (!images || !*images) {
 		snprintf(job->images, sizeof(job->images), "%s/dump-%u", sup->images_base,
 			 sup->next_clone_id);
+		return 0;
 	}
+	if (images[0] != '/' || stat(images, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen,
+			 "--images %s: not an existing directory (give an absolute path)", images);
+		return -EINVAL;
+	}
+	snprintf(job->images, sizeof(job->images), "%s/%s-dump-%u", images, sup->cfg.name,
+		 sup->next_clone_id);
+	return 0;
+}
+
+static void job_fill_opts(struct supervisor *sup, struct sup_job *job)
+{
 	job->opts.criu = &sup->criu;
 	job->opts.work_dir = sup->work_dir;
 	job->opts.images_dir = job->images;
-	job->opts.count = count;
+	job->opts.count = job->count;
 	job->opts.port = sup->cfg.port;
 	job->opts.first_id = sup->next_clone_id;
 	job->opts.ready_timeout_ms = 30 * 1000;
@@ -484,32 +360,84 @@ int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, in
 		job->opts.host_addr = job->host_addr;
 		job->opts.host_images_dir = job->host_images;
 	}
-	sup->next_clone_id += count;
+}
+
+/* Stream the job's progress to req (the client of POST /clone). */
+static void job_reply_start(struct sup_job *job, struct evhttp_request *req)
+{
+	job->req = req;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; charset=utf-8");
+	evhttp_send_reply_start(req, 200, "OK");
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_client_gone, job);
+}
+
+int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
+		  const char *host, const char *images, struct evhttp_request *req, char *err,
+		  size_t errlen)
+{
+	return sup_job_start_ex(sup, count, buffer, reclone, host, images, 0, NULL, req, err,
+				errlen);
+}
+
+int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
+		     const char *host, const char *images, int control, const char *keep,
+		     struct evhttp_request *req, char *err, size_t errlen)
+{
+	struct sup_job *job;
+	int rc;
+
+	rc = job_check(sup, count, err, errlen);
+	if (rc)
+		return rc;
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	job->sup = sup;
+	job->count = count;
+	job->buffer = buffer;
+	job->reclone = reclone;
+	job->control = control;
+	if (keep && *keep)
+		snprintf(job->keep, sizeof(job->keep), "%s", keep);
+	job->host_fd = job->pipe[0] = job->pipe[1] = -1;
+	if (host && *host && (rc = resolve_host(job, host, err, errlen)) < 0)
+		goto fail;
+	if (pipe2(job->pipe, O_CLOEXEC) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+		goto fail;
+	}
+	fcntl(job->pipe[0], F_SETFL, O_NONBLOCK);
+	rc = job_images(sup, job, images, err, errlen);
+	if (rc)
+		goto fail;
+	job_fill_opts(sup, job);
 	job->ev = event_new(sup->base, job->pipe[0], EV_READ | EV_PERSIST, on_job_pipe, job);
+	if (!job->ev) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	event_add(job->ev, NULL);
 	rc = pthread_create(&job->thread, NULL, job_thread, job);
 	if (rc) {
 		snprintf(err, errlen, "cannot start a worker thread: %s", strerror(rc));
-		event_free(job->ev);
-		close(job->pipe[0]);
-		close(job->pipe[1]);
-		if (job->host_fd >= 0)
-			close(job->host_fd);
-		free(job);
-		return -rc;
+		rc = -rc;
+		goto fail;
 	}
-	if (req) {
-		job->req = req;
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-				  "text/plain; charset=utf-8");
-		evhttp_send_reply_start(req, 200, "OK");
-		evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_client_gone,
-					      job);
-	}
+	sup->next_clone_id += count;
+	if (req)
+		job_reply_start(job, req);
 	sup->job = job;
 	pr_info("making %u clone(s) of %s%s", count, sup->cfg.name,
 		reclone ? " (re-clone after overflow)" : "");
 	return 0;
+fail:
+	job_free(sup, job);
+	return rc;
 }
 
 void sup_job_abandon(struct supervisor *sup)
@@ -520,57 +448,9 @@ void sup_job_abandon(struct supervisor *sup)
 		return;
 	pr_info("waiting for the clone in progress to finish before stopping");
 	pthread_join(job->thread, NULL);
-	close_agg_fds(job, 0);
 	for (unsigned k = 0; k < job->count; k++)
 		if (!job->rc)
 			cm_clone_destroy(&job->clones[k]);
-	if (job->req) {
-		evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
-		reply_line(job, "ERROR: the supervisor is stopping; clones discarded\n");
-		evhttp_send_reply_end(job->req);
-	}
-	event_free(job->ev);
-	close(job->pipe[0]);
-	close(job->pipe[1]);
-	if (job->host_fd >= 0)
-		close(job->host_fd);
-	sup->job = NULL;
-	free(job);
-}
-
-void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows)
-{
-	struct supervisor *sup = arg;
-	struct proxy_replica_info info;
-	struct sup_clone *c = NULL;
-	char err[256], host[64];
-	uint64_t buffer;
-
-	for (unsigned i = 0; i < sup->nclones; i++)
-		if (sup->clones[i]->replica_id == replica_id)
-			c = sup->clones[i];
-	if (!c || sup->cfg.overflow != SUP_OVERFLOW_RECLONE || sup->stopping)
-		return;
-	if (sup->job) {
-		pr_info("clone %u overflowed again (%llu overflows); a clone is in progress, "
-			"re-clone later",
-			c->cm.id, (unsigned long long)overflows);
-		return;
-	}
-	if (proxy_replica_info(sup->px, replica_id, &info) == 0) {
-		struct sup_window *w = &sup->windows[sup->nwindows % 64];
-
-		w->clone_id = c->cm.id;
-		w->seconds = info.debug_window_s;
-		sup->nwindows++;
-		pr_info("clone %u overflowed: its debug window was %.2f s; replacing it with a "
-			"fresh clone",
-			c->cm.id, info.debug_window_s);
-	}
-	buffer = c->buffer;
-	snprintf(host, sizeof(host), "%s", c->host);
-	sup_clone_remove(sup, c, "overflowed (--overflow reclone)");
-	sup->reclones++;
-	if (sup_job_start(sup, 1, buffer, 1, host, NULL, NULL, err, sizeof(err)) < 0)
-		pr_err("cannot re-clone: %s", err);
+	reply_line(job, "ERROR: the supervisor is stopping; clones discarded\n");
+	job_free(sup, job);
 }

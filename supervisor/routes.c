@@ -313,7 +313,7 @@ static const void *window_row(void *arg, unsigned i, const void **ctx)
 
 static void window_rows_init(struct stats_rows *rows, struct supervisor *sup)
 {
-	rows->n = sup->nwindows < 64 ? sup->nwindows : 64;
+	rows->n = sup->nwindows < SUP_PAST_WINDOWS ? sup->nwindows : SUP_PAST_WINDOWS;
 	rows->row = window_row;
 	rows->arg = sup;
 }

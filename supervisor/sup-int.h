@@ -1,7 +1,8 @@
 /*
  * sup-int.h - the supervisor's private state, shared by supervisor.c
- * (lifecycle, service, signals), jobs.c (clone jobs on a worker thread) and
- * routes.c (admin HTTP handlers).
+ * (lifecycle, service, signals), clones.c (the live clones and the overflow
+ * policy), jobs.c (clone jobs on a worker thread) and routes.c (admin HTTP
+ * handlers).
  *
  * Threads: everything here is owned by the thread running sup->base, except
  * a running job's input (read-only for the worker) and its result, which the
@@ -22,11 +23,16 @@
 #include "record/tap.h"
 #include "supervisor/supervisor.h"
 
-#define SUP_MAX_CLONES 64
-#define SUP_CLONE_LOG_CAP (64ULL << 20)
+#define SUP_CLONE_LOG_CAP (64ULL << 20) /* bytes of a clone's output kept in its log */
+#define SUP_PAST_WINDOWS 64		/* ended debug windows kept for /status */
+#define SUP_HOST_MAX 64			/* --host names and their addresses */
 
 struct evhttp_request;
 
+/*
+ * A live clone. Allocated by sup_clone_attach(), freed by sup_clone_remove();
+ * listed in supervisor.clones; loop thread only.
+ */
 struct sup_clone {
 	struct cm_clone cm;
 	unsigned replica_id;
@@ -39,7 +45,7 @@ struct sup_clone {
 	uint64_t buffer;
 	/* external mode: the clone runs on another host, reached through a relay there */
 	struct proxy *relay;
-	char host[64];
+	char host[SUP_HOST_MAX];
 	char address[NETADDR_TEXT_MAX]; /* where the proxy sends its copy */
 	int control;			/* an unmodified clone: measures noise */
 	int kept;			/* recorded on its own for staged replay */
@@ -55,13 +61,13 @@ struct sup_job {
 	struct cm_clone_opts opts;
 	char images[CM_PATH_MAX + 32];
 	unsigned count;
-	uint64_t buffer;	/* per-clone replica buffer (0: the proxy's) */
-	int reclone;		/* started by the overflow policy */
-	int control;		/* the clones are controls (doppel clone --control) */
-	char keep[CM_PATH_MAX]; /* --keep-images DIR, or "" */
-	char host[64];		/* external mode: the other host's netns name ("" for this host) */
+	uint64_t buffer;	 /* per-clone replica buffer (0: the proxy's) */
+	int reclone;		 /* started by the overflow policy */
+	int control;		 /* the clones are controls (doppel clone --control) */
+	char keep[CM_PATH_MAX];	 /* --keep-images DIR, or "" */
+	char host[SUP_HOST_MAX]; /* external mode: the other host's netns name ("" here) */
 	int host_fd;
-	char host_addr[64];
+	char host_addr[SUP_HOST_MAX];
 	char host_images[CM_PATH_MAX + 32];
 	int agg_fds[SUP_MAX_CLONES][AGG_MAX_UPSTREAMS]; /* clones' upstream listeners */
 	unsigned agg_ready; /* clones whose listeners exist (agg_fds[0..agg_ready-1]) */
@@ -107,7 +113,7 @@ struct supervisor {
 	struct sup_clone *clones[SUP_MAX_CLONES];
 	unsigned nclones, next_clone_id;
 	struct sup_job *job;
-	struct sup_window windows[64];
+	struct sup_window windows[SUP_PAST_WINDOWS]; /* a ring: nwindows % SUP_PAST_WINDOWS */
 	unsigned nwindows;
 	uint64_t reclones;
 	char svc_line[1024];
@@ -117,8 +123,41 @@ struct supervisor {
 
 /* supervisor.c */
 void sup_shutdown(struct supervisor *sup, int code, const char *why);
+/* "exit status N" / "killed by SIGNAL" from a waitpid() status. */
+void sup_describe_status(int st, char *buf, size_t len);
+
+/* clones.c */
+/* A freshly restored clone and how to attach it, handed back by its job. */
+struct sup_clone_spec {
+	struct cm_clone *cm; /* taken over: destroyed when it cannot be attached */
+	struct cm_dump_stats dump;
+	uint64_t buffer;       /* per-connection replica buffer (0: the proxy's) */
+	const char *host;      /* external mode: the other host's netns name; "" here */
+	int host_fd;	       /* that host's netns (-1 here) */
+	const char *host_addr; /* its IPv4 address */
+	int control;	       /* an unmodified clone that measures noise (--control) */
+	const char *keep;      /* record what it receives into this directory; NULL: no */
+	void (*report)(void *arg, const char *line); /* warnings for the requester; may be NULL */
+	void *report_arg;
+	int *agg_fds; /* its upstream listeners (AGG_MAX_UPSTREAMS; NULL without
+		       * --upstream): taken over (set to -1) on success, left to the
+		       * caller otherwise */
+};
+/*
+ * Put a clone behind the proxy (through a relay on its host in external
+ * mode), serve its upstreams, log its output, and list it. 0, or -errno
+ * with the sentence in err (the clone is then destroyed).
+ */
+int sup_clone_attach(struct supervisor *sup, const struct sup_clone_spec *spec, char *err,
+		     size_t errlen);
 struct sup_clone *sup_clone_find(struct supervisor *sup, unsigned id);
+/* Detach and destroy c, and unlist it. */
 void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *why);
+void sup_clones_remove_all(struct supervisor *sup, const char *why);
+/* Remove the clones that exited (SIGCHLD). */
+void sup_clones_reap(struct supervisor *sup);
+/* The proxy's overflow hook: --overflow reclone replaces the clone. */
+void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);
 
 /* jobs.c */
 /* Start a clone job; req may be NULL. 0, or -EBUSY/-errno with err. */
@@ -131,7 +170,6 @@ int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, in
 		     struct evhttp_request *req, char *err, size_t errlen);
 /* Wait for a running job (shutdown) and discard what it made. */
 void sup_job_abandon(struct supervisor *sup);
-void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);
 
 /* routes.c */
 void sup_routes_install(struct supervisor *sup);

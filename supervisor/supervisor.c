@@ -103,41 +103,6 @@ void sup_shutdown(struct supervisor *sup, int code, const char *why)
 	event_base_loopexit(sup->base, &tv);
 }
 
-struct sup_clone *sup_clone_find(struct supervisor *sup, unsigned id)
-{
-	for (unsigned i = 0; i < sup->nclones; i++)
-		if (sup->clones[i]->cm.id == id)
-			return sup->clones[i];
-	return NULL;
-}
-
-void sup_clone_remove(struct supervisor *sup, struct sup_clone *c, const char *why)
-{
-	unsigned i;
-
-	pr_info("destroying clone %u (pid %d): %s", c->cm.id, c->cm.pid, why);
-	if (sup->px && c->replica_id)
-		proxy_replica_remove(sup->px, c->replica_id);
-	if (sup->tap && c->kept)
-		rec_tap_keep_stop(sup->tap, c->replica_id);
-	if (sup->agg)
-		agg_clone_detach(sup->agg, c->cm.id);
-	if (c->relay)
-		proxy_free(c->relay);
-	if (c->log_ev)
-		event_free(c->log_ev);
-	if (c->log_file >= 0)
-		close(c->log_file);
-	cm_clone_destroy(&c->cm);
-	for (i = 0; i < sup->nclones && sup->clones[i] != c; i++)
-		;
-	if (i < sup->nclones) {
-		memmove(&sup->clones[i], &sup->clones[i + 1], (sup->nclones - i - 1) * sizeof(c));
-		sup->nclones--;
-	}
-	free(c);
-}
-
 /* ---- signals and children ---- */
 
 static void drain_service_log(struct supervisor *sup);
@@ -148,7 +113,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	sup_shutdown(arg, 0, sig == SIGINT ? "received SIGINT" : "received SIGTERM");
 }
 
-static void describe_status(int st, char *buf, size_t len)
+void sup_describe_status(int st, char *buf, size_t len)
 {
 	if (WIFEXITED(st))
 		snprintf(buf, len, "exit status %d", WEXITSTATUS(st));
@@ -167,7 +132,7 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	if (sup->svc.pid > 0 && waitpid(sup->svc.pid, &st, WNOHANG) == sup->svc.pid) {
-		describe_status(st, how, sizeof(how));
+		sup_describe_status(st, how, sizeof(how));
 		pr_err("the service (pid %d) exited: %s", sup->svc.pid, how);
 		sup->svc.pid = 0;
 		drain_service_log(sup);
@@ -175,18 +140,7 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 			 sup->svc_last[0] ? "; its last words: " : "", sup->svc_last);
 		sup_shutdown(sup, 1, why);
 	}
-	for (unsigned i = 0; i < sup->nclones; i++) {
-		struct sup_clone *c = sup->clones[i];
-
-		if (c->cm.pid > 0 && waitpid(c->cm.pid, &st, WNOHANG) == c->cm.pid) {
-			describe_status(st, how, sizeof(how));
-			pr_warn("clone %u (pid %d) exited: %s; removing it", c->cm.id, c->cm.pid,
-				how);
-			c->cm.pid = 0;
-			sup_clone_remove(sup, c, "it exited");
-			i = (unsigned)-1; /* the array changed */
-		}
-	}
+	sup_clones_reap(sup);
 }
 
 /* ---- the service's output ---- */
@@ -395,8 +349,7 @@ static void teardown(struct supervisor *sup)
 	if (sup->px)
 		proxy_stop_accepting(sup->px);
 	sup_job_abandon(sup);
-	while (sup->nclones)
-		sup_clone_remove(sup, sup->clones[0], "the supervisor is stopping");
+	sup_clones_remove_all(sup, "the supervisor is stopping");
 	if (sup->px) {
 		struct sbuf sb;
 

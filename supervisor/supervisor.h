@@ -8,7 +8,8 @@
  *   GET  /status  /status.txt  /metrics  /row  /clone-info?id=N  /diverge  /record
  *        (/status and /clone-info are JSON, made from routes.c's field tables
  *        like /status.txt, /row and /metrics)
- *   POST /clone?count=N[&buffer=SIZE][&control=1][&keep=DIR]   (progress streamed)
+ *   POST /clone?count=N[&buffer=SIZE][&host=NETNS][&images=DIR][&control=1][&keep=DIR]
+ *                                       (progress streamed as text lines)
  *   POST /destroy?id=N    POST /record?action=start|stop[&dir=D]    POST /stop
  *   GET  /  (the status page, polling /status)
  * `--admin HOST:PORT` serves the read-only routes (the page, /status,
@@ -23,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregator/aggregator.h"
 #include "clonemgr/clonemgr.h"
 #include "common/netaddr.h"
 #include "proxy/proxy.h"
@@ -31,6 +33,8 @@
 #define SUP_RUN_DIR "/run/doppel"
 #define SUP_WORK_DIR "/var/lib/doppel"
 #define SUP_NAME_MAX 32
+#define SUP_MAX_CLONES 64		    /* live clones of one service */
+#define SUP_MAX_UPSTREAMS AGG_MAX_UPSTREAMS /* --upstream given to one service */
 
 enum sup_overflow {
 	SUP_OVERFLOW_DROP,    /* the clone's connection is dropped; the clone stays */
@@ -56,7 +60,7 @@ struct sup_config {
 	const char *criu; /* NULL: $DOPPEL_CRIU, $PATH, /usr/local/sbin, /usr/sbin */
 	int clone_nice;	  /* clones' nice value: they yield the CPU to production */
 	/* upstream isolation (aggregator/): "LISTEN=TARGET" each */
-	const char *upstreams[8];
+	const char *upstreams[SUP_MAX_UPSTREAMS];
 	unsigned nupstreams;
 	uint64_t upstream_budget;  /* recorded bytes kept per upstream (0: 256 MiB) */
 	uint64_t upstream_wait_ns; /* how long a clone's request waits for production's (0: 5 s) */
