@@ -1,18 +1,22 @@
 /*
- * cliutil.c - help printing and argument parsing shared by all commands.
+ * cliutil.c - help printing and argument parsing shared by all commands:
+ * value parsers that print their own usage error, the table-driven option
+ * parser, and the proxy options `doppel proxy` and `doppel run` share.
  */
 #include "cli/cmd.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
-
-#include <stdlib.h>
 
 void cmd_print_help(const struct cmd_entry *e)
 {
@@ -89,6 +93,149 @@ int cli_parse_replica_flush(const struct cmd_entry *e, const char *text, uint64_
 		return -1;
 	}
 	return 0;
+}
+
+static int parse_int(const struct cmd_entry *e, const struct cli_opt *o, const char *opt,
+		     const char *text)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (!*text || *end || errno || v < o->min || v > o->max) {
+		cmd_usage_error(e, "%s '%s': a number from %d to %d", opt, text, o->min, o->max);
+		return -1;
+	}
+	*(int *)o->dest = (int)v;
+	return 0;
+}
+
+static int opt_set(const struct cmd_entry *e, const struct cli_opt *o, const char *text)
+{
+	char opt[64];
+
+	snprintf(opt, sizeof(opt), "--%s", o->name);
+	switch (o->kind) {
+	case CLI_OPT_FLAG:
+		*(int *)o->dest = 1;
+		return 0;
+	case CLI_OPT_STRING:
+		*(const char **)o->dest = text;
+		return 0;
+	case CLI_OPT_SIZE:
+		return cli_parse_size(e, opt, text, o->dest);
+	case CLI_OPT_DURATION:
+		return cli_parse_duration(e, opt, text, o->dest);
+	case CLI_OPT_ADDR:
+		return cli_parse_addr(e, opt, text, o->dest);
+	case CLI_OPT_INT:
+		return parse_int(e, o, opt, text);
+	case CLI_OPT_FN:
+		return o->fn(e, opt, text, o->dest);
+	}
+	return -1;
+}
+
+/* getopt_long's value for the option at index i (clear of '?' and ':'). */
+#define OPT_VAL(i) (0x100 + (int)(i))
+
+int cli_parse_opts(const struct cmd_entry *e, int argc, char **argv, int first,
+		   const struct cli_opt *const *tables, unsigned flags)
+{
+	const struct cli_opt *opts[CLI_OPTS_MAX];
+	struct option lopts[CLI_OPTS_MAX + 1];
+	unsigned n = 0;
+	int c;
+
+	for (const struct cli_opt *const *t = tables; *t; t++) {
+		for (const struct cli_opt *o = *t; o->name; o++) {
+			if (n == CLI_OPTS_MAX) {
+				fprintf(stderr, "doppel %s: more than %d options in its tables\n",
+					e->name, CLI_OPTS_MAX);
+				abort(); /* a programming error, found by any run of the command */
+			}
+			opts[n] = o;
+			lopts[n] = (struct option){
+				o->name, o->kind == CLI_OPT_FLAG ? no_argument : required_argument,
+				NULL, OPT_VAL(n)};
+			n++;
+		}
+	}
+	memset(&lopts[n], 0, sizeof(lopts[n]));
+	opterr = 0;
+	optind = first;
+	while ((c = getopt_long(argc, argv, flags & CLI_OPTS_IN_ORDER ? "+" : "", lopts, NULL)) !=
+	       -1) {
+		const struct cli_opt *o;
+
+		if (c < OPT_VAL(0) || c >= OPT_VAL(n)) {
+			cmd_usage_error(e, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return -1;
+		}
+		o = opts[c - OPT_VAL(0)];
+		if (opt_set(e, o, optarg) < 0)
+			return -1;
+		if (o->given)
+			*o->given = 1;
+	}
+	return optind;
+}
+
+static int opt_log_level(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	(void)opt;
+	(void)dest;
+	return cli_parse_log_level(e, text);
+}
+
+static int opt_replica_flush(const struct cmd_entry *e, const char *opt, const char *text,
+			     void *dest)
+{
+	(void)opt;
+	return cli_parse_replica_flush(e, text, dest);
+}
+
+void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS])
+{
+	const struct cli_opt shared[CLI_PROXY_OPTS] = {
+		CLI_SIZE("buffer", &pc->buffer),
+		CLI_SIZE("budget", &pc->budget),
+		CLI_FN("replica-flush", &pc->replica_flush_ns, opt_replica_flush),
+		CLI_FN("log-level", NULL, opt_log_level),
+		CLI_END,
+	};
+
+	memcpy(table, shared, sizeof(shared));
+}
+
+int cli_proxy_opts_check(const struct cmd_entry *e, const struct proxy_config *pc)
+{
+	if (pc->budget && pc->budget < pc->buffer) {
+		cmd_usage_error(e, "--budget must be at least --buffer");
+		return -1;
+	}
+	return 0;
+}
+
+static int opt_div(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	return cli_div_opt(e, opt + 2, text, dest) < 0 ? -1 : 0;
+}
+
+void cli_div_opts_table(struct cli_div_opts *o, struct cli_opt table[CLI_DIV_OPTS])
+{
+	const struct cli_opt div[CLI_DIV_OPTS] = {
+		CLI_FN("protocol", o, opt_div),
+		CLI_FN("mask", o, opt_div),
+		CLI_FN("mask-header", o, opt_div),
+		CLI_FN("record", o, opt_div),
+		CLI_FN("record-file-size", o, opt_div),
+		CLI_FN("record-total", o, opt_div),
+		CLI_END,
+	};
+
+	memcpy(table, div, sizeof(div));
 }
 
 const char *cli_run_dir(void)

@@ -3,7 +3,7 @@
  * show its progress as it happens.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <event2/http.h>
 #include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -12,6 +12,7 @@
 
 #include "admin/admin.h"
 #include "cli/cmd.h"
+#include "supervisor/supervisor.h"
 
 static int cmd_clone_exec(int argc, char **argv);
 
@@ -78,97 +79,87 @@ static void on_chunk(const char *data, size_t len, void *arg)
 	}
 }
 
+static int opt_images(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	if (!realpath(text, dest)) {
+		cmd_usage_error(e, "%s %s: %s", opt, text, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int opt_host(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	if (!*text || strlen(text) >= SUP_HOST_MAX) {
+		cmd_usage_error(e, "%s '%s': a network namespace name or path", opt, text);
+		return -1;
+	}
+	*(const char **)dest = text;
+	return 0;
+}
+
+/* --keep-images DIR: created if need be (0700), made absolute. */
+static int opt_keep(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	if ((mkdir(text, 0700) < 0 && errno != EEXIST) || !realpath(text, dest)) {
+		cmd_usage_error(e, "%s %s: %s", opt, text, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* "&key=value", the value URL-escaped; 0 or -1 when it does not fit. */
+static int query_add(char *q, size_t len, const char *key, const char *value)
+{
+	char *v = evhttp_uriencode(value, -1, 0);
+	size_t used = strlen(q);
+	int n;
+
+	if (!v)
+		return -1;
+	n = snprintf(q + used, len - used, "&%s=%s", key, v);
+	free(v);
+	return n < 0 || (size_t)n >= len - used ? -1 : 0;
+}
+
 static int cmd_clone_exec(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"count", required_argument, NULL, 'n'},
-		{"buffer", required_argument, NULL, 'B'},
-		{"host", required_argument, NULL, 'H'},
-		{"images", required_argument, NULL, 'i'},
-		{"control", no_argument, NULL, 'c'},
-		{"keep-images", required_argument, NULL, 'k'},
-		{NULL, 0, NULL, 0},
-	};
 	const struct cmd_entry *e = &cmd_clone_entry;
 	struct clone_out out = {.ok = 0};
-	char addr[512], path[PATH_MAX + 512], err[512];
-	unsigned long count = 1;
+	char addr[512], path[6 * PATH_MAX + 512], err[512], sz[32];
+	int count = 1, control = 0, status, rc;
 	uint64_t buffer = 0;
 	const char *host = NULL;
 	char images[PATH_MAX] = "", keep[PATH_MAX] = "";
-	int c, status, control = 0;
+	const struct cli_opt opts[] = {
+		CLI_INT("count", &count, 1, SUP_MAX_CLONES),
+		CLI_SIZE("buffer", &buffer),
+		CLI_FN("host", &host, opt_host),
+		CLI_FN("images", images, opt_images),
+		CLI_FLAG("control", &control),
+		CLI_FN("keep-images", keep, opt_keep),
+		CLI_END,
+	};
+	const struct cli_opt *const tables[] = {opts, NULL};
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cmd_usage_error(e, "give the NAME of a service started with `doppel run`");
 	if (cli_admin_for(e, argv[1], addr, sizeof(addr)))
 		return EXIT_USAGE;
-	opterr = 0;
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': {
-			char *end;
-
-			count = strtoul(optarg, &end, 10);
-			if (*end || count < 1 || count > 64)
-				return cmd_usage_error(e, "--count '%s': a number from 1 to 64",
-						       optarg);
-			break;
-		}
-		case 'B':
-			if (cli_parse_size(e, "--buffer", optarg, &buffer))
-				return EXIT_USAGE;
-			break;
-		case 'i':
-			if (!realpath(optarg, images))
-				return cmd_usage_error(e, "--images %s: %s", optarg,
-						       strerror(errno));
-			if (strpbrk(images, "&?#% "))
-				return cmd_usage_error(
-					e, "--images %s: no spaces or &?#%% in the path", images);
-			break;
-		case 'c':
-			control = 1;
-			break;
-		case 'k':
-			if (mkdir(optarg, 0700) < 0 && errno != EEXIST)
-				return cmd_usage_error(e, "--keep-images %s: %s", optarg,
-						       strerror(errno));
-			if (!realpath(optarg, keep))
-				return cmd_usage_error(e, "--keep-images %s: %s", optarg,
-						       strerror(errno));
-			if (strpbrk(keep, "&?#% "))
-				return cmd_usage_error(
-					e, "--keep-images %s: no spaces or &?#%% in the path",
-					keep);
-			break;
-		case 'H':
-			if (!*optarg || strlen(optarg) > 60 || strpbrk(optarg, "&?#% "))
-				return cmd_usage_error(
-					e, "--host '%s': a network namespace name or path", optarg);
-			host = optarg;
-			break;
-		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'",
-					       argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cmd_usage_error(e, "unexpected argument '%s'", argv[optind]);
+	rc = cli_parse_opts(e, argc, argv, 2, tables, 0);
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (rc < argc)
+		return cmd_usage_error(e, "unexpected argument '%s'", argv[rc]);
 	if (keep[0] && (count != 1 || host))
 		return cmd_usage_error(e, "--keep-images keeps one clone made on this host");
-	snprintf(path, sizeof(path), "/clone?count=%lu", count);
-	if (control)
-		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&control=1");
-	if (keep[0])
-		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&keep=%s", keep);
-	if (buffer)
-		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&buffer=%llu",
-			 (unsigned long long)buffer);
-	if (host)
-		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&host=%s", host);
-	if (images[0])
-		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&images=%s", images);
+	snprintf(path, sizeof(path), "/clone?count=%d%s", count, control ? "&control=1" : "");
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)buffer);
+	if ((keep[0] && query_add(path, sizeof(path), "keep", keep)) ||
+	    (buffer && query_add(path, sizeof(path), "buffer", sz)) ||
+	    (host && query_add(path, sizeof(path), "host", host)) ||
+	    (images[0] && query_add(path, sizeof(path), "images", images)))
+		return cmd_usage_error(e, "--host, --images or --keep-images: too long");
 	status = admin_request(addr, "POST", path, NULL, NULL, on_chunk, &out, 15 * 60 * 1000, err,
 			       sizeof(err));
 	if (status < 0) {

@@ -111,7 +111,8 @@ static int criu_check(const char *criu, char *out, size_t len)
 	return strstr(out, "Looks good") && st == 0 ? 0 : -1;
 }
 
-static int cmd_doctor_exec(int argc, char **argv)
+/* The capabilities CRIU and the namespaces need. */
+static void check_caps(void)
 {
 	static const struct {
 		int bit;
@@ -128,9 +129,69 @@ static int cmd_doctor_exec(int argc, char **argv)
 		 "run as another user (it cannot read their rlimits): run them as root"},
 	};
 	unsigned long long eff = cap_eff();
-	struct utsname u;
+	char msg[128], fix[512];
+
+	for (unsigned i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		int have = (eff >> caps[i].bit) & 1;
+
+		snprintf(msg, sizeof(msg), "%s %s", caps[i].name, have ? "granted" : "missing");
+		if (have) {
+			report(0, msg, NULL);
+			continue;
+		}
+		snprintf(fix, sizeof(fix),
+			 "%s; grant it (run as full root, not in a restricted container)",
+			 caps[i].why);
+		report(caps[i].level, msg, fix);
+	}
+}
+
+static void check_namespaces(void)
+{
+	char msg[1024], what[1100];
+
+	if (try_namespaces(msg, sizeof(msg)) == 0) {
+		report(0, "pid, net, mount, ipc and uts namespaces and a tmpfs can be created",
+		       NULL);
+		return;
+	}
+	snprintf(what, sizeof(what), "cannot create namespaces: %s", msg);
+	report(2, what,
+	       "run as root on a kernel with namespaces enabled; in a container, allow "
+	       "unshare (e.g. --privileged)");
+}
+
+static void check_criu(void)
+{
 	struct cm_criu criu;
-	char msg[1024], out[4096];
+	char msg[1024], out[4096], what[CM_PATH_MAX + 64];
+	char *nl;
+
+	if (cm_criu_find(NULL, &criu, msg, sizeof(msg)) < 0) {
+		report(2, msg, "./deploy/install.sh builds and installs CRIU >= 4.2");
+		return;
+	}
+	snprintf(what, sizeof(what), "CRIU %s at %s", criu.version, criu.path);
+	report(0, what, NULL);
+	out[0] = '\0';
+	if (criu_check(criu.path, out, sizeof(out)) == 0) {
+		report(0, "criu check: Looks good", NULL);
+		return;
+	}
+	nl = strchr(out, '\n');
+	if (nl)
+		*nl = '\0';
+	snprintf(msg, sizeof(msg), "criu check failed: %.900s", out[0] ? out : "no output");
+	report(2, msg,
+	       "see `criu check` and docs/criu.md; ./deploy/install.sh builds a "
+	       "CRIU "
+	       "that works on recent kernels");
+}
+
+static int cmd_doctor_exec(int argc, char **argv)
+{
+	struct utsname u;
+	char msg[1024];
 
 	(void)argv;
 	if (argc > 1)
@@ -142,55 +203,9 @@ static int cmd_doctor_exec(int argc, char **argv)
 	uname(&u);
 	snprintf(msg, sizeof(msg), "kernel %s %s", u.release, u.machine);
 	report(0, msg, NULL);
-	for (unsigned i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
-		int have = (eff >> caps[i].bit) & 1;
-
-		snprintf(msg, sizeof(msg), "%s %s", caps[i].name, have ? "granted" : "missing");
-		if (have) {
-			report(0, msg, NULL);
-		} else {
-			char fix[512];
-
-			snprintf(fix, sizeof(fix),
-				 "%s; grant it (run as full root, not in a restricted container)",
-				 caps[i].why);
-			report(caps[i].level, msg, fix);
-		}
-	}
-	if (try_namespaces(msg, sizeof(msg)) == 0) {
-		report(0, "pid, net, mount, ipc and uts namespaces and a tmpfs can be created",
-		       NULL);
-	} else {
-		char what[1100];
-
-		snprintf(what, sizeof(what), "cannot create namespaces: %s", msg);
-		report(2, what,
-		       "run as root on a kernel with namespaces enabled; in a container, allow "
-		       "unshare (e.g. --privileged)");
-	}
-	if (cm_criu_find(NULL, &criu, msg, sizeof(msg)) < 0) {
-		report(2, msg, "./deploy/install.sh builds and installs CRIU >= 4.2");
-	} else {
-		char what[CM_PATH_MAX + 64];
-
-		snprintf(what, sizeof(what), "CRIU %s at %s", criu.version, criu.path);
-		report(0, what, NULL);
-		out[0] = '\0';
-		if (criu_check(criu.path, out, sizeof(out)) == 0) {
-			report(0, "criu check: Looks good", NULL);
-		} else {
-			char *nl = strchr(out, '\n');
-
-			if (nl)
-				*nl = '\0';
-			snprintf(msg, sizeof(msg), "criu check failed: %.900s",
-				 out[0] ? out : "no output");
-			report(2, msg,
-			       "see `criu check` and docs/criu.md; ./deploy/install.sh builds a "
-			       "CRIU "
-			       "that works on recent kernels");
-		}
-	}
+	check_caps();
+	check_namespaces();
+	check_criu();
 	printf("\n%s: %d failure(s), %d warning(s)\n", failures ? "not ready" : "ready", failures,
 	       warnings);
 	return failures ? EXIT_RUNTIME : 0;

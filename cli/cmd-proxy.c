@@ -5,7 +5,6 @@
 #define LOG_PREFIX "proxy"
 #include <errno.h>
 #include <event2/event.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,11 +82,6 @@ const struct cmd_entry cmd_proxy_entry = {
 	.exec = cmd_proxy_exec,
 };
 
-struct replica_arg {
-	char name[64];
-	struct net_endpoint ep;
-};
-
 static int render_status(void *arg, const char *query, struct sbuf *out, const char **ctype)
 {
 	if (strstr(query, "format=text")) {
@@ -122,238 +116,246 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(arg, NULL);
 }
 
-static int cmd_proxy_exec(int argc, char **argv)
+/* --replica [NAME=]ADDR, repeatable. */
+struct replica_args {
+	struct {
+		char name[64];
+		struct net_endpoint ep;
+	} reps[MAX_REPLICAS];
+	unsigned n;
+};
+
+static int opt_replica(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
 {
-	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"backend", required_argument, NULL, 'b'},
-		{"replica", required_argument, NULL, 'r'},
-		{"buffer", required_argument, NULL, 'B'},
-		{"budget", required_argument, NULL, 'g'},
-		{"admin", required_argument, NULL, 'a'},
-		{"linger", required_argument, NULL, 'L'},
-		{"log-level", required_argument, NULL, 'v'},
-		{"pass-buffer", required_argument, NULL, 'p'},
-		{"replica-flush", required_argument, NULL, 'f'},
-		{"control", required_argument, NULL, 'c'},
-		{"protocol", required_argument, NULL, 'D'},
-		{"mask", required_argument, NULL, 'D'},
-		{"mask-header", required_argument, NULL, 'D'},
-		{"record", required_argument, NULL, 'D'},
-		{"record-file-size", required_argument, NULL, 'D'},
-		{"record-total", required_argument, NULL, 'D'},
-		{NULL, 0, NULL, 0},
-	};
-	const struct cmd_entry *e = &cmd_proxy_entry;
-	struct replica_arg reps[MAX_REPLICAS];
-	unsigned nreps = 0;
-	struct proxy_config cfg;
-	const char *admin_addr = NULL;
-	int have_listen = 0, have_backend = 0, c, rc = 0;
-	struct event_base *base = NULL;
-	struct event *sigint = NULL, *sigterm = NULL;
-	struct proxy *px = NULL;
-	struct admin *adm = NULL;
-	struct cli_div_opts dopts;
-	struct div_rules *rules = NULL;
-	struct rec_tap *tap = NULL;
-	struct rec_routes *routes = NULL;
-	int li = 0, have_control = 0;
-	struct net_endpoint control;
-	char err[512], rec_default[64];
+	struct replica_args *ra = dest;
+	const char *eq = strchr(text, '=');
 
-	proxy_config_defaults(&cfg);
-	cli_div_opts_init(&dopts);
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
-		switch (c) {
-		case 'D':
-			if (cli_div_opt(e, opts[li].name, optarg, &dopts) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'c':
-			if (have_control)
-				return cmd_usage_error(e, "one --control at most");
-			if (cli_parse_addr(e, "--control", optarg, &control))
-				return EXIT_USAGE;
-			have_control = 1;
-			break;
-		case 'l':
-			if (cli_parse_addr(e, "--listen", optarg, &cfg.listen))
-				return EXIT_USAGE;
-			have_listen = 1;
-			break;
-		case 'b':
-			if (cli_parse_addr(e, "--backend", optarg, &cfg.backend))
-				return EXIT_USAGE;
-			have_backend = 1;
-			break;
-		case 'r': {
-			const char *eq = strchr(optarg, '=');
-			const char *addr = eq ? eq + 1 : optarg;
+	if (ra->n == MAX_REPLICAS) {
+		cmd_usage_error(e, "at most %d replicas", MAX_REPLICAS);
+		return -1;
+	}
+	memset(&ra->reps[ra->n], 0, sizeof(ra->reps[ra->n]));
+	if (eq)
+		snprintf(ra->reps[ra->n].name, sizeof(ra->reps[ra->n].name), "%.*s",
+			 (int)(eq - text), text);
+	if (cli_parse_addr(e, opt, eq ? eq + 1 : text, &ra->reps[ra->n].ep))
+		return -1;
+	ra->n++;
+	return 0;
+}
 
-			if (nreps == MAX_REPLICAS)
-				return cmd_usage_error(e, "at most %d replicas", MAX_REPLICAS);
-			memset(&reps[nreps], 0, sizeof(reps[nreps]));
-			if (eq)
-				snprintf(reps[nreps].name, sizeof(reps[nreps].name), "%.*s",
-					 (int)(eq - optarg), optarg);
-			if (cli_parse_addr(e, "--replica", addr, &reps[nreps].ep))
-				return EXIT_USAGE;
-			nreps++;
-			break;
-		}
-		case 'B':
-			if (cli_parse_size(e, "--buffer", optarg, &cfg.buffer))
-				return EXIT_USAGE;
-			break;
-		case 'g':
-			if (cli_parse_size(e, "--budget", optarg, &cfg.budget))
-				return EXIT_USAGE;
-			break;
-		case 'p':
-			if (cli_parse_size(e, "--pass-buffer", optarg, &cfg.pass_buffer))
-				return EXIT_USAGE;
-			break;
-		case 'a':
-			admin_addr = optarg;
-			break;
-		case 'L':
-			if (cli_parse_duration(e, "--linger", optarg, &cfg.linger_ns))
-				return EXIT_USAGE;
-			break;
-		case 'f':
-			if (cli_parse_replica_flush(e, optarg, &cfg.replica_flush_ns))
-				return EXIT_USAGE;
-			break;
-		case 'v':
-			if (cli_parse_log_level(e, optarg))
-				return EXIT_USAGE;
-			break;
-		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'",
-					       argv[optind - 1]);
+/* --control ADDR: at most one. */
+struct control_arg {
+	struct net_endpoint ep;
+	int given;
+};
+
+static int opt_control(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	struct control_arg *ca = dest;
+
+	if (ca->given) {
+		cmd_usage_error(e, "one %s at most", opt);
+		return -1;
+	}
+	if (cli_parse_addr(e, opt, text, &ca->ep))
+		return -1;
+	ca->given = 1;
+	return 0;
+}
+
+/* What `doppel proxy` was asked for, once parsed. */
+struct bare_args {
+	struct replica_args reps;
+	struct control_arg control;
+	struct cli_div_opts div;
+	const char *admin_addr;
+};
+
+/* What `doppel proxy` runs: the proxy, its replicas, recording, admin endpoint, signals. */
+struct bare_proxy {
+	struct event_base *base;
+	struct event *sigint, *sigterm;
+	struct proxy *px;
+	struct rec_tap *tap; /* with --admin or --record */
+	struct admin *adm;
+	struct rec_routes *routes;
+	char rec_default[64];
+};
+
+static int usage_errno(int rc)
+{
+	return rc == -EADDRINUSE || rc == -EADDRNOTAVAIL || rc == -EACCES || rc == -EINVAL;
+}
+
+/* Production's conversations and each replica's, recorded (doppel record). */
+static int bare_tap(struct bare_proxy *bp, const struct proxy_config *cfg, struct bare_args *ba)
+{
+	struct proxy_observer ob;
+	char err[512];
+
+	bp->tap = rec_tap_new(NULL, &cfg->backend);
+	if (!bp->tap) {
+		fprintf(stderr, "doppel proxy: out of memory\n");
+		return EXIT_RUNTIME;
+	}
+	rec_tap_observer(bp->tap, &ob);
+	proxy_set_observer(bp->px, &ob);
+	if (ba->div.record_dir) {
+		ba->div.rec.dir = ba->div.record_dir;
+		if (rec_tap_start(bp->tap, &ba->div.rec, err, sizeof(err)) < 0) {
+			fprintf(stderr, "doppel proxy: --record: %s\n", err);
+			return EXIT_USAGE;
 		}
 	}
-	if (optind < argc)
-		return cmd_usage_error(e, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static int bare_replicas(struct bare_proxy *bp, const struct bare_args *ba)
+{
+	struct proxy_replica_opts ro = {.control = 1};
+	char err[512];
+
+	for (unsigned i = 0; i < ba->reps.n; i++) {
+		if (proxy_replica_add(bp->px, &ba->reps.reps[i].ep, ba->reps.reps[i].name, NULL,
+				      NULL, err, sizeof(err)) < 0) {
+			fprintf(stderr, "doppel proxy: replica %s: %s\n", ba->reps.reps[i].ep.text,
+				err);
+			return EXIT_RUNTIME;
+		}
+	}
+	if (ba->control.given && proxy_replica_add(bp->px, &ba->control.ep, "control", &ro, NULL,
+						   err, sizeof(err)) < 0) {
+		fprintf(stderr, "doppel proxy: control %s: %s\n", ba->control.ep.text, err);
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static int bare_admin(struct bare_proxy *bp, struct bare_args *ba)
+{
+	char err[512];
+	int rc = admin_new(bp->base, ba->admin_addr, &bp->adm, err, sizeof(err));
+
+	if (rc < 0) {
+		fprintf(stderr, "doppel proxy: --admin: %s\n", err);
+		return rc != -EACCES && usage_errno(rc) ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+	admin_route(bp->adm, "/status", render_status, bp->px);
+	admin_route(bp->adm, "/status.txt", render_status_text, bp->px);
+	admin_route(bp->adm, "/metrics", render_metrics, bp->px);
+	admin_route_page(bp->adm);
+	snprintf(bp->rec_default, sizeof(bp->rec_default), "doppel-record-%d", (int)getpid());
+	bp->routes = rec_routes_add(bp->adm, bp->px, bp->tap, &ba->div.rec,
+				    ba->div.record_dir ? ba->div.record_dir : bp->rec_default);
+	return 0;
+}
+
+/* 0, or the exit status once the reason is printed. */
+static int bare_start(struct bare_proxy *bp, const struct proxy_config *cfg, struct bare_args *ba)
+{
+	char err[512];
+	int rc;
+
+	bp->base = event_base_new();
+	if (!bp->base) {
+		fprintf(stderr, "doppel proxy: cannot create the event loop\n");
+		return EXIT_RUNTIME;
+	}
+	rc = proxy_new(bp->base, cfg, &bp->px, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "doppel proxy: %s\n", err);
+		return usage_errno(rc) ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+	if ((ba->admin_addr || ba->div.record_dir) && (rc = bare_tap(bp, cfg, ba)))
+		return rc;
+	if ((rc = bare_replicas(bp, ba)))
+		return rc;
+	if (ba->admin_addr && (rc = bare_admin(bp, ba)))
+		return rc;
+	bp->sigint = evsignal_new(bp->base, SIGINT, on_signal, bp->base);
+	bp->sigterm = evsignal_new(bp->base, SIGTERM, on_signal, bp->base);
+	event_add(bp->sigint, NULL);
+	event_add(bp->sigterm, NULL);
+	return 0;
+}
+
+static void bare_stop(struct bare_proxy *bp, int final_status)
+{
+	if (bp->adm)
+		admin_free(bp->adm);
+	rec_routes_free(bp->routes);
+	if (bp->px) {
+		struct sbuf sb;
+
+		sbuf_init(&sb);
+		proxy_status_text(bp->px, &sb);
+		if (final_status)
+			pr_info("final status:\n%s", sb.buf);
+		sbuf_free(&sb);
+		proxy_free(bp->px);
+	}
+	rec_tap_free(bp->tap);
+	if (bp->sigint)
+		event_free(bp->sigint);
+	if (bp->sigterm)
+		event_free(bp->sigterm);
+	if (bp->base)
+		event_base_free(bp->base);
+}
+
+static int cmd_proxy_exec(int argc, char **argv)
+{
+	const struct cmd_entry *e = &cmd_proxy_entry;
+	struct proxy_config cfg;
+	struct bare_args ba = {.admin_addr = NULL};
+	struct bare_proxy bp = {0};
+	struct div_rules *rules = NULL;
+	int have_listen = 0, have_backend = 0, rc, nrc;
+	struct cli_opt shared[CLI_PROXY_OPTS], div[CLI_DIV_OPTS];
+	const struct cli_opt own[] = {
+		CLI_ADDR("listen", &cfg.listen, &have_listen),
+		CLI_ADDR("backend", &cfg.backend, &have_backend),
+		CLI_FN("replica", &ba.reps, opt_replica),
+		CLI_FN("control", &ba.control, opt_control),
+		CLI_STRING("admin", &ba.admin_addr),
+		CLI_DURATION("linger", &cfg.linger_ns),
+		CLI_SIZE("pass-buffer", &cfg.pass_buffer),
+		CLI_END,
+	};
+	const struct cli_opt *const tables[] = {own, shared, div, NULL};
+
+	proxy_config_defaults(&cfg);
+	cli_proxy_opts(&cfg, shared);
+	cli_div_opts_init(&ba.div);
+	cli_div_opts_table(&ba.div, div);
+	rc = cli_parse_opts(e, argc, argv, 1, tables, 0);
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (rc < argc)
+		return cmd_usage_error(e, "unexpected argument '%s'", argv[rc]);
 	if (!have_listen)
 		return cmd_usage_error(e, "--listen is required");
 	if (!have_backend)
 		return cmd_usage_error(e, "--backend is required");
-	if (cfg.budget && cfg.budget < cfg.buffer)
-		return cmd_usage_error(e, "--budget must be at least --buffer");
-	if (cli_div_rules(e, &dopts, cfg.max_turns, &rules))
+	if (cli_proxy_opts_check(e, &cfg) || cli_div_rules(e, &ba.div, cfg.max_turns, &rules))
 		return EXIT_USAGE;
 	cfg.div_rules = rules;
-
-	base = event_base_new();
-	if (!base) {
-		fprintf(stderr, "doppel proxy: cannot create the event loop\n");
-		return EXIT_RUNTIME;
-	}
-	rc = proxy_new(base, &cfg, &px, err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, "doppel proxy: %s\n", err);
-		rc = (rc == -EADDRINUSE || rc == -EADDRNOTAVAIL || rc == -EACCES || rc == -EINVAL)
-			     ? EXIT_USAGE
-			     : EXIT_RUNTIME;
-		goto out;
-	}
-	if (admin_addr || dopts.record_dir) {
-		struct proxy_observer ob;
-
-		tap = rec_tap_new(NULL, &cfg.backend);
-		if (!tap) {
-			fprintf(stderr, "doppel proxy: out of memory\n");
-			rc = EXIT_RUNTIME;
-			goto out;
-		}
-		rec_tap_observer(tap, &ob);
-		proxy_set_observer(px, &ob);
-		if (dopts.record_dir) {
-			dopts.rec.dir = dopts.record_dir;
-			if (rec_tap_start(tap, &dopts.rec, err, sizeof(err)) < 0) {
-				fprintf(stderr, "doppel proxy: --record: %s\n", err);
-				rc = EXIT_USAGE;
-				goto out;
-			}
-		}
-	}
-	for (unsigned i = 0; i < nreps; i++) {
-		if (proxy_replica_add(px, &reps[i].ep, reps[i].name, NULL, NULL, err, sizeof(err)) <
-		    0) {
-			fprintf(stderr, "doppel proxy: replica %s: %s\n", reps[i].ep.text, err);
-			rc = EXIT_RUNTIME;
-			goto out;
-		}
-	}
-	if (have_control) {
-		struct proxy_replica_opts ro = {.control = 1};
-
-		if (proxy_replica_add(px, &control, "control", &ro, NULL, err, sizeof(err)) < 0) {
-			fprintf(stderr, "doppel proxy: control %s: %s\n", control.text, err);
-			rc = EXIT_RUNTIME;
-			goto out;
-		}
-	}
-	if (admin_addr) {
-		rc = admin_new(base, admin_addr, &adm, err, sizeof(err));
-		if (rc < 0) {
-			fprintf(stderr, "doppel proxy: --admin: %s\n", err);
-			rc = (rc == -EADDRINUSE || rc == -EINVAL || rc == -EADDRNOTAVAIL)
-				     ? EXIT_USAGE
-				     : EXIT_RUNTIME;
-			goto out;
-		}
-		admin_route(adm, "/status", render_status, px);
-		admin_route(adm, "/status.txt", render_status_text, px);
-		admin_route(adm, "/metrics", render_metrics, px);
-		admin_route_page(adm);
-		snprintf(rec_default, sizeof(rec_default), "doppel-record-%d", (int)getpid());
-		routes = rec_routes_add(adm, px, tap, &dopts.rec,
-					dopts.record_dir ? dopts.record_dir : rec_default);
-	}
-	sigint = evsignal_new(base, SIGINT, on_signal, base);
-	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-	event_add(sigint, NULL);
-	event_add(sigterm, NULL);
-	{
+	rc = bare_start(&bp, &cfg, &ba);
+	if (rc == 0) {
 		char b[32];
 
 		pr_info("listening on %s, production %s, %u replica(s), buffer %s per "
 			"connection%s%s",
-			cfg.listen.text, cfg.backend.text, nreps,
-			size_format(cfg.buffer, b, sizeof(b)), admin_addr ? ", admin " : "",
-			admin_addr ? admin_addr : "");
+			cfg.listen.text, cfg.backend.text, ba.reps.n,
+			size_format(cfg.buffer, b, sizeof(b)), ba.admin_addr ? ", admin " : "",
+			ba.admin_addr ? ba.admin_addr : "");
+		/* systemd Type=notify: everything listens now. */
+		if ((nrc = sdnotify("READY=1")) < 0)
+			pr_warn("cannot notify the service manager: %s", strerror(-nrc));
+		event_base_dispatch(bp.base);
 	}
-	/* systemd Type=notify: everything listens now. */
-	if ((rc = sdnotify("READY=1")) < 0)
-		pr_warn("cannot notify the service manager: %s", strerror(-rc));
-	event_base_dispatch(base);
-	rc = 0;
-out:
-	if (adm)
-		admin_free(adm);
-	rec_routes_free(routes);
-	if (px) {
-		struct sbuf sb;
-
-		sbuf_init(&sb);
-		proxy_status_text(px, &sb);
-		if (rc == 0)
-			pr_info("final status:\n%s", sb.buf);
-		sbuf_free(&sb);
-		proxy_free(px);
-	}
-	rec_tap_free(tap);
+	bare_stop(&bp, rc == 0);
 	div_rules_free(rules);
-	if (sigint)
-		event_free(sigint);
-	if (sigterm)
-		event_free(sigterm);
-	if (base)
-		event_base_free(base);
 	return rc;
 }

@@ -3,7 +3,6 @@
  */
 #define LOG_PREFIX "run"
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,11 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "supervisor/supervisor.h"
+
+/* SUP_MAX_UPSTREAMS in the help text. */
+#define TEXT_OF(x) #x
+#define NUMBER_TEXT(x) TEXT_OF(x)
+#define UPSTREAMS_TEXT NUMBER_TEXT(SUP_MAX_UPSTREAMS)
 
 static int cmd_run_exec(int argc, char **argv);
 
@@ -68,7 +72,8 @@ const struct cmd_entry cmd_run_entry = {
 		"a\n"
 		"                         clone yields the CPU to production and to its clients;\n"
 		"                         0 runs clones at production's priority\n"
-		"  --upstream L=T         upstream isolation (repeatable, up to 8): the service's\n"
+		"  --upstream L=T         upstream isolation (repeatable, up to " UPSTREAMS_TEXT
+		"): the service's\n"
 		"                         connections to L (inside its namespace) are forwarded to "
 		"T\n"
 		"                         on this host and recorded; clones connecting to L are\n"
@@ -97,51 +102,158 @@ const struct cmd_entry cmd_run_entry = {
 	.exec = cmd_run_exec,
 };
 
+/* An existing directory, made absolute (the service and clones run elsewhere). */
+static int opt_dir(const struct cmd_entry *e, const char *opt, const char *text, char *abs,
+		   const char **out)
+{
+	if (!realpath(text, abs)) {
+		cmd_usage_error(e, "%s %s: %s", opt, text, strerror(errno));
+		return -1;
+	}
+	*out = abs;
+	return 0;
+}
+
+static int opt_images(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	static char abs[PATH_MAX];
+
+	return opt_dir(e, opt, text, abs, dest);
+}
+
+static int opt_chdir(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	static char abs[PATH_MAX];
+
+	return opt_dir(e, opt, text, abs, dest);
+}
+
+static int opt_work_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	if (text[0] != '/') {
+		cmd_usage_error(e, "%s must be an absolute path", opt);
+		return -1;
+	}
+	*(const char **)dest = text;
+	return 0;
+}
+
+static int opt_state(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	static char abs[CM_MAX_STATE][PATH_MAX];
+	struct sup_config *cfg = dest;
+
+	if (cfg->nstate == CM_MAX_STATE) {
+		cmd_usage_error(e, "at most %d %s dirs", CM_MAX_STATE, opt);
+		return -1;
+	}
+	if (!realpath(text, abs[cfg->nstate])) {
+		cmd_usage_error(e, "%s %s: %s (create it first)", opt, text, strerror(errno));
+		return -1;
+	}
+	cfg->state_dirs[cfg->nstate] = abs[cfg->nstate];
+	cfg->nstate++;
+	return 0;
+}
+
+static int opt_overflow(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	enum sup_overflow *policy = dest;
+
+	if (strcmp(text, "drop") == 0) {
+		*policy = SUP_OVERFLOW_DROP;
+	} else if (strcmp(text, "reclone") == 0) {
+		*policy = SUP_OVERFLOW_RECLONE;
+	} else {
+		cmd_usage_error(e, "%s '%s': use drop or reclone", opt, text);
+		return -1;
+	}
+	return 0;
+}
+
+static int opt_upstream(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	struct sup_config *cfg = dest;
+
+	if (cfg->nupstreams == SUP_MAX_UPSTREAMS) {
+		cmd_usage_error(e, "at most %d %s", SUP_MAX_UPSTREAMS, opt);
+		return -1;
+	}
+	if (!strchr(text, '=')) {
+		cmd_usage_error(
+			e, "%s '%s': expected LISTEN=TARGET, e.g. 127.0.0.1:6379=127.0.0.1:6379",
+			opt, text);
+		return -1;
+	}
+	cfg->upstreams[cfg->nupstreams++] = text;
+	return 0;
+}
+
+/* --admin HOST:PORT: checked here, opened by the supervisor. */
+static int opt_admin(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	struct net_endpoint ep;
+
+	if (cli_parse_addr(e, opt, text, &ep))
+		return -1;
+	*(const char **)dest = text;
+	return 0;
+}
+
+/* Divergence rules and recording, from --protocol, --mask, --record... */
+static int div_config(const struct cmd_entry *e, struct cli_div_opts *dopts, struct sup_config *cfg,
+		      struct div_rules **rules)
+{
+	static char record_abs[PATH_MAX];
+
+	if (cli_div_rules(e, dopts, cfg->proxy.max_turns, rules))
+		return -1;
+	cfg->proxy.div_rules = *rules;
+	cfg->record = dopts->rec;
+	if (dopts->record_dir) {
+		/* made absolute when it exists; the supervisor creates it otherwise */
+		if (!realpath(dopts->record_dir, record_abs))
+			snprintf(record_abs, sizeof(record_abs), "%s", dopts->record_dir);
+		cfg->record_dir = record_abs;
+	}
+	return 0;
+}
+
 static int cmd_run_exec(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"port", required_argument, NULL, 'p'},
-		{"state", required_argument, NULL, 's'},
-		{"buffer", required_argument, NULL, 'B'},
-		{"budget", required_argument, NULL, 'g'},
-		{"overflow", required_argument, NULL, 'o'},
-		{"images", required_argument, NULL, 'i'},
-		{"work-dir", required_argument, NULL, 'w'},
-		{"ready-timeout", required_argument, NULL, 'r'},
-		{"stop-timeout", required_argument, NULL, 't'},
-		{"chdir", required_argument, NULL, 'C'},
-		{"keep-cgroup-mounts", no_argument, NULL, 'K'},
-		{"replica-flush", required_argument, NULL, 'f'},
-		{"log-level", required_argument, NULL, 'v'},
-		{"criu", required_argument, NULL, 'c'},
-		{"upstream", required_argument, NULL, 'u'},
-		{"clone-nice", required_argument, NULL, 'N'},
-		{"upstream-budget", required_argument, NULL, 'U'},
-		{"upstream-wait", required_argument, NULL, 'W'},
-		{"admin", required_argument, NULL, 'a'},
-		{"protocol", required_argument, NULL, 'D'},
-		{"mask", required_argument, NULL, 'D'},
-		{"mask-header", required_argument, NULL, 'D'},
-		{"record", required_argument, NULL, 'D'},
-		{"record-file-size", required_argument, NULL, 'D'},
-		{"record-total", required_argument, NULL, 'D'},
-		{NULL, 0, NULL, 0},
-	};
 	const struct cmd_entry *e = &cmd_run_entry;
-	static char state_abs[CM_MAX_STATE][PATH_MAX];
-	static char images_abs[PATH_MAX], work_abs[PATH_MAX], chdir_abs[PATH_MAX];
-	static char record_abs[PATH_MAX];
 	struct sup_config cfg;
 	struct cli_div_opts dopts;
 	struct div_rules *rules = NULL;
-	int have_listen = 0, c, rc, li = 0;
-	long port = 0;
+	struct cli_opt shared[CLI_PROXY_OPTS], div[CLI_DIV_OPTS];
+	int have_listen = 0, port = 0, rc;
+	const struct cli_opt own[] = {
+		CLI_ADDR("listen", &cfg.proxy.listen, &have_listen),
+		CLI_INT("port", &port, 1, 65535),
+		CLI_FN("state", &cfg, opt_state),
+		CLI_FN("overflow", &cfg.overflow, opt_overflow),
+		CLI_FN("images", &cfg.images_dir, opt_images),
+		CLI_FN("work-dir", &cfg.work_dir, opt_work_dir),
+		CLI_DURATION("ready-timeout", &cfg.ready_timeout_ns),
+		CLI_DURATION("stop-timeout", &cfg.stop_timeout_ns),
+		CLI_FN("chdir", &cfg.chdir, opt_chdir),
+		CLI_FLAG("keep-cgroup-mounts", &cfg.keep_cgroup_mounts),
+		CLI_STRING("criu", &cfg.criu),
+		CLI_FN("upstream", &cfg, opt_upstream),
+		CLI_INT("clone-nice", &cfg.clone_nice, 0, 19),
+		CLI_SIZE("upstream-budget", &cfg.upstream_budget),
+		CLI_DURATION("upstream-wait", &cfg.upstream_wait_ns),
+		CLI_FN("admin", &cfg.admin_addr, opt_admin),
+		CLI_END,
+	};
+	const struct cli_opt *const tables[] = {own, shared, div, NULL};
 	char err[1024];
 
 	sup_config_defaults(&cfg);
-	cli_div_opts_init(&dopts);
 	cfg.run_dir = cli_run_dir();
+	cli_proxy_opts(&cfg.proxy, shared);
+	cli_div_opts_init(&dopts);
+	cli_div_opts_table(&dopts, div);
 	if (argc < 2 || argv[1][0] == '-')
 		return cmd_usage_error(e, "give the service a NAME first");
 	if (!sup_name_valid(argv[1]))
@@ -149,156 +261,21 @@ static int cmd_run_exec(int argc, char **argv)
 			e, "bad NAME '%s': use letters, digits, '_', '.', '-' (at most %d)",
 			argv[1], SUP_NAME_MAX);
 	snprintf(cfg.name, sizeof(cfg.name), "%s", argv[1]);
-	opterr = 0;
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "+", opts, &li)) != -1) {
-		switch (c) {
-		case 'D':
-			if (cli_div_opt(e, opts[li].name, optarg, &dopts) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'l':
-			if (cli_parse_addr(e, "--listen", optarg, &cfg.proxy.listen))
-				return EXIT_USAGE;
-			have_listen = 1;
-			break;
-		case 'p': {
-			char *end;
-
-			port = strtol(optarg, &end, 10);
-			if (*end || port < 1 || port > 65535)
-				return cmd_usage_error(e, "--port '%s': a number from 1 to 65535",
-						       optarg);
-			break;
-		}
-		case 's':
-			if (cfg.nstate == CM_MAX_STATE)
-				return cmd_usage_error(e, "at most %d --state dirs", CM_MAX_STATE);
-			if (!realpath(optarg, state_abs[cfg.nstate]))
-				return cmd_usage_error(e, "--state %s: %s (create it first)",
-						       optarg, strerror(errno));
-			cfg.state_dirs[cfg.nstate] = state_abs[cfg.nstate];
-			cfg.nstate++;
-			break;
-		case 'B':
-			if (cli_parse_size(e, "--buffer", optarg, &cfg.proxy.buffer))
-				return EXIT_USAGE;
-			break;
-		case 'g':
-			if (cli_parse_size(e, "--budget", optarg, &cfg.proxy.budget))
-				return EXIT_USAGE;
-			break;
-		case 'o':
-			if (strcmp(optarg, "drop") == 0)
-				cfg.overflow = SUP_OVERFLOW_DROP;
-			else if (strcmp(optarg, "reclone") == 0)
-				cfg.overflow = SUP_OVERFLOW_RECLONE;
-			else
-				return cmd_usage_error(e, "--overflow '%s': use drop or reclone",
-						       optarg);
-			break;
-		case 'i':
-			if (!realpath(optarg, images_abs))
-				return cmd_usage_error(e, "--images %s: %s", optarg,
-						       strerror(errno));
-			cfg.images_dir = images_abs;
-			break;
-		case 'w':
-			if (optarg[0] != '/')
-				return cmd_usage_error(e, "--work-dir must be an absolute path");
-			snprintf(work_abs, sizeof(work_abs), "%s", optarg);
-			cfg.work_dir = work_abs;
-			break;
-		case 'r':
-			if (cli_parse_duration(e, "--ready-timeout", optarg, &cfg.ready_timeout_ns))
-				return EXIT_USAGE;
-			break;
-		case 't':
-			if (cli_parse_duration(e, "--stop-timeout", optarg, &cfg.stop_timeout_ns))
-				return EXIT_USAGE;
-			break;
-		case 'C':
-			if (!realpath(optarg, chdir_abs))
-				return cmd_usage_error(e, "--chdir %s: %s", optarg,
-						       strerror(errno));
-			cfg.chdir = chdir_abs;
-			break;
-		case 'K':
-			cfg.keep_cgroup_mounts = 1;
-			break;
-		case 'c':
-			cfg.criu = optarg;
-			break;
-		case 'N': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*end || v < 0 || v > 19)
-				return cmd_usage_error(
-					e, "--clone-nice '%s': a number from 0 to 19", optarg);
-			cfg.clone_nice = (int)v;
-			break;
-		}
-		case 'u':
-			if (cfg.nupstreams == 8)
-				return cmd_usage_error(e, "at most 8 --upstream");
-			if (!strchr(optarg, '='))
-				return cmd_usage_error(
-					e,
-					"--upstream '%s': expected LISTEN=TARGET, e.g. "
-					"127.0.0.1:6379=127.0.0.1:6379",
-					optarg);
-			cfg.upstreams[cfg.nupstreams++] = optarg;
-			break;
-		case 'U':
-			if (cli_parse_size(e, "--upstream-budget", optarg, &cfg.upstream_budget))
-				return EXIT_USAGE;
-			break;
-		case 'W':
-			if (cli_parse_duration(e, "--upstream-wait", optarg, &cfg.upstream_wait_ns))
-				return EXIT_USAGE;
-			break;
-		case 'a': {
-			struct net_endpoint ep;
-
-			if (cli_parse_addr(e, "--admin", optarg, &ep))
-				return EXIT_USAGE;
-			cfg.admin_addr = optarg;
-			break;
-		}
-		case 'f':
-			if (cli_parse_replica_flush(e, optarg, &cfg.proxy.replica_flush_ns))
-				return EXIT_USAGE;
-			break;
-		case 'v':
-			if (cli_parse_log_level(e, optarg))
-				return EXIT_USAGE;
-			break;
-		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'",
-					       argv[optind - 1]);
-		}
-	}
+	rc = cli_parse_opts(e, argc, argv, 2, tables, CLI_OPTS_IN_ORDER);
+	if (rc < 0)
+		return EXIT_USAGE;
 	if (!have_listen)
 		return cmd_usage_error(e, "--listen is required");
 	if (!port)
 		return cmd_usage_error(e, "--port is required (the port the service listens on)");
-	if (cfg.proxy.budget && cfg.proxy.budget < cfg.proxy.buffer)
-		return cmd_usage_error(e, "--budget must be at least --buffer");
-	if (optind >= argc)
-		return cmd_usage_error(e, "give the service's command after --");
-	cfg.port = (int)port;
-	cfg.argv = &argv[optind];
-	if (cli_div_rules(e, &dopts, cfg.proxy.max_turns, &rules))
+	if (cli_proxy_opts_check(e, &cfg.proxy))
 		return EXIT_USAGE;
-	cfg.proxy.div_rules = rules;
-	cfg.record = dopts.rec;
-	if (dopts.record_dir) {
-		if (!realpath(dopts.record_dir, record_abs) &&
-		    snprintf(record_abs, sizeof(record_abs), "%s", dopts.record_dir) < 0)
-			return EXIT_USAGE;
-		cfg.record_dir = record_abs;
-	}
+	if (rc >= argc)
+		return cmd_usage_error(e, "give the service's command after --");
+	cfg.port = port;
+	cfg.argv = &argv[rc];
+	if (div_config(e, &dopts, &cfg, &rules))
+		return EXIT_USAGE;
 	rc = sup_run(&cfg, err, sizeof(err));
 	if (rc)
 		fprintf(stderr, "doppel run %s: %s\n", cfg.name, err);

@@ -1,7 +1,6 @@
 /*
  * cmd-stop.c - `doppel stop NAME`: stop a supervisor and everything it runs.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -27,29 +26,20 @@ const struct cmd_entry cmd_stop_entry = {
 
 static int cmd_stop_exec(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"timeout", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
-	};
 	const struct cmd_entry *e = &cmd_stop_entry;
 	uint64_t timeout = 60 * NSEC_PER_SEC, t0;
+	const struct cli_opt opts[] = {CLI_DURATION("timeout", &timeout), CLI_END};
+	const struct cli_opt *const tables[] = {opts, NULL};
 	char addr[512], err[512];
 	struct sbuf body;
-	int c, status;
+	int status;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cmd_usage_error(e, "give the NAME of a service (see `doppel list`)");
 	if (cli_admin_for(e, argv[1], addr, sizeof(addr)))
 		return EXIT_USAGE;
-	opterr = 0;
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 't')
-			return cmd_usage_error(e, "unknown or incomplete option '%s'",
-					       argv[optind - 1]);
-		if (cli_parse_duration(e, "--timeout", optarg, &timeout))
-			return EXIT_USAGE;
-	}
+	if (cli_parse_opts(e, argc, argv, 2, tables, 0) < 0)
+		return EXIT_USAGE;
 	sbuf_init(&body);
 	status = admin_request(addr, "POST", "/stop", NULL, &body, NULL, NULL, 10000, err,
 			       sizeof(err));

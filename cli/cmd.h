@@ -16,6 +16,8 @@
 #include "divergence/divergence.h"
 #include "record/record.h"
 
+struct proxy_config;
+
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
@@ -65,6 +67,85 @@ int cli_parse_log_level(const struct cmd_entry *e, const char *text);
 /* --replica-flush DURATION (at most 1 s). */
 int cli_parse_replica_flush(const struct cmd_entry *e, const char *text, uint64_t *ns);
 
+/*
+ * Table-driven options. A command lists its options in one or more tables
+ * (tmux's args_parse in spirit): name, kind and where the value goes; one
+ * parser (getopt_long underneath: "--opt VALUE", "--opt=VALUE", unambiguous
+ * prefixes) checks each value and prints the usage error.
+ */
+enum cli_opt_kind {
+	CLI_OPT_FLAG,	  /* no value: *(int *)dest = 1 */
+	CLI_OPT_STRING,	  /* *(const char **)dest = the value (argv's, not copied) */
+	CLI_OPT_SIZE,	  /* *(uint64_t *)dest: bytes or K/M/G, not 0 */
+	CLI_OPT_DURATION, /* *(uint64_t *)dest: nanoseconds, from 500ms, 30s, 2m... */
+	CLI_OPT_ADDR,	  /* *(struct net_endpoint *)dest: HOST:PORT */
+	CLI_OPT_INT,	  /* *(int *)dest: a number from min to max */
+	CLI_OPT_FN,	  /* fn(e, "--name", value, dest): 0, or -1 once it printed why */
+};
+
+struct cli_opt {
+	const char *name; /* without "--"; NULL ends a table */
+	enum cli_opt_kind kind;
+	void *dest;
+	int min, max; /* CLI_OPT_INT */
+	int (*fn)(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
+	int *given; /* optional: set to 1 when the option is given */
+};
+
+/* Table entries (designated, so that the fields a kind ignores stay zero). */
+#define CLI_FLAG(n, d)                                         \
+	{                                                      \
+		.name = (n), .kind = CLI_OPT_FLAG, .dest = (d) \
+	}
+#define CLI_STRING(n, d)                                         \
+	{                                                        \
+		.name = (n), .kind = CLI_OPT_STRING, .dest = (d) \
+	}
+#define CLI_SIZE(n, d)                                         \
+	{                                                      \
+		.name = (n), .kind = CLI_OPT_SIZE, .dest = (d) \
+	}
+#define CLI_DURATION(n, d)                                         \
+	{                                                          \
+		.name = (n), .kind = CLI_OPT_DURATION, .dest = (d) \
+	}
+#define CLI_ADDR(n, d, seen)                                                    \
+	{                                                                       \
+		.name = (n), .kind = CLI_OPT_ADDR, .dest = (d), .given = (seen) \
+	}
+#define CLI_INT(n, d, lo, hi)                                                           \
+	{                                                                               \
+		.name = (n), .kind = CLI_OPT_INT, .dest = (d), .min = (lo), .max = (hi) \
+	}
+#define CLI_FN(n, d, f)                                                 \
+	{                                                               \
+		.name = (n), .kind = CLI_OPT_FN, .dest = (d), .fn = (f) \
+	}
+#define CLI_END              \
+	{                    \
+		.name = NULL \
+	}
+
+#define CLI_OPTS_MAX 48	      /* options of one command, all tables together */
+#define CLI_OPTS_IN_ORDER 0x1 /* stop at the first argument that is not an option */
+
+/*
+ * Parse argv[first..argc-1] against tables (a NULL-terminated list). Returns
+ * the index of the first argument that is not an option, or -1 once a usage
+ * error was printed (the command then exits EXIT_USAGE).
+ */
+int cli_parse_opts(const struct cmd_entry *e, int argc, char **argv, int first,
+		   const struct cli_opt *const *tables, unsigned flags);
+
+/*
+ * The proxy options `doppel proxy` and `doppel run` share (--buffer,
+ * --budget, --replica-flush, --log-level), as a table writing into pc.
+ */
+#define CLI_PROXY_OPTS 5 /* entries of that table, its end included */
+void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS]);
+/* What the shared options require of each other once all are parsed; prints why not. */
+int cli_proxy_opts_check(const struct cmd_entry *e, const struct proxy_config *pc);
+
 /* The divergence and recording options of `doppel proxy` and `doppel run`. */
 struct cli_div_opts {
 	struct div_options div;
@@ -91,6 +172,9 @@ int cli_div_opt(const struct cmd_entry *e, const char *name, const char *arg,
 /* The compiled rules (a bad mask prints a usage error and returns -1). */
 int cli_div_rules(const struct cmd_entry *e, struct cli_div_opts *o, unsigned max_turns,
 		  struct div_rules **out);
+/* Those options as a table for cli_parse_opts, writing into o. */
+#define CLI_DIV_OPTS 7 /* entries of that table, its end included */
+void cli_div_opts_table(struct cli_div_opts *o, struct cli_opt table[CLI_DIV_OPTS]);
 
 /* Directory of the supervisors' admin sockets: $DOPPEL_RUN_DIR or /run/doppel. */
 const char *cli_run_dir(void);

@@ -108,6 +108,41 @@ static void print_man(void)
 	printf(".SH EXIT STATUS\n0 success, 1 runtime failure, 2 usage or configuration error.\n");
 }
 
+/* `doppel help [CMD [SUB]]`, `doppel help --man`. */
+static int help(int argc, char **argv)
+{
+	const struct cmd_entry *e;
+
+	if (argc < 3) {
+		print_overview(stdout);
+		return 0;
+	}
+	if (strcmp(argv[2], "--man") == 0) {
+		print_man();
+		return 0;
+	}
+	e = find_command(argv[2]);
+	if (!e) {
+		fprintf(stderr, "doppel help: no command '%s'\n", argv[2]);
+		print_overview(stderr);
+		return EXIT_USAGE;
+	}
+	if (argc > 3 && e->subs) {
+		for (const struct cmd_entry *const *sub = e->subs; *sub; sub++) {
+			const char *sp = strchr((*sub)->name, ' ');
+
+			if (sp && strcmp(sp + 1, argv[3]) == 0) {
+				cmd_print_help(*sub);
+				return 0;
+			}
+		}
+		fprintf(stderr, "doppel help: no command '%s %s'\n", argv[2], argv[3]);
+		return EXIT_USAGE;
+	}
+	cmd_print_help(e);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const struct cmd_entry *e;
@@ -118,36 +153,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0) {
-		if (argc < 3) {
-			print_overview(stdout);
-			return 0;
-		}
-		if (strcmp(argv[2], "--man") == 0) {
-			print_man();
-			return 0;
-		}
-		e = find_command(argv[2]);
-		if (!e) {
-			fprintf(stderr, "doppel help: no command '%s'\n", argv[2]);
-			print_overview(stderr);
-			return EXIT_USAGE;
-		}
-		if (argc > 3 && e->subs) {
-			for (const struct cmd_entry *const *sub = e->subs; *sub; sub++) {
-				const char *sp = strchr((*sub)->name, ' ');
-
-				if (sp && strcmp(sp + 1, argv[3]) == 0) {
-					cmd_print_help(*sub);
-					return 0;
-				}
-			}
-			fprintf(stderr, "doppel help: no command '%s %s'\n", argv[2], argv[3]);
-			return EXIT_USAGE;
-		}
-		cmd_print_help(e);
-		return 0;
-	}
+	    strcmp(argv[1], "-h") == 0)
+		return help(argc, argv);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("doppel %s\n", DOPPEL_VERSION);
 		return 0;

@@ -25,7 +25,6 @@
 
 #define SUP_CLONE_LOG_CAP (64ULL << 20) /* bytes of a clone's output kept in its log */
 #define SUP_PAST_WINDOWS 64		/* ended debug windows kept for /status */
-#define SUP_HOST_MAX 64			/* --host names and their addresses */
 
 struct evhttp_request;
 

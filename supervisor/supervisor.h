@@ -35,6 +35,7 @@
 #define SUP_NAME_MAX 32
 #define SUP_MAX_CLONES 64		    /* live clones of one service */
 #define SUP_MAX_UPSTREAMS AGG_MAX_UPSTREAMS /* --upstream given to one service */
+#define SUP_HOST_MAX 64			    /* `doppel clone --host`: a netns name or path, '\0' */
 
 enum sup_overflow {
 	SUP_OVERFLOW_DROP,    /* the clone's connection is dropped; the clone stays */
