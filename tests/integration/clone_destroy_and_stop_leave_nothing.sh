@@ -3,9 +3,9 @@
 # process, no network or mount namespace, no mount, no images, no state copy.
 . "$(dirname "$0")/lib.sh"
 need redis-server; need lsns
-N=gone$$; L=$(free_port)
+N=gone$$
 mkdir -p "$T/data"
-run_service "$N" --listen 127.0.0.1:$L --port 6379 --state "$T/data" -- \
+run_service "$N" L --port 6379 --state "$T/data" -- \
 	redis-server --port 6379 --bind 127.0.0.1 --dir "$T/data" --appendonly yes --save ''
 redis-cli -p "$L" set k v >/dev/null
 clone "$N" --count 2
@@ -17,7 +17,11 @@ ls -d "$T/work/$N/clone-1" "$T/work/$N/clone-2" >/dev/null || fail "clone dirs m
 [ "$(ls -A "$T/run/$N.images" 2>/dev/null)" = "" ] || fail "images left after the clone: $(ls "$T/run/$N.images")"
 
 "$DOPPEL" destroy "$N/1" >/dev/null || fail "destroy $N/1"
-sleep 0.2
+clone1_gone() {
+	! kill -0 "$C1" 2>/dev/null && ! lsns -t net -n -o NS | grep -qw "$NS1" &&
+		! lsns -t mnt -n -o NS | grep -qw "$MNT1" && [ ! -e "$T/work/$N/clone-1" ]
+}
+wait_for 10 clone1_gone
 kill -0 "$C1" 2>/dev/null && fail "clone 1 (pid $C1) still runs"
 lsns -t net -n -o NS | grep -qw "$NS1" && fail "clone 1's network namespace $NS1 still exists"
 lsns -t mnt -n -o NS | grep -qw "$MNT1" && fail "clone 1's mount namespace $MNT1 still exists"

@@ -26,13 +26,13 @@ expect 2 "must run as root" setpriv --reuid=65534 --regid=65534 --clear-groups "
 
 log "CRIU missing or too old"
 printf '#!/bin/sh\necho "Version: 3.17.1"\n' >"$T/old-criu"; chmod +x "$T/old-criu"
-N=nocriu$$; L2=$(free_port)
-run_service "$N" --listen 127.0.0.1:$L2 --port 8000 --criu "$T/old-criu" -- $PY -m http.server 8000 --bind 127.0.0.1
+N=nocriu$$
+run_service "$N" L2 --port 8000 --criu "$T/old-criu" -- $PY -m http.server 8000 --bind 127.0.0.1
 expect 1 "CRIU 3.17.1 at $T/old-criu is too old: doppel needs CRIU >= 4.2" "$DOPPEL" clone "$N"
 grep -q "deploy/install.sh" "$T/out" || fail "no fix given for an old CRIU: $(cat "$T/out")"
 "$DOPPEL" stop "$N" >/dev/null
 N=nocriu2$$
-run_service "$N" --listen 127.0.0.1:$L2 --port 8000 --criu /nonexistent/criu -- $PY -m http.server 8000 --bind 127.0.0.1
+run_service "$N" L2 --port 8000 --criu /nonexistent/criu -- $PY -m http.server 8000 --bind 127.0.0.1
 expect 1 "CRIU not found at /nonexistent/criu" "$DOPPEL" clone "$N"
 "$DOPPEL" stop "$N" >/dev/null
 DOPPEL_CRIU=$T/old-criu expect 1 "too old" "$DOPPEL" doctor
@@ -40,7 +40,7 @@ expect 2 "--images /nonexistent" "$DOPPEL" clone x$$ --images /nonexistent
 
 log "a service that cannot be dumped (runs as nobody: CRIU cannot read its rlimits)"
 N=nobody$$
-run_service "$N" --listen 127.0.0.1:$L --port 8000 -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+run_service "$N" L --port 8000 -- setpriv --reuid=65534 --regid=65534 --clear-groups \
 	$PY -m http.server 8000 --bind 127.0.0.1 --directory /
 expect 1 "CRIU could not dump the service" "$DOPPEL" clone "$N"
 grep -q "(CRIU's log: $T/work/$N/failed-1/dump.log)" "$T/out" || fail "no path to CRIU's log: $(cat "$T/out")"

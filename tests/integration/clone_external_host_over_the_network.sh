@@ -13,9 +13,9 @@ ip link add "$VA" type veth peer name "$VB" && ip link set "$VB" netns "$HB" || 
 ip addr add "${NET}1/30" dev "$VA" && ip link set "$VA" up
 ip -n "$HB" addr add "${NET}2/30" dev "$VB" && ip -n "$HB" link set "$VB" up && ip -n "$HB" link set lo up
 
-N=ext$$; L=$(free_port)
+N=ext$$
 mkdir -p "$T/data"
-run_service "$N" --listen 127.0.0.1:$L --port 6379 --state "$T/data" -- \
+run_service "$N" L --port 6379 --state "$T/data" -- \
 	redis-server --port 6379 --bind 127.0.0.1 --dir "$T/data" --appendonly yes --save '' \
 	--enable-debug-command local
 redis-cli -p "$L" debug populate 50000 >/dev/null
@@ -33,7 +33,7 @@ C=$(clone_pid "$N" 1)
 assert_eq "$(in_clone "$C" redis-cli -p 6379 dbsize)" 50000 "clone keys"
 # The copy of new traffic crosses the link to the relay on the other host.
 for i in $(seq 100); do redis-cli -p "$L" set "net:$i" "$i" >/dev/null; done
-sleep 0.5
+wait_for 10 eval '[ "$(in_clone "$C" redis-cli -p 6379 dbsize)" = 50100 ]'
 assert_eq "$(in_clone "$C" redis-cli -p 6379 dbsize)" 50100 "clone keys after writes"
 assert_eq "$(in_clone "$C" redis-cli -p 6379 debug digest)" "$(redis_digest "$L")" "clone digest"
 rx=$(cat "/sys/class/net/$VA/statistics/tx_bytes")
@@ -41,7 +41,7 @@ assert_gt "$rx" 100000 "bytes sent over the link (pages and traffic)"
 port=${addr##*:}
 ip netns exec "$HB" ss -ltn | grep -q ":$port " || fail "no relay listening on $HB"
 "$DOPPEL" destroy "$N/1" >/dev/null || fail "destroy"
-sleep 0.2
+wait_for 10 eval '! ip netns exec "$HB" ss -ltn | grep -q ":$port " && ! kill -0 "$C" 2>/dev/null'
 ip netns exec "$HB" ss -ltn | grep -q ":$port " && fail "the relay on $HB outlived its clone"
 kill -0 "$C" 2>/dev/null && fail "the clone still runs"
 log "PASS: clone on $HB at $addr, $rx bytes over the link"

@@ -9,8 +9,8 @@ echo "hello from production" >"$T/www/index.txt"
 head -c 200000 /dev/urandom >"$T/www/blob.bin"
 
 log "python3 -m http.server"
-N=py$$; L=$(free_port)
-run_service "$N" --listen 127.0.0.1:$L --port 8000 -- $PY -m http.server 8000 --bind 127.0.0.1 --directory "$T/www"
+N=py$$
+run_service "$N" L --port 8000 -- $PY -m http.server 8000 --bind 127.0.0.1 --directory "$T/www"
 clone "$N"
 C=$(clone_pid "$N" 1)
 for i in $(seq 10); do
@@ -19,13 +19,13 @@ for i in $(seq 10); do
 done
 in_clone "$C" curl -sf http://127.0.0.1:8000/blob.bin -o "$T/clone_blob.bin" || fail "curl in the clone"
 cmp -s "$T/clone_blob.bin" "$T/www/blob.bin" || fail "the clone serves a different blob.bin"
-sleep 0.5
+wait_for 10 eval '[ "$(grep -c "\"GET /index.txt" "$T/work/$N/clone-1/log")" = 10 ]'
 n=$(grep -c '"GET /index.txt' "$T/work/$N/clone-1/log")
 assert_eq "$n" 10 "requests in the clone's own log"
 "$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
 
 log "nginx"
-N=ngx$$; L=$(free_port)
+N=ngx$$
 mkdir -p "$T/nginx"
 cat >"$T/nginx.conf" <<CONF
 daemon off;
@@ -45,7 +45,7 @@ http {
 	server { listen 127.0.0.1:8080; root $T/www; }
 }
 CONF
-run_service "$N" --listen 127.0.0.1:$L --port 8080 --state "$T/nginx" -- nginx -c "$T/nginx.conf"
+run_service "$N" L --port 8080 --state "$T/nginx" -- nginx -c "$T/nginx.conf"
 curl -sf "http://127.0.0.1:$L/index.txt" >/dev/null || fail "nginx through the front"
 clone "$N"
 C=$(clone_pid "$N" 1)
@@ -55,7 +55,11 @@ done
 cmp -s "$T/got.bin" "$T/www/blob.bin" || fail "blob.bin differs through the front"
 in_clone "$C" curl -sf http://127.0.0.1:8080/index.txt -o "$T/clone_index.txt" || fail "curl in the nginx clone"
 cmp -s "$T/clone_index.txt" "$T/www/index.txt" || fail "the nginx clone serves a different index.txt"
-sleep 0.5
+both_logged() {
+	[ "$(grep -c '"GET /blob.bin' "$T/nginx/access.log")" = 20 ] &&
+		[ "$(grep -c '"GET /blob.bin' "$T/work/$N/clone-1/state-0/access.log")" = 20 ]
+}
+wait_for 10 both_logged
 prod_n=$(grep -c '"GET /blob.bin' "$T/nginx/access.log")
 clone_n=$(grep -c '"GET /blob.bin' "$T/work/$N/clone-1/state-0/access.log")
 assert_eq "$prod_n" 20 "requests in production's access log"

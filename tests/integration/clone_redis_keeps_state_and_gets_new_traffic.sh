@@ -5,9 +5,9 @@
 # reach both, and the clone writes to its own copy of the state dir.
 . "$(dirname "$0")/lib.sh"
 need redis-server; need redis-benchmark; need nsenter
-N=redis$$; L=$(free_port)
+N=redis$$
 mkdir -p "$T/data"
-run_service "$N" --listen 127.0.0.1:$L --port 6379 --state "$T/data" -- \
+run_service "$N" L --port 6379 --state "$T/data" -- \
 	redis-server --port 6379 --bind 127.0.0.1 --dir "$T/data" --appendonly yes --save '' \
 	--enable-debug-command local
 
@@ -36,9 +36,12 @@ OLD=$!
 for _ in $(seq 100); do [ -e "$T/old-conn.ready" ] && break; sleep 0.05; done
 
 log "cloning while a GET load runs through the front"
+sup_status "$N" "$T/s0.json"
+acc0=$(json "$T/s0.json" "j['proxy']['connections']['accepted']")
 redis-benchmark -p "$L" -t get -n 300000 -c 10 -q >"$T/bench.log" 2>&1 &
 bench=$!
-sleep 0.3
+# Running: its 10 clients are connected.
+wait_status "$N" "j['proxy']['connections']['accepted'] >= $acc0 + 10"
 clone "$N"
 wait "$bench" || fail "redis-benchmark failed during the clone: $(tail -3 "$T/bench.log")"
 grep -qi error "$T/bench.log" && fail "requests failed during the clone: $(grep -i error "$T/bench.log" | head -3)"
@@ -54,13 +57,13 @@ assert_eq "$(redis-cli -p "$L" get old-conn)" survived "production got the old c
 assert_eq "$(in_clone "$C" redis-cli -p 6379 exists old-conn)" 0 \
 	"a connection open at freeze time is production's only (not duplicated)"
 redis-cli -p "$L" del old-conn >/dev/null
-sleep 0.3
+wait_for 10 eval '[ "$(in_clone "$C" redis-cli -p 6379 debug digest)" = "$before" ]'
 assert_eq "$(in_clone "$C" redis-cli -p 6379 debug digest)" "$before" "clone dataset digest"
 
 log "writes after the clone reach production and the clone"
 $PY -c 'import sys
 for i in range(1000): sys.stdout.write("SET after:%d v%d\r\n" % (i, i))' | redis-cli -p "$L" --pipe >/dev/null
-sleep 0.5
+wait_for 10 eval '[ "$(in_clone "$C" redis-cli -p 6379 debug digest)" = "$(redis_digest "$L")" ]'
 assert_eq "$(redis-cli -p "$L" dbsize)" 101000 "production keys after"
 assert_eq "$(in_clone "$C" redis-cli -p 6379 dbsize)" 101000 "clone keys after"
 assert_eq "$(in_clone "$C" redis-cli -p 6379 debug digest)" "$(redis_digest "$L")" "clone digest after"

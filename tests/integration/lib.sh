@@ -86,9 +86,86 @@ stop_pid() {
 
 sigstop() { kill -STOP "$1"; STOPPED_PIDS+=("$1"); }
 
+# A port free right now. Another test may take it before it is used: servers
+# that can bind port 0 do so and say which port they got (spawn_listening);
+# the others retry with another port when theirs was taken (start_redis,
+# start_proxy, run_service).
 free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# spawn_listening NAME VAR CMD... : start a server that binds port 0 and prints
+# the port it got (a line with "port N"; python3 -u -m http.server does), and
+# put that port in VAR once it listens
+spawn_listening() {
+	local name=$1 var=$2; shift 2
+	spawn "$name" "$@"
+	local pid_var="${name}_PID" port=""
+	for _ in $(seq 200); do
+		port=$(sed -n 's/.*\bport \([0-9][0-9]*\).*/\1/p' "$T/$name.log" | head -1)
+		[ -n "$port" ] && break
+		kill -0 "${!pid_var}" 2>/dev/null || fail "$name exited: $(tail -3 "$T/$name.log")"
+		sleep 0.05
+	done
+	[ -n "$port" ] || fail "$name did not say which port it listens on after 10 s"
+	printf -v "$var" '%s' "$port"
+}
+
+# refused_port VAR : a port on 127.0.0.1 that refuses connections for the whole
+# test (held bound, never listening), in VAR
+refused_port() {
+	spawn_listening "refuse_$1" "$1" "$PY" -u "$HERE/tcp_peers.py" hold-closed 0
+}
+
+# wait_for SECONDS CMD... : run CMD until it succeeds, at most SECONDS; returns
+# 1 (and says so) if it never did: the assertion that follows then fails with
+# its own message
+wait_for() {
+	local secs=$1; shift
+	local end=$((SECONDS + secs))
+	until "$@"; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			log "still not true after ${secs}s: $*"
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# wait_status ADMIN_OR_NAME PY_EXPR [SECONDS] : until the /status document j of
+# a proxy (--admin HOST:PORT) or a supervisor (NAME) makes PY_EXPR true (default
+# 10 s); the last document is left in $T/wait_status.json
+wait_status() {
+	local who=$1 expr=$2 secs=${3:-10}
+	local end=$((SECONDS + secs))
+	local -a how=("$who")
+	case $who in *:*) how=(--admin "$who") ;; esac
+	while :; do
+		if "$DOPPEL" status "${how[@]}" --json >"$T/wait_status.json" 2>/dev/null &&
+			[ "$(json "$T/wait_status.json" "bool($expr)" 2>/dev/null)" = True ]; then
+			return 0
+		fi
+		if [ "$SECONDS" -ge "$end" ]; then
+			log "status of $who still not $expr after ${secs}s"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# started NAME WHAT : wait until NAME's log shows WHAT (0), or NAME exits (1)
+started() {
+	local name=$1 what=$2 pid_var="${1}_PID"
+	for _ in $(seq 600); do
+		grep -q -- "$what" "$T/$name.log" && return 0
+		kill -0 "${!pid_var}" 2>/dev/null || { grep -q -- "$what" "$T/$name.log"; return; }
+		sleep 0.05
+	done
+	fail "$name: no '$what' after 30 s: $(tail -3 "$T/$name.log")"
+}
+
+# taken NAME : did NAME fail because its port was taken meanwhile?
+taken() { grep -q "already in use" "$T/$1.log"; }
 
 # wait_port PORT [SECONDS] : until something accepts on 127.0.0.1:PORT
 wait_port() {
@@ -102,13 +179,43 @@ wait_port() {
 	fail "nothing listens on 127.0.0.1:$port after ${secs}s"
 }
 
-# start_redis NAME PORT [extra args] : a real redis-server, no persistence
+# start_redis NAME VAR [extra args] : a real redis-server, no persistence, its
+# port in VAR (redis cannot bind port 0: a port taken meanwhile is retried)
 start_redis() {
-	local name=$1 port=$2; shift 2
+	local name=$1 var=$2 port; shift 2
 	need redis-server
-	spawn "$name" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-		--dir "$T" --dbfilename "$name.rdb" --enable-debug-command local "$@"
-	wait_port "$port"
+	for _ in 1 2 3 4 5; do
+		port=$(free_port)
+		spawn "$name" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+			--dir "$T" --dbfilename "$name.rdb" --enable-debug-command local "$@"
+		if started "$name" "Ready to accept connections"; then
+			printf -v "$var" '%s' "$port"
+			return 0
+		fi
+		grep -q "Address already in use" "$T/$name.log" ||
+			fail "redis-server $name did not start: $(tail -3 "$T/$name.log")"
+		log "port $port was taken meanwhile; trying another"
+	done
+	fail "redis-server $name found no free port in 5 tries"
+}
+
+# start_proxy NAME LVAR AVAR [doppel proxy options] : `doppel proxy` with its
+# --listen and --admin ports (in LVAR and AVAR) on 127.0.0.1, retried if
+# another test takes one of them meanwhile; returns once both listen
+start_proxy() {
+	local name=$1 lvar=$2 avar=$3 l a; shift 3
+	for _ in 1 2 3 4 5; do
+		l=$(free_port); a=$(free_port)
+		spawn "$name" "$DOPPEL" proxy --listen "127.0.0.1:$l" --admin "127.0.0.1:$a" "$@"
+		if started "$name" "listening on 127.0.0.1:$l"; then
+			printf -v "$lvar" '%s' "$l"
+			printf -v "$avar" '%s' "$a"
+			return 0
+		fi
+		taken "$name" || fail "doppel proxy did not start: $(tail -3 "$T/$name.log")"
+		log "port $l or $a was taken meanwhile; trying others"
+	done
+	fail "doppel proxy found no free ports in 5 tries"
 }
 
 # redis_digest PORT : the dataset's DEBUG DIGEST (40 hex digits), or fail
@@ -142,22 +249,42 @@ sup_status() {
 	"$DOPPEL" status "$1" --json >"$2" || fail "doppel status $1 failed"
 }
 
-# run_service NAME [doppel run options] -- CMD... : start a supervisor, wait until ready
+# run_service NAME [VAR] [doppel run options] -- CMD... : start a supervisor and
+# wait until it is ready. With VAR (and no --listen), the front listens on a
+# free port of 127.0.0.1, retried if another test takes it meanwhile, and VAR
+# gets it.
 run_service() {
 	local name=$1; shift
 	[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || fail "run_service: '$name' is not usable as a name (letters, digits, _)"
-	spawn "sup_$name" "$DOPPEL" run "$name" --work-dir "$T/work/$name" --stop-timeout 5s "$@"
-	local st="" spid_var="sup_${name}_PID"
-	local spid=${!spid_var}
-	for _ in $(seq 300); do
-		if "$DOPPEL" status "$name" --json >"$T/ready.json" 2>/dev/null; then
-			st=$(json "$T/ready.json" "j['service']['state']")
-			[ "$st" = running ] && break
+	local var=""
+	case ${1:-} in -*|"") ;; *) var=$1; shift ;; esac
+	local st spid_var="sup_${name}_PID" spid port=""
+	for _ in 1 2 3 4 5; do
+		st=""
+		if [ -n "$var" ]; then
+			port=$(free_port)
+			spawn "sup_$name" "$DOPPEL" run "$name" --listen "127.0.0.1:$port" \
+				--work-dir "$T/work/$name" --stop-timeout 5s "$@"
+		else
+			spawn "sup_$name" "$DOPPEL" run "$name" --work-dir "$T/work/$name" --stop-timeout 5s "$@"
 		fi
-		kill -0 "$spid" 2>/dev/null || fail "doppel run $name exited: $(tail -3 "$T/sup_$name.log")"
-		sleep 0.1
+		spid=${!spid_var}
+		for _ in $(seq 300); do
+			if "$DOPPEL" status "$name" --json >"$T/ready.json" 2>/dev/null; then
+				st=$(json "$T/ready.json" "j['service']['state']")
+				[ "$st" = running ] && break
+			fi
+			kill -0 "$spid" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ "$st" = running ] && break
+		kill -0 "$spid" 2>/dev/null && fail "service $name not ready after 30 s"
+		wait "$spid" 2>/dev/null
+		[ -n "$var" ] && taken "sup_$name" || fail "doppel run $name exited: $(tail -3 "$T/sup_$name.log")"
+		log "port $port was taken meanwhile; trying another"
 	done
-	[ "$st" = running ] || fail "service $name not ready after 30 s"
+	[ "$st" = running ] || fail "doppel run $name found no free port in 5 tries"
+	[ -n "$var" ] && printf -v "$var" '%s' "$port"
 	track_pid "$(json "$T/ready.json" "j['service']['pid']")"
 }
 

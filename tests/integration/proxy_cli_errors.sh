@@ -19,10 +19,9 @@ expect_usage "unknown or incomplete option" proxy --listen 127.0.0.1:$L --backen
 expect_usage "no local interface" proxy --listen 192.0.2.1:$L --backend 127.0.0.1:1
 expect_usage "no command" frobnicate
 # A port in use.
-spawn holder "$PY" -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$L)); s.listen(); time.sleep(60)"
-wait_port "$L"
+spawn_listening holder L "$PY" -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print('port', s.getsockname()[1], flush=True); time.sleep(60)"
 expect_usage "already in use" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1
-A=$(free_port); L2=$(free_port)
+L2=$(free_port)
 expect_usage "already in use" proxy --listen 127.0.0.1:$L2 --backend 127.0.0.1:1 --admin 127.0.0.1:$L
 # Every command answers --help with its usage.
 for cmd in $("$DOPPEL" help | awk '/^commands:/{f=1;next} f && !NF {exit} f {print $1}'); do
@@ -32,8 +31,7 @@ for cmd in $("$DOPPEL" help | awk '/^commands:/{f=1;next} f && !NF {exit} f {pri
 done
 "$DOPPEL" help --man | grep -q '^\.TH DOPPEL 1' || fail "man page"
 # SIGTERM: clean exit 0.
-spawn proxy "$DOPPEL" proxy --listen 127.0.0.1:$L2 --backend 127.0.0.1:1 --admin 127.0.0.1:$A
-wait_port "$L2"
+start_proxy proxy L2 A --backend 127.0.0.1:1
 stop_pid "$proxy_PID"; rc=$?
 assert_eq "$rc" 0 "exit status after SIGTERM"
 grep -q "received SIGTERM" "$T/proxy.log" || fail "no shutdown log line"

@@ -3,15 +3,13 @@
 # never breaks clients; its lost traffic is counted, not silently skipped.
 . "$(dirname "$0")/lib.sh"
 need redis-benchmark
-P=$(free_port); R=$(free_port); L=$(free_port); A=$(free_port); DEAD=$(free_port)
-start_redis prod "$P"
-start_redis replica "$R"
-spawn proxy "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$P --replica live=127.0.0.1:$R \
-	--replica never=127.0.0.1:$DEAD --admin 127.0.0.1:$A
-wait_port "$L"; wait_port "$A"
+start_redis prod P
+start_redis replica R
+refused_port DEAD
+start_proxy proxy L A --backend 127.0.0.1:$P --replica live=127.0.0.1:$R --replica never=127.0.0.1:$DEAD
 timeout 120 redis-benchmark -p "$L" -t set -n 200000 -c 20 -r 100000 -q >"$T/bench.log" 2>&1 &
 bench=$!
-sleep 1
+wait_status "127.0.0.1:$A" "j['replicas'][0]['bytes_forwarded'] > 1000000" 30
 log "killing the replica mid-run"
 kill -KILL "$replica_PID"
 wait "$bench" || fail "redis-benchmark failed: $(tail -3 "$T/bench.log")"

@@ -4,25 +4,25 @@
 # flows back; a client reset reaches production as a reset; a production
 # reset reaches the client as a reset; no connection is left behind.
 . "$(dirname "$0")/lib.sh"
-P=$(free_port); R=$(free_port); L=$(free_port); A=$(free_port)
-spawn prod "$PY" "$HERE/tcp_peers.py" serve-eof-reply "$P"
-spawn replica "$PY" "$HERE/tcp_peers.py" serve-eof-reply "$R"
-wait_port "$P"; wait_port "$R"
-spawn proxy "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$P --replica 127.0.0.1:$R --admin 127.0.0.1:$A
-wait_port "$L"
-# (wait_port's probes count as connections that end at once: they carry no data)
+spawn_listening prod P "$PY" "$HERE/tcp_peers.py" serve-eof-reply 0
+spawn_listening replica R "$PY" "$HERE/tcp_peers.py" serve-eof-reply 0
+start_proxy proxy L A --backend 127.0.0.1:$P --replica 127.0.0.1:$R
 
 log "half-close: 1 MiB then FIN, the answer comes back after it"
 $PY "$HERE/tcp_peers.py" half-close "$L" 1048576 >"$T/c1.log" || fail "half-close: $(cat "$T/c1.log")"
 $PY "$HERE/tcp_peers.py" half-close "$L" 10 >"$T/c2.log" || fail "half-close small: $(cat "$T/c2.log")"
-sleep 0.5
+seen_fins() {
+	grep -q "eof-after 1048576" "$T/prod.log" && grep -q "eof-after 1048576" "$T/replica.log" &&
+		grep -q "eof-after 10\$" "$T/replica.log"
+}
+wait_for 10 seen_fins
 grep -q "eof-after 1048576" "$T/prod.log" || fail "production did not see 1 MiB then FIN"
 grep -q "eof-after 1048576" "$T/replica.log" || fail "replica did not see 1 MiB then FIN"
 grep -q "eof-after 10" "$T/replica.log" || fail "replica did not see the small request then FIN"
 
 log "client reset reaches production as a reset"
 $PY "$HERE/tcp_peers.py" reset "$L" || fail "reset client"
-sleep 0.5
+wait_for 10 grep -q "^reset after 1000" "$T/prod.log"
 grep -q "^reset after 1000" "$T/prod.log" || fail "production did not see the client's reset: $(tail -2 "$T/prod.log")"
 
 status_json 127.0.0.1:$A "$T/status.json"
@@ -33,10 +33,10 @@ assert_ge "$(json "$T/status.json" "j['production']['client_resets']")" 1 "clien
 log "production reset reaches the client as a reset"
 stop_pid "$prod_PID"
 spawn prod2 "$PY" "$HERE/tcp_peers.py" serve-reset "$P"
-wait_port "$P"
+started prod2 "^port $P" || fail "cannot serve again on production's port $P: $(tail -2 "$T/prod2.log")"
 $PY "$HERE/tcp_peers.py" expect-end "$L" 5 >"$T/c3.log" || fail "client hung after production reset"
 grep -q "^reset" "$T/c3.log" || fail "client saw '$(cat "$T/c3.log")' instead of a reset"
-sleep 0.5
+wait_status "127.0.0.1:$A" "j['connections']['active'] == 0"
 status_json 127.0.0.1:$A "$T/status.json"
 assert_eq "$(json "$T/status.json" "j['connections']['active']")" 0 "connections left open"
 log "PASS"

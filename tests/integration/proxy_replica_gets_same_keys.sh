@@ -4,18 +4,16 @@
 # nothing was dropped.
 . "$(dirname "$0")/lib.sh"
 need redis-benchmark
-P=$(free_port); R=$(free_port); L=$(free_port); A=$(free_port)
-start_redis prod "$P"
-start_redis replica "$R"
-spawn proxy "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$P --replica r1=127.0.0.1:$R \
-	--admin 127.0.0.1:$A
-wait_port "$L"; wait_port "$A"
+start_redis prod P
+start_redis replica R
+start_proxy proxy L A --backend 127.0.0.1:$P --replica r1=127.0.0.1:$R
 
 log "SET load through the proxy"
 redis-benchmark -p "$L" -t set -n 50000 -c 20 -r 20000 -d 64 -q >"$T/bench.log" 2>&1 ||
 	fail "redis-benchmark failed: $(tail -3 "$T/bench.log")"
 grep -qi error "$T/bench.log" && fail "redis-benchmark reported errors: $(grep -i error "$T/bench.log" | head -3)"
-sleep 0.5 # the last replica batch
+# The last replica batch: the replica has answered every request.
+wait_status "127.0.0.1:$A" "j['replicas'][0]['turns_compared'] >= 50000 and j['replicas'][0]['buffered'] == 0"
 
 pk=$(redis-cli -p "$P" dbsize); rk=$(redis-cli -p "$R" dbsize)
 assert_gt "$pk" 1000 "production keys"

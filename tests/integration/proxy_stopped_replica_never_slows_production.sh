@@ -4,12 +4,9 @@
 # overflow, the dropped bytes and a closed debug window.
 . "$(dirname "$0")/lib.sh"
 need redis-benchmark
-P=$(free_port); R=$(free_port); L=$(free_port); A=$(free_port)
-start_redis prod "$P"
-start_redis replica "$R"
-spawn proxy "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$P --replica 127.0.0.1:$R \
-	--buffer 256K --admin 127.0.0.1:$A
-wait_port "$L"; wait_port "$A"
+start_redis prod P
+start_redis replica R
+start_proxy proxy L A --backend 127.0.0.1:$P --replica 127.0.0.1:$R --buffer 256K
 sigstop "$replica_PID"
 log "replica stopped; SET load through the proxy"
 timeout 120 redis-benchmark -p "$L" -t set -n 100000 -c 50 -r 100000 -d 512 -q >"$T/bench.log" 2>&1 ||

@@ -2,7 +2,10 @@
 """tcp_peers.py - small TCP clients and servers with exact half-close and
 reset behaviour, for testing what the proxy passes on.
 
-Servers log one line per event to stdout ("eof-after N", "reset", ...).
+Servers bind the port given (0: any free one), say "port N" once they
+listen, then log one line per event to stdout ("eof-after N", "reset", ...).
+`hold-closed PORT` binds a port without listening on it and holds it: a port
+that refuses connections for as long as it runs.
 Clients exit 0 when what they saw matches what they expect, 1 otherwise,
 and print what they saw.
 """
@@ -33,6 +36,7 @@ def say(*a):
 
 def serve(port, handler):
     s = listen(port)
+    say("port", s.getsockname()[1])
     while True:
         c, _ = s.accept()
         threading.Thread(target=handler, args=(c,), daemon=True).start()
@@ -139,8 +143,18 @@ def many_connections(port, n):
     return True
 
 
+def hold_closed(port):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    say("port", s.getsockname()[1])
+    while True:
+        time.sleep(3600)
+
+
 def main():
     cmd, port = sys.argv[1], int(sys.argv[2])
+    if cmd == "hold-closed":
+        hold_closed(port)
     handlers = {"serve-eof-reply": h_eof_reply, "serve-reset": h_reset_after_data, "serve-echo": h_echo}
     if cmd in handlers:
         serve(port, handlers[cmd])

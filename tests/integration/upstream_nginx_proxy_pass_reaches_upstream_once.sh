@@ -5,11 +5,10 @@
 # production's, byte for byte.
 . "$(dirname "$0")/lib.sh"
 need nginx; need curl
-UPR=$(free_port); UPL=$(free_port); L=$(free_port)
+UPL=6390 # inside the service's and the clones' namespaces: no other test there
 mkdir -p "$T/www" "$T/ng"
 for i in $(seq 1 5); do head -c $((i * 3000)) /dev/urandom | base64 >"$T/www/f$i.txt"; done
-spawn upstream $PY -m http.server "$UPR" --bind 127.0.0.1 --directory "$T/www"
-wait_port "$UPR"
+spawn_listening upstream UPR $PY -u -m http.server 0 --bind 127.0.0.1 --directory "$T/www"
 cat >"$T/nginx.conf" <<CONF
 daemon off;
 master_process on;
@@ -36,7 +35,7 @@ http {
 }
 CONF
 N=ngup$$
-run_service "$N" --listen 127.0.0.1:$L --port 8080 --state "$T/ng" --upstream "127.0.0.1:$UPL=127.0.0.1:$UPR" -- \
+run_service "$N" L --port 8080 --state "$T/ng" --upstream "127.0.0.1:$UPL=127.0.0.1:$UPR" -- \
 	nginx -c "$T/nginx.conf"
 curl -sf "http://127.0.0.1:$L/f1.txt" -o /dev/null || fail "nginx through the front"
 clone "$N"
@@ -46,7 +45,13 @@ for i in $(seq 1 30); do
 	curl -sf "http://127.0.0.1:$L/$f" -o "$T/got" || fail "request $i"
 	cmp -s "$T/got" "$T/www/$f" || fail "$f differs through the front"
 done
-sleep 1
+# The clone has served the 30 too (answered from the recording), so any request of
+# its own to the upstream would be in the upstream's log by now.
+wait_status "$N" "j['proxy']['replicas'][0]['turns_compared'] >= 30 and j['upstreams'][0]['clones'][0]['requests_answered'] >= 30"
+clone_logged() {
+	[ "$(grep -c '"GET /f' "$T/work/$N/clone-1/state-0/access.log")" = "$(grep -c '"GET /f' "$T/ng/access.log")" ]
+}
+wait_for 10 clone_logged
 after=$(grep -c '"GET /f' "$T/upstream.log")
 assert_eq "$((after - before))" 30 "requests the upstream received"
 C=$(clone_pid "$N" 1)

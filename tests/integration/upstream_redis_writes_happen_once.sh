@@ -8,13 +8,13 @@
 . "$(dirname "$0")/lib.sh"
 need redis-server; need curl
 $PY -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install.sh installs it)"
-UPR=$(free_port)
-start_redis upstream "$UPR"
+start_redis upstream UPR
+UPL=6390 # inside the service's and the clones' namespaces: no other test there
 for mode in per_request pool; do
 	log "mode: $mode"
 	redis-cli -p "$UPR" flushall >/dev/null
-	N=app_${mode}_$$; L=$(free_port); UPL=$(free_port)
-	run_service "$N" --listen 127.0.0.1:$L --port 8000 --upstream "127.0.0.1:$UPL=127.0.0.1:$UPR" -- \
+	N=app_${mode}_$$
+	run_service "$N" L --port 8000 --upstream "127.0.0.1:$UPL=127.0.0.1:$UPR" -- \
 		$PY "$HERE/redis_app.py" 8000 "$UPL" $([ $mode = pool ] && echo pool)
 	assert_eq "$(curl -sf "http://127.0.0.1:$L/hit?id=0")" "hits=1" "first request"
 	clone "$N"
@@ -22,7 +22,8 @@ for mode in per_request pool; do
 	for i in $(seq 1 40); do
 		curl -sf "http://127.0.0.1:$L/hit?id=$i" >>"$T/answers.$mode" || fail "request $i"
 	done
-	sleep 1
+	# The clone has served the 40 too, answered from the recording.
+	wait_status "$N" "j['proxy']['replicas'][0]['turns_compared'] >= 40 and j['upstreams'][0]['clones'][0]['requests_answered'] >= 80"
 	conns1=$(redis-cli -p "$UPR" info stats | awk -F: '/total_connections_received/{print $2+0}')
 	assert_eq "$(redis-cli -p "$UPR" get hits)" 41 "redis hits (production's only)"
 	assert_eq "$(redis-cli -p "$UPR" dbsize)" 42 "redis keys"

@@ -38,9 +38,8 @@ release() {
 }
 trap 'rc=$?; release; (exit $rc); cleanup' EXIT
 
-P=$(free_port); R=$(free_port); L=$(free_port); A=$(free_port)
-start_redis prod "$P"
-start_redis replica "$R"
+start_redis prod P
+start_redis replica R
 throttle "$replica_PID"
 # The replica's service rate, from a backlog sent straight to it.
 "$LOAD" --connect 127.0.0.1:$R --traffic det --rate 1000000 --count 200 --size $SIZE --work $WORK \
@@ -48,12 +47,10 @@ throttle "$replica_PID"
 MU=$(json "$T/cal.json" "j['replies'] / j['last_reply_s']")
 log "replica slowed ${SLOWDOWN}x executes $MU requests/s"
 
+start_proxy proxy L A --backend 127.0.0.1:$P --replica 127.0.0.1:$R --buffer 64K
 spawn tcpdump tcpdump -i lo --immediate-mode -U -n -s 128 -w "$T/cap.pcap" "tcp dst port $L"
 for _ in $(seq 100); do grep -q "listening on" "$T/tcpdump.log" && break; sleep 0.05; done
 grep -q "listening on" "$T/tcpdump.log" || fail "tcpdump did not start"
-spawn proxy "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$P --replica 127.0.0.1:$R \
-	--buffer 64K --admin 127.0.0.1:$A
-wait_port "$L"; wait_port "$A"
 redis-cli -p "$R" config resetstat >/dev/null
 # The proxy's start on CLOCK_MONOTONIC (the load generator's clock): now - uptime.
 PROXY_START=$($PY -c "
@@ -71,10 +68,20 @@ for _ in $(seq 800); do
 	sleep 0.05
 done
 assert_eq "$(json "$T/s.json" "j['replicas'][0]['overflows'] >= 1")" True "the slowed replica overflowed"
-sleep 0.5
+sleep 0.5 # the load goes on for a moment past the overflow (not a wait for a condition)
 stop_pid "$load_PID"
 sed -n '$p' "$T/load.log" >"$T/load.json"
-sleep 0.5 # tcpdump writes what it has seen before it stops
+# tcpdump writes what it has seen before it stops: until its file stops growing.
+cap_size=-1
+cap_settled() {
+	local n
+	n=$(stat -c %s "$T/cap.pcap")
+	[ "$n" = "$cap_size" ] && return 0
+	cap_size=$n
+	sleep 0.2
+	return 1
+}
+wait_for 10 cap_settled
 stop_pid "$tcpdump_PID"
 status_json 127.0.0.1:$A "$T/s.json"
 SENT=$(json "$T/load.json" "j['sent']")
