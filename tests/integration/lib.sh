@@ -180,19 +180,20 @@ wait_port() {
 }
 
 # start_redis NAME VAR [extra args] : a real redis-server, no persistence, its
-# port in VAR (redis cannot bind port 0: a port taken meanwhile is retried)
+# port in VAR (redis cannot bind port 0: a port taken meanwhile is retried).
+# start_redis NAME PORT [extra args] : the same on a port chosen by the caller
 start_redis() {
 	local name=$1 var=$2 port; shift 2
 	need redis-server
 	for _ in 1 2 3 4 5; do
-		port=$(free_port)
+		if [[ $var =~ ^[0-9]+$ ]]; then port=$var; else port=$(free_port); fi
 		spawn "$name" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
 			--dir "$T" --dbfilename "$name.rdb" --enable-debug-command local "$@"
 		if started "$name" "Ready to accept connections"; then
-			printf -v "$var" '%s' "$port"
+			[[ $var =~ ^[0-9]+$ ]] || printf -v "$var" '%s' "$port"
 			return 0
 		fi
-		grep -q "Address already in use" "$T/$name.log" ||
+		grep -q "Address already in use" "$T/$name.log" && ! [[ $var =~ ^[0-9]+$ ]] ||
 			fail "redis-server $name did not start: $(tail -3 "$T/$name.log")"
 		log "port $port was taken meanwhile; trying another"
 	done
