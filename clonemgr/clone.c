@@ -6,6 +6,10 @@
  *   --leave-running        production goes on after the dump;
  *   --tcp-close            established connections are production's: the clone
  *                          gets them closed, production keeps them (verified);
+ *   --skip-in-flight       a connection still in the listener's accept queue at
+ *                          the freeze stays production's alone (without it the
+ *                          dump fails: "In-flight connection"); the clone gets
+ *                          its copy of that connection's bytes through doppel;
  *   --network-lock skip    CRIU would otherwise lock TCP with iptables and spend
  *                          ~80 ms of the frozen window running iptables-restore;
  *                          with --tcp-close nothing needs locking;
@@ -279,6 +283,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	arg_add(a, "%d", svc->pid);
 	arg_add(a, "--leave-running");
 	arg_add(a, "--tcp-close");
+	arg_add(a, "--skip-in-flight");
 	arg_add(a, "--network-lock");
 	arg_add(a, "skip");
 	arg_add(a, "--external");
