@@ -19,6 +19,7 @@ struct replica_ctx {
 	uint64_t now;
 	struct proxy_replica_info info;
 	const char *state;
+	uint64_t net_diverged; /* diverged turns beyond the noise (divergence/report.c) */
 };
 
 struct replica_rows {
@@ -47,6 +48,7 @@ static const void *replica_row(void *arg, unsigned i, const void **ctx)
 	rr->cur.now = rr->now;
 	replica_fill_info(rep, rr->now, &rr->cur.info);
 	rr->cur.state = replica_state(rep, &rr->cur.info, rr->now);
+	rr->cur.net_diverged = rep->drep ? div_replica_net(rep->drep, &rr->px->cfg.div_rule) : 0;
 	*ctx = &rr->cur;
 	return rep;
 }
@@ -126,6 +128,12 @@ static int rep_forecast(const void *o, const void *c, struct stats_val *v)
 static int rep_ingress(const void *o, const void *c, struct stats_val *v)
 {
 	v->d = floor(RCTX(c)->info.ingress_bps);
+	return 0;
+}
+
+static int rep_net_diverged(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = RCTX(c)->net_diverged;
 	return 0;
 }
 
@@ -241,6 +249,12 @@ static const struct stats_field replica_fields[] = {
 	       "Response turns compared with production."),
 	RCOUNT("diverged_turns", div.turns_diverged, "doppel_replica_diverged_turns_total",
 	       "Response turns that differed from production."),
+	{.name = "net_diverged_turns",
+	 .kind = STATS_GAUGE,
+	 .get = rep_net_diverged,
+	 .metric = "doppel_replica_net_diverged_turns",
+	 .help = "Diverged turns beyond what the control replica shows as noise (all of them "
+		 "without a control)."},
 	RCOUNT("turns_unchecked", div.turns_unchecked, "doppel_replica_unchecked_turns_total",
 	       "Production turns the replica never answered."),
 	RCOUNT("diverged_connections", div.conns_diverged,

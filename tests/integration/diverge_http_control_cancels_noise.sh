@@ -98,6 +98,17 @@ assert_eq "$(json "$T/ng.json" "[e['production']['after'][:5] for e in $C0['exce
 	"the excerpt shows production's bytes"
 "$DOPPEL" diverge --admin 127.0.0.1:$A >"$T/ng.txt"
 grep -q 'GET /sub/c.txt .*DIVERGED' "$T/ng.txt" || fail "the report does not flag /sub/c.txt: $(cat "$T/ng.txt")"
+# /status and /metrics carry the same net count as the report (traffic has stopped)
+net=$(json "$T/ng.json" "$C0['turns_net']")
+assert_gt "$net" 0 "net divergence with one file changed"
+status_json 127.0.0.1:$A "$T/ng-status.json"
+assert_eq "$(json "$T/ng-status.json" "[r['net_diverged_turns'] for r in j['replicas'] if r['name']=='cand'][0]")" \
+	"$net" "/status net_diverged_turns of the candidate"
+assert_eq "$(json "$T/ng-status.json" "[r['net_diverged_turns'] for r in j['replicas'] if r['name']=='control'][0]")" \
+	0 "/status net_diverged_turns of the control"
+curl -sf "http://127.0.0.1:$A/metrics" >"$T/ng.metrics" || fail "GET /metrics"
+grep -q "^doppel_replica_net_diverged_turns{replica=\"cand\",.*} $net\$" "$T/ng.metrics" ||
+	fail "/metrics lacks the candidate's net count $net: $(grep net_diverged "$T/ng.metrics")"
 stop_pid "$proxy2_PID" || fail "proxy exited with an error"
 for s in ng_prod ng_cand ng_ctl; do v=${s}_PID; stop_pid "${!v}"; done
 log "PASS: noise cancelled, the changed file reported with its path"
