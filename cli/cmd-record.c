@@ -3,7 +3,6 @@
  * supervisor's or proxy's traffic as pcap files, or say whether it records
  * (POST/GET /record on its admin socket; record/tap.c does the writing).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,49 +39,86 @@ const struct cmd_entry cmd_record_entry = {
 	.exec = cmd_record_exec,
 };
 
+/* The admin path of ACTION: "/record" or "/record?action=A[&dir=ABS]" (escaped). */
+static void record_path(const char *action, const char *dir, struct sbuf *path)
+{
+	if (!strcmp(action, "status")) {
+		sbuf_printf(path, "/record");
+	} else {
+		sbuf_printf(path, "/record?action=%s", action);
+		if (dir) {
+			char *abs = realpath(dir, NULL);
+			const char *d = abs ? abs : dir;
+
+			sbuf_append(path, "&dir=", 5);
+			for (const char *p = d; *p; p++) {
+				if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+				    (*p >= '0' && *p <= '9') || strchr("/-_.", *p))
+					sbuf_append(path, p, 1);
+				else
+					sbuf_printf(path, "%%%02X", (unsigned char)*p);
+			}
+			free(abs);
+		}
+	}
+	sbuf_append(path, "", 1);
+}
+
+/* Send ACTION to the admin endpoint at ADDR and print its answer; the exit status. */
+static int record_request(const char *addr, const char *action, const char *dir)
+{
+	struct sbuf body, path;
+	char err[512];
+	int status, rc = 0;
+
+	sbuf_init(&path);
+	record_path(action, dir, &path);
+	sbuf_init(&body);
+	status = admin_request(addr, strcmp(action, "status") ? "POST" : "GET", path.buf, NULL,
+			       &body, NULL, NULL, 10000, err, sizeof(err));
+	sbuf_free(&path);
+	if (status < 0) {
+		fprintf(stderr, "doppel record: %s\n", err);
+		rc = EXIT_RUNTIME;
+	} else if (status == 404) {
+		fprintf(stderr,
+			"doppel record: %s does not record (a doppel proxy needs --admin)\n", addr);
+		rc = EXIT_RUNTIME;
+	} else if (status != 200) {
+		fprintf(stderr, "doppel record: %s", body.buf ? body.buf : "failed\n");
+		rc = status == 409 ? EXIT_USAGE : EXIT_RUNTIME;
+	} else if (body.len) {
+		fwrite(body.buf, 1, body.len, stdout);
+	}
+	sbuf_free(&body);
+	return rc;
+}
+
 static int cmd_record_exec(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"admin", required_argument, NULL, 'a'},
-		{"dir", required_argument, NULL, 'd'},
-		{NULL, 0, NULL, 0},
-	};
 	const struct cmd_entry *e = &cmd_record_entry;
-	const char *addr = NULL, *dir = NULL, *action = NULL;
-	int c, status;
-	struct sbuf body, path;
-	char err[512], named[512];
+	const char *addr = NULL, *dir = NULL, *action;
+	char named[512];
+	int first = 1, rc;
+	const struct cli_opt opts[] = {
+		CLI_STRING("admin", &addr),
+		CLI_STRING("dir", &dir),
+		CLI_END,
+	};
+	const struct cli_opt *const tables[] = {opts, NULL};
 
-	opterr = 0;
-	optind = 1;
 	if (argc > 1 && argv[1][0] != '-') {
 		if (cli_admin_for(e, argv[1], named, sizeof(named)))
 			return EXIT_USAGE;
 		addr = named;
-		optind = 2;
+		first = 2;
 	}
-	while (optind < argc) {
-		if (argv[optind][0] != '-') {
-			if (action)
-				return cmd_usage_error(e, "unexpected argument '%s'", argv[optind]);
-			action = argv[optind++];
-			continue;
-		}
-		c = getopt_long(argc, argv, "", opts, NULL);
-		if (c == -1)
-			break;
-		switch (c) {
-		case 'a':
-			addr = optarg;
-			break;
-		case 'd':
-			dir = optarg;
-			break;
-		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'",
-					       argv[optind - 1]);
-		}
-	}
+	rc = cli_parse_opts(e, argc, argv, first, tables, 0);
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (rc + 1 < argc)
+		return cmd_usage_error(e, "unexpected argument '%s'", argv[rc + 1]);
+	action = rc < argc ? argv[rc] : NULL;
 	if (!addr)
 		return cmd_usage_error(e, "give a NAME (see `doppel list`) or --admin ADDR");
 	if (!action ||
@@ -90,49 +126,5 @@ static int cmd_record_exec(int argc, char **argv)
 		return cmd_usage_error(e, "say start, stop or status");
 	if (dir && strcmp(action, "start"))
 		return cmd_usage_error(e, "--dir goes with start");
-	sbuf_init(&path);
-	if (!strcmp(action, "status")) {
-		sbuf_printf(&path, "/record");
-	} else {
-		sbuf_printf(&path, "/record?action=%s", action);
-		if (dir) {
-			char *abs = realpath(dir, NULL);
-			const char *d = abs ? abs : dir;
-
-			sbuf_append(&path, "&dir=", 5);
-			for (const char *p = d; *p; p++) {
-				if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-				    (*p >= '0' && *p <= '9') || strchr("/-_.", *p))
-					sbuf_append(&path, p, 1);
-				else
-					sbuf_printf(&path, "%%%02X", (unsigned char)*p);
-			}
-			free(abs);
-		}
-	}
-	sbuf_append(&path, "", 1);
-	sbuf_init(&body);
-	status = admin_request(addr, strcmp(action, "status") ? "POST" : "GET", path.buf, NULL,
-			       &body, NULL, NULL, 10000, err, sizeof(err));
-	sbuf_free(&path);
-	if (status < 0) {
-		fprintf(stderr, "doppel record: %s\n", err);
-		sbuf_free(&body);
-		return EXIT_RUNTIME;
-	}
-	if (status == 404) {
-		fprintf(stderr,
-			"doppel record: %s does not record (a doppel proxy needs --admin)\n", addr);
-		sbuf_free(&body);
-		return EXIT_RUNTIME;
-	}
-	if (status != 200) {
-		fprintf(stderr, "doppel record: %s", body.buf ? body.buf : "failed\n");
-		sbuf_free(&body);
-		return status == 409 ? EXIT_USAGE : EXIT_RUNTIME;
-	}
-	if (body.len)
-		fwrite(body.buf, 1, body.len, stdout);
-	sbuf_free(&body);
-	return 0;
+	return record_request(addr, action, dir);
 }

@@ -6,7 +6,7 @@
 #define LOG_PREFIX "replay: "
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,157 +67,124 @@ const struct cmd_entry cmd_replay_entry = {
 	.exec = cmd_replay_exec,
 };
 
-static int cmd_replay_exec(int argc, char **argv)
+static int opt_speed(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
 {
-	static const struct option opts[] = {
-		{"to", required_argument, NULL, 't'},
-		{"speed", required_argument, NULL, 's'},
-		{"as-fast-as-possible", no_argument, NULL, 'F'},
-		{"port", required_argument, NULL, 'p'},
-		{"protocol", required_argument, NULL, 'P'},
-		{"mask", required_argument, NULL, 'm'},
-		{"mask-header", required_argument, NULL, 'H'},
-		{"quiet", required_argument, NULL, 'q'},
-		{"timeout", required_argument, NULL, 'T'},
-		{"max-bytes", required_argument, NULL, 'M'},
-		{"json", no_argument, NULL, 'j'},
-		{"netns", required_argument, NULL, 'n'},
-		{"log-level", required_argument, NULL, 'v'},
-		{NULL, 0, NULL, 0},
-	};
-	const struct cmd_entry *e = &cmd_replay_entry;
-	struct rec_replay_opts ro;
-	struct div_options dopt;
-	struct div_rules *rules = NULL;
+	double *speed = dest;
+	char *end;
+
+	*speed = strtod(text, &end);
+	if (*end || !(*speed > 0)) {
+		cmd_usage_error(e, "%s wants a number above 0, not '%s'", opt, text);
+		return -1;
+	}
+	return 0;
+}
+
+/* --netns PID|PATH: the namespace file, opened now. */
+static int opt_netns(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	int *fd = dest;
+	char p[PATH_MAX];
+	char *end;
+	long pid = strtol(text, &end, 10);
+
+	if (*end || pid <= 0)
+		snprintf(p, sizeof(p), "%s", text);
+	else
+		snprintf(p, sizeof(p), "/proc/%ld/ns/net", pid);
+	if (*fd >= 0)
+		close(*fd);
+	*fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		cmd_usage_error(e, "%s %s: %s", opt, p, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int opt_log_level(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	(void)opt;
+	(void)dest;
+	return cli_parse_log_level(e, text);
+}
+
+/* Read the capture, replay it, print the report; the exit status. */
+static int replay_run(const char *file, uint16_t port, uint64_t max_bytes, int json,
+		      struct rec_replay_opts *ro)
+{
 	struct rec_capture cap;
 	struct rec_replay_result res;
 	struct sbuf sb;
-	uint64_t max_bytes = 1ull << 30;
-	long port = 0;
-	int have_to = 0, json = 0, c, rc, netns_fd = -1;
 	char err[512];
-	const char *file;
+	int rc;
 
-	rec_replay_opts_defaults(&ro);
-	div_options_defaults(&dopt);
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			if (cli_parse_addr(e, "--to", optarg, &ro.to))
-				return EXIT_USAGE;
-			have_to = 1;
-			break;
-		case 's': {
-			char *end;
-
-			ro.speed = strtod(optarg, &end);
-			if (*end || !(ro.speed > 0))
-				return cmd_usage_error(
-					e, "--speed wants a number above 0, not '%s'", optarg);
-			break;
-		}
-		case 'F':
-			ro.speed = 0;
-			break;
-		case 'p': {
-			char *end;
-
-			port = strtol(optarg, &end, 10);
-			if (*end || port < 1 || port > 65535)
-				return cmd_usage_error(e, "--port wants 1..65535, not '%s'",
-						       optarg);
-			break;
-		}
-		case 'P':
-			if (div_protocol_parse(optarg, &dopt.protocol) < 0)
-				return cmd_usage_error(
-					e, "--protocol is http, resp, raw or auto, not '%s'",
-					optarg);
-			break;
-		case 'm':
-			if (dopt.nmasks == DIV_MAX_MASKS)
-				return cmd_usage_error(e, "at most %d --mask", DIV_MAX_MASKS);
-			dopt.masks[dopt.nmasks++] = optarg;
-			break;
-		case 'H':
-			if (dopt.nheaders == DIV_MAX_HEADERS)
-				return cmd_usage_error(e, "at most %d --mask-header",
-						       DIV_MAX_HEADERS);
-			dopt.headers[dopt.nheaders++] = optarg;
-			break;
-		case 'q':
-			if (cli_parse_duration(e, "--quiet", optarg, &ro.quiet_ns))
-				return EXIT_USAGE;
-			break;
-		case 'T':
-			if (cli_parse_duration(e, "--timeout", optarg, &ro.timeout_ns))
-				return EXIT_USAGE;
-			break;
-		case 'M':
-			if (cli_parse_size(e, "--max-bytes", optarg, &max_bytes))
-				return EXIT_USAGE;
-			break;
-		case 'j':
-			json = 1;
-			break;
-		case 'n': {
-			char p[PATH_MAX];
-			char *end;
-			long pid = strtol(optarg, &end, 10);
-
-			if (*end || pid <= 0)
-				snprintf(p, sizeof(p), "%s", optarg);
-			else
-				snprintf(p, sizeof(p), "/proc/%ld/ns/net", pid);
-			netns_fd = open(p, O_RDONLY | O_CLOEXEC);
-			if (netns_fd < 0)
-				return cmd_usage_error(e, "--netns %s: %s", p, strerror(errno));
-			break;
-		}
-		case 'v':
-			if (cli_parse_log_level(e, optarg))
-				return EXIT_USAGE;
-			break;
-		default:
-			return cmd_usage_error(e, "unknown or incomplete option '%s'",
-					       argv[optind - 1]);
-		}
-	}
-	if (optind + 1 != argc)
-		return cmd_usage_error(e, optind >= argc ? "which capture? (FILE.pcap)"
-							 : "one capture at a time");
-	file = argv[optind];
-	if (!have_to)
-		return cmd_usage_error(e, "--to HOST:PORT is required");
-	ro.to.netns_fd = netns_fd;
-	if (div_rules_new(&dopt, &rules, err, sizeof(err)) < 0)
-		return cmd_usage_error(e, "%s", err);
-	ro.rules = rules;
-	if (rec_capture_read(file, (uint16_t)port, max_bytes, &cap, err, sizeof(err)) < 0) {
+	if (rec_capture_read(file, port, max_bytes, &cap, err, sizeof(err)) < 0) {
 		fprintf(stderr, "doppel replay: %s\n", err);
-		div_rules_free(rules);
 		return EXIT_USAGE;
 	}
 	if (!cap.nstreams)
 		fprintf(stderr, "doppel replay: no TCP connection in %s%s (%llu packets read)\n",
 			file, port ? " on that --port" : "", (unsigned long long)cap.packets);
-	rc = rec_replay(&cap, &ro, &res, err, sizeof(err));
+	rc = rec_replay(&cap, ro, &res, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "doppel replay: %s\n", err);
-		rec_replay_result_free(&res);
-		rec_capture_free(&cap);
-		div_rules_free(rules);
-		return EXIT_RUNTIME;
+		rc = EXIT_RUNTIME;
+	} else {
+		sbuf_init(&sb);
+		rec_replay_report(&res, json, &sb);
+		fwrite(sb.buf, 1, sb.len, stdout);
+		sbuf_free(&sb);
+		rc = div_replica_counts(res.rep)->turns_diverged ? 3 : 0;
 	}
-	sbuf_init(&sb);
-	rec_replay_report(&res, json, &sb);
-	fwrite(sb.buf, 1, sb.len, stdout);
-	sbuf_free(&sb);
-	rc = div_replica_counts(res.rep)->turns_diverged ? 3 : 0;
 	rec_replay_result_free(&res);
 	rec_capture_free(&cap);
+	return rc;
+}
+
+static int cmd_replay_exec(int argc, char **argv)
+{
+	const struct cmd_entry *e = &cmd_replay_entry;
+	struct rec_replay_opts ro;
+	struct cli_div_opts dopt;
+	struct div_rules *rules = NULL;
+	uint64_t max_bytes = 1ull << 30;
+	int port = 0, have_to = 0, fast = 0, json = 0, netns_fd = -1, rc;
+	struct cli_opt div[CLI_DIV_OPTS];
+	const struct cli_opt opts[] = {
+		CLI_ADDR("to", &ro.to, &have_to),
+		CLI_FN("speed", &ro.speed, opt_speed),
+		CLI_FLAG("as-fast-as-possible", &fast),
+		CLI_INT("port", &port, 1, 65535),
+		CLI_DURATION("quiet", &ro.quiet_ns),
+		CLI_DURATION("timeout", &ro.timeout_ns),
+		CLI_SIZE("max-bytes", &max_bytes),
+		CLI_FLAG("json", &json),
+		CLI_FN("netns", &netns_fd, opt_netns),
+		CLI_FN("log-level", NULL, opt_log_level),
+		CLI_END,
+	};
+	const struct cli_opt *const tables[] = {opts, div, NULL};
+
+	rec_replay_opts_defaults(&ro);
+	cli_div_opts_init(&dopt);
+	cli_div_opts_table(&dopt, div);
+	div[3] = (struct cli_opt)CLI_END; /* --protocol, --mask, --mask-header; no recording */
+	rc = cli_parse_opts(e, argc, argv, 1, tables, 0);
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (rc + 1 != argc)
+		return cmd_usage_error(e, rc >= argc ? "which capture? (FILE.pcap)"
+						     : "one capture at a time");
+	if (!have_to)
+		return cmd_usage_error(e, "--to HOST:PORT is required");
+	if (fast)
+		ro.speed = 0;
+	ro.to.netns_fd = netns_fd;
+	if (cli_div_rules(e, &dopt, 0, &rules) < 0)
+		return EXIT_USAGE;
+	ro.rules = rules;
+	rc = replay_run(argv[rc], (uint16_t)port, max_bytes, json, &ro);
 	div_rules_free(rules);
 	return rc;
 }
