@@ -248,6 +248,10 @@ struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *
 struct div_conn *div_conn_new(unsigned nfollowers, unsigned max_turns);
 void div_conn_free(struct div_conn *dc);
 
+/*
+ * The four calls below accept dc == NULL and do nothing: a connection with
+ * no follower has nothing to compare and keeps no divergence state.
+ */
 /* The client sent these bytes (to production and every follower). */
 void div_client_data(struct div_conn *dc, const void *buf, size_t n);
 /* The client sent n bytes that are not shown (no request typing). */

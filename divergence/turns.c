@@ -89,6 +89,7 @@ struct div_conn {
 	unsigned wmax; /* blocks at most */
 	uint64_t wlo, whi, wb_first;
 	unsigned wb_n;
+	unsigned wlast_cap; /* bytes the last block can hold (< DIV_BLOCK: not pooled) */
 	unsigned char **wblk;
 	int control; /* follower slot of the control, -1 none */
 	unsigned nfollowers;
@@ -115,9 +116,42 @@ static void followers_catch_up(struct div_conn *dc);
 
 /* ---- production's window ---- */
 
+/* A window block: full ones come from the pool; the last may be short (wlast_cap). */
+static void win_block_free(unsigned char *b, unsigned cap)
+{
+	if (cap == DIV_BLOCK)
+		div_block_put(b);
+	else
+		free(b);
+}
+
+/*
+ * Make the last block hold at least need bytes. Most turns are short (a
+ * RESP +OK, a small HTTP response), so a block starts small and grows to a
+ * pooled DIV_BLOCK only when a turn needs it: an idle connection holding one
+ * short answer for a slow replica costs a small allocation, not 4 KiB.
+ */
+static void win_block_fit(struct div_conn *dc, uint64_t k, size_t need)
+{
+	unsigned char **slot = &dc->wblk[k % dc->wmax], *b;
+	unsigned cap = need <= 128 ? 128 : need <= 512 ? 512 : DIV_BLOCK;
+
+	if (*slot && dc->wlast_cap >= need)
+		return;
+	b = cap == DIV_BLOCK ? div_block_get() : malloc(cap);
+	if (!b)
+		abort(); /* as div_block_get: the data path has no way to fail here */
+	if (*slot) {
+		memcpy(b, *slot, dc->wlast_cap);
+		win_block_free(*slot, dc->wlast_cap);
+	}
+	*slot = b;
+	dc->wlast_cap = cap;
+}
+
 static void win_release_first(struct div_conn *dc)
 {
-	div_block_put(dc->wblk[dc->wb_first % dc->wmax]);
+	win_block_free(dc->wblk[dc->wb_first % dc->wmax], dc->wb_n == 1 ? dc->wlast_cap : DIV_BLOCK);
 	dc->wblk[dc->wb_first % dc->wmax] = NULL;
 	dc->wb_first++;
 	dc->wb_n--;
@@ -146,9 +180,10 @@ static void win_append(struct div_conn *dc, const unsigned char *p, size_t n)
 				win_release_first(dc);
 			if (!dc->wb_n)
 				dc->wb_first = k;
-			dc->wblk[k % dc->wmax] = div_block_get();
+			dc->wblk[k % dc->wmax] = NULL;
 			dc->wb_n++;
 		}
+		win_block_fit(dc, k, off + c);
 		memcpy(dc->wblk[k % dc->wmax] + off, p, c);
 		dc->whi += c;
 		p += c;
@@ -499,13 +534,14 @@ static void client_common(struct div_conn *dc, const void *buf, size_t n)
 
 void div_client_data(struct div_conn *dc, const void *buf, size_t n)
 {
-	if (n)
+	if (dc && n)
 		client_common(dc, buf, n);
 }
 
 void div_client_bytes(struct div_conn *dc, size_t n)
 {
-	client_common(dc, NULL, n);
+	if (dc)
+		client_common(dc, NULL, n);
 }
 
 static int any_active(const struct div_conn *dc)
@@ -559,7 +595,7 @@ static void prod_norm_on(struct div_conn *dc)
 
 void div_server_bytes(struct div_conn *dc, const void *buf, size_t n)
 {
-	if (!n || dc->ended)
+	if (!dc || !n || dc->ended)
 		return;
 	prod_norm_on(dc);
 	if (!dc->open)
@@ -570,7 +606,7 @@ void div_server_bytes(struct div_conn *dc, const void *buf, size_t n)
 
 void div_server_end(struct div_conn *dc)
 {
-	if (dc->ended)
+	if (!dc || dc->ended)
 		return;
 	if (dc->norm_on)
 		div_norm_finish(&dc->pnorm);

@@ -783,9 +783,10 @@ void conn_accept(struct proxy *px, int fd)
 	uint64_t now = clock_coarse_ns();
 	int one = 1, bfd;
 
-	if (c)
+	/* Without replicas there is nothing to compare: no divergence state. */
+	if (c && n)
 		c->div = div_conn_open(px->rules, px->types, px->next_conn_id + 1, n);
-	if (!c || !c->div) {
+	if (!c || (n && !c->div)) {
 		pr_err("out of memory accepting a connection; closing it");
 		free(c);
 		close_fd(fd, 1);
