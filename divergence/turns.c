@@ -151,7 +151,8 @@ static void win_block_fit(struct div_conn *dc, uint64_t k, size_t need)
 
 static void win_release_first(struct div_conn *dc)
 {
-	win_block_free(dc->wblk[dc->wb_first % dc->wmax], dc->wb_n == 1 ? dc->wlast_cap : DIV_BLOCK);
+	win_block_free(dc->wblk[dc->wb_first % dc->wmax],
+		       dc->wb_n == 1 ? dc->wlast_cap : DIV_BLOCK);
 	dc->wblk[dc->wb_first % dc->wmax] = NULL;
 	dc->wb_first++;
 	dc->wb_n--;
