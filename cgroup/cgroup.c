@@ -392,11 +392,21 @@ int cg_create(const struct cg_host *h, const char *rel, const struct cg_limits *
 		struct cg_step *s = &steps[i];
 
 		if (s->kind == CG_STEP_MKDIR) {
-			if (mkdir(s->path, 0755) < 0 && errno != EEXIST) {
-				rc = -errno;
+			int e = mkdir(s->path, 0755) < 0 ? errno : 0;
+
+			if (e == EEXIST && !strcmp(s->path, g->dir[s->ctrl])) {
+				/* not ours to reuse: remove_dirs() could not remove it */
+				rc = -EEXIST;
+				snprintf(err, errlen,
+					 "the cgroup %s exists already and has processes in it "
+					 "(a clone left by a doppel that was killed?): see its "
+					 "cgroup.procs, stop them, then rmdir it",
+					 s->path);
+			} else if (e && e != EEXIST) {
+				rc = -e;
 				snprintf(err, errlen, "cannot create the cgroup %s: %s%s", s->path,
-					 strerror(errno),
-					 errno == EACCES || errno == EPERM || errno == EROFS
+					 strerror(e),
+					 e == EACCES || e == EPERM || e == EROFS
 						 ? " (doppel needs root and a writable cgroup "
 						   "hierarchy: not inside a container that mounts "
 						   "/sys/fs/cgroup read-only)"

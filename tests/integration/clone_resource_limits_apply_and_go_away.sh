@@ -7,23 +7,6 @@
 need redis-server
 N=lim$$
 
-# cg_dir CONTROLLER : where that controller's hierarchy is mounted (v1), or
-# the cgroup2 mount (v2), from /proc/self/mountinfo
-cg_dir() {
-	$PY - "$1" "$VERSION" <<'PYEOF'
-import sys
-ctrl, version = sys.argv[1], sys.argv[2]
-for line in open("/proc/self/mountinfo"):
-    a, b = line.split(" - ")
-    mnt = a.split()[4]
-    fstype, _, opts = b.split()[:3]
-    if version == "v2" and fstype == "cgroup2":
-        print(mnt); break
-    if version == "v1" and fstype == "cgroup" and ctrl in opts.split(","):
-        print(mnt); break
-PYEOF
-}
-
 run_service "$N" L --port 6379 -- redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no
 S=$(json "$T/ready.json" "j['service']['pid']")
 redis-cli -p "$L" set k v >/dev/null
@@ -44,9 +27,9 @@ used=$(json "$T/s1.json" "j['clones'][0]['usage']['memory']")
 assert_gt "$used" $((1 << 20)) "memory the clone uses (it holds redis' restored pages)"
 assert_gt "$(json "$T/s1.json" "j['clones'][0]['usage']['pids']")" 0 "tasks in the clone's cgroup"
 
-MEM=$(cg_dir memory)/doppel/$N/clone-1
-CPU=$(cg_dir cpu)/doppel/$N/clone-1
-PIDS=$(cg_dir pids)/doppel/$N/clone-1
+MEM=$(cg_mount memory)/doppel/$N/clone-1
+CPU=$(cg_mount cpu)/doppel/$N/clone-1
+PIDS=$(cg_mount pids)/doppel/$N/clone-1
 if [ "$VERSION" = v1 ]; then
 	assert_eq "$(cat "$MEM/memory.limit_in_bytes")" $((96 << 20)) "memory.limit_in_bytes"
 	[ -e "$MEM/memory.memsw.limit_in_bytes" ] &&
@@ -87,7 +70,7 @@ wait_for 10 test ! -e "$MEM" || fail "$MEM left after destroy"
 [ -e "$CPU" ] && fail "$CPU left after destroy"
 [ -e "$PIDS" ] && fail "$PIDS left after destroy"
 "$DOPPEL" destroy "$N/2" >/dev/null || fail "destroy $N/2"
-for d in "$(cg_dir memory)" "$(cg_dir cpu)" "$(cg_dir pids)"; do
+for d in "$(cg_mount memory)" "$(cg_mount cpu)" "$(cg_mount pids)"; do
 	wait_for 10 test ! -e "$d/doppel/$N" || fail "$d/doppel/$N left after every clone was destroyed"
 done
 assert_eq "$(redis-cli -p "$L" get k)" v "production after the clones"
