@@ -885,6 +885,10 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		cm_rmtree(clones[k].dir);
 		if ((rc = mkdir_private(clones[k].dir, err, errlen)))
 			goto fail;
+		/* before production is frozen: a clone refused costs production nothing */
+		if (o->cgroup_base &&
+		    (rc = clone_cgroup(&cgh, o, &limits, &clones[k], progress, arg, err, errlen)))
+			goto fail;
 	}
 
 	/* 1. Copy the state while production runs. */
@@ -936,9 +940,6 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 			if ((rc = cm_state_sync(src, dst, NULL, err, errlen)))
 				goto fail;
 		}
-		if (o->cgroup_base &&
-		    (rc = clone_cgroup(&cgh, o, &limits, c, progress, arg, err, errlen)))
-			goto fail;
 		rc = do_restore(svc, o, c, err, errlen);
 		if (rc)
 			goto fail;

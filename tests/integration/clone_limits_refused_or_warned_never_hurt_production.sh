@@ -1,7 +1,7 @@
 #!/bin/bash
 # Promise: when a clone's cgroup cannot be made, production is never touched:
 # limits asked for explicitly make `doppel clone` refuse with the cause and
-# the fix; the default limits only warn, and the clone runs without them. A
+# the fix, before production is frozen; the default limits only warn, and the clone runs without them. A
 # memory limit below production's own memory is refused before production is
 # frozen.
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +25,7 @@ on_exit "rmdir '$M/doppel/$N/clone-1' '$M/doppel/$N/clone-2' '$M/doppel/$N' '$M/
 "$DOPPEL" clone "$N" --clone-memory 96M >"$T/c1.out" 2>&1 && fail "clone with a limit it cannot have succeeded: $(cat "$T/c1.out")"
 grep -q "cannot give clone 1 the resource limits asked for: the cgroup $M/doppel/$N/clone-1 exists already and has processes" "$T/c1.out" ||
 	fail "unclear refusal: $(cat "$T/c1.out")"
+grep -q "freezing production" "$T/c1.out" && fail "production was frozen for a clone that was refused: $(cat "$T/c1.out")"
 sup_status "$N" "$T/s1.json"
 assert_eq "$(json "$T/s1.json" "len(j['clones'])")" 0 "clones after the refusal"
 assert_eq "$(redis-cli -p "$L" get k)" v "production after the refusal"
