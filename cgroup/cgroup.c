@@ -138,7 +138,8 @@ void cg_host_parse(FILE *mountinfo, const char *controllers_v2, struct cg_host *
 		if (!sep)
 			continue;
 		*sep = '\0';
-		for (char *t = strtok_r(line, " ", &save); t && n < 10; t = strtok_r(NULL, " ", &save))
+		for (char *t = strtok_r(line, " ", &save); t && n < 10;
+		     t = strtok_r(NULL, " ", &save))
 			f[n++] = t;
 		if (n < 5)
 			continue;
@@ -253,8 +254,8 @@ int cg_plan(const struct cg_host *h, const char *rel, const struct cg_limits *l,
 			size_t len = slash ? (size_t)(slash - rel) : strlen(rel);
 			int leaf = !slash;
 
-			snprintf(parent, sizeof(parent), "%s%s%.*s", h->mnt[c],
-				 p == rel ? "" : "/", p == rel ? 0 : (int)(p - rel - 1), rel);
+			snprintf(parent, sizeof(parent), "%s%s%.*s", h->mnt[c], p == rel ? "" : "/",
+				 p == rel ? 0 : (int)(p - rel - 1), rel);
 			snprintf(dir, sizeof(dir), "%s/%.*s", h->mnt[c], (int)len, rel);
 			if (h->version == CG_V2) {
 				/* the parent hands its controllers down */
@@ -269,8 +270,8 @@ int cg_plan(const struct cg_host *h, const char *rel, const struct cg_limits *l,
 				}
 			}
 			rc |= add_step(steps, max, &n, CG_STEP_MKDIR, c, 0, dir, NULL, NULL);
-			if (l->cpu_weight && (h->version == CG_V2 ? h->mnt[CG_CPU][0] != 0
-								  : c == CG_CPU)) {
+			if (l->cpu_weight &&
+			    (h->version == CG_V2 ? h->mnt[CG_CPU][0] != 0 : c == CG_CPU)) {
 				if (h->version == CG_V2)
 					snprintf(num, sizeof(num), "%u", l->cpu_weight);
 				else
@@ -289,13 +290,13 @@ int cg_plan(const struct cg_host *h, const char *rel, const struct cg_limits *l,
 	if (l->memory && g->dir[CG_MEMORY][0]) {
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)l->memory);
 		if (h->version == CG_V2) {
-			rc |= add_step(steps, max, &n, CG_STEP_WRITE, CG_MEMORY, 0, g->dir[CG_MEMORY],
-				       "memory.max", num);
-			rc |= add_step(steps, max, &n, CG_STEP_WRITE, CG_MEMORY, 1, g->dir[CG_MEMORY],
-				       "memory.swap.max", "0");
+			rc |= add_step(steps, max, &n, CG_STEP_WRITE, CG_MEMORY, 0,
+				       g->dir[CG_MEMORY], "memory.max", num);
+			rc |= add_step(steps, max, &n, CG_STEP_WRITE, CG_MEMORY, 1,
+				       g->dir[CG_MEMORY], "memory.swap.max", "0");
 		} else {
-			rc |= add_step(steps, max, &n, CG_STEP_WRITE, CG_MEMORY, 0, g->dir[CG_MEMORY],
-				       "memory.limit_in_bytes", num);
+			rc |= add_step(steps, max, &n, CG_STEP_WRITE, CG_MEMORY, 0,
+				       g->dir[CG_MEMORY], "memory.limit_in_bytes", num);
 			if (h->memsw)
 				rc |= add_step(steps, max, &n, CG_STEP_WRITE, CG_MEMORY, 0,
 					       g->dir[CG_MEMORY], "memory.memsw.limit_in_bytes",
@@ -417,8 +418,8 @@ int cg_create(const struct cg_host *h, const char *rel, const struct cg_limits *
 
 			if (wrc && !s->optional) {
 				rc = wrc;
-				snprintf(err, errlen, "cannot set %s to %s: %s%s", s->path, s->value,
-					 strerror(-wrc),
+				snprintf(err, errlen, "cannot set %s to %s: %s%s", s->path,
+					 s->value, strerror(-wrc),
 					 wrc == -ENOENT && g->version == CG_V2
 						 ? " (the controller is not enabled for this "
 						   "cgroup: another process holds the cgroup "

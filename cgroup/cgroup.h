@@ -52,7 +52,7 @@ struct cg_host {
 	enum cg_version version;
 	/* v1: each controller's mount point ("" when not mounted); v2: all the same */
 	char mnt[CG_NCTRL][CG_PATH_MAX];
-	int memsw; /* v1: memory.memsw.* exists (swap accounted) */
+	int memsw;     /* v1: memory.memsw.* exists (swap accounted) */
 	char why[256]; /* CG_NONE: why no limits can be set here */
 };
 
@@ -65,8 +65,8 @@ struct cg_limits {
 
 /* A clone's cgroup. Filled by cg_create; emptied by cg_destroy. */
 struct cg_group {
-	enum cg_version version; /* CG_NONE: the clone has no cgroup */
-	char rel[CG_PATH_MAX];	 /* doppel/NAME/clone-ID */
+	enum cg_version version;	/* CG_NONE: the clone has no cgroup */
+	char rel[CG_PATH_MAX];		/* doppel/NAME/clone-ID */
 	char dir[CG_NCTRL][CG_DIR_MAX]; /* v1: per controller ("" if absent); v2: all equal */
 	struct cg_limits limits;	/* as applied */
 };

@@ -72,7 +72,8 @@ const struct cmd_entry cmd_run_entry = {
 		"a\n"
 		"                         clone yields the CPU to production and to its clients;\n"
 		"                         0 runs clones at production's priority\n"
-		"  --clone-memory SIZE    memory limit of each clone, in a cgroup of its own: past\n"
+		"  --clone-memory SIZE    memory limit of each clone, in a cgroup of its own: "
+		"past\n"
 		"                         it the kernel kills the clone, never production "
 		"(default\n"
 		"                         2 x production's resident memory + 64M, as it is when\n"
@@ -310,8 +311,9 @@ static int cmd_run_exec(int argc, char **argv)
 	if (cfg.clone_memory && cfg.clone_memory < (4ULL << 20))
 		return cmd_usage_error(e, "--clone-memory: at least 4M");
 	if (cfg.no_clone_limits && cfg.clone_limits_given)
-		return cmd_usage_error(e, "--no-clone-limits and --clone-memory, "
-					  "--clone-cpu-weight or --clone-pids contradict each other");
+		return cmd_usage_error(e,
+				       "--no-clone-limits and --clone-memory, "
+				       "--clone-cpu-weight or --clone-pids contradict each other");
 	cfg.port = port;
 	cfg.argv = &argv[rc];
 	if (div_config(e, &dopts, &cfg, &rules))

@@ -182,13 +182,13 @@ static int cl_limit_pids(const void *o, const void *c, struct stats_val *v)
 	return v->u ? 0 : -ENODATA;
 }
 
-#define CUSE(f)                                                                        \
-	static int cl_use_##f(const void *o, const void *c, struct stats_val *v)       \
-	{                                                                              \
-		if (!CCTX(c)->have_usage)                                              \
-			return -ENODATA;                                               \
-		v->u = CCTX(c)->usage.f;                                               \
-		return 0;                                                              \
+#define CUSE(f)                                                                  \
+	static int cl_use_##f(const void *o, const void *c, struct stats_val *v) \
+	{                                                                        \
+		if (!CCTX(c)->have_usage)                                        \
+			return -ENODATA;                                         \
+		v->u = CCTX(c)->usage.f;                                         \
+		return 0;                                                        \
 	}
 CUSE(memory)
 CUSE(memory_peak)
@@ -491,7 +491,10 @@ static const struct stats_field ended_fields[] = {
 	 .kind = STATS_GAUGE,
 	 .unit = STATS_UNIT_BYTES,
 	 .get = end_memory_limit},
-	{.name = "memory_peak", .kind = STATS_GAUGE, .unit = STATS_UNIT_BYTES, .get = end_memory_peak},
+	{.name = "memory_peak",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .get = end_memory_peak},
 };
 
 static const struct stats_table ended_table = STATS_TABLE(ended_fields);

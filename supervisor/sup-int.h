@@ -62,11 +62,11 @@ struct sup_clone {
 /* A clone that ended on its own (exited, or killed by its memory limit). */
 struct sup_ended {
 	unsigned clone_id;
-	char reason[96];      /* "killed by its memory limit", "exited: exit status 1" */
-	int killed_by_limit;  /* the OOM killer ended it, inside its cgroup */
-	double age_s;	      /* how long it lived */
+	char reason[96];     /* "killed by its memory limit", "exited: exit status 1" */
+	int killed_by_limit; /* the OOM killer ended it, inside its cgroup */
+	double age_s;	     /* how long it lived */
 	double debug_window_s;
-	int window_open;      /* no overflow yet when it ended */
+	int window_open; /* no overflow yet when it ended */
 	uint64_t memory_limit, memory_peak;
 };
 
@@ -160,7 +160,7 @@ struct sup_clone_spec {
 	const char *host_addr; /* its IPv4 address */
 	int control;	       /* an unmodified clone that measures noise (--control) */
 	const char *keep;      /* record what it receives into this directory; NULL: no */
-	struct sup_limits asked; /* the limits its job was asked for */
+	struct sup_limits asked;		     /* the limits its job was asked for */
 	void (*report)(void *arg, const char *line); /* warnings for the requester; may be NULL */
 	void *report_arg;
 	int *agg_fds; /* its upstream listeners (AGG_MAX_UPSTREAMS; NULL without

@@ -181,8 +181,7 @@ static void v2_plan_files_and_values(void **state)
 	/* controllers handed down from the root to the clone's parent, before each mkdir */
 	i = find_step(s, n, "/sys/fs/cgroup/cgroup.subtree_control", &v);
 	assert_true(i >= 0 && i < find_step(s, n, "/sys/fs/cgroup/doppel", NULL));
-	assert_true(find_step(s, n, "/sys/fs/cgroup/doppel/web/cgroup.subtree_control", NULL) >=
-		    0);
+	assert_true(find_step(s, n, "/sys/fs/cgroup/doppel/web/cgroup.subtree_control", NULL) >= 0);
 	assert_int_equal(find_step(s, n, "clone-1/cgroup.subtree_control", NULL), -1);
 	assert_int_equal(find_step(s, n, "memory.limit_in_bytes", NULL), -1);
 	assert_int_equal(find_step(s, n, "cpu.shares", NULL), -1);
@@ -229,13 +228,11 @@ static void weights_defaults_and_values(void **state)
 	assert_int_equal(v, 4096);
 	assert_int_equal(cg_parse_value("", &v), -EINVAL);
 	assert_int_equal(cg_parse_value("12x", &v), -EINVAL);
-	assert_int_equal(cg_parse_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill",
-					&v),
-			 0);
+	assert_int_equal(
+		cg_parse_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill", &v), 0);
 	assert_int_equal(v, 3);
-	assert_int_equal(cg_parse_keyed("low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n", "oom_kill",
-					&v),
-			 0);
+	assert_int_equal(
+		cg_parse_keyed("low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n", "oom_kill", &v), 0);
 	assert_int_equal(v, 1);
 	assert_int_equal(cg_parse_keyed("low 0\n", "oom_kill", &v), -ENOENT);
 }
