@@ -127,7 +127,7 @@ static void read_small(const char *path, char *buf, size_t len)
 
 void cg_host_parse(FILE *mountinfo, const char *controllers_v2, struct cg_host *h)
 {
-	char line[4096], v2mnt[CG_PATH_MAX] = "", v2ctrl[256] = "";
+	char line[4096], v2mnt[CG_PATH_MAX] = "";
 	int v1_any = 0;
 
 	memset(h, 0, sizeof(*h));
@@ -163,6 +163,8 @@ void cg_host_parse(FILE *mountinfo, const char *controllers_v2, struct cg_host *
 		}
 	}
 	if (v2mnt[0]) {
+		char v2ctrl[256];
+
 		if (controllers_v2) {
 			snprintf(v2ctrl, sizeof(v2ctrl), "%s", controllers_v2);
 		} else {
