@@ -19,7 +19,8 @@ static int cmd_clone_exec(int argc, char **argv);
 const struct cmd_entry cmd_clone_entry = {
 	.name = "clone",
 	.usage = "NAME [--count N] [--buffer SIZE] [--images DIR] [--host NETNS] [--control]\n"
-		 "       [--keep-images DIR]",
+		 "       [--keep-images DIR] [--clone-memory SIZE] [--clone-cpu-weight N]\n"
+		 "       [--clone-pids N]",
 	.summary = "make live clones of a service started with `doppel run`",
 	.help = "Makes live clones of the service NAME while it keeps serving: copies its state\n"
 		"dirs, freezes it just long enough for CRIU to dump it (the final copy of the\n"
@@ -49,6 +50,20 @@ const struct cmd_entry cmd_clone_entry = {
 		"                  receives (and answers) into DIR/received-NNNN.pcap until it is\n"
 		"                  destroyed; `doppel restore DIR` brings it back offline and\n"
 		"                  `doppel replay` feeds it the same traffic again\n"
+		"  --clone-memory SIZE\n"
+		"                  memory limit of each clone (its cgroup): past it the kernel\n"
+		"                  kills the clone, never production (default: the one given to\n"
+		"                  `doppel run`, else 2 x production's resident memory + 64M)\n"
+		"  --clone-cpu-weight N\n"
+		"                  CPU weight of each clone, 1 to 10000 (cgroup v2 scale, 100\n"
+		"                  being an ordinary cgroup's; v1: cpu.shares N x 1024 / 100;\n"
+		"                  default 10: a clone gets CPU time production leaves over)\n"
+		"  --clone-pids N  most tasks (threads) a clone may have (default 2 x "
+		"production's\n"
+		"                  + 64)\n"
+		"A limit given here is required: if the clone's cgroup cannot be made, no clone\n"
+		"is made. Without one, a clone that cannot get a cgroup runs without limits and\n"
+		"the progress says why.\n"
 		"\n"
 		"Exit status 0 when every clone is attached, 1 otherwise (the message says why,\n"
 		"and where CRIU's log is).\n",
@@ -122,13 +137,28 @@ static int query_add(char *q, size_t len, const char *key, const char *value)
 	return n < 0 || (size_t)n >= len - used ? -1 : 0;
 }
 
+/* The clone's resource limits, those given, as query parameters. */
+static int limits_query(char *q, size_t len, uint64_t memory, int cpu_weight, int pids)
+{
+	char v[32];
+
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)memory);
+	if (memory && query_add(q, len, "memory", v))
+		return -1;
+	snprintf(v, sizeof(v), "%d", cpu_weight);
+	if (cpu_weight && query_add(q, len, "cpu_weight", v))
+		return -1;
+	snprintf(v, sizeof(v), "%d", pids);
+	return pids && query_add(q, len, "pids", v) ? -1 : 0;
+}
+
 static int cmd_clone_exec(int argc, char **argv)
 {
 	const struct cmd_entry *e = &cmd_clone_entry;
 	struct clone_out out = {.ok = 0};
 	char addr[512], path[6 * PATH_MAX + 512], err[512], sz[32];
-	int count = 1, control = 0, status, rc;
-	uint64_t buffer = 0;
+	int count = 1, control = 0, cpu_weight = 0, pids = 0, status, rc;
+	uint64_t buffer = 0, memory = 0;
 	const char *host = NULL;
 	char images[PATH_MAX] = "", keep[PATH_MAX] = "";
 	const struct cli_opt opts[] = {
@@ -138,6 +168,9 @@ static int cmd_clone_exec(int argc, char **argv)
 		CLI_FN("images", images, opt_images),
 		CLI_FLAG("control", &control),
 		CLI_FN("keep-images", keep, opt_keep),
+		CLI_SIZE("clone-memory", &memory),
+		CLI_INT("clone-cpu-weight", &cpu_weight, 1, 10000),
+		CLI_INT("clone-pids", &pids, 1, 4194304),
 		CLI_END,
 	};
 	const struct cli_opt *const tables[] = {opts, NULL};
@@ -154,6 +187,11 @@ static int cmd_clone_exec(int argc, char **argv)
 	if (keep[0] && (count != 1 || host))
 		return cmd_usage_error(e, "--keep-images keeps one clone made on this host");
 	snprintf(path, sizeof(path), "/clone?count=%d%s", count, control ? "&control=1" : "");
+	if (memory && memory < (4ULL << 20))
+		return cmd_usage_error(e, "--clone-memory %llu: at least 4M",
+				       (unsigned long long)memory);
+	if (limits_query(path, sizeof(path), memory, cpu_weight, pids))
+		return cmd_usage_error(e, "too many options");
 	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)buffer);
 	if ((keep[0] && query_add(path, sizeof(path), "keep", keep)) ||
 	    (buffer && query_add(path, sizeof(path), "buffer", sz)) ||

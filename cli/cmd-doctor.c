@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "cgroup/cgroup.h"
 #include "clonemgr/clonemgr.h"
 
 static int cmd_doctor_exec(int argc, char **argv);
@@ -23,7 +24,8 @@ const struct cmd_entry cmd_doctor_entry = {
 	.summary = "check that this host can run and clone services, and say what to fix",
 	.help = "Checks: running as root; the kernel; the capabilities CRIU needs; that pid, net,\n"
 		"mount, ipc and uts namespaces can be created and a tmpfs mounted in them; that\n"
-		"CRIU >= 4.2 is installed and `criu check` passes. Prints the fix for each\n"
+		"CRIU >= 4.2 is installed and `criu check` passes; where clones' cgroups (memory,\n"
+		"CPU and pids limits) can be made. Prints the fix for each\n"
 		"problem. $DOPPEL_CRIU names a CRIU binary to use instead of the one found in\n"
 		"$PATH, /usr/local/sbin or /usr/sbin. Exit status 0 when nothing failed\n"
 		"(warnings allowed), 1 otherwise.\n",
@@ -188,6 +190,37 @@ static void check_criu(void)
 	       "that works on recent kernels");
 }
 
+/* Where clones' cgroups go, and whether doppel can make them there. */
+static void check_cgroups(void)
+{
+	static const char *const name[CG_NCTRL] = {"memory", "cpu", "pids"};
+	struct cg_host h;
+	char msg[CG_NCTRL * (CG_PATH_MAX + 16) + 64];
+	size_t off;
+
+	cg_host_detect(&h);
+	if (h.version == CG_NONE) {
+		snprintf(msg, sizeof(msg), "clones cannot get resource limits: %s", h.why);
+		report(1, msg,
+		       "mount the cgroup memory controller (cgroup v2 with memory in "
+		       "cgroup.controllers, or v1 at /sys/fs/cgroup/memory); until then clones "
+		       "run without memory, CPU and pids limits");
+		return;
+	}
+	off = (size_t)snprintf(msg, sizeof(msg), "cgroup v%d for clones' limits:", h.version);
+	for (int c = 0; c < CG_NCTRL && off < sizeof(msg); c++)
+		off += (size_t)snprintf(msg + off, sizeof(msg) - off, " %s %s", name[c],
+					h.mnt[c][0] ? h.mnt[c] : "(absent: not limited)");
+	if (access(h.mnt[CG_MEMORY], W_OK) < 0) {
+		report(1, msg,
+		       "the cgroup hierarchy is read-only here (a container, or systemd's "
+		       "ProtectControlGroups=yes): clones run without limits");
+		return;
+	}
+	report(h.mnt[CG_CPU][0] && h.mnt[CG_PIDS][0] ? 0 : 1, msg,
+	       "enable the missing controllers to limit clones' CPU and tasks too");
+}
+
 static int cmd_doctor_exec(int argc, char **argv)
 {
 	struct utsname u;
@@ -206,6 +239,7 @@ static int cmd_doctor_exec(int argc, char **argv)
 	check_caps();
 	check_namespaces();
 	check_criu();
+	check_cgroups();
 	printf("\n%s: %d failure(s), %d warning(s)\n", failures ? "not ready" : "ready", failures,
 	       warnings);
 	return failures ? EXIT_RUNTIME : 0;

@@ -17,7 +17,9 @@ const struct cmd_entry cmd_status_entry = {
 	.summary = "show clones or replicas, overflows, debug windows and divergence",
 	.help = "Shows the status of the service NAME (started with `doppel run`), or of a bare\n"
 		"`doppel proxy` reached at its --admin ADDR: the service and its clones (pid,\n"
-		"age, how long production was frozen to make them), then per clone or replica\n"
+		"age, how long production was frozen to make them, the memory and tasks each\n"
+		"uses against its limits, its CPU weight), the clones that ended on their own\n"
+		"and why (\"killed by its memory limit\"), then per clone or replica\n"
 		"its state, connections, bytes forwarded and dropped, overflows,\n"
 		"buffer high-water mark, debug window (time from attach to first overflow; a\n"
 		"trailing + means no overflow yet), forecast seconds left before overflow at the\n"

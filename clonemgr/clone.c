@@ -233,7 +233,7 @@ static pid_t start_page_server(const struct cm_clone_opts *o, const char *clone_
 	arg_add(a, "--status-fd");
 	arg_add(a, "3");
 	{
-		struct cm_run run = {&st[1], 1, o->host_netns_fd, 0};
+		struct cm_run run = {&st[1], 1, o->host_netns_fd, 0, NULL};
 
 		pid = cm_criu_spawn(o->criu, a->v, out, &run);
 	}
@@ -408,6 +408,10 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 	arg_add(a, "-o");
 	arg_add(a, "%s", log);
 	arg_add(a, "-v2");
+	if (c->cg.version != CG_NONE) {
+		/* criu runs inside the clone's cgroup: what it restores stays there */
+		arg_add(a, "--manage-cgroups=ignore");
+	}
 	/* The clone's network namespace: a fresh one, loopback up, given to CRIU. */
 	netns = cm_netns_new();
 	if (netns < 0) {
@@ -440,7 +444,8 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 		arg_add(a, "fd[%d]:pipe:[%lu]", 3 + nfds++, ino);
 	}
 	{
-		struct cm_run run = {fds, (unsigned)nfds, o->host_netns_fd, RESTORE_TIMEOUT_MS};
+		struct cm_run run = {fds, (unsigned)nfds, o->host_netns_fd, RESTORE_TIMEOUT_MS,
+				     c->cg.version != CG_NONE ? &c->cg : NULL};
 
 		rc = cm_criu_run(o->criu, a->v, out, &run);
 	}
@@ -449,9 +454,21 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 		logp[1] = -1;
 	}
 	if (rc) {
+		struct cg_usage u;
+		char lim[32];
+
 		cm_criu_errors(log, errs, sizeof(errs));
 		if (!errs[0])
 			cm_criu_errors(out, errs, sizeof(errs));
+		if (c->cg.limits.memory && cg_usage_read(&c->cg, &u) == 0 && u.oom_kills)
+			snprintf(errs, sizeof(errs),
+				 "the clone's memory limit (%s) is too small to restore it: give "
+				 "`doppel clone --clone-memory` more than production's resident "
+				 "memory",
+				 size_format(c->cg.limits.memory, lim, sizeof(lim)));
+		else if (rc == 124)
+			snprintf(errs, sizeof(errs), "criu could not join the clone's cgroup %s",
+				 c->cg.rel);
 		snprintf(err, errlen,
 			 "CRIU could not restore clone %u (criu exit %d): %s (CRIU's log: %s)",
 			 c->id, rc, errs[0] ? errs : "no error line in its log", log);
@@ -685,6 +702,7 @@ void cm_clone_destroy(struct cm_clone *c)
 	if (c->log_fd >= 0)
 		close(c->log_fd);
 	c->netns_fd = c->log_fd = -1;
+	cg_destroy(&c->cg, 2000);
 	if (c->dir[0]) {
 		cm_rmtree(c->dir);
 		c->dir[0] = '\0';
@@ -731,12 +749,104 @@ static void keep_logs_of_failure(const struct cm_clone_opts *o, struct cm_clone 
 	}
 }
 
+/* Resident memory and tasks (threads) of every process of the service. */
+static void service_usage(pid_t init, uint64_t *rss, uint64_t *tasks)
+{
+	pid_t pids[1024];
+	int n = pidns_pids(init, pids, sizeof(pids) / sizeof(pids[0]));
+
+	*rss = *tasks = 0;
+	for (int i = 0; i < n; i++) {
+		char path[64], line[256];
+		unsigned long long v;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", pids[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "VmRSS: %llu kB", &v) == 1)
+				*rss += v * 1024;
+			else if (sscanf(line, "Threads: %llu", &v) == 1)
+				*tasks += v;
+		}
+		fclose(f);
+	}
+}
+
+/*
+ * The limits every clone of this job gets: the ones asked for, the default
+ * rule for the others. Refuses (before production is frozen) a memory limit
+ * below production's resident memory: such a clone dies while restored.
+ */
+static int job_limits(const struct cm_service *svc, const struct cm_clone_opts *o,
+		      struct cg_limits *l, cm_progress_fn progress, void *arg, char *err,
+		      size_t errlen)
+{
+	uint64_t rss, tasks;
+	char a[32], b[32], d[32];
+
+	*l = o->limits;
+	service_usage(svc->pid, &rss, &tasks);
+	if (l->memory && l->memory < rss) {
+		snprintf(err, errlen,
+			 "--clone-memory %s is less than production's resident memory (%s): the "
+			 "clone would be killed while it is restored; give at least %s (the "
+			 "default is 2 x production's memory + 64 MiB = %s)",
+			 size_format(l->memory, a, sizeof(a)), size_format(rss, b, sizeof(b)),
+			 size_format(rss + (16ULL << 20), d, sizeof(d)),
+			 size_format(cg_default_memory(rss), d, sizeof(d)));
+		return -EINVAL;
+	}
+	if (!l->memory)
+		l->memory = cg_default_memory(rss);
+	if (!l->pids)
+		l->pids = cg_default_pids(tasks);
+	say(progress, arg,
+	    "each clone gets a cgroup of its own: memory %s (production uses %s), CPU weight "
+	    "%u, at most %llu tasks",
+	    size_format(l->memory, a, sizeof(a)), size_format(rss, b, sizeof(b)), l->cpu_weight,
+	    (unsigned long long)l->pids);
+	return 0;
+}
+
+/* The clone's cgroup; without it, a warning (or a failure when limits were asked for). */
+static int clone_cgroup(const struct cg_host *h, const struct cm_clone_opts *o,
+			const struct cg_limits *l, struct cm_clone *c, cm_progress_fn progress,
+			void *arg, char *err, size_t errlen)
+{
+	char rel[CG_PATH_MAX], why[512];
+	int rc;
+
+	snprintf(rel, sizeof(rel), "%s/clone-%u", o->cgroup_base, c->id);
+	rc = cg_create(h, rel, l, &c->cg, why, sizeof(why));
+	if (!rc)
+		return 0;
+	if (o->limits_required) {
+		snprintf(err, errlen,
+			 "cannot give clone %u the resource limits asked for: %s. Production "
+			 "was not changed; clone without --clone-memory/--clone-cpu-weight/"
+			 "--clone-pids to run it without limits",
+			 c->id, why);
+		return rc;
+	}
+	say(progress, arg,
+	    "WARNING: clone %u runs without resource limits (memory, CPU weight, pids): %s. "
+	    "Run doppel as root on a host with the cgroup memory controller (see `doppel "
+	    "doctor`), or pass --no-clone-limits to `doppel run` to silence this",
+	    c->id, why);
+	return 0;
+}
+
 int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		  struct cm_clone *clones, struct cm_dump_stats *st, cm_progress_fn progress,
 		  void *arg, char *err, size_t errlen)
 {
 	uint64_t t0 = clock_now_ns(), t1;
 	char sz[32], sz2[32];
+	struct cg_limits limits = {0};
+	struct cg_host cgh;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
@@ -761,6 +871,11 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 				 svc->state_dirs[i]);
 			return -EINVAL;
 		}
+	if (o->cgroup_base) {
+		cg_host_detect(&cgh);
+		if ((rc = job_limits(svc, o, &limits, progress, arg, err, errlen)))
+			return rc;
+	}
 	if ((rc = mkdir_private(o->work_dir, err, errlen)) ||
 	    (rc = mkdir_private(o->images_dir, err, errlen)))
 		return rc;
@@ -769,6 +884,10 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 			 clones[k].id);
 		cm_rmtree(clones[k].dir);
 		if ((rc = mkdir_private(clones[k].dir, err, errlen)))
+			goto fail;
+		/* before production is frozen: a clone refused costs production nothing */
+		if (o->cgroup_base &&
+		    (rc = clone_cgroup(&cgh, o, &limits, &clones[k], progress, arg, err, errlen)))
 			goto fail;
 	}
 

@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup/cgroup.h"
+
 #define CM_MAX_STATE 16
 #define CM_PATH_MAX 512
 
@@ -93,6 +95,18 @@ struct cm_clone_opts {
 	const char *doppel_exe; /* this program, run by CRIU's action script for the final sync */
 	int nice; /* the clone's scheduling priority (0: production's; 10: yields to production) */
 	/*
+	 * Resource limits (cgroup/cgroup.h): each clone is restored inside a
+	 * cgroup of its own, CGROUP_BASE/clone-ID (NULL: no cgroup, as before).
+	 * A 0 memory or pids limit is the default rule, from production as it
+	 * is just before the dump: 2 x its RSS + 64 MiB, 2 x its tasks + 64.
+	 * When the cgroup cannot be made, limits_required fails the clone (the
+	 * user asked for limits); otherwise the clone runs without them and the
+	 * progress says why.
+	 */
+	const char *cgroup_base;
+	struct cg_limits limits;
+	int limits_required;
+	/*
 	 * External mode: restore on another host, here a network namespace
 	 * joined by a network link. CRIU's page server runs on that host
 	 * (host_addr) and receives the memory pages over TCP during the dump;
@@ -136,6 +150,7 @@ struct cm_clone {
 	int log_fd; /* read end of the clone's stdout+stderr */
 	char dir[CM_PATH_MAX];
 	uint64_t restore_us;
+	struct cg_group cg; /* its cgroup and limits (version CG_NONE: none) */
 };
 
 typedef void (*cm_progress_fn)(void *arg, const char *line);
@@ -169,7 +184,7 @@ int cm_kept_read(const char *keep_dir, struct cm_kept *out, char *err, size_t er
 int cm_restore_kept(const struct cm_criu *criu, const char *keep_dir, const char *work_dir,
 		    unsigned id, struct cm_clone *c, char *err, size_t errlen);
 
-/* Kill the clone's whole pid namespace, reap it, remove its directory. */
+/* Kill the clone's whole pid namespace, reap it, remove its cgroup and its directory. */
 void cm_clone_destroy(struct cm_clone *c);
 
 /*

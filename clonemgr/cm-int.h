@@ -24,6 +24,7 @@ struct cm_run {
 	unsigned nfds;
 	int netns_fd; /* >= 0: run criu inside this network namespace */
 	int timeout_ms;
+	const struct cg_group *cgroup; /* non-NULL: criu (and what it restores) runs in it */
 };
 
 /*

@@ -168,6 +168,8 @@ pid_t cm_criu_spawn(const struct cm_criu *criu, char *const argv[], const char *
 		signal(SIGPIPE, SIG_DFL);
 		if (run->netns_fd >= 0 && setns(run->netns_fd, CLONE_NEWNET) < 0)
 			_exit(125);
+		if (run->cgroup && cg_enter(run->cgroup) < 0)
+			_exit(124);
 		/* Park the fds above every target first, so no dup2 clobbers another. */
 		for (unsigned i = 0; i < run->nfds; i++) {
 			int hi = fcntl(run->fds[i], F_DUPFD, 100);

@@ -17,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/size.h"
 
 _Static_assert(SUP_MAX_CLONES <= AGG_MAX_CLONES, "the aggregator serves every clone");
 
@@ -84,18 +86,55 @@ void sup_clones_remove_all(struct supervisor *sup, const char *why)
 		sup_clone_remove(sup, sup->clones[0], why);
 }
 
+/*
+ * Keep what /status says of a clone that ended on its own: why (the OOM
+ * killer inside its cgroup is "killed by its memory limit"), how long it
+ * lived, and its debug window.
+ */
+static void record_end(struct supervisor *sup, struct sup_clone *c, int st)
+{
+	struct sup_ended *e = &sup->ended[sup->nended % SUP_ENDED_CLONES];
+	struct proxy_replica_info info;
+	struct cg_usage u;
+	char how[64], lim[32], peak[32];
+
+	memset(e, 0, sizeof(*e));
+	e->clone_id = c->cm.id;
+	e->age_s = (double)(clock_coarse_ns() - c->created_ns) / 1e9;
+	e->memory_limit = c->cm.cg.limits.memory;
+	if (cg_usage_read(&c->cm.cg, &u) == 0) {
+		e->memory_peak = u.memory_peak;
+		e->killed_by_limit = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && u.oom_kills > 0;
+	}
+	if (sup->px && proxy_replica_info(sup->px, c->replica_id, &info) == 0) {
+		e->debug_window_s = info.debug_window_s;
+		e->window_open = info.window_open;
+	}
+	sup_describe_status(st, how, sizeof(how));
+	if (e->killed_by_limit)
+		snprintf(e->reason, sizeof(e->reason), "killed by its memory limit");
+	else
+		snprintf(e->reason, sizeof(e->reason), "exited: %s", how);
+	sup->nended++;
+	if (e->killed_by_limit)
+		pr_warn("clone %u (pid %d) was killed by its memory limit (%s; peak %s) after %.1f "
+			"s; its debug window was %.2f s%s; production was not touched",
+			c->cm.id, c->cm.pid, size_format(e->memory_limit, lim, sizeof(lim)),
+			size_format(e->memory_peak, peak, sizeof(peak)), e->age_s,
+			e->debug_window_s, e->window_open ? " (still open)" : "");
+	else
+		pr_warn("clone %u (pid %d) exited: %s; removing it", c->cm.id, c->cm.pid, how);
+}
+
 void sup_clones_reap(struct supervisor *sup)
 {
-	char how[64];
 	int st;
 
 	for (unsigned i = 0; i < sup->nclones; i++) {
 		struct sup_clone *c = sup->clones[i];
 
 		if (c->cm.pid > 0 && waitpid(c->cm.pid, &st, WNOHANG) == c->cm.pid) {
-			sup_describe_status(st, how, sizeof(how));
-			pr_warn("clone %u (pid %d) exited: %s; removing it", c->cm.id, c->cm.pid,
-				how);
+			record_end(sup, c, st);
 			c->cm.pid = 0;
 			sup_clone_remove(sup, c, "it exited");
 			i = (unsigned)-1; /* the array changed */
@@ -250,6 +289,7 @@ int sup_clone_attach(struct supervisor *sup, const struct sup_clone_spec *spec, 
 	snprintf(name, sizeof(name), "%s-%u", spec->control ? "control" : "clone", id);
 	ro.control = spec->control;
 	c->control = spec->control;
+	c->asked = spec->asked;
 	rc = proxy_replica_add(sup->px, &ep, name, &ro, &c->replica_id, why, sizeof(why));
 	if (rc) {
 		snprintf(err, errlen, "cannot attach clone %u: %s", id, why);
@@ -306,11 +346,13 @@ static void reclone(struct supervisor *sup, struct sup_clone *c)
 {
 	char err[256], host[SUP_HOST_MAX];
 	uint64_t buffer = c->buffer;
+	struct sup_limits asked = c->asked;
 
 	snprintf(host, sizeof(host), "%s", c->host);
 	sup_clone_remove(sup, c, "overflowed (--overflow reclone)");
 	sup->reclones++;
-	if (sup_job_start(sup, 1, buffer, 1, host, NULL, NULL, err, sizeof(err)) < 0)
+	if (sup_job_start_ex(sup, 1, buffer, 1, host, NULL, 0, NULL, &asked, NULL, err,
+			     sizeof(err)) < 0)
 		pr_err("cannot re-clone: %s", err);
 }
 

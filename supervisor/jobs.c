@@ -158,6 +158,7 @@ static void attach_all(struct supervisor *sup, struct sup_job *job)
 					    : NULL,
 			.control = job->control,
 			.keep = job->keep[0] ? job->keep : NULL,
+			.asked = job->asked,
 			.report = report_line,
 			.report_arg = job,
 		};
@@ -335,6 +336,25 @@ static int job_images(struct supervisor *sup, struct sup_job *job, const char *i
 	return 0;
 }
 
+/*
+ * The job's limits: those of the request, else doppel run's, else the
+ * default rule (cm_clone_opts). Limits given explicitly anywhere are required.
+ */
+static void job_fill_limits(struct supervisor *sup, struct sup_job *job)
+{
+	const struct sup_config *cfg = &sup->cfg;
+	const struct sup_limits *a = &job->asked;
+	int asked = a->memory || a->cpu_weight || a->pids;
+
+	snprintf(job->cgroup_base, sizeof(job->cgroup_base), "doppel/%s", cfg->name);
+	job->opts.cgroup_base = cfg->no_clone_limits && !asked ? NULL : job->cgroup_base;
+	job->opts.limits.memory = a->memory ? a->memory : cfg->clone_memory;
+	job->opts.limits.cpu_weight =
+		(unsigned)(a->cpu_weight ? a->cpu_weight : cfg->clone_cpu_weight);
+	job->opts.limits.pids = (uint64_t)(a->pids ? a->pids : cfg->clone_pids);
+	job->opts.limits_required = asked || cfg->clone_limits_given;
+}
+
 static void job_fill_opts(struct supervisor *sup, struct sup_job *job)
 {
 	job->opts.criu = &sup->criu;
@@ -346,6 +366,7 @@ static void job_fill_opts(struct supervisor *sup, struct sup_job *job)
 	job->opts.ready_timeout_ms = 30 * 1000;
 	job->opts.doppel_exe = sup->exe;
 	job->opts.nice = sup->cfg.clone_nice;
+	job_fill_limits(sup, job);
 	job->opts.host_netns_fd = job->host_fd;
 	job->opts.prepare_netns = job_prepare_netns;
 	job->opts.prepare_arg = job;
@@ -376,13 +397,14 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		  const char *host, const char *images, struct evhttp_request *req, char *err,
 		  size_t errlen)
 {
-	return sup_job_start_ex(sup, count, buffer, reclone, host, images, 0, NULL, req, err,
+	return sup_job_start_ex(sup, count, buffer, reclone, host, images, 0, NULL, NULL, req, err,
 				errlen);
 }
 
 int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
 		     const char *host, const char *images, int control, const char *keep,
-		     struct evhttp_request *req, char *err, size_t errlen)
+		     const struct sup_limits *limits, struct evhttp_request *req, char *err,
+		     size_t errlen)
 {
 	struct sup_job *job;
 	int rc;
@@ -400,6 +422,8 @@ int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, in
 	job->buffer = buffer;
 	job->reclone = reclone;
 	job->control = control;
+	if (limits)
+		job->asked = *limits;
 	if (keep && *keep)
 		snprintf(job->keep, sizeof(job->keep), "%s", keep);
 	job->host_fd = job->pipe[0] = job->pipe[1] = -1;

@@ -31,6 +31,8 @@ struct clone_ctx {
 	pid_t service_pid;
 	int have; /* the proxy knows its replica: info is valid */
 	struct proxy_replica_info info;
+	int have_usage; /* the clone has a cgroup: usage is valid */
+	struct cg_usage usage;
 };
 
 struct clone_rows {
@@ -46,6 +48,7 @@ static void clone_ctx_fill(struct supervisor *sup, const struct sup_clone *c, ui
 	cx->now = now;
 	cx->service_pid = sup->svc.pid;
 	cx->have = sup->px && proxy_replica_info(sup->px, c->replica_id, &cx->info) == 0;
+	cx->have_usage = cg_usage_read(&c->cm.cg, &cx->usage) == 0;
 }
 
 static const void *clone_row(void *arg, unsigned i, const void **ctx)
@@ -144,6 +147,54 @@ static int cl_overflows(const void *o, const void *c, struct stats_val *v)
 	return 0;
 }
 
+/* Its cgroup (cgroup/): where, the limits it got, what it uses now. */
+static int cl_cgroup(const void *o, const void *c, struct stats_val *v)
+{
+	if (CL(o)->cm.cg.version == CG_NONE)
+		return -ENODATA;
+	v->s = CL(o)->cm.cg.rel;
+	return 0;
+}
+
+static int cl_cgroup_version(const void *o, const void *c, struct stats_val *v)
+{
+	if (CL(o)->cm.cg.version == CG_NONE)
+		return -ENODATA;
+	v->s = CL(o)->cm.cg.version == CG_V2 ? "v2" : "v1";
+	return 0;
+}
+
+static int cl_limit_memory(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CL(o)->cm.cg.limits.memory;
+	return v->u ? 0 : -ENODATA;
+}
+
+static int cl_limit_cpu_weight(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CL(o)->cm.cg.limits.cpu_weight;
+	return v->u ? 0 : -ENODATA;
+}
+
+static int cl_limit_pids(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CL(o)->cm.cg.limits.pids;
+	return v->u ? 0 : -ENODATA;
+}
+
+#define CUSE(f)                                                                  \
+	static int cl_use_##f(const void *o, const void *c, struct stats_val *v) \
+	{                                                                        \
+		if (!CCTX(c)->have_usage)                                        \
+			return -ENODATA;                                         \
+		v->u = CCTX(c)->usage.f;                                         \
+		return 0;                                                        \
+	}
+CUSE(memory)
+CUSE(memory_peak)
+CUSE(pids)
+CUSE(oom_kills)
+
 /* A duration the clone's making took, kept in microseconds, shown in milliseconds. */
 #define CMS(n, f, m, h)                                                                        \
 	{                                                                                      \
@@ -220,14 +271,61 @@ static const struct stats_field clone_fields[] = {
 	 .unit = STATS_UNIT_SECONDS,
 	 .get = cl_forecast},
 	{.name = "overflows", .kind = STATS_COUNTER, .get = cl_overflows},
+	/* Its cgroup (left out when it has none: no limits). */
+	{.name = "cgroup", .kind = STATS_STRING, .get = cl_cgroup},
+	{.name = "cgroup_version", .kind = STATS_STRING, .get = cl_cgroup_version},
+	{.name = "limits.memory",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .get = cl_limit_memory,
+	 .metric = "doppel_clone_memory_limit_bytes",
+	 .help = "The clone's memory limit: past it the kernel kills the clone, never production."},
+	{.name = "limits.cpu_weight",
+	 .kind = STATS_GAUGE,
+	 .get = cl_limit_cpu_weight,
+	 .metric = "doppel_clone_cpu_weight",
+	 .help = "The clone's CPU weight (cgroup v2 scale; 100 is an ordinary cgroup's)."},
+	{.name = "limits.pids",
+	 .kind = STATS_GAUGE,
+	 .get = cl_limit_pids,
+	 .metric = "doppel_clone_pids_limit",
+	 .help = "The most tasks the clone may have."},
+	{.name = "usage.memory",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .get = cl_use_memory,
+	 .metric = "doppel_clone_memory_bytes",
+	 .help = "Memory charged to the clone's cgroup now."},
+	{.name = "usage.memory_peak",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .get = cl_use_memory_peak,
+	 .metric = "doppel_clone_memory_peak_bytes",
+	 .help = "Most memory the clone's cgroup was charged so far."},
+	{.name = "usage.pids",
+	 .kind = STATS_GAUGE,
+	 .get = cl_use_pids,
+	 .metric = "doppel_clone_pids",
+	 .help = "Tasks in the clone's cgroup now."},
+	{.name = "usage.oom_kills",
+	 .kind = STATS_COUNTER,
+	 .get = cl_use_oom_kills,
+	 .metric = "doppel_clone_oom_kills_total",
+	 .help = "Processes of the clone the kernel killed at its memory limit."},
 };
 
 static const struct stats_table clone_table = STATS_TABLE(clone_fields);
 
 static const struct stats_col clone_cols[] = {
-	{"CLONE", -6, "{id}"},		 {"PID", -8, "{pid}"},
-	{"AGE", -10, "{age_s}"},	 {"FROZEN", -11, "{frozen_ms}"},
-	{"IMAGE", -10, "{image_bytes}"}, {"DIR", 0, "{dir}"},
+	{"CLONE", -6, "{id}"},
+	{"PID", -8, "{pid}"},
+	{"AGE", -10, "{age_s}"},
+	{"FROZEN", -11, "{frozen_ms}"},
+	{"IMAGE", -10, "{image_bytes}"},
+	{"MEMORY/LIMIT", -22, "{usage.memory}/{limits.memory}"},
+	{"PIDS", -9, "{usage.pids}/{limits.pids}"},
+	{"CPU", -4, "{limits.cpu_weight}"},
+	{"DIR", 0, "{dir}"},
 };
 
 /* What `doppel attach` needs besides the clone's fields (GET /clone-info). */
@@ -315,6 +413,104 @@ static void window_rows_init(struct stats_rows *rows, struct supervisor *sup)
 {
 	rows->n = sup->nwindows < SUP_PAST_WINDOWS ? sup->nwindows : SUP_PAST_WINDOWS;
 	rows->row = window_row;
+	rows->arg = sup;
+}
+
+/* ---- clones that ended on their own ---- */
+
+#define END(o) ((const struct sup_ended *)(o))
+
+static int end_clone(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = END(o)->clone_id;
+	return 0;
+}
+
+static int end_reason(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = END(o)->reason;
+	return 0;
+}
+
+static int end_by_limit(const void *o, const void *c, struct stats_val *v)
+{
+	v->b = END(o)->killed_by_limit;
+	return 0;
+}
+
+static int end_age(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = END(o)->age_s;
+	return 0;
+}
+
+static int end_window(const void *o, const void *c, struct stats_val *v)
+{
+	v->d = END(o)->debug_window_s;
+	return 0;
+}
+
+static int end_window_open(const void *o, const void *c, struct stats_val *v)
+{
+	v->b = END(o)->window_open;
+	return 0;
+}
+
+static int end_memory_limit(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = END(o)->memory_limit;
+	return v->u ? 0 : -ENODATA;
+}
+
+static int end_memory_peak(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = END(o)->memory_peak;
+	return v->u ? 0 : -ENODATA;
+}
+
+static const struct stats_field ended_fields[] = {
+	{.name = "clone",
+	 .kind = STATS_GAUGE,
+	 .flags = STATS_F_LABEL,
+	 .metric = "clone",
+	 .get = end_clone},
+	{.name = "reason", .kind = STATS_STRING, .get = end_reason},
+	{.name = "killed_by_limit",
+	 .kind = STATS_BOOL,
+	 .get = end_by_limit,
+	 .metric = "doppel_clone_killed_by_memory_limit",
+	 .help = "1 when the clone that ended was killed by its memory limit."},
+	{.name = "age_s", .kind = STATS_NUMBER, .json_fmt = "%.1f", .get = end_age},
+	{.name = "debug_window_s",
+	 .kind = STATS_NUMBER,
+	 .unit = STATS_UNIT_SECONDS,
+	 .json_fmt = "%.2f",
+	 .get = end_window},
+	{.name = "window_open", .kind = STATS_BOOL, .get = end_window_open},
+	{.name = "memory_limit",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .get = end_memory_limit},
+	{.name = "memory_peak",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .get = end_memory_peak},
+};
+
+static const struct stats_table ended_table = STATS_TABLE(ended_fields);
+
+static const void *ended_row(void *arg, unsigned i, const void **ctx)
+{
+	const struct supervisor *sup = arg;
+
+	*ctx = NULL;
+	return &sup->ended[i];
+}
+
+static void ended_rows_init(struct stats_rows *rows, struct supervisor *sup)
+{
+	rows->n = sup->nended < SUP_ENDED_CLONES ? sup->nended : SUP_ENDED_CLONES;
+	rows->row = ended_row;
 	rows->arg = sup;
 }
 
@@ -431,6 +627,14 @@ static void sup_windows_json(struct sbuf *sb, const void *o, const void *c)
 	stats_json_array(sb, &window_table, &rows);
 }
 
+static void sup_ended_json(struct sbuf *sb, const void *o, const void *c)
+{
+	struct stats_rows rows;
+
+	ended_rows_init(&rows, SUP(o));
+	stats_json_array(sb, &ended_table, &rows);
+}
+
 static void sup_upstreams_json(struct sbuf *sb, const void *o, const void *c)
 {
 	if (SUP(o)->agg)
@@ -482,6 +686,7 @@ static const struct stats_field sup_fields[] = {
 	 .metric = "doppel_clones",
 	 .help = "Live clones."},
 	{.name = "past_windows", .kind = STATS_LIST, .json = sup_windows_json},
+	{.name = "ended_clones", .kind = STATS_LIST, .json = sup_ended_json},
 	{.name = "upstreams", .kind = STATS_LIST, .json = sup_upstreams_json},
 	{.name = "proxy", .kind = STATS_LIST, .json = sup_proxy_json},
 };
@@ -534,6 +739,12 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 	for (unsigned i = 0; i < rows.n; i++)
 		stats_text(out, &window_table, &sup->windows[i], NULL,
 			   "past debug window: clone {clone} kept up for {debug_window_s}\n");
+	ended_rows_init(&rows, sup);
+	for (unsigned i = 0; i < rows.n; i++)
+		stats_text(out, &ended_table, &sup->ended[i], NULL,
+			   "clone {clone} {reason} after {age_s:%.1f s} (memory limit "
+			   "{memory_limit}, peak {memory_peak}); its debug window: "
+			   "{debug_window_s}{?window_open , still open when it ended}\n");
 	if (sup->agg)
 		agg_status_text(sup->agg, out);
 	sbuf_printf(out, "\n");
@@ -561,6 +772,8 @@ static int render_metrics(void *arg, const char *query, struct sbuf *out, const 
 	stats_prom(out, &clone_table, &rows, labels.buf);
 	window_rows_init(&rows, sup);
 	stats_prom(out, &window_table, &rows, labels.buf);
+	ended_rows_init(&rows, sup);
+	stats_prom(out, &ended_table, &rows, labels.buf);
 	if (sup->agg)
 		agg_metrics(sup->agg, out, labels.buf);
 	sbuf_free(&labels);
@@ -637,6 +850,7 @@ static void route_clone(struct evhttp_request *req, void *arg)
 	const char *v;
 	unsigned long count = 1;
 	uint64_t buffer = 0;
+	struct sup_limits limits = {0};
 	char err[512];
 	int rc;
 
@@ -656,6 +870,20 @@ static void route_clone(struct evhttp_request *req, void *arg)
 		send_text(req, 400, "bad buffer '%s': write bytes or K/M/G, e.g. 64M\n", v);
 		goto out;
 	}
+	if ((v = query_param(req, &q, "memory")) &&
+	    (size_parse(v, &limits.memory) < 0 || limits.memory < (4ULL << 20))) {
+		send_text(req, 400, "bad memory '%s': bytes or K/M/G, at least 4M\n", v);
+		goto out;
+	}
+	if ((v = query_param(req, &q, "cpu_weight")) &&
+	    (limits.cpu_weight = atoi(v)) < 1) { /* the CLI checks the range */
+		send_text(req, 400, "bad cpu_weight '%s': 1 to 10000\n", v);
+		goto out;
+	}
+	if ((v = query_param(req, &q, "pids")) && (limits.pids = atoi(v)) < 1) {
+		send_text(req, 400, "bad pids '%s': a number of tasks, at least 1\n", v);
+		goto out;
+	}
 	v = query_param(req, &q, "keep");
 	if (v && (v[0] != '/' || count != 1)) {
 		send_text(req, 400, "keep=DIR: an absolute path, and one clone\n");
@@ -663,7 +891,8 @@ static void route_clone(struct evhttp_request *req, void *arg)
 	}
 	rc = sup_job_start_ex(sup, (unsigned)count, buffer, 0, query_param(req, &q, "host"),
 			      query_param(req, &q, "images"),
-			      query_param(req, &q, "control") != NULL, v, req, err, sizeof(err));
+			      query_param(req, &q, "control") != NULL, v, &limits, req, err,
+			      sizeof(err));
 	if (rc)
 		send_text(req, rc == -EBUSY ? 409 : rc == -EAGAIN ? 503 : 500, "%s\n", err);
 out:

@@ -25,6 +25,14 @@
 
 #define SUP_CLONE_LOG_CAP (64ULL << 20) /* bytes of a clone's output kept in its log */
 #define SUP_PAST_WINDOWS 64		/* ended debug windows kept for /status */
+#define SUP_ENDED_CLONES 32		/* clones that ended on their own, kept for /status */
+
+/* Limits asked for one clone job (POST /clone); 0: the supervisor's. */
+struct sup_limits {
+	uint64_t memory;
+	int cpu_weight;
+	int pids;
+};
 
 struct evhttp_request;
 
@@ -48,6 +56,18 @@ struct sup_clone {
 	char address[NETADDR_TEXT_MAX]; /* where the proxy sends its copy */
 	int control;			/* an unmodified clone: measures noise */
 	int kept;			/* recorded on its own for staged replay */
+	struct sup_limits asked;	/* limits asked for it (a re-clone asks the same) */
+};
+
+/* A clone that ended on its own (exited, or killed by its memory limit). */
+struct sup_ended {
+	unsigned clone_id;
+	char reason[96];     /* "killed by its memory limit", "exited: exit status 1" */
+	int killed_by_limit; /* the OOM killer ended it, inside its cgroup */
+	double age_s;	     /* how long it lived */
+	double debug_window_s;
+	int window_open; /* no overflow yet when it ended */
+	uint64_t memory_limit, memory_peak;
 };
 
 /* One clone job: made on the loop thread, run by a worker thread. */
@@ -63,7 +83,9 @@ struct sup_job {
 	uint64_t buffer;	 /* per-clone replica buffer (0: the proxy's) */
 	int reclone;		 /* started by the overflow policy */
 	int control;		 /* the clones are controls (doppel clone --control) */
+	struct sup_limits asked; /* limits asked for by the request */
 	char keep[CM_PATH_MAX];	 /* --keep-images DIR, or "" */
+	char cgroup_base[SUP_NAME_MAX + 16]; /* doppel/NAME */
 	char host[SUP_HOST_MAX]; /* external mode: the other host's netns name ("" here) */
 	int host_fd;
 	char host_addr[SUP_HOST_MAX];
@@ -114,6 +136,8 @@ struct supervisor {
 	struct sup_job *job;
 	struct sup_window windows[SUP_PAST_WINDOWS]; /* a ring: nwindows % SUP_PAST_WINDOWS */
 	unsigned nwindows;
+	struct sup_ended ended[SUP_ENDED_CLONES]; /* a ring: nended % SUP_ENDED_CLONES */
+	unsigned nended;
 	uint64_t reclones;
 	char svc_line[1024];
 	size_t svc_line_len;
@@ -136,6 +160,7 @@ struct sup_clone_spec {
 	const char *host_addr; /* its IPv4 address */
 	int control;	       /* an unmodified clone that measures noise (--control) */
 	const char *keep;      /* record what it receives into this directory; NULL: no */
+	struct sup_limits asked;		     /* the limits its job was asked for */
 	void (*report)(void *arg, const char *line); /* warnings for the requester; may be NULL */
 	void *report_arg;
 	int *agg_fds; /* its upstream listeners (AGG_MAX_UPSTREAMS; NULL without
@@ -163,10 +188,14 @@ void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);
 int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
 		  const char *host, const char *images, struct evhttp_request *req, char *err,
 		  size_t errlen);
-/* The same for a control clone, or one kept for staged replay (keep: a directory). */
+/*
+ * The same for a control clone, or one kept for staged replay (keep: a
+ * directory), with resource limits (NULL: the supervisor's).
+ */
 int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
 		     const char *host, const char *images, int control, const char *keep,
-		     struct evhttp_request *req, char *err, size_t errlen);
+		     const struct sup_limits *limits, struct evhttp_request *req, char *err,
+		     size_t errlen);
 /* Wait for a running job (shutdown) and discard what it made. */
 void sup_job_abandon(struct supervisor *sup);
 

@@ -50,6 +50,7 @@ void sup_config_defaults(struct sup_config *cfg)
 	cfg->stop_timeout_ns = 10 * NSEC_PER_SEC;
 	cfg->run_dir = SUP_RUN_DIR;
 	cfg->clone_nice = 10;
+	cfg->clone_cpu_weight = 10;
 }
 
 int sup_name_valid(const char *name)

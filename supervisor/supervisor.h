@@ -60,6 +60,17 @@ struct sup_config {
 	int keep_cgroup_mounts;
 	const char *criu; /* NULL: $DOPPEL_CRIU, $PATH, /usr/local/sbin, /usr/sbin */
 	int clone_nice;	  /* clones' nice value: they yield the CPU to production */
+	/*
+	 * Clones' resource limits (a cgroup per clone, cgroup/): 0 is the
+	 * default rule (memory 2 x production's RSS + 64 MiB, pids 2 x its
+	 * tasks + 64). Given explicitly, a clone that cannot get them is
+	 * refused; by default it runs without them, with a warning.
+	 */
+	uint64_t clone_memory;
+	int clone_cpu_weight; /* 1..10000 (default 10; 100 is an ordinary cgroup's) */
+	int clone_pids;
+	int clone_limits_given;
+	int no_clone_limits; /* --no-clone-limits: clones get no cgroup */
 	/* upstream isolation (aggregator/): "LISTEN=TARGET" each */
 	const char *upstreams[SUP_MAX_UPSTREAMS];
 	unsigned nupstreams;

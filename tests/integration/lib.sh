@@ -305,3 +305,27 @@ clone_pid() {
 
 # in_clone PID CMD... : run CMD in the clone's network namespace
 in_clone() { local p=$1; shift; nsenter -t "$p" -n "$@"; }
+
+# cg_mount CONTROLLER : where clones' cgroups of that controller live: the
+# cgroup2 mount when its hierarchy has the memory controller (v2), else the
+# controller's v1 hierarchy (as cgroup/cgroup.c chooses)
+cg_mount() {
+	$PY - "$1" <<'PYEOF'
+import os, sys
+ctrl = sys.argv[1]
+v1, v2 = {}, None
+for line in open("/proc/self/mountinfo"):
+    a, b = line.split(" - ")
+    mnt = a.split()[4]
+    fstype, _, opts = b.split()[:3]
+    if fstype == "cgroup2" and v2 is None:
+        v2 = mnt
+    elif fstype == "cgroup":
+        for o in opts.split(","):
+            v1.setdefault(o, mnt)
+if v2 and "memory" in open(os.path.join(v2, "cgroup.controllers")).read().split():
+    print(v2)
+else:
+    print(v1.get(ctrl, ""))
+PYEOF
+}
