@@ -80,11 +80,11 @@ struct sup_job {
 	struct cm_clone_opts opts;
 	char images[CM_PATH_MAX + 32];
 	unsigned count;
-	uint64_t buffer;	 /* per-clone replica buffer (0: the proxy's) */
-	int reclone;		 /* started by the overflow policy */
-	int control;		 /* the clones are controls (doppel clone --control) */
-	struct sup_limits asked; /* limits asked for by the request */
-	char keep[CM_PATH_MAX];	 /* --keep-images DIR, or "" */
+	uint64_t buffer;		     /* per-clone replica buffer (0: the proxy's) */
+	int reclone;			     /* started by the overflow policy */
+	int control;			     /* the clones are controls (doppel clone --control) */
+	struct sup_limits asked;	     /* limits asked for by the request */
+	char keep[CM_PATH_MAX];		     /* --keep-images DIR, or "" */
 	char cgroup_base[SUP_NAME_MAX + 16]; /* doppel/NAME */
 	char host[SUP_HOST_MAX]; /* external mode: the other host's netns name ("" here) */
 	int host_fd;
@@ -154,13 +154,13 @@ void sup_describe_status(int st, char *buf, size_t len);
 struct sup_clone_spec {
 	struct cm_clone *cm; /* taken over: destroyed when it cannot be attached */
 	struct cm_dump_stats dump;
-	uint64_t buffer;       /* per-connection replica buffer (0: the proxy's) */
-	const char *host;      /* external mode: the other host's netns name; "" here */
-	int host_fd;	       /* that host's netns (-1 here) */
-	const char *host_addr; /* its IPv4 address */
-	int control;	       /* an unmodified clone that measures noise (--control) */
-	const char *keep;      /* record what it receives into this directory; NULL: no */
-	struct sup_limits asked;		     /* the limits its job was asked for */
+	uint64_t buffer;	 /* per-connection replica buffer (0: the proxy's) */
+	const char *host;	 /* external mode: the other host's netns name; "" here */
+	int host_fd;		 /* that host's netns (-1 here) */
+	const char *host_addr;	 /* its IPv4 address */
+	int control;		 /* an unmodified clone that measures noise (--control) */
+	const char *keep;	 /* record what it receives into this directory; NULL: no */
+	struct sup_limits asked; /* the limits its job was asked for */
 	void (*report)(void *arg, const char *line); /* warnings for the requester; may be NULL */
 	void *report_arg;
 	int *agg_fds; /* its upstream listeners (AGG_MAX_UPSTREAMS; NULL without
