@@ -104,7 +104,9 @@ static int servername_cb(SSL *ssl, int *alert, void *arg)
 	for (unsigned i = 0; i < c->n; i++) {
 		X509 *x = SSL_CTX_get0_certificate(c->ctx[i]);
 
-		if (x && X509_check_host(x, name, 0, 0, NULL) == 1) {
+		/* Some clients send an address as SNI: match it with IP subjectAltNames. */
+		if (x && (X509_check_host(x, name, 0, 0, NULL) == 1 ||
+			  X509_check_ip_asc(x, name, 0) == 1)) {
 			if (i)
 				SSL_set_SSL_CTX(ssl, c->ctx[i]);
 			return SSL_TLSEXT_ERR_OK;

@@ -22,6 +22,11 @@ assert_eq "$?" 2 "exit status with a key of mode 644"
 grep -q "readable or writable by group or others (mode 0644).*chmod 600 $T/open.key" "$T/refused.out" ||
 	fail "no clear message for a key of mode 644: $(cat "$T/refused.out")"
 ! grep -q "PRIVATE KEY" "$T/refused.out" || fail "the key was printed"
+"$DOPPEL" run tlsrefused --listen 127.0.0.1:1 --port 1 --tls-cert "$T/tls.crt" \
+	--tls-key "$T/open.key" -- true >"$T/run-refused.out" 2>&1
+assert_eq "$?" 2 "doppel run's exit status with a key of mode 644"
+grep -q "chmod 600 $T/open.key" "$T/run-refused.out" ||
+	fail "doppel run: no clear message for a key of mode 644: $(cat "$T/run-refused.out")"
 
 spawn_listening prod P $PY -u "$HERE/tls_peers.py" record 0 "$T/prod.bytes"
 spawn_listening replica R $PY -u "$HERE/tls_peers.py" record 0 "$T/replica.bytes"
