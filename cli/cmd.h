@@ -40,6 +40,7 @@ extern const struct cmd_entry cmd_status_entry;
 extern const struct cmd_entry cmd_destroy_entry;
 extern const struct cmd_entry cmd_attach_entry;
 extern const struct cmd_entry cmd_stop_entry;
+extern const struct cmd_entry cmd_reload_entry;
 extern const struct cmd_entry cmd_doctor_entry;
 extern const struct cmd_entry cmd_proxy_entry;
 extern const struct cmd_entry cmd_state_sync_entry;
