@@ -947,6 +947,8 @@ static void conn_start(struct proxy_conn *c)
 	}
 	c->be.fd = bfd;
 	c->be.flags = SF_OPEN | SF_CONNECTING;
+	event_assign(&c->be.ev, px->base, bfd, EV_IO, side_cb, &c->be);
+	event_add(&c->be.ev, NULL);
 	if (tls_front_backend(px->tls)) {
 		c->be.tls = tls_conn_client(px->tls, px->base, &c->be,
 					    c->cli.tls ? tls_conn_sni(c->cli.tls) : NULL);
@@ -956,8 +958,6 @@ static void conn_start(struct proxy_conn *c)
 			return;
 		}
 	}
-	event_assign(&c->be.ev, px->base, bfd, EV_IO, side_cb, &c->be);
-	event_add(&c->be.ev, NULL);
 	for (unsigned i = 0; i < n; i++)
 		leg_open(c, i, px->reps[i], now);
 }

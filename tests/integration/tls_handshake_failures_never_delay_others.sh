@@ -1,6 +1,7 @@
 #!/bin/bash
 # Promise: a bad or slow TLS client never delays anyone else. Garbage instead
-# of a ClientHello is counted as "not TLS"; a client that stops mid-handshake
+# of a ClientHello is counted as "not TLS", a client with no protocol version or
+# cipher in common as such; a client that stops mid-handshake
 # does not hold up another client's handshake and is closed and counted once
 # the handshake timeout (1 s here) passes; 1,000 handshakes at once all
 # succeed. A key file that group or others may read is refused with the fix.
@@ -38,6 +39,15 @@ get() { curl -sS --max-time 30 --cacert "$T/tls.crt" "https://localhost:$L/$1"; 
 $PY "$HERE/tls_peers.py" garbage $L >"$T/garbage.out" 2>&1 || fail "garbage client: $(cat "$T/garbage.out")"
 wait_status 127.0.0.1:$A "j['tls']['failed_not_tls'] == 1" || fail "garbage not counted as not TLS"
 assert_eq "$(get after-garbage)" "path=/after-garbage body=0" "answer after garbage"
+
+# No protocol version in common (TLS 1.1), no cipher in common (an RSA suite
+# against an ECDSA certificate): refused, counted as such.
+openssl s_client -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -connect 127.0.0.1:$L </dev/null \
+	>"$T/tls11.out" 2>&1 && fail "a TLS 1.1 client was accepted"
+openssl s_client -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256 -connect 127.0.0.1:$L </dev/null \
+	>"$T/rsa.out" 2>&1 && fail "a client with no cipher in common was accepted"
+wait_status 127.0.0.1:$A "j['tls']['failed_no_shared'] == 2" ||
+	fail "no shared protocol/cipher not counted: $(cat "$T/wait_status.json")"
 
 # A stalled handshake: another client completes while it is stalled, then it
 # is closed and counted as a timeout.
