@@ -62,8 +62,10 @@ wait_status 127.0.0.1:$A "j['replicas'][0]['turns_compared'] >= 5" ||
 status_json 127.0.0.1:$A "$T/status.json"
 assert_eq "$(json "$T/status.json" "j['replicas'][0]['diverged_turns']")" 0 "diverged turns"
 assert_ge "$(json "$T/status.json" "j['tls']['handshakes']")" 6 "TLS handshakes counted"
-"$DOPPEL" status --admin 127.0.0.1:$A | grep -q "^tls: .* handshakes" || fail "doppel status shows no tls line"
-curl -s "http://127.0.0.1:$A/metrics" | grep -q "^doppel_tls_handshakes_total" || fail "no TLS metric"
+"$DOPPEL" status --admin 127.0.0.1:$A >"$T/status.txt" || fail "doppel status --admin"
+grep -q "^tls: .* handshakes" "$T/status.txt" || fail "doppel status shows no tls line"
+curl -sS "http://127.0.0.1:$A/metrics" >"$T/metrics.txt" || fail "GET /metrics"
+grep -q "^doppel_tls_handshakes_total" "$T/metrics.txt" || fail "no TLS metric"
 
 # SIGHUP: new certificate for new handshakes; an open connection carries on.
 spawn ka $PY -u "$HERE/tls_peers.py" keepalive $L "$T/main.crt" "$T/reloaded"
