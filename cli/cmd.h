@@ -155,7 +155,7 @@ int cli_proxy_opts_check(const struct cmd_entry *e, struct proxy_config *pc);
 	"                      certificate chain and key (repeatable pairs: the one whose\n" \
 	"                      names cover the client's SNI is used, else the first). The\n" \
 	"                      key file must be readable by its owner only (chmod 600).\n"   \
-	"                      Production and replicas get plaintext. SIGHUP reloads them\n" \
+	"                      Production and replicas get plaintext. SIGHUP reloads them.\n" \
 	"  --alpn LIST         ALPN protocols offered, comma-separated (default http/1.1)\n" \
 	"  --tls-backend       speak TLS to production too, verifying its certificate\n"     \
 	"                      (replicas still get plaintext)\n"                             \
