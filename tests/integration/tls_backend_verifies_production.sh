@@ -29,6 +29,11 @@ wait_for 20 same_bytes || fail "the replica's plaintext differs from what produc
 grep -q "^GET /addr" "$T/replica.bytes" || fail "the replica did not get plaintext"
 wait_status 127.0.0.1:$A "j['tls']['backend_handshakes'] == 2" || fail "production handshakes not counted"
 
+# Plain clients, TLS to production (--tls-backend without --tls-cert).
+start_proxy proxy3 L3 A3 --backend 127.0.0.1:$P --tls-backend --tls-ca "$T/prod.crt"
+out=$(curl -sS --max-time 30 "http://127.0.0.1:$L3/plain") || fail "curl in plain HTTP to a TLS production"
+assert_eq "$out" "path=/plain body=0" "answer from a TLS production to a plain client"
+
 # A CA that did not sign production's certificate: refused, counted, client closed.
 start_proxy proxy2 L2 A2 --backend 127.0.0.1:$P --tls-cert "$T/front.crt" --tls-key "$T/front.key" \
 	--tls-backend --tls-ca "$T/front.crt"
