@@ -16,7 +16,9 @@
 #      a full handshake per request), and `openssl s_time -new` (one client,
 #      one handshake after another: latency, not throughput);
 #   3. CPU per request of the proxy process (and of the replica server it
-#      feeds), from /proc ticks around each wrk run.
+#      feeds), from /proc ticks around each wrk run;
+#   4. memory: the proxy's RSS growth with IDLE_CONNS (default 2000) idle
+#      HTTPS connections, per connection (after one request each).
 # wrk and openssl s_time run on the same cores as the proxies and nginx; a
 # handshake costs the client more than the server (ECDSA verify vs sign), so
 # handshake rates are bounded by the client as much as by the proxy: compare
@@ -26,6 +28,7 @@ set -uo pipefail
 DOPPEL=${1:-$(cd "$(dirname "$0")/.." && pwd)/build/cli/doppel}
 ROUNDS=${2:-3}
 SECS=${WRK_SECONDS:-5}
+IDLE=${IDLE_CONNS:-2000}
 T=$(mktemp -d /var/tmp/doppel-tlsbench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -145,6 +148,42 @@ hs=$(col stime haproxy 2)
 for c in $CFGS; do
 	v=$(col stime "$c" 2)
 	printf '  %-28s %12.0f %7s\n' "${LABEL[$c]}" "$v" "$(ratio "$v" "$hs")"
+done
+echo "4. memory: RSS of the proxy with $IDLE idle HTTPS connections (handshake and one request each)"
+for c in $CFGS; do
+	px=${PROXYPID[$c]}
+	rss0=$(awk '/VmRSS/{print $2}' "/proc/$px/status")
+	rm -f "$T/held" "$T/release"
+	python3 - "${PORT[$c]}" "$IDLE" "$T/tls.crt" "$T/held" "$T/release" <<'PY' &
+import asyncio, os, ssl, sys
+port, n, ca, held, release = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(cafile=ca)
+async def one(sem):
+    async with sem:
+        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
+    w.write(b"GET /1k.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await r.readuntil(b"\r\n\r\n")
+    await r.readexactly(1024)
+    return w
+async def main():
+    sem = asyncio.Semaphore(100)
+    ws = await asyncio.gather(*[one(sem) for _ in range(n)])
+    open(held, "w").close()
+    while not os.path.exists(release):
+        await asyncio.sleep(0.1)
+    for w in ws:
+        w.close()
+asyncio.run(main())
+PY
+	holder=$!
+	for _ in $(seq 1200); do [ -e "$T/held" ] && break; sleep 0.1; done
+	sleep 1
+	rss1=$(awk '/VmRSS/{print $2}' "/proc/$px/status")
+	printf '  %-28s RSS %d KiB -> %d KiB: %.0f bytes per connection\n' "${LABEL[$c]}" "$rss0" "$rss1" \
+		"$(awk -v a="$rss0" -v b="$rss1" -v n="$IDLE" 'BEGIN{print (b-a)*1024/n}')"
+	touch "$T/release"
+	wait "$holder"
+	sleep 1
 done
 for c in d0 d1; do
 	curl -s "http://127.0.0.1:${ADMIN[$c]}/status" | python3 -c "
