@@ -425,11 +425,18 @@ struct tls_conn *tls_conn_client(struct tls_front *tf, struct event_base *base, 
 	if (!t)
 		return NULL;
 	SSL_set_connect_state(t->ssl);
-	if (sni)
-		SSL_set_tlsext_host_name(t->ssl, sni);
 	vp = SSL_get0_param(t->ssl);
-	/* An address is checked against the certificate's IP SANs, a name against its DNS ones. */
-	ok = X509_VERIFY_PARAM_set1_ip_asc(vp, host) == 1 || SSL_set1_host(t->ssl, host) == 1;
+	/*
+	 * An address is checked against the certificate's IP SANs (and is not
+	 * sent as SNI, which names hosts only), a name against its DNS ones.
+	 */
+	if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) == 1) {
+		ok = 1;
+	} else {
+		ok = SSL_set1_host(t->ssl, host) == 1;
+		if (ok && sni)
+			ok = SSL_set_tlsext_host_name(t->ssl, sni) == 1;
+	}
 	ERR_clear_error();
 	if (!ok) {
 		tls_conn_free(t);
