@@ -44,6 +44,11 @@ for v in 1_2 1_3; do
 		fail "s_client -tls$v did not negotiate $want"
 done
 
+# ALPN: http/1.1 is chosen among what a client offers (the default --alpn).
+openssl s_client -alpn h2,http/1.1 -connect 127.0.0.1:$L -servername localhost </dev/null \
+	>"$T/alpn.out" 2>&1
+grep -q "ALPN protocol: http/1.1" "$T/alpn.out" || fail "ALPN did not select http/1.1: $(grep ALPN "$T/alpn.out")"
+
 # SNI: other.test's certificate for its names, the default one for an unknown name.
 subject() {
 	openssl s_client -connect 127.0.0.1:$L -servername "$1" </dev/null 2>/dev/null |

@@ -70,7 +70,7 @@ wait_status 127.0.0.1:$A "j['tls']['failed_timeout'] == 1" || fail "stalled hand
 # (python) spends seconds of CPU on 1,000 handshakes.
 assert_eq "$(get last)" "path=/last body=0" "answer at the end"
 start_proxy proxy2 L2 A2 --backend 127.0.0.1:$P --replica 127.0.0.1:$R \
-	--tls-cert "$T/tls.crt" --tls-key "$T/tls.key" --tls-handshake-timeout 120s
+	--tls-cert "$T/tls.crt" --tls-key "$T/tls.key" --tls-handshake-timeout 120s --alpn h2,http/1.1
 $PY "$HERE/tls_peers.py" many $L2 "$T/tls.crt" $NCONC >"$T/many.out" 2>&1 ||
 	fail "$NCONC concurrent handshakes: $(cat "$T/many.out")"
 assert_eq "$(cat "$T/many.out")" "ok $NCONC" "concurrent handshakes"
@@ -80,4 +80,7 @@ status_json 127.0.0.1:$A2 "$T/status.json"
 for f in failed_timeout failed_no_shared failed_not_tls failed_closed failed_other; do
 	assert_eq "$(json "$T/status.json" "j['tls']['$f']")" 0 "tls.$f"
 done
+# --alpn: the first protocol of the list the client also offers.
+openssl s_client -alpn h2 -connect 127.0.0.1:$L2 </dev/null >"$T/alpn.out" 2>&1
+grep -q "ALPN protocol: h2" "$T/alpn.out" || fail "--alpn h2,http/1.1 did not select h2: $(grep ALPN "$T/alpn.out")"
 log "PASS"
