@@ -196,6 +196,26 @@ static int opt_replica_flush(const struct cmd_entry *e, const char *opt, const c
 	return cli_parse_replica_flush(e, text, dest);
 }
 
+/* --tls-cert FILE / --tls-key FILE: the i-th certificate goes with the i-th key. */
+static int opt_tls_file(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	const char **files = dest;
+	unsigned i = 0;
+
+	while (i < PROXY_TLS_MAX_CERTS && files[i])
+		i++;
+	if (i == PROXY_TLS_MAX_CERTS) {
+		cmd_usage_error(e, "%s: at most %d", opt, PROXY_TLS_MAX_CERTS);
+		return -1;
+	}
+	if (!*text) {
+		cmd_usage_error(e, "%s: give a file", opt);
+		return -1;
+	}
+	files[i] = text;
+	return 0;
+}
+
 void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS])
 {
 	const struct cli_opt shared[CLI_PROXY_OPTS] = {
@@ -203,17 +223,58 @@ void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS
 		CLI_SIZE("budget", &pc->budget),
 		CLI_FN("replica-flush", &pc->replica_flush_ns, opt_replica_flush),
 		CLI_FN("log-level", NULL, opt_log_level),
+		CLI_FN("tls-cert", pc->tls.cert, opt_tls_file),
+		CLI_FN("tls-key", pc->tls.key, opt_tls_file),
+		CLI_STRING("alpn", &pc->tls.alpn),
+		CLI_FLAG("tls-backend", &pc->tls.backend),
+		CLI_STRING("tls-ca", &pc->tls.ca),
+		CLI_DURATION("tls-handshake-timeout", &pc->tls.handshake_timeout_ns),
 		CLI_END,
 	};
 
 	memcpy(table, shared, sizeof(shared));
 }
 
-int cli_proxy_opts_check(const struct cmd_entry *e, const struct proxy_config *pc)
+static unsigned count_files(const char *const *files)
 {
+	unsigned n = 0;
+
+	while (n < PROXY_TLS_MAX_CERTS && files[n])
+		n++;
+	return n;
+}
+
+int cli_proxy_opts_check(const struct cmd_entry *e, struct proxy_config *pc)
+{
+	unsigned ncerts = count_files(pc->tls.cert), nkeys = count_files(pc->tls.key);
+
 	if (pc->budget && pc->budget < pc->buffer) {
 		cmd_usage_error(e, "--budget must be at least --buffer");
 		return -1;
+	}
+	if (ncerts != nkeys) {
+		cmd_usage_error(e,
+				"%u --tls-cert and %u --tls-key: give each certificate with its "
+				"key (--tls-cert FILE --tls-key FILE, repeatable)",
+				ncerts, nkeys);
+		return -1;
+	}
+	pc->tls.ncerts = ncerts;
+	if (pc->tls.alpn && !ncerts) {
+		cmd_usage_error(e, "--alpn needs --tls-cert and --tls-key");
+		return -1;
+	}
+	if (pc->tls.ca && !pc->tls.backend) {
+		cmd_usage_error(e, "--tls-ca needs --tls-backend (it verifies production)");
+		return -1;
+	}
+	if (ncerts || pc->tls.backend) {
+		char err[512];
+
+		if (proxy_tls_check(&pc->tls, err, sizeof(err)) < 0) {
+			fprintf(stderr, "doppel %s: %s\n", e->name, err);
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -31,7 +31,8 @@ const struct cmd_entry cmd_proxy_entry = {
 		 "       [--buffer SIZE] [--budget SIZE] [--admin ADDR] [--linger DURATION]\n"
 		 "       [--replica-flush DURATION] [--protocol P] [--mask REGEX]... [--record "
 		 "DIR]\n"
-		 "       [--log-level LEVEL]",
+		 "       [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]... [--alpn LIST]\n"
+		 "       [--tls-backend [--tls-ca FILE]] [--tls-handshake-timeout DURATION]",
 	.summary = "duplicate a TCP service's traffic to replicas that never slow it down",
 	.help = "Accepts clients on --listen and forwards every byte to the production server at\n"
 		"--backend, and production's answers back. Each --replica receives a copy of\n"
@@ -65,14 +66,16 @@ const struct cmd_entry cmd_proxy_entry = {
 		"per\n"
 		"                      connection (default 10ms; 0: at once). Replicas then read\n"
 		"                      several requests at a time, as from a pipelining "
-		"client\n" CLI_DIV_HELP
+		"client\n" CLI_DIV_HELP CLI_TLS_HELP
 		"  --log-level LEVEL   error, warn, info (default) or debug\n"
 		"\n"
 		"With --admin, GET /diverge is the divergence report (`doppel diverge --admin\n"
 		"ADDR`) and POST /record starts or stops recording (`doppel record --admin ADDR\n"
 		"start|stop`).\n"
 		"\n"
-		"Stops cleanly on SIGTERM or SIGINT. Exit status 2 for a bad option, an address\n"
+		"Stops cleanly on SIGTERM or SIGINT; SIGHUP reloads the TLS certificates and\n"
+		"keys (new handshakes use them; open connections keep theirs). Exit status 2 for a "
+		"bad option, an address\n"
 		"that cannot be used, or a port in use. systemd Type=notify: READY=1 once it\n"
 		"listens (deploy/systemd/doppel-proxy@.service).\n"
 		"\n"
@@ -107,6 +110,16 @@ static int render_metrics(void *arg, const char *query, struct sbuf *out, const 
 	proxy_metrics(arg, out, "");
 	*ctype = "text/plain; version=0.0.4";
 	return 200;
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	char err[512];
+
+	(void)sig;
+	(void)what;
+	if (proxy_tls_reload(arg, err, sizeof(err)) < 0)
+		pr_warn("SIGHUP: certificates not reloaded: %s; the loaded ones stay", err);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -175,7 +188,7 @@ struct bare_args {
 /* What `doppel proxy` runs: the proxy, its replicas, recording, admin endpoint, signals. */
 struct bare_proxy {
 	struct event_base *base;
-	struct event *sigint, *sigterm;
+	struct event *sigint, *sigterm, *sighup;
 	struct proxy *px;
 	struct rec_tap *tap; /* with --admin or --record */
 	struct admin *adm;
@@ -277,6 +290,8 @@ static int bare_start(struct bare_proxy *bp, const struct proxy_config *cfg, str
 	bp->sigterm = evsignal_new(bp->base, SIGTERM, on_signal, bp->base);
 	event_add(bp->sigint, NULL);
 	event_add(bp->sigterm, NULL);
+	bp->sighup = evsignal_new(bp->base, SIGHUP, on_reload, bp->px);
+	event_add(bp->sighup, NULL);
 	return 0;
 }
 
@@ -300,6 +315,8 @@ static void bare_stop(struct bare_proxy *bp, int final_status)
 		event_free(bp->sigint);
 	if (bp->sigterm)
 		event_free(bp->sigterm);
+	if (bp->sighup)
+		event_free(bp->sighup);
 	if (bp->base)
 		event_base_free(bp->base);
 }

@@ -36,6 +36,8 @@ const struct cmd_entry cmd_run_entry = {
 		"clones and stops the service (the first of SIGTERM, SIGINT, SIGQUIT the service\n"
 		"handles, then SIGKILL after --stop-timeout). Exits 1 if the service exits on its\n"
 		"own. Needs root. systemd Type=notify: READY=1 once the service listens.\n"
+		"SIGHUP reloads the TLS certificates and keys (--tls-cert) without dropping\n"
+		"connections.\n"
 		"\n"
 		"options:\n"
 		"  --listen ADDR          where clients connect, e.g. 127.0.0.1:8080\n"
@@ -106,7 +108,7 @@ const struct cmd_entry cmd_run_entry = {
 		"                         /usr/local/sbin or /usr/sbin; version 4.2 or later)\n"
 		"  --admin ADDR           also serve the status page (/) and GET /status,\n"
 		"                         /status.txt, /metrics on HOST:PORT; clone, destroy and\n"
-		"                         stop stay on the admin socket\n" CLI_DIV_HELP
+		"                         stop stay on the admin socket\n" CLI_DIV_HELP CLI_TLS_HELP
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"\n"
 		"The admin socket is /run/doppel/NAME.sock (0600; $DOPPEL_RUN_DIR overrides\n"

@@ -36,6 +36,9 @@ PACKAGES=(
 	libjansson-dev clang-format
 	# divergence masks (PCRE2), doppel record/replay and window --arrivals (libpcap)
 	libpcre2-dev libpcap-dev
+	# TLS termination (--tls-cert) and re-encryption (--tls-backend); the openssl
+	# command makes the tests' certificates and drives s_client/s_time
+	libssl-dev openssl
 	# fuzzing the trace parsers (clang's libFuzzer runtime)
 	libclang-rt-14-dev
 	# tracers and viewers the `doppel trace` tests and benchmarks run

@@ -44,6 +44,10 @@
 
 static void side_cb(evutil_socket_t fd, short what, void *arg);
 static void leg_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_abort(struct proxy_conn *c, const char *reason, int reset);
+static void conn_start(struct proxy_conn *c);
+static int conn_maybe_free(struct proxy_conn *c);
+static int side_tls_connected(struct proxy_conn *c, struct side *s);
 
 static void close_fd(int fd, int reset)
 {
@@ -66,6 +70,8 @@ static void side_close(struct proxy_conn *c, struct side *s, int reset)
 	s->fd = -1;
 	s->flags &= ~(unsigned)SF_OPEN;
 	segq_clear(&c->px->pool, &s->out);
+	tls_conn_free(s->tls);
+	s->tls = NULL;
 }
 
 /* Send FIN on s once everything queued for it is written. */
@@ -74,12 +80,31 @@ static void side_finish_out(struct side *s)
 	if (!(s->flags & SF_OPEN) || (s->flags & SF_SHUT_OUT))
 		return;
 	if (segq_empty(&s->out) && !(s->flags & SF_CONNECTING)) {
+		if (s->tls)
+			tls_close_notify(s->tls);
 		shutdown(s->fd, SHUT_WR);
 		s->flags |= SF_SHUT_OUT;
 		s->flags &= ~(unsigned)SF_FIN_PENDING;
 	} else {
 		s->flags |= SF_FIN_PENDING;
 	}
+}
+
+/* ---- TLS hooks: a side with TLS reads and writes through tls.c ---- */
+
+static ssize_t side_recv(struct side *s, void *buf, size_t n)
+{
+	return s->tls ? tls_recv(s->tls, buf, n) : recv(s->fd, buf, n, 0);
+}
+
+static ssize_t side_send(struct side *s, const void *buf, size_t n)
+{
+	return s->tls ? tls_send(s->tls, buf, n) : send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static ssize_t side_write_queue(struct chunk_pool *p, struct side *s)
+{
+	return s->tls ? tls_segq_write(s->tls, p, &s->out) : segq_write(p, &s->out, s->fd);
 }
 
 /* ---- legs ---- */
@@ -547,7 +572,7 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 	/* Production first. */
 	if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_SHUT_OUT)) {
 		if (!(c->be.flags & SF_CONNECTING) && segq_empty(&c->be.out)) {
-			w = send(c->be.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			w = side_send(&c->be, buf, n);
 			if (w < 0) {
 				if (errno != EAGAIN && errno != EINTR) {
 					px->backend_resets++;
@@ -589,7 +614,7 @@ static void from_backend(struct proxy_conn *c, unsigned char *buf, size_t n)
 	if (!(c->cli.flags & SF_OPEN) || (c->cli.flags & SF_SHUT_OUT))
 		return;
 	if (segq_empty(&c->cli.out)) {
-		w = send(c->cli.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		w = side_send(&c->cli, buf, n);
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EINTR) {
 				px->client_resets++;
@@ -635,7 +660,11 @@ static void side_read(struct proxy_conn *c, struct side *s, int drain)
 	struct proxy *px = c->px;
 	int is_client = s == &c->cli;
 
-	while ((s->flags & SF_OPEN) && !(s->flags & (SF_EOF_IN | SF_PAUSED | SF_CONNECTING))) {
+	/* A TLS record may hold less than the socket does: read until EAGAIN. */
+	if (s->tls)
+		drain = 1;
+	while ((s->flags & SF_OPEN) &&
+	       !(s->flags & (SF_EOF_IN | SF_PAUSED | SF_CONNECTING | SF_HANDSHAKE))) {
 		unsigned char *buf;
 		size_t room;
 		ssize_t n;
@@ -644,7 +673,7 @@ static void side_read(struct proxy_conn *c, struct side *s, int drain)
 			conn_abort(c, "out of memory", 1);
 			return;
 		}
-		n = recv(s->fd, buf, room, 0);
+		n = side_recv(s, buf, room);
 		if (n > 0) {
 			if (is_client)
 				from_client(c, buf, (size_t)n);
@@ -698,10 +727,12 @@ static void side_writable(struct proxy_conn *c, struct side *s)
 			conn_abort(c, "production unreachable", 0);
 			return;
 		}
+		if (s->tls && !side_tls_connected(c, s))
+			return;
 		s->flags &= ~(unsigned)SF_CONNECTING;
 	}
 	if (!segq_empty(&s->out)) {
-		ssize_t w = segq_write(&px->pool, &s->out, s->fd);
+		ssize_t w = side_write_queue(&px->pool, s);
 
 		if (w < 0) {
 			if (s == &c->cli)
@@ -723,16 +754,78 @@ static void side_writable(struct proxy_conn *c, struct side *s)
 	}
 }
 
+/* ---- TLS handshakes (tls.c does the TLS, this says what follows) ---- */
+
+/* One handshake step on s: 1 once done, 0 while going on or after it failed. */
+static int side_handshake(struct proxy_conn *c, struct side *s)
+{
+	int r = tls_handshake(s->tls);
+
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		if (s == &c->be)
+			c->px->backend_failures++;
+		conn_abort(c,
+			   s == &c->cli ? "client TLS handshake failed"
+					: "TLS handshake with production failed",
+			   0);
+		return 0;
+	}
+	s->flags &= ~(unsigned)(SF_HANDSHAKE | SF_CONNECTING);
+	if (s == &c->cli)
+		conn_start(c); /* production and replicas only for a client that speaks TLS */
+	return 1;
+}
+
+/* Production's TCP connect completed on a --tls-backend side: its handshake begins. */
+static int side_tls_connected(struct proxy_conn *c, struct side *s)
+{
+	s->flags |= SF_HANDSHAKE;
+	return side_handshake(c, s);
+}
+
+/*
+ * An event on a side with TLS: drive its handshake; once established, any
+ * event may unblock either direction (a TLS read may need a write and the
+ * reverse), so both are tried. Returns 0 when nothing more is to be done now.
+ */
+static int side_tls_event(struct proxy_conn *c, struct side *s, short *what)
+{
+	if ((s->flags & (SF_CONNECTING | SF_HANDSHAKE)) == SF_CONNECTING)
+		return 1; /* production's TCP connect first (side_writable) */
+	if ((s->flags & SF_HANDSHAKE) && !side_handshake(c, s))
+		return 0;
+	*what |= EV_READ | EV_WRITE;
+	return 1;
+}
+
+void conn_tls_timeout(struct side *s)
+{
+	struct proxy_conn *c = s->conn;
+
+	if (s == &c->be)
+		c->px->backend_failures++;
+	conn_abort(c,
+		   s == &c->cli ? "client TLS handshake timed out"
+				: "TLS handshake with production timed out",
+		   0);
+	conn_maybe_free(c);
+}
+
 static void side_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct side *s = arg;
 	struct proxy_conn *c = s->conn;
 
 	(void)fd;
+	if (s->tls && !side_tls_event(c, s, &what))
+		goto out;
 	if (what & EV_WRITE)
 		side_writable(c, s);
 	if ((what & (EV_READ | EV_CLOSED)) && (s->flags & SF_OPEN))
 		side_read(c, s, what & EV_CLOSED);
+out:
 	/* A write may have finished a half-close the other way round. */
 	conn_check_front(c);
 	conn_maybe_free(c);
@@ -780,8 +873,7 @@ void conn_accept(struct proxy *px, int fd)
 {
 	unsigned n = px->nreps;
 	struct proxy_conn *c = calloc(1, sizeof(*c) + n * sizeof(struct leg));
-	uint64_t now = clock_coarse_ns();
-	int one = 1, bfd;
+	int one = 1;
 
 	/* Without replicas there is nothing to compare: no divergence state. */
 	if (c && n)
@@ -814,25 +906,58 @@ void conn_accept(struct proxy *px, int fd)
 		c->obs = px->ob.conn_open(px->ob.arg, c->id);
 	event_assign(&c->cli.ev, px->base, fd, EV_IO, side_cb, &c->cli);
 	event_add(&c->cli.ev, NULL);
+	/* Legs are opened by conn_start; until then they end with the connection. */
+	for (unsigned i = 0; i < n; i++) {
+		c->legs[i].conn = c;
+		c->legs[i].idx = i;
+		c->legs[i].fd = -1;
+		c->legs[i].flags = SF_SETTLED;
+	}
+	if (tls_front_serves(px->tls)) {
+		c->cli.tls = tls_conn_server(px->tls, px->base, &c->cli);
+		if (!c->cli.tls) {
+			pr_err("out of memory starting TLS; closing the connection conn=%llu",
+			       (unsigned long long)c->id);
+			conn_abort(c, "out of memory", 1);
+			conn_maybe_free(c);
+			return;
+		}
+		c->cli.flags |= SF_HANDSHAKE; /* conn_start once it is done */
+		return;
+	}
+	conn_start(c);
+	conn_maybe_free(c);
+}
 
-	bfd = netaddr_connect(&px->cfg.backend);
+/* Connect production and the replicas: at accept, or after the client's TLS handshake. */
+static void conn_start(struct proxy_conn *c)
+{
+	struct proxy *px = c->px;
+	unsigned n = c->nlegs < px->nreps ? c->nlegs : px->nreps;
+	uint64_t now = clock_coarse_ns();
+	int bfd = netaddr_connect(&px->cfg.backend);
+
 	if (bfd < 0) {
 		px->backend_failures++;
 		pr_warn("cannot connect to production %s: %s; closing the client connection "
 			"conn=%llu",
 			px->cfg.backend.text, strerror(-bfd), (unsigned long long)c->id);
-		for (unsigned i = 0; i < n; i++) {
-			c->legs[i].conn = c;
-			c->legs[i].flags = SF_SETTLED;
-		}
 		conn_abort(c, "production unreachable", 0);
-		conn_maybe_free(c);
 		return;
 	}
 	c->be.fd = bfd;
 	c->be.flags = SF_OPEN | SF_CONNECTING;
 	event_assign(&c->be.ev, px->base, bfd, EV_IO, side_cb, &c->be);
 	event_add(&c->be.ev, NULL);
+	if (tls_front_backend(px->tls)) {
+		c->be.tls = tls_conn_client(px->tls, px->base, &c->be,
+					    c->cli.tls ? tls_conn_sni(c->cli.tls) : NULL);
+		if (!c->be.tls) {
+			px->backend_failures++;
+			conn_abort(c, "cannot start TLS towards production", 1);
+			return;
+		}
+	}
 	for (unsigned i = 0; i < n; i++)
 		leg_open(c, i, px->reps[i], now);
 }

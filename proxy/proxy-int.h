@@ -21,6 +21,7 @@
 #include "divergence/divergence.h"
 #include "proxy/chunk.h"
 #include "proxy/proxy.h"
+#include "proxy/tls.h"
 
 struct proxy_conn;
 
@@ -37,7 +38,8 @@ enum {
 	SF_SETTLED = 1 << 8,	 /* leg only: divergence follower ended */
 	SF_DIRTY = 1 << 9,	 /* leg only: on px->dirty, waiting for the flush timer */
 	SF_FIN_WAIT = 1 << 10,	 /* leg only: FIN held until the replica has answered enough */
-	SF_FULL = 1 << 11, /* leg only: its socket took less than offered; wait for EV_WRITE */
+	SF_FULL = 1 << 11,	/* leg only: its socket took less than offered; wait for EV_WRITE */
+	SF_HANDSHAKE = 1 << 12, /* side only: TLS handshake in progress (tls.c) */
 };
 
 /* The client or the production side of a connection. */
@@ -46,7 +48,8 @@ struct side {
 	int fd;
 	unsigned flags;
 	struct event ev;
-	struct segq out; /* bytes waiting to be written to fd */
+	struct segq out;      /* bytes waiting to be written to fd */
+	struct tls_conn *tls; /* TLS on this side (tls.c), or NULL: plain TCP */
 };
 
 struct replica;
@@ -138,6 +141,8 @@ struct proxy {
 	uint64_t fin_waits;	  /* legs holding a FIN back (conn_tick releases them) */
 	uint64_t backend_failures, client_resets, backend_resets, accept_errors;
 	uint64_t bytes_client, bytes_backend;
+	struct tls_front *tls; /* --tls-cert / --tls-backend, or NULL */
+	struct tls_stats tls_stats;
 };
 
 /* conn.c */

@@ -33,6 +33,7 @@ void proxy_config_defaults(struct proxy_config *cfg)
 	cfg->replica_flush_ns = 10 * NSEC_PER_MSEC;
 	cfg->replica_sndbuf = 64 * 1024;
 	div_rule_defaults(&cfg->div_rule);
+	cfg->tls.handshake_timeout_ns = 10 * NSEC_PER_SEC;
 }
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -112,6 +113,11 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 	}
 	px->base = base;
 	px->cfg = *cfg;
+	rc = tls_front_new(&cfg->tls, &px->tls_stats, &cfg->backend, &px->tls, err, errlen);
+	if (rc < 0) {
+		free(px);
+		return rc;
+	}
 	if (!px->cfg.budget)
 		px->cfg.budget = px->cfg.buffer * 64;
 	if (!px->cfg.pass_buffer)
@@ -123,6 +129,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 			rc = -errno;
 			snprintf(err, errlen, "cannot keep production's network namespace: %s",
 				 strerror(errno));
+			tls_front_free(px->tls);
 			free(px);
 			return rc;
 		}
@@ -144,6 +151,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 		div_rules_free(px->own_rules);
 		if (px->cfg.backend.netns_fd >= 0)
 			close(px->cfg.backend.netns_fd);
+		tls_front_free(px->tls);
 		free(px);
 		return -ENOMEM;
 	}
@@ -159,6 +167,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 				close(px->cfg.backend.netns_fd);
 			div_types_free(px->types);
 			div_rules_free(px->own_rules);
+			tls_front_free(px->tls);
 			free(px);
 			return rc;
 		}
@@ -224,7 +233,33 @@ void proxy_free(struct proxy *px)
 		close(px->cfg.backend.netns_fd);
 	div_types_free(px->types);
 	div_rules_free(px->own_rules);
+	tls_front_free(px->tls);
 	free(px);
+}
+
+int proxy_tls_check(const struct proxy_tls_config *cfg, char *err, size_t errlen)
+{
+	struct tls_stats st = {0};
+	struct tls_front *tf;
+	int rc = tls_front_new(cfg, &st, NULL, &tf, err, errlen);
+
+	tls_front_free(tf);
+	return rc;
+}
+
+int proxy_tls_reload(struct proxy *px, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!tls_front_serves(px->tls)) {
+		snprintf(err, errlen, "no --tls-cert to reload");
+		return -ENOENT;
+	}
+	rc = tls_front_reload(px->tls, err, errlen);
+	if (rc == 0)
+		pr_info("TLS certificates reloaded certs=%u; new handshakes use them",
+			px->cfg.tls.ncerts);
+	return rc;
 }
 
 /* ---- replicas ---- */

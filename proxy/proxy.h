@@ -25,6 +25,22 @@
 struct event_base;
 struct proxy;
 
+/*
+ * TLS at the front (--tls-cert/--tls-key pairs) and towards production
+ * (--tls-backend). Strings are the caller's and must outlive the proxy (they
+ * are read again on proxy_tls_reload).
+ */
+#define PROXY_TLS_MAX_CERTS 16
+struct proxy_tls_config {
+	unsigned ncerts;		       /* 0: clients speak plain TCP */
+	const char *cert[PROXY_TLS_MAX_CERTS]; /* PEM chain; the first pair is the default */
+	const char *key[PROXY_TLS_MAX_CERTS];  /* PEM key, mode 0600 or stricter */
+	const char *alpn; /* protocols offered, comma-separated (NULL: "http/1.1") */
+	int backend;	  /* TLS towards production too, verifying its certificate */
+	const char *ca;	  /* CA bundle production's certificate is checked with (NULL: system's) */
+	uint64_t handshake_timeout_ns; /* a client's handshake must complete within this */
+};
+
 struct proxy_config {
 	struct net_endpoint listen;
 	int listen_fd; /* an already listening socket to use instead (-1: bind listen) */
@@ -55,12 +71,13 @@ struct proxy_config {
 	 */
 	const struct div_rules *div_rules;
 	struct div_rule div_rule; /* when a request type diverges beyond the noise */
+	struct proxy_tls_config tls;
 };
 
 /*
  * Fills defaults: 4 MiB buffer, 256 KiB pass buffer, 60 s linger, 4096 turns,
  * 10 ms replica flush, 64 KiB replica socket send buffer, raw comparison with
- * Diffy's noise thresholds.
+ * Diffy's noise thresholds, no TLS (10 s handshake timeout once enabled).
  */
 void proxy_config_defaults(struct proxy_config *cfg);
 
@@ -102,6 +119,19 @@ void proxy_free(struct proxy *px);
 void proxy_set_hooks(struct proxy *px, const struct proxy_hooks *hooks);
 /* Set before the first connection is accepted. */
 void proxy_set_observer(struct proxy *px, const struct proxy_observer *ob);
+
+/*
+ * Read the certificates and keys again (SIGHUP): new handshakes use them,
+ * connections already made keep theirs. On error (cause and fix in err) the
+ * loaded ones stay. Returns 0, -ENOENT without TLS, or -errno.
+ */
+int proxy_tls_reload(struct proxy *px, char *err, size_t errlen);
+
+/*
+ * Load the TLS certificates, keys and CA as proxy_new would, and let them go:
+ * options checked before anything starts. Returns 0 or -errno, why in err.
+ */
+int proxy_tls_check(const struct proxy_tls_config *cfg, char *err, size_t errlen);
 
 /* Stop accepting new connections (the listener is closed); existing ones carry on. */
 void proxy_stop_accepting(struct proxy *px);

@@ -367,6 +367,35 @@ static const struct stats_field proxy_fields[] = {
 	       "Production connections that ended with a reset."),
 	PCOUNT("production.accept_errors", accept_errors, "doppel_accept_errors_total",
 	       "Failed accepts on the listener."),
+	PGAUGE("tls.active", tls_stats.active, STATS_UNIT_NONE, "doppel_tls_connections",
+	       "Client connections with TLS now (handshaking or established)."),
+	PCOUNT("tls.handshakes", tls_stats.handshakes, "doppel_tls_handshakes_total",
+	       "Client TLS handshakes completed."),
+	PCOUNT("tls.failed_timeout", tls_stats.fail_timeout, "doppel_tls_handshake_timeouts_total",
+	       "Client TLS handshakes not completed within the handshake timeout."),
+	PCOUNT("tls.failed_no_shared", tls_stats.fail_no_shared,
+	       "doppel_tls_handshake_no_shared_total",
+	       "Client TLS handshakes failed for lack of a common protocol version or cipher."),
+	PCOUNT("tls.failed_not_tls", tls_stats.fail_not_tls, "doppel_tls_handshake_not_tls_total",
+	       "Clients that did not speak TLS (plain HTTP, garbage)."),
+	PCOUNT("tls.failed_closed", tls_stats.fail_closed, "doppel_tls_handshake_closed_total",
+	       "Clients that closed or reset the connection mid-handshake."),
+	PCOUNT("tls.failed_other", tls_stats.fail_other,
+	       "doppel_tls_handshake_other_failures_total",
+	       "Client TLS handshakes failed for another reason (a client alert, say)."),
+	PCOUNT("tls.sni_unknown", tls_stats.sni_unknown, "doppel_tls_sni_unknown_total",
+	       "Handshakes naming a host no certificate covers (the default certificate was "
+	       "used)."),
+	PCOUNT("tls.reloads", tls_stats.reloads, "doppel_tls_reloads_total",
+	       "Certificate reloads (SIGHUP)."),
+	PCOUNT("tls.reload_failures", tls_stats.reload_failures, "doppel_tls_reload_failures_total",
+	       "Certificate reloads refused (the loaded certificates stayed)."),
+	PCOUNT("tls.backend_handshakes", tls_stats.backend_handshakes,
+	       "doppel_tls_production_handshakes_total",
+	       "TLS handshakes with production completed (--tls-backend)."),
+	PCOUNT("tls.backend_failures", tls_stats.backend_failures,
+	       "doppel_tls_production_handshake_failures_total",
+	       "TLS handshakes with production failed or timed out (--tls-backend)."),
 	PGAUGE("memory.chunks_live", pool.chunks_live, STATS_UNIT_NONE, "doppel_chunks",
 	       "Data chunks referenced now."),
 	{.name = "memory.chunk_bytes",
@@ -409,6 +438,14 @@ void proxy_status_text(struct proxy *px, struct sbuf *sb)
 		   "connect failures, {production.production_resets} resets; clients: "
 		   "{production.client_resets} resets\n"
 		   "buffer {buffer} per connection and replica, budget {budget} per replica\n");
+	if (px->tls)
+		stats_text(sb, &proxy_table, px, &now,
+			   "tls: {tls.active} active, {tls.handshakes} handshakes; failed: "
+			   "{tls.failed_timeout} timeout, {tls.failed_no_shared} no shared "
+			   "protocol/cipher, {tls.failed_not_tls} not TLS, {tls.failed_closed} "
+			   "closed, {tls.failed_other} other; {tls.sni_unknown} unknown SNI; "
+			   "production: {tls.backend_handshakes} handshakes, "
+			   "{tls.backend_failures} failed\n");
 	if (!px->nreps) {
 		sbuf_printf(sb, "no replicas\n");
 		return;

@@ -935,6 +935,28 @@ static void route_stop(struct evhttp_request *req, void *arg)
 	sup_shutdown(sup, 0, "stop requested");
 }
 
+/* POST /reload: the TLS certificates and keys, read again (`doppel reload`, SIGHUP). */
+static void route_reload(struct evhttp_request *req, void *arg)
+{
+	struct supervisor *sup = arg;
+	char err[512];
+	int rc;
+
+	if (!post_only(req))
+		return;
+	if (!sup->px) {
+		send_text(req, 503, "%s is not ready yet; try again once it is\n", sup->cfg.name);
+		return;
+	}
+	rc = proxy_tls_reload(sup->px, err, sizeof(err));
+	if (rc == 0)
+		send_text(req, 200, "%s: certificates reloaded; new handshakes use them\n",
+			  sup->cfg.name);
+	else
+		send_text(req, rc == -ENOENT ? 404 : 422, "%s: %s; the loaded certificates stay\n",
+			  sup->cfg.name, err);
+}
+
 /*
  * GET /clone-info?id=N: one clone as a JSON object, the fields of /status's
  * clones plus what `doppel attach` governs a tracer with (admin_clone_info()
@@ -994,4 +1016,5 @@ void sup_routes_install(struct supervisor *sup)
 	admin_route_raw(sup->adm, "/clone-info", route_clone_info, sup);
 	admin_route_raw(sup->adm, "/destroy", route_destroy, sup);
 	admin_route_raw(sup->adm, "/stop", route_stop, sup);
+	admin_route_raw(sup->adm, "/reload", route_reload, sup);
 }

@@ -125,7 +125,7 @@ struct supervisor {
 	char images_base[CM_PATH_MAX];
 	int images_tmpfs;
 	char exe[CM_PATH_MAX];
-	struct event *sigint, *sigterm, *sigchld, *svc_log_ev, *ready_timer;
+	struct event *sigint, *sigterm, *sigchld, *sighup, *svc_log_ev, *ready_timer;
 	uint64_t start_ns, ready_ns;
 	int ready;
 	int stopping;

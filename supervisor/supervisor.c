@@ -114,6 +114,20 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	sup_shutdown(arg, 0, sig == SIGINT ? "received SIGINT" : "received SIGTERM");
 }
 
+/* SIGHUP: new TLS certificates for new handshakes. */
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct supervisor *sup = arg;
+	char err[512];
+
+	(void)sig;
+	(void)what;
+	if (!sup->px)
+		return;
+	if (proxy_tls_reload(sup->px, err, sizeof(err)) < 0)
+		pr_warn("SIGHUP: certificates not reloaded: %s; the loaded ones stay", err);
+}
+
 void sup_describe_status(int st, char *buf, size_t len)
 {
 	if (WIFEXITED(st))
@@ -401,6 +415,8 @@ static void teardown(struct supervisor *sup)
 		event_free(sup->sigint);
 	if (sup->sigterm)
 		event_free(sup->sigterm);
+	if (sup->sighup)
+		event_free(sup->sighup);
 	if (sup->sigchld)
 		event_free(sup->sigchld);
 }
@@ -528,6 +544,8 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 	sup->sigchld = evsignal_new(sup->base, SIGCHLD, on_sigchld, sup);
 	event_add(sup->sigint, NULL);
 	event_add(sup->sigterm, NULL);
+	sup->sighup = evsignal_new(sup->base, SIGHUP, on_reload_signal, sup);
+	event_add(sup->sighup, NULL);
 	event_add(sup->sigchld, NULL);
 	sup->ready_timer = evtimer_new(sup->base, on_ready_timer, sup);
 	evtimer_add(sup->ready_timer, &now);
