@@ -149,20 +149,20 @@ void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS
  * why not. Sets pc->tls.ncerts.
  */
 int cli_proxy_opts_check(const struct cmd_entry *e, struct proxy_config *pc);
-#define CLI_TLS_HELP                                                                         \
-	"  --tls-cert FILE --tls-key FILE\n"                                                 \
-	"                      terminate TLS from clients (TLS 1.2 and 1.3) with this PEM\n" \
-	"                      certificate chain and key (repeatable pairs: the one whose\n" \
-	"                      names cover the client's SNI is used, else the first). The\n" \
-	"                      key file must be readable by its owner only (chmod 600).\n"   \
+#define CLI_TLS_HELP                                                                          \
+	"  --tls-cert FILE --tls-key FILE\n"                                                  \
+	"                      terminate TLS from clients (TLS 1.2 and 1.3) with this PEM\n"  \
+	"                      certificate chain and key (repeatable pairs: the one whose\n"  \
+	"                      names cover the client's SNI is used, else the first). The\n"  \
+	"                      key file must be readable by its owner only (chmod 600).\n"    \
 	"                      Production and replicas get plaintext. SIGHUP reloads them.\n" \
-	"  --alpn LIST         ALPN protocols offered, comma-separated (default http/1.1)\n" \
-	"  --tls-backend       speak TLS to production too, verifying its certificate\n"     \
-	"                      (replicas still get plaintext)\n"                             \
-	"  --tls-ca FILE       CA bundle production's certificate is verified with\n"        \
-	"                      (default: the system's)\n"                                    \
-	"  --tls-handshake-timeout DURATION\n"                                               \
-	"                      a client's handshake must complete within this (default\n"    \
+	"  --alpn LIST         ALPN protocols offered, comma-separated (default http/1.1)\n"  \
+	"  --tls-backend       speak TLS to production too, verifying its certificate\n"      \
+	"                      (replicas still get plaintext)\n"                              \
+	"  --tls-ca FILE       CA bundle production's certificate is verified with\n"         \
+	"                      (default: the system's)\n"                                     \
+	"  --tls-handshake-timeout DURATION\n"                                                \
+	"                      a client's handshake must complete within this (default\n"     \
 	"                      10s); counted as a timeout failure otherwise\n"
 
 /* The divergence and recording options of `doppel proxy` and `doppel run`. */
