@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,8 @@ void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS
 		CLI_SIZE("budget", &pc->budget),
 		CLI_FN("replica-flush", &pc->replica_flush_ns, opt_replica_flush),
 		CLI_FN("log-level", NULL, opt_log_level),
+		CLI_INT("max-legs", &pc->max_legs, 1, INT_MAX),
+		CLI_INT("max-replica-legs", &pc->max_replica_legs, 1, INT_MAX),
 		CLI_END,
 	};
 

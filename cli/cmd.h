@@ -139,9 +139,10 @@ int cli_parse_opts(const struct cmd_entry *e, int argc, char **argv, int first,
 
 /*
  * The proxy options `doppel proxy` and `doppel run` share (--buffer,
- * --budget, --replica-flush, --log-level), as a table writing into pc.
+ * --budget, --replica-flush, --log-level, --max-legs, --max-replica-legs),
+ * as a table writing into pc.
  */
-#define CLI_PROXY_OPTS 5 /* entries of that table, its end included */
+#define CLI_PROXY_OPTS 7 /* entries of that table, its end included */
 void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS]);
 /* What the shared options require of each other once all are parsed; prints why not. */
 int cli_proxy_opts_check(const struct cmd_entry *e, const struct proxy_config *pc);

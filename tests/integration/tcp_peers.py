@@ -5,7 +5,11 @@ reset behaviour, for testing what the proxy passes on.
 Servers bind the port given (0: any free one), say "port N" once they
 listen, then log one line per event to stdout ("eof-after N", "reset", ...).
 `hold-closed PORT` binds a port without listening on it and holds it: a port
-that refuses connections for as long as it runs.
+that refuses connections for as long as it runs. `hold-open PORT` accepts
+every connection and never reads from it nor closes it (a wedged replica).
+`serve-rst PORT` resets every connection as soon as it is accepted.
+`serve-flood PORT MIB` answers every connection with MIB MiB at once,
+whatever it is sent, then closes it.
 Clients exit 0 when what they saw matches what they expect, 1 otherwise,
 and print what they saw.
 """
@@ -151,10 +155,53 @@ def hold_closed(port):
         time.sleep(3600)
 
 
+def hold_open(port):
+    """Accept and keep every connection, reading nothing (one thread, no limit)."""
+    s = listen(port)
+    say("port", s.getsockname()[1])
+    held = []
+    while True:
+        c, _ = s.accept()
+        held.append(c)
+        if len(held) % 1000 == 0:
+            say("holding", len(held))
+
+
+def serve_rst(port):
+    s = listen(port)
+    say("port", s.getsockname()[1])
+    n = 0
+    while True:
+        c, _ = s.accept()
+        rst_close(c)
+        n += 1
+        if n % 1000 == 0:
+            say("reset", n)
+
+
+def h_flood(mib):
+    block = b"x" * (1 << 20)
+
+    def handler(c):
+        try:
+            for _ in range(mib):
+                c.sendall(block)
+            c.close()
+        except OSError:
+            c.close()
+    return handler
+
+
 def main():
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == "hold-closed":
         hold_closed(port)
+    if cmd == "hold-open":
+        hold_open(port)
+    if cmd == "serve-rst":
+        serve_rst(port)
+    if cmd == "serve-flood":
+        serve(port, h_flood(int(sys.argv[3])))
     handlers = {"serve-eof-reply": h_eof_reply, "serve-reset": h_reset_after_data, "serve-echo": h_echo}
     if cmd in handlers:
         serve(port, handlers[cmd])
