@@ -48,6 +48,8 @@
 #define EV_IO (EV_READ | EV_WRITE | EV_PERSIST | EV_ET | EV_CLOSED)
 /* After a replica refuses a connection, new connections skip it this long. */
 #define REPLICA_RETRY_NS (1 * NSEC_PER_SEC)
+/* Bytes read from one replica leg per turn of the event loop. */
+#define LEG_READ_BUDGET (256 * 1024)
 /* A replica holding back its answer this long gets the client's FIN anyway. */
 #define FIN_GRACE_NS (1 * NSEC_PER_SEC)
 
@@ -220,6 +222,8 @@ static void leg_fail(struct leg *leg, int err, const char *what)
 {
 	struct replica *rep = leg->rep;
 
+	if (rep && !(leg->flags & SF_CONNECTING))
+		rep->resets++;
 	if (rep && (leg->flags & SF_CONNECTING)) {
 		rep->connect_failures++;
 		if (!rep->last_fail_ns || clock_coarse_ns() - rep->last_fail_ns > 10 * NSEC_PER_SEC)
@@ -383,16 +387,28 @@ static void leg_flush(struct leg *leg)
 		leg_finish_out(leg);
 }
 
-/* drain: read until EOF or EAGAIN, even after a short read. */
+/*
+ * drain: read until EOF or EAGAIN, even after a short read. A replica that
+ * answers faster than we read (a huge stream) gets LEG_READ_BUDGET bytes per
+ * turn of the loop; the rest is read in a later turn (the event is made
+ * active again, as no new edge may come), after production's events.
+ */
 static void leg_read(struct leg *leg, int drain)
 {
 	struct proxy_conn *c = leg->conn;
 	struct proxy *px = c->px;
+	size_t budget = LEG_READ_BUDGET;
 
 	while (leg->flags & SF_OPEN) {
-		ssize_t n = recv(leg->fd, px->scratch, sizeof(px->scratch), 0);
+		ssize_t n;
 
+		if (!budget) {
+			event_active(&leg->ev, EV_READ | (drain ? EV_CLOSED : 0), 0);
+			return;
+		}
+		n = recv(leg->fd, px->scratch, sizeof(px->scratch), 0);
 		if (n > 0) {
+			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if (leg->rep)
 				leg->rep->bytes_answered += (uint64_t)n;
 			leg->answered += (uint64_t)n;

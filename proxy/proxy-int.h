@@ -87,6 +87,7 @@ struct replica {
 	uint64_t conns_total, conns_active, connect_failures, conns_skipped;
 	uint64_t conns_over_cap; /* of conns_skipped: the replica's legs were at their cap */
 	uint64_t legs_evicted;	 /* lingering legs closed to make room for a new one */
+	uint64_t resets;	 /* legs the replica reset (or that failed) once connected */
 	uint64_t bytes_offered, bytes_forwarded, bytes_dropped, bytes_answered;
 	uint64_t overflows, first_overflow_ns, last_overflow_ns;
 	uint64_t buffered, high_water, total_high_water;

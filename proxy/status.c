@@ -183,6 +183,8 @@ static const struct stats_field replica_fields[] = {
 	       "Connections given to the replica."),
 	RCOUNT("connect_failures", connect_failures, "doppel_replica_connect_failures_total",
 	       "Failed connects to the replica."),
+	RCOUNT("resets", resets, "doppel_replica_resets_total",
+	       "Connections the replica reset (or that failed) after it had accepted them."),
 	RCOUNT("connections_skipped", conns_skipped, "doppel_replica_connections_skipped_total",
 	       "Connections not given to the replica: it failed just before, or its legs were at "
 	       "their cap."),
