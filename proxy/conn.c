@@ -222,9 +222,10 @@ static void leg_fail(struct leg *leg, int err, const char *what)
 {
 	struct replica *rep = leg->rep;
 
-	if (rep && !(leg->flags & SF_CONNECTING))
+	/* Reset once accepted (even before we saw the connect complete): the replica is up. */
+	if (rep && (!(leg->flags & SF_CONNECTING) || err == ECONNRESET || err == EPIPE))
 		rep->resets++;
-	if (rep && (leg->flags & SF_CONNECTING)) {
+	else if (rep) {
 		rep->connect_failures++;
 		if (!rep->last_fail_ns || clock_coarse_ns() - rep->last_fail_ns > 10 * NSEC_PER_SEC)
 			pr_warn("replica %s unreachable: %s %s: %s; its traffic is counted as "
