@@ -16,9 +16,10 @@
  *   - Sockets are registered once, edge-triggered for read, write and peer
  *     shutdown (EPOLLRDHUP), and never re-armed. A read shorter than the buffer
  *     means the socket was drained, except when the peer has shut down (its FIN
- *     may sit behind the data, with no edge left to announce it) or when
- *     reading resumes after a pause (edges were ignored meanwhile): then we
- *     read until EOF or EAGAIN.
+ *     may sit behind the data, with no edge left to announce it), when a
+ *     replica reset its leg (the same, for the error) or when reading resumes
+ *     after a pause (edges were ignored meanwhile): then we read until EOF,
+ *     an error or EAGAIN.
  *   - Replica legs are bounded in number (proxy.h: max_legs): a leg that
  *     would pass its replica's cap or the proxy's first closes the oldest
  *     lingering leg (its client gone), else the connection skips the
@@ -961,8 +962,13 @@ static void leg_cb(evutil_socket_t fd, short what, void *arg)
 	} else if ((what & EV_WRITE) && !(leg->flags & SF_DIRTY)) {
 		leg_flush(leg);
 	}
+	/*
+	 * libevent reports a reset (EPOLLHUP, EPOLLERR) as EV_READ | EV_WRITE,
+	 * without EV_CLOSED: read to the error then, even past a short read, or
+	 * the reset would wait behind the data before it with no edge left.
+	 */
 	if (what & (EV_READ | EV_CLOSED))
-		leg_read(leg, what & EV_CLOSED);
+		leg_read(leg, what & (EV_CLOSED | EV_WRITE));
 	if (c->front_done && (leg->flags & SF_OPEN) == 0)
 		leg_settle(leg, DIV_END_EOF);
 	conn_maybe_free(c);
