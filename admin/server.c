@@ -9,6 +9,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,10 @@ struct route {
 
 struct admin {
 	struct evhttp *http;
+	struct evconnlistener *lev;
+	struct event *accept_retry; /* re-enables lev after an accept error */
+	uint64_t accept_errors;
+	struct admin *next; /* admins: libevent hands the error callback evhttp's pointer */
 	char unix_path[108];
 	struct route routes[MAX_ROUTES];
 	unsigned nroutes;
@@ -152,9 +159,47 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+/* Every admin endpoint of the process (created and freed on the main thread). */
+static struct admin *admins;
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *adm = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(adm->lev);
+}
+
+/*
+ * accept() failed for lack of fds or memory: the listener is level-triggered,
+ * so left enabled it would fire again at once and spin. Pause it 100 ms (what
+ * HAProxy and evconnlistener users do); status requests wait in the queue.
+ */
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct admin *adm = admins;
+	struct timeval tv = {0, 100 * 1000};
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	while (adm && adm->lev != lev)
+		adm = adm->next;
+	if (!adm)
+		return;
+	if (adm->accept_errors++ == 0)
+		pr_warn("admin endpoint cannot accept a connection: %s; pausing it 100 ms at a "
+			"time "
+			"(raise the fd limit, `ulimit -n`, if this is EMFILE)",
+			evutil_socket_error_to_string(err));
+	evconnlistener_disable(lev);
+	evtimer_add(adm->accept_retry, &tv);
+}
+
 int admin_new(struct event_base *base, const char *addr, struct admin **out, char *err,
 	      size_t errlen)
 {
+	struct evhttp_bound_socket *bound;
 	struct admin *adm = calloc(1, sizeof(*adm));
 	int fd;
 
@@ -182,14 +227,23 @@ int admin_new(struct event_base *base, const char *addr, struct admin **out, cha
 		return fd;
 	}
 	adm->http = evhttp_new(base);
-	if (!adm->http || !evhttp_accept_socket_with_handle(adm->http, fd)) {
+	adm->accept_retry = evtimer_new(base, accept_retry_cb, adm);
+	bound = adm->http && adm->accept_retry ? evhttp_accept_socket_with_handle(adm->http, fd)
+					       : NULL;
+	if (!bound) {
 		snprintf(err, errlen, "cannot start the admin HTTP server on %s", addr);
 		if (adm->http)
 			evhttp_free(adm->http);
+		if (adm->accept_retry)
+			event_free(adm->accept_retry);
 		close(fd);
 		free(adm);
 		return -ENOMEM;
 	}
+	adm->lev = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(adm->lev, accept_error_cb);
+	adm->next = admins;
+	admins = adm;
 	evhttp_set_allowed_methods(adm->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 						      EVHTTP_REQ_DELETE);
 	evhttp_set_timeout(adm->http, 3600);
@@ -202,7 +256,13 @@ void admin_free(struct admin *adm)
 {
 	if (!adm)
 		return;
+	for (struct admin **p = &admins; *p; p = &(*p)->next)
+		if (*p == adm) {
+			*p = adm->next;
+			break;
+		}
 	evhttp_free(adm->http);
+	event_free(adm->accept_retry);
 	if (adm->unix_path[0])
 		unlink(adm->unix_path);
 	free(adm);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +230,8 @@ void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS
 		CLI_FLAG("tls-backend", &pc->tls.backend),
 		CLI_STRING("tls-ca", &pc->tls.ca),
 		CLI_DURATION("tls-handshake-timeout", &pc->tls.handshake_timeout_ns),
+		CLI_INT("max-legs", &pc->max_legs, 1, INT_MAX),
+		CLI_INT("max-replica-legs", &pc->max_replica_legs, 1, INT_MAX),
 		CLI_END,
 	};
 

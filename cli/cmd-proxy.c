@@ -29,9 +29,9 @@ const struct cmd_entry cmd_proxy_entry = {
 	.name = "proxy",
 	.usage = "--listen ADDR --backend ADDR [--replica [NAME=]ADDR]... [--control ADDR]\n"
 		 "       [--buffer SIZE] [--budget SIZE] [--admin ADDR] [--linger DURATION]\n"
-		 "       [--replica-flush DURATION] [--protocol P] [--mask REGEX]... [--record "
-		 "DIR]\n"
-		 "       [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]... [--alpn LIST]\n"
+		 "       [--replica-flush DURATION] [--max-legs N] [--max-replica-legs N]\n"
+		 "       [--protocol P] [--mask REGEX]... [--record DIR] [--log-level LEVEL]\n"
+		 "       [--tls-cert FILE --tls-key FILE]... [--alpn LIST]\n"
 		 "       [--tls-backend [--tls-ca FILE]] [--tls-handshake-timeout DURATION]",
 	.summary = "duplicate a TCP service's traffic to replicas that never slow it down",
 	.help = "Accepts clients on --listen and forwards every byte to the production server at\n"
@@ -59,6 +59,15 @@ const struct cmd_entry cmd_proxy_entry = {
 		"  --linger DURATION   how long a replica may keep receiving a connection's "
 		"backlog\n"
 		"                      after its client left (default 60s)\n"
+		"  --max-legs N        replica connections open at once, all replicas together\n"
+		"                      (default: (fd limit - 64) / 2, the other half kept for\n"
+		"                      client and production sockets). Past it, or past a\n"
+		"                      replica's share, the replica's oldest lingering connection\n"
+		"                      (its client gone) is closed, else the new connection skips\n"
+		"                      the replica; both are counted in /status\n"
+		"  --max-replica-legs N\n"
+		"                      replica connections open at once per replica (default: an\n"
+		"                      equal share of --max-legs)\n"
 		"  --pass-buffer SIZE  queue between client and production before reading the\n"
 		"                      sender pauses (default 256K)\n"
 		"  --replica-flush DURATION\n"
@@ -73,8 +82,13 @@ const struct cmd_entry cmd_proxy_entry = {
 		"ADDR`) and POST /record starts or stops recording (`doppel record --admin ADDR\n"
 		"start|stop`).\n"
 		"\n"
+		"At start the soft fd limit is raised to the hard limit (as HAProxy and nginx do)\n"
+		"and logged; replica connections are capped from it (--max-legs), so a replica\n"
+		"that accepts and never reads cannot take the fds production needs.\n"
+		"\n"
 		"Stops cleanly on SIGTERM or SIGINT; SIGHUP reloads the TLS certificates and\n"
-		"keys (new handshakes use them; open connections keep theirs). Exit status 2 for a "
+		"keys (new handshakes use them; open connections keep theirs). Exit status 2 for "
+		"a\n"
 		"bad option, an address\n"
 		"that cannot be used, or a port in use. systemd Type=notify: READY=1 once it\n"
 		"listens (deploy/systemd/doppel-proxy@.service).\n"
@@ -321,6 +335,23 @@ static void bare_stop(struct bare_proxy *bp, int final_status)
 		event_base_free(bp->base);
 }
 
+/* As large an fd table as the host allows (HAProxy, nginx): replica legs are capped from it. */
+static void raise_fd_limit(void)
+{
+	uint64_t before = 0, after = 0;
+	int rc = proxy_raise_fd_limit(&before, &after);
+
+	if (rc < 0)
+		pr_warn("cannot raise the fd limit from %llu: %s; replica connections are capped "
+			"from %llu",
+			(unsigned long long)before, strerror(-rc), (unsigned long long)before);
+	else if (after != before)
+		pr_info("fd limit raised from %llu to %llu (the hard limit)",
+			(unsigned long long)before, (unsigned long long)after);
+	else
+		pr_info("fd limit %llu (already the hard limit)", (unsigned long long)after);
+}
+
 static int cmd_proxy_exec(int argc, char **argv)
 {
 	const struct cmd_entry *e = &cmd_proxy_entry;
@@ -358,6 +389,7 @@ static int cmd_proxy_exec(int argc, char **argv)
 	if (cli_proxy_opts_check(e, &cfg) || cli_div_rules(e, &ba.div, cfg.max_turns, &rules))
 		return EXIT_USAGE;
 	cfg.div_rules = rules;
+	raise_fd_limit();
 	rc = bare_start(&bp, &cfg, &ba);
 	if (rc == 0) {
 		char b[32];

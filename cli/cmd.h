@@ -140,9 +140,10 @@ int cli_parse_opts(const struct cmd_entry *e, int argc, char **argv, int first,
 
 /*
  * The proxy options `doppel proxy` and `doppel run` share (--buffer,
- * --budget, --replica-flush, --log-level, TLS), as a table writing into pc.
+ * --budget, --replica-flush, --log-level, --max-legs, --max-replica-legs, TLS),
+ * as a table writing into pc.
  */
-#define CLI_PROXY_OPTS 11 /* entries of that table, its end included */
+#define CLI_PROXY_OPTS 13 /* entries of that table, its end included */
 void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS]);
 /*
  * What the shared options require of each other once all are parsed; prints

@@ -16,11 +16,21 @@
  *   - Sockets are registered once, edge-triggered for read, write and peer
  *     shutdown (EPOLLRDHUP), and never re-armed. A read shorter than the buffer
  *     means the socket was drained, except when the peer has shut down (its FIN
- *     may sit behind the data, with no edge left to announce it) or when
- *     reading resumes after a pause (edges were ignored meanwhile): then we
- *     read until EOF or EAGAIN.
+ *     may sit behind the data, with no edge left to announce it), when a
+ *     replica reset its leg (the same, for the error) or when reading resumes
+ *     after a pause (edges were ignored meanwhile): then we read until EOF,
+ *     an error or EAGAIN.
+ *   - Replica legs are bounded in number (proxy.h: max_legs): a leg that
+ *     would pass its replica's cap or the proxy's first closes the oldest
+ *     lingering leg (its client gone), else the connection skips the
+ *     replica. A client and its production socket never wait for a leg's:
+ *     when accepting or connecting fails for lack of fds, a replica leg is
+ *     closed (the oldest lingering one, else a live one) and the call tried
+ *     again.
  *   - Handlers only close things; the connection is freed by conn_maybe_free()
- *     at the end of each top-level callback, once nothing is open.
+ *     at the end of each top-level callback, once nothing is open. (Legs
+ *     closed to make room belong to other, finished connections: those are
+ *     freed at once, outside any walk of the connection list.)
  */
 #define LOG_PREFIX "proxy"
 #include "proxy/proxy-int.h"
@@ -39,6 +49,8 @@
 #define EV_IO (EV_READ | EV_WRITE | EV_PERSIST | EV_ET | EV_CLOSED)
 /* After a replica refuses a connection, new connections skip it this long. */
 #define REPLICA_RETRY_NS (1 * NSEC_PER_SEC)
+/* Bytes read from one replica leg per turn of the event loop. */
+#define LEG_READ_BUDGET (256 * 1024)
 /* A replica holding back its answer this long gets the client's FIN anyway. */
 #define FIN_GRACE_NS (1 * NSEC_PER_SEC)
 
@@ -158,6 +170,43 @@ static void leg_dirty(struct leg *leg)
 	px->dirty = leg;
 }
 
+/* An open leg whose client has gone joins its replica's linger list (newest last). */
+static void leg_linger(struct leg *leg)
+{
+	struct replica *rep = leg->rep;
+
+	if (!rep || (leg->flags & SF_LINGER) || !(leg->flags & SF_OPEN))
+		return;
+	leg->flags |= SF_LINGER;
+	leg->linger_next = NULL;
+	leg->linger_prev = rep->linger_tail;
+	if (rep->linger_tail)
+		rep->linger_tail->linger_next = leg;
+	else
+		rep->linger_head = leg;
+	rep->linger_tail = leg;
+	rep->lingering++;
+}
+
+static void leg_unlinger(struct leg *leg)
+{
+	struct replica *rep = leg->rep;
+
+	if (!(leg->flags & SF_LINGER))
+		return;
+	leg->flags &= ~(unsigned)SF_LINGER;
+	if (leg->linger_prev)
+		leg->linger_prev->linger_next = leg->linger_next;
+	else
+		rep->linger_head = leg->linger_next;
+	if (leg->linger_next)
+		leg->linger_next->linger_prev = leg->linger_prev;
+	else
+		rep->linger_tail = leg->linger_prev;
+	leg->linger_prev = leg->linger_next = NULL;
+	rep->lingering--;
+}
+
 /* Close the leg's socket. Bytes still queued were never delivered: dropped. */
 static void leg_close(struct leg *leg, int reset)
 {
@@ -167,6 +216,8 @@ static void leg_close(struct leg *leg, int reset)
 		return;
 	event_del(&leg->ev);
 	leg_undirty(leg);
+	leg_unlinger(leg);
+	leg->conn->px->legs_open--;
 	close_fd(leg->fd, reset);
 	leg->fd = -1;
 	leg->flags &= ~(unsigned)SF_OPEN;
@@ -197,7 +248,10 @@ static void leg_fail(struct leg *leg, int err, const char *what)
 {
 	struct replica *rep = leg->rep;
 
-	if (rep && (leg->flags & SF_CONNECTING)) {
+	/* Reset once accepted (even before we saw the connect complete): the replica is up. */
+	if (rep && (!(leg->flags & SF_CONNECTING) || err == ECONNRESET || err == EPIPE))
+		rep->resets++;
+	else if (rep) {
 		rep->connect_failures++;
 		if (!rep->last_fail_ns || clock_coarse_ns() - rep->last_fail_ns > 10 * NSEC_PER_SEC)
 			pr_warn("replica %s unreachable: %s %s: %s; its traffic is counted as "
@@ -360,16 +414,28 @@ static void leg_flush(struct leg *leg)
 		leg_finish_out(leg);
 }
 
-/* drain: read until EOF or EAGAIN, even after a short read. */
+/*
+ * drain: read until EOF or EAGAIN, even after a short read. A replica that
+ * answers faster than we read (a huge stream) gets LEG_READ_BUDGET bytes per
+ * turn of the loop; the rest is read in a later turn (the event is made
+ * active again, as no new edge may come), after production's events.
+ */
 static void leg_read(struct leg *leg, int drain)
 {
 	struct proxy_conn *c = leg->conn;
 	struct proxy *px = c->px;
+	size_t budget = LEG_READ_BUDGET;
 
 	while (leg->flags & SF_OPEN) {
-		ssize_t n = recv(leg->fd, px->scratch, sizeof(px->scratch), 0);
+		ssize_t n;
 
+		if (!budget) {
+			event_active(&leg->ev, EV_READ | (drain ? EV_CLOSED : 0), 0);
+			return;
+		}
+		n = recv(leg->fd, px->scratch, sizeof(px->scratch), 0);
 		if (n > 0) {
+			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if (leg->rep)
 				leg->rep->bytes_answered += (uint64_t)n;
 			leg->answered += (uint64_t)n;
@@ -399,6 +465,122 @@ static void leg_read(struct leg *leg, int drain)
 	}
 }
 
+/* ---- the leg cap ---- */
+
+static int conn_maybe_free(struct proxy_conn *c);
+
+/* Close a lingering leg to free its fd; its connection goes too if that was its last. */
+static void leg_evict(struct leg *leg, const char *reason)
+{
+	struct proxy_conn *oc = leg->conn;
+	struct proxy *px = oc->px;
+
+	conn_drop_leg(leg, reason);
+	if (conn_maybe_free(oc) && px->conns_lingering)
+		px->conns_lingering--;
+}
+
+/* The lingering leg that has lingered longest, over every replica. */
+static struct leg *oldest_lingering(struct proxy *px)
+{
+	struct leg *old = NULL;
+
+	for (unsigned i = 0; i < px->nreps; i++) {
+		struct leg *h = px->reps[i]->linger_head;
+
+		if (h && (!old || h->conn->front_done_ns < old->conn->front_done_ns))
+			old = h;
+	}
+	return old;
+}
+
+/* An open leg of a live connection, of the replica holding the most legs. */
+static struct leg *some_live_leg(struct proxy *px)
+{
+	struct replica *most = NULL;
+
+	for (unsigned i = 0; i < px->nreps; i++)
+		if (px->reps[i]->conns_active &&
+		    (!most || px->reps[i]->conns_active > most->conns_active))
+			most = px->reps[i];
+	if (!most)
+		return NULL;
+	/* rep->legs is newest first: the newest connection loses the least history. */
+	for (struct leg *leg = most->legs; leg; leg = leg->rep_next)
+		if (leg->flags & SF_OPEN)
+			return leg;
+	return NULL;
+}
+
+int conn_reclaim_leg(struct proxy *px)
+{
+	struct leg *leg = oldest_lingering(px);
+
+	if (!leg)
+		leg = some_live_leg(px);
+	if (!leg)
+		return 0;
+	px->legs_reclaimed++;
+	leg_evict(leg, "production needs the fd");
+	return 1;
+}
+
+/* Said once, then at most once a minute while it goes on. */
+static void leg_cap_warn(struct replica *rep, uint64_t now)
+{
+	struct proxy *px = rep->px;
+
+	if (rep->cap_warn_ns && now - rep->cap_warn_ns < 60 * NSEC_PER_SEC)
+		return;
+	rep->cap_warn_ns = now;
+	pr_warn("replica legs at their cap: replica=%s open=%llu cap=%llu total_open=%llu "
+		"total_cap=%llu skipped=%llu evicted=%llu; new connections skip the replica and "
+		"its "
+		"oldest lingering legs are closed first, production is unaffected (a replica that "
+		"accepts and does not read or close holds each leg for --linger; raise --max-legs "
+		"or "
+		"`ulimit -n`, or lower --linger)",
+		rep->name, (unsigned long long)rep->conns_active,
+		(unsigned long long)replica_leg_cap(rep), (unsigned long long)px->legs_open,
+		(unsigned long long)px->legs_cap, (unsigned long long)rep->conns_over_cap,
+		(unsigned long long)rep->legs_evicted);
+}
+
+/*
+ * Room for one more leg of rep: under both caps, or made by closing the
+ * oldest lingering leg (rep's own for its cap, anyone's for the total).
+ */
+static int leg_make_room(struct proxy *px, struct replica *rep, uint64_t now)
+{
+	if (rep->conns_active >= replica_leg_cap(rep)) {
+		if (!rep->linger_head)
+			return 0;
+		rep->legs_evicted++;
+		leg_cap_warn(rep, now);
+		leg_evict(rep->linger_head, "replica leg cap");
+	}
+	if (px->legs_open >= px->legs_cap) {
+		struct leg *old = oldest_lingering(px);
+
+		if (!old)
+			return 0;
+		old->rep->legs_evicted++;
+		leg_cap_warn(rep, now);
+		leg_evict(old, "leg cap");
+	}
+	return 1;
+}
+
+static void leg_skip(struct leg *leg, uint64_t now)
+{
+	struct replica *rep = leg->rep;
+
+	rep->conns_skipped++;
+	rep->conns_over_cap++;
+	leg->flags = SF_DROPPED | SF_SETTLED;
+	leg_cap_warn(rep, now);
+}
+
 static void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t now)
 {
 	struct leg *leg = &c->legs[idx];
@@ -421,7 +603,16 @@ static void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, ui
 		leg->flags = SF_DROPPED | SF_SETTLED;
 		return;
 	}
+	if (!leg_make_room(c->px, rep, now)) {
+		leg_skip(leg, now);
+		return;
+	}
 	fd = netaddr_connect(&rep->ep);
+	if (fd == -EMFILE || fd == -ENFILE) {
+		/* The fd table is full: not the replica's fault, and production comes first. */
+		leg_skip(leg, now);
+		return;
+	}
 	if (fd < 0) {
 		rep->connect_failures++;
 		rep->last_fail_ns = now;
@@ -437,6 +628,7 @@ static void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, ui
 	event_assign(&leg->ev, c->px->base, fd, EV_IO, leg_cb, leg);
 	event_add(&leg->ev, NULL);
 	rep->conns_active++;
+	c->px->legs_open++;
 	div_follower_attach(c->div, idx, rep->drep);
 }
 
@@ -473,6 +665,9 @@ static void conn_front_done(struct proxy_conn *c)
 		else
 			leg_finish_out(leg);
 	}
+	for (unsigned i = 0; i < c->nlegs; i++)
+		if (c->legs[i].flags & SF_OPEN)
+			leg_linger(&c->legs[i]);
 	for (unsigned i = 0; i < c->nlegs; i++)
 		if (c->legs[i].flags & SF_OPEN) {
 			px->conns_lingering++;
@@ -860,8 +1055,13 @@ static void leg_cb(evutil_socket_t fd, short what, void *arg)
 	} else if ((what & EV_WRITE) && !(leg->flags & SF_DIRTY)) {
 		leg_flush(leg);
 	}
+	/*
+	 * libevent reports a reset (EPOLLHUP, EPOLLERR) as EV_READ | EV_WRITE,
+	 * without EV_CLOSED: read to the error then, even past a short read, or
+	 * the reset would wait behind the data before it with no edge left.
+	 */
 	if (what & (EV_READ | EV_CLOSED))
-		leg_read(leg, what & EV_CLOSED);
+		leg_read(leg, what & (EV_CLOSED | EV_WRITE));
 	if (c->front_done && (leg->flags & SF_OPEN) == 0)
 		leg_settle(leg, DIV_END_EOF);
 	conn_maybe_free(c);
@@ -937,6 +1137,9 @@ static void conn_start(struct proxy_conn *c)
 	uint64_t now = clock_coarse_ns();
 	int bfd = netaddr_connect(&px->cfg.backend);
 
+	/* Out of fds: production's socket before any lingering replica leg. */
+	while ((bfd == -EMFILE || bfd == -ENFILE) && conn_reclaim_leg(px))
+		bfd = netaddr_connect(&px->cfg.backend);
 	if (bfd < 0) {
 		px->backend_failures++;
 		pr_warn("cannot connect to production %s: %s; closing the client connection "

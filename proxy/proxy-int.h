@@ -9,6 +9,9 @@
  *     known then) and freed by conn_release() once the client side, the
  *     production side and every leg are closed.
  *   - a leg points to its replica; removing the replica closes the leg first.
+ *   - an open leg whose client side is over (lingering) is also on its
+ *     replica's linger list, oldest first, until it closes: the legs that go
+ *     first when the replica's legs reach their cap or production needs an fd.
  */
 #ifndef DOPPEL_PROXY_INT_H
 #define DOPPEL_PROXY_INT_H
@@ -40,6 +43,7 @@ enum {
 	SF_FIN_WAIT = 1 << 10,	 /* leg only: FIN held until the replica has answered enough */
 	SF_FULL = 1 << 11,	/* leg only: its socket took less than offered; wait for EV_WRITE */
 	SF_HANDSHAKE = 1 << 12, /* side only: TLS handshake in progress (tls.c) */
+	SF_LINGER = 1 << 13,	/* leg only: on rep->linger (open, its client gone) */
 };
 
 /* The client or the production side of a connection. */
@@ -63,11 +67,12 @@ struct leg {
 	unsigned idx; /* follower slot in conn->div */
 	struct event ev;
 	struct segq out;
-	uint64_t written;		     /* client bytes given to the replica */
-	uint64_t answered;		     /* bytes the replica answered on this connection */
-	uint64_t last_activity_ns;	     /* last write to or answer from the replica */
-	struct leg *rep_prev, *rep_next;     /* rep->legs */
-	struct leg *dirty_prev, *dirty_next; /* px->dirty */
+	uint64_t written;		       /* client bytes given to the replica */
+	uint64_t answered;		       /* bytes the replica answered on this connection */
+	uint64_t last_activity_ns;	       /* last write to or answer from the replica */
+	struct leg *rep_prev, *rep_next;       /* rep->legs */
+	struct leg *dirty_prev, *dirty_next;   /* px->dirty */
+	struct leg *linger_prev, *linger_next; /* rep->linger_head..linger_tail */
 };
 
 struct replica {
@@ -78,13 +83,20 @@ struct replica {
 	uint64_t buffer, budget; /* this replica's caps */
 	uint64_t attach_ns;
 	struct leg *legs; /* legs with an open fd or queued bytes */
-	/* counters */
+	/* open legs whose client has gone, oldest first (SF_LINGER) */
+	struct leg *linger_head, *linger_tail;
+	uint64_t lingering; /* legs on that list */
+	/* counters (conns_active: open legs, each holding an fd) */
 	uint64_t conns_total, conns_active, connect_failures, conns_skipped;
+	uint64_t conns_over_cap; /* of conns_skipped: the replica's legs were at their cap */
+	uint64_t legs_evicted;	 /* lingering legs closed to make room for a new one */
+	uint64_t resets;	 /* legs the replica reset (or that failed) once connected */
 	uint64_t bytes_offered, bytes_forwarded, bytes_dropped, bytes_answered;
 	uint64_t overflows, first_overflow_ns, last_overflow_ns;
 	uint64_t buffered, high_water, total_high_water;
 	uint64_t last_fail_ns;
-	int hook_pending; /* on_overflow not yet called for the latest overflow */
+	uint64_t cap_warn_ns; /* when its leg cap was last logged */
+	int hook_pending;     /* on_overflow not yet called for the latest overflow */
 	struct rate_ctr ingress, drain;
 	struct div_counts div;
 	struct div_replica *drep; /* per-type counts and excerpts; counts go to div */
@@ -140,6 +152,12 @@ struct proxy {
 	uint64_t conns_allocated; /* struct proxy_conn not yet freed (leak check) */
 	uint64_t fin_waits;	  /* legs holding a FIN back (conn_tick releases them) */
 	uint64_t backend_failures, client_resets, backend_resets, accept_errors;
+	/* replica legs: the cap (cfg.max_legs or from the fd limit), how many are open */
+	uint64_t fd_limit, legs_cap, legs_open;
+	uint64_t legs_reclaimed; /* legs closed because a client or production needed an fd */
+	uint64_t accept_pauses;	 /* accepting paused for lack of fds or memory */
+	uint64_t accept_warn_ns; /* when that was last logged */
+	int legs_cap_logged;
 	uint64_t bytes_client, bytes_backend;
 	struct tls_front *tls; /* --tls-cert / --tls-backend, or NULL */
 	struct tls_stats tls_stats;
@@ -151,10 +169,17 @@ void conn_drop_leg(struct leg *leg, const char *reason);
 void conn_tick(struct proxy *px, uint64_t now);
 void conn_close_all(struct proxy *px);
 void conn_flush_dirty(struct proxy *px);
+/*
+ * Out of fds: close a replica leg so a client and production get theirs (the
+ * oldest lingering leg, else a live one). 1 if one was closed.
+ */
+int conn_reclaim_leg(struct proxy *px);
 
 /* proxy.c */
 void replica_overflowed(struct replica *rep, uint64_t now);
 void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out);
 void replica_leg_unlink(struct leg *leg);
+/* Open legs allowed to rep (cfg.max_replica_legs, or its share of legs_cap). */
+uint64_t replica_leg_cap(const struct replica *rep);
 
 #endif

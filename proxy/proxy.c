@@ -7,9 +7,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,10 +38,42 @@ void proxy_config_defaults(struct proxy_config *cfg)
 	cfg->tls.handshake_timeout_ns = 10 * NSEC_PER_SEC;
 }
 
+/* Accepting is out of fds or memory: say so once (then once a minute), pause 100 ms. */
+static void accept_pause(struct proxy *px, int err)
+{
+	struct timeval tv = {0, 100 * 1000};
+	uint64_t now = clock_coarse_ns();
+
+	px->accept_pauses++;
+	if (!px->accept_warn_ns || now - px->accept_warn_ns > 60 * NSEC_PER_SEC) {
+		if (err == EMFILE || err == ENFILE)
+			pr_warn("cannot accept connections on %s: %s (fd limit %llu, %llu replica "
+				"legs open, none left to close); pausing accepts for "
+				"100 ms at a time, clients wait in the listen queue; pauses=%llu. "
+				"Fix: raise the fd limit (`ulimit -n`, LimitNOFILE= in a systemd "
+				"unit)%s",
+				px->cfg.listen.text, strerror(err),
+				(unsigned long long)px->fd_limit, (unsigned long long)px->legs_open,
+				(unsigned long long)px->accept_pauses,
+				err == ENFILE ? " or the host's (fs.file-max)" : "");
+		else
+			pr_warn("cannot accept connections on %s: %s; pausing accepts for 100 ms "
+				"at a "
+				"time, clients wait in the listen queue; pauses=%llu. Fix: free "
+				"memory "
+				"on the host",
+				px->cfg.listen.text, strerror(err),
+				(unsigned long long)px->accept_pauses);
+		px->accept_warn_ns = now;
+	}
+	/* The listener is level-triggered: left armed, it would fire again at once. */
+	event_del(&px->lev);
+	evtimer_add(&px->accept_retry, &tv);
+}
+
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *px = arg;
-	static uint64_t last_warn;
 
 	(void)what;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -54,19 +88,19 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 		if (errno == EAGAIN)
 			return;
 		px->accept_errors++;
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			struct timeval tv = {0, 100 * 1000};
-			uint64_t now = clock_coarse_ns();
+		if (errno == EMFILE || errno == ENFILE) {
+			int e = errno;
 
-			if (now - last_warn > 10 * NSEC_PER_SEC) {
-				pr_warn("cannot accept connections: %s; pausing accepts for 100 ms "
-					"(raise "
-					"`ulimit -n` if this persists)",
-					strerror(errno));
-				last_warn = now;
+			/* A client and its production socket come before replica legs. */
+			if (conn_reclaim_leg(px)) {
+				conn_reclaim_leg(px);
+				continue;
 			}
-			event_del(&px->lev);
-			evtimer_add(&px->accept_retry, &tv);
+			accept_pause(px, e);
+			return;
+		}
+		if (errno == ENOBUFS || errno == ENOMEM) {
+			accept_pause(px, errno);
 			return;
 		}
 		pr_perror("accept failed on %s", px->cfg.listen.text);
@@ -98,6 +132,58 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	conn_tick(arg, clock_coarse_ns());
+}
+
+unsigned proxy_leg_cap_auto(uint64_t nofile)
+{
+	uint64_t cap =
+		nofile >= 2 * PROXY_FD_RESERVE ? (nofile - PROXY_FD_RESERVE) / 2 : nofile / 4;
+
+	if (cap < 1)
+		cap = 1;
+	return cap > UINT_MAX ? UINT_MAX : (unsigned)cap;
+}
+
+/* The soft fd limit, with "unlimited" read as the kernel's ceiling (fs.nr_open). */
+static uint64_t nofile_soft(const struct rlimit *rl)
+{
+	if (rl->rlim_cur != RLIM_INFINITY)
+		return rl->rlim_cur;
+	return 1ULL << 20;
+}
+
+int proxy_raise_fd_limit(uint64_t *before, uint64_t *after)
+{
+	struct rlimit rl;
+	int rc = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	if (before)
+		*before = nofile_soft(&rl);
+	if (rl.rlim_cur != rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+			unsigned long long nr = 0;
+
+			/* An unlimited hard limit: the soft one may go up to fs.nr_open. */
+			rc = -errno;
+			if (f && fscanf(f, "%llu", &nr) == 1 && nr > old) {
+				rl.rlim_cur = (rlim_t)nr;
+				rc = setrlimit(RLIMIT_NOFILE, &rl) < 0 ? -errno : 0;
+			}
+			if (f)
+				fclose(f);
+			if (rc < 0)
+				rl.rlim_cur = old;
+		}
+	}
+	if (after)
+		*after = nofile_soft(&rl);
+	return rc;
 }
 
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **out,
@@ -134,6 +220,12 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 			return rc;
 		}
 	}
+	{
+		struct rlimit rl;
+
+		px->fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? nofile_soft(&rl) : 1024;
+	}
+	px->legs_cap = cfg->max_legs ? cfg->max_legs : proxy_leg_cap_auto(px->fd_limit);
 	px->types = div_types_new();
 	px->rules = cfg->div_rules;
 	if (!px->rules) {
@@ -264,6 +356,8 @@ int proxy_tls_reload(struct proxy *px, char *err, size_t errlen)
 
 /* ---- replicas ---- */
 
+static void legs_cap_log(struct proxy *px);
+
 int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
 		      const struct proxy_replica_opts *opts, unsigned *id_out, char *err,
 		      size_t errlen)
@@ -324,6 +418,10 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 	rate_init(&rep->ingress, NSEC_PER_SEC);
 	rate_init(&rep->drain, NSEC_PER_SEC);
 	px->reps[px->nreps++] = rep;
+	if (px->nreps == 1 && !px->legs_cap_logged) {
+		legs_cap_log(px);
+		px->legs_cap_logged = 1;
+	}
 	if (id_out)
 		*id_out = rep->id;
 	pr_info("replica attached replica=%s id=%u address=%s%s buffer=%llu budget=%llu%s",
@@ -331,6 +429,43 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 		rep->ep.netns_fd >= 0 ? " (in its own netns)" : "", (unsigned long long)rep->buffer,
 		(unsigned long long)rep->budget, rep->control ? " role=control" : "");
 	return 0;
+}
+
+uint64_t replica_leg_cap(const struct replica *rep)
+{
+	const struct proxy *px = rep->px;
+	uint64_t share = px->nreps ? px->legs_cap / px->nreps : px->legs_cap;
+
+	if (px->cfg.max_replica_legs)
+		return px->cfg.max_replica_legs;
+	return share ? share : 1;
+}
+
+/* With the first replica: how many legs replicas may hold, and why. */
+static void legs_cap_log(struct proxy *px)
+{
+	unsigned autocap = proxy_leg_cap_auto(px->fd_limit);
+
+	if (px->cfg.max_legs)
+		pr_info("replica legs: at most %llu open in total (--max-legs), %s per replica; fd "
+			"limit %llu",
+			(unsigned long long)px->legs_cap,
+			px->cfg.max_replica_legs ? "--max-replica-legs" : "an equal share",
+			(unsigned long long)px->fd_limit);
+	else
+		pr_info("replica legs: at most %llu open in total (fd limit %llu: half of what is "
+			"left after %d fds kept for the listener, admin and logs; the other half "
+			"is "
+			"kept for clients and production), %s per replica",
+			(unsigned long long)px->legs_cap, (unsigned long long)px->fd_limit,
+			PROXY_FD_RESERVE,
+			px->cfg.max_replica_legs ? "--max-replica-legs" : "an equal share");
+	if (px->cfg.max_legs > autocap)
+		pr_warn("--max-legs %u is more than the fd limit %llu leaves replicas (%u): "
+			"replica "
+			"legs may take fds production and clients need; lower it or raise `ulimit "
+			"-n`",
+			px->cfg.max_legs, (unsigned long long)px->fd_limit, autocap);
 }
 
 void replica_leg_unlink(struct leg *leg)

@@ -49,7 +49,16 @@ struct proxy_config {
 	uint64_t budget;      /* bytes queued per replica over all connections (0: 64 x buffer) */
 	uint64_t pass_buffer; /* bytes queued toward client or production before reads pause */
 	uint64_t linger_ns;   /* how long a replica may lag once its client has gone */
-	unsigned max_turns;   /* production turns kept per connection for lagging replicas */
+	/*
+	 * Open replica legs (one socket each) allowed in total and per replica;
+	 * 0: derived from the fd limit (proxy_leg_cap_auto). The per-replica
+	 * default is an equal share of the total among the replicas attached.
+	 * Past a cap, the replica's oldest lingering leg is closed to make room,
+	 * or, when it has none, the new connection skips that replica.
+	 */
+	unsigned max_legs;
+	unsigned max_replica_legs;
+	unsigned max_turns; /* production turns kept per connection for lagging replicas */
 	/*
 	 * Replica writes are gathered for this long and sent in one batch per
 	 * connection (0: write at once). Cheaper for the proxy and for the
@@ -111,6 +120,26 @@ struct proxy_observer {
 	void (*conn_free)(void *conn);
 	void *arg;
 };
+
+/*
+ * Replica legs allowed by an fd limit of nofile descriptors: half of what is
+ * left once PROXY_FD_RESERVE descriptors are kept for the listener, the event
+ * loop, admin connections, logs and recordings. The other half is kept for
+ * client and production sockets (two per connection), so that replicas at
+ * their cap still leave (nofile - PROXY_FD_RESERVE) / 4 client connections
+ * their fds. A quarter of nofile when nofile is below 2 x PROXY_FD_RESERVE.
+ */
+#define PROXY_FD_RESERVE 64
+unsigned proxy_leg_cap_auto(uint64_t nofile);
+
+/*
+ * Raise this process's soft RLIMIT_NOFILE to its hard limit, as HAProxy and
+ * nginx do at start, so the fd table is as large as the host allows. before
+ * and after (either may be NULL) get the soft limit. Returns 0 or -errno
+ * (then the limit is unchanged). Call it before proxy_new: caps are derived
+ * from the limit then.
+ */
+int proxy_raise_fd_limit(uint64_t *before, uint64_t *after);
 
 /* Returns 0, or -errno with the cause and a fix in err. */
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **out,

@@ -131,6 +131,12 @@ static int rep_ingress(const void *o, const void *c, struct stats_val *v)
 	return 0;
 }
 
+static int rep_legs_cap(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = replica_leg_cap(REP(o));
+	return 0;
+}
+
 static int rep_net_diverged(const void *o, const void *c, struct stats_val *v)
 {
 	v->u = RCTX(c)->net_diverged;
@@ -177,8 +183,23 @@ static const struct stats_field replica_fields[] = {
 	       "Connections given to the replica."),
 	RCOUNT("connect_failures", connect_failures, "doppel_replica_connect_failures_total",
 	       "Failed connects to the replica."),
+	RCOUNT("resets", resets, "doppel_replica_resets_total",
+	       "Connections the replica reset (or that failed) after it had accepted them."),
 	RCOUNT("connections_skipped", conns_skipped, "doppel_replica_connections_skipped_total",
-	       "Connections not tried because the replica failed just before."),
+	       "Connections not given to the replica: it failed just before, or its legs were at "
+	       "their cap."),
+	RCOUNT("connections_over_cap", conns_over_cap, "doppel_replica_connections_over_cap_total",
+	       "Connections that skipped the replica because its legs were at their cap (or the fd "
+	       "table was full)."),
+	{.name = "legs_cap",
+	 .kind = STATS_GAUGE,
+	 .get = rep_legs_cap,
+	 .metric = "doppel_replica_legs_cap",
+	 .help = "Open connections the replica may hold (its share of the proxy's leg cap)."},
+	RGAUGE("legs_lingering", lingering, STATS_UNIT_NONE, "doppel_replica_legs_lingering",
+	       "Open connections to the replica whose client has gone."),
+	RCOUNT("legs_evicted", legs_evicted, "doppel_replica_legs_evicted_total",
+	       "Lingering connections closed to make room under the leg cap."),
 	RCOUNT("bytes_offered", bytes_offered, "doppel_replica_bytes_offered_total",
 	       "Client bytes meant for the replica."),
 	{.name = "bytes_forwarded",
@@ -269,6 +290,8 @@ static const struct stats_col replica_cols[] = {
 	{"ADDRESS", -22, "{address}"},
 	{"STATE", -11, "{state}"},
 	{"CONNS", 6, "{connections}"},
+	{"SKIPPED", 8, "{connections_skipped}"},
+	{"EVICTED", 8, "{legs_evicted}"},
 	{"FORWARDED", 11, "{bytes_forwarded}"},
 	{"DROPPED", 11, "{bytes_dropped}"},
 	{"OVERFLOWS", 9, "{overflows}"},
@@ -396,6 +419,17 @@ static const struct stats_field proxy_fields[] = {
 	PCOUNT("tls.backend_failures", tls_stats.backend_failures,
 	       "doppel_tls_production_handshake_failures_total",
 	       "TLS handshakes with production failed or timed out (--tls-backend)."),
+	PCOUNT("production.accept_pauses", accept_pauses, "doppel_accept_pauses_total",
+	       "Times accepting paused 100 ms for lack of fds or memory."),
+	PGAUGE("legs.fd_limit", fd_limit, STATS_UNIT_NONE, "doppel_fd_limit",
+	       "The process's fd limit (soft RLIMIT_NOFILE) when the proxy started."),
+	PGAUGE("legs.cap", legs_cap, STATS_UNIT_NONE, "doppel_legs_cap",
+	       "Open replica connections allowed over all replicas."),
+	PGAUGE("legs.open", legs_open, STATS_UNIT_NONE, "doppel_legs_open",
+	       "Open replica connections over all replicas."),
+	PCOUNT("legs.reclaimed", legs_reclaimed, "doppel_legs_reclaimed_total",
+	       "Replica connections closed because a client or production needed the fd (the "
+	       "oldest lingering one, else a live one)."),
 	PGAUGE("memory.chunks_live", pool.chunks_live, STATS_UNIT_NONE, "doppel_chunks",
 	       "Data chunks referenced now."),
 	{.name = "memory.chunk_bytes",
@@ -437,7 +471,10 @@ void proxy_status_text(struct proxy *px, struct sbuf *sb)
 		   "{connections.lingering} lingering; production: {production.connect_failures} "
 		   "connect failures, {production.production_resets} resets; clients: "
 		   "{production.client_resets} resets\n"
-		   "buffer {buffer} per connection and replica, budget {budget} per replica\n");
+		   "buffer {buffer} per connection and replica, budget {budget} per replica\n"
+		   "replica legs: {legs.open} open of {legs.cap} (fd limit {legs.fd_limit}), "
+		   "{legs.reclaimed} closed for production; accept pauses: "
+		   "{production.accept_pauses}\n");
 	if (px->tls)
 		stats_text(sb, &proxy_table, px, &now,
 			   "tls: {tls.active} active, {tls.handshakes} handshakes; failed: "

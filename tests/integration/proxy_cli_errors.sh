@@ -15,6 +15,8 @@ expect_usage "1 to 65535" proxy --listen 127.0.0.1:99999 --backend 127.0.0.1:1
 expect_usage "not a size" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1 --buffer 4Q
 expect_usage "not a size" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1 --buffer 0
 expect_usage "--backend is required" proxy --listen 127.0.0.1:$L
+expect_usage "a number from 1 to" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1 --max-legs 0
+expect_usage "a number from 1 to" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1 --max-replica-legs lots
 expect_usage "unknown or incomplete option" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1 --bogus
 expect_usage "no local interface" proxy --listen 192.0.2.1:$L --backend 127.0.0.1:1
 expect_usage "no command" frobnicate

@@ -5,7 +5,12 @@ reset behaviour, for testing what the proxy passes on.
 Servers bind the port given (0: any free one), say "port N" once they
 listen, then log one line per event to stdout ("eof-after N", "reset", ...).
 `hold-closed PORT` binds a port without listening on it and holds it: a port
-that refuses connections for as long as it runs.
+that refuses connections for as long as it runs. `hold-open PORT` accepts
+every connection and never reads from it nor closes it (a wedged replica).
+`serve-rst PORT` resets every connection as soon as it is accepted.
+`resp-set-conns PORT N THREADS` makes N one-request connections to a redis
+(SET, read +OK, close), THREADS at a time. `serve-flood PORT MIB` answers every connection with MIB MiB at once,
+whatever it is sent, then closes it.
 Clients exit 0 when what they saw matches what they expect, 1 otherwise,
 and print what they saw.
 """
@@ -143,6 +148,47 @@ def many_connections(port, n):
     return True
 
 
+def resp_set_conns(port, n, threads):
+    """n connections to a redis (through the proxy), each one SET then close,
+    from `threads` threads; prints ok and errors, true when no error."""
+    lock = threading.Lock()
+    res = {"ok": 0, "errors": 0, "first": ""}
+    per = n // threads
+
+    def worker(t):
+        for i in range(per):
+            key = b"k:%d:%d" % (t, i)
+            cmd = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n" % (len(key), key)
+            try:
+                c = socket.create_connection(("127.0.0.1", port), timeout=30)
+                c.sendall(cmd)
+                got = b""
+                while not got.endswith(b"\r\n"):
+                    b = c.recv(100)
+                    if not b:
+                        break
+                    got += b
+                c.close()
+                good = got == b"+OK\r\n"
+                why = "answer %r" % got
+            except OSError as e:
+                good, why = False, str(e)
+            with lock:
+                if good:
+                    res["ok"] += 1
+                else:
+                    res["errors"] += 1
+                    res["first"] = res["first"] or why
+
+    ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    say("ok", res["ok"], "errors", res["errors"], res["first"])
+    return res["errors"] == 0 and res["ok"] == per * threads
+
+
 def hold_closed(port):
     s = socket.socket()
     s.bind(("127.0.0.1", port))
@@ -151,10 +197,53 @@ def hold_closed(port):
         time.sleep(3600)
 
 
+def hold_open(port):
+    """Accept and keep every connection, reading nothing (one thread, no limit)."""
+    s = listen(port)
+    say("port", s.getsockname()[1])
+    held = []
+    while True:
+        c, _ = s.accept()
+        held.append(c)
+        if len(held) % 1000 == 0:
+            say("holding", len(held))
+
+
+def serve_rst(port):
+    s = listen(port)
+    say("port", s.getsockname()[1])
+    n = 0
+    while True:
+        c, _ = s.accept()
+        rst_close(c)
+        n += 1
+        if n % 1000 == 0:
+            say("reset", n)
+
+
+def h_flood(mib):
+    block = b"x" * (1 << 20)
+
+    def handler(c):
+        try:
+            for _ in range(mib):
+                c.sendall(block)
+            c.close()
+        except OSError:
+            c.close()
+    return handler
+
+
 def main():
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == "hold-closed":
         hold_closed(port)
+    if cmd == "hold-open":
+        hold_open(port)
+    if cmd == "serve-rst":
+        serve_rst(port)
+    if cmd == "serve-flood":
+        serve(port, h_flood(int(sys.argv[3])))
     handlers = {"serve-eof-reply": h_eof_reply, "serve-reset": h_reset_after_data, "serve-echo": h_echo}
     if cmd in handlers:
         serve(port, handlers[cmd])
@@ -163,6 +252,7 @@ def main():
         "reset": lambda: client_reset(port),
         "expect-end": lambda: client_expect_end(port, float(sys.argv[3])),
         "many": lambda: many_connections(port, int(sys.argv[3])),
+        "resp-set-conns": lambda: resp_set_conns(port, int(sys.argv[3]), int(sys.argv[4])),
     }[cmd]()
     sys.exit(0 if ok else 1)
 
