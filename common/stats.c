@@ -2,6 +2,7 @@
  * stats.c - the JSON, text and Prometheus emitters over field tables
  * (stats.h).
  */
+#include <assert.h>
 #include "common/stats.h"
 
 #include <errno.h>
@@ -83,6 +84,11 @@ void stats_json_members(struct sbuf *sb, const struct stats_table *t, const void
 	const char *group = NULL; /* the open nested object, as a prefix of a field name */
 	size_t glen = 0;
 	int gfirst = 0;
+#ifndef NDEBUG
+	/* Groups already closed: a table must keep each group's fields together. */
+	const char *closed[32];
+	size_t nclosed = 0;
+#endif
 
 	for (size_t i = 0; i < t->nfields; i++) {
 		const struct stats_field *f = &t->fields[i];
@@ -99,6 +105,13 @@ void stats_json_members(struct sbuf *sb, const struct stats_table *t, const void
 			group = NULL;
 		}
 		if (dot && !group) {
+#ifndef NDEBUG
+			for (size_t k = 0; k < nclosed; k++)
+				assert(strncmp(closed[k], f->name, len + 1) != 0 &&
+				       "a stats table splits a group: keep its fields together");
+			if (nclosed < sizeof(closed) / sizeof(closed[0]))
+				closed[nclosed++] = f->name;
+#endif
 			sbuf_printf(sb, "%s\"%.*s\":{", *first ? "" : ",", (int)len, f->name);
 			*first = 0;
 			group = f->name;
