@@ -163,10 +163,13 @@ void sup_on_overflow(void *arg, unsigned replica_id, uint64_t overflows);
 int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
 		  const char *host, const char *images, struct evhttp_request *req, char *err,
 		  size_t errlen);
-/* The same for a control clone, or one kept for staged replay (keep: a directory). */
+/*
+ * The same for a control clone, or one kept for staged replay (keep: a
+ * directory), with a pre-dump mode (`doppel clone --predump`).
+ */
 int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
 		     const char *host, const char *images, int control, const char *keep,
-		     struct evhttp_request *req, char *err, size_t errlen);
+		     enum cm_predump predump, struct evhttp_request *req, char *err, size_t errlen);
 /* Wait for a running job (shutdown) and discard what it made. */
 void sup_job_abandon(struct supervisor *sup);
 
