@@ -31,7 +31,7 @@ struct clone_ctx {
 	pid_t service_pid;
 	int have; /* the proxy knows its replica: info is valid */
 	struct proxy_replica_info info;
-	char passes[256]; /* the pre-dump passes' pages, for the text view */
+	char passes[256]; /* "; passes of N, M pages in X ms" or "", for the text view */
 };
 
 struct clone_rows {
@@ -47,10 +47,17 @@ static void clone_ctx_fill(struct supervisor *sup, const struct sup_clone *c, ui
 	cx->now = now;
 	cx->service_pid = sup->svc.pid;
 	cx->have = sup->px && proxy_replica_info(sup->px, c->replica_id, &cx->info) == 0;
+	cx->passes[0] = '\0';
 	for (unsigned i = 0, off = 0; i < c->dump.npasses && off < sizeof(cx->passes); i++)
 		off += (unsigned)snprintf(cx->passes + off, sizeof(cx->passes) - off, "%s%llu",
-					  i ? ", " : "",
+					  i ? ", " : "; passes of ",
 					  (unsigned long long)c->dump.passes[i].pages_written);
+	if (c->dump.npasses) {
+		size_t off = strlen(cx->passes);
+
+		snprintf(cx->passes + off, sizeof(cx->passes) - off, " pages in %.1f ms",
+			 (double)c->dump.predump_us / 1000);
+	}
 }
 
 static const void *clone_row(void *arg, unsigned i, const void **ctx)
@@ -236,9 +243,10 @@ static const struct stats_field clone_fields[] = {
 	 .json = cl_predump_passes_json,
 	 .metric = "doppel_clone_predump_passes",
 	 .help = "Pre-dump passes made while production ran."},
-	{.name = "predump_pages",
+	{.name = "predump_passes_text",
 	 .kind = STATS_STRING,
 	 .flags = STATS_F_NO_JSON,
+	 .none = "",
 	 .get = cl_predump_passes_text},
 	CMS("predump_ms", dump.predump_us, "doppel_clone_predump_milliseconds",
 	    "Wall time of the pre-dump passes, production running."),
@@ -614,9 +622,8 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 
 			stats_text(out, &clone_table, c, cx,
 				   "clone {id}: pre-dump {predump} ({predump_reason})"
-				   "{?predump_passes ; passes of {predump_pages} pages in "
-				   "{predump_ms}}; frozen dump {final_pages} pages, production "
-				   "frozen {frozen_ms} after {freezing_ms} freezing\n");
+				   "{predump_passes_text}; frozen dump {final_pages} pages, "
+				   "production frozen {frozen_ms} after {freezing_ms} freezing\n");
 		}
 	} else {
 		stats_text(out, &sup_table, sup, &now,
