@@ -87,6 +87,7 @@ plain_dump() { # DIR FILE: criu dump to DIR, freezing + frozen ms appended to FI
 	rm -rf "$1"
 }
 
+echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB; $(uptime | sed 's/.*load/load/') at the start; CRIU $("$CRIU" --version | awk '/Version/{print $2}'); $RUNS runs per size"
 printf 'memory\tused_mib\timage_mib\tpredump\tdoppel_frozen_ms\tdoppel_disk_frozen_ms\tcriu_disk_frozen_ms\tcriu_tmpfs_frozen_ms\tclone_total_ms\tset_per_s_before\tset_per_s_during\tdigest\n' \
 	>"$OUT/frozen.tsv"
 printf '%-7s %-6s %-6s %-8s %-16s %-16s %-16s %-16s %-16s %-22s %-7s %s\n' memory used image pre-dump \
@@ -139,4 +140,5 @@ for size in $SIZES; do
 	kill -TERM "$SUP"; wait "$SUP" 2>/dev/null; SUP=
 done
 echo "pre-dump: $(cat "$T/reason")"
+echo "$(uptime | sed 's/.*load/load/') at the end"
 python3 "$HERE/frozen_svg.py" "$OUT/frozen.tsv" "$OUT/frozen-curve.svg" && echo "wrote $OUT/frozen.tsv and $OUT/frozen-curve.svg"
