@@ -7,7 +7,7 @@
 # For each size, one redis-server under `doppel run`, filled with DEBUG
 # POPULATE ("10k": 10,000 small keys; "500M": about 500 MiB of 1 KiB values),
 # and a write load through doppel's front for the whole measurement
-# (redis-benchmark -t set, 20 connections, random keys: pages keep getting
+# (redis-benchmark -t set, 20 connections, 4 pipelined, random keys: pages keep getting
 # dirty). Then, RUNS times each:
 #   - `doppel clone NAME` (default options: --predump auto, images on the
 #     supervisor's tmpfs): production's frozen time as CRIU measured it
@@ -53,7 +53,7 @@ now() { date +%s.%N; }
 rate() { awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" 'BEGIN{printf "%.0f", (b-a)/(e-s)}'; }
 
 start_load() {
-	redis-benchmark -p "$L" -t set -n 2000000000 -r 100000 -c 20 -d 16 -q >/dev/null 2>&1 &
+	redis-benchmark -p "$L" -t set -n 2000000000 -r 100000 -c 20 -P 4 -d 16 -q >/dev/null 2>&1 &
 	LOAD=$!
 	sleep 2
 }
@@ -87,6 +87,7 @@ plain_dump() { # DIR FILE: criu dump to DIR, freezing + frozen ms appended to FI
 	rm -rf "$1"
 }
 
+LOAD0=$(uptime | sed 's/.*load average: \([0-9.]*\).*/\1/')
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB; $(uptime | sed 's/.*load/load/') at the start; CRIU $("$CRIU" --version | awk '/Version/{print $2}'); $RUNS runs per size"
 printf 'memory\tused_mib\timage_mib\tpredump\tdoppel_frozen_ms\tdoppel_disk_frozen_ms\tcriu_disk_frozen_ms\tcriu_tmpfs_frozen_ms\tclone_total_ms\tset_per_s_before\tset_per_s_during\tdigest\n' \
 	>"$OUT/frozen.tsv"
@@ -141,4 +142,5 @@ for size in $SIZES; do
 done
 echo "pre-dump: $(cat "$T/reason")"
 echo "$(uptime | sed 's/.*load/load/') at the end"
-python3 "$HERE/frozen_svg.py" "$OUT/frozen.tsv" "$OUT/frozen-curve.svg" && echo "wrote $OUT/frozen.tsv and $OUT/frozen-curve.svg"
+python3 "$HERE/frozen_svg.py" "$OUT/frozen.tsv" "$OUT/frozen-curve.svg" \
+	"$(nproc) cores; load average $LOAD0 at the start, $(uptime | sed 's/.*load average: \([0-9.]*\).*/\1/') at the end" && echo "wrote $OUT/frozen.tsv and $OUT/frozen-curve.svg"

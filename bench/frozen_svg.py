@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """frozen_svg.py - draw bench/clone_frozen.sh's frozen.tsv as an SVG curve.
 
-    python3 bench/frozen_svg.py frozen.tsv frozen-curve.svg
+    python3 bench/frozen_svg.py frozen.tsv frozen-curve.svg [NOTE]
 
 Production's frozen time (ms, log scale) against the memory redis used (MiB,
 log scale): doppel clone with images on tmpfs and on disk, plain `criu dump`
-to disk and to tmpfs, and the 100 ms goal. Standard library only.
+to disk and to tmpfs, and the 100 ms goal; NOTE (e.g. the machine's load) goes
+under the legend. Standard library only.
 """
 import csv
 import math
@@ -93,6 +94,11 @@ def main():
     out.append(f'<text x="{W - R + 46}" y="{ly + 4}">goal: 100 ms</text>')
     modes = sorted({r["predump"] for r in rows})
     out.append(f'<text x="{W - R + 14}" y="{ly + 30}">pre-dump: {"/".join(modes)}</text>')
+    out.append(f'<text x="{W - R + 14}" y="{ly + 50}">median of the runs per size</text>')
+    for i, part in enumerate((sys.argv[3] if len(sys.argv) > 3 else "").split("; ")):
+        if part:
+            esc = part.replace("&", "&amp;").replace("<", "&lt;")
+            out.append(f'<text x="{W - R + 14}" y="{ly + 70 + 18 * i}">{esc}</text>')
     out.append("</svg>")
     open(sys.argv[2], "w").write("\n".join(out) + "\n")
 
