@@ -162,15 +162,16 @@ int cm_predump_decide(const struct cm_clone_opts *o, struct cm_dump_stats *st, c
 		return 1;
 	}
 	if (o->predump == CM_PREDUMP_ON) {
-		snprintf(err, errlen,
-			 "--predump on: pre-dump cannot work here (%s); production was not touched. "
-			 "Clone with --predump auto or off (a plain dump)%s",
-			 cannot,
-			 o->host_netns_fd >= 0
-				 ? ", or without --host"
-				 : ", or run the service on a kernel built with "
-				   "CONFIG_MEM_SOFT_DIRTY=y (`criu check --feature mem_dirty_track` "
-				   "says yes)");
+		snprintf(
+			err, errlen,
+			"--predump on: pre-dump cannot work here (%s); production was not touched. "
+			"Clone with --predump auto or off (a plain dump)%s",
+			cannot,
+			o->host_netns_fd >= 0
+				? ", or without --host"
+				: ", or run the service on a kernel built with "
+				  "CONFIG_MEM_SOFT_DIRTY=y (`criu check --feature mem_dirty_track` "
+				  "says yes)");
 		return -EOPNOTSUPP;
 	}
 	snprintf(st->predump_reason, sizeof(st->predump_reason), "%s", cannot);
