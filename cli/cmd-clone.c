@@ -20,7 +20,7 @@ const struct cmd_entry cmd_clone_entry = {
 	.name = "clone",
 	.usage = "NAME [--count N] [--buffer SIZE] [--images DIR] [--host NETNS] [--control]\n"
 		 "       [--keep-images DIR] [--clone-memory SIZE] [--clone-cpu-weight N]\n"
-		 "       [--clone-pids N]",
+		 "       [--clone-pids N] [--predump auto|on|off]",
 	.summary = "make live clones of a service started with `doppel run`",
 	.help = "Makes live clones of the service NAME while it keeps serving: copies its state\n"
 		"dirs, freezes it just long enough for CRIU to dump it (the final copy of the\n"
@@ -50,6 +50,18 @@ const struct cmd_entry cmd_clone_entry = {
 		"                  receives (and answers) into DIR/received-NNNN.pcap until it is\n"
 		"                  destroyed; `doppel restore DIR` brings it back offline and\n"
 		"                  `doppel replay` feeds it the same traffic again\n"
+		"  --predump auto|on|off\n"
+		"                  iterative pre-dump (default auto): copy production's memory\n"
+		"                  in passes while it runs (criu pre-dump --track-mem), then\n"
+		"                  freeze it only to dump the pages dirtied since the last pass.\n"
+		"                  Passes stop when the last one wrote at most 2560 pages\n"
+		"                  (10 MiB), or not 10 % fewer than the one before, or after\n"
+		"                  5 passes or 30 s of passes. Needs a kernel with\n"
+		"                  soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY; `criu check\n"
+		"                  --feature mem_dirty_track`). auto: used where it works, else\n"
+		"                  a plain dump and the reason is printed; on: fail (before\n"
+		"                  production is touched) where it cannot work; off: plain dump.\n"
+		"                  Not with --host (auto falls back to a plain dump).\n"
 		"  --clone-memory SIZE\n"
 		"                  memory limit of each clone (its cgroup): past it the kernel\n"
 		"                  kills the clone, never production (default: the one given to\n"
@@ -123,6 +135,18 @@ static int opt_keep(const struct cmd_entry *e, const char *opt, const char *text
 	return 0;
 }
 
+static int opt_predump(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	enum cm_predump m;
+
+	if (cm_predump_parse(text, &m) < 0) {
+		cmd_usage_error(e, "%s '%s': auto, on or off", opt, text);
+		return -1;
+	}
+	*(const char **)dest = text;
+	return 0;
+}
+
 /* "&key=value", the value URL-escaped; 0 or -1 when it does not fit. */
 static int query_add(char *q, size_t len, const char *key, const char *value)
 {
@@ -159,7 +183,7 @@ static int cmd_clone_exec(int argc, char **argv)
 	char addr[512], path[6 * PATH_MAX + 512], err[512], sz[32];
 	int count = 1, control = 0, cpu_weight = 0, pids = 0, status, rc;
 	uint64_t buffer = 0, memory = 0;
-	const char *host = NULL;
+	const char *host = NULL, *predump = NULL;
 	char images[PATH_MAX] = "", keep[PATH_MAX] = "";
 	const struct cli_opt opts[] = {
 		CLI_INT("count", &count, 1, SUP_MAX_CLONES),
@@ -171,6 +195,7 @@ static int cmd_clone_exec(int argc, char **argv)
 		CLI_SIZE("clone-memory", &memory),
 		CLI_INT("clone-cpu-weight", &cpu_weight, 1, 10000),
 		CLI_INT("clone-pids", &pids, 1, 4194304),
+		CLI_FN("predump", &predump, opt_predump),
 		CLI_END,
 	};
 	const struct cli_opt *const tables[] = {opts, NULL};
@@ -196,7 +221,8 @@ static int cmd_clone_exec(int argc, char **argv)
 	if ((keep[0] && query_add(path, sizeof(path), "keep", keep)) ||
 	    (buffer && query_add(path, sizeof(path), "buffer", sz)) ||
 	    (host && query_add(path, sizeof(path), "host", host)) ||
-	    (images[0] && query_add(path, sizeof(path), "images", images)))
+	    (images[0] && query_add(path, sizeof(path), "images", images)) ||
+	    (predump && query_add(path, sizeof(path), "predump", predump)))
 		return cmd_usage_error(e, "--host, --images or --keep-images: too long");
 	status = admin_request(addr, "POST", path, NULL, NULL, on_chunk, &out, 15 * 60 * 1000, err,
 			       sizeof(err));

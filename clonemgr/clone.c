@@ -258,8 +258,13 @@ static pid_t start_page_server(const struct cm_clone_opts *o, const char *clone_
 	return pid;
 }
 
+/*
+ * The frozen dump. prev: the last pre-dump pass's dir relative to the images
+ * dir ("" without pre-dump): only pages dirtied since are written.
+ */
 static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
-		   const char *clone_dir, struct cm_dump_stats *st, char *err, size_t errlen)
+		   const char *clone_dir, const char *prev, struct cm_dump_stats *st, char *err,
+		   size_t errlen)
 {
 	struct argv_buf *a = calloc(1, sizeof(*a));
 	char script[CM_PATH_MAX + 32], out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], errs[1024];
@@ -290,6 +295,11 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	arg_add(a, "net[%lu]:net", ns_ino(svc->pid));
 	arg_add(a, "--file-locks");
 	arg_add(a, "--display-stats");
+	if (prev[0]) {
+		arg_add(a, "--track-mem");
+		arg_add(a, "--prev-images-dir");
+		arg_add(a, "%s", prev);
+	}
 	arg_add(a, "-D");
 	arg_add(a, "%s", o->images_dir);
 	arg_add(a, "-o");
@@ -717,9 +727,10 @@ void cm_clone_destroy(struct cm_clone *c)
 static void keep_logs_of_failure(const struct cm_clone_opts *o, struct cm_clone *c, char *err,
 				 size_t errlen)
 {
-	static const char *const keep[] = {"dump.log",	  "dump.out",	     "restore.log",
-					   "restore.out", "page-server.log", "page-server.out",
-					   "log"};
+	static const char *const keep[] = {"dump.log",	    "dump.out",	       "restore.log",
+					   "restore.out",   "page-server.log", "page-server.out",
+					   "log",	    "predump-1.log",   "predump-2.log",
+					   "predump-3.log", "predump-4.log",   "predump-5.log"};
 	char failed[CM_PATH_MAX + 32], from[CM_PATH_MAX + 32], to[CM_PATH_MAX + 64], *at;
 	int any = 0;
 
@@ -844,10 +855,10 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 		  void *arg, char *err, size_t errlen)
 {
 	uint64_t t0 = clock_now_ns(), t1;
-	char sz[32], sz2[32];
+	char sz[32], sz2[32], prev[32] = "";
 	struct cg_limits limits = {0};
 	struct cg_host cgh;
-	int rc;
+	int rc, predump;
 
 	memset(st, 0, sizeof(*st));
 	for (unsigned k = 0; k < o->count; k++) {
@@ -871,6 +882,10 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 				 svc->state_dirs[i]);
 			return -EINVAL;
 		}
+	/* Before anything touches the service: --predump on fails here where it cannot work. */
+	predump = cm_predump_decide(o, st, err, errlen);
+	if (predump < 0)
+		return predump;
 	if (o->cgroup_base) {
 		cg_host_detect(&cgh);
 		if ((rc = job_limits(svc, o, &limits, progress, arg, err, errlen)))
@@ -906,19 +921,33 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	}
 	st->precopy_us = (clock_now_ns() - t1) / 1000;
 
-	/* 2. Freeze, dump, final state sync while frozen, unfreeze. */
-	say(progress, arg, "freezing production (pid %d) and dumping it with CRIU %s", svc->pid,
-	    o->criu->version);
-	rc = do_dump(svc, o, clones[0].dir, st, err, errlen);
+	/* 2a. Pre-dump passes while production runs, where the kernel tracks dirty pages. */
+	if (predump) {
+		say(progress, arg, "pre-dump: on (%s); copying memory while production runs",
+		    st->predump_reason);
+		rc = cm_predump_run(svc, o, clones[0].dir, ns_ino(svc->pid), st, progress, arg,
+				    prev, sizeof(prev), err, errlen);
+		if (rc)
+			goto fail;
+		if (!prev[0])
+			say(progress, arg, "pre-dump: off (%s); plain dump", st->predump_reason);
+	} else {
+		say(progress, arg, "pre-dump: off (%s); plain dump", st->predump_reason);
+	}
+
+	/* 2b. Freeze, dump, final state sync while frozen, unfreeze. */
+	say(progress, arg, "freezing production (pid %d) and dumping it with CRIU %s%s", svc->pid,
+	    o->criu->version, prev[0] ? " (pages dirtied since the last pass only)" : "");
+	rc = do_dump(svc, o, clones[0].dir, prev, st, err, errlen);
 	if (rc)
 		goto fail;
 	st->image_bytes = cm_du(o->images_dir);
 	say(progress, arg,
-	    "production was frozen for %.1f ms (memory dump %.1f ms, final state sync %.1f ms, "
-	    "%s); "
-	    "images %s",
+	    "production was frozen for %.1f ms (memory dump %.1f ms, %llu pages, final state "
+	    "sync %.1f ms, %s); images %s",
 	    (double)st->frozen_us / 1000, (double)st->memdump_us / 1000,
-	    (double)st->final_sync_us / 1000, size_format(st->final_sync_bytes, sz, sizeof(sz)),
+	    (unsigned long long)st->pages_written, (double)st->final_sync_us / 1000,
+	    size_format(st->final_sync_bytes, sz, sizeof(sz)),
 	    size_format(st->image_bytes, sz2, sizeof(sz2)));
 	if (o->keep_dir && o->host_netns_fd < 0) {
 		rc = keep_dump(svc, o, clones[0].dir, err, errlen);

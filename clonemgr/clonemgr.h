@@ -10,7 +10,9 @@
  *
  * A clone (cm_clone_make) is made in four steps:
  *   1. copy the state dirs while the service runs;
- *   2. freeze and dump it (criu dump --leave-running); in CRIU's post-dump
+ *   2. (pre-dump, where the kernel tracks dirty pages: copy memory in passes
+ *      while it runs, see predump.c) freeze and dump it (criu dump
+ *      --leave-running, only the pages dirtied since the last pass); in CRIU's post-dump
  *      notification, while it is still frozen, copy what changed in the state
  *      dirs since step 1 (the two-phase sync of the Parikshan thesis);
  *   3. unfreeze (CRIU does), and restore the images into new namespaces, with
@@ -84,8 +86,50 @@ struct cm_criu {
  */
 int cm_criu_find(const char *path, struct cm_criu *out, char *err, size_t errlen);
 
+/*
+ * Iterative pre-dump (`doppel clone --predump`): copy production's memory in
+ * passes while it runs (criu pre-dump --track-mem), so that the final,
+ * frozen dump writes only the pages dirtied since the last pass. Needs the
+ * kernel's soft-dirty page tracking (CONFIG_MEM_SOFT_DIRTY).
+ *   AUTO: when CRIU says the kernel can track dirty memory; else a plain dump,
+ *         with the reason in cm_dump_stats.predump_reason;
+ *   ON:   required: a clone fails (before production is touched) where it
+ *         cannot work;
+ *   OFF:  a plain dump.
+ */
+enum cm_predump { CM_PREDUMP_AUTO = 0, CM_PREDUMP_ON, CM_PREDUMP_OFF };
+
+/* "auto", "on", "off" -> *out; 0 or -EINVAL. */
+int cm_predump_parse(const char *text, enum cm_predump *out);
+const char *cm_predump_name(enum cm_predump m);
+
+/*
+ * Does this kernel let CRIU track dirty memory? Runs `criu check --feature
+ * mem_dirty_track` once per CRIU path and remembers the answer (thread-safe).
+ * Returns 1 (yes), or 0 with the reason in why.
+ */
+int cm_criu_dirty_track(const struct cm_criu *criu, char *why, size_t whylen);
+
+/* When to stop pre-dumping and freeze (predump.c; 0 fields: the defaults). */
+struct cm_predump_limits {
+	unsigned max_passes;	 /* default 5 */
+	uint64_t small_pages;	 /* a pass that wrote at most this is enough (2560: 10 MiB) */
+	unsigned min_shrink_pct; /* else it must write this % fewer than the one before (10) */
+	uint64_t max_total_us;	 /* pre-dump time cap (30 s) */
+};
+
+/*
+ * The stop rule, after each pass (see predump.c): 1 (stop: the reason in
+ * why) or 0 (another pass). Reads st->passes, st->npasses, st->predump_us.
+ */
+struct cm_dump_stats;
+int cm_predump_stop(const struct cm_predump_limits *lim, const struct cm_dump_stats *st, char *why,
+		    size_t whylen);
+
 struct cm_clone_opts {
 	const struct cm_criu *criu;
+	enum cm_predump predump;
+	struct cm_predump_limits predump_limits;
 	const char *work_dir;	/* per-clone dirs go here (state copies, logs), created 0700 */
 	const char *images_dir; /* where images are written (0700, deleted after restore) */
 	unsigned count;		/* clones from one dump (scaled mode) */
@@ -131,12 +175,30 @@ struct cm_clone_opts {
 	const char *keep_dir;
 };
 
+#define CM_PREDUMP_MAX_PASSES 16
+
+/* One pre-dump pass, from CRIU's --display-stats and our clock. */
+struct cm_predump_pass {
+	uint64_t pages_written; /* pages copied in this pass (dirtied since the last one) */
+	uint64_t pages_scanned;
+	uint64_t us;	    /* wall time of the pass */
+	uint64_t frozen_us; /* production frozen during the pass (CRIU collects the dirty map) */
+};
+
 /* Figures of one dump, from CRIU's --display-stats and our own clocks. */
 struct cm_dump_stats {
+	/* pre-dump: used or not, why, and each pass */
+	int predump_used;
+	enum cm_predump predump_mode; /* what was asked */
+	char predump_reason[256];     /* why on or off, and why the passes stopped */
+	unsigned npasses;
+	struct cm_predump_pass passes[CM_PREDUMP_MAX_PASSES];
+	uint64_t predump_us;  /* all passes, wall time */
 	uint64_t frozen_us;   /* production frozen (CRIU "Frozen time") */
 	uint64_t freezing_us; /* time to freeze it */
 	uint64_t memdump_us, memwrite_us;
-	uint64_t pages_written;
+	uint64_t pages_written; /* by the final dump (frozen) */
+	uint64_t pages_scanned, pages_skipped_parent;
 	uint64_t image_bytes;
 	uint64_t precopy_us, final_sync_us; /* state dir copies: before and while frozen */
 	uint64_t final_sync_bytes;

@@ -48,4 +48,23 @@ char *cm_criu_errors(const char *log_path, char *buf, size_t len);
 /* Parse CRIU's --display-stats output (a file) into st. */
 void cm_criu_parse_stats(const char *out_path, struct cm_dump_stats *st);
 
+/*
+ * Pre-dump or not (predump.c): fills st->predump_mode/used/reason. Returns 1
+ * (pre-dump), 0 (plain dump), or -errno with err when --predump on cannot
+ * work here (nothing was run against the service).
+ */
+int cm_predump_decide(const struct cm_clone_opts *o, struct cm_dump_stats *st, char *err,
+		      size_t errlen);
+/*
+ * The passes into IMAGES/pre-K while the service runs, until the stop rule
+ * says enough; prev gets the last pass's dir relative to IMAGES ("pre-N"),
+ * for the final dump's --prev-images-dir. A failed pass: -errno with err
+ * under --predump on; under auto the reason goes to st->predump_reason,
+ * prev is left empty (a plain dump follows) and 0 is returned.
+ */
+int cm_predump_run(const struct cm_service *svc, const struct cm_clone_opts *o,
+		   const char *clone_dir, unsigned long net_ino, struct cm_dump_stats *st,
+		   cm_progress_fn progress, void *arg, char *prev, size_t prevlen, char *err,
+		   size_t errlen);
+
 #endif

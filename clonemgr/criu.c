@@ -271,6 +271,10 @@ void cm_criu_parse_stats(const char *out_path, struct cm_dump_stats *st)
 			st->memwrite_us = v;
 		else if (sscanf(line, "Memory pages written: %llu", &v) == 1)
 			st->pages_written = v;
+		else if (sscanf(line, "Memory pages scanned: %llu", &v) == 1)
+			st->pages_scanned = v;
+		else if (sscanf(line, "Memory pages skipped from parent: %llu", &v) == 1)
+			st->pages_skipped_parent = v;
 	}
 	fclose(f);
 }

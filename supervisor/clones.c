@@ -351,8 +351,8 @@ static void reclone(struct supervisor *sup, struct sup_clone *c)
 	snprintf(host, sizeof(host), "%s", c->host);
 	sup_clone_remove(sup, c, "overflowed (--overflow reclone)");
 	sup->reclones++;
-	if (sup_job_start_ex(sup, 1, buffer, 1, host, NULL, 0, NULL, &asked, NULL, err,
-			     sizeof(err)) < 0)
+	if (sup_job_start_ex(sup, 1, buffer, 1, host, NULL, 0, NULL, &asked, CM_PREDUMP_AUTO, NULL,
+			     err, sizeof(err)) < 0)
 		pr_err("cannot re-clone: %s", err);
 }
 

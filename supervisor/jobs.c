@@ -397,14 +397,14 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		  const char *host, const char *images, struct evhttp_request *req, char *err,
 		  size_t errlen)
 {
-	return sup_job_start_ex(sup, count, buffer, reclone, host, images, 0, NULL, NULL, req, err,
-				errlen);
+	return sup_job_start_ex(sup, count, buffer, reclone, host, images, 0, NULL, NULL,
+				CM_PREDUMP_AUTO, req, err, errlen);
 }
 
 int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
 		     const char *host, const char *images, int control, const char *keep,
-		     const struct sup_limits *limits, struct evhttp_request *req, char *err,
-		     size_t errlen)
+		     const struct sup_limits *limits, enum cm_predump predump,
+		     struct evhttp_request *req, char *err, size_t errlen)
 {
 	struct sup_job *job;
 	int rc;
@@ -439,6 +439,7 @@ int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, in
 	if (rc)
 		goto fail;
 	job_fill_opts(sup, job);
+	job->opts.predump = predump;
 	job->ev = event_new(sup->base, job->pipe[0], EV_READ | EV_PERSIST, on_job_pipe, job);
 	if (!job->ev) {
 		rc = -ENOMEM;

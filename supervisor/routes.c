@@ -33,6 +33,7 @@ struct clone_ctx {
 	struct proxy_replica_info info;
 	int have_usage; /* the clone has a cgroup: usage is valid */
 	struct cg_usage usage;
+	char passes[256]; /* "; passes of N, M pages in X ms" or "", for the text view */
 };
 
 struct clone_rows {
@@ -49,6 +50,17 @@ static void clone_ctx_fill(struct supervisor *sup, const struct sup_clone *c, ui
 	cx->service_pid = sup->svc.pid;
 	cx->have = sup->px && proxy_replica_info(sup->px, c->replica_id, &cx->info) == 0;
 	cx->have_usage = cg_usage_read(&c->cm.cg, &cx->usage) == 0;
+	cx->passes[0] = '\0';
+	for (unsigned i = 0, off = 0; i < c->dump.npasses && off < sizeof(cx->passes); i++)
+		off += (unsigned)snprintf(cx->passes + off, sizeof(cx->passes) - off, "%s%llu",
+					  i ? ", " : "; passes of ",
+					  (unsigned long long)c->dump.passes[i].pages_written);
+	if (c->dump.npasses) {
+		size_t off = strlen(cx->passes);
+
+		snprintf(cx->passes + off, sizeof(cx->passes) - off, " pages in %.1f ms",
+			 (double)c->dump.predump_us / 1000);
+	}
 }
 
 static const void *clone_row(void *arg, unsigned i, const void **ctx)
@@ -194,6 +206,51 @@ CUSE(memory)
 CUSE(memory_peak)
 CUSE(pids)
 CUSE(oom_kills)
+static int cl_predump(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = CL(o)->dump.predump_used ? "on" : "off";
+	return 0;
+}
+
+static int cl_predump_asked(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = cm_predump_name(CL(o)->dump.predump_mode);
+	return 0;
+}
+
+static int cl_predump_reason(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = CL(o)->dump.predump_reason;
+	return 0;
+}
+
+static int cl_predump_npasses(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = CL(o)->dump.npasses;
+	return 0;
+}
+
+static int cl_predump_passes_text(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = CCTX(c)->passes;
+	return 0;
+}
+
+/* [{"pages":N,"pages_scanned":N,"ms":X,"frozen_ms":Y},...]: one object per pre-dump pass */
+static void cl_predump_passes_json(struct sbuf *sb, const void *o, const void *c)
+{
+	const struct cm_dump_stats *d = &CL(o)->dump;
+
+	sbuf_printf(sb, "[");
+	for (unsigned i = 0; i < d->npasses; i++)
+		sbuf_printf(
+			sb,
+			"%s{\"pages\":%llu,\"pages_scanned\":%llu,\"ms\":%.1f,\"frozen_ms\":%.1f}",
+			i ? "," : "", (unsigned long long)d->passes[i].pages_written,
+			(unsigned long long)d->passes[i].pages_scanned,
+			(double)d->passes[i].us / 1000, (double)d->passes[i].frozen_us / 1000);
+	sbuf_printf(sb, "]");
+}
 
 /* A duration the clone's making took, kept in microseconds, shown in milliseconds. */
 #define CMS(n, f, m, h)                                                                        \
@@ -219,6 +276,35 @@ static const struct stats_field clone_fields[] = {
 	 .help = "Seconds since the clone was made."},
 	CMS("frozen_ms", dump.frozen_us, "doppel_clone_frozen_milliseconds",
 	    "How long production was frozen to make the clone."),
+	{.name = "freezing_ms",
+	 .kind = STATS_NUMBER,
+	 .off = offsetof(struct sup_clone, dump.freezing_us),
+	 .div = 1000,
+	 .json_fmt = "%.1f",
+	 .text_fmt = "%.1f ms",
+	 .metric = "doppel_clone_freezing_milliseconds",
+	 .help = "How long CRIU took to freeze production (before frozen_ms)."},
+	{.name = "predump", .kind = STATS_STRING, .get = cl_predump},
+	{.name = "predump_asked", .kind = STATS_STRING, .get = cl_predump_asked},
+	{.name = "predump_reason", .kind = STATS_STRING, .get = cl_predump_reason},
+	{.name = "predump_passes",
+	 .kind = STATS_LIST,
+	 .get = cl_predump_npasses,
+	 .json = cl_predump_passes_json,
+	 .metric = "doppel_clone_predump_passes",
+	 .help = "Pre-dump passes made while production ran."},
+	{.name = "predump_passes_text",
+	 .kind = STATS_STRING,
+	 .flags = STATS_F_NO_JSON,
+	 .none = "",
+	 .get = cl_predump_passes_text},
+	CMS("predump_ms", dump.predump_us, "doppel_clone_predump_milliseconds",
+	    "Wall time of the pre-dump passes, production running."),
+	{.name = "final_pages",
+	 .kind = STATS_GAUGE,
+	 .off = offsetof(struct sup_clone, dump.pages_written),
+	 .metric = "doppel_clone_final_dump_pages",
+	 .help = "Memory pages written by the frozen dump."},
 	CMS("memdump_ms", dump.memdump_us, "doppel_clone_memdump_milliseconds",
 	    "CRIU's memory dump time for the clone."),
 	CMS("memwrite_ms", dump.memwrite_us, "doppel_clone_memwrite_milliseconds",
@@ -325,6 +411,7 @@ static const struct stats_col clone_cols[] = {
 	{"MEMORY/LIMIT", -22, "{usage.memory}/{limits.memory}"},
 	{"PIDS", -9, "{usage.pids}/{limits.pids}"},
 	{"CPU", -4, "{limits.cpu_weight}"},
+	{"PRE-DUMP", -9, "{predump}"},
 	{"DIR", 0, "{dir}"},
 };
 
@@ -731,6 +818,14 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 		clone_rows_init(&cr, &rows, sup, now);
 		stats_text_table(out, &clone_table, &rows, clone_cols,
 				 sizeof(clone_cols) / sizeof(clone_cols[0]));
+		for (unsigned i = 0; i < rows.n; i++) {
+			const void *cx, *c = rows.row(rows.arg, i, &cx);
+
+			stats_text(out, &clone_table, c, cx,
+				   "clone {id}: pre-dump {predump} ({predump_reason})"
+				   "{predump_passes_text}; frozen dump {final_pages} pages, "
+				   "production frozen {frozen_ms} after {freezing_ms} freezing\n");
+		}
 	} else {
 		stats_text(out, &sup_table, sup, &now,
 			   "no clones (make one with `doppel clone {name}`)\n");
@@ -851,6 +946,7 @@ static void route_clone(struct evhttp_request *req, void *arg)
 	unsigned long count = 1;
 	uint64_t buffer = 0;
 	struct sup_limits limits = {0};
+	enum cm_predump predump = CM_PREDUMP_AUTO;
 	char err[512];
 	int rc;
 
@@ -884,6 +980,10 @@ static void route_clone(struct evhttp_request *req, void *arg)
 		send_text(req, 400, "bad pids '%s': a number of tasks, at least 1\n", v);
 		goto out;
 	}
+	if ((v = query_param(req, &q, "predump")) && cm_predump_parse(v, &predump) < 0) {
+		send_text(req, 400, "bad predump '%s': auto, on or off\n", v);
+		goto out;
+	}
 	v = query_param(req, &q, "keep");
 	if (v && (v[0] != '/' || count != 1)) {
 		send_text(req, 400, "keep=DIR: an absolute path, and one clone\n");
@@ -891,8 +991,8 @@ static void route_clone(struct evhttp_request *req, void *arg)
 	}
 	rc = sup_job_start_ex(sup, (unsigned)count, buffer, 0, query_param(req, &q, "host"),
 			      query_param(req, &q, "images"),
-			      query_param(req, &q, "control") != NULL, v, &limits, req, err,
-			      sizeof(err));
+			      query_param(req, &q, "control") != NULL, v, &limits, predump, req,
+			      err, sizeof(err));
 	if (rc)
 		send_text(req, rc == -EBUSY ? 409 : rc == -EAGAIN ? 503 : 500, "%s\n", err);
 out:

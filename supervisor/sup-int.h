@@ -190,12 +190,13 @@ int sup_job_start(struct supervisor *sup, unsigned count, uint64_t buffer, int r
 		  size_t errlen);
 /*
  * The same for a control clone, or one kept for staged replay (keep: a
- * directory), with resource limits (NULL: the supervisor's).
+ * directory), with resource limits (NULL: the supervisor's) and a pre-dump mode
+ * (`doppel clone --predump`).
  */
 int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, int reclone,
 		     const char *host, const char *images, int control, const char *keep,
-		     const struct sup_limits *limits, struct evhttp_request *req, char *err,
-		     size_t errlen);
+		     const struct sup_limits *limits, enum cm_predump predump,
+		     struct evhttp_request *req, char *err, size_t errlen);
 /* Wait for a running job (shutdown) and discard what it made. */
 void sup_job_abandon(struct supervisor *sup);
 

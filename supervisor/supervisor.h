@@ -9,6 +9,7 @@
  *        (/status and /clone-info are JSON, made from routes.c's field tables
  *        like /status.txt, /row and /metrics)
  *   POST /clone?count=N[&buffer=SIZE][&host=NETNS][&images=DIR][&control=1][&keep=DIR]
+ *        [&predump=auto|on|off]
  *                                       (progress streamed as text lines)
  *   POST /destroy?id=N    POST /record?action=start|stop[&dir=D]    POST /stop
  *   GET  /  (the status page, polling /status)

@@ -48,6 +48,7 @@ expect "doppel trace " demux summarise coarsen compare align rank view collect
 expect "doppel trace demux --b" --by
 expect_only "doppel trace demux --by r" request rule
 expect_only "doppel attach x/1 --governor " auto control restart pause off
+expect_only "doppel clone x --predump " auto on off
 expect_only "doppel run x --overflow " drop reclone
 expect "doppel help " run trace --man
 expect_only "doppel help trace de" demux
