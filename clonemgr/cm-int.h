@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "clonemgr/clonemgr.h"
 
@@ -46,5 +47,14 @@ char *cm_criu_errors(const char *log_path, char *buf, size_t len);
 
 /* Parse CRIU's --display-stats output (a file) into st. */
 void cm_criu_parse_stats(const char *out_path, struct cm_dump_stats *st);
+
+/* adopt.c: an adopted service's session is outside its tree (criu --shell-job). */
+int cm_adopt_shell_job(pid_t pid);
+/* Restore a clone of an adopted service from images (see adopt.c). */
+int cm_adopt_restore(const struct cm_service *svc, const struct cm_clone_opts *o,
+		     const char *images, struct cm_clone *c, char *err, size_t errlen);
+/* Wait until the clone accepts on the service's address and port. 0, -ESRCH, -ETIMEDOUT. */
+int cm_adopt_wait_listen(const struct cm_service *svc, const struct cm_clone *c, int port,
+			 int timeout_ms);
 
 #endif

@@ -373,6 +373,18 @@ static int svc_command(const void *o, const void *c, struct stats_val *v)
 	return 0;
 }
 
+static int svc_adopted(const void *o, const void *c, struct stats_val *v)
+{
+	v->i = SUP(o)->svc.adopted;
+	return 0;
+}
+
+static int svc_where(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = SUP(o)->svc.adopted ? "the host's namespaces (adopted)" : "its own namespaces";
+	return 0;
+}
+
 static void svc_state_dirs_json(struct sbuf *sb, const void *o, const void *c)
 {
 	sbuf_append(sb, "[", 1);
@@ -461,6 +473,8 @@ static const struct stats_field sup_fields[] = {
 	{.name = "service.port", .kind = STATS_INT, .get = svc_port},
 	{.name = "service.state", .kind = STATS_STRING, .get = svc_state},
 	{.name = "service.command", .kind = STATS_STRING, .get = svc_command},
+	{.name = "service.adopted", .kind = STATS_INT, .get = svc_adopted},
+	{.name = "service.namespaces", .kind = STATS_STRING, .get = svc_where},
 	{.name = "service.state_dirs", .kind = STATS_LIST, .json = svc_state_dirs_json},
 	{.name = "listen", .kind = STATS_STRING, .get = sup_listen},
 	{.name = "overflow", .kind = STATS_STRING, .get = sup_overflow},
@@ -517,7 +531,7 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 	stats_text(
 		out, &sup_table, sup, &now,
 		"{name}: service {service.command} (pid {service.pid}, {service.state}), port "
-		"{service.port} in its own namespaces; clients on {listen}\n"
+		"{service.port} in {service.namespaces}; clients on {listen}\n"
 		"supervisor pid {supervisor_pid}, up {uptime_s}, CRIU {criu}, overflow policy "
 		"{overflow}, {reclones} re-clones{?clone_in_progress ; a clone is being made}\n");
 	if (sup->nclones) {
