@@ -6,6 +6,7 @@
 #define LOG_PREFIX "adopt"
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@ static int cmd_adopt_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_adopt_entry = {
 	.name = "adopt",
-	.usage = "NAME --pid PID --port PORT --front LISTEN [--state DIR]... [options]",
+	.usage = "NAME --pid PID --port PORT (--capture IFACE | --front LISTEN) [--state DIR]...\n"
+		 "       [options]",
 	.summary = "take a service that is already running under a supervisor, to clone it",
 	.help = "Registers a running process tree (PID and its descendants) that doppel did not\n"
 		"start, in the host's namespaces, under a supervisor, as `doppel run` does: then\n"
@@ -42,9 +44,20 @@ const struct cmd_entry cmd_adopt_entry = {
 		"options:\n"
 		"  --pid PID              the running service (the root of its process tree)\n"
 		"  --port PORT            the TCP port it listens on\n"
-		"  --front LISTEN         listen on LISTEN (HOST:PORT) and forward each connection\n"
-		"                         to the service, copying the client's bytes to every\n"
-		"                         clone (clients must be pointed at LISTEN to be copied)\n"
+		"  --capture IFACE        feed the clones from a live capture of the service's\n"
+		"                         port on IFACE (`auto`: lo when the service listens on\n"
+		"                         127.0.0.1 or on any address, else the interface that\n"
+		"                         carries its address; `any`: all). Each client\n"
+		"                         connection whose SYN is seen is reassembled and opened\n"
+		"                         towards every clone, through the same buffers, overflow\n"
+		"                         policy, debug window and divergence as a front;\n"
+		"                         production's clients are not touched. A connection\n"
+		"                         with bytes the capture missed is reset on the clone side\n"
+		"  --capture-buffer SIZE  the kernel's capture ring (default 32M)\n"
+		"  --front LISTEN         instead of --capture: listen on LISTEN (HOST:PORT) and\n"
+		"                         forward each connection to the service, copying the\n"
+		"                         client's bytes to every clone (clients must be pointed\n"
+		"                         at LISTEN to be copied)\n"
 		"  --state DIR            a directory the service writes (repeatable): each clone\n"
 		"                         gets a copy taken while production is frozen\n"
 		"  --buffer SIZE          queue per connection and clone (default 4M)\n"
@@ -65,7 +78,7 @@ const struct cmd_entry cmd_adopt_entry = {
 		"  setsid redis-server --port 6379 --dir /var/lib/cache >/var/log/cache.log 2>&1 &\n"
 		"  doppel doctor --pid $(pgrep -o redis-server) --port 6379\n"
 		"  doppel adopt cache --pid $(pgrep -o redis-server) --port 6379 \\\n"
-		"      --front 127.0.0.1:7379 --state /var/lib/cache &\n"
+		"      --capture auto --state /var/lib/cache &\n"
 		"  doppel clone cache\n",
 	.exec = cmd_adopt_exec,
 };
@@ -152,6 +165,8 @@ static int cmd_adopt_exec(int argc, char **argv)
 		CLI_STRING("criu", &cfg.criu),
 		CLI_INT("clone-nice", &cfg.clone_nice, 0, 19),
 		CLI_FN("admin", &cfg.admin_addr, opt_admin),
+		CLI_STRING("capture", &cfg.capture_iface),
+		CLI_SIZE("capture-buffer", &cfg.capture_buffer),
 		CLI_END,
 	};
 	const struct cli_opt *const tables[] = {own, shared, div, NULL};
@@ -181,9 +196,22 @@ static int cmd_adopt_exec(int argc, char **argv)
 		return cmd_usage_error(e, "--pid is required (the running service's pid)");
 	if (!port)
 		return cmd_usage_error(e, "--port is required (the port the service listens on)");
-	if (!have_front)
-		return cmd_usage_error(e, "--front LISTEN is required: where clients connect to be "
-					  "copied to the clones");
+	if (!have_front && !cfg.capture_iface)
+		return cmd_usage_error(e, "give --capture IFACE (copy production's own clients' "
+					  "traffic) or --front LISTEN (copy what clients send there)");
+	if (have_front && cfg.capture_iface)
+		return cmd_usage_error(e, "--front and --capture exclude each other: the front's "
+					  "own connections to the service would be captured too");
+	if (!have_front) {
+		char perr[128];
+
+		/* The replicas live in the proxy; with capture only, its front is unused. */
+		if (netaddr_parse("127.0.0.1:1", &cfg.proxy.listen, perr, sizeof(perr)) < 0)
+			return cmd_usage_error(e, "%s", perr);
+		((struct sockaddr_in *)&cfg.proxy.listen.ss)->sin_port = 0; /* any free port */
+		snprintf(cfg.proxy.listen.text, sizeof(cfg.proxy.listen.text), "none (--capture %s)",
+			 cfg.capture_iface);
+	}
 	if (cli_proxy_opts_check(e, &cfg.proxy))
 		return EXIT_USAGE;
 	if (cli_div_rules(e, &dopts, cfg.proxy.max_turns, &rules))

@@ -459,6 +459,17 @@ static void sup_proxy_json(struct sbuf *sb, const void *o, const void *c)
 		sbuf_printf(sb, "null\n");
 }
 
+static void sup_capture_json(struct sbuf *sb, const void *o, const void *c)
+{
+	if (!SUP(o)->cap) {
+		sbuf_printf(sb, "null");
+		return;
+	}
+	sbuf_append(sb, "{", 1);
+	cap_status_json(SUP(o)->cap, sb);
+	sbuf_append(sb, "}", 1);
+}
+
 /* The object is the supervisor; the context, the uint64_t time of the reading. */
 static const struct stats_field sup_fields[] = {
 	{.name = "name", .kind = STATS_STRING, .get = sup_name},
@@ -498,6 +509,7 @@ static const struct stats_field sup_fields[] = {
 	{.name = "past_windows", .kind = STATS_LIST, .json = sup_windows_json},
 	{.name = "upstreams", .kind = STATS_LIST, .json = sup_upstreams_json},
 	{.name = "proxy", .kind = STATS_LIST, .json = sup_proxy_json},
+	{.name = "capture", .kind = STATS_LIST, .json = sup_capture_json},
 };
 
 static const struct stats_table sup_table = STATS_TABLE(sup_fields);
@@ -553,6 +565,8 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 	sbuf_printf(out, "\n");
 	if (sup->px)
 		proxy_status_text(sup->px, out);
+	if (sup->cap)
+		cap_status_text(sup->cap, out);
 	return 200;
 }
 

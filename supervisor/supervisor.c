@@ -263,6 +263,16 @@ static int become_ready(struct supervisor *sup, char *err, size_t errlen)
 		sup->rroutes = rec_routes_add(sup->adm, sup->px, sup->tap, &sup->cfg.record,
 					      sup->cfg.record_dir ? sup->cfg.record_dir : dir);
 	}
+	if (sup->cfg.capture_iface) {
+		struct cap_config cc = {.iface = sup->cfg.capture_iface,
+					.addr = sup->svc.addr,
+					.port = sup->cfg.port,
+					.buffer = sup->cfg.capture_buffer};
+
+		rc = cap_new(sup->base, sup->px, &cc, &sup->cap, err, errlen);
+		if (rc)
+			return rc;
+	}
 	sup->ready = 1;
 	sup->ready_ns = clock_coarse_ns();
 	pr_info("ready: service %s (pid %d%s) listens on %s in %s namespaces; clients "
@@ -383,6 +393,16 @@ static void teardown(struct supervisor *sup)
 	if (sup->px)
 		proxy_stop_accepting(sup->px);
 	sup_job_abandon(sup);
+	if (sup->cap) {
+		struct sbuf sb;
+
+		sbuf_init(&sb);
+		cap_status_text(sup->cap, &sb);
+		pr_info("%.*s", (int)(sb.len ? sb.len - 1 : 0), sb.buf);
+		sbuf_free(&sb);
+		cap_free(sup->cap); /* before the proxy: its mirrored connections are the proxy's */
+		sup->cap = NULL;
+	}
 	sup_clones_remove_all(sup, "the supervisor is stopping");
 	if (sup->px) {
 		struct sbuf sb;

@@ -75,6 +75,13 @@ struct sup_config {
 	 * never signalled: stopping the supervisor leaves it running.
 	 */
 	pid_t adopt_pid;
+	/*
+	 * doppel adopt --capture: feed the clones from a live capture of the
+	 * service's port on this interface ("auto": the one carrying its
+	 * address) instead of a front; NULL: no capture.
+	 */
+	const char *capture_iface;
+	uint64_t capture_buffer; /* kernel capture ring (0: 32 MiB) */
 };
 
 void sup_config_defaults(struct sup_config *cfg);
