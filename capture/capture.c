@@ -565,6 +565,42 @@ int cap_iface_for(const char *addr, char *iface, size_t len)
 	return rc;
 }
 
+static void apply_defaults(struct cap_config *c)
+{
+	if (!c->buffer)
+		c->buffer = 32ULL << 20;
+	if (!c->reorder_max)
+		c->reorder_max = 1ULL << 20;
+	if (!c->max_conns)
+		c->max_conns = 4096;
+}
+
+int cap_new_fed(struct event_base *base, struct proxy *px, const struct cap_config *cfg,
+		struct capture **out)
+{
+	struct capture *cap = calloc(1, sizeof(*cap));
+
+	if (!cap)
+		return -ENOMEM;
+	cap->base = base;
+	cap->px = px;
+	cap->cfg = *cfg;
+	apply_defaults(&cap->cfg);
+	snprintf(cap->iface, sizeof(cap->iface), "fed");
+	*out = cap;
+	return 0;
+}
+
+void cap_feed(struct capture *cap, int linktype, const void *pkt, size_t len)
+{
+	struct pcap_pkthdr h;
+
+	memset(&h, 0, sizeof(h));
+	h.caplen = h.len = (bpf_u_int32)len;
+	cap->linktype = linktype;
+	on_packet((u_char *)cap, &h, pkt);
+}
+
 int cap_new(struct event_base *base, struct proxy *px, const struct cap_config *cfg,
 	    struct capture **out, char *err, size_t errlen)
 {
@@ -581,12 +617,7 @@ int cap_new(struct event_base *base, struct proxy *px, const struct cap_config *
 	cap->base = base;
 	cap->px = px;
 	cap->cfg = *cfg;
-	if (!cap->cfg.buffer)
-		cap->cfg.buffer = 32ULL << 20;
-	if (!cap->cfg.reorder_max)
-		cap->cfg.reorder_max = 1ULL << 20;
-	if (!cap->cfg.max_conns)
-		cap->cfg.max_conns = 4096;
+	apply_defaults(&cap->cfg);
 	if (cfg->iface && *cfg->iface && strcmp(cfg->iface, "auto")) {
 		snprintf(cap->iface, sizeof(cap->iface), "%s", cfg->iface);
 	} else if ((rc = cap_iface_for(cfg->addr, cap->iface, sizeof(cap->iface))) < 0) {
@@ -670,11 +701,14 @@ void cap_free(struct capture *cap)
 {
 	if (!cap)
 		return;
-	event_free(cap->ev);
-	event_free(cap->tick);
+	if (cap->ev)
+		event_free(cap->ev);
+	if (cap->tick)
+		event_free(cap->tick);
 	while (cap->all)
 		cc_free(cap, cap->all, 1);
-	pcap_close(cap->pcap);
+	if (cap->pcap)
+		pcap_close(cap->pcap);
 	free(cap);
 }
 

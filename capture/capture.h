@@ -53,6 +53,14 @@ struct cap_stats {
 /* Start capturing. 0, or -errno with the cause and a fix in err. */
 int cap_new(struct event_base *base, struct proxy *px, const struct cap_config *cfg,
 	    struct capture **out, char *err, size_t errlen);
+/*
+ * The same without a live capture: packets come from cap_feed() (a link
+ * layer of DLT_EN10MB, DLT_LINUX_SLL, DLT_LINUX_SLL2 or DLT_RAW). For tests
+ * and captures read from files. 0 or -ENOMEM.
+ */
+int cap_new_fed(struct event_base *base, struct proxy *px, const struct cap_config *cfg,
+		struct capture **out);
+void cap_feed(struct capture *cap, int linktype, const void *pkt, size_t len);
 /* Close every mirrored connection (reset) and stop. NULL is fine. */
 void cap_free(struct capture *cap);
 void cap_get_stats(struct capture *cap, struct cap_stats *st);
