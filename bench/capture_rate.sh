@@ -8,8 +8,9 @@
 # then runs redis-benchmark (SET and GET, 3-byte values) straight at
 # production with 1, 2, 4, 8, 16, 32 and 64 clients, then 8 and 50 clients
 # pipelining 16 requests (-P 16), REQUESTS requests each (default 100000).
-# For each run it prints the rate redis-benchmark reached and what the capture counted meanwhile: packets, kernel drops (pcap_stats)
-# and connections with gaps. The highest rate with no kernel drop and no gap
+# For each run it prints the rate redis-benchmark reached and what the
+# capture counted meanwhile: packets, kernel drops (pcap_stats) and
+# connections with gaps. The highest rate with no kernel drop and no gap
 # is printed last. Nothing passes or fails on timing.
 set -uo pipefail
 DOPPEL=${1:-$(cd "$(dirname "$0")/.." && pwd)/build/cli/doppel}
