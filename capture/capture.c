@@ -104,8 +104,8 @@ static struct cconn *cc_find(struct capture *cap, const unsigned char *cip,
 	return NULL;
 }
 
-static struct cconn *cc_new(struct capture *cap, const unsigned char *cip,
-			    const unsigned char *sip, uint16_t cport, int state)
+static struct cconn *cc_new(struct capture *cap, const unsigned char *cip, const unsigned char *sip,
+			    uint16_t cport, int state)
 {
 	struct cconn *k;
 	unsigned h = hash_key(cip, cport);
@@ -314,10 +314,10 @@ static void on_tcp(struct capture *cap, const unsigned char *sa, const unsigned 
 		   const unsigned char *tcp, uint32_t tcplen)
 {
 	uint16_t sport = (uint16_t)(tcp[0] << 8 | tcp[1]), dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
-	uint32_t seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 |
-		       tcp[7];
-	uint32_t ack = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 |
-		       tcp[11];
+	uint32_t seq =
+		(uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
+	uint32_t ack =
+		(uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
 	uint32_t hl = (uint32_t)(tcp[12] >> 4) * 4, len;
 	unsigned fl = tcp[13];
 	int c2s = dport == cap->cfg.port, syn = fl & 0x02, fin = fl & 0x01, rst = fl & 0x04,
@@ -357,7 +357,8 @@ static void on_tcp(struct capture *cap, const unsigned char *sa, const unsigned 
 		/* a connection open before the capture, seen by its data (not by a last ACK) */
 		if (rst || fin || !len)
 			return;
-		k = c2s ? cc_new(cap, sa, da, sport, CC_IGNORED) : cc_new(cap, da, sa, dport, CC_IGNORED);
+		k = c2s ? cc_new(cap, sa, da, sport, CC_IGNORED)
+			: cc_new(cap, da, sa, dport, CC_IGNORED);
 		if (k)
 			cap->st.conns_midstream++;
 		return;
@@ -643,8 +644,8 @@ int cap_new(struct event_base *base, struct proxy *px, const struct cap_config *
 	 */
 	pcap_set_immediate_mode(cap->pcap, 0);
 	pcap_set_timeout(cap->pcap, BLOCK_TIMEOUT_MS);
-	pcap_set_buffer_size(cap->pcap, (int)(cap->cfg.buffer > (1ULL << 30) ? 1ULL << 30
-									: cap->cfg.buffer));
+	pcap_set_buffer_size(cap->pcap,
+			     (int)(cap->cfg.buffer > (1ULL << 30) ? 1ULL << 30 : cap->cfg.buffer));
 	rc = pcap_activate(cap->pcap);
 	if (rc < 0) {
 		snprintf(err, errlen,

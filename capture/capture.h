@@ -38,14 +38,14 @@ struct cap_config {
 };
 
 struct cap_stats {
-	uint64_t packets, bytes;      /* TCP segments seen, their payload bytes */
-	uint64_t kernel_drops;	      /* pcap_stats: ps_drop + ps_ifdrop */
-	uint64_t conns, conns_active; /* client connections mirrored */
-	uint64_t conns_midstream;     /* open before the capture began: not mirrored */
-	uint64_t conns_gap;	      /* closed on the clone side: bytes missing */
-	uint64_t conns_over_cap;      /* not followed: max_conns reached */
-	uint64_t retransmitted;	      /* payload bytes seen twice (dropped) */
-	uint64_t out_of_order;	      /* segments held until their turn */
+	uint64_t packets, bytes;	     /* TCP segments seen, their payload bytes */
+	uint64_t kernel_drops;		     /* pcap_stats: ps_drop + ps_ifdrop */
+	uint64_t conns, conns_active;	     /* client connections mirrored */
+	uint64_t conns_midstream;	     /* open before the capture began: not mirrored */
+	uint64_t conns_gap;		     /* closed on the clone side: bytes missing */
+	uint64_t conns_over_cap;	     /* not followed: max_conns reached */
+	uint64_t retransmitted;		     /* payload bytes seen twice (dropped) */
+	uint64_t out_of_order;		     /* segments held until their turn */
 	uint64_t client_bytes, server_bytes; /* fed in order */
 	uint64_t resets, fins;
 };

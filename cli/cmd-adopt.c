@@ -52,7 +52,8 @@ const struct cmd_entry cmd_adopt_entry = {
 		"                         towards every clone, through the same buffers, overflow\n"
 		"                         policy, debug window and divergence as a front;\n"
 		"                         production's clients are not touched. A connection\n"
-		"                         with bytes the capture missed is reset on the clone side\n"
+		"                         with bytes the capture missed is reset on the clone "
+		"side\n"
 		"  --capture-buffer SIZE  the kernel's capture ring (default 32M)\n"
 		"  --front LISTEN         instead of --capture: listen on LISTEN (HOST:PORT) and\n"
 		"                         forward each connection to the service, copying the\n"
@@ -72,10 +73,12 @@ const struct cmd_entry cmd_adopt_entry = {
 		"  --clone-nice N         clones' nice value, 0 to 19 (default 10)\n"
 		"  --criu PATH            the CRIU binary (version 4.2 or later)\n"
 		"  --admin ADDR           also serve the status page and read-only routes on "
-		"ADDR\n" CLI_DIV_HELP "  --log-level LEVEL      error, warn, info (default) or debug\n"
+		"ADDR\n" CLI_DIV_HELP
+		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"\n"
 		"example:\n"
-		"  setsid redis-server --port 6379 --dir /var/lib/cache >/var/log/cache.log 2>&1 &\n"
+		"  setsid redis-server --port 6379 --dir /var/lib/cache >/var/log/cache.log 2>&1 "
+		"&\n"
 		"  doppel doctor --pid $(pgrep -o redis-server) --port 6379\n"
 		"  doppel adopt cache --pid $(pgrep -o redis-server) --port 6379 \\\n"
 		"      --capture auto --state /var/lib/cache &\n"
@@ -197,8 +200,9 @@ static int cmd_adopt_exec(int argc, char **argv)
 	if (!port)
 		return cmd_usage_error(e, "--port is required (the port the service listens on)");
 	if (!have_front && !cfg.capture_iface)
-		return cmd_usage_error(e, "give --capture IFACE (copy production's own clients' "
-					  "traffic) or --front LISTEN (copy what clients send there)");
+		return cmd_usage_error(e,
+				       "give --capture IFACE (copy production's own clients' "
+				       "traffic) or --front LISTEN (copy what clients send there)");
 	if (have_front && cfg.capture_iface)
 		return cmd_usage_error(e, "--front and --capture exclude each other: the front's "
 					  "own connections to the service would be captured too");
@@ -209,8 +213,8 @@ static int cmd_adopt_exec(int argc, char **argv)
 		if (netaddr_parse("127.0.0.1:1", &cfg.proxy.listen, perr, sizeof(perr)) < 0)
 			return cmd_usage_error(e, "%s", perr);
 		((struct sockaddr_in *)&cfg.proxy.listen.ss)->sin_port = 0; /* any free port */
-		snprintf(cfg.proxy.listen.text, sizeof(cfg.proxy.listen.text), "none (--capture %s)",
-			 cfg.capture_iface);
+		snprintf(cfg.proxy.listen.text, sizeof(cfg.proxy.listen.text),
+			 "none (--capture %s)", cfg.capture_iface);
 	}
 	if (cli_proxy_opts_check(e, &cfg.proxy))
 		return EXIT_USAGE;
@@ -231,8 +235,9 @@ static int cmd_adopt_exec(int argc, char **argv)
 			fclose(f);
 	}
 	if (n <= 0) {
-		fprintf(stderr, "doppel adopt %s: no process %d that doppel can see (%s); check --pid "
-				"and run as root\n",
+		fprintf(stderr,
+			"doppel adopt %s: no process %d that doppel can see (%s); check --pid "
+			"and run as root\n",
 			cfg.name, pid, strerror(errno));
 		div_rules_free(rules);
 		return EXIT_USAGE;

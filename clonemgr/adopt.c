@@ -225,8 +225,8 @@ int cm_adopt_listen_addr(pid_t pid, int port, char *addr, size_t len)
 
 /* ---- adopting ---- */
 
-int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs,
-		     unsigned nstate, int port, struct cm_service *out, char *err, size_t errlen)
+int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs, unsigned nstate,
+		     int port, struct cm_service *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	out->netns_fd = out->log_fd = -1;
@@ -242,11 +242,12 @@ int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs,
 	}
 	if (same_ns(pid, "pid") != 1 || same_ns(pid, "net") != 1 || same_ns(pid, "mnt") != 1) {
 		out->pid = 0;
-		snprintf(err, errlen,
-			 "pid %d runs in namespaces of its own (a container?): doppel adopt takes "
-			 "processes in the host's pid, net and mount namespaces; run `doppel doctor "
-			 "--pid %d`",
-			 pid, pid);
+		snprintf(
+			err, errlen,
+			"pid %d runs in namespaces of its own (a container?): doppel adopt takes "
+			"processes in the host's pid, net and mount namespaces; run `doppel doctor "
+			"--pid %d`",
+			pid, pid);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < nstate; i++) {
@@ -277,8 +278,8 @@ int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs,
 		return e;
 	}
 	out->adopted = 1;
-	pr_info("adopted pid=%d name=%s addr=%s port=%d state_dirs=%u", pid, name, out->addr,
-		port, nstate);
+	pr_info("adopted pid=%d name=%s addr=%s port=%d state_dirs=%u", pid, name, out->addr, port,
+		nstate);
 	return 0;
 }
 
@@ -336,7 +337,7 @@ static unsigned fd_flags(pid_t pid, const char *fd)
 /* Which /proc/net table lists this socket inode ("" if none). */
 static const char *socket_kind(unsigned long inode)
 {
-	static const char *const files[] = {"tcp", "tcp6",    "udp",   "udp6",
+	static const char *const files[] = {"tcp",  "tcp6",    "udp",	 "udp6",
 					    "unix", "netlink", "packet", "raw"};
 	char want[32], path[64], line[1024];
 
@@ -401,8 +402,7 @@ static void check_fd(struct cm_adopt_report *r, pid_t pid, const char *fd, const
 			return;
 		}
 		add(r, CM_ADOPT_FAIL, "CRIU cannot dump it; run the service under `doppel run`",
-		    "pid %d fd %s: a %s socket doppel cannot clone", pid, fd,
-		    k[0] ? k : "kind of");
+		    "pid %d fd %s: a %s socket doppel cannot clone", pid, fd, k[0] ? k : "kind of");
 		return;
 	}
 	if (!strcmp(link, "anon_inode:inotify") || !strcmp(link, "anon_inode:[fanotify]") ||
@@ -771,11 +771,13 @@ static void __attribute__((noreturn)) init_main(const struct init_args *a, const
 
 static void init_error(int code, const struct cm_clone *c, char *err, size_t errlen)
 {
-	static const char *const step[] = {"", "entering its network namespace",
+	static const char *const step[] = {"",
+					   "entering its network namespace",
 					   "mounting /proc in its pid namespace",
 					   "mounting a state copy over its state dir",
 					   "mounting a private copy over a file it writes",
-					   "starting criu", "reading criu's pidfile"};
+					   "starting criu",
+					   "reading criu's pidfile"};
 	int k = -code / 1000, e = -code % 1000;
 
 	if (k >= 1 && k <= 6)
@@ -801,11 +803,11 @@ int cm_adopt_restore(const struct cm_service *svc, const struct cm_clone_opts *o
 	pid_t init;
 	ssize_t n;
 
-#define ARG(...)                                                                     \
-	do {                                                                         \
-		snprintf(store[nargs], sizeof(store[nargs]), __VA_ARGS__);           \
-		argv[nargs] = store[nargs];                                          \
-		argv[++nargs] = NULL;                                                \
+#define ARG(...)                                                           \
+	do {                                                               \
+		snprintf(store[nargs], sizeof(store[nargs]), __VA_ARGS__); \
+		argv[nargs] = store[nargs];                                \
+		argv[++nargs] = NULL;                                      \
 	} while (0)
 	snprintf(out, sizeof(out), "%s/restore.out", c->dir);
 	snprintf(log, sizeof(log), "%s/restore.log", c->dir);
@@ -852,7 +854,8 @@ int cm_adopt_restore(const struct cm_service *svc, const struct cm_clone_opts *o
 	}
 	if (svc->addr[0] && strcmp(svc->addr, "127.0.0.1") &&
 	    (rc = netns_run(netns, add_addr_cb, (void *)svc->addr)) < 0) {
-		snprintf(err, errlen, "cannot add the service's address %s to clone %u's loopback: %s",
+		snprintf(err, errlen,
+			 "cannot add the service's address %s to clone %u's loopback: %s",
 			 svc->addr, c->id, strerror(-rc));
 		goto out;
 	}
