@@ -223,7 +223,8 @@ static void check_adopt(int pid, int port, const char *const *state, unsigned ns
 	if (r->fails)
 		printf("pid %d cannot be adopted: %u reason(s) above\n", pid, r->fails);
 	else
-		printf("pid %d can be adopted%s\n", pid, port ? "" : " (give --port to check it listens)");
+		printf("pid %d can be adopted%s\n", pid,
+		       port ? "" : " (give --port to check it listens)");
 	free(r);
 }
 

@@ -840,10 +840,10 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 			goto fail;
 		/* 4. Ready when it accepts on the service's port in its own netns. */
 		if (o->port > 0) {
-			rc = svc->adopted ? cm_adopt_wait_listen(svc, c, o->port,
-								 o->ready_timeout_ms)
-					  : cm_wait_listen(c->netns_fd, o->port,
-							   o->ready_timeout_ms, c->pid);
+			rc = svc->adopted
+				     ? cm_adopt_wait_listen(svc, c, o->port, o->ready_timeout_ms)
+				     : cm_wait_listen(c->netns_fd, o->port, o->ready_timeout_ms,
+						      c->pid);
 			if (rc) {
 				snprintf(err, errlen,
 					 "clone %u (pid %d) %s on port %d; see its log %s/log and "

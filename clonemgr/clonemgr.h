@@ -85,8 +85,8 @@ void cm_service_free(struct cm_service *svc);
  * Clones of it (cm_clone_make) are restored into new pid, net, mount, ipc
  * and uts namespaces by an init of doppel's (see adopt.c). 0 or -errno + err.
  */
-int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs,
-		     unsigned nstate, int port, struct cm_service *out, char *err, size_t errlen);
+int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs, unsigned nstate,
+		     int port, struct cm_service *out, char *err, size_t errlen);
 /* The IPv4 address pid's tree listens on for port ("127.0.0.1" for any). 0 or -ENOENT. */
 int cm_adopt_listen_addr(pid_t pid, int port, char *addr, size_t len);
 
