@@ -852,7 +852,9 @@ int cm_adopt_restore(const struct cm_service *svc, const struct cm_clone_opts *o
 			 strerror(-netns));
 		return netns;
 	}
-	if (svc->addr[0] && strcmp(svc->addr, "127.0.0.1") &&
+	/* 127.0.0.0/8 is on the clone's loopback already (and a /32 of it would change the
+	 * source address its clients get); another address is added */
+	if (svc->addr[0] && strncmp(svc->addr, "127.", 4) &&
 	    (rc = netns_run(netns, add_addr_cb, (void *)svc->addr)) < 0) {
 		snprintf(err, errlen,
 			 "cannot add the service's address %s to clone %u's loopback: %s",
