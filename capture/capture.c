@@ -36,6 +36,7 @@
 #define IDLE_MAX_NS (600 * NSEC_PER_SEC)
 #define SNAPLEN 262144
 #define BLOCK_TIMEOUT_MS 5
+#define HELD_TOTAL_MAX (64ULL << 20) /* out-of-order bytes held over all connections */
 
 /* A segment waiting for the hole before it (malloc'ed, freed once delivered). */
 struct seg {
@@ -80,7 +81,8 @@ struct capture {
 	struct cconn *buckets[NBUCKETS];
 	struct cconn *all;
 	struct cap_stats st;
-	uint64_t nconns; /* entries followed now (any state) */
+	uint64_t nconns;     /* entries followed now (any state) */
+	uint64_t held_total; /* bytes in every dir->held */
 };
 
 /* ---- the connection table ---- */
@@ -131,12 +133,13 @@ static struct cconn *cc_new(struct capture *cap, const unsigned char *cip, const
 	return k;
 }
 
-static void dir_clear(struct dir *d)
+static void dir_clear(struct capture *cap, struct dir *d)
 {
 	while (d->held) {
 		struct seg *s = d->held;
 
 		d->held = s->next;
+		cap->held_total -= s->len;
 		free(s);
 	}
 	d->held_bytes = 0;
@@ -169,8 +172,8 @@ static void cc_free(struct capture *cap, struct cconn *k, int reset)
 		cap->all = k->next;
 	if (k->next)
 		k->next->prev = k->prev;
-	dir_clear(&k->c2s);
-	dir_clear(&k->s2c);
+	dir_clear(cap, &k->c2s);
+	dir_clear(cap, &k->s2c);
 	cap->nconns--;
 	free(k);
 }
@@ -187,8 +190,8 @@ static void cc_gap(struct capture *cap, struct cconn *k, const char *why)
 	}
 	cc_end_mirror(cap, k, 1);
 	k->state = CC_GAP;
-	dir_clear(&k->c2s);
-	dir_clear(&k->s2c);
+	dir_clear(cap, &k->c2s);
+	dir_clear(cap, &k->s2c);
 }
 
 /* ---- reassembly ---- */
@@ -234,6 +237,7 @@ static void drain_held(struct capture *cap, struct cconn *k, struct dir *d, int 
 
 		d->held = s->next;
 		d->held_bytes -= s->len;
+		cap->held_total -= s->len;
 		take(cap, k, d, c2s, s->seq, s->data, s->len);
 		free(s);
 		if (!k->m && k->state != CC_CLIENT_DONE)
@@ -248,7 +252,7 @@ static int hold(struct capture *cap, struct cconn *k, struct dir *d, uint32_t se
 {
 	struct seg *s, **pp;
 
-	if (d->held_bytes + len > cap->cfg.reorder_max) {
+	if (d->held_bytes + len > cap->cfg.reorder_max || cap->held_total + len > HELD_TOTAL_MAX) {
 		cc_gap(cap, k, "reordering buffer full");
 		return -1;
 	}
@@ -265,6 +269,7 @@ static int hold(struct capture *cap, struct cconn *k, struct dir *d, uint32_t se
 	s->next = *pp;
 	*pp = s;
 	d->held_bytes += len;
+	cap->held_total += len;
 	if (!d->hole_since_ns)
 		d->hole_since_ns = now;
 	cap->st.out_of_order++;

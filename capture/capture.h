@@ -8,7 +8,8 @@
  *
  * A connection whose bytes cannot all be known (the kernel dropped packets,
  * the peer acknowledged bytes the capture never saw, the reordering buffer
- * is full) is closed with a reset on the clone side and counted as a gap:
+ * is full: 1 MiB per direction, 64 MiB in all) is closed with a reset on
+ * the clone side and counted as a gap:
  * a clone is never fed wrong bytes. Connections already open when the
  * capture started are production's alone (counted as midstream).
  *
