@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -28,6 +29,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "proxy/proxy.h"
 
 #define NBUCKETS 8192
@@ -728,34 +730,110 @@ const char *cap_iface(const struct capture *cap)
 	return cap->iface;
 }
 
+/* ---- status: one field table, three views ---- */
+
+static int f_iface(const void *o, const void *c, struct stats_val *v)
+{
+	(void)c;
+	v->s = ((const struct capture *)o)->iface;
+	return 0;
+}
+
+#define CAP_OFF(m) (offsetof(struct capture, st) + offsetof(struct cap_stats, m))
+static const struct stats_field cap_fields[] = {
+	{.name = "iface", .kind = STATS_STRING, .get = f_iface},
+	{.name = "packets",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(packets),
+	 .metric = "doppel_capture_packets_total",
+	 .help = "TCP segments of the service's port captured."},
+	{.name = "bytes",
+	 .kind = STATS_COUNTER,
+	 .unit = STATS_UNIT_BYTES,
+	 .off = CAP_OFF(bytes),
+	 .metric = "doppel_capture_payload_bytes_total",
+	 .help = "Payload bytes of the captured segments."},
+	{.name = "kernel_drops",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(kernel_drops),
+	 .metric = "doppel_capture_kernel_drops_total",
+	 .help = "Packets the kernel dropped before the capture read them (pcap_stats)."},
+	{.name = "connections",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(conns),
+	 .metric = "doppel_capture_connections_total",
+	 .help = "Client connections mirrored to the clones."},
+	{.name = "active",
+	 .kind = STATS_GAUGE,
+	 .off = CAP_OFF(conns_active),
+	 .metric = "doppel_capture_connections_active",
+	 .help = "Mirrored connections open now."},
+	{.name = "midstream",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(conns_midstream),
+	 .metric = "doppel_capture_midstream_total",
+	 .help = "Connections open before the capture began, not mirrored."},
+	{.name = "gaps",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(conns_gap),
+	 .metric = "doppel_capture_gaps_total",
+	 .help = "Connections reset on the clone side because captured bytes were missing."},
+	{.name = "over_cap",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(conns_over_cap),
+	 .metric = "doppel_capture_over_cap_total",
+	 .help = "Connections not followed: too many at once."},
+	{.name = "retransmitted_bytes",
+	 .kind = STATS_COUNTER,
+	 .unit = STATS_UNIT_BYTES,
+	 .off = CAP_OFF(retransmitted),
+	 .metric = "doppel_capture_retransmitted_bytes_total",
+	 .help = "Payload bytes seen more than once, given to the clones once."},
+	{.name = "out_of_order",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(out_of_order),
+	 .metric = "doppel_capture_out_of_order_total",
+	 .help = "Segments held until the bytes before them arrived."},
+	{.name = "client_bytes",
+	 .kind = STATS_COUNTER,
+	 .unit = STATS_UNIT_BYTES,
+	 .off = CAP_OFF(client_bytes),
+	 .metric = "doppel_capture_client_bytes_total",
+	 .help = "Client bytes fed to the clones in order."},
+	{.name = "server_bytes",
+	 .kind = STATS_COUNTER,
+	 .unit = STATS_UNIT_BYTES,
+	 .off = CAP_OFF(server_bytes),
+	 .metric = "doppel_capture_server_bytes_total",
+	 .help = "Production's answer bytes given to divergence in order."},
+	{.name = "resets",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(resets),
+	 .metric = "doppel_capture_resets_total",
+	 .help = "Captured connections that ended with a reset."},
+	{.name = "fins",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(fins),
+	 .metric = "doppel_capture_client_fins_total",
+	 .help = "Captured connections the client ended with a FIN."},
+};
+static const struct stats_table cap_table = STATS_TABLE(cap_fields);
+
 void cap_status_json(struct capture *cap, struct sbuf *sb)
 {
-	const struct cap_stats *s = &cap->st;
-
-	sbuf_printf(sb,
-		    "\"iface\":\"%s\",\"packets\":%llu,\"bytes\":%llu,\"kernel_drops\":%llu,"
-		    "\"connections\":%llu,\"active\":%llu,\"midstream\":%llu,\"gaps\":%llu,"
-		    "\"over_cap\":%llu,\"retransmitted_bytes\":%llu,\"out_of_order\":%llu,"
-		    "\"client_bytes\":%llu,\"server_bytes\":%llu,\"resets\":%llu,\"fins\":%llu",
-		    cap->iface, (unsigned long long)s->packets, (unsigned long long)s->bytes,
-		    (unsigned long long)s->kernel_drops, (unsigned long long)s->conns,
-		    (unsigned long long)s->conns_active, (unsigned long long)s->conns_midstream,
-		    (unsigned long long)s->conns_gap, (unsigned long long)s->conns_over_cap,
-		    (unsigned long long)s->retransmitted, (unsigned long long)s->out_of_order,
-		    (unsigned long long)s->client_bytes, (unsigned long long)s->server_bytes,
-		    (unsigned long long)s->resets, (unsigned long long)s->fins);
+	stats_json_object(sb, &cap_table, cap, NULL);
 }
 
 void cap_status_text(struct capture *cap, struct sbuf *sb)
 {
-	const struct cap_stats *s = &cap->st;
+	stats_text(sb, &cap_table, cap, NULL,
+		   "capture on {iface}: {packets} packets, {kernel_drops} kernel drops; "
+		   "{connections} connections mirrored ({active} active), {gaps} with gaps, "
+		   "{midstream} midstream (not mirrored); {client_bytes} from clients, "
+		   "{retransmitted_bytes} retransmitted (given once)\n");
+}
 
-	sbuf_printf(sb,
-		    "capture on %s: %llu packets, %llu kernel drops; %llu connections mirrored "
-		    "(%llu active), %llu with gaps, %llu midstream (not mirrored); %llu client "
-		    "bytes, %llu retransmitted bytes dropped\n",
-		    cap->iface, (unsigned long long)s->packets, (unsigned long long)s->kernel_drops,
-		    (unsigned long long)s->conns, (unsigned long long)s->conns_active,
-		    (unsigned long long)s->conns_gap, (unsigned long long)s->conns_midstream,
-		    (unsigned long long)s->client_bytes, (unsigned long long)s->retransmitted);
+void cap_metrics(struct capture *cap, struct sbuf *sb, const char *labels)
+{
+	stats_prom_object(sb, &cap_table, cap, NULL, labels);
 }

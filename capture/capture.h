@@ -66,9 +66,10 @@ void cap_feed(struct capture *cap, int linktype, const void *pkt, size_t len);
 void cap_free(struct capture *cap);
 void cap_get_stats(struct capture *cap, struct cap_stats *st);
 const char *cap_iface(const struct capture *cap);
-/* "iface":..., "packets":... (an object's members, no braces). */
+/* Status from one field table: a JSON object, a line of text, Prometheus samples. */
 void cap_status_json(struct capture *cap, struct sbuf *sb);
 void cap_status_text(struct capture *cap, struct sbuf *sb);
+void cap_metrics(struct capture *cap, struct sbuf *sb, const char *labels);
 
 /* The interface that carries IPv4 addr (lo for loopback addresses). 0 or -errno. */
 int cap_iface_for(const char *addr, char *iface, size_t len);

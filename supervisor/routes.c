@@ -465,9 +465,7 @@ static void sup_capture_json(struct sbuf *sb, const void *o, const void *c)
 		sbuf_printf(sb, "null");
 		return;
 	}
-	sbuf_append(sb, "{", 1);
 	cap_status_json(SUP(o)->cap, sb);
-	sbuf_append(sb, "}", 1);
 }
 
 /* The object is the supervisor; the context, the uint64_t time of the reading. */
@@ -591,6 +589,8 @@ static int render_metrics(void *arg, const char *query, struct sbuf *out, const 
 	stats_prom(out, &window_table, &rows, labels.buf);
 	if (sup->agg)
 		agg_metrics(sup->agg, out, labels.buf);
+	if (sup->cap)
+		cap_metrics(sup->cap, out, labels.buf);
 	sbuf_free(&labels);
 	return 200;
 }
