@@ -3,6 +3,7 @@
  * Each check prints ok, warn or FAIL, and for anything not ok, the fix.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ static int cmd_doctor_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_doctor_entry = {
 	.name = "doctor",
-	.usage = "",
+	.usage = "[--pid PID [--port PORT] [--state DIR]...]",
 	.summary = "check that this host can run and clone services, and say what to fix",
 	.help = "Checks: running as root; the kernel; the capabilities CRIU needs; that pid, net,\n"
 		"mount, ipc and uts namespaces can be created and a tmpfs mounted in them; that\n"
@@ -28,7 +29,21 @@ const struct cmd_entry cmd_doctor_entry = {
 		"CPU and pids limits) can be made. Prints the fix for each\n"
 		"problem. $DOPPEL_CRIU names a CRIU binary to use instead of the one found in\n"
 		"$PATH, /usr/local/sbin or /usr/sbin. Exit status 0 when nothing failed\n"
-		"(warnings allowed), 1 otherwise.\n",
+		"(warnings allowed), 1 otherwise.\n"
+		"\n"
+		"With --pid PID, also says whether that running process can be taken by\n"
+		"`doppel adopt`, and why not, before anything is frozen: it must be in the\n"
+		"host's pid, net and mount namespaces; every fd of its tree is looked at\n"
+		"(terminals, devices, inotify/fanotify, io_uring, userfaultfd, perf and bpf fds,\n"
+		"and sockets other than TCP, UDP, netlink and unix fail; unix sockets and files\n"
+		"open for writing outside the --state dirs are warned about: a clone gets a\n"
+		"private copy of such a file); resource limits above doppel's need root; a\n"
+		"process that is not a session leader is dumped as a shell job.\n"
+		"\n"
+		"options:\n"
+		"  --pid PID      the process to adopt (and its descendants)\n"
+		"  --port PORT    check that it listens on this TCP port\n"
+		"  --state DIR    a state dir you will give to `doppel adopt` (repeatable)\n",
 	.exec = cmd_doctor_exec,
 };
 
@@ -221,14 +236,70 @@ static void check_cgroups(void)
 	       "enable the missing controllers to limit clones' CPU and tasks too");
 }
 
+/* --pid: can this process be adopted (`doppel adopt`)? Nothing is frozen. */
+static void check_adopt(int pid, int port, const char *const *state, unsigned nstate)
+{
+	struct cm_adopt_report *r = calloc(1, sizeof(*r));
+	char what[64];
+
+	if (!r) {
+		report(2, "out of memory", NULL);
+		return;
+	}
+	snprintf(what, sizeof(what), "\nprocess %d (doppel adopt):", pid);
+	printf("%s\n", what);
+	cm_adopt_check(pid, state, nstate, port, r);
+	for (unsigned i = 0; i < r->n; i++)
+		report(r->f[i].level, r->f[i].what, r->f[i].fix[0] ? r->f[i].fix : NULL);
+	if (r->dropped)
+		printf("      (%u more findings not shown)\n", r->dropped);
+	if (r->fails)
+		printf("pid %d cannot be adopted: %u reason(s) above\n", pid, r->fails);
+	else
+		printf("pid %d can be adopted%s\n", pid,
+		       port ? "" : " (give --port to check it listens)");
+	free(r);
+}
+
+static int opt_state(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	static char abs[CM_MAX_STATE][PATH_MAX];
+	static unsigned n;
+	const char **dirs = dest;
+
+	if (n == CM_MAX_STATE)
+		return cmd_usage_error(e, "at most %d %s dirs", CM_MAX_STATE, opt), -1;
+	if (!realpath(text, abs[n]))
+		return cmd_usage_error(e, "%s %s: %s", opt, text, strerror(errno)), -1;
+	dirs[n] = abs[n];
+	n++;
+	return 0;
+}
+
 static int cmd_doctor_exec(int argc, char **argv)
 {
 	struct utsname u;
 	char msg[1024];
+	int pid = 0, port = 0, rc;
+	const char *state[CM_MAX_STATE + 1] = {0};
+	const struct cli_opt own[] = {
+		CLI_INT("pid", &pid, 1, INT_MAX),
+		CLI_INT("port", &port, 1, 65535),
+		CLI_FN("state", state, opt_state),
+		CLI_END,
+	};
+	const struct cli_opt *const tables[] = {own, NULL};
+	unsigned nstate = 0;
 
-	(void)argv;
-	if (argc > 1)
-		return cmd_usage_error(&cmd_doctor_entry, "unexpected argument '%s'", argv[1]);
+	rc = cli_parse_opts(&cmd_doctor_entry, argc, argv, 1, tables, 0);
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (rc < argc)
+		return cmd_usage_error(&cmd_doctor_entry, "unexpected argument '%s'", argv[rc]);
+	if ((port || state[0]) && !pid)
+		return cmd_usage_error(&cmd_doctor_entry, "--port and --state go with --pid");
+	while (state[nstate])
+		nstate++;
 	if (geteuid() == 0)
 		report(0, "running as root", NULL);
 	else
@@ -240,6 +311,8 @@ static int cmd_doctor_exec(int argc, char **argv)
 	check_namespaces();
 	check_criu();
 	check_cgroups();
+	if (pid)
+		check_adopt(pid, port, state, nstate);
 	printf("\n%s: %d failure(s), %d warning(s)\n", failures ? "not ready" : "ready", failures,
 	       warnings);
 	return failures ? EXIT_RUNTIME : 0;

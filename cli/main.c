@@ -14,7 +14,7 @@ static const struct cmd_entry *const commands[] = {
 	&cmd_destroy_entry,    &cmd_stop_entry,	   &cmd_attach_entry, &cmd_trace_entry,
 	&cmd_window_entry,     &cmd_doctor_entry,  &cmd_proxy_entry,  &cmd_demo_entry,
 	&cmd_state_sync_entry, &cmd_diverge_entry, &cmd_record_entry, &cmd_replay_entry,
-	&cmd_restore_entry,    &cmd_reload_entry,
+	&cmd_restore_entry,    &cmd_reload_entry,  &cmd_adopt_entry,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -291,8 +291,14 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	arg_add(a, "--skip-in-flight");
 	arg_add(a, "--network-lock");
 	arg_add(a, "skip");
-	arg_add(a, "--external");
-	arg_add(a, "net[%lu]:net", ns_ino(svc->pid));
+	if (svc->adopted) {
+		/* host namespaces: not dumped; the clone's are made at restore (adopt.c) */
+		if (cm_adopt_shell_job(svc->pid))
+			arg_add(a, "--shell-job");
+	} else {
+		arg_add(a, "--external");
+		arg_add(a, "net[%lu]:net", ns_ino(svc->pid));
+	}
 	arg_add(a, "--file-locks");
 	arg_add(a, "--display-stats");
 	if (prev[0]) {
@@ -305,7 +311,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	arg_add(a, "-o");
 	arg_add(a, "%s", log);
 	arg_add(a, "-v2");
-	for (unsigned i = 0; i < svc->nstate; i++) {
+	for (unsigned i = 0; !svc->adopted && i < svc->nstate; i++) {
 		arg_add(a, "--external");
 		arg_add(a, "mnt[%s]:state%u", svc->state_dirs[i], i);
 	}
@@ -527,6 +533,8 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 	struct restore_src src = {o->host_netns_fd >= 0 ? o->host_images_dir : o->images_dir,
 				  svc->nstate, stdout_pipe_ino(svc->pid)};
 
+	if (svc->adopted)
+		return cm_adopt_restore(svc, o, src.images_dir, c, err, errlen);
 	return do_restore_from(&src, o, c, err, errlen);
 }
 
@@ -871,6 +879,12 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 			 svc->pid);
 		return -ESRCH;
 	}
+	if (svc->adopted && (o->host_netns_fd >= 0 || o->keep_dir)) {
+		snprintf(err, errlen,
+			 "clones of an adopted service are made on this host only, without "
+			 "--host or --keep-images");
+		return -ENOTSUP;
+	}
 	if (!shell_safe(o->work_dir) || !shell_safe(o->doppel_exe)) {
 		snprintf(err, errlen, "paths with quotes or newlines are not supported: %s",
 			 o->work_dir);
@@ -974,7 +988,10 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 			goto fail;
 		/* 4. Ready when it accepts on the service's port in its own netns. */
 		if (o->port > 0) {
-			rc = cm_wait_listen(c->netns_fd, o->port, o->ready_timeout_ms, c->pid);
+			rc = svc->adopted
+				     ? cm_adopt_wait_listen(svc, c, o->port, o->ready_timeout_ms)
+				     : cm_wait_listen(c->netns_fd, o->port, o->ready_timeout_ms,
+						      c->pid);
 			if (rc) {
 				snprintf(err, errlen,
 					 "clone %u (pid %d) %s on port %d; see its log %s/log and "

@@ -60,6 +60,13 @@ struct cm_service {
 	char name[64];
 	char state_dirs[CM_MAX_STATE][CM_PATH_MAX];
 	unsigned nstate;
+	/*
+	 * An adopted service (cm_service_adopt): a process tree in the host's
+	 * namespaces that doppel did not start and never signals. addr is the
+	 * IPv4 address it listens on ("127.0.0.1" when it listens on any).
+	 */
+	int adopted;
+	char addr[64];
 };
 
 /* Start the service. Returns 0, or -errno with the cause and a fix in err. */
@@ -74,6 +81,34 @@ int cm_service_alive(const struct cm_service *svc);
  */
 int cm_stop_init(pid_t pid, int timeout_ms);
 void cm_service_free(struct cm_service *svc);
+
+/*
+ * Adopt a running process tree (pid and its descendants) that doppel did not
+ * start: it must live in the host's pid, net and mount namespaces and listen
+ * on TCP port. Nothing is done to the process; out->pid is not our child.
+ * Clones of it (cm_clone_make) are restored into new pid, net, mount, ipc
+ * and uts namespaces by an init of doppel's (see adopt.c). 0 or -errno + err.
+ */
+int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs, unsigned nstate,
+		     int port, struct cm_service *out, char *err, size_t errlen);
+/* The IPv4 address pid's tree listens on for port ("127.0.0.1" for any). 0 or -ENOENT. */
+int cm_adopt_listen_addr(pid_t pid, int port, char *addr, size_t len);
+
+/* What `doppel doctor --pid` says about adopting a process, before anything is frozen. */
+enum { CM_ADOPT_OK, CM_ADOPT_WARN, CM_ADOPT_FAIL };
+#define CM_ADOPT_FINDINGS 48
+struct cm_adopt_finding {
+	int level;
+	char what[400];
+	char fix[256];
+};
+struct cm_adopt_report {
+	struct cm_adopt_finding f[CM_ADOPT_FINDINGS];
+	unsigned n, fails, dropped;
+};
+/* Look at pid's tree (fds, limits, namespaces, session, port if > 0). Always 0. */
+int cm_adopt_check(pid_t pid, const char *const *state_dirs, unsigned nstate, int port,
+		   struct cm_adopt_report *r);
 
 /* Which CRIU, and whether it works here. */
 struct cm_criu {

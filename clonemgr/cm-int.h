@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "clonemgr/clonemgr.h"
 
@@ -66,5 +67,13 @@ int cm_predump_run(const struct cm_service *svc, const struct cm_clone_opts *o,
 		   const char *clone_dir, unsigned long net_ino, struct cm_dump_stats *st,
 		   cm_progress_fn progress, void *arg, char *prev, size_t prevlen, char *err,
 		   size_t errlen);
+/* adopt.c: an adopted service's session is outside its tree (criu --shell-job). */
+int cm_adopt_shell_job(pid_t pid);
+/* Restore a clone of an adopted service from images (see adopt.c). */
+int cm_adopt_restore(const struct cm_service *svc, const struct cm_clone_opts *o,
+		     const char *images, struct cm_clone *c, char *err, size_t errlen);
+/* Wait until the clone accepts on the service's address and port. 0, -ESRCH, -ETIMEDOUT. */
+int cm_adopt_wait_listen(const struct cm_service *svc, const struct cm_clone *c, int port,
+			 int timeout_ms);
 
 #endif

@@ -1222,3 +1222,86 @@ void conn_close_all(struct proxy *px)
 	}
 	px->conns_lingering = 0;
 }
+
+/* ---- mirrored connections: client bytes from another source (proxy.h) ---- */
+
+/*
+ * A mirror is a struct proxy_conn whose client and production sides never
+ * open: its bytes come from a capture of a conversation that happened
+ * elsewhere. Only the legs (one per replica) and divergence work as for an
+ * accepted connection, through the same functions.
+ */
+struct proxy_conn *proxy_mirror_open(struct proxy *px)
+{
+	unsigned n = px->nreps;
+	struct proxy_conn *c = calloc(1, sizeof(*c) + n * sizeof(struct leg));
+	uint64_t now = clock_coarse_ns();
+
+	if (c && n)
+		c->div = div_conn_open(px->rules, px->types, px->next_conn_id + 1, n);
+	if (!c || (n && !c->div)) {
+		free(c);
+		return NULL;
+	}
+	px->conns_allocated++;
+	c->px = px;
+	c->id = ++px->next_conn_id;
+	c->nlegs = n;
+	c->cli.conn = c;
+	c->cli.fd = -1;
+	segq_init(&c->cli.out);
+	c->be.conn = c;
+	c->be.fd = -1;
+	segq_init(&c->be.out);
+	c->next = px->conns;
+	if (px->conns)
+		px->conns->prev = c;
+	px->conns = c;
+	px->conns_accepted++;
+	px->conns_active++;
+	if (px->ob.conn_open)
+		c->obs = px->ob.conn_open(px->ob.arg, c->id);
+	for (unsigned i = 0; i < n; i++)
+		leg_open(c, i, px->reps[i], now);
+	return c;
+}
+
+void proxy_mirror_client(struct proxy_conn *c, const void *buf, size_t n)
+{
+	struct proxy *px = c->px;
+	const unsigned char *p = buf;
+
+	if (c->front_done)
+		return;
+	while (n) {
+		unsigned char *dst;
+		size_t room;
+
+		if (chunk_read_space(&px->pool, &dst, &room) < 0) {
+			conn_abort(c, "out of memory", 1);
+			return;
+		}
+		if (room > n)
+			room = n;
+		memcpy(dst, p, room);
+		from_client(c, dst, room);
+		p += room;
+		n -= room;
+	}
+}
+
+void proxy_mirror_server(struct proxy_conn *c, const void *buf, size_t n)
+{
+	if (c->front_done || !n)
+		return;
+	from_backend(c, (unsigned char *)(uintptr_t)buf, n);
+}
+
+void proxy_mirror_close(struct proxy_conn *c, int reset)
+{
+	if (reset)
+		conn_abort(c, "mirrored connection reset", 1);
+	else if (!c->front_done)
+		client_eof(c);
+	conn_maybe_free(c);
+}

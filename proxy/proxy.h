@@ -206,6 +206,24 @@ void proxy_diverge_report(struct proxy *px, int json, struct sbuf *sb);
 /* Net diverged turns of a replica (what exceeds the noise). */
 uint64_t proxy_replica_net_turns(struct proxy *px, unsigned id);
 
+/*
+ * Mirrored connections: a conversation the proxy did not carry (a passive
+ * capture of production's traffic) fed to the replicas as if a client had
+ * connected here. proxy_mirror_open() opens a leg to every replica; the
+ * client's bytes go through the same bounded per-replica buffers, overflow
+ * accounting, debug window and recording as accepted connections', and
+ * production's answers (proxy_mirror_server) into divergence. End it with
+ * proxy_mirror_close() (reset: the legs end with RST, as after a client
+ * reset; otherwise with a FIN once each replica has answered as much as
+ * production had); the handle is invalid afterwards, and after proxy_free().
+ * Returns NULL when out of memory.
+ */
+struct proxy_conn;
+struct proxy_conn *proxy_mirror_open(struct proxy *px);
+void proxy_mirror_client(struct proxy_conn *c, const void *buf, size_t n);
+void proxy_mirror_server(struct proxy_conn *c, const void *buf, size_t n);
+void proxy_mirror_close(struct proxy_conn *c, int reset);
+
 /* Status for people and machines: JSON object, aligned text, Prometheus text. */
 void proxy_status_json(struct proxy *px, struct sbuf *sb);
 void proxy_status_text(struct proxy *px, struct sbuf *sb);

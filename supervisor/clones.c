@@ -251,7 +251,7 @@ int sup_clone_attach(struct supervisor *sup, const struct sup_clone_spec *spec, 
 	unsigned id = spec->cm->id;
 	struct net_endpoint ep;
 	struct sup_clone *c;
-	char addr[32], name[32], why[256];
+	char addr[96], name[32], why[256];
 	int rc;
 
 	c = calloc(1, sizeof(*c));
@@ -272,7 +272,8 @@ int sup_clone_attach(struct supervisor *sup, const struct sup_clone_spec *spec, 
 		rc = -ENOSPC;
 		goto fail;
 	}
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", sup->cfg.port);
+	snprintf(addr, sizeof(addr), "%s:%d", sup->svc.adopted ? sup->svc.addr : "127.0.0.1",
+		 sup->cfg.port);
 	netaddr_parse(addr, &ep, why, sizeof(why));
 	ep.netns_fd = c->cm.netns_fd;
 	if (spec->host[0]) {

@@ -656,6 +656,18 @@ static int svc_command(const void *o, const void *c, struct stats_val *v)
 	return 0;
 }
 
+static int svc_adopted(const void *o, const void *c, struct stats_val *v)
+{
+	v->i = SUP(o)->svc.adopted;
+	return 0;
+}
+
+static int svc_where(const void *o, const void *c, struct stats_val *v)
+{
+	v->s = SUP(o)->svc.adopted ? "the host's namespaces (adopted)" : "its own namespaces";
+	return 0;
+}
+
 static void svc_state_dirs_json(struct sbuf *sb, const void *o, const void *c)
 {
 	sbuf_append(sb, "[", 1);
@@ -738,6 +750,15 @@ static void sup_proxy_json(struct sbuf *sb, const void *o, const void *c)
 		sbuf_printf(sb, "null\n");
 }
 
+static void sup_capture_json(struct sbuf *sb, const void *o, const void *c)
+{
+	if (!SUP(o)->cap) {
+		sbuf_printf(sb, "null");
+		return;
+	}
+	cap_status_json(SUP(o)->cap, sb);
+}
+
 /* The object is the supervisor; the context, the uint64_t time of the reading. */
 static const struct stats_field sup_fields[] = {
 	{.name = "name", .kind = STATS_STRING, .get = sup_name},
@@ -752,6 +773,8 @@ static const struct stats_field sup_fields[] = {
 	{.name = "service.port", .kind = STATS_INT, .get = svc_port},
 	{.name = "service.state", .kind = STATS_STRING, .get = svc_state},
 	{.name = "service.command", .kind = STATS_STRING, .get = svc_command},
+	{.name = "service.adopted", .kind = STATS_INT, .get = svc_adopted},
+	{.name = "service.namespaces", .kind = STATS_STRING, .get = svc_where},
 	{.name = "service.state_dirs", .kind = STATS_LIST, .json = svc_state_dirs_json},
 	{.name = "listen", .kind = STATS_STRING, .get = sup_listen},
 	{.name = "overflow", .kind = STATS_STRING, .get = sup_overflow},
@@ -776,6 +799,7 @@ static const struct stats_field sup_fields[] = {
 	{.name = "ended_clones", .kind = STATS_LIST, .json = sup_ended_json},
 	{.name = "upstreams", .kind = STATS_LIST, .json = sup_upstreams_json},
 	{.name = "proxy", .kind = STATS_LIST, .json = sup_proxy_json},
+	{.name = "capture", .kind = STATS_LIST, .json = sup_capture_json},
 };
 
 static const struct stats_table sup_table = STATS_TABLE(sup_fields);
@@ -809,7 +833,7 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 	stats_text(
 		out, &sup_table, sup, &now,
 		"{name}: service {service.command} (pid {service.pid}, {service.state}), port "
-		"{service.port} in its own namespaces; clients on {listen}\n"
+		"{service.port} in {service.namespaces}; clients on {listen}\n"
 		"supervisor pid {supervisor_pid}, up {uptime_s}, CRIU {criu}, overflow policy "
 		"{overflow}, {reclones} re-clones{?clone_in_progress ; a clone is being made}\n");
 	if (sup->nclones) {
@@ -845,6 +869,8 @@ static int render_status_text(void *arg, const char *query, struct sbuf *out, co
 	sbuf_printf(out, "\n");
 	if (sup->px)
 		proxy_status_text(sup->px, out);
+	if (sup->cap)
+		cap_status_text(sup->cap, out);
 	return 200;
 }
 
@@ -871,6 +897,8 @@ static int render_metrics(void *arg, const char *query, struct sbuf *out, const 
 	stats_prom(out, &ended_table, &rows, labels.buf);
 	if (sup->agg)
 		agg_metrics(sup->agg, out, labels.buf);
+	if (sup->cap)
+		cap_metrics(sup->cap, out, labels.buf);
 	sbuf_free(&labels);
 	return 200;
 }

@@ -17,6 +17,7 @@
 
 #include "admin/admin.h"
 #include "aggregator/aggregator.h"
+#include "capture/capture.h"
 #include "clonemgr/clonemgr.h"
 #include "proxy/proxy.h"
 #include "record/routes.h"
@@ -117,7 +118,8 @@ struct supervisor {
 	struct proxy *px;
 	struct rec_tap *tap; /* records production and clones (doppel record) */
 	struct rec_routes *rroutes;
-	struct agg *agg; /* NULL without --upstream */
+	struct agg *agg;     /* NULL without --upstream */
+	struct capture *cap; /* doppel adopt --capture; NULL without */
 	struct admin *adm;
 	struct admin *adm_tcp; /* --admin ADDR: read-only routes; NULL without */
 	char admin_path[CM_PATH_MAX + 16];

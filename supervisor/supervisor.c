@@ -40,6 +40,7 @@
 #include "common/size.h"
 
 #define READY_POLL_MS 50
+#define ADOPT_POLL_MS 200 /* how often an adopted service is looked at */
 
 void sup_config_defaults(struct sup_config *cfg)
 {
@@ -238,10 +239,11 @@ static int become_ready(struct supervisor *sup, char *err, size_t errlen)
 {
 	struct proxy_hooks hooks = {sup_on_overflow, sup};
 	struct proxy_config pc = sup->cfg.proxy;
-	char addr[32], perr[128], b[32];
+	char addr[96], perr[128], b[32];
 	int rc;
 
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", sup->cfg.port);
+	snprintf(addr, sizeof(addr), "%s:%d", sup->svc.adopted ? sup->svc.addr : "127.0.0.1",
+		 sup->cfg.port);
 	if (netaddr_parse(addr, &pc.backend, perr, sizeof(perr)) < 0) {
 		snprintf(err, errlen, "%s", perr);
 		return -EINVAL;
@@ -276,11 +278,22 @@ static int become_ready(struct supervisor *sup, char *err, size_t errlen)
 		sup->rroutes = rec_routes_add(sup->adm, sup->px, sup->tap, &sup->cfg.record,
 					      sup->cfg.record_dir ? sup->cfg.record_dir : dir);
 	}
+	if (sup->cfg.capture_iface) {
+		struct cap_config cc = {.iface = sup->cfg.capture_iface,
+					.addr = sup->svc.addr,
+					.port = sup->cfg.port,
+					.buffer = sup->cfg.capture_buffer};
+
+		rc = cap_new(sup->base, sup->px, &cc, &sup->cap, err, errlen);
+		if (rc)
+			return rc;
+	}
 	sup->ready = 1;
 	sup->ready_ns = clock_coarse_ns();
-	pr_info("ready: service %s (pid %d) listens on 127.0.0.1:%d in its own namespaces; clients "
+	pr_info("ready: service %s (pid %d%s) listens on %s in %s namespaces; clients "
 		"connect to %s; buffer %s per connection and clone; admin %s%s%s",
-		sup->cfg.name, sup->svc.pid, sup->cfg.port, pc.listen.text,
+		sup->cfg.name, sup->svc.pid, sup->svc.adopted ? ", adopted" : "", addr,
+		sup->svc.adopted ? "the host's" : "its own", pc.listen.text,
 		size_format(pc.buffer, b, sizeof(b)), sup->admin_path,
 		sup->cfg.admin_addr ? ", status page http://" : "",
 		sup->cfg.admin_addr ? sup->cfg.admin_addr : "");
@@ -296,6 +309,23 @@ static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (sup->svc.adopted && !sup->stopping) {
+		/* not our child: no SIGCHLD; watch it instead */
+		if (!cm_service_alive(&sup->svc)) {
+			snprintf(err, sizeof(err), "the adopted service (pid %d) exited",
+				 sup->svc.pid);
+			sup->svc.pid = 0;
+			sup_shutdown(sup, 1, err);
+			return;
+		}
+		if (!sup->ready && become_ready(sup, err, sizeof(err)) < 0) {
+			sup_shutdown(sup, 1, err);
+			return;
+		}
+		tv.tv_usec = ADOPT_POLL_MS * 1000;
+		evtimer_add(sup->ready_timer, &tv);
+		return;
+	}
 	if (sup->stopping || sup->ready)
 		return;
 	if (!cm_service_alive(&sup->svc))
@@ -331,6 +361,20 @@ static int setup_images(struct supervisor *sup, char *err, size_t errlen)
 {
 	int rc;
 
+	if (sup->svc.adopted && !sup->cfg.images_dir) {
+		/*
+		 * An adopted service shares our mount namespace: a private tmpfs
+		 * would be its too. Images go to a 0700 directory, deleted after
+		 * each restore.
+		 */
+		snprintf(sup->images_base, sizeof(sup->images_base), "%s/%s.images",
+			 sup->cfg.run_dir, sup->cfg.name);
+		rc = mkdir_p(sup->images_base, 0700);
+		if (rc)
+			snprintf(err, errlen, "cannot create %s: %s", sup->images_base,
+				 strerror(-rc));
+		return rc;
+	}
 	if (sup->cfg.images_dir) {
 		snprintf(sup->images_base, sizeof(sup->images_base), "%s/%s", sup->cfg.images_dir,
 			 sup->cfg.name);
@@ -364,6 +408,16 @@ static void teardown(struct supervisor *sup)
 	if (sup->px)
 		proxy_stop_accepting(sup->px);
 	sup_job_abandon(sup);
+	if (sup->cap) {
+		struct sbuf sb;
+
+		sbuf_init(&sb);
+		cap_status_text(sup->cap, &sb);
+		pr_info("%.*s", (int)(sb.len ? sb.len - 1 : 0), sb.buf);
+		sbuf_free(&sb);
+		cap_free(sup->cap); /* before the proxy: its mirrored connections are the proxy's */
+		sup->cap = NULL;
+	}
 	sup_clones_remove_all(sup, "the supervisor is stopping");
 	if (sup->px) {
 		struct sbuf sb;
@@ -377,6 +431,10 @@ static void teardown(struct supervisor *sup)
 	}
 	rec_tap_free(sup->tap);
 	sup->tap = NULL;
+	if (sup->svc.pid > 0 && sup->svc.adopted) {
+		pr_info("service (pid %d) adopted, not ours: left running", sup->svc.pid);
+		sup->svc.pid = 0;
+	}
 	if (sup->svc.pid > 0) {
 		int sig =
 			cm_stop_init(sup->svc.pid, (int)(sup->cfg.stop_timeout_ns / NSEC_PER_MSEC));
@@ -404,6 +462,8 @@ static void teardown(struct supervisor *sup)
 	sup->rroutes = NULL;
 	if (sup->images_tmpfs) {
 		umount2(sup->images_base, MNT_DETACH);
+		rmdir(sup->images_base);
+	} else if (sup->images_base[0] && !sup->cfg.images_dir) {
 		rmdir(sup->images_base);
 	}
 	rmdir(sup->work_dir);
@@ -509,6 +569,27 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create %s: %s", sup->work_dir, strerror(-rc));
 		goto out;
 	}
+	if (cfg->adopt_pid > 0) {
+		/* doppel adopt: the service runs already, in the host's namespaces */
+		rc = cm_service_adopt(cfg->adopt_pid, cfg->name, cfg->state_dirs, cfg->nstate,
+				      cfg->port, &sup->svc, err, errlen);
+		if (rc) {
+			code = 2;
+			goto out;
+		}
+		if (cfg->nupstreams) {
+			snprintf(err, errlen,
+				 "--upstream is not available for an adopted service: its "
+				 "connections to its upstreams are already open and go straight "
+				 "to them");
+			code = 2;
+			goto out;
+		}
+		rc = setup_images(sup, err, errlen);
+		if (rc)
+			goto out;
+		goto watch;
+	}
 	/* 2. A mount namespace of our own. */
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		snprintf(err, errlen, "cannot make a private mount namespace: %s", strerror(errno));
@@ -539,6 +620,7 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 	sup->svc_log_ev =
 		event_new(sup->base, sup->svc.log_fd, EV_READ | EV_PERSIST, on_service_log, sup);
 	event_add(sup->svc_log_ev, NULL);
+watch:
 	sup->sigint = evsignal_new(sup->base, SIGINT, on_stop_signal, sup);
 	sup->sigterm = evsignal_new(sup->base, SIGTERM, on_stop_signal, sup);
 	sup->sigchld = evsignal_new(sup->base, SIGCHLD, on_sigchld, sup);

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "aggregator/aggregator.h"
 #include "clonemgr/clonemgr.h"
@@ -80,6 +81,19 @@ struct sup_config {
 	/* recording (record/): limits, and a directory to record into from the start */
 	struct rec_config record;
 	const char *record_dir;
+	/*
+	 * doppel adopt: the pid of a running process tree to take as the
+	 * service instead of starting argv (argv[0] then only names it). It is
+	 * never signalled: stopping the supervisor leaves it running.
+	 */
+	pid_t adopt_pid;
+	/*
+	 * doppel adopt --capture: feed the clones from a live capture of the
+	 * service's port on this interface ("auto": the one carrying its
+	 * address) instead of a front; NULL: no capture.
+	 */
+	const char *capture_iface;
+	uint64_t capture_buffer; /* kernel capture ring (0: 32 MiB) */
 };
 
 void sup_config_defaults(struct sup_config *cfg);
@@ -89,7 +103,8 @@ int sup_name_valid(const char *name);
 void sup_admin_addr(const char *run_dir, const char *name, char *buf, size_t len);
 
 /*
- * Run until stopped (SIGTERM, SIGINT, POST /stop) or until the service exits.
+ * Run until stopped (SIGTERM, SIGINT, POST /stop) or until the service exits
+ * (an adopted service: until it is gone; it is watched, not waited for).
  * Returns 0 when stopped on request, 1 when the service exited on its own or
  * a runtime failure happened, 2 for a configuration error; err says why.
  */

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -146,6 +147,39 @@ static char **with_append(char **argv)
 	return has_o && !has_a ? argv_insert(argv, 1, "-A") : NULL;
 }
 
+/*
+ * The clone's main process. A clone of an adopted service (doppel adopt) has
+ * an init of doppel's own (this program) at its root, and the service is
+ * that init's child; other clones' init is the service itself.
+ */
+static pid_t main_pid(pid_t init, const pid_t *pids, int n)
+{
+	char a[64], b[PATH_MAX], c[PATH_MAX], line[512];
+	ssize_t la, lb;
+
+	snprintf(a, sizeof(a), "/proc/%d/exe", init);
+	la = readlink(a, b, sizeof(b) - 1);
+	lb = readlink("/proc/self/exe", c, sizeof(c) - 1);
+	if (la <= 0 || lb <= 0 || la != lb || memcmp(b, c, (size_t)la) != 0)
+		return init;
+	for (int i = 1; i < n; i++) {
+		FILE *f;
+		char *rp;
+		int ppid = 0;
+
+		snprintf(a, sizeof(a), "/proc/%d/stat", pids[i]);
+		f = fopen(a, "re");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f) && (rp = strrchr(line, ')')))
+			sscanf(rp + 2, "%*c %d", &ppid);
+		fclose(f);
+		if (ppid == init)
+			return pids[i];
+	}
+	return init;
+}
+
 /* The arguments for the clone's current processes, checked, with the method's additions. */
 static int expand(struct trc_session *s, char ***out, char *err, size_t errlen)
 {
@@ -158,7 +192,7 @@ static int expand(struct trc_session *s, char ***out, char *err, size_t errlen)
 			 s->cfg.clone_pid);
 		return -ESRCH;
 	}
-	sub.pid = s->cfg.clone_pid;
+	sub.pid = main_pid(s->cfg.clone_pid, s->pids, n);
 	sub.pids = s->pids;
 	sub.npids = (unsigned)n;
 	sub.dir = ".";
