@@ -16,6 +16,40 @@
 #include "common/log.h"
 #include "supervisor/supervisor.h"
 
+/* With capture only, the proxy (which holds the replicas) gets a front nobody uses. */
+static int capture_front(const struct cmd_entry *e, struct sup_config *cfg)
+{
+	char perr[128];
+
+	if (netaddr_parse("127.0.0.1:1", &cfg->proxy.listen, perr, sizeof(perr)) < 0)
+		return cmd_usage_error(e, "%s", perr), -1;
+	((struct sockaddr_in *)&cfg->proxy.listen.ss)->sin_port = 0; /* any free port */
+	snprintf(cfg->proxy.listen.text, sizeof(cfg->proxy.listen.text), "none (--capture %s)",
+		 cfg->capture_iface);
+	return 0;
+}
+
+/* The process's command as started (its argv[0]), for status; -1 with errno. */
+static int read_argv0(int pid, char *exe, size_t size)
+{
+	char path[64];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(exe, 1, size - 1, f);
+	fclose(f);
+	if (!n) {
+		errno = ESRCH;
+		return -1;
+	}
+	exe[n] = '\0'; /* argv[0] ends at its own '\0' */
+	return 0;
+}
+
 static int cmd_adopt_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_adopt_entry = {
@@ -86,69 +120,6 @@ const struct cmd_entry cmd_adopt_entry = {
 	.exec = cmd_adopt_exec,
 };
 
-static int opt_state(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	static char abs[CM_MAX_STATE][PATH_MAX];
-	struct sup_config *cfg = dest;
-
-	if (cfg->nstate == CM_MAX_STATE) {
-		cmd_usage_error(e, "at most %d %s dirs", CM_MAX_STATE, opt);
-		return -1;
-	}
-	if (!realpath(text, abs[cfg->nstate])) {
-		cmd_usage_error(e, "%s %s: %s", opt, text, strerror(errno));
-		return -1;
-	}
-	cfg->state_dirs[cfg->nstate] = abs[cfg->nstate];
-	cfg->nstate++;
-	return 0;
-}
-
-static int opt_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	static char abs[2][PATH_MAX];
-	static unsigned n;
-	char *a = abs[n++ % 2];
-
-	if (!realpath(text, a)) {
-		cmd_usage_error(e, "%s %s: %s", opt, text, strerror(errno));
-		return -1;
-	}
-	*(const char **)dest = a;
-	return 0;
-}
-
-static int opt_work_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	if (text[0] != '/')
-		return cmd_usage_error(e, "%s must be an absolute path", opt), -1;
-	*(const char **)dest = text;
-	return 0;
-}
-
-static int opt_overflow(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	enum sup_overflow *policy = dest;
-
-	if (strcmp(text, "drop") == 0)
-		*policy = SUP_OVERFLOW_DROP;
-	else if (strcmp(text, "reclone") == 0)
-		*policy = SUP_OVERFLOW_RECLONE;
-	else
-		return cmd_usage_error(e, "%s '%s': use drop or reclone", opt, text), -1;
-	return 0;
-}
-
-static int opt_admin(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	struct net_endpoint ep;
-
-	if (cli_parse_addr(e, opt, text, &ep))
-		return -1;
-	*(const char **)dest = text;
-	return 0;
-}
-
 static int cmd_adopt_exec(int argc, char **argv)
 {
 	const struct cmd_entry *e = &cmd_adopt_entry;
@@ -161,13 +132,13 @@ static int cmd_adopt_exec(int argc, char **argv)
 		CLI_INT("pid", &pid, 1, INT_MAX),
 		CLI_INT("port", &port, 1, 65535),
 		CLI_ADDR("front", &cfg.proxy.listen, &have_front),
-		CLI_FN("state", &cfg, opt_state),
-		CLI_FN("overflow", &cfg.overflow, opt_overflow),
-		CLI_FN("images", &cfg.images_dir, opt_dir),
-		CLI_FN("work-dir", &cfg.work_dir, opt_work_dir),
+		CLI_FN("state", &cfg, cli_opt_state),
+		CLI_FN("overflow", &cfg.overflow, cli_opt_overflow),
+		CLI_FN("images", &cfg.images_dir, cli_opt_dir),
+		CLI_FN("work-dir", &cfg.work_dir, cli_opt_work_dir),
 		CLI_STRING("criu", &cfg.criu),
 		CLI_INT("clone-nice", &cfg.clone_nice, 0, 19),
-		CLI_FN("admin", &cfg.admin_addr, opt_admin),
+		CLI_FN("admin", &cfg.admin_addr, cli_opt_admin),
 		CLI_STRING("capture", &cfg.capture_iface),
 		CLI_SIZE("capture-buffer", &cfg.capture_buffer),
 		CLI_END,
@@ -175,8 +146,7 @@ static int cmd_adopt_exec(int argc, char **argv)
 	const struct cli_opt *const tables[] = {own, shared, div, NULL};
 	static char exe[PATH_MAX];
 	static char *svc_argv[2] = {exe, NULL};
-	char path[64], err[1024];
-	ssize_t n;
+	char err[1024];
 
 	sup_config_defaults(&cfg);
 	cfg.run_dir = cli_run_dir();
@@ -206,16 +176,8 @@ static int cmd_adopt_exec(int argc, char **argv)
 	if (have_front && cfg.capture_iface)
 		return cmd_usage_error(e, "--front and --capture exclude each other: the front's "
 					  "own connections to the service would be captured too");
-	if (!have_front) {
-		char perr[128];
-
-		/* The replicas live in the proxy; with capture only, its front is unused. */
-		if (netaddr_parse("127.0.0.1:1", &cfg.proxy.listen, perr, sizeof(perr)) < 0)
-			return cmd_usage_error(e, "%s", perr);
-		((struct sockaddr_in *)&cfg.proxy.listen.ss)->sin_port = 0; /* any free port */
-		snprintf(cfg.proxy.listen.text, sizeof(cfg.proxy.listen.text),
-			 "none (--capture %s)", cfg.capture_iface);
-	}
+	if (!have_front && capture_front(e, &cfg))
+		return EXIT_USAGE;
 	if (cli_proxy_opts_check(e, &cfg.proxy))
 		return EXIT_USAGE;
 	if (cli_div_rules(e, &dopts, cfg.proxy.max_turns, &rules))
@@ -225,16 +187,7 @@ static int cmd_adopt_exec(int argc, char **argv)
 	cfg.record_dir = dopts.record_dir;
 	cfg.port = port;
 	cfg.adopt_pid = pid;
-	/* its command as started (argv[0]), for status */
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	{
-		FILE *f = fopen(path, "re");
-
-		n = f ? (ssize_t)fread(exe, 1, sizeof(exe) - 1, f) : -1;
-		if (f)
-			fclose(f);
-	}
-	if (n <= 0) {
+	if (read_argv0(pid, exe, sizeof(exe)) < 0) {
 		fprintf(stderr,
 			"doppel adopt %s: no process %d that doppel can see (%s); check --pid "
 			"and run as root\n",
@@ -242,7 +195,6 @@ static int cmd_adopt_exec(int argc, char **argv)
 		div_rules_free(rules);
 		return EXIT_USAGE;
 	}
-	exe[n] = '\0'; /* argv[0] ends at its own '\0' */
 	cfg.argv = svc_argv;
 	rc = sup_run(&cfg, err, sizeof(err));
 	if (rc)

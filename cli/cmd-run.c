@@ -129,75 +129,6 @@ const struct cmd_entry cmd_run_entry = {
 	.exec = cmd_run_exec,
 };
 
-/* An existing directory, made absolute (the service and clones run elsewhere). */
-static int opt_dir(const struct cmd_entry *e, const char *opt, const char *text, char *abs,
-		   const char **out)
-{
-	if (!realpath(text, abs)) {
-		cmd_usage_error(e, "%s %s: %s", opt, text, strerror(errno));
-		return -1;
-	}
-	*out = abs;
-	return 0;
-}
-
-static int opt_images(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	static char abs[PATH_MAX];
-
-	return opt_dir(e, opt, text, abs, dest);
-}
-
-static int opt_chdir(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	static char abs[PATH_MAX];
-
-	return opt_dir(e, opt, text, abs, dest);
-}
-
-static int opt_work_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	if (text[0] != '/') {
-		cmd_usage_error(e, "%s must be an absolute path", opt);
-		return -1;
-	}
-	*(const char **)dest = text;
-	return 0;
-}
-
-static int opt_state(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	static char abs[CM_MAX_STATE][PATH_MAX];
-	struct sup_config *cfg = dest;
-
-	if (cfg->nstate == CM_MAX_STATE) {
-		cmd_usage_error(e, "at most %d %s dirs", CM_MAX_STATE, opt);
-		return -1;
-	}
-	if (!realpath(text, abs[cfg->nstate])) {
-		cmd_usage_error(e, "%s %s: %s (create it first)", opt, text, strerror(errno));
-		return -1;
-	}
-	cfg->state_dirs[cfg->nstate] = abs[cfg->nstate];
-	cfg->nstate++;
-	return 0;
-}
-
-static int opt_overflow(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	enum sup_overflow *policy = dest;
-
-	if (strcmp(text, "drop") == 0) {
-		*policy = SUP_OVERFLOW_DROP;
-	} else if (strcmp(text, "reclone") == 0) {
-		*policy = SUP_OVERFLOW_RECLONE;
-	} else {
-		cmd_usage_error(e, "%s '%s': use drop or reclone", opt, text);
-		return -1;
-	}
-	return 0;
-}
-
 static int opt_upstream(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
 {
 	struct sup_config *cfg = dest;
@@ -213,17 +144,6 @@ static int opt_upstream(const struct cmd_entry *e, const char *opt, const char *
 		return -1;
 	}
 	cfg->upstreams[cfg->nupstreams++] = text;
-	return 0;
-}
-
-/* --admin HOST:PORT: checked here, opened by the supervisor. */
-static int opt_admin(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	struct net_endpoint ep;
-
-	if (cli_parse_addr(e, opt, text, &ep))
-		return -1;
-	*(const char **)dest = text;
 	return 0;
 }
 
@@ -257,13 +177,13 @@ static int cmd_run_exec(int argc, char **argv)
 	const struct cli_opt own[] = {
 		CLI_ADDR("listen", &cfg.proxy.listen, &have_listen),
 		CLI_INT("port", &port, 1, 65535),
-		CLI_FN("state", &cfg, opt_state),
-		CLI_FN("overflow", &cfg.overflow, opt_overflow),
-		CLI_FN("images", &cfg.images_dir, opt_images),
-		CLI_FN("work-dir", &cfg.work_dir, opt_work_dir),
+		CLI_FN("state", &cfg, cli_opt_state),
+		CLI_FN("overflow", &cfg.overflow, cli_opt_overflow),
+		CLI_FN("images", &cfg.images_dir, cli_opt_dir),
+		CLI_FN("work-dir", &cfg.work_dir, cli_opt_work_dir),
 		CLI_DURATION("ready-timeout", &cfg.ready_timeout_ns),
 		CLI_DURATION("stop-timeout", &cfg.stop_timeout_ns),
-		CLI_FN("chdir", &cfg.chdir, opt_chdir),
+		CLI_FN("chdir", &cfg.chdir, cli_opt_dir),
 		CLI_FLAG("keep-cgroup-mounts", &cfg.keep_cgroup_mounts),
 		CLI_STRING("criu", &cfg.criu),
 		CLI_FN("upstream", &cfg, opt_upstream),
@@ -287,7 +207,7 @@ static int cmd_run_exec(int argc, char **argv)
 		CLI_FLAG("no-clone-limits", &cfg.no_clone_limits),
 		CLI_SIZE("upstream-budget", &cfg.upstream_budget),
 		CLI_DURATION("upstream-wait", &cfg.upstream_wait_ns),
-		CLI_FN("admin", &cfg.admin_addr, opt_admin),
+		CLI_FN("admin", &cfg.admin_addr, cli_opt_admin),
 		CLI_END,
 	};
 	const struct cli_opt *const tables[] = {own, shared, div, NULL};

@@ -151,6 +151,20 @@ void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS
  * why not. Sets pc->tls.ncerts.
  */
 int cli_proxy_opts_check(const struct cmd_entry *e, struct proxy_config *pc);
+
+/*
+ * cmd-supopts.c: callbacks (CLI_FN) for the options of the commands that start
+ * a supervisor. cli_opt_state: dest is the struct sup_config, the dir is made
+ * absolute and appended to its state dirs; cli_opt_dir: an existing dir, made
+ * absolute, into a const char *; cli_opt_work_dir: an absolute path, as given;
+ * cli_opt_overflow: drop|reclone into an enum sup_overflow; cli_opt_admin: a
+ * checked HOST:PORT, as given.
+ */
+int cli_opt_state(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
+int cli_opt_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
+int cli_opt_work_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
+int cli_opt_overflow(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
+int cli_opt_admin(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
 #define CLI_TLS_HELP                                                                          \
 	"  --tls-cert FILE --tls-key FILE\n"                                                  \
 	"                      terminate TLS from clients (TLS 1.2 and 1.3) with this PEM\n"  \

@@ -1,0 +1,72 @@
+/*
+ * cmd-supopts.c - option callbacks shared by the commands that start a
+ * supervisor (`doppel run`, `doppel adopt`): paths made absolute, the
+ * overflow policy, the admin address.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmd.h"
+#include "supervisor/supervisor.h"
+
+int cli_opt_state(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	static char abs[CM_MAX_STATE][PATH_MAX];
+	struct sup_config *cfg = dest;
+
+	if (cfg->nstate == CM_MAX_STATE)
+		return cmd_usage_error(e, "at most %d %s dirs", CM_MAX_STATE, opt), -1;
+	if (!realpath(text, abs[cfg->nstate]))
+		return cmd_usage_error(e, "%s %s: %s (create it first)", opt, text,
+				       strerror(errno)),
+		       -1;
+	cfg->state_dirs[cfg->nstate] = abs[cfg->nstate];
+	cfg->nstate++;
+	return 0;
+}
+
+int cli_opt_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	static char abs[4][PATH_MAX]; /* a few such options per command line */
+	static unsigned n;
+	char *a = abs[n++ % 4];
+
+	if (!realpath(text, a))
+		return cmd_usage_error(e, "%s %s: %s", opt, text, strerror(errno)), -1;
+	*(const char **)dest = a;
+	return 0;
+}
+
+int cli_opt_work_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	if (text[0] != '/')
+		return cmd_usage_error(e, "%s must be an absolute path", opt), -1;
+	*(const char **)dest = text;
+	return 0;
+}
+
+int cli_opt_overflow(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	enum sup_overflow *policy = dest;
+
+	if (strcmp(text, "drop") == 0)
+		*policy = SUP_OVERFLOW_DROP;
+	else if (strcmp(text, "reclone") == 0)
+		*policy = SUP_OVERFLOW_RECLONE;
+	else
+		return cmd_usage_error(e, "%s '%s': use drop or reclone", opt, text), -1;
+	return 0;
+}
+
+int cli_opt_admin(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	struct net_endpoint ep;
+
+	if (cli_parse_addr(e, opt, text, &ep))
+		return -1;
+	*(const char **)dest = text;
+	return 0;
+}
