@@ -730,6 +730,13 @@ static void __attribute__((noreturn)) init_main(const struct init_args *a, const
 		if (mount(src, a->files[i], NULL, MS_BIND, NULL) < 0)
 			init_fail(a->report, -4000 - errno);
 	}
+	/* The init, criu and what it restores live in the clone's cgroup (its limits). */
+	if (a->c->cg.version != CG_NONE) {
+		int e = cg_enter(&a->c->cg);
+
+		if (e < 0)
+			init_fail(a->report, -7000 + e);
+	}
 	criu = fork();
 	if (criu < 0)
 		init_fail(a->report, -5000 - errno);
@@ -777,10 +784,11 @@ static void init_error(int code, const struct cm_clone *c, char *err, size_t err
 					   "mounting a state copy over its state dir",
 					   "mounting a private copy over a file it writes",
 					   "starting criu",
-					   "reading criu's pidfile"};
+					   "reading criu's pidfile",
+					   "joining its cgroup (its limits)"};
 	int k = -code / 1000, e = -code % 1000;
 
-	if (k >= 1 && k <= 6)
+	if (k >= 1 && k <= 7)
 		snprintf(err, errlen, "cannot prepare clone %u: %s: %s", c->id, step[k],
 			 k == 6 ? "no pid" : strerror(e));
 	else
@@ -819,6 +827,8 @@ int cm_adopt_restore(const struct cm_service *svc, const struct cm_clone_opts *o
 	ARG("-d");
 	ARG("--tcp-close");
 	ARG("--file-locks");
+	if (c->cg.version != CG_NONE)
+		ARG("--manage-cgroups=ignore"); /* it runs inside the clone's cgroup already */
 	if (cm_adopt_shell_job(svc->pid))
 		ARG("--shell-job");
 	ARG("--pidfile");
@@ -933,36 +943,6 @@ out:
 int cm_adopt_wait_listen(const struct cm_service *svc, const struct cm_clone *c, int port,
 			 int timeout_ms)
 {
-	struct net_endpoint ep;
-	char perr[128], addr[96];
-	struct timespec ts = {0, 10 * 1000 * 1000};
-
-	snprintf(addr, sizeof(addr), "%s:%d", svc->addr[0] ? svc->addr : "127.0.0.1", port);
-	if (netaddr_parse(addr, &ep, perr, sizeof(perr)) < 0)
-		return -EINVAL;
-	ep.netns_fd = c->netns_fd;
-	for (int waited = 0; waited <= timeout_ms; waited += 10) {
-		int fd = netaddr_connect(&ep);
-
-		if (fd >= 0) {
-			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-			int soerr = 0;
-			socklen_t len = sizeof(soerr);
-
-			if (poll(&pfd, 1, 200) == 1 &&
-			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0) {
-				close(fd);
-				return 0;
-			}
-			close(fd);
-		}
-		if (c->pid > 0) {
-			struct cm_service probe = {.pid = c->pid};
-
-			if (!cm_service_alive(&probe))
-				return -ESRCH;
-		}
-		nanosleep(&ts, NULL);
-	}
-	return -ETIMEDOUT;
+	return cm_wait_listen_on(c->netns_fd, svc->addr[0] ? svc->addr : "127.0.0.1", port,
+				 timeout_ms, c->pid);
 }

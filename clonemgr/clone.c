@@ -51,20 +51,11 @@
 
 #define DUMP_TIMEOUT_MS (300 * 1000)
 #define RESTORE_TIMEOUT_MS (120 * 1000)
-#define MAX_ARGS 96
-
-struct argv_buf {
-	char *v[MAX_ARGS];
-	char store[MAX_ARGS][CM_PATH_MAX + 64];
-	int n;
-};
-
-static void arg_add(struct argv_buf *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void arg_add(struct argv_buf *a, const char *fmt, ...)
+void cm_arg_add(struct cm_argv *a, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (a->n >= MAX_ARGS - 1)
+	if (a->n >= CM_MAX_ARGS - 1)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(a->store[a->n], sizeof(a->store[a->n]), fmt, ap);
@@ -206,7 +197,7 @@ static int free_port_in(int netns_fd, const char *addr)
 static pid_t start_page_server(const struct cm_clone_opts *o, const char *clone_dir, int port,
 			       char *err, size_t errlen)
 {
-	struct argv_buf *a = calloc(1, sizeof(*a));
+	struct cm_argv *a = calloc(1, sizeof(*a));
 	char out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], ready;
 	struct pollfd pfd;
 	int st[2];
@@ -219,19 +210,19 @@ static pid_t start_page_server(const struct cm_clone_opts *o, const char *clone_
 	}
 	snprintf(out, sizeof(out), "%s/page-server.out", clone_dir);
 	snprintf(log, sizeof(log), "%s/page-server.log", clone_dir);
-	arg_add(a, "criu");
-	arg_add(a, "page-server");
-	arg_add(a, "--address");
-	arg_add(a, "%s", o->host_addr);
-	arg_add(a, "--port");
-	arg_add(a, "%d", port);
-	arg_add(a, "-D");
-	arg_add(a, "%s", o->host_images_dir);
-	arg_add(a, "-o");
-	arg_add(a, "%s", log);
-	arg_add(a, "-v3"); /* logs who connected and when the session ended */
-	arg_add(a, "--status-fd");
-	arg_add(a, "3");
+	cm_arg_add(a, "criu");
+	cm_arg_add(a, "page-server");
+	cm_arg_add(a, "--address");
+	cm_arg_add(a, "%s", o->host_addr);
+	cm_arg_add(a, "--port");
+	cm_arg_add(a, "%d", port);
+	cm_arg_add(a, "-D");
+	cm_arg_add(a, "%s", o->host_images_dir);
+	cm_arg_add(a, "-o");
+	cm_arg_add(a, "%s", log);
+	cm_arg_add(a, "-v3"); /* logs who connected and when the session ended */
+	cm_arg_add(a, "--status-fd");
+	cm_arg_add(a, "3");
 	{
 		struct cm_run run = {&st[1], 1, o->host_netns_fd, 0, NULL};
 
@@ -266,7 +257,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		   const char *clone_dir, const char *prev, struct cm_dump_stats *st, char *err,
 		   size_t errlen)
 {
-	struct argv_buf *a = calloc(1, sizeof(*a));
+	struct cm_argv *a = calloc(1, sizeof(*a));
 	char script[CM_PATH_MAX + 32], out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], errs[1024];
 	uint64_t t0;
 	pid_t ps = 0;
@@ -282,42 +273,42 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	/* The action script exists only to sync state dirs. */
 	if (svc->nstate && (rc = write_action_script(script, svc, o, clone_dir, err, errlen)))
 		goto out;
-	arg_add(a, "criu");
-	arg_add(a, "dump");
-	arg_add(a, "-t");
-	arg_add(a, "%d", svc->pid);
-	arg_add(a, "--leave-running");
-	arg_add(a, "--tcp-close");
-	arg_add(a, "--skip-in-flight");
-	arg_add(a, "--network-lock");
-	arg_add(a, "skip");
+	cm_arg_add(a, "criu");
+	cm_arg_add(a, "dump");
+	cm_arg_add(a, "-t");
+	cm_arg_add(a, "%d", svc->pid);
+	cm_arg_add(a, "--leave-running");
+	cm_arg_add(a, "--tcp-close");
+	cm_arg_add(a, "--skip-in-flight");
+	cm_arg_add(a, "--network-lock");
+	cm_arg_add(a, "skip");
 	if (svc->adopted) {
 		/* host namespaces: not dumped; the clone's are made at restore (adopt.c) */
 		if (cm_adopt_shell_job(svc->pid))
-			arg_add(a, "--shell-job");
+			cm_arg_add(a, "--shell-job");
 	} else {
-		arg_add(a, "--external");
-		arg_add(a, "net[%lu]:net", ns_ino(svc->pid));
+		cm_arg_add(a, "--external");
+		cm_arg_add(a, "net[%lu]:net", ns_ino(svc->pid));
 	}
-	arg_add(a, "--file-locks");
-	arg_add(a, "--display-stats");
+	cm_arg_add(a, "--file-locks");
+	cm_arg_add(a, "--display-stats");
 	if (prev[0]) {
-		arg_add(a, "--track-mem");
-		arg_add(a, "--prev-images-dir");
-		arg_add(a, "%s", prev);
+		cm_arg_add(a, "--track-mem");
+		cm_arg_add(a, "--prev-images-dir");
+		cm_arg_add(a, "%s", prev);
 	}
-	arg_add(a, "-D");
-	arg_add(a, "%s", o->images_dir);
-	arg_add(a, "-o");
-	arg_add(a, "%s", log);
-	arg_add(a, "-v2");
+	cm_arg_add(a, "-D");
+	cm_arg_add(a, "%s", o->images_dir);
+	cm_arg_add(a, "-o");
+	cm_arg_add(a, "%s", log);
+	cm_arg_add(a, "-v2");
 	for (unsigned i = 0; !svc->adopted && i < svc->nstate; i++) {
-		arg_add(a, "--external");
-		arg_add(a, "mnt[%s]:state%u", svc->state_dirs[i], i);
+		cm_arg_add(a, "--external");
+		cm_arg_add(a, "mnt[%s]:state%u", svc->state_dirs[i], i);
 	}
 	if (svc->nstate) {
-		arg_add(a, "--action-script");
-		arg_add(a, "%s", script);
+		cm_arg_add(a, "--action-script");
+		cm_arg_add(a, "%s", script);
 	}
 	if (o->host_netns_fd >= 0) {
 		int port = free_port_in(o->host_netns_fd, o->host_addr);
@@ -339,11 +330,11 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 			rc = ps;
 			goto out;
 		}
-		arg_add(a, "--page-server");
-		arg_add(a, "--address");
-		arg_add(a, "%s", o->host_addr);
-		arg_add(a, "--port");
-		arg_add(a, "%d", port);
+		cm_arg_add(a, "--page-server");
+		cm_arg_add(a, "--address");
+		cm_arg_add(a, "%s", o->host_addr);
+		cm_arg_add(a, "--port");
+		cm_arg_add(a, "%d", port);
 	}
 	t0 = clock_now_ns();
 	{
@@ -396,7 +387,7 @@ struct restore_src {
 static int do_restore_from(const struct restore_src *src, const struct cm_clone_opts *o,
 			   struct cm_clone *c, char *err, size_t errlen)
 {
-	struct argv_buf *a = calloc(1, sizeof(*a));
+	struct cm_argv *a = calloc(1, sizeof(*a));
 	char out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], pidfile[CM_PATH_MAX + 32], errs[1024];
 	unsigned long ino = src->pipe_ino;
 	int logp[2] = {-1, -1}, fds[2], nfds = 0, netns = -1, rc;
@@ -410,23 +401,23 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 	snprintf(out, sizeof(out), "%s/restore.out", c->dir);
 	snprintf(log, sizeof(log), "%s/restore.log", c->dir);
 	snprintf(pidfile, sizeof(pidfile), "%s/pid", c->dir);
-	arg_add(a, "criu");
-	arg_add(a, "restore");
-	arg_add(a, "-D");
-	arg_add(a, "%s", src->images_dir);
-	arg_add(a, "-d");
-	arg_add(a, "--root");
-	arg_add(a, "/");
-	arg_add(a, "--tcp-close");
-	arg_add(a, "--file-locks");
-	arg_add(a, "--pidfile");
-	arg_add(a, "%s", pidfile);
-	arg_add(a, "-o");
-	arg_add(a, "%s", log);
-	arg_add(a, "-v2");
+	cm_arg_add(a, "criu");
+	cm_arg_add(a, "restore");
+	cm_arg_add(a, "-D");
+	cm_arg_add(a, "%s", src->images_dir);
+	cm_arg_add(a, "-d");
+	cm_arg_add(a, "--root");
+	cm_arg_add(a, "/");
+	cm_arg_add(a, "--tcp-close");
+	cm_arg_add(a, "--file-locks");
+	cm_arg_add(a, "--pidfile");
+	cm_arg_add(a, "%s", pidfile);
+	cm_arg_add(a, "-o");
+	cm_arg_add(a, "%s", log);
+	cm_arg_add(a, "-v2");
 	if (c->cg.version != CG_NONE) {
 		/* criu runs inside the clone's cgroup: what it restores stays there */
-		arg_add(a, "--manage-cgroups=ignore");
+		cm_arg_add(a, "--manage-cgroups=ignore");
 	}
 	/* The clone's network namespace: a fresh one, loopback up, given to CRIU. */
 	netns = cm_netns_new();
@@ -442,11 +433,11 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 			goto out;
 	}
 	fds[nfds] = netns;
-	arg_add(a, "--inherit-fd");
-	arg_add(a, "fd[%d]:net", 3 + nfds++);
+	cm_arg_add(a, "--inherit-fd");
+	cm_arg_add(a, "fd[%d]:net", 3 + nfds++);
 	for (unsigned i = 0; i < src->nstate; i++) {
-		arg_add(a, "--external");
-		arg_add(a, "mnt[state%u]:%s/state-%u", i, c->dir, i);
+		cm_arg_add(a, "--external");
+		cm_arg_add(a, "mnt[state%u]:%s/state-%u", i, c->dir, i);
 	}
 	if (ino) {
 		/* The clone's stdout/stderr: a pipe of its own that the supervisor reads. */
@@ -456,8 +447,8 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 			goto out;
 		}
 		fds[nfds] = logp[1];
-		arg_add(a, "--inherit-fd");
-		arg_add(a, "fd[%d]:pipe:[%lu]", 3 + nfds++, ino);
+		cm_arg_add(a, "--inherit-fd");
+		cm_arg_add(a, "fd[%d]:pipe:[%lu]", 3 + nfds++, ino);
 	}
 	{
 		struct cm_run run = {fds, (unsigned)nfds, o->host_netns_fd, RESTORE_TIMEOUT_MS,
@@ -678,11 +669,17 @@ fail:
 
 int cm_wait_listen(int netns_fd, int port, int timeout_ms, pid_t pid)
 {
+	return cm_wait_listen_on(netns_fd, "127.0.0.1", port, timeout_ms, pid);
+}
+
+int cm_wait_listen_on(int netns_fd, const char *host, int port, int timeout_ms, pid_t pid)
+{
 	struct net_endpoint ep;
-	char perr[128], addr[32];
+	struct cm_service probe = {.pid = pid};
+	char perr[128], addr[96];
 	struct timespec ts = {0, 10 * 1000 * 1000};
 
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	snprintf(addr, sizeof(addr), "%s:%d", host, port);
 	if (netaddr_parse(addr, &ep, perr, sizeof(perr)) < 0)
 		return -EINVAL;
 	ep.netns_fd = netns_fd;
@@ -701,7 +698,7 @@ int cm_wait_listen(int netns_fd, int port, int timeout_ms, pid_t pid)
 			}
 			close(fd);
 		}
-		if (pid > 0 && kill(pid, 0) < 0)
+		if (pid > 0 && !cm_service_alive(&probe)) /* gone, or a zombie */
 			return -ESRCH;
 		nanosleep(&ts, NULL);
 	}

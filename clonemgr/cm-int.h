@@ -49,6 +49,20 @@ char *cm_criu_errors(const char *log_path, char *buf, size_t len);
 /* Parse CRIU's --display-stats output (a file) into st. */
 void cm_criu_parse_stats(const char *out_path, struct cm_dump_stats *st);
 
+/* A CRIU command line being built (clone.c): cm_arg_add appends one printf'd argument. */
+#define CM_MAX_ARGS 96
+struct cm_argv {
+	char *v[CM_MAX_ARGS];
+	char store[CM_MAX_ARGS][CM_PATH_MAX + 64];
+	int n;
+};
+void cm_arg_add(struct cm_argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Wait until something accepts on HOST:PORT in netns_fd (as cm_wait_listen);
+ * -ESRCH once pid (> 0) is gone or a zombie.
+ */
+int cm_wait_listen_on(int netns_fd, const char *host, int port, int timeout_ms, pid_t pid);
+
 /*
  * Pre-dump or not (predump.c): fills st->predump_mode/used/reason. Returns 1
  * (pre-dump), 0 (plain dump), or -errno with err when --predump on cannot

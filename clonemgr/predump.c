@@ -41,7 +41,6 @@
 
 #define PREDUMP_TIMEOUT_MS (300 * 1000)
 #define CHECK_TIMEOUT_MS (30 * 1000)
-#define MAX_ARGS 64
 
 int cm_predump_parse(const char *text, enum cm_predump *out)
 {
@@ -232,32 +231,12 @@ int cm_predump_stop(const struct cm_predump_limits *lim, const struct cm_dump_st
 
 /* ---- the passes ---- */
 
-struct pd_argv {
-	char *v[MAX_ARGS];
-	char store[MAX_ARGS][CM_PATH_MAX + 64];
-	int n;
-};
-
-static void pd_arg(struct pd_argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pd_arg(struct pd_argv *a, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (a->n >= MAX_ARGS - 1)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(a->store[a->n], sizeof(a->store[a->n]), fmt, ap);
-	va_end(ap);
-	a->v[a->n] = a->store[a->n];
-	a->v[++a->n] = NULL;
-}
-
 /* One pass into IMAGES/pre-K (K = st->npasses + 1). 0 or -errno with err. */
 static int predump_pass(const struct cm_service *svc, const struct cm_clone_opts *o,
 			const char *clone_dir, unsigned long net_ino, struct cm_dump_stats *st,
 			char *err, size_t errlen)
 {
-	struct pd_argv *a = calloc(1, sizeof(*a));
+	struct cm_argv *a = calloc(1, sizeof(*a));
 	unsigned k = st->npasses + 1;
 	char dir[CM_PATH_MAX + 32], out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], errs[1024];
 	struct cm_dump_stats ps;
@@ -277,31 +256,31 @@ static int predump_pass(const struct cm_service *svc, const struct cm_clone_opts
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		goto out;
 	}
-	pd_arg(a, "criu");
-	pd_arg(a, "pre-dump");
-	pd_arg(a, "-t");
-	pd_arg(a, "%d", svc->pid);
-	pd_arg(a, "--track-mem");
-	pd_arg(a, "--pre-dump-mode");
-	pd_arg(a, "read");
+	cm_arg_add(a, "criu");
+	cm_arg_add(a, "pre-dump");
+	cm_arg_add(a, "-t");
+	cm_arg_add(a, "%d", svc->pid);
+	cm_arg_add(a, "--track-mem");
+	cm_arg_add(a, "--pre-dump-mode");
+	cm_arg_add(a, "read");
 	if (k > 1) {
-		pd_arg(a, "--prev-images-dir");
-		pd_arg(a, "../pre-%u", k - 1);
+		cm_arg_add(a, "--prev-images-dir");
+		cm_arg_add(a, "../pre-%u", k - 1);
 	}
-	pd_arg(a, "--network-lock");
-	pd_arg(a, "skip");
-	pd_arg(a, "--external");
-	pd_arg(a, "net[%lu]:net", net_ino);
+	cm_arg_add(a, "--network-lock");
+	cm_arg_add(a, "skip");
+	cm_arg_add(a, "--external");
+	cm_arg_add(a, "net[%lu]:net", net_ino);
 	for (unsigned i = 0; i < svc->nstate; i++) {
-		pd_arg(a, "--external");
-		pd_arg(a, "mnt[%s]:state%u", svc->state_dirs[i], i);
+		cm_arg_add(a, "--external");
+		cm_arg_add(a, "mnt[%s]:state%u", svc->state_dirs[i], i);
 	}
-	pd_arg(a, "--display-stats");
-	pd_arg(a, "-D");
-	pd_arg(a, "%s", dir);
-	pd_arg(a, "-o");
-	pd_arg(a, "%s", log);
-	pd_arg(a, "-v2");
+	cm_arg_add(a, "--display-stats");
+	cm_arg_add(a, "-D");
+	cm_arg_add(a, "%s", dir);
+	cm_arg_add(a, "-o");
+	cm_arg_add(a, "%s", log);
+	cm_arg_add(a, "-v2");
 	t0 = clock_now_ns();
 	{
 		struct cm_run run = {.netns_fd = -1, .timeout_ms = PREDUMP_TIMEOUT_MS};

@@ -43,6 +43,13 @@ clone "$N"
 cat "$T/clone.out"
 grep -q "production was frozen for" "$T/clone.out" || fail "clone did not report the frozen time"
 C=$(clone_pid "$N" 1)
+# The adopted clone runs in a cgroup of its own (its limits), production does not.
+for p in $C $(pgrep -P "$C"); do
+	grep -q "/doppel/$N/clone-1\$" /proc/"$p"/cgroup || fail "clone task $p not in its cgroup: $(cat /proc/"$p"/cgroup)"
+done
+grep -q "doppel/$N" /proc/"$PROD"/cgroup && fail "production is in a clone's cgroup"
+sup_status "$N" "$T/sc.json"
+assert_gt "$(json "$T/sc.json" "j['clones'][0]['limits']['memory']")" 0 "the adopted clone's memory limit in status"
 assert_eq "$(in_clone "$C" redis-cli -p "$P" dbsize)" 20000 "clone keys"
 assert_eq "$(in_clone "$C" redis-cli -p "$P" debug digest)" "$before" "clone digest = production's at the freeze"
 wait "$bench" || fail "redis-benchmark (direct clients) failed: $(tail -3 "$T/bench.log")"
