@@ -24,6 +24,9 @@
 #include "common/log.h"
 #include "common/netaddr.h"
 
+#define ADMIN_MAX_HEADERS (64 * 1024) /* request line and headers */
+#define ADMIN_MAX_BODY (1024 * 1024)
+
 #define MAX_ROUTES 32
 
 struct route {
@@ -247,6 +250,13 @@ int admin_new(struct event_base *base, const char *addr, struct admin **out, cha
 	evhttp_set_allowed_methods(adm->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 						      EVHTTP_REQ_DELETE);
 	evhttp_set_timeout(adm->http, 3600);
+	/*
+	 * Bounded cost of a bad request: libevent's default is no limit on the
+	 * headers or the body, so one client could make the admin hold gigabytes.
+	 * Past these it answers 400 or 413 and closes.
+	 */
+	evhttp_set_max_headers_size(adm->http, ADMIN_MAX_HEADERS);
+	evhttp_set_max_body_size(adm->http, ADMIN_MAX_BODY);
 	evhttp_set_gencb(adm->http, dispatch, adm);
 	*out = adm;
 	return 0;

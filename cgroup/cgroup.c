@@ -32,9 +32,13 @@ unsigned cg_v1_shares(unsigned weight)
 	return (unsigned)s;
 }
 
-uint64_t cg_default_memory(uint64_t production_rss)
+uint64_t cg_default_memory(uint64_t production_rss, uint64_t host_memory)
 {
-	return 2 * production_rss + (64ULL << 20);
+	uint64_t headroom = host_memory / 8;
+
+	if (headroom < (64ULL << 20))
+		headroom = 64ULL << 20;
+	return 2 * production_rss + headroom;
 }
 
 uint64_t cg_default_pids(uint64_t production_tasks)

@@ -92,8 +92,13 @@ void cg_host_parse(FILE *mountinfo, const char *controllers_v2, struct cg_host *
 
 /* The v1 cpu.shares for a v2 weight (100 -> 1024), clamped to 2..262144. */
 unsigned cg_v1_shares(unsigned weight);
-/* The default memory limit: 2 x production's RSS + 64 MiB. */
-uint64_t cg_default_memory(uint64_t production_rss);
+/*
+ * The default memory limit: 2 x production's RSS + an eighth of the host's
+ * memory (at least 64 MiB). A clone gets the same writes as production and
+ * grows as production does; the headroom lets it, and still stops a clone
+ * that balloons long before it can take the host's memory from production.
+ */
+uint64_t cg_default_memory(uint64_t production_rss, uint64_t host_memory);
 /* The default pids limit: 2 x production's tasks + 64. */
 uint64_t cg_default_pids(uint64_t production_tasks);
 

@@ -791,6 +791,14 @@ static void service_usage(pid_t init, uint64_t *rss, uint64_t *tasks)
 	}
 }
 
+/* The host's memory (0 if unknown: the default headroom is then 64 MiB). */
+static uint64_t host_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
 /*
  * The limits every clone of this job gets: the ones asked for, the default
  * rule for the others. Refuses (before production is frozen) a memory limit
@@ -809,14 +817,14 @@ static int job_limits(const struct cm_service *svc, const struct cm_clone_opts *
 		snprintf(err, errlen,
 			 "--clone-memory %s is less than production's resident memory (%s): the "
 			 "clone would be killed while it is restored; give at least %s (the "
-			 "default is 2 x production's memory + 64 MiB = %s)",
+			 "default is 2 x production's memory + 1/8 of the host's = %s)",
 			 size_format(l->memory, a, sizeof(a)), size_format(rss, b, sizeof(b)),
 			 size_format(rss + (16ULL << 20), d, sizeof(d)),
-			 size_format(cg_default_memory(rss), d, sizeof(d)));
+			 size_format(cg_default_memory(rss, host_memory()), d, sizeof(d)));
 		return -EINVAL;
 	}
 	if (!l->memory)
-		l->memory = cg_default_memory(rss);
+		l->memory = cg_default_memory(rss, host_memory());
 	if (!l->pids)
 		l->pids = cg_default_pids(tasks);
 	say(progress, arg,

@@ -56,13 +56,15 @@ curl -s --unix-socket "$T/run/$N.sock" http://x/metrics >"$T/metrics" || fail "G
 grep -q "^doppel_clone_memory_limit_bytes{.*clone=\"1\"} $((96 << 20))" "$T/metrics" ||
 	fail "no memory limit in /metrics: $(grep memory "$T/metrics" | head)"
 
-# 2. no limit given: the default rule (2 x production's RSS + 64 MiB, weight 10)
+# 2. no limit given: the default rule (2 x production's RSS + 1/8 of the host, weight 10)
 clone "$N"
 sup_status "$N" "$T/s2.json"
 prss=$(awk '/VmRSS/ {print $2 * 1024}' /proc/"$S"/status)
 lim=$(json "$T/s2.json" "[c for c in j['clones'] if c['id'] == 2][0]['limits']['memory']")
 assert_ge "$lim" $((64 << 20)) "default memory limit"
-[ "$lim" -le $((3 * prss + (64 << 20))) ] || fail "default memory limit $lim is far above 2 x RSS ($prss) + 64M"
+host=$(awk '/MemTotal/{print $2 * 1024}' /proc/meminfo)
+head=$((host / 8 > (64 << 20) ? host / 8 : (64 << 20)))
+[ "$lim" -le $((3 * prss + head)) ] || fail "default memory limit $lim is far above 2 x RSS ($prss) + 1/8 of the host ($head)"
 assert_eq "$(json "$T/s2.json" "[c for c in j['clones'] if c['id'] == 2][0]['limits']['cpu_weight']")" 10 "default CPU weight"
 
 # 3. destroyed: the cgroups go, all the way up to doppel/NAME

@@ -219,8 +219,9 @@ static void weights_defaults_and_values(void **state)
 	assert_int_equal(cg_v1_shares(10), 102);
 	assert_int_equal(cg_v1_shares(1), 10);
 	assert_int_equal(cg_v1_shares(10000), 102400);
-	assert_int_equal(cg_default_memory(10ULL << 20), 84ULL << 20);
-	assert_int_equal(cg_default_memory(0), 64ULL << 20);
+	assert_int_equal(cg_default_memory(10ULL << 20, 0), 84ULL << 20);
+	assert_int_equal(cg_default_memory(0, 256ULL << 20), 64ULL << 20);
+	assert_int_equal(cg_default_memory(10ULL << 20, 24ULL << 30), (20ULL << 20) + (3ULL << 30));
 	assert_int_equal(cg_default_pids(5), 74);
 	assert_int_equal(cg_parse_value("max\n", &v), 0);
 	assert_true(v == UINT64_MAX);
