@@ -436,6 +436,12 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 				 "(pid %d); production was not cloned and runs on (CRIU's log: "
 				 "%s)",
 				 rc - 128, strsignal(rc - 128), svc->pid, log);
+		else if (strstr(errs, "No space left on device"))
+			snprintf(err, errlen,
+				 "the image directory %s is full (No space left on device): "
+				 "free space there or pass --images DIR on a larger filesystem; "
+				 "production was not cloned and runs on (CRIU's log: %s)",
+				 o->images_dir, log);
 		else
 			snprintf(err, errlen,
 				 "CRIU could not dump the service (pid %d, criu exit %d): %s "
