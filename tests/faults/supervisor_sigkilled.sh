@@ -49,5 +49,5 @@ kill -KILL "$OLD_PROD" "$C"
 after_fds="-" after_rss="-"
 result "supervisor SIGKILLed under load with a clone (\`kill -KILL\` on \`doppel run\`, 20 conns INCR)" \
 	"the load ends: \"$client_err\" (the front is gone)" "$(p99 "$T/before.csv" INCR)" "-" \
-	"nothing (it is dead); production and clone run on orphaned (parent init), unreachable; $stale; \`doppel status\`: \"$(head -1 "$T/status.out" | cut -c1-80)...\"; a new \`doppel run\` with the same name starts and clones"
+	"nothing (it is dead); production and clone run on orphaned (parent init), unreachable; $stale; \`doppel status\`: \"$(sed "s|$DOPPEL_RUN_DIR|RUN_DIR|; s|: is the service.*||" "$T/status.out" | head -1)\"; a new \`doppel run\` with the same name starts and clones"
 log "PASS"
