@@ -9,6 +9,16 @@
 # replaced). This script checks exactly that, then kills the orphans itself.
 . "$(dirname "$0")/clones.sh"
 N=fv$$
+# The orphaned clone's cgroup dirs stay once it is killed (its supervisor is
+# gone): removed here, after cleanup has killed every process of the test.
+rm_leftover_cgroups() {
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		find /sys/fs/cgroup -depth -type d -path "*/doppel/$N*" -exec rmdir {} + 2>/dev/null
+		[ -z "$(find /sys/fs/cgroup -type d -path "*/doppel/$N*" 2>/dev/null)" ] && return
+		sleep 0.2
+	done
+}
+on_exit rm_leftover_cgroups
 start_production "$N"
 clone "$N"
 C=$(clone_pid "$N" 1)
@@ -44,10 +54,13 @@ start_production "$N"
 assert_eq "$(redis-cli -p "$L" incr fresh)" 1 "the new production through its front"
 clone "$N"
 C2=$(clone_pid "$N" 1)
+# the orphaned clone still holds doppel/NAME/clone-1: the new clone runs without limits
+grep -q "clone 1 runs without resource limits.*clone-1 exists already and has processes in it" "$T/clone.out" ||
+	fail "the new clone did not say its cgroup is taken by the orphan: $(cat "$T/clone.out")"
 assert_eq "$(in_clone "$C2" redis-cli -p 6379 get fresh)" 1 "the new run's clone"
 kill -KILL "$OLD_PROD" "$C"
 after_fds="-" after_rss="-"
 result "supervisor SIGKILLed under load with a clone (\`kill -KILL\` on \`doppel run\`, 20 conns INCR)" \
 	"the load ends: \"$client_err\" (the front is gone)" "$(p99 "$T/before.csv" INCR)" "-" \
-	"nothing (it is dead); production and clone run on orphaned (parent init), unreachable; $stale; \`doppel status\`: \"$(sed "s|$DOPPEL_RUN_DIR|RUN_DIR|; s|: is the service.*||" "$T/status.out" | head -1)\"; a new \`doppel run\` with the same name starts and clones"
+	"nothing (it is dead); production and clone run on orphaned (parent init), unreachable; $stale; \`doppel status\`: \"$(sed "s|$DOPPEL_RUN_DIR|RUN_DIR|; s|: is the service.*||" "$T/status.out" | head -1)\"; a new \`doppel run\` with the same name starts and clones, its clone 1 without limits (\"the cgroup .../clone-1 exists already and has processes in it\")"
 log "PASS"
