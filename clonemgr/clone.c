@@ -27,6 +27,7 @@
 #define LOG_PREFIX "clone"
 #include "clonemgr/cm-int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -250,6 +251,70 @@ static pid_t start_page_server(const struct cm_clone_opts *o, const char *clone_
 }
 
 /*
+ * Stopped tasks of production's process (its threads; 'T' stopped, 't'
+ * stopped by a tracer), counted from /proc/PID/task/TID/stat.
+ */
+static int stopped_tasks(pid_t pid)
+{
+	char path[64], buf[512];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d))) {
+		char *p;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", pid, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ' &&
+		    (p[2] == 'T' || p[2] == 't'))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * After a failed dump (CRIU killed, timed out or in error), production must
+ * not stay frozen. CRIU stops the tasks with PTRACE_SEIZE + PTRACE_INTERRUPT
+ * (no freezer cgroup: we do not pass --freeze-cgroup); when CRIU dies the
+ * kernel detaches its tracees and they run on (measured: CRIU SIGKILLed in
+ * the middle of a dump leaves redis-server in state S). We check it, give the
+ * kernel a moment, and if a task is still stopped (and was not before the
+ * dump) send production SIGCONT. Either way the log says so.
+ */
+static void thaw_after_failed_dump(pid_t pid, int stopped_before)
+{
+	int n = 0;
+
+	for (int i = 0; i < 100 && (n = stopped_tasks(pid)) > stopped_before; i++)
+		usleep(10 * 1000);
+	if (n <= stopped_before) {
+		pr_info("production (pid %d) runs after CRIU failed: no task left stopped", pid);
+		return;
+	}
+	kill(pid, SIGCONT);
+	usleep(50 * 1000);
+	n = stopped_tasks(pid);
+	if (n <= stopped_before)
+		pr_warn("production thawed after CRIU failed (pid %d: tasks left stopped, "
+			"SIGCONT sent)",
+			pid);
+	else
+		pr_err("production (pid %d) still has %d task(s) stopped after CRIU failed and "
+		       "SIGCONT; see /proc/%d/task/*/stat",
+		       pid, n, pid);
+}
+
+/*
  * The frozen dump. prev: the last pre-dump pass's dir relative to the images
  * dir ("" without pre-dump): only pages dirtied since are written.
  */
@@ -261,7 +326,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	char script[CM_PATH_MAX + 32], out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], errs[1024];
 	uint64_t t0;
 	pid_t ps = 0;
-	int rc;
+	int rc, stopped_before;
 
 	if (!a) {
 		snprintf(err, errlen, "out of memory");
@@ -337,11 +402,14 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		cm_arg_add(a, "%d", port);
 	}
 	t0 = clock_now_ns();
+	stopped_before = stopped_tasks(svc->pid);
 	{
 		struct cm_run run = {.netns_fd = -1, .timeout_ms = DUMP_TIMEOUT_MS};
 
 		rc = cm_criu_run(o->criu, a->v, out, &run);
 	}
+	if (rc)
+		thaw_after_failed_dump(svc->pid, stopped_before);
 	if (ps > 0) {
 		int prc = cm_criu_wait(ps, rc ? 1 : 60000);
 
@@ -361,10 +429,24 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		cm_criu_errors(log, errs, sizeof(errs));
 		if (!errs[0])
 			cm_criu_errors(out, errs, sizeof(errs));
-		snprintf(err, errlen,
-			 "CRIU could not dump the service (pid %d, criu exit %d): %s (CRIU's log: "
-			 "%s)",
-			 svc->pid, rc, errs[0] ? errs : "no error line in its log", log);
+		if (rc > 128)
+			/* killed by a signal: say which (cm_criu_wait returns 128 + it) */
+			snprintf(err, errlen,
+				 "CRIU was killed by signal %d (%s) in the middle of the dump "
+				 "(pid %d); production was not cloned and runs on (CRIU's log: "
+				 "%s)",
+				 rc - 128, strsignal(rc - 128), svc->pid, log);
+		else if (strstr(errs, "No space left on device"))
+			snprintf(err, errlen,
+				 "the image directory %s is full (No space left on device): "
+				 "free space there or pass --images DIR on a larger filesystem; "
+				 "production was not cloned and runs on (CRIU's log: %s)",
+				 o->images_dir, log);
+		else
+			snprintf(err, errlen,
+				 "CRIU could not dump the service (pid %d, criu exit %d): %s "
+				 "(CRIU's log: %s)",
+				 svc->pid, rc, errs[0] ? errs : "no error line in its log", log);
 		rc = -EIO;
 		goto out;
 	}
