@@ -6,6 +6,7 @@
 #define LOG_PREFIX "cgroup"
 #include "cgroup/cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -573,4 +574,41 @@ int cg_destroy(struct cg_group *g, int timeout_ms)
 	remove_dirs(g); /* the parents, when nothing else is in them */
 	memset(g, 0, sizeof(*g));
 	return rc;
+}
+
+unsigned cg_sweep(const struct cg_host *h, const char *base)
+{
+	unsigned killed = 0;
+
+	if (h->version == CG_NONE)
+		return 0;
+	for (int c = 0; c < CG_NCTRL; c++) {
+		char dir[CG_DIR_MAX];
+		struct dirent *e;
+		DIR *d;
+
+		if (!h->mnt[c][0])
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", h->mnt[c], base);
+		d = opendir(dir);
+		if (!d)
+			continue;
+		while ((e = readdir(d))) {
+			struct cg_group g = {.version = h->version};
+
+			if (strncmp(e->d_name, "clone-", 6) != 0)
+				continue;
+			snprintf(g.rel, sizeof(g.rel), "%s/%s", base, e->d_name);
+			for (int k = 0; k < CG_NCTRL; k++)
+				if (h->mnt[k][0])
+					snprintf(g.dir[k], sizeof(g.dir[k]), "%s/%s", h->mnt[k],
+						 g.rel);
+			for (int k = 0; k < CG_NCTRL; k++)
+				if (g.dir[k][0] && (k == 0 || strcmp(g.dir[k], g.dir[k - 1])))
+					killed += (unsigned)kill_procs(g.dir[k]);
+			cg_destroy(&g, 2000);
+		}
+		closedir(d);
+	}
+	return killed;
 }

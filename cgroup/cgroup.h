@@ -153,4 +153,11 @@ int cg_usage_read(const struct cg_group *g, struct cg_usage *u);
  */
 int cg_destroy(struct cg_group *g, int timeout_ms);
 
+/*
+ * Destroy every BASE/clone-* cgroup (what a supervisor killed without a
+ * chance to clean up leaves: orphaned clones, running on in them). Returns
+ * how many processes were still in them, now SIGKILLed.
+ */
+unsigned cg_sweep(const struct cg_host *h, const char *base);
+
 #endif

@@ -108,8 +108,19 @@ struct sup_window {
 	double seconds;
 };
 
+/*
+ * leftovers.c: before anything starts, kill the clones an earlier supervisor
+ * of this name left in their cgroups, and refuse (-EEXIST, err says how to
+ * fix it) while the service it left still runs. record/forget keep the
+ * running service's pid in RUN_DIR/NAME.service.
+ */
+int sup_leftovers_check(const struct sup_config *cfg, char *err, size_t errlen);
+void sup_service_record(const struct sup_config *cfg, pid_t pid);
+void sup_service_forget(const struct sup_config *cfg);
+
 struct supervisor {
 	struct sup_config cfg;
+	int svc_recorded; /* sup_service_record was called: forget it at the end */
 	struct event_base *base;
 	struct cm_service svc;
 	struct cm_criu criu;

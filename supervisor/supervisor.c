@@ -442,6 +442,8 @@ static void teardown(struct supervisor *sup)
 		pr_info("service (pid %d) stopped with %s", sup->svc.pid, strsignal(sig));
 		sup->svc.pid = 0;
 	}
+	if (sup->svc_recorded)
+		sup_service_forget(&sup->cfg);
 	if (sup->svc_log_ev) {
 		drain_service_log(sup); /* its last words */
 		event_free(sup->svc_log_ev);
@@ -541,6 +543,12 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 		code = rc == -EADDRINUSE ? 2 : 1;
 		goto out;
 	}
+	/* The name is ours now: what a killed supervisor of it left. */
+	rc = sup_leftovers_check(cfg, err, errlen);
+	if (rc) {
+		code = 2;
+		goto out;
+	}
 	sup_routes_install(sup);
 	if (cfg->admin_addr) {
 		rc = admin_new(sup->base, cfg->admin_addr, &sup->adm_tcp, err, errlen);
@@ -608,6 +616,8 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 	rc = cm_service_launch(&spec, &sup->svc, err, errlen);
 	if (rc)
 		goto out;
+	sup_service_record(cfg, sup->svc.pid);
+	sup->svc_recorded = 1;
 	rc = setup_images(sup, err, errlen);
 	if (rc)
 		goto out;

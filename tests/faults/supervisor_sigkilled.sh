@@ -5,8 +5,10 @@
 # clients see their connections closed or reset; production and the clones are
 # NOT killed: they are reparented to init and run on, unreachable, in their
 # namespaces (production keeps its state dirs open); the admin socket file is
-# left behind. A new `doppel run NAME` starts anyway (the stale socket is
-# replaced). This script checks exactly that, then kills the orphans itself.
+# left behind. The next `doppel run NAME` kills the orphaned clones (in their
+# cgroups doppel/NAME/clone-N) and refuses to start while the old service
+# runs, saying how to stop it; once it is stopped, the new run starts and its
+# clones get their limits.
 . "$(dirname "$0")/clones.sh"
 N=fv$$
 # The orphaned clone's cgroup dirs stay once it is killed (its supervisor is
@@ -47,20 +49,32 @@ redis-cli -p "$L" ping >/dev/null 2>&1 && fail "the front still answers"
 [ -S "$DOPPEL_RUN_DIR/$N.sock" ] && stale="stale admin socket left" || stale="no admin socket left"
 "$DOPPEL" status "$N" >"$T/status.out" 2>&1 && fail "doppel status answered with the supervisor dead"
 log "doppel status: $(cat "$T/status.out")"
-log "a new doppel run $N"
+log "a new doppel run $N, while the old service runs"
 OLD_PROD=$PROD
+"$DOPPEL" run "$N" --listen 127.0.0.1:$(free_port) --port 6379 --work-dir "$T/work/$N" -- \
+	redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no >"$T/refused.out" 2>&1
+assert_eq "$?" 2 "a new run while the old service runs: exit status ($(tail -2 "$T/refused.out"))"
+grep -q "left its service running (pid $OLD_PROD).*kill $OLD_PROD" "$T/refused.out" ||
+	fail "the refusal does not name the old service and the fix: $(cat "$T/refused.out")"
+grep -q "killed .* process(es) of clones an earlier supervisor of $N left running" "$T/refused.out" ||
+	fail "the orphaned clone was not reported killed: $(cat "$T/refused.out")"
+wait_for 10 eval '! kill -0 "$C" 2>/dev/null' || fail "the orphaned clone (pid $C) still runs"
+[ -z "$(find /sys/fs/cgroup -type d -path "*/doppel/$N/clone-*" 2>/dev/null)" ] ||
+	fail "the orphaned clone's cgroup is left: $(find /sys/fs/cgroup -type d -path "*/doppel/$N/clone-*")"
+kill -0 "$OLD_PROD" || fail "the refused run touched the old service"
+kill -TERM "$OLD_PROD"
+wait_for 10 eval '! kill -0 "$OLD_PROD" 2>/dev/null' || kill -KILL "$OLD_PROD"
+log "old service stopped: a new doppel run $N"
 start_production "$N"
 [ "$PROD" != "$OLD_PROD" ] || fail "the new run reports the old production"
 assert_eq "$(redis-cli -p "$L" incr fresh)" 1 "the new production through its front"
 clone "$N"
 C2=$(clone_pid "$N" 1)
-# the orphaned clone still holds doppel/NAME/clone-1: the new clone runs without limits
-grep -q "clone 1 runs without resource limits.*clone-1 exists already and has processes in it" "$T/clone.out" ||
-	fail "the new clone did not say its cgroup is taken by the orphan: $(cat "$T/clone.out")"
+grep -q "runs without resource limits" "$T/clone.out" && fail "the new clone runs without limits: $(cat "$T/clone.out")"
+grep -q "/doppel/$N/clone-1\$" /proc/"$C2"/cgroup || fail "the new clone is not in its cgroup: $(cat /proc/"$C2"/cgroup)"
 assert_eq "$(in_clone "$C2" redis-cli -p 6379 get fresh)" 1 "the new run's clone"
-kill -KILL "$OLD_PROD" "$C"
 after_fds="-" after_rss="-"
 result "supervisor SIGKILLed under load with a clone (\`kill -KILL\` on \`doppel run\`, 20 conns INCR)" \
 	"the load ends: \"$client_err\" (the front is gone)" "$(p99 "$T/before.csv" INCR)" "-" \
-	"nothing (it is dead); production and clone run on orphaned (parent init), unreachable; $stale; \`doppel status\`: \"$(sed "s|$DOPPEL_RUN_DIR|RUN_DIR|; s|: is the service.*||" "$T/status.out" | head -1)\"; a new \`doppel run\` with the same name starts and clones, its clone 1 without limits (\"the cgroup .../clone-1 exists already and has processes in it\")"
+	"nothing (it is dead); production and clone run on orphaned (parent init), unreachable; $stale; the next \`doppel run\` of the name kills the orphaned clone and refuses to start while the old service runs (exit 2, \"kill $OLD_PROD\"); once it is stopped, the new run starts and its clone gets its limits"
 log "PASS"
