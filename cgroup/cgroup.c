@@ -576,6 +576,21 @@ int cg_destroy(struct cg_group *g, int timeout_ms)
 	return rc;
 }
 
+/* "a/b" into out; -1 (out empty) when it does not fit. */
+static int path_join(char *out, size_t n, const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la + 1 + lb + 1 > n) {
+		out[0] = '\0';
+		return -1;
+	}
+	memcpy(out, a, la);
+	out[la] = '/';
+	memcpy(out + la + 1, b, lb + 1);
+	return 0;
+}
+
 unsigned cg_sweep(const struct cg_host *h, const char *base)
 {
 	unsigned killed = 0;
@@ -589,20 +604,21 @@ unsigned cg_sweep(const struct cg_host *h, const char *base)
 
 		if (!h->mnt[c][0])
 			continue;
-		snprintf(dir, sizeof(dir), "%s/%s", h->mnt[c], base);
+		if (path_join(dir, sizeof(dir), h->mnt[c], base) < 0)
+			continue;
 		d = opendir(dir);
 		if (!d)
 			continue;
 		while ((e = readdir(d))) {
 			struct cg_group g = {.version = h->version};
 
-			if (strncmp(e->d_name, "clone-", 6) != 0)
+			if (strncmp(e->d_name, "clone-", 6) != 0 ||
+			    path_join(g.rel, sizeof(g.rel), base, e->d_name) < 0)
 				continue;
-			snprintf(g.rel, sizeof(g.rel), "%s/%s", base, e->d_name);
 			for (int k = 0; k < CG_NCTRL; k++)
-				if (h->mnt[k][0])
-					snprintf(g.dir[k], sizeof(g.dir[k]), "%s/%s", h->mnt[k],
-						 g.rel);
+				if (h->mnt[k][0] &&
+				    path_join(g.dir[k], sizeof(g.dir[k]), h->mnt[k], g.rel) < 0)
+					g.dir[k][0] = '\0';
 			for (int k = 0; k < CG_NCTRL; k++)
 				if (g.dir[k][0] && (k == 0 || strcmp(g.dir[k], g.dir[k - 1])))
 					killed += (unsigned)kill_procs(g.dir[k]);
