@@ -17,11 +17,11 @@ fds_of() { ls "/proc/$1/fd" | wc -l; }
 rss_of() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
 # bench OUT ARGS... : redis-benchmark --csv ARGS against the proxy ($L), bounded
-# to 40 s; fails on a non-zero exit or any error line (a closed or reset
-# connection, an error reply)
+# to BENCH_TIMEOUT seconds (40); fails on a non-zero exit or any error line (a
+# closed or reset connection, an error reply)
 bench() {
 	local out=$1; shift
-	timeout 40 redis-benchmark -p "$L" --csv "$@" >"$out" 2>&1 ||
+	timeout "${BENCH_TIMEOUT:-40}" redis-benchmark -p "$L" --csv "$@" >"$out" 2>&1 ||
 		fail "redis-benchmark $* failed or hung (exit $?): $(tail -3 "$out")"
 	if grep -qiE "error|reset|closed" "$out"; then
 		fail "redis-benchmark saw errors: $(grep -iE 'error|reset|closed' "$out" | head -3)"
