@@ -148,18 +148,8 @@ static int cmd_adopt_exec(int argc, char **argv)
 	static char *svc_argv[2] = {exe, NULL};
 	char err[1024];
 
-	sup_config_defaults(&cfg);
-	cfg.run_dir = cli_run_dir();
-	cli_proxy_opts(&cfg.proxy, shared);
-	cli_div_opts_init(&dopts);
-	cli_div_opts_table(&dopts, div);
-	if (argc < 2 || argv[1][0] == '-')
-		return cmd_usage_error(e, "give the service a NAME first");
-	if (!sup_name_valid(argv[1]))
-		return cmd_usage_error(
-			e, "bad NAME '%s': use letters, digits, '_', '.', '-' (at most %d)",
-			argv[1], SUP_NAME_MAX);
-	snprintf(cfg.name, sizeof(cfg.name), "%s", argv[1]);
+	if (cli_sup_prepare(e, argc, argv, &cfg, &dopts, shared, div))
+		return EXIT_USAGE;
 	rc = cli_parse_opts(e, argc, argv, 2, tables, 0);
 	if (rc < 0)
 		return EXIT_USAGE;

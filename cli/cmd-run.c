@@ -213,18 +213,8 @@ static int cmd_run_exec(int argc, char **argv)
 	const struct cli_opt *const tables[] = {own, shared, div, NULL};
 	char err[1024];
 
-	sup_config_defaults(&cfg);
-	cfg.run_dir = cli_run_dir();
-	cli_proxy_opts(&cfg.proxy, shared);
-	cli_div_opts_init(&dopts);
-	cli_div_opts_table(&dopts, div);
-	if (argc < 2 || argv[1][0] == '-')
-		return cmd_usage_error(e, "give the service a NAME first");
-	if (!sup_name_valid(argv[1]))
-		return cmd_usage_error(
-			e, "bad NAME '%s': use letters, digits, '_', '.', '-' (at most %d)",
-			argv[1], SUP_NAME_MAX);
-	snprintf(cfg.name, sizeof(cfg.name), "%s", argv[1]);
+	if (cli_sup_prepare(e, argc, argv, &cfg, &dopts, shared, div))
+		return EXIT_USAGE;
 	rc = cli_parse_opts(e, argc, argv, 2, tables, CLI_OPTS_IN_ORDER);
 	if (rc < 0)
 		return EXIT_USAGE;

@@ -70,3 +70,22 @@ int cli_opt_admin(const struct cmd_entry *e, const char *opt, const char *text, 
 	*(const char **)dest = text;
 	return 0;
 }
+
+int cli_sup_prepare(const struct cmd_entry *e, int argc, char **argv, struct sup_config *cfg,
+		    struct cli_div_opts *dopts, struct cli_opt *shared, struct cli_opt *div)
+{
+	sup_config_defaults(cfg);
+	cfg->run_dir = cli_run_dir();
+	cli_proxy_opts(&cfg->proxy, shared);
+	cli_div_opts_init(dopts);
+	cli_div_opts_table(dopts, div);
+	if (argc < 2 || argv[1][0] == '-')
+		return cmd_usage_error(e, "give the service a NAME first"), -1;
+	if (!sup_name_valid(argv[1]))
+		return cmd_usage_error(
+			       e, "bad NAME '%s': use letters, digits, '_', '.', '-' (at most %d)",
+			       argv[1], SUP_NAME_MAX),
+		       -1;
+	snprintf(cfg->name, sizeof(cfg->name), "%s", argv[1]);
+	return 0;
+}

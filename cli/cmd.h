@@ -17,6 +17,7 @@
 #include "record/record.h"
 
 struct proxy_config;
+struct sup_config;
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -210,6 +211,14 @@ int cli_div_rules(const struct cmd_entry *e, struct cli_div_opts *o, unsigned ma
 /* Those options as a table for cli_parse_opts, writing into o. */
 #define CLI_DIV_OPTS 7 /* entries of that table, its end included */
 void cli_div_opts_table(struct cli_div_opts *o, struct cli_opt table[CLI_DIV_OPTS]);
+
+/*
+ * cmd-supopts.c: the start shared by `doppel run` and `doppel adopt`: cfg's
+ * defaults, the shared proxy and divergence option tables filled in, and
+ * NAME (argv[1]) checked and copied. 0, or -1 after printing why.
+ */
+int cli_sup_prepare(const struct cmd_entry *e, int argc, char **argv, struct sup_config *cfg,
+		    struct cli_div_opts *dopts, struct cli_opt *shared, struct cli_opt *div);
 
 /* Directory of the supervisors' admin sockets: $DOPPEL_RUN_DIR or /run/doppel. */
 const char *cli_run_dir(void);

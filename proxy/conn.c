@@ -1069,29 +1069,30 @@ static void leg_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accept and housekeeping ---- */
 
-void conn_accept(struct proxy *px, int fd)
+/*
+ * A connection with one leg slot per replica, linked into px->conns and
+ * counted; its client socket is cfd (-1: none, a mirrored connection).
+ * NULL when out of memory.
+ */
+static struct proxy_conn *conn_new(struct proxy *px, int cfd)
 {
 	unsigned n = px->nreps;
 	struct proxy_conn *c = calloc(1, sizeof(*c) + n * sizeof(struct leg));
-	int one = 1;
 
 	/* Without replicas there is nothing to compare: no divergence state. */
 	if (c && n)
 		c->div = div_conn_open(px->rules, px->types, px->next_conn_id + 1, n);
 	if (!c || (n && !c->div)) {
-		pr_err("out of memory accepting a connection; closing it");
 		free(c);
-		close_fd(fd, 1);
-		return;
+		return NULL;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	px->conns_allocated++;
 	c->px = px;
 	c->id = ++px->next_conn_id;
 	c->nlegs = n;
 	c->cli.conn = c;
-	c->cli.fd = fd;
-	c->cli.flags = SF_OPEN;
+	c->cli.fd = cfd;
+	c->cli.flags = cfd >= 0 ? SF_OPEN : 0;
 	segq_init(&c->cli.out);
 	c->be.conn = c;
 	c->be.fd = -1;
@@ -1104,6 +1105,21 @@ void conn_accept(struct proxy *px, int fd)
 	px->conns_active++;
 	if (px->ob.conn_open)
 		c->obs = px->ob.conn_open(px->ob.arg, c->id);
+	return c;
+}
+
+void conn_accept(struct proxy *px, int fd)
+{
+	unsigned n = px->nreps;
+	struct proxy_conn *c = conn_new(px, fd);
+	int one = 1;
+
+	if (!c) {
+		pr_err("out of memory accepting a connection; closing it");
+		close_fd(fd, 1);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	event_assign(&c->cli.ev, px->base, fd, EV_IO, side_cb, &c->cli);
 	event_add(&c->cli.ev, NULL);
 	/* Legs are opened by conn_start; until then they end with the connection. */
@@ -1233,35 +1249,12 @@ void conn_close_all(struct proxy *px)
  */
 struct proxy_conn *proxy_mirror_open(struct proxy *px)
 {
-	unsigned n = px->nreps;
-	struct proxy_conn *c = calloc(1, sizeof(*c) + n * sizeof(struct leg));
+	struct proxy_conn *c = conn_new(px, -1);
 	uint64_t now = clock_coarse_ns();
 
-	if (c && n)
-		c->div = div_conn_open(px->rules, px->types, px->next_conn_id + 1, n);
-	if (!c || (n && !c->div)) {
-		free(c);
+	if (!c)
 		return NULL;
-	}
-	px->conns_allocated++;
-	c->px = px;
-	c->id = ++px->next_conn_id;
-	c->nlegs = n;
-	c->cli.conn = c;
-	c->cli.fd = -1;
-	segq_init(&c->cli.out);
-	c->be.conn = c;
-	c->be.fd = -1;
-	segq_init(&c->be.out);
-	c->next = px->conns;
-	if (px->conns)
-		px->conns->prev = c;
-	px->conns = c;
-	px->conns_accepted++;
-	px->conns_active++;
-	if (px->ob.conn_open)
-		c->obs = px->ob.conn_open(px->ob.arg, c->id);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < c->nlegs; i++)
 		leg_open(c, i, px->reps[i], now);
 	return c;
 }
