@@ -143,6 +143,27 @@ int cm_adopt_shell_job(pid_t pid)
 	return sid_of(pid) != pid;
 }
 
+/*
+ * The first process of the tree whose session began outside doppel's pid
+ * namespace (its session id reads 0 here: a shell of a parent namespace, as in
+ * a CI runner's container), or 0. CRIU refuses to dump such a process, even as
+ * a shell job (cr-dump.c: "A session leader ... is outside of its pid namespace").
+ */
+static pid_t session_outside(pid_t root)
+{
+	pid_t pids[TREE_MAX];
+	unsigned n = tree_pids(root, pids, TREE_MAX);
+
+	for (unsigned i = 0; i < n; i++)
+		if (sid_of(pids[i]) == 0)
+			return pids[i];
+	return 0;
+}
+
+#define SESSION_OUTSIDE_FIX                                                                       \
+	"start the service with setsid (or as a systemd unit) so that it leads a session of its " \
+	"own, or run doppel in the pid namespace where the service's session began"
+
 /* ---- the listening address ---- */
 
 /* Socket inodes of the tree's fds. */
@@ -248,6 +269,15 @@ int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs,
 			"processes in the host's pid, net and mount namespaces; run `doppel doctor "
 			"--pid %d`",
 			pid, pid);
+		return -EINVAL;
+	}
+	pid_t outside = session_outside(pid);
+	if (outside) {
+		out->pid = 0;
+		snprintf(err, errlen,
+			 "pid %d's session began outside doppel's pid namespace (its session id "
+			 "reads 0 here) and CRIU cannot dump such a process: " SESSION_OUTSIDE_FIX,
+			 outside);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < nstate; i++) {
@@ -514,7 +544,13 @@ int cm_adopt_check(pid_t pid, const char *const *state_dirs, unsigned nstate, in
 		    "pid %d runs in namespaces of its own", pid);
 	else
 		add(r, CM_ADOPT_OK, NULL, "in the host's pid, net and mount namespaces");
-	if (cm_adopt_shell_job(pid))
+	pid_t outside = session_outside(pid);
+	if (outside)
+		add(r, CM_ADOPT_FAIL, SESSION_OUTSIDE_FIX,
+		    "pid %d's session began outside doppel's pid namespace (session id 0 here): "
+		    "CRIU cannot dump it",
+		    outside);
+	else if (cm_adopt_shell_job(pid))
 		add(r, CM_ADOPT_WARN,
 		    "start it with setsid (or as a systemd unit) to be its own session",
 		    "pid %d is not a session leader: dumped as a shell job, its clone joins a new "

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 need redis-server; need redis-benchmark; need nsenter
 N=cap$$
-start_redis prod P
+REDIS_WRAP=setsid start_redis prod P # its own session, as under systemd
 PROD=$prod_PID
 $PY -c 'import sys
 for i in range(20000): sys.stdout.write("SET key:%d value-%d\r\n" % (i, i))' | redis-cli -p "$P" --pipe >"$T/pipe.log" 2>&1 ||

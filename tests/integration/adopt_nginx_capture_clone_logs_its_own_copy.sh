@@ -29,7 +29,7 @@ http {
 	server { listen 127.0.0.1:$P; root $T/html; }
 }
 CONF
-	spawn prod nginx -c "$T/nginx.conf"
+	spawn prod setsid nginx -c "$T/nginx.conf" # its own session, as under systemd
 	wait_for 10 curl -sf "http://127.0.0.1:$P/" -o /dev/null && break
 	kill -0 "$prod_PID" 2>/dev/null && fail "nginx does not answer on $P"
 	log "port $P was taken meanwhile; trying another"

@@ -9,11 +9,13 @@
 need redis-server; need redis-benchmark; need nsenter
 N=ad$$
 mkdir -p "$T/data"
-# a plain background command, started from this shell (not a session leader)
-start_redis prod P --dir "$T/data" --appendonly yes
+# a plain background command of a terminal's shell (not a session leader)
+REDIS_WRAP=as_session_child start_redis prod P --dir "$T/data" --appendonly yes
 PROD=$(redis-cli -p "$P" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
 [ -n "$PROD" ] || fail "no process_id from redis INFO"
-[ "$PROD" = "$prod_PID" ] || fail "redis pid $PROD is not the pid this shell started ($prod_PID)"
+PIDS+=("$PROD")
+SID=$(ps -o sid= -p "$PROD" | tr -d ' ')
+[ "$SID" != "$PROD" ] && [ "$SID" != 0 ] || fail "redis (pid $PROD) should be a shell's child, its session $SID"
 
 log "loading 20k keys directly into production (pid $PROD)"
 $PY -c 'import sys

@@ -179,15 +179,25 @@ wait_port() {
 	fail "nothing listens on 127.0.0.1:$port after ${secs}s"
 }
 
+# as_session_child CMD... : CMD as the child of a shell that leads a session
+# of its own (setsid), as a command typed in a terminal runs: its session id
+# is a pid this namespace sees, not its own. The shell's pid is the one
+# spawn records: add CMD's own pid to PIDS once known.
+as_session_child() {
+	setsid bash -c '"$@" & wait' session "$@"
+}
+
 # start_redis NAME VAR [extra args] : a real redis-server, no persistence, its
 # port in VAR (redis cannot bind port 0: a port taken meanwhile is retried).
-# start_redis NAME PORT [extra args] : the same on a port chosen by the caller
+# start_redis NAME PORT [extra args] : the same on a port chosen by the caller.
+# NAME_PID is its pid; with REDIS_WRAP=setsid it leads a session of its own (as under
+# systemd), with REDIS_WRAP=as_session_child it is a terminal's child.
 start_redis() {
 	local name=$1 var=$2 port; shift 2
 	need redis-server
 	for _ in 1 2 3 4 5; do
 		if [[ $var =~ ^[0-9]+$ ]]; then port=$var; else port=$(free_port); fi
-		spawn "$name" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+		spawn "$name" ${REDIS_WRAP:-} redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
 			--dir "$T" --dbfilename "$name.rdb" --enable-debug-command local "$@"
 		if started "$name" "Ready to accept connections"; then
 			[[ $var =~ ^[0-9]+$ ]] || printf -v "$var" '%s' "$port"
