@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "aggregator/aggregator.h"
+#include "capture/capture.h"
 #include "common/netaddr.h"
 #include "proxy/proxy.h"
 
@@ -34,7 +35,7 @@ struct agg_turn {
 /* One production connection to the upstream, as recorded. */
 struct agg_pconn {
 	struct agg_up *up;
-	uint64_t seq; /* 1, 2, ... in order of opening */
+	uint64_t seq; /* 1, 2, ... in order of opening; 0: open before the capture */
 	uint64_t open_ns;
 	unsigned char *data; /* requests and answers, in order */
 	uint64_t len, cap;
@@ -88,7 +89,9 @@ struct agg_up {
 	struct agg *agg;
 	unsigned idx;
 	struct net_endpoint left, right;
-	struct proxy *px;	       /* production's relay */
+	struct proxy *px;	       /* production's relay (doppel run) */
+	struct capture *cap;	       /* or production's conversations captured (doppel adopt) */
+	char host[64];		       /* right's IPv4 address, for the capture */
 	struct agg_pconn *head, *tail; /* recordings, oldest first */
 	uint64_t next_seq;
 	uint64_t bytes;	    /* recorded now */

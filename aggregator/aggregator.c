@@ -1,12 +1,16 @@
 /*
- * aggregator.c - upstreams, their production relays, clones' listeners,
- * and the field tables of the status views (an upstream, a clone's side of
- * it). Recording is in record.c, answering clones in replay.c.
+ * aggregator.c - upstreams, their production relays (or captures, for an
+ * adopted service), clones' listeners, and the field tables of the status
+ * views (an upstream, a clone's side of it). Recording is in record.c,
+ * answering clones in replay.c.
  */
 #define LOG_PREFIX "aggregator"
 #include "aggregator/agg-int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/netns.h"
 #include "common/stats.h"
 
 #define TICK_MS 200
@@ -61,9 +66,11 @@ int agg_add_upstream(struct agg *a, const char *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "at most %d --upstream", AGG_MAX_UPSTREAMS);
 		return -EINVAL;
 	}
-	if (!eq || eq == spec || !eq[1] || (size_t)(eq - spec) >= sizeof(left)) {
+	if (!eq)
+		eq = spec + strlen(spec); /* HOST:PORT: LISTEN and TARGET alike */
+	if (eq == spec || (*eq && !eq[1]) || (size_t)(eq - spec) >= sizeof(left)) {
 		snprintf(err, errlen,
-			 "--upstream '%s': expected LISTEN=TARGET, e.g. "
+			 "--upstream '%s': expected LISTEN=TARGET or HOST:PORT, e.g. "
 			 "127.0.0.1:6379=127.0.0.1:6379 (the "
 			 "service connects to LISTEN in its namespace; doppel forwards to TARGET "
 			 "on this host)",
@@ -74,7 +81,7 @@ int agg_add_upstream(struct agg *a, const char *spec, char *err, size_t errlen)
 	memset(up, 0, sizeof(*up));
 	snprintf(left, sizeof(left), "%.*s", (int)(eq - spec), spec);
 	if (netaddr_parse(left, &up->left, perr, sizeof(perr)) < 0 ||
-	    netaddr_parse(eq + 1, &up->right, perr, sizeof(perr)) < 0) {
+	    netaddr_parse(*eq ? eq + 1 : spec, &up->right, perr, sizeof(perr)) < 0) {
 		snprintf(err, errlen, "--upstream '%s': %s", spec, perr);
 		return -EINVAL;
 	}
@@ -123,6 +130,100 @@ int agg_start_production(struct agg *a, int prod_netns_fd, char *err, size_t err
 	return 0;
 }
 
+/* The IPv4 address of ep as text; 0, or -EAFNOSUPPORT. */
+static int ep_host(const struct net_endpoint *ep, char *buf, size_t len)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&ep->ss;
+
+	if (ep->ss.ss_family != AF_INET)
+		return -EAFNOSUPPORT;
+	inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len);
+	return 0;
+}
+
+int agg_start_capture(struct agg *a, const char *iface, cap_owned_fn owned, void *owned_arg,
+		      char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < a->nups; i++) {
+		struct agg_up *up = &a->ups[i];
+		struct proxy_observer sink = agg_recorder;
+		char ifname[IF_NAMESIZE + 8] = "";
+		struct cap_config cc = {
+			.iface = iface && strcmp(iface, "auto") ? iface : ifname,
+			.addr = up->host,
+			.port = ntohs(((struct sockaddr_in *)&up->right.ss)->sin_port),
+			.match_host = 1,
+			.midstream = 1,
+			.owned = owned,
+			.owned_arg = owned_arg,
+			.immediate = 1};
+		char lerr[512];
+		int rc;
+
+		if (strcmp(up->left.text, up->right.text)) {
+			snprintf(err, errlen,
+				 "--upstream %s=%s: an adopted service's clones connect where the "
+				 "service does: give the address it connects to, --upstream %s",
+				 up->left.text, up->right.text, up->right.text);
+			return -EINVAL;
+		}
+		if (ep_host(&up->right, up->host, sizeof(up->host)) < 0) {
+			snprintf(
+				err, errlen,
+				"--upstream %s: only IPv4 upstreams can be captured; give its IPv4 "
+				"address",
+				up->right.text);
+			return -EAFNOSUPPORT;
+		}
+		if ((!iface || !strcmp(iface, "auto")) &&
+		    (rc = cap_iface_towards(up->host, ifname, sizeof(ifname))) < 0) {
+			snprintf(err, errlen,
+				 "upstream %s: no interface leads to %s (%s); check the address",
+				 up->right.text, up->host, strerror(-rc));
+			return rc;
+		}
+		sink.arg = up;
+		rc = cap_new(a->base, &sink, &cc, &up->cap, lerr, sizeof(lerr));
+		if (rc) {
+			snprintf(err, errlen, "upstream %s: %s", up->right.text, lerr);
+			return rc;
+		}
+		pr_info("upstream: the service's conversations with %s are captured on %s and "
+			"recorded for clones",
+			up->right.text, cap_iface(up->cap));
+	}
+	return 0;
+}
+
+static int add_addr_cb(void *arg)
+{
+	const char *const *la = arg;
+
+	return netns_lo_add_addr(la[0], la[1]);
+}
+
+/*
+ * A LISTEN address outside 127.0.0.0/8 (an upstream on another host) is
+ * added to the clone's loopback, so the clone's connections to it reach us.
+ */
+static int add_local_addr(const struct agg_up *up, unsigned i, int netns_fd, char *err,
+			  size_t errlen)
+{
+	char host[64], label[16];
+	const char *la[2] = {label, host};
+	int rc;
+
+	if (ep_host(&up->left, host, sizeof(host)) < 0 || !strncmp(host, "127.", 4) ||
+	    !strcmp(host, "0.0.0.0"))
+		return 0;
+	snprintf(label, sizeof(label), "lo:u%u", i);
+	rc = netns_run(netns_fd, add_addr_cb, la);
+	if (rc < 0)
+		snprintf(err, errlen, "cannot add %s to the clone's loopback: %s", host,
+			 strerror(-rc));
+	return rc;
+}
+
 int agg_clone_listen(const struct agg *a, int netns_fd, int *fds, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < a->nups; i++) {
@@ -130,7 +231,10 @@ int agg_clone_listen(const struct agg *a, int netns_fd, int *fds, char *err, siz
 		char lerr[512];
 
 		ep.netns_fd = netns_fd;
-		fds[i] = netaddr_listen(&ep, 256, 0, lerr, sizeof(lerr));
+		if (add_local_addr(&a->ups[i], i, netns_fd, lerr, sizeof(lerr)) < 0)
+			fds[i] = -EADDRNOTAVAIL;
+		else
+			fds[i] = netaddr_listen(&ep, 256, 0, lerr, sizeof(lerr));
 		if (fds[i] < 0) {
 			int rc = fds[i];
 
@@ -224,6 +328,7 @@ void agg_free(struct agg *a)
 
 		if (up->px)
 			proxy_free(up->px); /* closes production's relayed connections first */
+		cap_free(up->cap);
 		agg_record_free_all(up);
 		if (up->wake)
 			event_free(up->wake);
@@ -341,6 +446,16 @@ static void up_clones_json(struct sbuf *sb, const void *o, const void *c)
 	stats_json_array(sb, &clone_up_table, &rows);
 }
 
+/* An adopted service's upstream: its capture (null under doppel run). */
+static void up_capture_json(struct sbuf *sb, const void *o, const void *c)
+{
+	(void)c;
+	if (UP(o)->cap)
+		cap_status_json(UP(o)->cap, sb);
+	else
+		sbuf_append(sb, "null", 4);
+}
+
 #define UPCOUNT(n, f, u, m, h)                                                                  \
 	{                                                                                       \
 		.name = n, .kind = STATS_COUNTER, .off = offsetof(struct agg_up, f), .unit = u, \
@@ -382,6 +497,7 @@ static const struct stats_field up_fields[] = {
 	UPCOUNT("production.truncated_connections", truncated, STATS_UNIT_NONE,
 		"doppel_upstream_truncated_connections_total",
 		"Recorded connections cut short by the budget."),
+	{.name = "capture", .kind = STATS_LIST, .json = up_capture_json},
 	{.name = "clones", .kind = STATS_LIST, .json = up_clones_json},
 };
 
@@ -411,6 +527,10 @@ void agg_status_text(struct agg *a, struct sbuf *sb)
 			"connections, {production.bytes_recorded} recorded "
 			"({production.bytes_kept} kept), {production.evicted_connections} evicted, "
 			"{production.truncated_connections} truncated\n");
+		if (a->ups[i].cap) {
+			sbuf_append(sb, "  ", 2);
+			cap_status_text(a->ups[i].cap, sb);
+		}
 		for (unsigned s = 0; s < AGG_MAX_CLONES; s++) {
 			if (!a->clones[s])
 				continue;

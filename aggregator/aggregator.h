@@ -4,12 +4,14 @@
  * reaches them. Production's upstream traffic is relayed and recorded; each
  * clone is answered from that recording.
  *
- * For every `--upstream L=R`:
+ * For every `--upstream L=R` (or `--upstream R`, L = R):
  *   - production side: a listener on L inside production's network namespace
  *     relays each connection to R (on the host) with the duplicating proxy
  *     (no replicas), and records what production sent and what the upstream
  *     answered, turn by turn (a turn: what one side sends before the other
- *     answers), in a store bounded by `budget` bytes;
+ *     answers), in a store bounded by `budget` bytes; for an adopted service,
+ *     which connects to R itself, the same recording comes from a passive
+ *     capture of its conversations with R (agg_start_capture);
  *   - clone side: a listener on L inside each clone's network namespace. What
  *     a clone sends is compared with production's requests and dropped; what
  *     it receives is production's recorded answers.
@@ -44,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "capture/capture.h"
 #include "common/sbuf.h"
 
 #define AGG_MAX_UPSTREAMS 8 /* --upstream per service */
@@ -62,6 +65,17 @@ unsigned agg_upstreams(const struct agg *a);
 
 /* Start production's side: listeners on each L inside prod_netns_fd. */
 int agg_start_production(struct agg *a, int prod_netns_fd, char *err, size_t errlen);
+/*
+ * Or, for a service doppel did not start (doppel adopt): record production's
+ * conversations with each upstream by capturing them on iface (NULL or
+ * "auto": the interface that carries the upstream's address), connections
+ * open before the capture included from their next request. Only the
+ * connections owned(owned_arg, ...) does not call another process's are
+ * recorded. Each upstream must be given as HOST:PORT (L = R): the clones
+ * connect where production does. IPv4 only. 0 or -errno with err.
+ */
+int agg_start_capture(struct agg *a, const char *iface, cap_owned_fn owned, void *owned_arg,
+		      char *err, size_t errlen);
 
 /*
  * Create the listening sockets of a clone's side inside netns_fd (before the

@@ -180,11 +180,11 @@ static void *rec_open(void *arg, uint64_t conn_id)
 	struct agg_up *up = arg;
 	struct agg_pconn *pc = calloc(1, sizeof(*pc));
 
-	(void)conn_id;
 	if (!pc)
 		return NULL;
 	pc->up = up;
-	pc->seq = ++up->next_seq;
+	/* open before the capture began: matched by content only, never by order */
+	pc->seq = conn_id & CAP_MIDSTREAM_ID ? 0 : ++up->next_seq;
 	pc->open_ns = clock_coarse_ns();
 	pc->prev = up->tail;
 	if (up->tail)

@@ -1,6 +1,7 @@
 /*
  * capture.c - passive capture of a TCP service's conversations, reassembled
- * and mirrored to the clones (see capture.h).
+ * and given to a sink: the clones' mirrored connections, or a recorder
+ * (see capture.h).
  *
  * Reassembly, per connection and direction: `next` is the sequence number
  * of the first byte not yet delivered. A segment at or before next is
@@ -26,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -67,14 +70,15 @@ struct cconn {
 	uint16_t cport;
 	int state;
 	struct dir c2s, s2c;
-	struct proxy_conn *m; /* NULL unless state == CC_MIRROR */
-	uint64_t id;	      /* the proxy's connection id, for logs */
+	void *m;       /* the sink's connection; NULL unless state == CC_MIRROR */
+	int midstream; /* open before the capture: s2c starts at its first bytes */
+	uint64_t id;   /* 1, 2, ... for logs */
 	uint64_t last_ns;
 };
 
 struct capture {
 	struct event_base *base;
-	struct proxy *px;
+	struct proxy_observer sink;
 	struct cap_config cfg;
 	char iface[IF_NAMESIZE + 8];
 	pcap_t *pcap;
@@ -153,7 +157,9 @@ static void cc_end_mirror(struct capture *cap, struct cconn *k, int reset)
 {
 	if (!k->m)
 		return;
-	proxy_mirror_close(k->m, reset);
+	cap->sink.conn_close(k->m, reset);
+	if (cap->sink.conn_free)
+		cap->sink.conn_free(k->m);
 	k->m = NULL;
 	if (cap->st.conns_active)
 		cap->st.conns_active--;
@@ -210,10 +216,10 @@ static void deliver(struct capture *cap, struct cconn *k, int c2s, const unsigne
 		return;
 	if (c2s) {
 		cap->st.client_bytes += n;
-		proxy_mirror_client(k->m, p, n);
+		cap->sink.client_bytes(k->m, p, n);
 	} else {
 		cap->st.server_bytes += n;
-		proxy_mirror_server(k->m, p, n);
+		cap->sink.server_bytes(k->m, p, n);
 	}
 }
 
@@ -283,6 +289,11 @@ static void dir_data(struct capture *cap, struct cconn *k, int c2s, uint32_t seq
 {
 	struct dir *d = c2s ? &k->c2s : &k->s2c;
 
+	if (!d->started && k->midstream && !c2s && len) {
+		/* followed from the middle: the answer to the first request seen */
+		d->started = 1;
+		d->next = seq;
+	}
 	if (!d->started || !len)
 		return;
 	if (seq_lt(d->next, seq)) {
@@ -307,6 +318,38 @@ static void check_ack(struct capture *cap, struct cconn *k, struct dir *d, uint3
 }
 
 /* ---- packets ---- */
+
+/*
+ * A connection to follow, opened in the sink; or one of another process's,
+ * remembered as ignored; NULL over the cap or when the sink refused it.
+ */
+static struct cconn *cc_follow(struct capture *cap, const unsigned char *cip,
+			       const unsigned char *sip, uint16_t cport, int midstream)
+{
+	struct cconn *k;
+	int whose = cap->cfg.owned ? cap->cfg.owned(cap->cfg.owned_arg, cip, cport) : CAP_OURS;
+
+	if (whose == CAP_NOT_OURS) {
+		cap->st.conns_not_ours++;
+		cc_new(cap, cip, sip, cport, CC_IGNORED);
+		return NULL;
+	}
+	if (whose == CAP_OWNER_UNKNOWN)
+		cap->st.conns_owner_unknown++;
+	k = cc_new(cap, cip, sip, cport, CC_MIRROR);
+	if (!k)
+		return NULL;
+	k->midstream = midstream;
+	k->id = cap->st.conns + 1;
+	k->m = cap->sink.conn_open(cap->sink.arg, k->id | (midstream ? CAP_MIDSTREAM_ID : 0));
+	if (!k->m) {
+		cc_free(cap, k, 0);
+		return NULL;
+	}
+	cap->st.conns++;
+	cap->st.conns_active++;
+	return k;
+}
 
 static void client_fin(struct capture *cap, struct cconn *k)
 {
@@ -344,31 +387,33 @@ static void on_tcp(struct capture *cap, const unsigned char *sa, const unsigned 
 			return; /* a retransmitted SYN */
 		if (k)
 			cc_free(cap, k, 1); /* a new connection on the same ports */
-		k = cc_new(cap, sa, da, sport, CC_MIRROR);
-		if (!k)
-			return;
-		k->c2s.started = 1;
-		k->c2s.next = seq + 1;
-		k->m = proxy_mirror_open(cap->px);
-		if (!k->m) {
-			cc_free(cap, k, 0);
-			return;
+		k = cc_follow(cap, sa, da, sport, 0);
+		if (k) {
+			k->c2s.started = 1;
+			k->c2s.next = seq + 1;
+			k->last_ns = now;
 		}
-		k->id = cap->st.conns + 1;
-		cap->st.conns++;
-		cap->st.conns_active++;
-		k->last_ns = now;
 		return;
 	}
 	if (!k) {
 		/* a connection open before the capture, seen by its data (not by a last ACK) */
 		if (rst || fin || !len)
 			return;
-		k = c2s ? cc_new(cap, sa, da, sport, CC_IGNORED)
-			: cc_new(cap, da, sa, dport, CC_IGNORED);
-		if (k)
-			cap->st.conns_midstream++;
-		return;
+		if (!cap->cfg.midstream) {
+			k = c2s ? cc_new(cap, sa, da, sport, CC_IGNORED)
+				: cc_new(cap, da, sa, dport, CC_IGNORED);
+			if (k)
+				cap->st.conns_midstream++;
+			return;
+		}
+		if (!c2s)
+			return; /* followed from the next request */
+		cap->st.conns_midstream++;
+		k = cc_follow(cap, sa, da, sport, 1);
+		if (!k)
+			return;
+		k->c2s.started = 1;
+		k->c2s.next = seq;
 	}
 	k->last_ns = now;
 	if (rst) {
@@ -548,11 +593,46 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up ---- */
 
-int cap_iface_for(const char *addr, char *iface, size_t len)
+/* Replace *a by the source address this host uses towards it (a connected UDP socket). */
+static int route_source(struct in_addr *a)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(9), .sin_addr = *a};
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0)
+		rc = -errno;
+	else
+		*a = sin.sin_addr;
+	close(fd);
+	return rc;
+}
+
+/* The interface that has address a. 0, -ENOENT or -errno. */
+static int iface_with_addr(struct in_addr a, char *iface, size_t len)
 {
 	struct ifaddrs *ifa, *i;
-	struct in_addr want;
 	int rc = -ENOENT;
+
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	for (i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == a.s_addr) {
+			snprintf(iface, len, "%s", i->ifa_name);
+			rc = 0;
+			break;
+		}
+	freeifaddrs(ifa);
+	return rc;
+}
+
+int cap_iface_for(const char *addr, char *iface, size_t len)
+{
+	struct in_addr want;
 
 	if (!strncmp(addr, "127.", 4) || !strcmp(addr, "0.0.0.0")) {
 		snprintf(iface, len, "lo");
@@ -560,17 +640,25 @@ int cap_iface_for(const char *addr, char *iface, size_t len)
 	}
 	if (inet_pton(AF_INET, addr, &want) != 1)
 		return -EINVAL;
-	if (getifaddrs(&ifa) < 0)
-		return -errno;
-	for (i = ifa; i; i = i->ifa_next)
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == want.s_addr) {
-			snprintf(iface, len, "%s", i->ifa_name);
-			rc = 0;
-			break;
-		}
-	freeifaddrs(ifa);
-	return rc;
+	return iface_with_addr(want, iface, len);
+}
+
+int cap_iface_towards(const char *addr, char *iface, size_t len)
+{
+	struct in_addr want;
+	int rc;
+
+	if (inet_pton(AF_INET, addr, &want) != 1)
+		return -EINVAL;
+	rc = iface_with_addr(want, iface, len);
+	if (rc != -ENOENT) {
+		/* this host's own traffic to one of its addresses goes over the loopback */
+		if (!rc)
+			snprintf(iface, len, "lo");
+		return rc;
+	}
+	rc = route_source(&want);
+	return rc < 0 ? rc : iface_with_addr(want, iface, len);
 }
 
 static void apply_defaults(struct cap_config *c)
@@ -583,15 +671,15 @@ static void apply_defaults(struct cap_config *c)
 		c->max_conns = 4096;
 }
 
-int cap_new_fed(struct event_base *base, struct proxy *px, const struct cap_config *cfg,
-		struct capture **out)
+int cap_new_fed(struct event_base *base, const struct proxy_observer *sink,
+		const struct cap_config *cfg, struct capture **out)
 {
 	struct capture *cap = calloc(1, sizeof(*cap));
 
 	if (!cap)
 		return -ENOMEM;
 	cap->base = base;
-	cap->px = px;
+	cap->sink = *sink;
 	cap->cfg = *cfg;
 	apply_defaults(&cap->cfg);
 	snprintf(cap->iface, sizeof(cap->iface), "fed");
@@ -609,10 +697,10 @@ void cap_feed(struct capture *cap, int linktype, const void *pkt, size_t len)
 	on_packet((u_char *)cap, &h, pkt);
 }
 
-int cap_new(struct event_base *base, struct proxy *px, const struct cap_config *cfg,
-	    struct capture **out, char *err, size_t errlen)
+int cap_new(struct event_base *base, const struct proxy_observer *sink,
+	    const struct cap_config *cfg, struct capture **out, char *err, size_t errlen)
 {
-	char ebuf[PCAP_ERRBUF_SIZE] = "", filter[192];
+	char ebuf[PCAP_ERRBUF_SIZE] = "", filter[256], host[80] = "";
 	struct bpf_program prog;
 	struct capture *cap = calloc(1, sizeof(*cap));
 	struct timeval tv = {0, TICK_MS * 1000};
@@ -623,7 +711,7 @@ int cap_new(struct event_base *base, struct proxy *px, const struct cap_config *
 		return -ENOMEM;
 	}
 	cap->base = base;
-	cap->px = px;
+	cap->sink = *sink;
 	cap->cfg = *cfg;
 	apply_defaults(&cap->cfg);
 	if (cfg->iface && *cfg->iface && strcmp(cfg->iface, "auto")) {
@@ -647,9 +735,10 @@ int cap_new(struct event_base *base, struct proxy *px, const struct cap_config *
 	 * packets by their real size (immediate mode falls back to TPACKET_V2,
 	 * one snaplen-sized frame per packet: a few hundred packets per ring).
 	 * A block is handed over when full or after BLOCK_TIMEOUT_MS: that
-	 * delays a clone's copy, never production.
+	 * delays a clone's copy, never production. Immediate mode where a
+	 * connection's owner is checked: its socket must still be there.
 	 */
-	pcap_set_immediate_mode(cap->pcap, 0);
+	pcap_set_immediate_mode(cap->pcap, cap->cfg.immediate);
 	pcap_set_timeout(cap->pcap, BLOCK_TIMEOUT_MS);
 	pcap_set_buffer_size(cap->pcap,
 			     (int)(cap->cfg.buffer > (1ULL << 30) ? 1ULL << 30 : cap->cfg.buffer));
@@ -667,10 +756,12 @@ int cap_new(struct event_base *base, struct proxy *px, const struct cap_config *
 	 * request/response load) are left in the kernel. Gaps are still seen in
 	 * the acknowledgements that answers and requests carry.
 	 */
+	if (cfg->match_host)
+		snprintf(host, sizeof(host), "host %s and ", cfg->addr);
 	snprintf(filter, sizeof(filter),
-		 "tcp port %d and (tcp[13] & 7 != 0 or ip6 or "
+		 "%stcp port %d and (tcp[13] & 7 != 0 or ip6 or "
 		 "ip[2:2] - ((ip[0] & 15) << 2) - ((tcp[12] & 240) >> 2) != 0)",
-		 cfg->port);
+		 host, cfg->port);
 	if (pcap_compile(cap->pcap, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0 ||
 	    pcap_setfilter(cap->pcap, &prog) < 0) {
 		snprintf(err, errlen, "cannot filter the capture on %s (%s): %s", cap->iface,
@@ -762,17 +853,28 @@ static const struct stats_field cap_fields[] = {
 	 .kind = STATS_COUNTER,
 	 .off = CAP_OFF(conns),
 	 .metric = "doppel_capture_connections_total",
-	 .help = "Client connections mirrored to the clones."},
+	 .help = "Connections followed (mirrored to the clones, or recorded)."},
 	{.name = "active",
 	 .kind = STATS_GAUGE,
 	 .off = CAP_OFF(conns_active),
 	 .metric = "doppel_capture_connections_active",
-	 .help = "Mirrored connections open now."},
+	 .help = "Followed connections open now."},
 	{.name = "midstream",
 	 .kind = STATS_COUNTER,
 	 .off = CAP_OFF(conns_midstream),
 	 .metric = "doppel_capture_midstream_total",
-	 .help = "Connections open before the capture began, not mirrored."},
+	 .help = "Connections open before the capture began (mirrored to no clone; recorded "
+		 "from their next request)."},
+	{.name = "not_ours",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(conns_not_ours),
+	 .metric = "doppel_capture_not_ours_total",
+	 .help = "Connections of other processes of the host, not followed."},
+	{.name = "owner_unknown",
+	 .kind = STATS_COUNTER,
+	 .off = CAP_OFF(conns_owner_unknown),
+	 .metric = "doppel_capture_owner_unknown_total",
+	 .help = "Connections followed whose socket was gone before its owner was checked."},
 	{.name = "gaps",
 	 .kind = STATS_COUNTER,
 	 .off = CAP_OFF(conns_gap),

@@ -55,7 +55,7 @@ static int cmd_adopt_exec(int argc, char **argv);
 const struct cmd_entry cmd_adopt_entry = {
 	.name = "adopt",
 	.usage = "NAME --pid PID --port PORT (--capture IFACE | --front LISTEN) [--state DIR]...\n"
-		 "       [options]",
+		 "       [--upstream HOST:PORT]... [options]",
 	.summary = "take a service that is already running under a supervisor, to clone it",
 	.help = "Registers a running process tree (PID and its descendants) that doppel did not\n"
 		"start, in the host's namespaces, under a supervisor, as `doppel run` does: then\n"
@@ -95,6 +95,16 @@ const struct cmd_entry cmd_adopt_entry = {
 		"                         at LISTEN to be copied)\n"
 		"  --state DIR            a directory the service writes (repeatable): each clone\n"
 		"                         gets a copy taken while production is frozen\n"
+		"  --upstream HOST:PORT   upstream isolation (repeatable, up to 8): the service's\n"
+		"                         conversations with HOST:PORT (a database, a cache) are\n"
+		"                         captured and recorded, its connections opened before\n"
+		"                         the capture included from their next request, other\n"
+		"                         processes' left out; clones connecting to HOST:PORT are\n"
+		"                         answered from that recording and never reach it\n"
+		"  --upstream-budget SIZE recorded bytes kept per upstream (default 256M)\n"
+		"  --upstream-wait DUR    how long a clone's request waits for production to make\n"
+		"                         the same one before it is reset as unanswered (default "
+		"5s)\n"
 		"  --buffer SIZE          queue per connection and clone (default 4M)\n"
 		"  --budget SIZE          queue per clone over all connections (default 64 x "
 		"buffer)\n"
@@ -141,6 +151,9 @@ static int cmd_adopt_exec(int argc, char **argv)
 		CLI_FN("admin", &cfg.admin_addr, cli_opt_admin),
 		CLI_STRING("capture", &cfg.capture_iface),
 		CLI_SIZE("capture-buffer", &cfg.capture_buffer),
+		CLI_FN("upstream", &cfg, cli_opt_upstream),
+		CLI_SIZE("upstream-budget", &cfg.upstream_budget),
+		CLI_DURATION("upstream-wait", &cfg.upstream_wait_ns),
 		CLI_END,
 	};
 	const struct cli_opt *const tables[] = {own, shared, div, NULL};

@@ -23,7 +23,7 @@ static int cmd_run_exec(int argc, char **argv);
 
 const struct cmd_entry cmd_run_entry = {
 	.name = "run",
-	.usage = "NAME --listen ADDR --port PORT [--state DIR]... [--upstream L=T]...\n"
+	.usage = "NAME --listen ADDR --port PORT [--state DIR]... [--upstream L=T|ADDR]...\n"
 		 "       [--buffer SIZE] [--overflow drop|reclone] [options] -- CMD [ARGS...]",
 	.summary = "run a service in its own namespaces so it can be cloned live, and front it",
 	.help = "Starts CMD as the init of fresh pid, net, mount, ipc and uts namespaces "
@@ -105,6 +105,7 @@ const struct cmd_entry cmd_run_entry = {
 		"T\n"
 		"                         on this host and recorded; clones connecting to L are\n"
 		"                         answered from that recording and never reach T\n"
+		"                         (--upstream ADDR: L and T are both ADDR)\n"
 		"  --upstream-budget SIZE recorded bytes kept per upstream (default 256M)\n"
 		"  --upstream-wait DUR    how long a clone's request waits for production to make "
 		"the\n"
@@ -128,24 +129,6 @@ const struct cmd_entry cmd_run_entry = {
 		"yes\n",
 	.exec = cmd_run_exec,
 };
-
-static int opt_upstream(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
-{
-	struct sup_config *cfg = dest;
-
-	if (cfg->nupstreams == SUP_MAX_UPSTREAMS) {
-		cmd_usage_error(e, "at most %d %s", SUP_MAX_UPSTREAMS, opt);
-		return -1;
-	}
-	if (!strchr(text, '=')) {
-		cmd_usage_error(
-			e, "%s '%s': expected LISTEN=TARGET, e.g. 127.0.0.1:6379=127.0.0.1:6379",
-			opt, text);
-		return -1;
-	}
-	cfg->upstreams[cfg->nupstreams++] = text;
-	return 0;
-}
 
 /* Divergence rules and recording, from --protocol, --mask, --record... */
 static int div_config(const struct cmd_entry *e, struct cli_div_opts *dopts, struct sup_config *cfg,
@@ -186,7 +169,7 @@ static int cmd_run_exec(int argc, char **argv)
 		CLI_FN("chdir", &cfg.chdir, cli_opt_dir),
 		CLI_FLAG("keep-cgroup-mounts", &cfg.keep_cgroup_mounts),
 		CLI_STRING("criu", &cfg.criu),
-		CLI_FN("upstream", &cfg, opt_upstream),
+		CLI_FN("upstream", &cfg, cli_opt_upstream),
 		CLI_INT("clone-nice", &cfg.clone_nice, 0, 19),
 		{.name = "clone-memory",
 		 .kind = CLI_OPT_SIZE,

@@ -1,7 +1,7 @@
 /*
  * cmd-supopts.c - option callbacks shared by the commands that start a
  * supervisor (`doppel run`, `doppel adopt`): paths made absolute, the
- * overflow policy, the admin address.
+ * overflow policy, the admin address, upstreams.
  */
 #include <errno.h>
 #include <limits.h>
@@ -87,5 +87,25 @@ int cli_sup_prepare(const struct cmd_entry *e, int argc, char **argv, struct sup
 			       argv[1], SUP_NAME_MAX),
 		       -1;
 	snprintf(cfg->name, sizeof(cfg->name), "%s", argv[1]);
+	return 0;
+}
+
+int cli_opt_upstream(const struct cmd_entry *e, const char *opt, const char *text, void *dest)
+{
+	struct sup_config *cfg = dest;
+	const char *eq = strchr(text, '=');
+
+	if (cfg->nupstreams == SUP_MAX_UPSTREAMS) {
+		cmd_usage_error(e, "at most %d %s", SUP_MAX_UPSTREAMS, opt);
+		return -1;
+	}
+	if (!*text || eq == text || (eq && !eq[1]) || !strchr(eq ? eq : text, ':')) {
+		cmd_usage_error(e,
+				"%s '%s': expected LISTEN=TARGET or HOST:PORT, e.g. "
+				"127.0.0.1:6379=127.0.0.1:6379 or 127.0.0.1:6379",
+				opt, text);
+		return -1;
+	}
+	cfg->upstreams[cfg->nupstreams++] = text;
 	return 0;
 }

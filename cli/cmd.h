@@ -159,13 +159,15 @@ int cli_proxy_opts_check(const struct cmd_entry *e, struct proxy_config *pc);
  * absolute and appended to its state dirs; cli_opt_dir: an existing dir, made
  * absolute, into a const char *; cli_opt_work_dir: an absolute path, as given;
  * cli_opt_overflow: drop|reclone into an enum sup_overflow; cli_opt_admin: a
- * checked HOST:PORT, as given.
+ * checked HOST:PORT, as given; cli_opt_upstream: LISTEN=TARGET or HOST:PORT
+ * appended to the struct sup_config's upstreams.
  */
 int cli_opt_state(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
 int cli_opt_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
 int cli_opt_work_dir(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
 int cli_opt_overflow(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
 int cli_opt_admin(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
+int cli_opt_upstream(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
 #define CLI_TLS_HELP                                                                          \
 	"  --tls-cert FILE --tls-key FILE\n"                                                  \
 	"                      terminate TLS from clients (TLS 1.2 and 1.3) with this PEM\n"  \

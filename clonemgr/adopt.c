@@ -206,6 +206,32 @@ static int has_ino(const unsigned long *ino, unsigned n, unsigned long v)
 	return 0;
 }
 
+int cm_adopt_owns_conn(pid_t pid, const unsigned char addr[4], unsigned port)
+{
+	pid_t pids[TREE_MAX];
+	unsigned long ino[1024], inode = 0;
+	unsigned n = 0, lport;
+	unsigned want, la; /* 32 bits, as %x reads */
+	char line[512];
+	FILE *f = fopen("/proc/net/tcp", "re");
+
+	if (!f)
+		return -1;
+	memcpy(&want, addr, 4); /* /proc/net/tcp prints the address as a native u32 */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " %*d: %8x:%x %*s %*s %*s %*s %*s %*s %*s %lu", &la, &lport,
+			   &inode) == 3 &&
+		    la == want && lport == port)
+			break;
+		else
+			inode = 0;
+	fclose(f);
+	if (!inode)
+		return -1; /* gone already, or in TIME_WAIT (inode 0) */
+	n = tree_socket_inodes(pids, tree_pids(pid, pids, TREE_MAX), ino, 1024);
+	return has_ino(ino, n, inode);
+}
+
 int cm_adopt_listen_addr(pid_t pid, int port, char *addr, size_t len)
 {
 	static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
@@ -412,10 +438,48 @@ static int writable_outside(pid_t pid, const char *fd, const char *link, const c
 static const char *const ok_devices[] = {"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random",
 					 "/dev/full"};
 
+/*
+ * Is the mount a path fd is on one of pid's mount namespace? An fd inherited
+ * from a process of another mount namespace is not, and CRIU cannot dump it
+ * ("Can't lookup mount=N for fd=..."). 1 yes, 0 no, -1 unknown.
+ */
+static int fd_mount_known(pid_t pid, const char *fd)
+{
+	char path[320], line[512];
+	int mnt = -1, id, known = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", pid, fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "mnt_id: %d", &mnt) == 1)
+			break;
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+	if (mnt < 0 || !(f = fopen(path, "re")))
+		return -1;
+	while (!known && fgets(line, sizeof(line), f))
+		known = sscanf(line, "%d", &id) == 1 && id == mnt;
+	fclose(f);
+	return known;
+}
+
 static void check_fd(struct cm_adopt_report *r, pid_t pid, const char *fd, const char *link,
 		     const char *const *sd, unsigned nsd)
 {
 	unsigned long ino;
+
+	if (link[0] == '/' && fd_mount_known(pid, fd) == 0) {
+		add(r, CM_ADOPT_FAIL,
+		    "start the service with only the descriptors it opens itself (systemd does; "
+		    "from a shell, close inherited fds above 2)",
+		    "pid %d fd %s: %s was opened in another mount namespace (an inherited fd): "
+		    "CRIU cannot dump it",
+		    pid, fd, link);
+		return;
+	}
 
 	if (sscanf(link, "socket:[%lu]", &ino) == 1) {
 		const char *k = socket_kind(ino);
@@ -680,32 +744,9 @@ struct init_args {
 	const char *criu_out;
 };
 
-static int add_addr_here(const char *addr)
-{
-	struct ifreq ifr;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo:1");
-	sin->sin_family = AF_INET;
-	if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
-		rc = -EINVAL;
-	else if (ioctl(fd, SIOCSIFADDR, &ifr) < 0)
-		rc = -errno;
-	if (!rc) {
-		sin->sin_addr.s_addr = htonl(0xffffffffu);
-		ioctl(fd, SIOCSIFNETMASK, &ifr);
-	}
-	close(fd);
-	return rc;
-}
-
 static int add_addr_cb(void *arg)
 {
-	return add_addr_here(arg);
+	return netns_lo_add_addr("lo:1", arg);
 }
 
 static void __attribute__((noreturn)) init_fail(int fd, int code)

@@ -93,6 +93,12 @@ int cm_service_adopt(pid_t pid, const char *name, const char *const *state_dirs,
 		     int port, struct cm_service *out, char *err, size_t errlen);
 /* The IPv4 address pid's tree listens on for port ("127.0.0.1" for any). 0 or -ENOENT. */
 int cm_adopt_listen_addr(pid_t pid, int port, char *addr, size_t len);
+/*
+ * Is the TCP connection whose local end is addr:port (IPv4, network order)
+ * one of pid's tree's sockets? 1 yes, 0 another process's, -1 no such socket
+ * (closed already).
+ */
+int cm_adopt_owns_conn(pid_t pid, const unsigned char addr[4], unsigned port);
 
 /* What `doppel doctor --pid` says about adopting a process, before anything is frozen. */
 enum { CM_ADOPT_OK, CM_ADOPT_WARN, CM_ADOPT_FAIL };

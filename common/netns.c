@@ -8,11 +8,16 @@
 #include "common/netns.h"
 #include "common/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,4 +70,27 @@ int netns_socket(int netns_fd, int domain, int type, int proto)
 	struct socket_args a = {domain, type, proto};
 
 	return netns_run(netns_fd, socket_here, &a);
+}
+
+int netns_lo_add_addr(const char *label, const char *addr)
+{
+	struct ifreq ifr;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", label);
+	sin->sin_family = AF_INET;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
+		rc = -EINVAL;
+	else if (ioctl(fd, SIOCSIFADDR, &ifr) < 0)
+		rc = -errno;
+	if (!rc) {
+		sin->sin_addr.s_addr = htonl(0xffffffffu);
+		ioctl(fd, SIOCSIFNETMASK, &ifr);
+	}
+	close(fd);
+	return rc;
 }

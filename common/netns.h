@@ -26,4 +26,13 @@ int netns_run(int netns_fd, int (*fn)(void *arg), void *arg);
  */
 int netns_socket(int netns_fd, int domain, int type, int proto);
 
+/*
+ * Give the loopback of the calling thread's network namespace the IPv4
+ * address addr/32 under the alias label ("lo:1"; one address per label), so
+ * that a clone can listen on, and connect to, an address its host had on
+ * another interface. No syscalls beyond socket/ioctl/close: safe in a fork
+ * of a threaded process. 0 or -errno.
+ */
+int netns_lo_add_addr(const char *label, const char *addr);
+
 #endif

@@ -1298,3 +1298,34 @@ void proxy_mirror_close(struct proxy_conn *c, int reset)
 		client_eof(c);
 	conn_maybe_free(c);
 }
+
+static void *mirror_open(void *arg, uint64_t conn_id)
+{
+	(void)conn_id;
+	return proxy_mirror_open(arg);
+}
+
+static void mirror_client(void *c, const void *buf, size_t n)
+{
+	proxy_mirror_client(c, buf, n);
+}
+
+static void mirror_server(void *c, const void *buf, size_t n)
+{
+	proxy_mirror_server(c, buf, n);
+}
+
+static void mirror_close(void *c, int reset)
+{
+	proxy_mirror_close(c, reset);
+}
+
+void proxy_mirror_observer(struct proxy *px, struct proxy_observer *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->conn_open = mirror_open;
+	out->client_bytes = mirror_client;
+	out->server_bytes = mirror_server;
+	out->conn_close = mirror_close;
+	out->arg = px;
+}

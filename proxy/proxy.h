@@ -223,6 +223,8 @@ struct proxy_conn *proxy_mirror_open(struct proxy *px);
 void proxy_mirror_client(struct proxy_conn *c, const void *buf, size_t n);
 void proxy_mirror_server(struct proxy_conn *c, const void *buf, size_t n);
 void proxy_mirror_close(struct proxy_conn *c, int reset);
+/* The same four calls as an observer's (conn_open opens a mirror on px): a capture's sink. */
+void proxy_mirror_observer(struct proxy *px, struct proxy_observer *out);
 
 /* Status for people and machines: JSON object, aligned text, Prometheus text. */
 void proxy_status_json(struct proxy *px, struct sbuf *sb);

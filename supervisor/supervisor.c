@@ -284,7 +284,10 @@ static int become_ready(struct supervisor *sup, char *err, size_t errlen)
 					.port = sup->cfg.port,
 					.buffer = sup->cfg.capture_buffer};
 
-		rc = cap_new(sup->base, sup->px, &cc, &sup->cap, err, errlen);
+		struct proxy_observer sink;
+
+		proxy_mirror_observer(sup->px, &sink);
+		rc = cap_new(sup->base, &sink, &cc, &sup->cap, err, errlen);
 		if (rc)
 			return rc;
 	}
@@ -355,6 +358,21 @@ static int prepare_service(void *arg, int netns_fd, char *err, size_t errlen)
 	struct supervisor *sup = arg;
 
 	return sup->agg ? agg_start_production(sup->agg, netns_fd, err, errlen) : 0;
+}
+
+/* The upstream capture of an adopted service records its own connections only. */
+static int owns_conn(void *arg, const unsigned char cip[16], uint16_t cport)
+{
+	const struct supervisor *sup = arg;
+
+	switch (cm_adopt_owns_conn(sup->svc.pid, cip + 12, cport)) {
+	case 1:
+		return CAP_OURS;
+	case 0:
+		return CAP_NOT_OURS;
+	default:
+		return CAP_OWNER_UNKNOWN;
+	}
 }
 
 static int setup_images(struct supervisor *sup, char *err, size_t errlen)
@@ -585,13 +603,12 @@ int sup_run(const struct sup_config *cfg, char *err, size_t errlen)
 			code = 2;
 			goto out;
 		}
-		if (cfg->nupstreams) {
-			snprintf(err, errlen,
-				 "--upstream is not available for an adopted service: its "
-				 "connections to its upstreams are already open and go straight "
-				 "to them");
-			code = 2;
-			goto out;
+		if (sup->agg) {
+			rc = agg_start_capture(sup->agg, NULL, owns_conn, sup, err, errlen);
+			if (rc) {
+				code = rc == -EINVAL || rc == -EAFNOSUPPORT ? 2 : 1;
+				goto out;
+			}
 		}
 		rc = setup_images(sup, err, errlen);
 		if (rc)

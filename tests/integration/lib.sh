@@ -10,6 +10,15 @@
 set -u
 set -o pipefail
 
+# Descriptors inherited from the runner (ctest, a CI agent) are closed, as
+# systemd starts services with none: a service holding one opened in another
+# mount namespace cannot be dumped by CRIU. 255 is bash's own (close-on-exec).
+for _fd in /proc/$$/fd/*; do
+	_fd=${_fd##*/}
+	[ "$_fd" -gt 2 ] && [ "$_fd" != 255 ] && eval "exec $_fd>&-" 2>/dev/null
+done
+unset _fd
+
 : "${DOPPEL:?DOPPEL must point at the doppel binary}"
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -5,6 +5,9 @@
  * is reset on the replica side and counted, and a connection whose SYN was
  * not seen is not mirrored. Packets are built here (DLT_RAW, IPv4) and fed
  * to the capture; the replica is a socket of this test behind a real proxy.
+ * With a recording sink (as the upstream recorder), a connection older than
+ * the capture is followed from its next request, and another process's
+ * connections are not followed at all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +35,7 @@
 struct rig {
 	struct event_base *base;
 	struct proxy *px;
+	struct proxy_observer sink;
 	struct capture *cap;
 	int lfd;     /* the replica's listener */
 	int replica; /* its accepted connection */
@@ -67,7 +71,8 @@ static void rig_up(struct rig *r)
 	snprintf(text, sizeof(text), "127.0.0.1:%u", ntohs(sin.sin_port));
 	assert_int_equal(netaddr_parse(text, &ep, err, sizeof(err)), 0);
 	assert_int_equal(proxy_replica_add(r->px, &ep, "r", NULL, &id, err, sizeof(err)), 0);
-	assert_int_equal(cap_new_fed(r->base, r->px, &cc, &r->cap), 0);
+	proxy_mirror_observer(r->px, &r->sink);
+	assert_int_equal(cap_new_fed(r->base, &r->sink, &cc, &r->cap), 0);
 }
 
 static void rig_down(struct rig *r)
@@ -221,7 +226,7 @@ static void a_full_reordering_buffer_is_a_gap(void **state)
 	(void)state;
 	rig_up(&r);
 	cap_free(r.cap);
-	assert_int_equal(cap_new_fed(r.base, r.px, &cc, &r.cap), 0);
+	assert_int_equal(cap_new_fed(r.base, &r.sink, &cc, &r.cap), 0);
 	seg(&r, 1, SYN, 1000, 0, NULL);
 	seg(&r, 1, ACK, 1011, 0, "0123456789"); /* a hole of 10 bytes, more than 8 held */
 	replica_read(&r, got, sizeof(got), 3000, &end);
@@ -274,6 +279,105 @@ static void a_reset_resets_the_replica(void **state)
 	rig_down(&r);
 }
 
+/* A recording sink, as the aggregator's recorder is one. */
+struct rec {
+	int opened, closed, reset;
+	char c[64], s[64];
+};
+
+static void *rec_open(void *arg, uint64_t id)
+{
+	struct rec *k = arg;
+
+	(void)id;
+	k->opened++;
+	return k;
+}
+
+static void rec_add(char *dst, const void *buf, size_t n)
+{
+	size_t l = strlen(dst);
+
+	assert_true(l + n < 64);
+	memcpy(dst + l, buf, n);
+	dst[l + n] = 0;
+}
+
+static void rec_client(void *c, const void *buf, size_t n)
+{
+	rec_add(((struct rec *)c)->c, buf, n);
+}
+
+static void rec_server(void *c, const void *buf, size_t n)
+{
+	rec_add(((struct rec *)c)->s, buf, n);
+}
+
+static void rec_close(void *c, int reset)
+{
+	((struct rec *)c)->closed++;
+	((struct rec *)c)->reset = reset;
+}
+
+static int whose;
+static int owned(void *arg, const unsigned char cip[16], uint16_t cport)
+{
+	(void)arg;
+	assert_int_equal(cip[15], 1); /* 10.0.0.1, the client */
+	assert_int_equal(cport, CPORT);
+	return whose;
+}
+
+static void a_recording_follows_an_older_connection_of_ours_only(void **state)
+{
+	struct rig r;
+	struct rec k;
+	struct proxy_observer sink = {.conn_open = rec_open,
+				      .client_bytes = rec_client,
+				      .server_bytes = rec_server,
+				      .conn_close = rec_close,
+				      .arg = &k};
+	struct cap_config cc = {.addr = "10.0.0.2", .port = SPORT, .midstream = 1, .owned = owned};
+	struct cap_stats st;
+
+	(void)state;
+	rig_up(&r);
+	/* another process's connection: never followed */
+	memset(&k, 0, sizeof(k));
+	whose = CAP_NOT_OURS;
+	cap_free(r.cap);
+	assert_int_equal(cap_new_fed(r.base, &sink, &cc, &r.cap), 0);
+	seg(&r, 1, ACK, 2000, 7000, "GET k\r\n");
+	seg(&r, 0, ACK, 7000, 2007, "VAL\r\n");
+	cap_get_stats(r.cap, &st);
+	assert_int_equal(k.opened, 0);
+	assert_int_equal(st.conns_not_ours, 1);
+	assert_int_equal(st.conns, 0);
+
+	/* ours, open before the capture: followed from the next request */
+	whose = CAP_OURS;
+	cap_free(r.cap);
+	assert_int_equal(cap_new_fed(r.base, &sink, &cc, &r.cap), 0);
+	seg(&r, 0, ACK, 6990, 1990, "stale\r\n"); /* the end of an answer: skipped */
+	assert_int_equal(k.opened, 0);
+	seg(&r, 1, ACK, 2000, 6997, "GET k\r\n");
+	seg(&r, 0, ACK, 7000, 2007, "VAL\r\n");
+	seg(&r, 1, ACK, 2007, 7005, "GET j\r\n");
+	seg(&r, 0, ACK, 7005, 2014, "V2\r\n");
+	seg(&r, 1, FIN | ACK, 2014, 7009, NULL);
+	seg(&r, 0, FIN | ACK, 7009, 2015, NULL);
+	assert_int_equal(k.opened, 1);
+	assert_string_equal(k.c, "GET k\r\nGET j\r\n");
+	assert_string_equal(k.s, "VAL\r\nV2\r\n");
+	assert_int_equal(k.closed, 1);
+	assert_int_equal(k.reset, 0);
+	cap_get_stats(r.cap, &st);
+	assert_int_equal(st.conns, 1);
+	assert_int_equal(st.conns_midstream, 1);
+	assert_int_equal(st.conns_gap, 0);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +386,7 @@ int main(void)
 		cmocka_unit_test(a_full_reordering_buffer_is_a_gap),
 		cmocka_unit_test(a_connection_older_than_the_capture_is_not_mirrored),
 		cmocka_unit_test(a_reset_resets_the_replica),
+		cmocka_unit_test(a_recording_follows_an_older_connection_of_ours_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
