@@ -114,7 +114,8 @@ const struct cmd_entry cmd_adopt_entry = {
 		"  --work-dir DIR         clones' state copies and logs (default "
 		"/var/lib/doppel/NAME)\n"
 		"  --replica-flush DUR    batch writes to clones (default 10ms; 0: at once)\n"
-		"  --clone-nice N         clones' nice value, 0 to 19 (default 10)\n"
+		"  --clone-nice N         clones' nice value, 0 to 19 (default "
+		"10)\n" CLI_LIMITS_HELP
 		"  --criu PATH            the CRIU binary (version 4.2 or later)\n"
 		"  --admin ADDR           also serve the status page and read-only routes on "
 		"ADDR\n" CLI_DIV_HELP
@@ -136,7 +137,7 @@ static int cmd_adopt_exec(int argc, char **argv)
 	struct sup_config cfg;
 	struct cli_div_opts dopts;
 	struct div_rules *rules = NULL;
-	struct cli_opt shared[CLI_PROXY_OPTS], div[CLI_DIV_OPTS];
+	struct cli_opt shared[CLI_PROXY_OPTS], div[CLI_DIV_OPTS], limits[CLI_LIMIT_OPTS];
 	int have_front = 0, port = 0, pid = 0, rc;
 	const struct cli_opt own[] = {
 		CLI_INT("pid", &pid, 1, INT_MAX),
@@ -156,13 +157,14 @@ static int cmd_adopt_exec(int argc, char **argv)
 		CLI_DURATION("upstream-wait", &cfg.upstream_wait_ns),
 		CLI_END,
 	};
-	const struct cli_opt *const tables[] = {own, shared, div, NULL};
+	const struct cli_opt *const tables[] = {own, shared, div, limits, NULL};
 	static char exe[PATH_MAX];
 	static char *svc_argv[2] = {exe, NULL};
 	char err[1024];
 
 	if (cli_sup_prepare(e, argc, argv, &cfg, &dopts, shared, div))
 		return EXIT_USAGE;
+	cli_clone_limit_opts(&cfg, limits);
 	rc = cli_parse_opts(e, argc, argv, 2, tables, 0);
 	if (rc < 0)
 		return EXIT_USAGE;
@@ -181,7 +183,7 @@ static int cmd_adopt_exec(int argc, char **argv)
 					  "own connections to the service would be captured too");
 	if (!have_front && capture_front(e, &cfg))
 		return EXIT_USAGE;
-	if (cli_proxy_opts_check(e, &cfg.proxy))
+	if (cli_proxy_opts_check(e, &cfg.proxy) || cli_clone_limits_check(e, &cfg))
 		return EXIT_USAGE;
 	if (cli_div_rules(e, &dopts, cfg.proxy.max_turns, &rules))
 		return EXIT_USAGE;

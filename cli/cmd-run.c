@@ -79,26 +79,7 @@ const struct cmd_entry cmd_run_entry = {
 		"  --clone-nice N         clones' nice value, 0 to 19 (default 10): on a busy host "
 		"a\n"
 		"                         clone yields the CPU to production and to its clients;\n"
-		"                         0 runs clones at production's priority\n"
-		"  --clone-memory SIZE    memory limit of each clone, in a cgroup of its own: "
-		"past\n"
-		"                         it the kernel kills the clone, never production "
-		"(default\n"
-		"                         2 x production's resident memory when the clone is\n"
-		"                         made + 1/8 of the host's memory)\n"
-		"  --clone-cpu-weight N   CPU weight of each clone, 1 to 10000 (default 10; 100 is "
-		"an\n"
-		"                         ordinary cgroup's): clones get the CPU time production\n"
-		"                         leaves over\n"
-		"  --clone-pids N         most tasks (threads) of each clone (default 2 x\n"
-		"                         production's + 64)\n"
-		"  --no-clone-limits      clones get no cgroup (limits given to `doppel clone` "
-		"still\n"
-		"                         apply). Limits given explicitly are required: a clone "
-		"that\n"
-		"                         cannot get them is not made; the defaults are not: "
-		"such a\n"
-		"                         clone runs without limits and doppel says why\n"
+		"                         0 runs clones at production's priority\n" CLI_LIMITS_HELP
 		"  --upstream L=T         upstream isolation (repeatable, up to " UPSTREAMS_TEXT
 		"): the service's\n"
 		"                         connections to L (inside its namespace) are forwarded to "
@@ -155,7 +136,7 @@ static int cmd_run_exec(int argc, char **argv)
 	struct sup_config cfg;
 	struct cli_div_opts dopts;
 	struct div_rules *rules = NULL;
-	struct cli_opt shared[CLI_PROXY_OPTS], div[CLI_DIV_OPTS];
+	struct cli_opt shared[CLI_PROXY_OPTS], div[CLI_DIV_OPTS], limits[CLI_LIMIT_OPTS];
 	int have_listen = 0, port = 0, rc;
 	const struct cli_opt own[] = {
 		CLI_ADDR("listen", &cfg.proxy.listen, &have_listen),
@@ -171,33 +152,17 @@ static int cmd_run_exec(int argc, char **argv)
 		CLI_STRING("criu", &cfg.criu),
 		CLI_FN("upstream", &cfg, cli_opt_upstream),
 		CLI_INT("clone-nice", &cfg.clone_nice, 0, 19),
-		{.name = "clone-memory",
-		 .kind = CLI_OPT_SIZE,
-		 .dest = &cfg.clone_memory,
-		 .given = &cfg.clone_limits_given},
-		{.name = "clone-cpu-weight",
-		 .kind = CLI_OPT_INT,
-		 .dest = &cfg.clone_cpu_weight,
-		 .min = 1,
-		 .max = 10000,
-		 .given = &cfg.clone_limits_given},
-		{.name = "clone-pids",
-		 .kind = CLI_OPT_INT,
-		 .dest = &cfg.clone_pids,
-		 .min = 1,
-		 .max = 4194304,
-		 .given = &cfg.clone_limits_given},
-		CLI_FLAG("no-clone-limits", &cfg.no_clone_limits),
 		CLI_SIZE("upstream-budget", &cfg.upstream_budget),
 		CLI_DURATION("upstream-wait", &cfg.upstream_wait_ns),
 		CLI_FN("admin", &cfg.admin_addr, cli_opt_admin),
 		CLI_END,
 	};
-	const struct cli_opt *const tables[] = {own, shared, div, NULL};
+	const struct cli_opt *const tables[] = {own, shared, div, limits, NULL};
 	char err[1024];
 
 	if (cli_sup_prepare(e, argc, argv, &cfg, &dopts, shared, div))
 		return EXIT_USAGE;
+	cli_clone_limit_opts(&cfg, limits);
 	rc = cli_parse_opts(e, argc, argv, 2, tables, CLI_OPTS_IN_ORDER);
 	if (rc < 0)
 		return EXIT_USAGE;
@@ -209,12 +174,8 @@ static int cmd_run_exec(int argc, char **argv)
 		return EXIT_USAGE;
 	if (rc >= argc)
 		return cmd_usage_error(e, "give the service's command after --");
-	if (cfg.clone_memory && cfg.clone_memory < (4ULL << 20))
-		return cmd_usage_error(e, "--clone-memory: at least 4M");
-	if (cfg.no_clone_limits && cfg.clone_limits_given)
-		return cmd_usage_error(e,
-				       "--no-clone-limits and --clone-memory, "
-				       "--clone-cpu-weight or --clone-pids contradict each other");
+	if (cli_clone_limits_check(e, &cfg))
+		return EXIT_USAGE;
 	cfg.port = port;
 	cfg.argv = &argv[rc];
 	if (div_config(e, &dopts, &cfg, &rules))

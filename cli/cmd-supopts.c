@@ -109,3 +109,41 @@ int cli_opt_upstream(const struct cmd_entry *e, const char *opt, const char *tex
 	cfg->upstreams[cfg->nupstreams++] = text;
 	return 0;
 }
+
+void cli_clone_limit_opts(struct sup_config *cfg, struct cli_opt table[CLI_LIMIT_OPTS])
+{
+	const struct cli_opt t[CLI_LIMIT_OPTS] = {
+		{.name = "clone-memory",
+		 .kind = CLI_OPT_SIZE,
+		 .dest = &cfg->clone_memory,
+		 .given = &cfg->clone_limits_given},
+		{.name = "clone-cpu-weight",
+		 .kind = CLI_OPT_INT,
+		 .dest = &cfg->clone_cpu_weight,
+		 .min = 1,
+		 .max = 10000,
+		 .given = &cfg->clone_limits_given},
+		{.name = "clone-pids",
+		 .kind = CLI_OPT_INT,
+		 .dest = &cfg->clone_pids,
+		 .min = 1,
+		 .max = 4194304,
+		 .given = &cfg->clone_limits_given},
+		CLI_FLAG("no-clone-limits", &cfg->no_clone_limits),
+		CLI_END,
+	};
+
+	memcpy(table, t, sizeof(t));
+}
+
+int cli_clone_limits_check(const struct cmd_entry *e, const struct sup_config *cfg)
+{
+	if (cfg->clone_memory && cfg->clone_memory < (4ULL << 20))
+		return cmd_usage_error(e, "--clone-memory: at least 4M"), -1;
+	if (cfg->no_clone_limits && cfg->clone_limits_given)
+		return cmd_usage_error(e,
+				       "--no-clone-limits and --clone-memory, "
+				       "--clone-cpu-weight or --clone-pids contradict each other"),
+		       -1;
+	return 0;
+}

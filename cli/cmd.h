@@ -168,6 +168,29 @@ int cli_opt_work_dir(const struct cmd_entry *e, const char *opt, const char *tex
 int cli_opt_overflow(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
 int cli_opt_admin(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
 int cli_opt_upstream(const struct cmd_entry *e, const char *opt, const char *text, void *dest);
+
+/*
+ * The clone-limit options of the commands that start a supervisor
+ * (--clone-memory, --clone-cpu-weight, --clone-pids, --no-clone-limits) into
+ * cfg; cli_clone_limits_check() says what contradicts once all are parsed.
+ */
+#define CLI_LIMIT_OPTS 5 /* entries of that table, its end included */
+void cli_clone_limit_opts(struct sup_config *cfg, struct cli_opt table[CLI_LIMIT_OPTS]);
+int cli_clone_limits_check(const struct cmd_entry *e, const struct sup_config *cfg);
+#define CLI_LIMITS_HELP                                                                          \
+	"  --clone-memory SIZE    memory limit of each clone, in a cgroup of its own: past\n"    \
+	"                         it the kernel kills the clone, never production (default\n"    \
+	"                         2 x production's resident memory when the clone is\n"          \
+	"                         made + 1/8 of the host's memory)\n"                            \
+	"  --clone-cpu-weight N   CPU weight of each clone, 1 to 10000 (default 10; 100 is an\n" \
+	"                         ordinary cgroup's): clones get the CPU time production\n"      \
+	"                         leaves over\n"                                                 \
+	"  --clone-pids N         most tasks (threads) of each clone (default 2 x\n"             \
+	"                         production's + 64)\n"                                          \
+	"  --no-clone-limits      clones get no cgroup (limits given to `doppel clone` still\n"  \
+	"                         apply). Limits given explicitly are required: a clone that\n"  \
+	"                         cannot get them is not made; the defaults are not: such a\n"   \
+	"                         clone runs without limits and doppel says why\n"
 #define CLI_TLS_HELP                                                                          \
 	"  --tls-cert FILE --tls-key FILE\n"                                                  \
 	"                      terminate TLS from clients (TLS 1.2 and 1.3) with this PEM\n"  \

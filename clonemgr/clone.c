@@ -891,7 +891,7 @@ static int job_limits(const struct cm_service *svc, const struct cm_clone_opts *
 		      size_t errlen)
 {
 	uint64_t rss, tasks;
-	char a[32], b[32], d[32];
+	char a[32], b[32], d[32], f[32];
 
 	*l = o->limits;
 	service_usage(svc->pid, &rss, &tasks);
@@ -902,7 +902,7 @@ static int job_limits(const struct cm_service *svc, const struct cm_clone_opts *
 			 "default is 2 x production's memory + 1/8 of the host's = %s)",
 			 size_format(l->memory, a, sizeof(a)), size_format(rss, b, sizeof(b)),
 			 size_format(rss + (16ULL << 20), d, sizeof(d)),
-			 size_format(cg_default_memory(rss, host_memory()), d, sizeof(d)));
+			 size_format(cg_default_memory(rss, host_memory()), f, sizeof(f)));
 		return -EINVAL;
 	}
 	if (!l->memory)

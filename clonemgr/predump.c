@@ -42,24 +42,6 @@
 #define PREDUMP_TIMEOUT_MS (300 * 1000)
 #define CHECK_TIMEOUT_MS (30 * 1000)
 
-int cm_predump_parse(const char *text, enum cm_predump *out)
-{
-	if (!strcmp(text, "auto"))
-		*out = CM_PREDUMP_AUTO;
-	else if (!strcmp(text, "on"))
-		*out = CM_PREDUMP_ON;
-	else if (!strcmp(text, "off"))
-		*out = CM_PREDUMP_OFF;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-const char *cm_predump_name(enum cm_predump m)
-{
-	return m == CM_PREDUMP_ON ? "on" : m == CM_PREDUMP_OFF ? "off" : "auto";
-}
-
 /* ---- is soft-dirty tracking there? ---- */
 
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -956,13 +956,20 @@ static int post_only(struct evhttp_request *req)
 	return 0;
 }
 
-static const char *query_param(struct evhttp_request *req, struct evkeyvalq *q, const char *key)
+/* The request's query into q (an empty q: no query). */
+static void parse_query(struct evhttp_request *req, struct evkeyvalq *q)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
 
-	if (!q->tqh_first && qs)
+	if (qs)
 		evhttp_parse_query_str(qs, q);
+}
+
+static const char *query_param(struct evhttp_request *req, struct evkeyvalq *q, const char *key)
+{
+	if (!q->tqh_first)
+		parse_query(req, q);
 	return evhttp_find_header(q, key);
 }
 
@@ -970,60 +977,22 @@ static void route_clone(struct evhttp_request *req, void *arg)
 {
 	struct supervisor *sup = arg;
 	struct evkeyvalq q = {0};
-	const char *v;
-	unsigned long count = 1;
-	uint64_t buffer = 0;
-	struct sup_limits limits = {0};
-	enum cm_predump predump = CM_PREDUMP_AUTO;
+	struct sup_clone_request r;
 	char err[512];
 	int rc;
 
 	if (!post_only(req))
 		return;
 	TAILQ_INIT(&q);
-	if ((v = query_param(req, &q, "count"))) {
-		char *end;
-
-		count = strtoul(v, &end, 10);
-		if (*end || count == 0 || count > SUP_MAX_CLONES) {
-			send_text(req, 400, "bad count '%s': 1 to %d\n", v, SUP_MAX_CLONES);
-			goto out;
-		}
+	parse_query(req, &q);
+	if (sup_clone_request_parse(&q, &r, err, sizeof(err)) < 0) {
+		send_text(req, 400, "%s\n", err);
+	} else {
+		rc = sup_job_start_ex(sup, r.count, r.buffer, 0, r.host, r.images, r.control,
+				      r.keep, &r.limits, r.predump, req, err, sizeof(err));
+		if (rc)
+			send_text(req, rc == -EBUSY ? 409 : rc == -EAGAIN ? 503 : 500, "%s\n", err);
 	}
-	if ((v = query_param(req, &q, "buffer")) && (size_parse(v, &buffer) < 0 || !buffer)) {
-		send_text(req, 400, "bad buffer '%s': write bytes or K/M/G, e.g. 64M\n", v);
-		goto out;
-	}
-	if ((v = query_param(req, &q, "memory")) &&
-	    (size_parse(v, &limits.memory) < 0 || limits.memory < (4ULL << 20))) {
-		send_text(req, 400, "bad memory '%s': bytes or K/M/G, at least 4M\n", v);
-		goto out;
-	}
-	if ((v = query_param(req, &q, "cpu_weight")) &&
-	    (limits.cpu_weight = atoi(v)) < 1) { /* the CLI checks the range */
-		send_text(req, 400, "bad cpu_weight '%s': 1 to 10000\n", v);
-		goto out;
-	}
-	if ((v = query_param(req, &q, "pids")) && (limits.pids = atoi(v)) < 1) {
-		send_text(req, 400, "bad pids '%s': a number of tasks, at least 1\n", v);
-		goto out;
-	}
-	if ((v = query_param(req, &q, "predump")) && cm_predump_parse(v, &predump) < 0) {
-		send_text(req, 400, "bad predump '%s': auto, on or off\n", v);
-		goto out;
-	}
-	v = query_param(req, &q, "keep");
-	if (v && (v[0] != '/' || count != 1)) {
-		send_text(req, 400, "keep=DIR: an absolute path, and one clone\n");
-		goto out;
-	}
-	rc = sup_job_start_ex(sup, (unsigned)count, buffer, 0, query_param(req, &q, "host"),
-			      query_param(req, &q, "images"),
-			      query_param(req, &q, "control") != NULL, v, &limits, predump, req,
-			      err, sizeof(err));
-	if (rc)
-		send_text(req, rc == -EBUSY ? 409 : rc == -EAGAIN ? 503 : 500, "%s\n", err);
-out:
 	evhttp_clear_headers(&q);
 }
 

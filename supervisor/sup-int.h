@@ -36,6 +36,23 @@ struct sup_limits {
 };
 
 struct evhttp_request;
+struct evkeyvalq;
+
+/* POST /clone's query (`doppel clone`'s options), checked (clone-request.c). */
+struct sup_clone_request {
+	unsigned count;	 /* 1 to SUP_MAX_CLONES */
+	uint64_t buffer; /* 0: the supervisor's */
+	struct sup_limits limits;
+	enum cm_predump predump;
+	const char *host, *images, *keep; /* into the query's pairs, or NULL */
+	int control;
+};
+/*
+ * Fill r from q (evhttp_parse_query_str's pairs). 0, or -EINVAL with the
+ * sentence for a 400 answer in err (it names the bad value).
+ */
+int sup_clone_request_parse(const struct evkeyvalq *q, struct sup_clone_request *r, char *err,
+			    size_t errlen);
 
 /*
  * A live clone. Allocated by sup_clone_attach(), freed by sup_clone_remove();

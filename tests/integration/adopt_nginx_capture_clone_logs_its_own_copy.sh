@@ -1,6 +1,6 @@
 #!/bin/bash
 # Promise: an nginx (master and worker) started by a plain command can be
-# adopted with --capture lo and cloned: the clone serves the same file, the
+# adopted with --capture lo and cloned, with the clone limits given to adopt: the clone serves the same file, the
 # requests clients send straight to production are replayed to the clone
 # (they show up in the clone's private copy of the access log, never twice in
 # production's), and production runs on with the same pid once the supervisor
@@ -36,10 +36,15 @@ CONF
 done
 PROD=$prod_PID
 
-spawn sup "$DOPPEL" adopt "$N" --pid "$PROD" --port "$P" --capture lo --work-dir "$T/work"
+spawn sup "$DOPPEL" adopt "$N" --pid "$PROD" --port "$P" --capture lo --work-dir "$T/work" \
+	--clone-memory 1G --clone-cpu-weight 20 --clone-pids 300
 started sup "ready: service $N" || fail "doppel adopt failed: $(tail -3 "$T/sup.log")"
 clone "$N"
 C=$(clone_pid "$N" 1)
+sup_status "$N" "$T/s1.json"
+assert_eq "$(json "$T/s1.json" "j['clones'][0]['limits']['memory']")" $((1 << 30)) "the adopt's --clone-memory"
+assert_eq "$(json "$T/s1.json" "j['clones'][0]['limits']['cpu_weight']")" 20 "the adopt's --clone-cpu-weight"
+assert_eq "$(json "$T/s1.json" "j['clones'][0]['limits']['pids']")" 300 "the adopt's --clone-pids"
 assert_eq "$(in_clone "$C" curl -s "http://127.0.0.1:$P/")" "adopted-nginx-$$" "the clone's page"
 
 log "requests sent straight to production reach the clone"

@@ -53,6 +53,13 @@ curl -sf "http://127.0.0.1:$L/" >/dev/null || fail "production does not answer a
 sup_status "$N" "$T/s.json"
 assert_eq "$(json "$T/s.json" "len(j['clones'])")" 0 "clones after a failure"
 expect 1 "has no clone 7" "$DOPPEL" destroy "$N/7"
+# The admin API checks what the CLI checks: out-of-range values are a 400 that names them.
+for q in 'cpu_weight=20000' 'cpu_weight=99999999999999999999' 'pids=-1' 'count=0x2' 'memory=1K' \
+	'predump=maybe' 'keep=rel/dir'; do
+	code=$(curl -s -o "$T/api.out" -w '%{http_code}' -X POST --unix-socket "$DOPPEL_RUN_DIR/$N.sock" "http://x/clone?$q")
+	assert_eq "$code" 400 "POST /clone?$q"
+	grep -q "bad\|keep=DIR" "$T/api.out" || fail "POST /clone?$q: no reason: $(cat "$T/api.out")"
+done
 
 log "a second supervisor with the same name or port"
 expect 2 "already running" "$DOPPEL" run "$N" --listen 127.0.0.1:$(free_port) --port 8000 -- true
