@@ -24,7 +24,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 cap() { "$DOPPEL" status capbench --json | python3 -c "import json,sys; c=json.load(sys.stdin)['capture']; print(c['packets'], c['kernel_drops'], c['gaps'])"; }
 
 P=$(port)

@@ -42,15 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$OUT"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-med() { # "median (min-max)" of the numbers on stdin
-	sort -g | awk '{a[NR]=$1} END{if(!NR){print "-";exit} printf "%.0f (%.0f-%.0f)", a[int((NR+1)/2)], a[1], a[NR]}'
-}
-medv() { sort -g | awk '{a[NR]=$1} END{if(NR) printf "%.1f", a[int((NR+1)/2)]}'; }
-field() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+. "$(dirname "$0")/lib.sh"
 cmds() { redis-cli -p "$L" info stats | awk -F: '/^total_commands_processed/{print $2+0}'; }
-now() { date +%s.%N; }
-rate() { awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" 'BEGIN{printf "%.0f", (b-a)/(e-s)}'; }
 
 start_load() {
 	redis-benchmark -p "$L" -t set -n 2000000000 -r 100000 -c 20 -P 4 -d 16 -q >/dev/null 2>&1 &
@@ -79,12 +72,7 @@ doppel_clone() { # TAG [doppel clone options]: figures go to $T/TAG.*
 }
 
 plain_dump() { # DIR FILE: criu dump to DIR, freezing + frozen ms appended to FILE
-	rm -rf "$1"; mkdir -p "$1"
-	"$CRIU" dump -t "$pid" --leave-running --tcp-close -D "$1" --display-stats \
-		--external "mnt[$data]:s" -o dump.log >"$T/plain.out" 2>&1
-	awk '/^Freezing time/{f=$3} /^Frozen time/{z=$3} END{if (z) printf "%.1f\n", (f+z)/1000}' \
-		"$T/plain.out" >>"$2"
-	rm -rf "$1"
+	criu_plain_dump "$CRIU" "$pid" "$1" "$data" "$2"
 }
 
 LOAD0=$(uptime | sed 's/.*load average: \([0-9.]*\).*/\1/')

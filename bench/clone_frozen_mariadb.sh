@@ -14,8 +14,9 @@
 #   - `doppel clone NAME`: production's frozen time (freezing + frozen, from
 #     /status), the whole clone's wall time, and production's UPDATE rate during
 #     the clone against the 3 s before (Com_update);
-#   - plain `criu dump --leave-running --tcp-close` of the same process, images
-#     on disk: freezing + frozen time from CRIU's --display-stats.
+#   - plain `criu dump --leave-running --tcp-close --file-locks` of the same
+#     process (MariaDB holds locks on its files), images on disk: freezing +
+#     frozen time from CRIU's --display-stats.
 # Correctness: with the load stopped, one more clone, and CHECKSUM TABLE in the
 # clone against production's (nothing writes in between: they must be equal).
 # Prints a table (median and min-max over RUNS) and writes OUT_DIR/frozen-mariadb.tsv.
@@ -40,21 +41,16 @@ for c in mariadbd mariadb-install-db mariadb; do
 	command -v "$c" >/dev/null || { echo "clone_frozen_mariadb: $c is not installed (apt-get install mariadb-server mariadb-client)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-med() { sort -g | awk '{a[NR]=$1} END{if(!NR){print "-";exit} printf "%.0f (%.0f-%.0f)", a[int((NR+1)/2)], a[1], a[NR]}'; }
-medv() { sort -g | awk '{a[NR]=$1} END{if(NR) printf "%.1f", a[int((NR+1)/2)]}'; }
-field() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+. "$(dirname "$0")/lib.sh"
 sql() { mariadb -h127.0.0.1 -P"$L" -uroot -N -B bench -e "$1"; }
 updates() { mariadb -h127.0.0.1 -P"$L" -uroot -N -B -e "show global status like 'Com_update'" | awk '{print $2}'; }
-now() { date +%s.%N; }
-rate() { awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" 'BEGIN{printf "%.0f", (b-a)/(e-s)}'; }
 
 start_load() { # one connection, random-row UPDATEs as fast as the server answers them
 	python3 -c 'import random, sys
 rows = int(sys.argv[1])
 out = sys.stdout
 while True:
-    out.write("UPDATE t SET n = n + 1 WHERE id = %d;\n" % random.randint(1, rows))' "$rows" |
+    out.write("UPDATE t SET n = n + 1 WHERE id = %d;\n" % random.randint(1, rows))' "$rows" 2>/dev/null |
 		mariadb -h127.0.0.1 -P"$L" -uroot bench >/dev/null 2>&1 &
 	LOAD=$!
 	sleep 2
@@ -75,13 +71,8 @@ doppel_clone() { # figures appended to $T/*.frozen, .total, .during
 	"$DOPPEL" destroy "$name/$id" >/dev/null
 }
 
-plain_dump() { # DIR: criu dump to DIR, freezing + frozen ms appended to $T/criu.frozen
-	rm -rf "$1"; mkdir -p "$1"
-	"$CRIU" dump -t "$pid" --leave-running --tcp-close -D "$1" --display-stats \
-		--external "mnt[$data]:s" -o dump.log >"$T/plain.out" 2>&1
-	awk '/^Freezing time/{f=$3} /^Frozen time/{z=$3} END{if (z) printf "%.1f\n", (f+z)/1000}' \
-		"$T/plain.out" >>"$T/criu.frozen"
-	rm -rf "$1"
+plain_dump() { # DIR: freezing + frozen ms appended to $T/criu.frozen (MariaDB holds file locks)
+	criu_plain_dump "$CRIU" "$pid" "$1" "$data" "$T/criu.frozen" --file-locks
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB; $(uptime | sed 's/.*load/load/') at the start; CRIU $("$CRIU" --version | awk '/Version/{print $2}'); $("$(command -v mariadbd)" --version | awk '{print $3}'); $RUNS runs per size"
@@ -112,10 +103,11 @@ for pool in $POOLS; do
 		sql "insert into t (pad, pad2) select pad, pad2 from t limit $((rows - $(sql 'select count(*) from t')))"
 	done
 	sql "select sum(n), count(*) from t" >/dev/null # read once: the pool holds the table
+	sql "analyze table t" >/dev/null		# data_length up to date
 	rows=$(sql 'select count(*) from t')
 	dmib=$(sql "select round((data_length + index_length) / 1048576) from information_schema.tables where table_schema='bench' and table_name='t'")
 	pid=$("$DOPPEL" status "$name" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['service']['pid'])")
-	rm -f "$T"/*.frozen "$T"/*.total "$T/during" "$T/before"
+	rm -f "$T"/*.frozen "$T"/*.frozen.err "$T"/*.total "$T/during" "$T/before"
 	start_load
 	for r in $(seq "$RUNS"); do
 		u0=$(updates); t0=$(now); sleep 3; u1=$(updates); t1=$(now)
@@ -137,6 +129,7 @@ for pool in $POOLS; do
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pool" "$rows" "$dmib" "$(cat "$T/image")" \
 		"$(medv <"$T/doppel.frozen")" "$(medv <"$T/criu.frozen")" "$(medv <"$T/doppel.total")" \
 		"$(medv <"$T/before")" "$(medv <"$T/during")" "$sum" >>"$OUT/frozen-mariadb.tsv"
+	[ -s "$T/criu.frozen.err" ] && echo "plain criu dump failed: $(sort -u "$T/criu.frozen.err" | head -3)"
 	kill -TERM "$SUP"; wait "$SUP" 2>/dev/null; SUP=
 done
 echo "$(uptime | sed 's/.*load/load/') at the end"

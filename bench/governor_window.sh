@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)"; exit 1; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 info() {
 	curl -s --unix-socket "$T/run/gw.sock" "http://x/clone-info?id=$1" | python3 -c \
 		"import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print(int(v) if isinstance(v,bool) else v)" "$2" 2>/dev/null
