@@ -173,7 +173,8 @@ static void exited_at_once(pid_t pid, int log_fd, char *err, size_t errlen)
 		snprintf(err, errlen, "the service exited (exit status %d)%s%s", WEXITSTATUS(st),
 			 *last ? "; its last words: " : "", last);
 	else
-		snprintf(err, errlen, "the service exited (killed by %s)%s%s",
+		snprintf(err, errlen, "the service exited (killed by signal %d: %s)%s%s",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : 0,
 			 WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "unknown status",
 			 *last ? "; its last words: " : "", last);
 }

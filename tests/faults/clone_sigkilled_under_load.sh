@@ -26,7 +26,7 @@ counter_is 150000
 wait_status "$N" "len(j['clones']) == 0 and len(j['ended_clones']) == 1" 20 || fail "the killed clone is not reported as ended"
 sup_status "$N" "$T/status.json"
 reason=$(json "$T/status.json" "j['ended_clones'][0]['reason']")
-case $reason in *killed*) ;; *) fail "ended clone's reason: '$reason'" ;; esac
+assert_eq "$reason" "exited: killed by signal 9 (Killed)" "ended clone's reason"
 assert_eq "$(json "$T/status.json" "j['ended_clones'][0]['killed_by_limit']")" False "killed by its limit"
 window=$(json "$T/status.json" "j['ended_clones'][0]['debug_window_s']")
 assert_eq "$(json "$T/status.json" "len(j['proxy']['replicas'])")" 0 "replicas left on the proxy"
