@@ -232,6 +232,7 @@ void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS
 		CLI_DURATION("tls-handshake-timeout", &pc->tls.handshake_timeout_ns),
 		CLI_INT("max-legs", &pc->max_legs, 1, INT_MAX),
 		CLI_INT("max-replica-legs", &pc->max_replica_legs, 1, INT_MAX),
+		CLI_FLAG("join-open", &pc->join_open),
 		CLI_END,
 	};
 

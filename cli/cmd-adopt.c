@@ -113,7 +113,8 @@ const struct cmd_entry cmd_adopt_entry = {
 		"                         NAME.images, 0700, emptied after each restore)\n"
 		"  --work-dir DIR         clones' state copies and logs (default "
 		"/var/lib/doppel/NAME)\n"
-		"  --replica-flush DUR    batch writes to clones (default 10ms; 0: at once)\n"
+		"  --replica-flush DUR    batch writes to clones (default 10ms; 0: at "
+		"once)\n" CLI_JOIN_HELP
 		"  --clone-nice N         clones' nice value, 0 to 19 (default "
 		"10)\n" CLI_LIMITS_HELP
 		"  --criu PATH            the CRIU binary (version 4.2 or later)\n"

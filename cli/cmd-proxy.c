@@ -67,7 +67,7 @@ const struct cmd_entry cmd_proxy_entry = {
 		"                      the replica; both are counted in /status\n"
 		"  --max-replica-legs N\n"
 		"                      replica connections open at once per replica (default: an\n"
-		"                      equal share of --max-legs)\n"
+		"                      equal share of --max-legs)\n" CLI_JOIN_HELP
 		"  --pass-buffer SIZE  queue between client and production before reading the\n"
 		"                      sender pauses (default 256K)\n"
 		"  --replica-flush DURATION\n"

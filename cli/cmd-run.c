@@ -75,7 +75,7 @@ const struct cmd_entry cmd_run_entry = {
 		"                         clone's share (--max-replica-legs N, default an equal\n"
 		"                         share), a clone's oldest lingering connection is "
 		"closed,\n"
-		"                         else the new connection skips that clone\n"
+		"                         else the new connection skips that clone\n" CLI_JOIN_HELP
 		"  --clone-nice N         clones' nice value, 0 to 19 (default 10): on a busy host "
 		"a\n"
 		"                         clone yields the CPU to production and to its clients;\n"

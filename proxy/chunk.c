@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -96,6 +97,23 @@ void chunk_read_keep(struct chunk_pool *p, size_t n)
 	size_t adv = (n + 63) & ~(size_t)63;
 
 	p->cur->used = adv > CHUNK_SIZE - p->cur->used ? CHUNK_SIZE : p->cur->used + (uint32_t)adv;
+}
+
+int chunk_new_copy(struct chunk_pool *p, const void *buf, size_t n, struct chunk **out)
+{
+	struct chunk *ch;
+
+	if (n > CHUNK_SIZE || !(ch = chunk_get(p)))
+		return -ENOMEM;
+	memcpy(ch->data, buf, n);
+	ch->used = (uint32_t)n;
+	*out = ch;
+	return 0;
+}
+
+void chunk_release(struct chunk_pool *p, struct chunk *ch)
+{
+	chunk_unref(p, ch);
 }
 
 static struct seg *seg_get(struct chunk_pool *p)

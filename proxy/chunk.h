@@ -68,6 +68,13 @@ int chunk_read_space(struct chunk_pool *p, unsigned char **buf, size_t *room);
  * move the cursor past them.
  */
 void chunk_read_keep(struct chunk_pool *p, size_t n);
+/*
+ * A chunk of its own (not the read cursor) holding a copy of buf (n <=
+ * CHUNK_SIZE), for bytes that were kept elsewhere; the caller's reference is
+ * given back with chunk_release() once segments reference it. 0 or -ENOMEM.
+ */
+int chunk_new_copy(struct chunk_pool *p, const void *buf, size_t n, struct chunk **out);
+void chunk_release(struct chunk_pool *p, struct chunk *ch);
 
 static inline void segq_init(struct segq *q)
 {

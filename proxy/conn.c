@@ -326,8 +326,7 @@ static void leg_finish_out(struct leg *leg)
 }
 
 /* Give the replica its copy of n client bytes at ch[off]. */
-static void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *kept,
-		     uint64_t now)
+void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *kept, uint64_t now)
 {
 	struct replica *rep = leg->rep;
 	struct proxy *px = leg->conn->px;
@@ -581,7 +580,7 @@ static void leg_skip(struct leg *leg, uint64_t now)
 	leg_cap_warn(rep, now);
 }
 
-static void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t now)
+void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t now)
 {
 	struct leg *leg = &c->legs[idx];
 	int fd;
@@ -673,6 +672,8 @@ static void conn_front_done(struct proxy_conn *c)
 			px->conns_lingering++;
 			break;
 		}
+	if (c->njoins)
+		join_owner_done(c, c->reset);
 }
 
 /* Both directions finished (FIN passed on each way): close the front. */
@@ -732,6 +733,7 @@ static void conn_free(struct proxy_conn *c)
 	div_conn_free(c->div);
 	if (px->ob.conn_free)
 		px->ob.conn_free(c->obs);
+	join_conn_free(c);
 	px->conns_allocated--;
 	free(c);
 }
@@ -761,6 +763,8 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 	int kept = 0;
 
 	px->bytes_client += n;
+	if (px->cfg.join_open && c->cli.fd >= 0)
+		join_client_before(c, buf, n, now);
 	div_client_data(c->div, buf, n);
 	if (px->ob.client_bytes)
 		px->ob.client_bytes(c->obs, buf, n);
@@ -791,6 +795,9 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 	}
 	for (unsigned i = 0; i < c->nlegs; i++)
 		leg_feed(&c->legs[i], ch, off, n, &kept, now);
+	if (c->njoins)
+		join_client_bytes(c, ch, off, n, &kept, now);
+	c->client_turn = 1;
 	if (kept)
 		chunk_read_keep(&px->pool, n);
 }
@@ -803,7 +810,10 @@ static void from_backend(struct proxy_conn *c, unsigned char *buf, size_t n)
 
 	px->bytes_backend += n;
 	c->prod_answered += n;
+	c->client_turn = 0;
 	div_server_bytes(c->div, buf, n);
+	if (c->njoins || c->pre)
+		join_server_bytes(c, buf, n);
 	if (px->ob.server_bytes)
 		px->ob.server_bytes(c->obs, buf, n);
 	if (!(c->cli.flags & SF_OPEN) || (c->cli.flags & SF_SHUT_OUT))
@@ -1074,9 +1084,8 @@ static void leg_cb(evutil_socket_t fd, short what, void *arg)
  * counted; its client socket is cfd (-1: none, a mirrored connection).
  * NULL when out of memory.
  */
-static struct proxy_conn *conn_new(struct proxy *px, int cfd)
+struct proxy_conn *conn_new(struct proxy *px, int cfd, unsigned n)
 {
-	unsigned n = px->nreps;
 	struct proxy_conn *c = calloc(1, sizeof(*c) + n * sizeof(struct leg));
 
 	/* Without replicas there is nothing to compare: no divergence state. */
@@ -1111,7 +1120,7 @@ static struct proxy_conn *conn_new(struct proxy *px, int cfd)
 void conn_accept(struct proxy *px, int fd)
 {
 	unsigned n = px->nreps;
-	struct proxy_conn *c = conn_new(px, fd);
+	struct proxy_conn *c = conn_new(px, fd, n);
 	int one = 1;
 
 	if (!c) {
@@ -1249,7 +1258,7 @@ void conn_close_all(struct proxy *px)
  */
 struct proxy_conn *proxy_mirror_open(struct proxy *px)
 {
-	struct proxy_conn *c = conn_new(px, -1);
+	struct proxy_conn *c = conn_new(px, -1, px->nreps);
 	uint64_t now = clock_coarse_ns();
 
 	if (!c)
@@ -1290,13 +1299,18 @@ void proxy_mirror_server(struct proxy_conn *c, const void *buf, size_t n)
 	from_backend(c, (unsigned char *)(uintptr_t)buf, n);
 }
 
-void proxy_mirror_close(struct proxy_conn *c, int reset)
+void conn_end_mirror(struct proxy_conn *c, int reset)
 {
 	if (reset)
 		conn_abort(c, "mirrored connection reset", 1);
 	else if (!c->front_done)
 		client_eof(c);
 	conn_maybe_free(c);
+}
+
+void proxy_mirror_close(struct proxy_conn *c, int reset)
+{
+	conn_end_mirror(c, reset);
 }
 
 static void *mirror_open(void *arg, uint64_t conn_id)

@@ -93,6 +93,9 @@ struct replica {
 	uint64_t resets;	 /* legs the replica reset (or that failed) once connected */
 	uint64_t bytes_offered, bytes_forwarded, bytes_dropped, bytes_answered;
 	uint64_t overflows, first_overflow_ns, last_overflow_ns;
+	/* connections open before the attach joined at a turn (join.c): as they were, after a
+	 * replay of their state commands, or refused (those could not be replayed) */
+	uint64_t joined, joined_preamble, join_refused;
 	uint64_t buffered, high_water, total_high_water;
 	uint64_t last_fail_ns;
 	uint64_t cap_warn_ns; /* when its leg cap was last logged */
@@ -121,6 +124,13 @@ struct proxy_conn {
 	 */
 	uint64_t fin_mark;
 	int fin_mark_set;
+	/* joins (join.c) */
+	uint8_t client_turn;	   /* the client sent bytes production has not answered yet */
+	uint8_t join_pending;	   /* replicas were attached after this connection began */
+	struct join_pre *pre;	   /* its RESP state commands and their answers, or NULL */
+	struct proxy_conn *owner;  /* a join: the connection whose bytes it copies */
+	struct proxy_conn **joins; /* an accepted connection: its joins */
+	unsigned njoins;
 	unsigned nlegs;
 	struct leg legs[];
 };
@@ -174,6 +184,30 @@ void conn_flush_dirty(struct proxy *px);
  * oldest lingering leg, else a live one). 1 if one was closed.
  */
 int conn_reclaim_leg(struct proxy *px);
+
+/* conn.c, for join.c */
+struct proxy_conn *conn_new(struct proxy *px, int cfd, unsigned nlegs);
+void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t now);
+void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *kept, uint64_t now);
+void conn_end_mirror(struct proxy_conn *c, int reset);
+
+/*
+ * join.c: connections open when a replica is attached join it at their next
+ * turn (proxy_config.join_open). A join is a mirrored connection (one leg,
+ * to that replica) fed by its owner's data path.
+ */
+void join_mark_all(struct proxy *px);
+/* From from_client, before the bytes are handled: track state commands, open joins. */
+void join_client_before(struct proxy_conn *c, const unsigned char *buf, size_t n, uint64_t now);
+/* From from_client: the owner's bytes (in ch at off) to its joins. */
+void join_client_bytes(struct proxy_conn *c, struct chunk *ch, uint32_t off, size_t n, int *kept,
+		       uint64_t now);
+/* From from_backend: production's answer to the joins' divergence. */
+void join_server_bytes(struct proxy_conn *c, const unsigned char *buf, size_t n);
+/* The owner's front is over (reset or not): end its joins. */
+void join_owner_done(struct proxy_conn *c, int reset);
+/* conn_free: a join leaves its owner's list; an owner frees its lists. */
+void join_conn_free(struct proxy_conn *c);
 
 /* proxy.c */
 void replica_overflowed(struct replica *rep, uint64_t now);

@@ -81,6 +81,14 @@ struct proxy_config {
 	const struct div_rules *div_rules;
 	struct div_rule div_rule; /* when a request type diverges beyond the noise */
 	struct proxy_tls_config tls;
+	/*
+	 * A replica attached while client connections are open joins each of
+	 * them at its next turn (production has answered all the client sent),
+	 * after a replay of the connection's RESP state commands (AUTH, SELECT,
+	 * HELLO, CLIENT, READONLY) if it began with any (proxy/join.c). 0: such
+	 * connections stay production's alone.
+	 */
+	int join_open;
 };
 
 /*

@@ -200,6 +200,14 @@ static const struct stats_field replica_fields[] = {
 	       "Open connections to the replica whose client has gone."),
 	RCOUNT("legs_evicted", legs_evicted, "doppel_replica_legs_evicted_total",
 	       "Lingering connections closed to make room under the leg cap."),
+	RCOUNT("joined", joined, "doppel_replica_joined_total",
+	       "Connections open before the replica was attached, joined at their next turn."),
+	RCOUNT("joined_with_state", joined_preamble, "doppel_replica_joined_with_state_total",
+	       "Of those, connections joined after a replay of their RESP state commands "
+	       "(AUTH, SELECT, HELLO, CLIENT, READONLY)."),
+	RCOUNT("join_refused", join_refused, "doppel_replica_join_refused_total",
+	       "Open connections not joined: their state commands could not be replayed "
+	       "(pipelined, or longer than 512 bytes)."),
 	RCOUNT("bytes_offered", bytes_offered, "doppel_replica_bytes_offered_total",
 	       "Client bytes meant for the replica."),
 	{.name = "bytes_forwarded",

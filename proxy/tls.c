@@ -377,8 +377,8 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_tls_timeout(t->side);
 }
 
-static struct tls_conn *conn_new(struct tls_front *tf, struct event_base *base, struct side *s,
-				 SSL_CTX *ctx, int fd)
+static struct tls_conn *tlsconn_new(struct tls_front *tf, struct event_base *base, struct side *s,
+				    SSL_CTX *ctx, int fd)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
 	struct timeval tv = {(time_t)(tf->cfg.handshake_timeout_ns / NSEC_PER_SEC),
@@ -402,7 +402,7 @@ static struct tls_conn *conn_new(struct tls_front *tf, struct event_base *base, 
 
 struct tls_conn *tls_conn_server(struct tls_front *tf, struct event_base *base, struct side *s)
 {
-	struct tls_conn *t = conn_new(tf, base, s, tf->certs->ctx[0], s->fd);
+	struct tls_conn *t = tlsconn_new(tf, base, s, tf->certs->ctx[0], s->fd);
 
 	if (!t)
 		return NULL;
@@ -417,7 +417,7 @@ struct tls_conn *tls_conn_server(struct tls_front *tf, struct event_base *base, 
 struct tls_conn *tls_conn_client(struct tls_front *tf, struct event_base *base, struct side *s,
 				 const char *sni)
 {
-	struct tls_conn *t = conn_new(tf, base, s, tf->backend, s->fd);
+	struct tls_conn *t = tlsconn_new(tf, base, s, tf->backend, s->fd);
 	const char *host = sni ? sni : tf->backend_host;
 	X509_VERIFY_PARAM *vp;
 	int ok;

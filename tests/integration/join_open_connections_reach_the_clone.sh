@@ -1,0 +1,81 @@
+#!/bin/bash
+# Promise: with --join-open, a clone made while clients hold connections open
+# gets what they send afterwards: a pool connection that began with SELECT 2
+# is joined after a replay of that SELECT (its writes land in the clone's
+# db 2), a plain connection is joined as it is, and one whose SELECT was
+# pipelined with a write cannot be replayed, so it is refused and counted;
+# the clone answers every joined request as production did, and production's
+# clients see no error.
+. "$(dirname "$0")/lib.sh"
+need redis-server; need nsenter
+N=join$$
+run_service "$N" L --port 6379 --join-open --protocol resp -- redis-server --port 6379 \
+	--bind 127.0.0.1 --save '' --appendonly no --enable-debug-command local
+
+# Three clients, each on one connection opened before the clone; each waits for
+# $T/go, then writes, then prints "done N" (N: replies that were errors).
+cat >"$T/client.py" <<'PYEOF'
+import os, socket, sys, time
+port, mode, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+def cmd(*args):
+    s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+def reply():
+    line = f.readline()
+    return line
+errors = 0
+if mode == "state":          # SELECT answered before the next command: replayable
+    cmd(b"SELECT", b"2"); assert reply() == b"+OK\r\n"
+    cmd(b"SET", b"pre", b"1"); reply()
+elif mode == "pipelined":    # SELECT and a write in one send: not replayable
+    s.sendall(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*3\r\n$3\r\nSET\r\n$3\r\nc:0\r\n$1\r\n1\r\n")
+    reply(); reply()
+else:
+    cmd(b"PING"); reply()
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.02)
+for i in range(200 if mode != "pipelined" else 50):
+    if mode == "plain":
+        cmd(b"INCR", b"counter")
+    else:
+        cmd(b"SET", b"post:%d" % i if mode == "state" else b"c:%d" % (i + 1), b"v%d" % i)
+    if reply()[:1] == b"-":
+        errors += 1
+print("done %d" % errors, flush=True)
+time.sleep(30)
+PYEOF
+client() { spawn "$1" $PY "$T/client.py" "$L" "$2" "$T/go"; } # NAME MODE
+client state state
+client plain plain
+client piped pipelined
+for c in state plain piped; do started "$c" ready || fail "client $c did not start: $(cat "$T/$c.log")"; done
+
+clone "$N"
+C=$(clone_pid "$N" 1)
+touch "$T/go"
+for c in state plain piped; do started "$c" "done" || fail "client $c did not finish: $(cat "$T/$c.log")"; done
+for c in state plain piped; do grep -q "done 0" "$T/$c.log" || fail "client $c saw errors: $(cat "$T/$c.log")"; done
+
+# 1 replayed SELECT + 200 SETs + 200 INCRs = 401 turns; the last turn of each
+# connection still open may wait for its client to send again or leave
+wait_status "$N" "j['proxy']['replicas'][0]['turns_compared'] >= 399" 20 ||
+	fail "the clone did not answer the joined connections' requests"
+cl() { in_clone "$C" redis-cli -p 6379 "$@"; }
+assert_eq "$(cl -n 2 eval "return #redis.call('keys', 'post:*')" 0)" 200 "the pool's writes in the clone's db 2"
+assert_eq "$(cl -n 0 get counter)" 200 "the plain connection's INCRs in the clone"
+assert_eq "$(cl -n 3 dbsize)" 1 "the refused connection's writes stay production's (c:0 is from before)"
+assert_eq "$(redis-cli -p "$L" -n 3 dbsize)" 51 "production got every write of the refused connection"
+sup_status "$N" "$T/s.json"
+r="j['proxy']['replicas'][0]"
+assert_eq "$(json "$T/s.json" "$r['joined']")" 1 "joined as they were"
+assert_eq "$(json "$T/s.json" "$r['joined_with_state']")" 1 "joined after a replay of SELECT"
+assert_eq "$(json "$T/s.json" "$r['join_refused']")" 1 "refused: a pipelined SELECT"
+tc=$(json "$T/s.json" "$r['turns_compared']")
+[ "$tc" -ge 399 ] && [ "$tc" -le 401 ] || fail "joined turns compared: $tc, expected 399 to 401"
+assert_eq "$(json "$T/s.json" "$r['diverged_turns']")" 0 "joined turns that diverged"
+"$DOPPEL" status "$N" >"$T/s.txt"
+grep -q "doppel_replica_joined_with_state_total" <(curl -s --unix-socket "$DOPPEL_RUN_DIR/$N.sock" http://x/metrics) ||
+	fail "no join counters in /metrics"
+log "PASS: pool (SELECT replayed) and plain connections joined, the pipelined one refused"
