@@ -5,7 +5,8 @@
 # db 2), a plain connection is joined as it is, and one whose SELECT was
 # pipelined with a write cannot be replayed, so it is refused and counted;
 # the clone answers every joined request as production did, and production's
-# clients see no error.
+# clients see no error. The same for an HTTP/1.1 keep-alive client: the
+# requests it sends on its old connection after the clone reach the clone.
 . "$(dirname "$0")/lib.sh"
 need redis-server; need nsenter
 N=join$$
@@ -78,4 +79,41 @@ assert_eq "$(json "$T/s.json" "$r['diverged_turns']")" 0 "joined turns that dive
 "$DOPPEL" status "$N" >"$T/s.txt"
 grep -q "doppel_replica_joined_with_state_total" <(curl -s --unix-socket "$DOPPEL_RUN_DIR/$N.sock" http://x/metrics) ||
 	fail "no join counters in /metrics"
-log "PASS: pool (SELECT replayed) and plain connections joined, the pipelined one refused"
+"$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
+
+log "an HTTP/1.1 keep-alive connection"
+mkdir -p "$T/www"
+echo "kept alive" >"$T/www/index.txt"
+N=joinh$$
+run_service "$N" H --port 8000 --join-open --protocol http -- $PY -c 'import functools, http.server as h, sys
+h.SimpleHTTPRequestHandler.protocol_version = "HTTP/1.1"
+h.ThreadingHTTPServer(("127.0.0.1", 8000), functools.partial(h.SimpleHTTPRequestHandler, directory=sys.argv[1])).serve_forever()' "$T/www"
+cat >"$T/keepalive.py" <<'PYEOF'
+import http.client, os, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+def get(i):
+    c.request("GET", "/index.txt?i=%d" % i)
+    r = c.getresponse()
+    assert r.read() == b"kept alive\n" and r.status == 200
+get(0)
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.02)
+for i in range(1, 21):
+    get(i)
+print("done", flush=True)
+time.sleep(30)
+PYEOF
+rm -f "$T/go"
+spawn web $PY "$T/keepalive.py" "$H" "$T/go"
+started web ready || fail "the keep-alive client did not start: $(cat "$T/web.log")"
+clone "$N"
+touch "$T/go"
+started web done || fail "the keep-alive client failed: $(cat "$T/web.log")"
+wait_for 10 eval '[ "$(grep -c "GET /index.txt?i=" "$T/work/$N/clone-1/log")" = 20 ]'
+assert_eq "$(grep -c "GET /index.txt?i=" "$T/work/$N/clone-1/log")" 20 "the old connection's requests in the clone's log"
+grep -q "GET /index.txt?i=0 " "$T/work/$N/clone-1/log" && fail "a request from before the clone reached it"
+sup_status "$N" "$T/h.json"
+assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['joined']")" 1 "the keep-alive connection joined"
+assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "its turns that diverged"
+log "PASS: pool (SELECT replayed), plain and keep-alive connections joined, the pipelined one refused"
