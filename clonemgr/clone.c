@@ -401,6 +401,8 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		cm_arg_add(a, "--port");
 		cm_arg_add(a, "%d", port);
 	}
+	if (o->freezing)
+		o->freezing(o->freezing_arg, 1);
 	t0 = clock_now_ns();
 	stopped_before = stopped_tasks(svc->pid);
 	{
@@ -410,6 +412,8 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	}
 	if (rc)
 		thaw_after_failed_dump(svc->pid, stopped_before);
+	if (o->freezing)
+		o->freezing(o->freezing_arg, 0);
 	if (ps > 0) {
 		int prc = cm_criu_wait(ps, rc ? 1 : 60000);
 

@@ -209,6 +209,13 @@ struct cm_clone_opts {
 	int (*prepare_netns)(void *arg, unsigned index, int netns_fd, char *err, size_t errlen);
 	void *prepare_arg;
 	/*
+	 * Optional, on the caller's thread: freezing(arg, 1) just before CRIU
+	 * freezes production for the final dump (the freeze waits for it to
+	 * return), freezing(arg, 0) once CRIU has returned and production runs.
+	 */
+	void (*freezing)(void *arg, int frozen_next);
+	void *freezing_arg;
+	/*
 	 * Staged record and replay: keep the images and the state copies as of
 	 * the dump in this directory (images/, state-N/, clone.conf) for
 	 * cm_restore_kept(). NULL: nothing is kept. This host only.

@@ -734,6 +734,7 @@ static void conn_free(struct proxy_conn *c)
 	if (px->ob.conn_free)
 		px->ob.conn_free(c->obs);
 	join_conn_free(c);
+	join_backlog_free(c);
 	px->conns_allocated--;
 	free(c);
 }
@@ -768,9 +769,9 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 	div_client_data(c->div, buf, n);
 	if (px->ob.client_bytes)
 		px->ob.client_bytes(c->obs, buf, n);
-	/* Production first. */
+	/* Production first (unless its input is held: it is about to be frozen). */
 	if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_SHUT_OUT)) {
-		if (!(c->be.flags & SF_CONNECTING) && segq_empty(&c->be.out)) {
+		if (!(c->be.flags & SF_CONNECTING) && segq_empty(&c->be.out) && !px->hold) {
 			w = side_send(&c->be, buf, n);
 			if (w < 0) {
 				if (errno != EAGAIN && errno != EINTR) {
@@ -797,6 +798,8 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 		leg_feed(&c->legs[i], ch, off, n, &kept, now);
 	if (c->njoins)
 		join_client_bytes(c, ch, off, n, &kept, now);
+	if (px->backlog && c->cli.fd >= 0 && !c->front_done)
+		join_backlog_add(c, 0, ch, off, n, &kept);
 	c->client_turn = 1;
 	if (kept)
 		chunk_read_keep(&px->pool, n);
@@ -807,6 +810,7 @@ static void from_backend(struct proxy_conn *c, unsigned char *buf, size_t n)
 	struct proxy *px = c->px;
 	struct chunk *ch = px->pool.cur;
 	ssize_t w = 0;
+	int kept = 0;
 
 	px->bytes_backend += n;
 	c->prod_answered += n;
@@ -814,31 +818,36 @@ static void from_backend(struct proxy_conn *c, unsigned char *buf, size_t n)
 	div_server_bytes(c->div, buf, n);
 	if (c->njoins || c->pre)
 		join_server_bytes(c, buf, n);
+	if (c->bl)
+		join_backlog_add(c, 1, ch, (uint32_t)(buf - ch->data), n, &kept);
 	if (px->ob.server_bytes)
 		px->ob.server_bytes(c->obs, buf, n);
 	if (!(c->cli.flags & SF_OPEN) || (c->cli.flags & SF_SHUT_OUT))
-		return;
+		goto out;
 	if (segq_empty(&c->cli.out)) {
 		w = side_send(&c->cli, buf, n);
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EINTR) {
 				px->client_resets++;
 				conn_abort(c, "write to client failed", 1);
-				return;
+				goto out;
 			}
 			w = 0;
 		}
 	}
 	if ((size_t)w == n)
-		return;
+		goto out;
 	if (segq_append(&px->pool, &c->cli.out, ch, (uint32_t)(buf - ch->data) + (uint32_t)w,
 			(uint32_t)(n - (size_t)w)) < 0) {
 		conn_abort(c, "out of memory", 1);
-		return;
+		goto out;
 	}
-	chunk_read_keep(&px->pool, n);
+	kept = 1;
 	if (c->cli.out.bytes >= px->cfg.pass_buffer)
 		c->be.flags |= SF_PAUSED;
+out:
+	if (kept)
+		chunk_read_keep(&px->pool, n);
 }
 
 static void client_eof(struct proxy_conn *c)
@@ -936,6 +945,8 @@ static void side_writable(struct proxy_conn *c, struct side *s)
 			return;
 		s->flags &= ~(unsigned)SF_CONNECTING;
 	}
+	if (s == &c->be && px->hold)
+		return; /* production's input is held: proxy_hold(px, 0) writes it */
 	if (!segq_empty(&s->out)) {
 		ssize_t w = side_write_queue(&px->pool, s);
 
@@ -1342,4 +1353,42 @@ void proxy_mirror_observer(struct proxy *px, struct proxy_observer *out)
 	out->server_bytes = mirror_server;
 	out->conn_close = mirror_close;
 	out->arg = px;
+}
+
+void proxy_hold(struct proxy *px, int hold)
+{
+	struct proxy_conn *c, *next;
+
+	if (!px->cfg.join_open || px->hold == !!hold)
+		return;
+	px->hold = !!hold;
+	if (hold) {
+		px->backlog = 1;
+		px->hold_ns = clock_coarse_ns();
+		return;
+	}
+	px->holds++;
+	px->held_ns_total += clock_coarse_ns() - px->hold_ns;
+	pr_info("production's input was held %.1f ms, from just before its freeze until CRIU "
+		"returned (the new clone joins each open connection from that point)",
+		(double)(clock_coarse_ns() - px->hold_ns) / 1e6);
+	/* What was queued for production while it was frozen goes out now. */
+	for (c = px->conns; c; c = next) {
+		next = c->next;
+		if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_CONNECTING) &&
+		    !segq_empty(&c->be.out)) {
+			side_writable(c, &c->be);
+			if (conn_maybe_free(c))
+				continue;
+		}
+	}
+}
+
+void proxy_backlog_end(struct proxy *px)
+{
+	if (!px->backlog)
+		return;
+	px->backlog = 0;
+	for (struct proxy_conn *c = px->conns; c; c = c->next)
+		join_backlog_free(c);
 }

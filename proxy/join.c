@@ -12,6 +12,21 @@
  * through the same bounded buffers, overflow accounting and debug window as
  * any leg, and ended with the connection.
  *
+ * Joining at the freeze. A clone's state is production's at the freeze, so
+ * the right point to join a connection is the freeze, not the attach that
+ * comes after the restore. While a clone is made, the proxy holds
+ * production's input from just before the freeze until CRIU returns
+ * (proxy_hold: production is about to be frozen, so this costs it the
+ * moment before the freeze at most), and records each connection's
+ * conversation from its next turn on: its *backlog*, references to the
+ * chunks its bytes are in, at most `buffer` bytes (past that it is dropped
+ * and the connection is joined at its next turn after the attach, like one
+ * that was in the middle of a turn all along). At the attach, a connection
+ * with a backlog is joined at once and given the backlog first, client bytes
+ * and production's answers in their order, so the clone gets exactly what
+ * production got after the freeze. Connections accepted meanwhile are
+ * recorded from their first byte the same way, so they reach the clone too.
+ *
  * What the replica missed. The requests before the join are not replayed,
  * except a connection's state: when a connection began with RESP commands
  * that set per-connection state (AUTH, SELECT, HELLO, CLIENT, READONLY,
@@ -20,9 +35,9 @@
  * compared as a turn. A connection whose state commands cannot be replayed
  * (longer than that, or sent pipelined with other commands, so that their
  * answers cannot be told apart) is not joined and is counted as refused.
- * Requests sent on the connection between the clone's freeze and the join
- * are production's alone, as are connections accepted in that interval: a
- * clone's state lacks their effects. Protocols with per-connection state
+ * A connection in the middle of a turn at the hold (production had not
+ * answered yet) is joined at its next turn after the attach: the requests it
+ * sent in between are production's alone. Protocols with per-connection state
  * that is not made of such commands (MySQL's authenticated session, a
  * transaction open at the freeze, HTTP/2) are joined as they are and the
  * clone rejects or misreads what follows: leave join_open off for them.
@@ -39,6 +54,21 @@
 
 #define JOIN_PRE_MAX 512 /* state commands kept per connection, each way */
 #define JOIN_CMD_MAX 512 /* a command being read, while the state commands last */
+
+/* A connection's conversation since the hold: the bytes each way, and their order. */
+struct bl_mark {
+	uint8_t server; /* production's answer, or the client's bytes */
+	uint32_t len;
+};
+
+struct join_backlog {
+	struct segq q[2];      /* the client's bytes, production's */
+	struct bl_mark *marks; /* in the order they came */
+	unsigned nmarks, capmarks;
+	uint64_t bytes;
+	int from_start; /* began with the connection: its state commands are in it */
+	int over;	/* outgrew the buffer: dropped */
+};
 
 /* A connection's opening RESP state commands and production's answers to them. */
 struct join_pre {
@@ -198,13 +228,108 @@ static void pre_server(struct proxy_conn *c, const unsigned char *buf, size_t n)
 	pre->resp_len += (unsigned)n;
 }
 
-void join_mark_all(struct proxy *px)
+/* ---- backlogs ---- */
+
+static void bl_clear(struct proxy *px, struct join_backlog *bl)
 {
-	if (!px->cfg.join_open)
+	segq_clear(&px->pool, &bl->q[0]);
+	segq_clear(&px->pool, &bl->q[1]);
+	free(bl->marks);
+	bl->marks = NULL;
+	bl->nmarks = bl->capmarks = 0;
+	bl->bytes = 0;
+}
+
+void join_backlog_free(struct proxy_conn *c)
+{
+	if (!c->bl)
 		return;
-	for (struct proxy_conn *c = px->conns; c; c = c->next)
-		if (c->cli.fd >= 0 && !c->front_done)
-			c->join_pending = 1;
+	bl_clear(c->px, c->bl);
+	free(c->bl);
+	c->bl = NULL;
+}
+
+void join_backlog_add(struct proxy_conn *c, int server, struct chunk *ch, uint32_t off, size_t n,
+		      int *kept)
+{
+	struct proxy *px = c->px;
+	struct join_backlog *bl = c->bl;
+
+	if (!bl) {
+		/* recorded from a turn: the client sends after production answered all */
+		if (server || c->client_turn || c->owner)
+			return;
+		bl = c->bl = calloc(1, sizeof(*bl));
+		if (!bl)
+			return;
+		bl->from_start = !c->prod_answered;
+	}
+	if (bl->over)
+		return;
+	if (bl->bytes + n > px->cfg.buffer) {
+		bl->over = 1; /* joined at its next turn after the attach instead */
+		bl_clear(px, bl);
+		return;
+	}
+	if (bl->nmarks && bl->marks[bl->nmarks - 1].server == server) {
+		bl->marks[bl->nmarks - 1].len += (uint32_t)n;
+	} else {
+		if (bl->nmarks == bl->capmarks) {
+			unsigned cap = bl->capmarks ? bl->capmarks * 2 : 8;
+			struct bl_mark *m = realloc(bl->marks, cap * sizeof(*m));
+
+			if (!m) {
+				bl->over = 1;
+				bl_clear(px, bl);
+				return;
+			}
+			bl->marks = m;
+			bl->capmarks = cap;
+		}
+		bl->marks[bl->nmarks++] =
+			(struct bl_mark){.server = (uint8_t)server, .len = (uint32_t)n};
+	}
+	if (segq_append(&px->pool, &bl->q[server], ch, off, (uint32_t)n) < 0) {
+		bl->over = 1;
+		bl_clear(px, bl);
+		return;
+	}
+	bl->bytes += n;
+	*kept = 1;
+}
+
+/* Give join m the backlog's bytes, in their order: client bytes to its leg, answers to divergence.
+ */
+static void bl_replay(struct proxy_conn *m, const struct join_backlog *bl, uint64_t now)
+{
+	const struct seg *seg[2] = {bl->q[0].head, bl->q[1].head};
+	uint32_t used[2] = {0, 0};
+
+	for (unsigned k = 0; k < bl->nmarks; k++) {
+		int d = bl->marks[k].server;
+		uint32_t left = bl->marks[k].len;
+
+		while (left && seg[d]) {
+			uint32_t l = seg[d]->len - used[d] < left ? seg[d]->len - used[d] : left;
+			const unsigned char *p = seg[d]->ch->data + seg[d]->off + used[d];
+			int kept = 0;
+
+			if (d) {
+				m->prod_answered += l;
+				div_server_bytes(m->div, p, l);
+			} else {
+				div_client_data(m->div, p, l);
+				leg_feed(&m->legs[0], seg[d]->ch, seg[d]->off + used[d], l, &kept,
+					 now);
+			}
+			used[d] += l;
+			left -= l;
+			if (used[d] == seg[d]->len) {
+				seg[d] = seg[d]->next;
+				used[d] = 0;
+			}
+		}
+	}
 }
 
 /* Does c (or one of its joins) have a leg to rep already? */
@@ -233,7 +358,8 @@ static void feed_copy(struct proxy_conn *m, const unsigned char *buf, size_t n, 
 	chunk_release(pool, ch);
 }
 
-static void open_join(struct proxy_conn *c, struct replica *rep, uint64_t now)
+static void open_join(struct proxy_conn *c, struct replica *rep, const struct join_backlog *bl,
+		      uint64_t now)
 {
 	struct proxy *px = c->px;
 	struct proxy_conn **js = realloc(c->joins, (c->njoins + 1) * sizeof(*js));
@@ -251,7 +377,7 @@ static void open_join(struct proxy_conn *c, struct replica *rep, uint64_t now)
 	m->legs[0].fd = -1;
 	leg_open(m, 0, rep, now);
 	c->joins[c->njoins++] = m;
-	if (c->pre && c->pre->req_len) {
+	if (c->pre && c->pre->req_len && !(bl && bl->from_start)) {
 		feed_copy(m, c->pre->req, c->pre->req_len, now);
 		m->prod_answered += c->pre->resp_len;
 		div_server_bytes(m->div, c->pre->resp, c->pre->resp_len);
@@ -259,9 +385,31 @@ static void open_join(struct proxy_conn *c, struct replica *rep, uint64_t now)
 	} else {
 		rep->joined++;
 	}
+	if (bl)
+		bl_replay(m, bl, now);
 	pr_debug("connection joined conn=%llu replica=%s join=%llu state_commands=%u",
 		 (unsigned long long)c->id, rep->name, (unsigned long long)m->id,
 		 c->pre ? c->pre->req_len : 0);
+}
+
+/*
+ * A replica was attached: connections with a backlog join it now, from the
+ * hold on; the others at their next turn.
+ */
+void join_replica_added(struct proxy *px, struct replica *rep)
+{
+	uint64_t now = clock_coarse_ns();
+
+	if (!px->cfg.join_open)
+		return;
+	for (struct proxy_conn *c = px->conns; c; c = c->next) {
+		if (c->cli.fd < 0 || c->front_done || c->owner)
+			continue;
+		if (c->bl && !c->bl->over && !(c->pre && c->pre->bad && !c->bl->from_start))
+			open_join(c, rep, c->bl, now);
+		else
+			c->join_pending = 1;
+	}
 }
 
 void join_client_before(struct proxy_conn *c, const unsigned char *buf, size_t n, uint64_t now)
@@ -281,7 +429,7 @@ void join_client_before(struct proxy_conn *c, const unsigned char *buf, size_t n
 		if (c->pre && c->pre->bad)
 			rep->join_refused++;
 		else
-			open_join(c, rep, now);
+			open_join(c, rep, NULL, now);
 	}
 }
 

@@ -131,6 +131,7 @@ struct proxy_conn {
 	struct proxy_conn *owner;  /* a join: the connection whose bytes it copies */
 	struct proxy_conn **joins; /* an accepted connection: its joins */
 	unsigned njoins;
+	struct join_backlog *bl; /* its conversation since a turn at the last hold, or NULL */
 	unsigned nlegs;
 	struct leg legs[];
 };
@@ -170,6 +171,11 @@ struct proxy {
 	int legs_cap_logged;
 	uint64_t bytes_client, bytes_backend;
 	struct tls_front *tls; /* --tls-cert / --tls-backend, or NULL */
+	int hold;	       /* production's input is held (proxy_hold) */
+	uint64_t hold_ns;      /* since when */
+	uint64_t holds, held_ns_total;
+	int backlog; /* connections record their backlog (proxy_hold until
+			proxy_backlog_end) */
 	struct tls_stats tls_stats;
 };
 
@@ -196,7 +202,11 @@ void conn_end_mirror(struct proxy_conn *c, int reset);
  * turn (proxy_config.join_open). A join is a mirrored connection (one leg,
  * to that replica) fed by its owner's data path.
  */
-void join_mark_all(struct proxy *px);
+void join_replica_added(struct proxy *px, struct replica *rep);
+/* From from_client / from_backend while px->backlog: the bytes (in ch at off) recorded. */
+void join_backlog_add(struct proxy_conn *c, int server, struct chunk *ch, uint32_t off, size_t n,
+		      int *kept);
+void join_backlog_free(struct proxy_conn *c);
 /* From from_client, before the bytes are handled: track state commands, open joins. */
 void join_client_before(struct proxy_conn *c, const unsigned char *buf, size_t n, uint64_t now);
 /* From from_client: the owner's bytes (in ch at off) to its joins. */

@@ -418,7 +418,7 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 	rate_init(&rep->ingress, NSEC_PER_SEC);
 	rate_init(&rep->drain, NSEC_PER_SEC);
 	px->reps[px->nreps++] = rep;
-	join_mark_all(px); /* open connections join it at their next turn */
+	join_replica_added(px, rep); /* open connections join it (join.c) */
 	if (px->nreps == 1 && !px->legs_cap_logged) {
 		legs_cap_log(px);
 		px->legs_cap_logged = 1;

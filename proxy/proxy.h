@@ -234,6 +234,21 @@ void proxy_mirror_close(struct proxy_conn *c, int reset);
 /* The same four calls as an observer's (conn_open opens a mirror on px): a capture's sink. */
 void proxy_mirror_observer(struct proxy *px, struct proxy_observer *out);
 
+/*
+ * A clone is about to be made (join_open only; no-ops otherwise).
+ * proxy_hold(px, 1), just before production is frozen: client bytes for
+ * production are queued, not written (reading a client pauses once
+ * pass_buffer is queued), so production's frozen state holds exactly what it
+ * was given; and each connection's conversation is recorded from its next
+ * turn on (its backlog, bounded by buffer), so that the replicas attached
+ * next join it from that point, with nothing missed or doubled.
+ * proxy_hold(px, 0), once production runs again: the queued bytes go out.
+ * proxy_backlog_end(), once the new replicas are attached (or the clone
+ * failed): recording stops and backlogs are freed.
+ */
+void proxy_hold(struct proxy *px, int hold);
+void proxy_backlog_end(struct proxy *px);
+
 /* Status for people and machines: JSON object, aligned text, Prometheus text. */
 void proxy_status_json(struct proxy *px, struct sbuf *sb);
 void proxy_status_text(struct proxy *px, struct sbuf *sb);

@@ -352,6 +352,13 @@ static void px_replicas_json(struct sbuf *sb, const void *o, const void *c)
 	stats_json_array(sb, &replica_table, &rows);
 }
 
+static int px_held_ms(const void *o, const void *c, struct stats_val *v)
+{
+	(void)c;
+	v->u = ((const struct proxy *)o)->held_ns_total / 1000000;
+	return 0;
+}
+
 #define PCOUNT(n, f, m, h)                                                                       \
 	{                                                                                        \
 		.name = n, .kind = STATS_COUNTER, .off = offsetof(struct proxy, f), .metric = m, \
@@ -400,6 +407,13 @@ static const struct stats_field proxy_fields[] = {
 	       "Failed accepts on the listener."),
 	PCOUNT("production.accept_pauses", accept_pauses, "doppel_accept_pauses_total",
 	       "Times accepting paused 100 ms for lack of fds or memory."),
+	PCOUNT("production.input_holds", holds, "doppel_production_input_holds_total",
+	       "Times production's input was held around a clone's freeze (--join-open)."),
+	{.name = "production.input_held_ms",
+	 .kind = STATS_COUNTER,
+	 .get = px_held_ms,
+	 .metric = "doppel_production_input_held_milliseconds_total",
+	 .help = "Milliseconds production's input was held in all (--join-open)."},
 	PGAUGE("legs.fd_limit", fd_limit, STATS_UNIT_NONE, "doppel_fd_limit",
 	       "The process's fd limit (soft RLIMIT_NOFILE) when the proxy started."),
 	PGAUGE("legs.cap", legs_cap, STATS_UNIT_NONE, "doppel_legs_cap",

@@ -18,6 +18,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@
 #include "common/size.h"
 
 #define JOB_DONE '\004'
+#define JOB_FREEZING '\001' /* production is about to be frozen: hold its input */
+#define JOB_THAWED '\002'   /* CRIU returned: production may have its input */
+#define HOLD_ACK_MS 2000    /* the freeze waits this long at most for the loop */
 
 /* ---- worker thread ---- */
 
@@ -64,6 +68,23 @@ static void *job_thread(void *arg)
 				job, job->err, sizeof(job->err));
 	job_write(job, &done, 1);
 	return NULL;
+}
+
+/*
+ * Runs on the worker around the final dump (cm_clone_opts.freezing): the
+ * loop holds production's input from just before the freeze until CRIU
+ * returns, and records the connections' backlog for joins (proxy_hold()).
+ * The freeze waits for the loop's word, never longer than HOLD_ACK_MS.
+ */
+static void job_freezing(void *arg, int frozen_next)
+{
+	struct sup_job *job = arg;
+	char m = frozen_next ? JOB_FREEZING : JOB_THAWED, ack;
+	struct pollfd p = {.fd = job->ack[0], .events = POLLIN};
+
+	job_write(job, &m, 1);
+	if (frozen_next && poll(&p, 1, HOLD_ACK_MS) == 1 && read(job->ack[0], &ack, 1) < 0)
+		pr_debug("no word from the loop before the freeze: %s", strerror(errno));
 }
 
 /* Runs on the worker: the clone's upstream listeners, before it is restored. */
@@ -127,6 +148,9 @@ static void job_free(struct supervisor *sup, struct sup_job *job)
 		close(job->pipe[0]);
 	if (job->pipe[1] >= 0)
 		close(job->pipe[1]);
+	for (int i = 0; i < 2; i++)
+		if (job->ack[i] >= 0)
+			close(job->ack[i]);
 	if (job->host_fd >= 0)
 		close(job->host_fd);
 	if (sup->job == job)
@@ -191,6 +215,8 @@ static void attach_all(struct supervisor *sup, struct sup_job *job)
 static void job_finish(struct supervisor *sup, struct sup_job *job)
 {
 	pthread_join(job->thread, NULL);
+	if (sup->px)
+		proxy_hold(sup->px, 0); /* in case the worker died between its two words */
 	if (job->rc) {
 		pr_err("clone failed: %s", job->err);
 		reply_line(job, "ERROR: %s\n", job->err);
@@ -201,6 +227,8 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 	} else {
 		attach_all(sup, job);
 	}
+	if (sup->px)
+		proxy_backlog_end(sup->px); /* the new clones have joined what they could */
 	job_free(sup, job);
 }
 
@@ -218,6 +246,15 @@ static void on_job_pipe(evutil_socket_t fd, short what, void *arg)
 		if (buf[i] == JOB_DONE) {
 			job_finish(sup, job);
 			return;
+		}
+		if (buf[i] == JOB_FREEZING || buf[i] == JOB_THAWED) {
+			char ack = 1;
+
+			if (sup->px)
+				proxy_hold(sup->px, buf[i] == JOB_FREEZING);
+			if (buf[i] == JOB_FREEZING && write(job->ack[1], &ack, 1) < 0)
+				pr_debug("cannot tell the worker: %s", strerror(errno));
+			continue;
 		}
 		if (job->partial_len < sizeof(job->partial) - 2)
 			job->partial[job->partial_len++] = buf[i];
@@ -370,6 +407,8 @@ static void job_fill_opts(struct supervisor *sup, struct sup_job *job)
 	job->opts.host_netns_fd = job->host_fd;
 	job->opts.prepare_netns = job_prepare_netns;
 	job->opts.prepare_arg = job;
+	job->opts.freezing = job_freezing;
+	job->opts.freezing_arg = job;
 	job->opts.keep_dir = job->keep[0] ? job->keep : NULL;
 	for (unsigned k = 0; k < SUP_MAX_CLONES; k++)
 		for (unsigned i = 0; i < AGG_MAX_UPSTREAMS; i++)
@@ -426,7 +465,7 @@ int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, in
 		job->asked = *limits;
 	if (keep && *keep)
 		snprintf(job->keep, sizeof(job->keep), "%s", keep);
-	job->host_fd = job->pipe[0] = job->pipe[1] = -1;
+	job->host_fd = job->pipe[0] = job->pipe[1] = job->ack[0] = job->ack[1] = -1;
 	if (host && *host && (rc = resolve_host(job, host, err, errlen)) < 0)
 		goto fail;
 	if (pipe2(job->pipe, O_CLOEXEC) < 0) {
@@ -435,6 +474,11 @@ int sup_job_start_ex(struct supervisor *sup, unsigned count, uint64_t buffer, in
 		goto fail;
 	}
 	fcntl(job->pipe[0], F_SETFL, O_NONBLOCK);
+	if (pipe2(job->ack, O_CLOEXEC | O_NONBLOCK) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+		goto fail;
+	}
 	rc = job_images(sup, job, images, err, errlen);
 	if (rc)
 		goto fail;

@@ -93,6 +93,7 @@ struct sup_job {
 	struct supervisor *sup;
 	pthread_t thread;
 	int pipe[2]; /* worker -> loop: progress lines, then "\n" + result marker */
+	int ack[2];  /* loop -> worker: production's input is held, the freeze may go on */
 	struct event *ev;
 	struct evhttp_request *req; /* streamed progress; NULL when nobody listens */
 	struct cm_clone_opts opts;

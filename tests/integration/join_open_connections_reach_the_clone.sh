@@ -7,6 +7,11 @@
 # the clone answers every joined request as production did, and production's
 # clients see no error. The same for an HTTP/1.1 keep-alive client: the
 # requests it sends on its old connection after the clone reach the clone.
+# And clients that write without pause on their old connections all through
+# the clone (one after a SELECT): production's input is held from just before
+# the freeze and each connection joins the clone from there, so once they stop
+# the clone's dataset equals production's (DEBUG DIGEST), nothing missed and
+# nothing applied twice.
 . "$(dirname "$0")/lib.sh"
 need redis-server; need nsenter
 N=join$$
@@ -116,4 +121,47 @@ grep -q "GET /index.txt?i=0 " "$T/work/$N/clone-1/log" && fail "a request from b
 sup_status "$N" "$T/h.json"
 assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['joined']")" 1 "the keep-alive connection joined"
 assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "its turns that diverged"
-log "PASS: pool (SELECT replayed), plain and keep-alive connections joined, the pipelined one refused"
+"$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
+
+log "clients writing without pause through the clone"
+N=joinw$$
+run_service "$N" W --port 6379 --join-open --protocol resp -- redis-server --port 6379 \
+	--bind 127.0.0.1 --save '' --appendonly no --enable-debug-command local
+cat >"$T/writer.py" <<'PYEOF'
+import os, socket, sys
+port, db, stop = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+def cmd(*args):
+    s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    return f.readline()
+if db != b"0":
+    assert cmd(b"SELECT", db) == b"+OK\r\n"
+n = errors = 0
+print("writing", flush=True)
+while not os.path.exists(stop):
+    if cmd(b"INCR", b"n") [:1] == b"-" or cmd(b"SET", b"k:%d" % (n % 5000), b"%d" % n)[:1] == b"-":
+        errors += 1
+    n += 1
+print("done %d %d" % (n, errors), flush=True)
+import time; time.sleep(30)
+PYEOF
+rm -f "$T/stop"
+spawn w0 $PY "$T/writer.py" "$W" 0 "$T/stop"
+spawn w1 $PY "$T/writer.py" "$W" 1 "$T/stop"
+started w0 writing && started w1 writing || fail "the writers did not start"
+sleep 0.5
+clone "$N"
+C=$(clone_pid "$N" 1)
+sleep 1
+touch "$T/stop"
+started w0 done && started w1 done || fail "the writers did not stop"
+grep -q "done [0-9]* 0" "$T/w0.log" && grep -q "done [0-9]* 0" "$T/w1.log" || fail "writers saw errors: $(cat "$T/w0.log" "$T/w1.log")"
+want=$(redis-cli -p "$W" debug digest)
+wait_for 10 eval '[ "$(in_clone "$C" redis-cli -p 6379 debug digest)" = "$want" ]'
+assert_eq "$(in_clone "$C" redis-cli -p 6379 debug digest)" "$want" "the clone's dataset = production's"
+sup_status "$N" "$T/w.json"
+assert_eq "$(json "$T/w.json" "j['proxy']['replicas'][0]['joined'] + j['proxy']['replicas'][0]['joined_with_state']")" 2 "writers joined"
+assert_eq "$(json "$T/w.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "their turns that diverged"
+log "writers: $(cat "$T/w0.log" "$T/w1.log" | grep done | tr '\n' ' ')"
+log "PASS: pool (SELECT replayed), plain and keep-alive connections joined, the pipelined one refused; writers through the clone: digest equal"
