@@ -1310,18 +1310,13 @@ void proxy_mirror_server(struct proxy_conn *c, const void *buf, size_t n)
 	from_backend(c, (unsigned char *)(uintptr_t)buf, n);
 }
 
-void conn_end_mirror(struct proxy_conn *c, int reset)
+void proxy_mirror_close(struct proxy_conn *c, int reset)
 {
 	if (reset)
 		conn_abort(c, "mirrored connection reset", 1);
 	else if (!c->front_done)
 		client_eof(c);
 	conn_maybe_free(c);
-}
-
-void proxy_mirror_close(struct proxy_conn *c, int reset)
-{
-	conn_end_mirror(c, reset);
 }
 
 static void *mirror_open(void *arg, uint64_t conn_id)
@@ -1358,6 +1353,7 @@ void proxy_mirror_observer(struct proxy *px, struct proxy_observer *out)
 void proxy_hold(struct proxy *px, int hold)
 {
 	struct proxy_conn *c, *next;
+	uint64_t held;
 
 	if (!px->cfg.join_open || px->hold == !!hold)
 		return;
@@ -1367,19 +1363,19 @@ void proxy_hold(struct proxy *px, int hold)
 		px->hold_ns = clock_coarse_ns();
 		return;
 	}
+	held = clock_coarse_ns() - px->hold_ns;
 	px->holds++;
-	px->held_ns_total += clock_coarse_ns() - px->hold_ns;
+	px->held_ns_total += held;
 	pr_info("production's input was held %.1f ms, from just before its freeze until CRIU "
 		"returned (the new clone joins each open connection from that point)",
-		(double)(clock_coarse_ns() - px->hold_ns) / 1e6);
+		(double)held / 1e6);
 	/* What was queued for production while it was frozen goes out now. */
 	for (c = px->conns; c; c = next) {
 		next = c->next;
 		if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_CONNECTING) &&
 		    !segq_empty(&c->be.out)) {
 			side_writable(c, &c->be);
-			if (conn_maybe_free(c))
-				continue;
+			conn_maybe_free(c);
 		}
 	}
 }

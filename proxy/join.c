@@ -228,6 +228,23 @@ static void pre_server(struct proxy_conn *c, const unsigned char *buf, size_t n)
 	pre->resp_len += (unsigned)n;
 }
 
+/* ---- what a join is given ---- */
+
+/* n client bytes at ch[off] to join m: its divergence and its leg. */
+static void feed_client(struct proxy_conn *m, struct chunk *ch, uint32_t off, size_t n, int *kept,
+			uint64_t now)
+{
+	div_client_data(m->div, ch->data + off, n);
+	leg_feed(&m->legs[0], ch, off, n, kept, now);
+}
+
+/* n bytes of production's answers to join m's divergence. */
+static void feed_server(struct proxy_conn *m, const unsigned char *p, size_t n)
+{
+	m->prod_answered += n;
+	div_server_bytes(m->div, p, n);
+}
+
 /* ---- backlogs ---- */
 
 static void bl_clear(struct proxy *px, struct join_backlog *bl)
@@ -238,6 +255,13 @@ static void bl_clear(struct proxy *px, struct join_backlog *bl)
 	bl->marks = NULL;
 	bl->nmarks = bl->capmarks = 0;
 	bl->bytes = 0;
+}
+
+/* The backlog outgrew what it may hold: the connection joins at its next turn instead. */
+static void bl_drop(struct proxy *px, struct join_backlog *bl)
+{
+	bl->over = 1;
+	bl_clear(px, bl);
 }
 
 void join_backlog_free(struct proxy_conn *c)
@@ -267,8 +291,7 @@ void join_backlog_add(struct proxy_conn *c, int server, struct chunk *ch, uint32
 	if (bl->over)
 		return;
 	if (bl->bytes + n > px->cfg.buffer) {
-		bl->over = 1; /* joined at its next turn after the attach instead */
-		bl_clear(px, bl);
+		bl_drop(px, bl);
 		return;
 	}
 	if (bl->nmarks && bl->marks[bl->nmarks - 1].server == server) {
@@ -279,8 +302,7 @@ void join_backlog_add(struct proxy_conn *c, int server, struct chunk *ch, uint32
 			struct bl_mark *m = realloc(bl->marks, cap * sizeof(*m));
 
 			if (!m) {
-				bl->over = 1;
-				bl_clear(px, bl);
+				bl_drop(px, bl);
 				return;
 			}
 			bl->marks = m;
@@ -290,8 +312,7 @@ void join_backlog_add(struct proxy_conn *c, int server, struct chunk *ch, uint32
 			(struct bl_mark){.server = (uint8_t)server, .len = (uint32_t)n};
 	}
 	if (segq_append(&px->pool, &bl->q[server], ch, off, (uint32_t)n) < 0) {
-		bl->over = 1;
-		bl_clear(px, bl);
+		bl_drop(px, bl);
 		return;
 	}
 	bl->bytes += n;
@@ -311,17 +332,12 @@ static void bl_replay(struct proxy_conn *m, const struct join_backlog *bl, uint6
 
 		while (left && seg[d]) {
 			uint32_t l = seg[d]->len - used[d] < left ? seg[d]->len - used[d] : left;
-			const unsigned char *p = seg[d]->ch->data + seg[d]->off + used[d];
 			int kept = 0;
 
-			if (d) {
-				m->prod_answered += l;
-				div_server_bytes(m->div, p, l);
-			} else {
-				div_client_data(m->div, p, l);
-				leg_feed(&m->legs[0], seg[d]->ch, seg[d]->off + used[d], l, &kept,
-					 now);
-			}
+			if (d)
+				feed_server(m, seg[d]->ch->data + seg[d]->off + used[d], l);
+			else
+				feed_client(m, seg[d]->ch, seg[d]->off + used[d], l, &kept, now);
 			used[d] += l;
 			left -= l;
 			if (used[d] == seg[d]->len) {
@@ -353,8 +369,7 @@ static void feed_copy(struct proxy_conn *m, const unsigned char *buf, size_t n, 
 
 	if (!n || chunk_new_copy(pool, buf, n, &ch) < 0)
 		return;
-	div_client_data(m->div, buf, n);
-	leg_feed(&m->legs[0], ch, 0, n, &kept, now);
+	feed_client(m, ch, 0, n, &kept, now);
 	chunk_release(pool, ch);
 }
 
@@ -373,14 +388,11 @@ static void open_join(struct proxy_conn *c, struct replica *rep, const struct jo
 		return;
 	px->conns_accepted--; /* not a client's connection */
 	m->owner = c;
-	m->legs[0].conn = m;
-	m->legs[0].fd = -1;
 	leg_open(m, 0, rep, now);
 	c->joins[c->njoins++] = m;
 	if (c->pre && c->pre->req_len && !(bl && bl->from_start)) {
 		feed_copy(m, c->pre->req, c->pre->req_len, now);
-		m->prod_answered += c->pre->resp_len;
-		div_server_bytes(m->div, c->pre->resp, c->pre->resp_len);
+		feed_server(m, c->pre->resp, c->pre->resp_len);
 		rep->joined_preamble++;
 	} else {
 		rep->joined++;
@@ -443,10 +455,9 @@ void join_client_bytes(struct proxy_conn *c, struct chunk *ch, uint32_t off, siz
 
 		if (m->front_done)
 			continue;
-		div_client_data(m->div, ch->data + off, n);
 		if (px->ob.client_bytes)
 			px->ob.client_bytes(m->obs, ch->data + off, n);
-		leg_feed(&m->legs[0], ch, off, n, kept, now);
+		feed_client(m, ch, off, n, kept, now);
 	}
 }
 
@@ -461,8 +472,7 @@ void join_server_bytes(struct proxy_conn *c, const unsigned char *buf, size_t n)
 
 		if (m->front_done)
 			continue;
-		m->prod_answered += n;
-		div_server_bytes(m->div, buf, n);
+		feed_server(m, buf, n);
 		if (px->ob.server_bytes)
 			px->ob.server_bytes(m->obs, buf, n);
 	}
@@ -478,7 +488,7 @@ void join_owner_done(struct proxy_conn *c, int reset)
 	for (unsigned j = 0; j < n; j++)
 		js[j]->owner = NULL;
 	for (unsigned j = 0; j < n; j++)
-		conn_end_mirror(js[j], reset); /* may free it */
+		proxy_mirror_close(js[j], reset); /* may free it */
 	free(js);
 }
 

@@ -195,7 +195,6 @@ int conn_reclaim_leg(struct proxy *px);
 struct proxy_conn *conn_new(struct proxy *px, int cfd, unsigned nlegs);
 void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t now);
 void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *kept, uint64_t now);
-void conn_end_mirror(struct proxy_conn *c, int reset);
 
 /*
  * join.c: connections open when a replica is attached join it at their next
