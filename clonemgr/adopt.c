@@ -33,6 +33,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,22 +207,29 @@ static int has_ino(const unsigned long *ino, unsigned n, unsigned long v)
 	return 0;
 }
 
+/* One row of /proc/net/tcp{,6}: the local address (hex), port, state and inode. */
+static int tcp_row(const char *line, char local[64], unsigned *lport, unsigned *st,
+		   unsigned long *inode)
+{
+	return sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu", local, lport,
+		      st, inode) == 4;
+}
+
 int cm_adopt_owns_conn(pid_t pid, const unsigned char addr[4], unsigned port)
 {
 	pid_t pids[TREE_MAX];
 	unsigned long ino[1024], inode = 0;
-	unsigned n = 0, lport;
-	unsigned want, la; /* 32 bits, as %x reads */
-	char line[512];
+	unsigned n = 0, lport, st;
+	uint32_t want;
+	char line[512], local[64];
 	FILE *f = fopen("/proc/net/tcp", "re");
 
 	if (!f)
 		return -1;
 	memcpy(&want, addr, 4); /* /proc/net/tcp prints the address as a native u32 */
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, " %*d: %8x:%x %*s %*s %*s %*s %*s %*s %*s %lu", &la, &lport,
-			   &inode) == 3 &&
-		    la == want && lport == port)
+		if (tcp_row(line, local, &lport, &st, &inode) &&
+		    (uint32_t)strtoul(local, NULL, 16) == want && lport == port)
 			break;
 		else
 			inode = 0;
@@ -251,8 +259,7 @@ int cm_adopt_listen_addr(pid_t pid, int port, char *addr, size_t len)
 		if (!f)
 			continue;
 		while (fgets(line, sizeof(line), f)) {
-			if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu",
-				   local, &lport, &st, &inode) != 4)
+			if (!tcp_row(line, local, &lport, &st, &inode))
 				continue;
 			if (st != 0x0A || (int)lport != port || !has_ino(ino, nino, inode))
 				continue;

@@ -46,6 +46,23 @@ struct sync_ctx {
 	size_t errlen;
 };
 
+static int pwrite_all(int fd, const unsigned char *p, size_t n, off_t off)
+{
+	while (n) {
+		ssize_t k = pwrite(fd, p, n, off);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += k;
+		n -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
+
 static int copy_data(int in, int out, off_t size, uint64_t *bytes)
 {
 	off_t done = 0;
@@ -66,18 +83,10 @@ static int copy_data(int in, int out, off_t size, uint64_t *bytes)
 
 			n = read(in, buf, sizeof(buf));
 			if (n > 0) {
-				ssize_t w = 0;
+				int rc = pwrite_all(out, (unsigned char *)buf, (size_t)n, done);
 
-				while (w < n) {
-					ssize_t k = write(out, buf + w, (size_t)(n - w));
-
-					if (k < 0) {
-						if (errno == EINTR)
-							continue;
-						return -errno;
-					}
-					w += k;
-				}
+				if (rc)
+					return rc;
 			}
 		}
 		if (n < 0) {
@@ -138,23 +147,6 @@ static int copy_file(const char *src, const char *dst, const struct stat *st, st
 #define DELTA_MIN (4 << 20)    /* smaller files are copied whole */
 #define DELTA_READ (1 << 20)   /* bytes read from each copy at once */
 #define DELTA_BLOCK (16 << 10) /* compared and written in blocks this big */
-
-static int pwrite_all(int fd, const unsigned char *p, size_t n, off_t off)
-{
-	while (n) {
-		ssize_t k = pwrite(fd, p, n, off);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += k;
-		n -= (size_t)k;
-		off += k;
-	}
-	return 0;
-}
 
 /* dst has an older copy of src: write the blocks that differ, cut it to src's size. */
 static int update_file(const char *src, const char *dst, const struct stat *st, struct sync_ctx *cx)
