@@ -99,12 +99,9 @@ int cli_parse_replica_flush(const struct cmd_entry *e, const char *text, uint64_
 static int parse_int(const struct cmd_entry *e, const struct cli_opt *o, const char *opt,
 		     const char *text)
 {
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (!*text || *end || errno || v < o->min || v > o->max) {
+	if (number_parse(text, o->min, o->max, &v) < 0) {
 		cmd_usage_error(e, "%s '%s': a number from %d to %d", opt, text, o->min, o->max);
 		return -1;
 	}

@@ -107,3 +107,16 @@ int duration_parse(const char *text, uint64_t *out_ns)
 	*out_ns = (uint64_t)val;
 	return 0;
 }
+
+int number_parse(const char *text, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (!*text || *end || errno || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}

@@ -9,26 +9,17 @@
 #include <event2/keyvalq_struct.h>
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/size.h"
 #include "supervisor/sup-int.h"
 
-/* A decimal integer in [min, max], nothing else. 0 or -1. */
+/* A decimal integer in [min, max], digits only (no sign, no space). 0 or -1. */
 static int int_in(const char *v, long min, long max, long *out)
 {
-	char *end;
-	long n;
-
-	if (!v[0] || v[0] == '-' || v[0] == '+' || v[0] == ' ')
+	if (v[0] == '-' || v[0] == '+' || v[0] == ' ')
 		return -1;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || *end || n < min || n > max)
-		return -1;
-	*out = n;
-	return 0;
+	return number_parse(v, min, max, out) < 0 ? -1 : 0;
 }
 
 int sup_clone_request_parse(const struct evkeyvalq *q, struct sup_clone_request *r, char *err,
