@@ -29,7 +29,7 @@ assert_gt "$(json "$T/s1.json" "j['clones'][0]['usage']['pids']")" 0 "tasks in t
 
 MEM=$(cg_mount memory)/doppel/$N/clone-1
 CPU=$(cg_mount cpu)/doppel/$N/clone-1
-PIDS=$(cg_mount pids)/doppel/$N/clone-1
+PIDS_CG=$(cg_mount pids)/doppel/$N/clone-1
 if [ "$VERSION" = v1 ]; then
 	assert_eq "$(cat "$MEM/memory.limit_in_bytes")" $((96 << 20)) "memory.limit_in_bytes"
 	[ -e "$MEM/memory.memsw.limit_in_bytes" ] &&
@@ -42,12 +42,12 @@ else
 	assert_eq "$(cat "$CPU/cpu.weight")" 20 "cpu.weight"
 	grep -q "^0::/doppel/$N/clone-1\$" /proc/"$C"/cgroup || fail "clone not in its cgroup: $(cat /proc/"$C"/cgroup)"
 fi
-assert_eq "$(cat "$PIDS/pids.max")" 100 "pids.max"
+assert_eq "$(cat "$PIDS_CG/pids.max")" 100 "pids.max"
 grep -qx "$C" "$MEM/cgroup.procs" || fail "clone pid $C not in $MEM/cgroup.procs"
 grep -q "doppel/$N" /proc/"$S"/cgroup && fail "production was moved into a clone's cgroup: $(cat /proc/"$S"/cgroup)"
 # the restored pages were charged to the clone (CRIU restored them inside its
 # cgroup): its usage covers the clone's anonymous memory
-anon=$(awk '/RssAnon/ {print $2 * 1024}' /proc/"$C"/status)
+anon=$(awk '/RssAnon/ {printf "%.0f\n", $2 * 1024}' /proc/"$C"/status)
 assert_ge "$used" $((anon / 2)) "the clone's memory usage against its anonymous memory ($anon)"
 "$DOPPEL" status "$N" >"$T/s1.txt" || fail "doppel status"
 grep -q "MEMORY/LIMIT" "$T/s1.txt" && grep -q "/96.0 MiB" "$T/s1.txt" ||
@@ -59,10 +59,10 @@ grep -q "^doppel_clone_memory_limit_bytes{.*clone=\"1\"} $((96 << 20))" "$T/metr
 # 2. no limit given: the default rule (2 x production's RSS + 1/8 of the host, weight 10)
 clone "$N"
 sup_status "$N" "$T/s2.json"
-prss=$(awk '/VmRSS/ {print $2 * 1024}' /proc/"$S"/status)
+prss=$(awk '/VmRSS/ {printf "%.0f\n", $2 * 1024}' /proc/"$S"/status)
 lim=$(json "$T/s2.json" "[c for c in j['clones'] if c['id'] == 2][0]['limits']['memory']")
 assert_ge "$lim" $((64 << 20)) "default memory limit"
-host=$(awk '/MemTotal/{print $2 * 1024}' /proc/meminfo)
+host=$(awk '/MemTotal/ {printf "%.0f\n", $2 * 1024}' /proc/meminfo)
 head=$((host / 8 > (64 << 20) ? host / 8 : (64 << 20)))
 [ "$lim" -le $((3 * prss + head)) ] || fail "default memory limit $lim is far above 2 x RSS ($prss) + 1/8 of the host ($head)"
 assert_eq "$(json "$T/s2.json" "[c for c in j['clones'] if c['id'] == 2][0]['limits']['cpu_weight']")" 10 "default CPU weight"
@@ -71,7 +71,7 @@ assert_eq "$(json "$T/s2.json" "[c for c in j['clones'] if c['id'] == 2][0]['lim
 "$DOPPEL" destroy "$N/1" >/dev/null || fail "destroy $N/1"
 wait_for 10 test ! -e "$MEM" || fail "$MEM left after destroy"
 [ -e "$CPU" ] && fail "$CPU left after destroy"
-[ -e "$PIDS" ] && fail "$PIDS left after destroy"
+[ -e "$PIDS_CG" ] && fail "$PIDS_CG left after destroy"
 "$DOPPEL" destroy "$N/2" >/dev/null || fail "destroy $N/2"
 for d in "$(cg_mount memory)" "$(cg_mount cpu)" "$(cg_mount pids)"; do
 	wait_for 10 test ! -e "$d/doppel/$N" || fail "$d/doppel/$N left after every clone was destroyed"
