@@ -230,6 +230,7 @@ void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS
 		CLI_INT("max-legs", &pc->max_legs, 1, INT_MAX),
 		CLI_INT("max-replica-legs", &pc->max_replica_legs, 1, INT_MAX),
 		CLI_FLAG("join-open", &pc->join_open),
+		CLI_FLAG("no-join-exact", &pc->join_no_exact),
 		CLI_END,
 	};
 

@@ -145,7 +145,7 @@ int cli_parse_opts(const struct cmd_entry *e, int argc, char **argv, int first,
  * --budget, --replica-flush, --log-level, --max-legs, --max-replica-legs, TLS),
  * as a table writing into pc.
  */
-#define CLI_PROXY_OPTS 14 /* entries of that table, its end included */
+#define CLI_PROXY_OPTS 15 /* entries of that table, its end included */
 void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS]);
 /*
  * What the shared options require of each other once all are parsed; prints
@@ -177,15 +177,19 @@ int cli_opt_upstream(const struct cmd_entry *e, const char *opt, const char *tex
 #define CLI_LIMIT_OPTS 5 /* entries of that table, its end included */
 void cli_clone_limit_opts(struct sup_config *cfg, struct cli_opt table[CLI_LIMIT_OPTS]);
 int cli_clone_limits_check(const struct cmd_entry *e, const struct sup_config *cfg);
-#define CLI_JOIN_HELP                                                                          \
-	"  --join-open            a clone (or replica) attached while client connections\n"    \
-	"                         are open joins each at its next turn (production has\n"      \
-	"                         answered all its client sent), after a replay of its RESP\n" \
-	"                         state commands (AUTH, SELECT, HELLO, CLIENT, READONLY);\n"   \
-	"                         requests sent before the join stay production's (see\n"      \
-	"                         `joined` in status). Off by default: a protocol whose\n"     \
-	"                         connections carry other state (MySQL, a transaction)\n"      \
-	"                         cannot be joined mid-way\n"
+#define CLI_JOIN_HELP                                                                           \
+	"  --join-open            connections open when a clone is made continue on it: the\n"  \
+	"                         clone is restored with production's end of each and doppel\n" \
+	"                         makes the other end in the clone's netns (TCP repair), so\n"  \
+	"                         each goes on exactly where production's was, its session\n"   \
+	"                         (login, selected database, open transaction) intact.\n"       \
+	"                         Production's input is held from just before the freeze\n"     \
+	"                         until CRIU returns. Where that cannot be (TLS to\n"           \
+	"                         production, an adopted service, --no-join-exact), a\n"        \
+	"                         connection joins at its next turn after a replay of its\n"    \
+	"                         RESP state commands (AUTH, SELECT, HELLO, CLIENT). See\n"     \
+	"                         `joined_exact` and `joined` in status. Off by default\n"      \
+	"  --no-join-exact        with --join-open: always join at the next turn\n"
 #define CLI_LIMITS_HELP                                                                          \
 	"  --clone-memory SIZE    memory limit of each clone, in a cgroup of its own: past\n"    \
 	"                         it the kernel kills the clone, never production (default\n"    \

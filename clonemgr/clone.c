@@ -6,6 +6,11 @@
  *   --leave-running        production goes on after the dump;
  *   --tcp-close            established connections are production's: the clone
  *                          gets them closed, production keeps them (verified);
+ *   --tcp-established      instead, when the caller continues them in the clone
+ *                          (cm_clone_opts.peers): production's ends are dumped with
+ *                          their sequence numbers and queues (CRIU leaves repair
+ *                          mode on them as it thaws production), restored in the
+ *                          clone facing the peers the caller made there;
  *   --skip-in-flight       a connection still in the listener's accept queue at
  *                          the freeze stays production's alone (without it the
  *                          dump fails: "In-flight connection"); the clone gets
@@ -314,6 +319,37 @@ static void thaw_after_failed_dump(pid_t pid, int stopped_before)
 		       pid, n, pid);
 }
 
+/* Are production's open connections to be continued in the clones (cm_clone_opts.peers)? */
+static int exact_wanted(const struct cm_service *svc, const struct cm_clone_opts *o)
+{
+	return o->peers && !svc->adopted && o->host_netns_fd < 0;
+}
+
+#define MAX_ENDS 4096 /* connections continued per clone */
+
+/* The service's established connections as dumped; none (and why) when they cannot be read. */
+static void read_ends(const struct cm_clone_opts *o, struct tcp_end **ends, unsigned *n,
+		      cm_progress_fn progress, void *arg)
+{
+	int rc;
+
+	*ends = calloc(MAX_ENDS, sizeof(**ends));
+	rc = *ends ? cm_tcp_ends(o->images_dir, *ends, MAX_ENDS) : -ENOMEM;
+	if (rc < 0) {
+		say(progress, arg,
+		    "WARNING: cannot read production's open connections from CRIU's images (%s): "
+		    "the clones get them closed",
+		    strerror(-rc));
+		rc = 0;
+	}
+	*n = (unsigned)rc;
+	if (rc)
+		say(progress, arg,
+		    "%d connection(s) were open at the freeze: each clone continues them where "
+		    "production stopped",
+		    rc);
+}
+
 /*
  * The frozen dump. prev: the last pre-dump pass's dir relative to the images
  * dir ("" without pre-dump): only pages dirtied since are written.
@@ -343,7 +379,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	cm_arg_add(a, "-t");
 	cm_arg_add(a, "%d", svc->pid);
 	cm_arg_add(a, "--leave-running");
-	cm_arg_add(a, "--tcp-close");
+	cm_arg_add(a, exact_wanted(svc, o) ? "--tcp-established" : "--tcp-close");
 	cm_arg_add(a, "--skip-in-flight");
 	cm_arg_add(a, "--network-lock");
 	cm_arg_add(a, "skip");
@@ -467,7 +503,9 @@ out:
 struct restore_src {
 	const char *images_dir;
 	unsigned nstate;
-	unsigned long pipe_ino; /* the service's stdout pipe in the images (0: none) */
+	unsigned long pipe_ino;	    /* the service's stdout pipe in the images (0: none) */
+	const struct tcp_end *ends; /* its established connections in the images */
+	unsigned nends;
 };
 
 static int do_restore_from(const struct restore_src *src, const struct cm_clone_opts *o,
@@ -494,7 +532,6 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 	cm_arg_add(a, "-d");
 	cm_arg_add(a, "--root");
 	cm_arg_add(a, "/");
-	cm_arg_add(a, "--tcp-close");
 	cm_arg_add(a, "--file-locks");
 	cm_arg_add(a, "--pidfile");
 	cm_arg_add(a, "%s", pidfile);
@@ -518,6 +555,21 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 		if (rc)
 			goto out;
 	}
+	if (o->peers && src->nends) {
+		/* the other ends first: the service's must find them when it leaves repair */
+		rc = o->peers(o->peers_arg, c->id - o->first_id, netns, src->ends, src->nends, err,
+			      errlen);
+		if (rc < 0)
+			goto out;
+		if (rc > 0) {
+			cm_arg_add(a, "--tcp-established");
+			cm_arg_add(a, "--network-lock"); /* nothing else lives in this netns */
+			cm_arg_add(a, "skip");
+		}
+	}
+	if (!o->peers || !src->nends || rc == 0)
+		cm_arg_add(a, "--tcp-close");
+	rc = 0;
 	fds[nfds] = netns;
 	cm_arg_add(a, "--inherit-fd");
 	cm_arg_add(a, "fd[%d]:net", 3 + nfds++);
@@ -605,10 +657,11 @@ out:
 }
 
 static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *o,
-		      struct cm_clone *c, char *err, size_t errlen)
+		      const struct tcp_end *ends, unsigned nends, struct cm_clone *c, char *err,
+		      size_t errlen)
 {
 	struct restore_src src = {o->host_netns_fd >= 0 ? o->host_images_dir : o->images_dir,
-				  svc->nstate, stdout_pipe_ino(svc->pid)};
+				  svc->nstate, stdout_pipe_ino(svc->pid), ends, nends};
 
 	if (svc->adopted)
 		return cm_adopt_restore(svc, o, src.images_dir, c, err, errlen);
@@ -737,6 +790,8 @@ int cm_restore_kept(const struct cm_criu *criu, const char *keep_dir, const char
 	src.images_dir = images;
 	src.nstate = k.nstate;
 	src.pipe_ino = k.pipe_ino;
+	src.ends = NULL;
+	src.nends = 0;
 	if ((rc = do_restore_from(&src, &o, c, err, errlen)))
 		goto fail;
 	rc = cm_wait_listen(c->netns_fd, k.port, 30 * 1000, c->pid);
@@ -957,6 +1012,8 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	char sz[32], sz2[32], prev[32] = "";
 	struct cg_limits limits = {0};
 	struct cg_host cgh;
+	struct tcp_end *ends = NULL;
+	unsigned nends = 0;
 	int rc, predump;
 
 	memset(st, 0, sizeof(*st));
@@ -1047,6 +1104,8 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	if (rc)
 		goto fail;
 	st->image_bytes = cm_du(o->images_dir);
+	if (exact_wanted(svc, o))
+		read_ends(o, &ends, &nends, progress, arg);
 	say(progress, arg,
 	    "production was frozen for %.1f ms (memory dump %.1f ms, %llu pages, final state "
 	    "sync %.1f ms, %s); images %s",
@@ -1074,7 +1133,7 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 			if ((rc = cm_state_sync(src, dst, NULL, err, errlen)))
 				goto fail;
 		}
-		rc = do_restore(svc, o, c, err, errlen);
+		rc = do_restore(svc, o, ends, nends, c, err, errlen);
 		if (rc)
 			goto fail;
 		/* 4. Ready when it accepts on the service's port in its own netns. */
@@ -1103,8 +1162,10 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	if (o->host_images_dir)
 		cm_rmtree(o->host_images_dir);
 	st->total_us = (clock_now_ns() - t0) / 1000;
+	free(ends);
 	return 0;
 fail:
+	free(ends);
 	for (unsigned k = 0; k < o->count; k++)
 		keep_logs_of_failure(o, &clones[k], err, errlen);
 	pr_err("%s", err);

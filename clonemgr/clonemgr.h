@@ -33,6 +33,7 @@
 #include <sys/types.h>
 
 #include "cgroup/cgroup.h"
+#include "common/tcprepair.h"
 
 #define CM_MAX_STATE 16
 #define CM_PATH_MAX 512
@@ -215,6 +216,21 @@ struct cm_clone_opts {
 	 */
 	void (*freezing)(void *arg, int frozen_next);
 	void *freezing_arg;
+	/*
+	 * Exact continuation of the connections open at the freeze: production
+	 * is dumped with its established TCP connections (CRIU
+	 * --tcp-established; without it, they are restored closed), and before
+	 * each clone is restored, peers(arg, index, netns_fd, ends, n) is called
+	 * with the clone's fresh network namespace and the service's end of
+	 * each of those connections as dumped, to make the other ends there
+	 * (common/tcprepair.h) before CRIU restores the service's. The clone's
+	 * restore keeps them (--tcp-established) only when peers returned > 0
+	 * (how many it made); otherwise it restores them closed. Returns >= 0, or
+	 * -errno with err (the clone fails). Not for adopted services.
+	 */
+	int (*peers)(void *arg, unsigned index, int netns_fd, const struct tcp_end *ends,
+		     unsigned n, char *err, size_t errlen);
+	void *peers_arg;
 	/*
 	 * Staged record and replay: keep the images and the state copies as of
 	 * the dump in this directory (images/, state-N/, clone.conf) for

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "clonemgr/clonemgr.h"
+#include "common/tcprepair.h"
 
 /* rm -rf that stays on one filesystem and never follows symlinks. */
 int cm_rmtree(const char *path);
@@ -89,5 +90,21 @@ int cm_adopt_restore(const struct cm_service *svc, const struct cm_clone_opts *o
 /* Wait until the clone accepts on the service's address and port. 0, -ESRCH, -ETIMEDOUT. */
 int cm_adopt_wait_listen(const struct cm_service *svc, const struct cm_clone *c, int port,
 			 int timeout_ms);
+
+/*
+ * tcpimg.c: the service's established IPv4 TCP connections in CRIU's images
+ * (a dump with --tcp-established). cm_tcp_ends(): up to max of them from
+ * images_dir into out; how many, or -errno. The two parsers behind it read
+ * one image each from memory: files.img (its established IPv4 TCP sockets,
+ * inode and addresses, up to max; how many) and tcp-stream-INO.img (the
+ * stream's sequence numbers, options, windows; 0). -EBADMSG when malformed.
+ */
+struct cm_tcp_sock {
+	uint32_t ino;
+	struct tcp_end end;
+};
+int cm_tcp_ends(const char *images_dir, struct tcp_end *out, unsigned max);
+int cm_tcpimg_files(const uint8_t *buf, size_t n, struct cm_tcp_sock *out, unsigned max);
+int cm_tcpimg_stream(const uint8_t *buf, size_t n, struct tcp_end *end);
 
 #endif

@@ -45,6 +45,7 @@ PACKAGES=(
 	uftrace babeltrace2 librsvg2-bin bc
 	# services and clients the demo and the tests drive
 	redis-server redis-tools nginx-light haproxy wrk curl python3 python3-redis
+	mariadb-server mariadb-client
 	iproute2 procps psmisc util-linux strace gdb
 	# deployment checks: systemd-analyze verify on the units, the Kubernetes
 	# manifests parsed for validation, the status page driven in headless Chromium

@@ -580,10 +580,10 @@ static void leg_skip(struct leg *leg, uint64_t now)
 	leg_cap_warn(rep, now);
 }
 
-void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t now)
+/* fd >= 0: the leg's socket, connected already (an exact join's, join.c); else connect. */
+void leg_open_fd(struct proxy_conn *c, unsigned idx, struct replica *rep, int fd, uint64_t now)
 {
 	struct leg *leg = &c->legs[idx];
-	int fd;
 
 	leg->conn = c;
 	leg->rep = rep;
@@ -598,15 +598,20 @@ void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t 
 	rep->legs = leg;
 	rep->conns_total++;
 	if (rep->last_fail_ns && now - rep->last_fail_ns < REPLICA_RETRY_NS) {
+		if (fd >= 0)
+			close(fd);
 		rep->conns_skipped++;
 		leg->flags = SF_DROPPED | SF_SETTLED;
 		return;
 	}
 	if (!leg_make_room(c->px, rep, now)) {
+		if (fd >= 0)
+			close(fd);
 		leg_skip(leg, now);
 		return;
 	}
-	fd = netaddr_connect(&rep->ep);
+	if (fd < 0)
+		fd = netaddr_connect(&rep->ep);
 	if (fd == -EMFILE || fd == -ENFILE) {
 		/* The fd table is full: not the replica's fault, and production comes first. */
 		leg_skip(leg, now);
@@ -623,12 +628,17 @@ void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t 
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &c->px->cfg.replica_sndbuf,
 			   sizeof(c->px->cfg.replica_sndbuf));
 	leg->fd = fd;
-	leg->flags = SF_OPEN | SF_CONNECTING;
+	leg->flags = SF_OPEN | SF_CONNECTING; /* connected already: done at the first EV_WRITE */
 	event_assign(&leg->ev, c->px->base, fd, EV_IO, leg_cb, leg);
 	event_add(&leg->ev, NULL);
 	rep->conns_active++;
 	c->px->legs_open++;
 	div_follower_attach(c->div, idx, rep->drep);
+}
+
+void leg_open(struct proxy_conn *c, unsigned idx, struct replica *rep, uint64_t now)
+{
+	leg_open_fd(c, idx, rep, -1, now);
 }
 
 /* ---- the connection ---- */
@@ -773,6 +783,8 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 	if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_SHUT_OUT)) {
 		if (!(c->be.flags & SF_CONNECTING) && segq_empty(&c->be.out) && !px->hold) {
 			w = side_send(&c->be, buf, n);
+			if (w > 0)
+				c->prod_given += (uint64_t)w;
 			if (w < 0) {
 				if (errno != EAGAIN && errno != EINTR) {
 					px->backend_resets++;
@@ -950,6 +962,8 @@ static void side_writable(struct proxy_conn *c, struct side *s)
 	if (!segq_empty(&s->out)) {
 		ssize_t w = side_write_queue(&px->pool, s);
 
+		if (w > 0 && s == &c->be)
+			c->prod_given += (uint64_t)w;
 		if (w < 0) {
 			if (s == &c->cli)
 				px->client_resets++;
@@ -1361,6 +1375,8 @@ void proxy_hold(struct proxy *px, int hold)
 	if (hold) {
 		px->backlog = 1;
 		px->hold_ns = clock_coarse_ns();
+		if (!px->cfg.join_no_exact)
+			exact_hold(px); /* nothing is written to production from here on */
 		return;
 	}
 	held = clock_coarse_ns() - px->hold_ns;
@@ -1387,4 +1403,5 @@ void proxy_backlog_end(struct proxy *px)
 	px->backlog = 0;
 	for (struct proxy_conn *c = px->conns; c; c = c->next)
 		join_backlog_free(c);
+	exact_end(px);
 }

@@ -45,12 +45,15 @@
 #define LOG_PREFIX "proxy"
 #include "proxy/proxy-int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/tcprepair.h"
 
 #define JOIN_PRE_MAX 512 /* state commands kept per connection, each way */
 #define JOIN_CMD_MAX 512 /* a command being read, while the state commands last */
@@ -67,6 +70,7 @@ struct join_backlog {
 	unsigned nmarks, capmarks;
 	uint64_t bytes;
 	int from_start; /* began with the connection: its state commands are in it */
+	int from_hold;	/* began at the hold, maybe mid-turn: for exact joins only (exact.c) */
 	int over;	/* outgrew the buffer: dropped */
 };
 
@@ -238,9 +242,18 @@ static void feed_client(struct proxy_conn *m, struct chunk *ch, uint32_t off, si
 	leg_feed(&m->legs[0], ch, off, n, kept, now);
 }
 
-/* n bytes of production's answers to join m's divergence. */
+/* n bytes of production's answers to join m's divergence (an exact join's skip first). */
 static void feed_server(struct proxy_conn *m, const unsigned char *p, size_t n)
 {
+	if (m->srv_skip) {
+		size_t k = n < m->srv_skip ? n : (size_t)m->srv_skip;
+
+		m->srv_skip -= k;
+		p += k;
+		n -= k;
+		if (!n)
+			return;
+	}
 	m->prod_answered += n;
 	div_server_bytes(m->div, p, n);
 }
@@ -319,6 +332,31 @@ void join_backlog_add(struct proxy_conn *c, int server, struct chunk *ch, uint32
 	*kept = 1;
 }
 
+int join_backlog_start(struct proxy_conn *c)
+{
+	struct proxy *px = c->px;
+	struct join_backlog *bl;
+
+	join_backlog_free(c);
+	bl = c->bl = calloc(1, sizeof(*bl));
+	if (!bl)
+		return -ENOMEM;
+	bl->from_start = !c->prod_answered && !c->prod_given;
+	bl->from_hold = 1;
+	if (!segq_empty(&c->be.out)) {
+		/* queued for production, not written: production never got them */
+		bl->marks = malloc(sizeof(*bl->marks));
+		if (!bl->marks || segq_append_all(&px->pool, &bl->q[0], &c->be.out) < 0) {
+			join_backlog_free(c);
+			return -ENOMEM;
+		}
+		bl->capmarks = bl->nmarks = 1;
+		bl->marks[0] = (struct bl_mark){.server = 0, .len = (uint32_t)c->be.out.bytes};
+		bl->bytes = c->be.out.bytes;
+	}
+	return 0;
+}
+
 /* Give join m the backlog's bytes, in their order: client bytes to its leg, answers to divergence.
  */
 static void bl_replay(struct proxy_conn *m, const struct join_backlog *bl, uint64_t now)
@@ -373,6 +411,37 @@ static void feed_copy(struct proxy_conn *m, const unsigned char *buf, size_t n, 
 	chunk_release(pool, ch);
 }
 
+/*
+ * c continues exactly on rep: a join whose leg is fd (the clone's end of
+ * c, exact.c), given c's backlog since the hold, production's bytes before
+ * the freeze (skip) left out of the comparison.
+ */
+static int open_join_exact(struct proxy_conn *c, struct replica *rep, int fd, uint64_t skip,
+			   uint64_t now)
+{
+	struct proxy *px = c->px;
+	struct proxy_conn **js = realloc(c->joins, (c->njoins + 1) * sizeof(*js));
+	struct proxy_conn *m;
+
+	if (js)
+		c->joins = js;
+	if (!js || tcprepair_done(fd) < 0 || !(m = conn_new(px, -1, 1))) {
+		close(fd);
+		return -1;
+	}
+	px->conns_accepted--; /* not a client's connection */
+	m->owner = c;
+	m->srv_skip = skip;
+	leg_open_fd(m, 0, rep, fd, now);
+	c->joins[c->njoins++] = m;
+	rep->joined_exact++;
+	bl_replay(m, c->bl, now);
+	pr_debug("connection continued exactly conn=%llu replica=%s join=%llu skip=%llu",
+		 (unsigned long long)c->id, rep->name, (unsigned long long)m->id,
+		 (unsigned long long)skip);
+	return 0;
+}
+
 static void open_join(struct proxy_conn *c, struct replica *rep, const struct join_backlog *bl,
 		      uint64_t now)
 {
@@ -405,23 +474,39 @@ static void open_join(struct proxy_conn *c, struct replica *rep, const struct jo
 }
 
 /*
- * A replica was attached: connections with a backlog join it now, from the
- * hold on; the others at their next turn.
+ * A replica was attached: connections it has an end of (peers, exact.c)
+ * continue on it exactly; those with a backlog from a turn join it now, from
+ * the hold on; the others at their next turn.
  */
-void join_replica_added(struct proxy *px, struct replica *rep)
+void join_replica_added(struct proxy *px, struct replica *rep, struct proxy_peers *peers)
 {
-	uint64_t now = clock_coarse_ns();
+	uint64_t now = clock_coarse_ns(), skip = 0;
 
 	if (!px->cfg.join_open)
 		return;
 	for (struct proxy_conn *c = px->conns; c; c = c->next) {
+		int fd;
+
 		if (c->cli.fd < 0 || c->front_done || c->owner)
 			continue;
-		if (c->bl && !c->bl->over && !(c->pre && c->pre->bad && !c->bl->from_start))
-			open_join(c, rep, c->bl, now);
-		else
+		fd = exact_take(peers, c->id, &skip);
+		if (fd >= 0 && c->bl && c->bl->from_hold && !c->bl->over &&
+		    open_join_exact(c, rep, fd, skip, now) == 0)
+			continue;
+		if (fd >= 0)
+			close(fd);
+		if (c->bl && c->bl->from_hold) {
+			/* noted at the hold but not continued: its backlog may start mid-turn */
+			rep->join_inexact++;
 			c->join_pending = 1;
+		} else if (c->bl && !c->bl->over &&
+			   !(c->pre && c->pre->bad && !c->bl->from_start)) {
+			open_join(c, rep, c->bl, now);
+		} else {
+			c->join_pending = 1;
+		}
 	}
+	exact_close_rest(peers);
 }
 
 void join_client_before(struct proxy_conn *c, const unsigned char *buf, size_t n, uint64_t now)

@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "common/rate.h"
@@ -96,6 +97,8 @@ struct replica {
 	/* connections open before the attach joined at a turn (join.c): as they were, after a
 	 * replay of their state commands, or refused (those could not be replayed) */
 	uint64_t joined, joined_preamble, join_refused;
+	/* open at its freeze: continued exactly (exact.c), or joined at a turn instead */
+	uint64_t joined_exact, join_inexact;
 	uint64_t buffered, high_water, total_high_water;
 	uint64_t last_fail_ns;
 	uint64_t cap_warn_ns; /* when its leg cap was last logged */
@@ -117,6 +120,9 @@ struct proxy_conn {
 	int front_done;			/* client and production sides closed */
 	uint64_t front_done_ns;
 	uint64_t prod_answered; /* bytes production sent on this connection */
+	uint64_t prod_given;	/* client bytes production's socket took (send returned) */
+	uint64_t
+		srv_skip; /* an exact join: production's bytes not to compare (before the freeze) */
 	/*
 	 * How much production had answered when the client ended its side (FIN
 	 * or reset): a replica gets the same end once it has answered as much,
@@ -176,6 +182,10 @@ struct proxy {
 	uint64_t holds, held_ns_total;
 	int backlog; /* connections record their backlog (proxy_hold until
 			proxy_backlog_end) */
+	/* exact.c: where each connection's streams began, noted at the hold; under exact_mu */
+	pthread_mutex_t exact_mu;
+	struct exact_note *notes;
+	unsigned nnotes;
 	struct tls_stats tls_stats;
 };
 
@@ -201,11 +211,13 @@ void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *ke
  * turn (proxy_config.join_open). A join is a mirrored connection (one leg,
  * to that replica) fed by its owner's data path.
  */
-void join_replica_added(struct proxy *px, struct replica *rep);
+void join_replica_added(struct proxy *px, struct replica *rep, struct proxy_peers *peers);
 /* From from_client / from_backend while px->backlog: the bytes (in ch at off) recorded. */
 void join_backlog_add(struct proxy_conn *c, int server, struct chunk *ch, uint32_t off, size_t n,
 		      int *kept);
 void join_backlog_free(struct proxy_conn *c);
+/* exact.c at the hold: c's backlog from now, with what is queued for production first. */
+int join_backlog_start(struct proxy_conn *c);
 /* From from_client, before the bytes are handled: track state commands, open joins. */
 void join_client_before(struct proxy_conn *c, const unsigned char *buf, size_t n, uint64_t now);
 /* From from_client: the owner's bytes (in ch at off) to its joins. */
@@ -217,6 +229,22 @@ void join_server_bytes(struct proxy_conn *c, const unsigned char *buf, size_t n)
 void join_owner_done(struct proxy_conn *c, int reset);
 /* conn_free: a join leaves its owner's list; an owner frees its lists. */
 void join_conn_free(struct proxy_conn *c);
+
+/*
+ * exact.c: exact continuation. exact_hold(): at proxy_hold(px, 1), note each
+ * connection's stream origins and start its backlog from now. exact_end():
+ * at proxy_backlog_end(), forget them. exact_take(): the end made for
+ * connection id in peers, or -1; its skip (production's bytes before the
+ * freeze, not to compare) in *skip. exact_close_rest(): close the ends not
+ * taken (their clone sees a FIN).
+ */
+struct exact_note;
+void exact_hold(struct proxy *px);
+void exact_end(struct proxy *px);
+int exact_take(struct proxy_peers *peers, uint64_t id, uint64_t *skip);
+void exact_close_rest(struct proxy_peers *peers);
+/* conn.c: leg_open with a connected socket */
+void leg_open_fd(struct proxy_conn *c, unsigned idx, struct replica *rep, int fd, uint64_t now);
 
 /* proxy.c */
 void replica_overflowed(struct replica *rep, uint64_t now);

@@ -199,6 +199,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 	}
 	px->base = base;
 	px->cfg = *cfg;
+	pthread_mutex_init(&px->exact_mu, NULL);
 	rc = tls_front_new(&cfg->tls, &px->tls_stats, &cfg->backend, &px->tls, err, errlen);
 	if (rc < 0) {
 		free(px);
@@ -326,6 +327,8 @@ void proxy_free(struct proxy *px)
 	div_types_free(px->types);
 	div_rules_free(px->own_rules);
 	tls_front_free(px->tls);
+	exact_end(px);
+	pthread_mutex_destroy(&px->exact_mu);
 	free(px);
 }
 
@@ -358,9 +361,9 @@ int proxy_tls_reload(struct proxy *px, char *err, size_t errlen)
 
 static void legs_cap_log(struct proxy *px);
 
-int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
-		      const struct proxy_replica_opts *opts, unsigned *id_out, char *err,
-		      size_t errlen)
+static int replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
+		       const struct proxy_replica_opts *opts, unsigned *id_out, char *err,
+		       size_t errlen)
 {
 	struct replica *rep;
 
@@ -418,7 +421,7 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 	rate_init(&rep->ingress, NSEC_PER_SEC);
 	rate_init(&rep->drain, NSEC_PER_SEC);
 	px->reps[px->nreps++] = rep;
-	join_replica_added(px, rep); /* open connections join it (join.c) */
+	join_replica_added(px, rep, opts ? opts->peers : NULL); /* open connections join it */
 	if (px->nreps == 1 && !px->legs_cap_logged) {
 		legs_cap_log(px);
 		px->legs_cap_logged = 1;
@@ -430,6 +433,20 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 		rep->ep.netns_fd >= 0 ? " (in its own netns)" : "", (unsigned long long)rep->buffer,
 		(unsigned long long)rep->budget, rep->control ? " role=control" : "");
 	return 0;
+}
+
+int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
+		      const struct proxy_replica_opts *opts, unsigned *id_out, char *err,
+		      size_t errlen)
+{
+	int rc = replica_add(px, ep, name, opts, id_out, err, errlen);
+
+	if (opts && opts->peers) {
+		exact_close_rest(
+			opts->peers); /* the ends no connection took: their clone sees a FIN */
+		proxy_peers_free(opts->peers);
+	}
+	return rc;
 }
 
 uint64_t replica_leg_cap(const struct replica *rep)

@@ -83,12 +83,15 @@ struct proxy_config {
 	struct proxy_tls_config tls;
 	/*
 	 * A replica attached while client connections are open joins each of
-	 * them at its next turn (production has answered all the client sent),
-	 * after a replay of the connection's RESP state commands (AUTH, SELECT,
-	 * HELLO, CLIENT, READONLY) if it began with any (proxy/join.c). 0: such
-	 * connections stay production's alone.
+	 * them: exactly, from the freeze, when it is a clone restored with
+	 * production's ends (proxy_peers_make, exact.c); otherwise at its next
+	 * turn (production has answered all the client sent), after a replay of
+	 * the connection's RESP state commands (AUTH, SELECT, HELLO, CLIENT,
+	 * READONLY) if it began with any (proxy/join.c). 0: such connections stay
+	 * production's alone. join_no_exact: never exactly.
 	 */
 	int join_open;
+	int join_no_exact;
 };
 
 /*
@@ -176,10 +179,17 @@ void proxy_stop_accepting(struct proxy *px);
 unsigned proxy_active_connections(const struct proxy *px);
 
 /* Per-replica settings; 0 means the proxy's own (cfg.buffer, cfg.budget). */
+struct proxy_peers;
 struct proxy_replica_opts {
 	uint64_t buffer;
 	uint64_t budget;
 	int control; /* an unmodified replica: its differences measure the noise */
+	/*
+	 * join_open: the replica's ends of the connections open at its freeze
+	 * (proxy_peers_make), taken by proxy_replica_add (freed there, also on
+	 * failure): those connections continue on it exactly.
+	 */
+	struct proxy_peers *peers;
 };
 
 /*
@@ -248,6 +258,28 @@ void proxy_mirror_observer(struct proxy *px, struct proxy_observer *out);
  */
 void proxy_hold(struct proxy *px, int hold);
 void proxy_backlog_end(struct proxy *px);
+
+/*
+ * Exact continuation (proxy/exact.c). At proxy_hold(px, 1) the proxy notes,
+ * for each connection to production (plain TCP, both ways open), where its
+ * two byte streams began in sequence numbers (TCP repair mode), and records
+ * its conversation from that moment. A clone restored with production's
+ * established connections (clonemgr's peers hook) gets, from
+ * proxy_peers_make() on the clone's worker thread, the other end of each of
+ * those that are this proxy's, made in the clone's network namespace
+ * (netns_fd) so as to continue exactly where production's end was dumped:
+ * every byte production had not been given at the freeze goes to the clone,
+ * production's answers sent after the freeze are what the clone's are
+ * compared with. A connection production had not read everything of is
+ * joined at its next turn instead (join.c). Thread-safe against the loop
+ * (between proxy_hold(px, 1) and proxy_backlog_end()). *made: how many ends
+ * were made. NULL when out of memory. Hand the result to proxy_replica_add
+ * (proxy_replica_opts.peers) or free it.
+ */
+struct tcp_end;
+struct proxy_peers *proxy_peers_make(struct proxy *px, int netns_fd, const struct tcp_end *ends,
+				     unsigned n, unsigned *made);
+void proxy_peers_free(struct proxy_peers *p);
 
 /* Status for people and machines: JSON object, aligned text, Prometheus text. */
 void proxy_status_json(struct proxy *px, struct sbuf *sb);

@@ -200,6 +200,12 @@ static const struct stats_field replica_fields[] = {
 	       "Open connections to the replica whose client has gone."),
 	RCOUNT("legs_evicted", legs_evicted, "doppel_replica_legs_evicted_total",
 	       "Lingering connections closed to make room under the leg cap."),
+	RCOUNT("joined_exact", joined_exact, "doppel_replica_joined_exact_total",
+	       "Connections open at the clone's freeze that continue on it exactly where "
+	       "production's end was (TCP repair)."),
+	RCOUNT("join_inexact", join_inexact, "doppel_replica_join_inexact_total",
+	       "Connections open at the freeze that could not continue exactly (production "
+	       "had not taken every byte, or no end could be made): joined at their next turn."),
 	RCOUNT("joined", joined, "doppel_replica_joined_total",
 	       "Connections open before the replica was attached, joined at their next turn."),
 	RCOUNT("joined_with_state", joined_preamble, "doppel_replica_joined_with_state_total",
@@ -520,6 +526,23 @@ void proxy_status_text(struct proxy *px, struct sbuf *sb)
 	}
 	if (any_open)
 		sbuf_printf(sb, "(DEBUG-WINDOW with + is still open: no overflow yet)\n");
+	for (unsigned i = 0; i < px->nreps; i++) {
+		const struct replica *r = px->reps[i];
+
+		if (!(r->joined_exact | r->join_inexact | r->joined | r->joined_preamble |
+		      r->join_refused))
+			continue;
+		sbuf_printf(
+			sb,
+			"%s: connections open before it: %llu continued exactly, %llu joined at "
+			"a turn (%llu after a replay of their state commands), %llu refused "
+			"(state commands not replayable); %llu of those open at the freeze "
+			"could not continue exactly\n",
+			r->name, (unsigned long long)r->joined_exact,
+			(unsigned long long)(r->joined + r->joined_preamble),
+			(unsigned long long)r->joined_preamble, (unsigned long long)r->join_refused,
+			(unsigned long long)r->join_inexact);
+	}
 }
 
 void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)

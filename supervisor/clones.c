@@ -289,6 +289,10 @@ int sup_clone_attach(struct supervisor *sup, const struct sup_clone_spec *spec, 
 	snprintf(c->address, sizeof(c->address), "%s", ep.text);
 	snprintf(name, sizeof(name), "%s-%u", spec->control ? "control" : "clone", id);
 	ro.control = spec->control;
+	if (spec->peers) {
+		ro.peers = *spec->peers; /* proxy_replica_add takes them, whatever happens */
+		*spec->peers = NULL;
+	}
 	c->control = spec->control;
 	c->asked = spec->asked;
 	rc = proxy_replica_add(sup->px, &ep, name, &ro, &c->replica_id, why, sizeof(why));

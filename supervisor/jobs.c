@@ -101,6 +101,27 @@ static int job_prepare_netns(void *arg, unsigned index, int netns_fd, char *err,
 	return rc;
 }
 
+/*
+ * Runs on the worker, before each clone is restored (--join-open): its ends
+ * of the proxy's connections to production that were open at the freeze.
+ */
+static int job_peers(void *arg, unsigned index, int netns_fd, const struct tcp_end *ends,
+		     unsigned n, char *err, size_t errlen)
+{
+	struct sup_job *job = arg;
+	unsigned made = 0;
+
+	if (index >= SUP_MAX_CLONES || !job->sup->px)
+		return 0;
+	proxy_peers_free(job->peers[index]);
+	job->peers[index] = proxy_peers_make(job->sup->px, netns_fd, ends, n, &made);
+	if (!job->peers[index]) {
+		snprintf(err, errlen, "out of memory making the clone's ends of %u connections", n);
+		return -ENOMEM;
+	}
+	return (int)made;
+}
+
 /* Close listeners made for clones that were not attached. */
 static void close_agg_fds(struct sup_job *job, unsigned from)
 {
@@ -142,6 +163,8 @@ static void job_free(struct supervisor *sup, struct sup_job *job)
 		evhttp_send_reply_end(job->req);
 	}
 	close_agg_fds(job, 0); /* those of clones that were not attached */
+	for (unsigned k = 0; k < SUP_MAX_CLONES; k++)
+		proxy_peers_free(job->peers[k]);
 	if (job->ev)
 		event_free(job->ev);
 	if (job->pipe[0] >= 0)
@@ -180,6 +203,7 @@ static void attach_all(struct supervisor *sup, struct sup_job *job)
 			.host_addr = job->host_addr,
 			.agg_fds = sup->agg ? job->agg_fds[job->clones[k].id - job->opts.first_id]
 					    : NULL,
+			.peers = &job->peers[job->clones[k].id - job->opts.first_id],
 			.control = job->control,
 			.keep = job->keep[0] ? job->keep : NULL,
 			.asked = job->asked,
@@ -409,6 +433,11 @@ static void job_fill_opts(struct supervisor *sup, struct sup_job *job)
 	job->opts.prepare_arg = job;
 	job->opts.freezing = job_freezing;
 	job->opts.freezing_arg = job;
+	if (sup->px && sup->cfg.proxy.join_open && !sup->cfg.proxy.join_no_exact &&
+	    !sup->svc.adopted) {
+		job->opts.peers = job_peers;
+		job->opts.peers_arg = job;
+	}
 	job->opts.keep_dir = job->keep[0] ? job->keep : NULL;
 	for (unsigned k = 0; k < SUP_MAX_CLONES; k++)
 		for (unsigned i = 0; i < AGG_MAX_UPSTREAMS; i++)

@@ -111,6 +111,8 @@ struct sup_job {
 	char host_images[CM_PATH_MAX + 32];
 	int agg_fds[SUP_MAX_CLONES][AGG_MAX_UPSTREAMS]; /* clones' upstream listeners */
 	unsigned agg_ready; /* clones whose listeners exist (agg_fds[0..agg_ready-1]) */
+	/* each clone's ends of the connections open at the freeze (--join-open) */
+	struct proxy_peers *peers[SUP_MAX_CLONES];
 	/* results, valid once the worker is done */
 	int rc;
 	char err[1024];
@@ -194,9 +196,10 @@ struct sup_clone_spec {
 	struct sup_limits asked; /* the limits its job was asked for */
 	void (*report)(void *arg, const char *line); /* warnings for the requester; may be NULL */
 	void *report_arg;
-	int *agg_fds; /* its upstream listeners (AGG_MAX_UPSTREAMS; NULL without
-		       * --upstream): taken over (set to -1) on success, left to the
-		       * caller otherwise */
+	int *agg_fds;		    /* its upstream listeners (AGG_MAX_UPSTREAMS; NULL without
+				     * --upstream): taken over (set to -1) on success, left to the
+				     * caller otherwise */
+	struct proxy_peers **peers; /* its ends of the open connections: taken over (NULL) */
 };
 /*
  * Put a clone behind the proxy (through a relay on its host in external

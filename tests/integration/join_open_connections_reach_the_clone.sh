@@ -1,23 +1,21 @@
 #!/bin/bash
 # Promise: with --join-open, a clone made while clients hold connections open
-# gets what they send afterwards: a pool connection that began with SELECT 2
-# is joined after a replay of that SELECT (its writes land in the clone's
-# db 2), a plain connection is joined as it is, and one whose SELECT was
-# pipelined with a write cannot be replayed, so it is refused and counted;
-# the clone answers every joined request as production did, and production's
-# clients see no error. The same for an HTTP/1.1 keep-alive client: the
-# requests it sends on its old connection after the clone reach the clone.
-# And clients that write without pause on their old connections all through
-# the clone (one after a SELECT): production's input is held from just before
-# the freeze and each connection joins the clone from there, so once they stop
-# the clone's dataset equals production's (DEBUG DIGEST), nothing missed and
-# nothing applied twice.
+# gets what they send afterwards, on the very connections production had: the
+# clone is restored with production's end of each (CRIU --tcp-established)
+# and doppel makes the other end in the clone's netns with TCP repair, so each
+# continues exactly where production's was, its state (SELECT 2, a SELECT
+# pipelined with a write) intact in the restored process. A pool connection's
+# writes land in the clone's db 2, a plain connection's INCRs in db 0, the
+# pipelined one's in db 3; the clone answers every request as production did,
+# and production's clients see no error. The same for an HTTP/1.1 keep-alive
+# client: the requests it sends on its old connection after the clone reach
+# the clone. Clients that write without pause all through the clone: once
+# they stop, the clone's dataset equals production's (DEBUG DIGEST), nothing
+# missed and nothing applied twice. With --no-join-exact the fallback joins
+# each connection at its next turn, replaying RESP state commands (SELECT)
+# where it can and refusing the pipelined one.
 . "$(dirname "$0")/lib.sh"
 need redis-server; need nsenter
-N=join$$
-run_service "$N" L --port 6379 --join-open --protocol resp -- redis-server --port 6379 \
-	--bind 127.0.0.1 --save '' --appendonly no --enable-debug-command local
-
 # Three clients, each on one connection opened before the clone; each waits for
 # $T/go, then writes, then prints "done N" (N: replies that were errors).
 cat >"$T/client.py" <<'PYEOF'
@@ -52,39 +50,67 @@ for i in range(200 if mode != "pipelined" else 50):
 print("done %d" % errors, flush=True)
 time.sleep(30)
 PYEOF
-client() { spawn "$1" $PY "$T/client.py" "$L" "$2" "$T/go"; } # NAME MODE
-client state state
-client plain plain
-client piped pipelined
-for c in state plain piped; do started "$c" ready || fail "client $c did not start: $(cat "$T/$c.log")"; done
 
-clone "$N"
-C=$(clone_pid "$N" 1)
-touch "$T/go"
-for c in state plain piped; do started "$c" "done" || fail "client $c did not finish: $(cat "$T/$c.log")"; done
-for c in state plain piped; do grep -q "done 0" "$T/$c.log" || fail "client $c saw errors: $(cat "$T/$c.log")"; done
-
-# 1 replayed SELECT + 200 SETs + 200 INCRs = 401 turns; the last turn of each
-# connection still open may wait for its client to send again or leave
-wait_status "$N" "j['proxy']['replicas'][0]['turns_compared'] >= 399" 20 ||
-	fail "the clone did not answer the joined connections' requests"
-cl() { in_clone "$C" redis-cli -p 6379 "$@"; }
-assert_eq "$(cl -n 2 eval "return #redis.call('keys', 'post:*')" 0)" 200 "the pool's writes in the clone's db 2"
-assert_eq "$(cl -n 0 get counter)" 200 "the plain connection's INCRs in the clone"
-assert_eq "$(cl -n 3 dbsize)" 1 "the refused connection's writes stay production's (c:0 is from before)"
-assert_eq "$(redis-cli -p "$L" -n 3 dbsize)" 51 "production got every write of the refused connection"
-sup_status "$N" "$T/s.json"
-r="j['proxy']['replicas'][0]"
-assert_eq "$(json "$T/s.json" "$r['joined']")" 1 "joined as they were"
-assert_eq "$(json "$T/s.json" "$r['joined_with_state']")" 1 "joined after a replay of SELECT"
-assert_eq "$(json "$T/s.json" "$r['join_refused']")" 1 "refused: a pipelined SELECT"
-tc=$(json "$T/s.json" "$r['turns_compared']")
-[ "$tc" -ge 399 ] && [ "$tc" -le 401 ] || fail "joined turns compared: $tc, expected 399 to 401"
-assert_eq "$(json "$T/s.json" "$r['diverged_turns']")" 0 "joined turns that diverged"
-"$DOPPEL" status "$N" >"$T/s.txt"
-grep -q "doppel_replica_joined_with_state_total" <(curl -s --unix-socket "$DOPPEL_RUN_DIR/$N.sock" http://x/metrics) ||
-	fail "no join counters in /metrics"
-"$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
+# pool_clients EXACT|TURN [doppel run options]: the three clients through one clone
+pool_clients() {
+	local how=$1 c C tc r="j['proxy']['replicas'][0]"
+	shift
+	log "pool clients, joined $how"
+	N=join$how$$
+	run_service "$N" L --port 6379 --join-open "$@" --protocol resp -- redis-server --port 6379 \
+		--bind 127.0.0.1 --save '' --appendonly no --enable-debug-command local
+	rm -f "$T/go"
+	client() { spawn "$1$how" $PY "$T/client.py" "$L" "$2" "$T/go"; } # NAME MODE
+	client state state
+	client plain plain
+	client piped pipelined
+	for c in state plain piped; do started "$c$how" ready || fail "client $c did not start: $(cat "$T/$c$how.log")"; done
+	clone "$N"
+	C=$(clone_pid "$N" 1)
+	touch "$T/go"
+	for c in state plain piped; do started "$c$how" "done" || fail "client $c did not finish: $(cat "$T/$c$how.log")"; done
+	for c in state plain piped; do grep -q "done 0" "$T/$c$how.log" || fail "client $c saw errors: $(cat "$T/$c$how.log")"; done
+	cl() { in_clone "$C" redis-cli -p 6379 "$@"; }
+	if [ "$how" = EXACT ]; then
+		# 200 SETs + 200 INCRs + 50 SETs = 450 turns; the last turn of each
+		# connection still open may wait for its client to send again or leave
+		wait_status "$N" "$r['turns_compared'] >= 447" 20 ||
+			fail "the clone did not answer the continued connections' requests"
+		assert_eq "$(cl -n 3 dbsize)" 51 "the pipelined connection's writes in the clone's db 3"
+	else
+		# 1 replayed SELECT + 200 SETs + 200 INCRs = 401 turns
+		wait_status "$N" "$r['turns_compared'] >= 399" 20 ||
+			fail "the clone did not answer the joined connections' requests"
+		assert_eq "$(cl -n 3 dbsize)" 1 "the refused connection's writes stay production's (c:0 is from before)"
+	fi
+	assert_eq "$(cl -n 2 eval "return #redis.call('keys', 'post:*')" 0)" 200 "the pool's writes in the clone's db 2"
+	assert_eq "$(cl -n 0 get counter)" 200 "the plain connection's INCRs in the clone"
+	assert_eq "$(redis-cli -p "$L" -n 3 dbsize)" 51 "production got every write of the pipelined connection"
+	sup_status "$N" "$T/s.json"
+	tc=$(json "$T/s.json" "$r['turns_compared']")
+	assert_eq "$(json "$T/s.json" "$r['diverged_turns']")" 0 "turns that diverged"
+	"$DOPPEL" status "$N" >"$T/s.txt"
+	if [ "$how" = EXACT ]; then
+		assert_eq "$(json "$T/s.json" "$r['joined_exact']")" 3 "continued exactly"
+		assert_eq "$(json "$T/s.json" "$r['joined'] + $r['joined_with_state'] + $r['join_refused'] + $r['join_inexact']")" 0 "joined otherwise"
+		[ "$tc" -ge 447 ] && [ "$tc" -le 450 ] || fail "continued turns compared: $tc, expected 447 to 450"
+		grep -q "clone-1: connections open before it: 3 continued exactly" "$T/s.txt" ||
+			fail "doppel status does not show the exact joins: $(cat "$T/s.txt")"
+		grep -Eq "^doppel_replica_joined_exact_total(\{[^}]*\})? 3$" <(curl -s --unix-socket "$DOPPEL_RUN_DIR/$N.sock" http://x/metrics) ||
+			fail "no exact join counter in /metrics"
+	else
+		assert_eq "$(json "$T/s.json" "$r['joined']")" 1 "joined as they were"
+		assert_eq "$(json "$T/s.json" "$r['joined_with_state']")" 1 "joined after a replay of SELECT"
+		assert_eq "$(json "$T/s.json" "$r['join_refused']")" 1 "refused: a pipelined SELECT"
+		assert_eq "$(json "$T/s.json" "$r['joined_exact']")" 0 "continued exactly with --no-join-exact"
+		[ "$tc" -ge 399 ] && [ "$tc" -le 401 ] || fail "joined turns compared: $tc, expected 399 to 401"
+		grep -q "2 joined at a turn (1 after a replay of their state commands), 1 refused" "$T/s.txt" ||
+			fail "doppel status does not show the joins: $(cat "$T/s.txt")"
+	fi
+	"$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
+}
+pool_clients EXACT
+pool_clients TURN --no-join-exact
 
 log "an HTTP/1.1 keep-alive connection"
 mkdir -p "$T/www"
@@ -119,7 +145,7 @@ wait_for 10 eval '[ "$(grep -c "GET /index.txt?i=" "$T/work/$N/clone-1/log")" = 
 assert_eq "$(grep -c "GET /index.txt?i=" "$T/work/$N/clone-1/log")" 20 "the old connection's requests in the clone's log"
 grep -q "GET /index.txt?i=0 " "$T/work/$N/clone-1/log" && fail "a request from before the clone reached it"
 sup_status "$N" "$T/h.json"
-assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['joined']")" 1 "the keep-alive connection joined"
+assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['joined_exact']")" 1 "the keep-alive connection continued exactly"
 assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "its turns that diverged"
 "$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
 
@@ -161,7 +187,7 @@ want=$(redis-cli -p "$W" debug digest)
 wait_for 10 eval '[ "$(in_clone "$C" redis-cli -p 6379 debug digest)" = "$want" ]'
 assert_eq "$(in_clone "$C" redis-cli -p 6379 debug digest)" "$want" "the clone's dataset = production's"
 sup_status "$N" "$T/w.json"
-assert_eq "$(json "$T/w.json" "j['proxy']['replicas'][0]['joined'] + j['proxy']['replicas'][0]['joined_with_state']")" 2 "writers joined"
+assert_eq "$(json "$T/w.json" "j['proxy']['replicas'][0]['joined_exact']")" 2 "writers continued exactly"
 assert_eq "$(json "$T/w.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "their turns that diverged"
 log "writers: $(cat "$T/w0.log" "$T/w1.log" | grep done | tr '\n' ' ')"
 log "PASS: pool (SELECT replayed), plain and keep-alive connections joined, the pipelined one refused; writers through the clone: digest equal"
