@@ -35,7 +35,8 @@ struct agg_turn {
 /* One production connection to the upstream, as recorded. */
 struct agg_pconn {
 	struct agg_up *up;
-	uint64_t seq; /* 1, 2, ... in order of opening; 0: open before the capture */
+	uint64_t seq;	  /* 1, 2, ... in order of opening; 0: open before the capture */
+	uint64_t conn_id; /* the relay's (or capture's) connection id */
 	uint64_t open_ns;
 	unsigned char *data; /* requests and answers, in order */
 	uint64_t len, cap;
@@ -75,6 +76,8 @@ struct agg_clone_up {
 	struct agg_cconn *conns;
 	/* counters */
 	uint64_t conns_total, in_order, by_content, diverged, unanswered;
+	/* production's connections open at the freeze that continue here, or could not */
+	uint64_t continued, not_continued;
 	uint64_t bytes_answered, bytes_dropped;
 };
 
@@ -120,6 +123,15 @@ int agg_turn_resp_complete(const struct agg_pconn *pc, unsigned t);
 
 /* replay.c */
 void agg_replay_accept(evutil_socket_t fd, short what, void *arg);
+/*
+ * Production's connection pc, open at the freeze, continues in the clone on
+ * fd (the clone's end of it, connected, out of repair mode): answered from
+ * the recording from where production's end was (it had sent `sent` bytes
+ * and received `received`). 0, or -1 when the recording has no such point
+ * (fd is left to the caller).
+ */
+int agg_replay_continue(struct agg_clone_up *cu, int fd, struct agg_pconn *pc, uint64_t sent,
+			uint64_t received);
 void agg_replay_wake(evutil_socket_t fd, short what, void *arg);
 void agg_replay_tick(struct agg *a, uint64_t now);
 void agg_cconn_free(struct agg_cconn *cc);

@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/netns.h"
+#include "common/tcprepair.h"
 #include "common/stats.h"
 
 #define TICK_MS 200
@@ -106,6 +107,7 @@ int agg_start_production(struct agg *a, int prod_netns_fd, char *err, size_t err
 		int rc;
 
 		proxy_config_defaults(&pc);
+		pc.service_is_client = 1; /* for agg_hold(): the service is the relay's client */
 		pc.listen = up->left;
 		pc.listen.netns_fd = prod_netns_fd;
 		pc.listen_fd = netaddr_listen(&pc.listen, 256, 0, lerr, sizeof(lerr));
@@ -248,7 +250,103 @@ int agg_clone_listen(const struct agg *a, int netns_fd, int *fds, char *err, siz
 	return 0;
 }
 
-int agg_clone_attach(struct agg *a, unsigned id, const int *fds)
+void agg_hold(struct agg *a, int hold)
+{
+	for (unsigned i = 0; i < a->nups; i++)
+		if (a->ups[i].px)
+			proxy_hold(a->ups[i].px, hold);
+}
+
+void agg_hold_end(struct agg *a)
+{
+	for (unsigned i = 0; i < a->nups; i++)
+		if (a->ups[i].px)
+			proxy_backlog_end(a->ups[i].px);
+}
+
+struct agg_peers {
+	struct proxy_peers *ups[AGG_MAX_UPSTREAMS];
+};
+
+struct agg_peers *agg_peers_make(struct agg *a, int netns_fd, const struct tcp_end *ends,
+				 unsigned n, unsigned *made)
+{
+	struct agg_peers *p = calloc(1, sizeof(*p));
+
+	*made = 0;
+	if (!p)
+		return NULL;
+	for (unsigned i = 0; i < a->nups; i++) {
+		unsigned m = 0;
+
+		if (!a->ups[i].px)
+			continue;
+		p->ups[i] = proxy_peers_make(a->ups[i].px, netns_fd, ends, n, &m);
+		if (!p->ups[i]) {
+			agg_peers_free(p);
+			return NULL;
+		}
+		*made += m;
+	}
+	return p;
+}
+
+void agg_peers_free(struct agg_peers *p)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; i < AGG_MAX_UPSTREAMS; i++)
+		proxy_peers_free(p->ups[i]);
+	free(p);
+}
+
+static struct agg_pconn *by_conn_id(struct agg_up *up, uint64_t id)
+{
+	for (struct agg_pconn *pc = up->head; pc; pc = pc->next)
+		if (pc->conn_id == id)
+			return pc;
+	return NULL;
+}
+
+/* Production's connections open at the freeze continue in the clone (agg_peers_make). */
+static void continue_conns(struct agg_clone *cl, struct agg_peers *p)
+{
+	for (unsigned i = 0; p && i < cl->agg->nups; i++) {
+		struct agg_clone_up *cu = &cl->ups[i];
+		uint64_t id, sent, received;
+		int fd;
+
+		while (proxy_peers_take_next(p->ups[i], &id, &fd, &sent, &received)) {
+			struct agg_pconn *pc = by_conn_id(cu->up, id);
+
+			if (tcprepair_done(fd) == 0 && pc &&
+			    agg_replay_continue(cu, fd, pc, sent, received) == 0)
+				continue;
+			pr_info("clone %u: production's connection to upstream %s open at the "
+				"freeze "
+				"cannot continue from the recording (%s); the clone sees it end",
+				cl->id, cu->up->right.text,
+				!pc ? "no longer recorded" : "no turn there");
+			cu->not_continued++;
+			close(fd);
+		}
+	}
+}
+
+static int agg_clone_attach_fds(struct agg *a, unsigned id, const int *fds, struct agg_clone **out);
+
+int agg_clone_attach(struct agg *a, unsigned id, const int *fds, struct agg_peers *peers)
+{
+	struct agg_clone *cl = NULL;
+	int rc = agg_clone_attach_fds(a, id, fds, &cl);
+
+	if (rc == 0)
+		continue_conns(cl, peers);
+	agg_peers_free(peers);
+	return rc;
+}
+
+static int agg_clone_attach_fds(struct agg *a, unsigned id, const int *fds, struct agg_clone **out)
 {
 	struct agg_clone *cl;
 	unsigned slot;
@@ -290,6 +388,7 @@ int agg_clone_attach(struct agg *a, unsigned id, const int *fds)
 			for (unsigned t = 0; t < pc->nturns; t++)
 				pc->turns[t].used_by &= ~(1ULL << slot);
 	a->clones[slot] = cl;
+	*out = cl;
 	return 0;
 }
 
@@ -406,6 +505,12 @@ static const struct stats_field clone_up_fields[] = {
 		"Requests matched by connection order."),
 	CUCOUNT("matched_by_content", by_content, STATS_UNIT_NONE,
 		"doppel_upstream_clone_matched_by_content_total", "Requests matched by content."),
+	CUCOUNT("continued", continued, STATS_UNIT_NONE, "doppel_upstream_clone_continued_total",
+		"Production's connections open at the freeze that continue in the clone, "
+		"answered from the recording where production's end was (--join-open)."),
+	CUCOUNT("not_continued", not_continued, STATS_UNIT_NONE,
+		"doppel_upstream_clone_not_continued_total",
+		"Of those, connections the recording had no place for: the clone saw them end."),
 	CUCOUNT("diverged", diverged, STATS_UNIT_NONE, "doppel_upstream_clone_diverged_total",
 		"Requests that differed from the one production made in order."),
 	CUCOUNT("unanswered", unanswered, STATS_UNIT_NONE, "doppel_upstream_clone_unanswered_total",
@@ -536,7 +641,8 @@ void agg_status_text(struct agg *a, struct sbuf *sb)
 				continue;
 			stats_text(
 				sb, &clone_up_table, &a->clones[s]->ups[i], NULL,
-				"  clone {clone}: {connections} connections, {requests_answered} "
+				"  clone {clone}: {connections} connections ({continued} continued "
+				"from the freeze), {requests_answered} "
 				"requests answered from the recording ({matched_in_order} in "
 				"order, {matched_by_content} by content), {diverged} diverged, "
 				"{unanswered} unanswered; its writes dropped: {bytes_dropped}\n");

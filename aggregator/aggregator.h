@@ -84,11 +84,30 @@ int agg_start_capture(struct agg *a, const char *iface, cap_owned_fn owned, void
  */
 int agg_clone_listen(const struct agg *a, int netns_fd, int *fds, char *err, size_t errlen);
 /*
+ * Exact continuation (--join-open; proxy.h, proxy_peers_make): around a
+ * clone's freeze, agg_hold(a, 1) holds the upstreams' answers to production
+ * and notes production's open upstream connections, agg_hold(a, 0) lets the
+ * answers go; agg_hold_end() once the clones are attached. On the clone's
+ * worker thread, agg_peers_make() makes in the clone's netns the
+ * upstream-side end of each of production's upstream connections among
+ * ends (production's ends as dumped); *made: how many. NULL out of memory.
+ */
+struct tcp_end;
+struct agg_peers;
+void agg_hold(struct agg *a, int hold);
+void agg_hold_end(struct agg *a);
+struct agg_peers *agg_peers_make(struct agg *a, int netns_fd, const struct tcp_end *ends,
+				 unsigned n, unsigned *made);
+void agg_peers_free(struct agg_peers *p);
+/*
  * Serve clone `id` on the sockets from agg_clone_listen: 0 and they are taken
  * over, or -ENOSPC (AGG_MAX_CLONES served already) / -ENOMEM and they are
- * still the caller's to close.
+ * still the caller's to close. peers (may be NULL; always taken): the
+ * clone's ends of production's upstream connections open at its freeze,
+ * which then continue in the clone, answered from the recording from where
+ * production's end was.
  */
-int agg_clone_attach(struct agg *a, unsigned id, const int *fds);
+int agg_clone_attach(struct agg *a, unsigned id, const int *fds, struct agg_peers *peers);
 /* Stop serving clone `id`; closes its sockets and connections. */
 void agg_clone_detach(struct agg *a, unsigned id);
 

@@ -183,6 +183,7 @@ static void *rec_open(void *arg, uint64_t conn_id)
 	if (!pc)
 		return NULL;
 	pc->up = up;
+	pc->conn_id = conn_id;
 	/* open before the capture began: matched by content only, never by order */
 	pc->seq = conn_id & CAP_MIDSTREAM_ID ? 0 : ++up->next_seq;
 	pc->open_ns = clock_coarse_ns();

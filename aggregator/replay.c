@@ -180,7 +180,7 @@ static int match(struct agg_cconn *cc)
 	/* Rule 1: in order. */
 	if (!cc->pc) {
 		/* Production's counterpart: its connection number base + index. */
-		pc = by_seq(cu->up, cu->base_seq + cc->index);
+		pc = cc->index == UINT64_MAX ? NULL : by_seq(cu->up, cu->base_seq + cc->index);
 		if (!pc)
 			m = 0; /* not opened yet: the clone may be ahead */
 		else if (pc->nturns)
@@ -330,40 +330,125 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		agg_cconn_free(arg);
 }
 
+/* A clone connection on fd (taken over, also on failure), not started; NULL out of memory. */
+static struct agg_cconn *cconn_new(struct agg_clone_up *cu, int fd)
+{
+	struct agg_cconn *cc = calloc(1, sizeof(*cc));
+	int one = 1;
+
+	if (!cc) {
+		close(fd);
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	cc->cu = cu;
+	cc->bev = bufferevent_socket_new(cu->up->agg->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!cc->bev) {
+		close(fd);
+		free(cc);
+		return NULL;
+	}
+	cc->next = cu->conns;
+	if (cu->conns)
+		cu->conns->prev = cc;
+	cu->conns = cc;
+	bufferevent_setcb(cc->bev, on_read, on_write, on_event, cc);
+	return cc;
+}
+
 void agg_replay_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct agg_clone_up *cu = arg;
 
 	(void)what;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct agg_cconn *cc;
 
 		if (cfd < 0)
 			return;
-		cc = calloc(1, sizeof(*cc));
-		if (!cc) {
-			close(cfd);
+		cc = cconn_new(cu, cfd);
+		if (!cc)
 			continue;
-		}
-		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		cc->cu = cu;
 		cc->index = cu->next_index++;
-		cc->bev = bufferevent_socket_new(cu->up->agg->base, cfd, BEV_OPT_CLOSE_ON_FREE);
-		if (!cc->bev) {
-			close(cfd);
-			free(cc);
-			continue;
-		}
-		cc->next = cu->conns;
-		if (cu->conns)
-			cu->conns->prev = cc;
-		cu->conns = cc;
 		cu->conns_total++;
-		bufferevent_setcb(cc->bev, on_read, on_write, on_event, cc);
 		bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
 		process(cc); /* a server that speaks first answers at once */
 	}
+}
+
+/*
+ * Where in pc's recording a connection is whose service end had sent q
+ * request bytes and received a answer bytes: the turn, how much of its
+ * request was sent already (partial) or how much of its answer received
+ * (answering). 0, or -1 when no turn fits.
+ */
+static int position(const struct agg_pconn *pc, uint64_t q, uint64_t a, unsigned *turn,
+		    uint32_t *partial, int *answering, uint32_t *sent)
+{
+	uint64_t r = 0, s = 0;
+
+	*partial = *sent = 0;
+	*answering = 0;
+	for (unsigned t = 0; t <= pc->nturns; t++) {
+		const struct agg_turn *tr = t < pc->nturns ? &pc->turns[t] : NULL;
+
+		*turn = t;
+		if (q == r && a == s)
+			return 0; /* between two turns: its next request is turn t's */
+		if (!tr)
+			break;
+		if (a == s && q > r && q < r + tr->req_len) {
+			*partial = (uint32_t)(q - r); /* in the middle of its request */
+			return 0;
+		}
+		if (q == r + tr->req_len && a >= s && a < s + tr->resp_len) {
+			*answering = 1; /* waiting for (the rest of) the answer */
+			*sent = (uint32_t)(a - s);
+			return 0;
+		}
+		r += tr->req_len;
+		s += tr->resp_len;
+	}
+	return -1;
+}
+
+int agg_replay_continue(struct agg_clone_up *cu, int fd, struct agg_pconn *pc, uint64_t sent,
+			uint64_t received)
+{
+	unsigned turn;
+	uint32_t partial, got;
+	int answering;
+	struct agg_cconn *cc;
+
+	if (pc->truncated || position(pc, sent, received, &turn, &partial, &answering, &got) < 0)
+		return -1;
+	cc = cconn_new(cu, fd);
+	if (!cc)
+		return 0;	/* fd is closed: the clone sees its connection end */
+	cc->index = UINT64_MAX; /* not one of the clone's own: never matched by order */
+	bind_at(cc, pc, turn);
+	if (partial) {
+		/* the part of the request production's end had sent is the clone's too */
+		cc->pend = malloc(partial);
+		if (cc->pend) {
+			memcpy(cc->pend, pc->data + pc->turns[turn].off, partial);
+			cc->pend_len = cc->pend_cap = partial;
+		}
+	}
+	if (answering) {
+		pc->turns[turn].used_by |= bit_of(cc);
+		cc->answering = 1;
+		cc->sent = got;
+	}
+	cu->continued++;
+	pr_debug("clone=%u upstream=%s: production conn=%llu continues at turn %u (sent %llu, "
+		 "received %llu)",
+		 cu->cl->id, cu->up->right.text, (unsigned long long)pc->seq, turn,
+		 (unsigned long long)sent, (unsigned long long)received);
+	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
+	process(cc);
+	return 0;
 }
 
 void agg_replay_wake(evutil_socket_t fd, short what, void *arg)

@@ -95,14 +95,10 @@ static int peer_setup(int fd, const struct tcp_end *e)
 
 	memcpy(&local.sin_addr, e->dst, 4);
 	memcpy(&remote.sin_addr, e->src, 4);
+	/* repair mode forces the address's reuse: bound next to a listener on it too (no
+	 * SO_REUSEADDR, which would turn that off) */
 	if ((rc = set_int(fd, TCP_REPAIR, TCP_REPAIR_ON)))
 		return rc;
-	{
-		int one = 1;
-
-		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-			return -errno;
-	}
 	if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0)
 		return -errno;
 	if ((rc = set_int(fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)) ||

@@ -774,6 +774,7 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 	int kept = 0;
 
 	px->bytes_client += n;
+	c->cli_read += n;
 	if (px->cfg.join_open && c->cli.fd >= 0)
 		join_client_before(c, buf, n, now);
 	div_client_data(c->div, buf, n);
@@ -781,7 +782,8 @@ static void from_client(struct proxy_conn *c, unsigned char *buf, size_t n)
 		px->ob.client_bytes(c->obs, buf, n);
 	/* Production first (unless its input is held: it is about to be frozen). */
 	if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_SHUT_OUT)) {
-		if (!(c->be.flags & SF_CONNECTING) && segq_empty(&c->be.out) && !px->hold) {
+		if (!(c->be.flags & SF_CONNECTING) && segq_empty(&c->be.out) &&
+		    !(px->hold && !px->cfg.service_is_client)) {
 			w = side_send(&c->be, buf, n);
 			if (w > 0)
 				c->prod_given += (uint64_t)w;
@@ -836,8 +838,10 @@ static void from_backend(struct proxy_conn *c, unsigned char *buf, size_t n)
 		px->ob.server_bytes(c->obs, buf, n);
 	if (!(c->cli.flags & SF_OPEN) || (c->cli.flags & SF_SHUT_OUT))
 		goto out;
-	if (segq_empty(&c->cli.out)) {
+	if (segq_empty(&c->cli.out) && !(px->hold && px->cfg.service_is_client)) {
 		w = side_send(&c->cli, buf, n);
+		if (w > 0)
+			c->cli_given += (uint64_t)w;
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EINTR) {
 				px->client_resets++;
@@ -957,13 +961,13 @@ static void side_writable(struct proxy_conn *c, struct side *s)
 			return;
 		s->flags &= ~(unsigned)SF_CONNECTING;
 	}
-	if (s == &c->be && px->hold)
-		return; /* production's input is held: proxy_hold(px, 0) writes it */
+	if (px->hold && s == (px->cfg.service_is_client ? &c->cli : &c->be))
+		return; /* the service's input is held: proxy_hold(px, 0) writes it */
 	if (!segq_empty(&s->out)) {
 		ssize_t w = side_write_queue(&px->pool, s);
 
-		if (w > 0 && s == &c->be)
-			c->prod_given += (uint64_t)w;
+		if (w > 0)
+			*(s == &c->be ? &c->prod_given : &c->cli_given) += (uint64_t)w;
 		if (w < 0) {
 			if (s == &c->cli)
 				px->client_resets++;
@@ -1369,28 +1373,30 @@ void proxy_hold(struct proxy *px, int hold)
 	struct proxy_conn *c, *next;
 	uint64_t held;
 
-	if (!px->cfg.join_open || px->hold == !!hold)
+	if ((!px->cfg.join_open && !px->cfg.service_is_client) || px->hold == !!hold)
 		return;
 	px->hold = !!hold;
 	if (hold) {
-		px->backlog = 1;
+		px->backlog = !px->cfg.service_is_client;
 		px->hold_ns = clock_coarse_ns();
 		if (!px->cfg.join_no_exact)
-			exact_hold(px); /* nothing is written to production from here on */
+			exact_hold(px); /* nothing is written to the service from here on */
 		return;
 	}
 	held = clock_coarse_ns() - px->hold_ns;
 	px->holds++;
 	px->held_ns_total += held;
-	pr_info("production's input was held %.1f ms, from just before its freeze until CRIU "
-		"returned (the new clone joins each open connection from that point)",
-		(double)held / 1e6);
-	/* What was queued for production while it was frozen goes out now. */
+	if (!px->cfg.service_is_client)
+		pr_info("production's input was held %.1f ms, from just before its freeze until "
+			"CRIU returned (the new clone joins each open connection from that point)",
+			(double)held / 1e6);
+	/* What was queued for the service while it was frozen goes out now. */
 	for (c = px->conns; c; c = next) {
+		struct side *s = px->cfg.service_is_client ? &c->cli : &c->be;
+
 		next = c->next;
-		if ((c->be.flags & SF_OPEN) && !(c->be.flags & SF_CONNECTING) &&
-		    !segq_empty(&c->be.out)) {
-			side_writable(c, &c->be);
+		if ((s->flags & SF_OPEN) && !(s->flags & SF_CONNECTING) && !segq_empty(&s->out)) {
+			side_writable(c, s);
 			conn_maybe_free(c);
 		}
 	}

@@ -37,32 +37,40 @@
 #include "common/log.h"
 #include "common/tcprepair.h"
 
-/* One connection to production as it was at the hold. */
+/* One connection to the service as it was at the hold. */
 struct exact_note {
 	uint64_t id;
-	uint8_t addr[4]; /* doppel's end in production's netns */
-	uint16_t port;
+	uint8_t local[4], peer[4]; /* doppel's end in production's netns, the service's */
+	uint16_t lport, pport;
 	struct tcp_origin org;
-	uint64_t given, answered; /* prod_given and prod_answered at the hold */
+	uint64_t given, answered; /* bytes written to the service's end, read from it */
 };
 
 struct proxy_peer {
 	uint64_t id;
 	int fd;
-	uint64_t skip;
+	uint64_t sent, received; /* by the service's end, at the freeze */
+	uint64_t skip;		 /* of those sent, read by doppel after the hold */
 };
+
+/* The side of c that faces the service doppel clones. */
+static struct side *service_side(struct proxy_conn *c)
+{
+	return c->px->cfg.service_is_client ? &c->cli : &c->be;
+}
 
 struct proxy_peers {
 	unsigned n;
 	struct proxy_peer p[];
 };
 
-/* Can c continue exactly? Plain TCP to production, both ways open, a client's connection. */
-static int eligible(const struct proxy_conn *c)
+/* Can c continue exactly? Plain TCP to the service, both ways open, a client's connection. */
+static int eligible(struct proxy_conn *c)
 {
-	return c->cli.fd >= 0 && !c->owner && !c->front_done && !c->be.tls &&
-	       (c->be.flags & SF_OPEN) &&
-	       !(c->be.flags & (SF_CONNECTING | SF_SHUT_OUT | SF_EOF_IN | SF_FIN_PENDING));
+	const struct side *s = service_side(c);
+
+	return c->cli.fd >= 0 && !c->owner && !c->front_done && !s->tls && (s->flags & SF_OPEN) &&
+	       !(s->flags & (SF_CONNECTING | SF_SHUT_OUT | SF_EOF_IN | SF_FIN_PENDING));
 }
 
 void exact_hold(struct proxy *px)
@@ -75,29 +83,35 @@ void exact_hold(struct proxy *px)
 		cap += eligible(c);
 	notes = cap ? calloc(cap, sizeof(*notes)) : NULL;
 	for (struct proxy_conn *c = px->conns; c && notes && n < cap; c = c->next) {
+		int client = px->cfg.service_is_client;
 		struct exact_note *e = &notes[n];
-		struct sockaddr_in a;
-		socklen_t len = sizeof(a);
+		struct sockaddr_in a, b;
+		socklen_t alen = sizeof(a), blen = sizeof(b);
+		struct side *s;
 		int rc;
 
 		if (!eligible(c))
 			continue;
-		if (getsockname(c->be.fd, (struct sockaddr *)&a, &len) < 0 ||
-		    a.sin_family != AF_INET)
-			continue; /* IPv6 production: joined at a turn */
-		rc = tcprepair_origin(c->be.fd, c->prod_given, &e->org);
+		s = service_side(c);
+		if (getsockname(s->fd, (struct sockaddr *)&a, &alen) < 0 ||
+		    getpeername(s->fd, (struct sockaddr *)&b, &blen) < 0 ||
+		    a.sin_family != AF_INET || b.sin_family != AF_INET)
+			continue; /* IPv6: joined at a turn */
+		e->given = client ? c->cli_given : c->prod_given;
+		e->answered = client ? c->cli_read : c->prod_answered;
+		rc = tcprepair_origin(s->fd, e->given, &e->org);
 		if (rc) {
 			failed++;
 			why = rc;
 			continue;
 		}
-		if (join_backlog_start(c) < 0)
+		if (!client && join_backlog_start(c) < 0)
 			continue;
 		e->id = c->id;
-		memcpy(e->addr, &a.sin_addr, 4);
-		e->port = ntohs(a.sin_port);
-		e->given = c->prod_given;
-		e->answered = c->prod_answered;
+		memcpy(e->local, &a.sin_addr, 4);
+		memcpy(e->peer, &b.sin_addr, 4);
+		e->lport = ntohs(a.sin_port);
+		e->pport = ntohs(b.sin_port);
 		n++;
 	}
 	if (failed)
@@ -121,11 +135,16 @@ void exact_end(struct proxy *px)
 	pthread_mutex_unlock(&px->exact_mu);
 }
 
+/* The note of the connection whose service end e is (the same 4-tuple, seen from there). */
 static const struct exact_note *find_note(const struct proxy *px, const struct tcp_end *e)
 {
-	for (unsigned i = 0; i < px->nnotes; i++)
-		if (px->notes[i].port == e->dport && !memcmp(px->notes[i].addr, e->dst, 4))
-			return &px->notes[i];
+	for (unsigned i = 0; i < px->nnotes; i++) {
+		const struct exact_note *n = &px->notes[i];
+
+		if (n->lport == e->dport && n->pport == e->sport && !memcmp(n->local, e->dst, 4) &&
+		    !memcmp(n->peer, e->src, 4))
+			return n;
+	}
 	return NULL;
 }
 
@@ -165,7 +184,8 @@ struct proxy_peers *proxy_peers_make(struct proxy *px, int netns_fd, const struc
 			why = fd;
 			continue;
 		}
-		p->p[p->n++] = (struct proxy_peer){note->id, fd, (uint64_t)skip};
+		p->p[p->n++] = (struct proxy_peer){note->id, fd, note->answered + (uint64_t)skip,
+						   note->given, (uint64_t)skip};
 	}
 	pthread_mutex_unlock(&px->exact_mu);
 	if (unread)
@@ -194,6 +214,21 @@ int exact_take(struct proxy_peers *peers, uint64_t id, uint64_t *skip)
 			return fd;
 		}
 	return -1;
+}
+
+int proxy_peers_take_next(struct proxy_peers *p, uint64_t *conn_id, int *fd, uint64_t *sent,
+			  uint64_t *received)
+{
+	for (unsigned i = 0; p && i < p->n; i++)
+		if (p->p[i].fd >= 0) {
+			*conn_id = p->p[i].id;
+			*fd = p->p[i].fd;
+			*sent = p->p[i].sent;
+			*received = p->p[i].received;
+			p->p[i].fd = -1;
+			return 1;
+		}
+	return 0;
 }
 
 void exact_close_rest(struct proxy_peers *peers)

@@ -119,8 +119,9 @@ struct proxy_conn {
 	struct proxy_conn *prev, *next; /* px->conns */
 	int front_done;			/* client and production sides closed */
 	uint64_t front_done_ns;
-	uint64_t prod_answered; /* bytes production sent on this connection */
-	uint64_t prod_given;	/* client bytes production's socket took (send returned) */
+	uint64_t prod_answered;	      /* bytes production sent on this connection */
+	uint64_t prod_given;	      /* client bytes production's socket took (send returned) */
+	uint64_t cli_given, cli_read; /* bytes the client's socket took, and gave */
 	uint64_t
 		srv_skip; /* an exact join: production's bytes not to compare (before the freeze) */
 	/*

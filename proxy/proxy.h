@@ -92,6 +92,14 @@ struct proxy_config {
 	 */
 	int join_open;
 	int join_no_exact;
+	/*
+	 * The service doppel clones is this proxy's client, not its backend (the
+	 * aggregator's relay of the service's own upstream connections):
+	 * proxy_hold() holds what goes to the clients, and proxy_peers_make()
+	 * makes the clone's ends of client connections. Nothing is recorded for
+	 * joins.
+	 */
+	int service_is_client;
 };
 
 /*
@@ -280,6 +288,14 @@ struct tcp_end;
 struct proxy_peers *proxy_peers_make(struct proxy *px, int netns_fd, const struct tcp_end *ends,
 				     unsigned n, unsigned *made);
 void proxy_peers_free(struct proxy_peers *p);
+/*
+ * service_is_client proxies (the aggregator): take the next end in p: its
+ * connection's id, its fd (still in repair mode: tcprepair_done() once the
+ * clone is restored), and how many bytes the service's end had sent and
+ * received on that connection at the freeze. 1, or 0 when none is left.
+ */
+int proxy_peers_take_next(struct proxy_peers *p, uint64_t *conn_id, int *fd, uint64_t *sent,
+			  uint64_t *received);
 
 /* Status for people and machines: JSON object, aligned text, Prometheus text. */
 void proxy_status_json(struct proxy *px, struct sbuf *sb);

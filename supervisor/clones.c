@@ -302,7 +302,11 @@ int sup_clone_attach(struct supervisor *sup, const struct sup_clone_spec *spec, 
 	}
 	if (sup->agg) {
 		/* Without its upstreams' answers the clone would misbehave: not attached. */
-		rc = agg_clone_attach(sup->agg, id, spec->agg_fds);
+		struct agg_peers *peers = spec->agg_peers ? *spec->agg_peers : NULL;
+
+		if (spec->agg_peers)
+			*spec->agg_peers = NULL; /* agg_clone_attach takes them */
+		rc = agg_clone_attach(sup->agg, id, spec->agg_fds, peers);
 		if (rc) {
 			snprintf(err, errlen,
 				 "cannot isolate clone %u from the upstreams: %s; the clone is "

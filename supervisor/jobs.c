@@ -115,7 +115,14 @@ static int job_peers(void *arg, unsigned index, int netns_fd, const struct tcp_e
 		return 0;
 	proxy_peers_free(job->peers[index]);
 	job->peers[index] = proxy_peers_make(job->sup->px, netns_fd, ends, n, &made);
-	if (!job->peers[index]) {
+	if (job->sup->agg) {
+		unsigned up = 0;
+
+		agg_peers_free(job->agg_peers[index]);
+		job->agg_peers[index] = agg_peers_make(job->sup->agg, netns_fd, ends, n, &up);
+		made += up;
+	}
+	if (!job->peers[index] || (job->sup->agg && !job->agg_peers[index])) {
 		snprintf(err, errlen, "out of memory making the clone's ends of %u connections", n);
 		return -ENOMEM;
 	}
@@ -163,8 +170,10 @@ static void job_free(struct supervisor *sup, struct sup_job *job)
 		evhttp_send_reply_end(job->req);
 	}
 	close_agg_fds(job, 0); /* those of clones that were not attached */
-	for (unsigned k = 0; k < SUP_MAX_CLONES; k++)
+	for (unsigned k = 0; k < SUP_MAX_CLONES; k++) {
 		proxy_peers_free(job->peers[k]);
+		agg_peers_free(job->agg_peers[k]);
+	}
 	if (job->ev)
 		event_free(job->ev);
 	if (job->pipe[0] >= 0)
@@ -204,6 +213,7 @@ static void attach_all(struct supervisor *sup, struct sup_job *job)
 			.agg_fds = sup->agg ? job->agg_fds[job->clones[k].id - job->opts.first_id]
 					    : NULL,
 			.peers = &job->peers[job->clones[k].id - job->opts.first_id],
+			.agg_peers = &job->agg_peers[job->clones[k].id - job->opts.first_id],
 			.control = job->control,
 			.keep = job->keep[0] ? job->keep : NULL,
 			.asked = job->asked,
@@ -241,6 +251,8 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 	pthread_join(job->thread, NULL);
 	if (sup->px)
 		proxy_hold(sup->px, 0); /* in case the worker died between its two words */
+	if (sup->agg && job->opts.peers)
+		agg_hold(sup->agg, 0);
 	if (job->rc) {
 		pr_err("clone failed: %s", job->err);
 		reply_line(job, "ERROR: %s\n", job->err);
@@ -253,6 +265,8 @@ static void job_finish(struct supervisor *sup, struct sup_job *job)
 	}
 	if (sup->px)
 		proxy_backlog_end(sup->px); /* the new clones have joined what they could */
+	if (sup->agg && job->opts.peers)
+		agg_hold_end(sup->agg);
 	job_free(sup, job);
 }
 
@@ -276,6 +290,8 @@ static void on_job_pipe(evutil_socket_t fd, short what, void *arg)
 
 			if (sup->px)
 				proxy_hold(sup->px, buf[i] == JOB_FREEZING);
+			if (sup->agg && job->opts.peers) /* its upstream connections continue too */
+				agg_hold(sup->agg, buf[i] == JOB_FREEZING);
 			if (buf[i] == JOB_FREEZING && write(job->ack[1], &ack, 1) < 0)
 				pr_debug("cannot tell the worker: %s", strerror(errno));
 			continue;

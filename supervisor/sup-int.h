@@ -113,6 +113,7 @@ struct sup_job {
 	unsigned agg_ready; /* clones whose listeners exist (agg_fds[0..agg_ready-1]) */
 	/* each clone's ends of the connections open at the freeze (--join-open) */
 	struct proxy_peers *peers[SUP_MAX_CLONES];
+	struct agg_peers *agg_peers[SUP_MAX_CLONES]; /* and of its upstream connections */
 	/* results, valid once the worker is done */
 	int rc;
 	char err[1024];
@@ -196,10 +197,11 @@ struct sup_clone_spec {
 	struct sup_limits asked; /* the limits its job was asked for */
 	void (*report)(void *arg, const char *line); /* warnings for the requester; may be NULL */
 	void *report_arg;
-	int *agg_fds;		    /* its upstream listeners (AGG_MAX_UPSTREAMS; NULL without
-				     * --upstream): taken over (set to -1) on success, left to the
-				     * caller otherwise */
-	struct proxy_peers **peers; /* its ends of the open connections: taken over (NULL) */
+	int *agg_fds;		      /* its upstream listeners (AGG_MAX_UPSTREAMS; NULL without
+				       * --upstream): taken over (set to -1) on success, left to the
+				       * caller otherwise */
+	struct proxy_peers **peers;   /* its ends of the open connections: taken over (NULL) */
+	struct agg_peers **agg_peers; /* of production's upstream connections: taken over */
 };
 /*
  * Put a clone behind the proxy (through a relay on its host in external

@@ -69,7 +69,7 @@ static void attach(struct fx *f, unsigned id)
 	assert_int_equal(agg_clone_listen(f->a, -1, fds, err, sizeof(err)), 0);
 	assert_int_equal(getsockname(fds[0], (struct sockaddr *)&sin, &len), 0);
 	f->port[id] = ntohs(sin.sin_port);
-	assert_int_equal(agg_clone_attach(f->a, id, fds), 0);
+	assert_int_equal(agg_clone_attach(f->a, id, fds, NULL), 0);
 }
 
 /* ---- production's side, as the relay reports it ---- */
