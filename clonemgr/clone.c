@@ -508,8 +508,9 @@ struct restore_src {
 	unsigned nends;
 };
 
+/* *exact: set when the restore kept production's connections (--tcp-established). */
 static int do_restore_from(const struct restore_src *src, const struct cm_clone_opts *o,
-			   struct cm_clone *c, char *err, size_t errlen)
+			   struct cm_clone *c, int *exact, char *err, size_t errlen)
 {
 	struct cm_argv *a = calloc(1, sizeof(*a));
 	char out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], pidfile[CM_PATH_MAX + 32], errs[1024];
@@ -562,6 +563,7 @@ static int do_restore_from(const struct restore_src *src, const struct cm_clone_
 		if (rc < 0)
 			goto out;
 		if (rc > 0) {
+			*exact = 1;
 			cm_arg_add(a, "--tcp-established");
 			cm_arg_add(a, "--network-lock"); /* nothing else lives in this netns */
 			cm_arg_add(a, "skip");
@@ -662,10 +664,29 @@ static int do_restore(const struct cm_service *svc, const struct cm_clone_opts *
 {
 	struct restore_src src = {o->host_netns_fd >= 0 ? o->host_images_dir : o->images_dir,
 				  svc->nstate, stdout_pipe_ino(svc->pid), ends, nends};
+	char from[CM_PATH_MAX + 32], to[CM_PATH_MAX + 48];
+	int exact = 0, rc;
 
 	if (svc->adopted)
 		return cm_adopt_restore(svc, o, src.images_dir, c, err, errlen);
-	return do_restore_from(&src, o, c, err, errlen);
+	rc = do_restore_from(&src, o, c, &exact, err, errlen);
+	if (!rc || !exact)
+		return rc;
+	/*
+	 * Production's connections could not be restored (an address the clone's
+	 * netns lacks, say): the clone matters more than continuing them. Its
+	 * ends are dropped and the clone restored with them closed.
+	 */
+	pr_warn("clone %u: restoring production's open connections failed (%s); restoring it "
+		"with them closed",
+		c->id, err);
+	snprintf(from, sizeof(from), "%s/restore.log", c->dir);
+	snprintf(to, sizeof(to), "%s/restore-established.log", c->dir);
+	rename(from, to);
+	if ((rc = o->peers(o->peers_arg, c->id - o->first_id, -1, NULL, 0, err, errlen)) < 0)
+		return rc;
+	src.nends = 0;
+	return do_restore_from(&src, o, c, &exact, err, errlen);
 }
 
 /*
@@ -761,7 +782,7 @@ int cm_restore_kept(const struct cm_criu *criu, const char *keep_dir, const char
 	struct cm_clone_opts o;
 	struct restore_src src;
 	char images[CM_PATH_MAX + 32];
-	int rc;
+	int rc, exact = 0;
 
 	memset(c, 0, sizeof(*c));
 	c->netns_fd = c->log_fd = -1;
@@ -792,7 +813,7 @@ int cm_restore_kept(const struct cm_criu *criu, const char *keep_dir, const char
 	src.pipe_ino = k.pipe_ino;
 	src.ends = NULL;
 	src.nends = 0;
-	if ((rc = do_restore_from(&src, &o, c, err, errlen)))
+	if ((rc = do_restore_from(&src, &o, c, &exact, err, errlen)))
 		goto fail;
 	rc = cm_wait_listen(c->netns_fd, k.port, 30 * 1000, c->pid);
 	if (rc) {

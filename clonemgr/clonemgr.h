@@ -226,7 +226,10 @@ struct cm_clone_opts {
 	 * (common/tcprepair.h) before CRIU restores the service's. The clone's
 	 * restore keeps them (--tcp-established) only when peers returned > 0
 	 * (how many it made); otherwise it restores them closed. Returns >= 0, or
-	 * -errno with err (the clone fails). Not for adopted services.
+	 * -errno with err (the clone fails). Not for adopted services. When the
+	 * restore with them fails, peers(arg, index, -1, NULL, 0, ...) says the
+	 * ends made are to be dropped, and the clone is restored again, with its
+	 * connections closed (CRIU's log of the failed try: restore-established.log).
 	 */
 	int (*peers)(void *arg, unsigned index, int netns_fd, const struct tcp_end *ends,
 		     unsigned n, char *err, size_t errlen);

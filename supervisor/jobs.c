@@ -95,6 +95,12 @@ static int job_prepare_netns(void *arg, unsigned index, int netns_fd, char *err,
 
 	if (!job->sup->agg || index >= SUP_MAX_CLONES)
 		return 0;
+	for (unsigned i = 0; index < job->agg_ready && i < agg_upstreams(job->sup->agg); i++)
+		if (job->agg_fds[index][i] >= 0) {
+			close(job->agg_fds[index]
+					  [i]); /* of an earlier try at this clone's restore */
+			job->agg_fds[index][i] = -1;
+		}
 	rc = agg_clone_listen(job->sup->agg, netns_fd, job->agg_fds[index], err, errlen);
 	if (rc == 0 && index + 1 > job->agg_ready)
 		job->agg_ready = index + 1;
