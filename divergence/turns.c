@@ -58,10 +58,13 @@ struct follower {
 	unsigned char *stash; /* bytes said before production said them (a pooled block) */
 	unsigned stash_n;
 	uint64_t stash_at; /* their offset in the turn */
-	unsigned back_n, before_n, after_n;
+	unsigned back_n, before_n, after_n, pafter_n;
 	unsigned char back[DIV_EXCERPT_BEFORE];
 	unsigned char before[DIV_EXCERPT_BEFORE];
 	unsigned char after[DIV_EXCERPT_AFTER];
+	/* production's bytes at the difference, kept when it is found: by the
+	 * time the turn is over the window may have let them go */
+	unsigned char pafter[DIV_EXCERPT_AFTER];
 };
 
 struct div_conn {
@@ -624,7 +627,7 @@ static void follower_reset_turn(struct follower *f)
 	f->got = f->tmsgs = f->since = 0;
 	f->diff_at = -1;
 	f->gap = 0;
-	f->back_n = f->before_n = f->after_n = 0;
+	f->back_n = f->before_n = f->after_n = f->pafter_n = 0;
 }
 
 static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *sink,
@@ -698,6 +701,8 @@ static void found_diff(struct follower *f, const unsigned char *p, size_t n, siz
 	memcpy(f->before, f->back, f->back_n);
 	f->before_n = f->back_n;
 	after_add(f, p + i, n - i);
+	f->pafter_n = (unsigned)win_copy(f->dc, turn_at(f->dc, f->turn)->start + base + i,
+					 f->pafter, DIV_EXCERPT_AFTER);
 }
 
 static void stash_clear(struct follower *f)
@@ -836,8 +841,9 @@ static uint64_t answer_key(uint64_t hash, uint64_t len)
 	return hash ^ (len * 0x9E3779B97F4A7C15ull);
 }
 
+/* plen: production's turn's length now (an open turn's t->len is not up to date yet). */
 static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn *t, uint64_t idx,
-			   struct fslot *s)
+			   uint64_t plen, struct fslot *s)
 {
 	struct div_excerpt e;
 	int64_t at = f->diff_at;
@@ -846,12 +852,12 @@ static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn 
 	e.conn_id = dc->id;
 	e.turn = idx;
 	e.type = t->type;
-	e.prod_len = t->len;
+	e.prod_len = plen;
 	e.rep_len = f->got;
 	e.control = -1;
 	if (at < 0 && !f->gap) {
 		/* every byte matched: one side is shorter */
-		at = (int64_t)(f->got < t->len ? f->got : t->len);
+		at = (int64_t)(f->got < plen ? f->got : plen);
 		memcpy(f->before, f->back, f->back_n);
 		f->before_n = f->back_n;
 	}
@@ -860,15 +866,19 @@ static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn 
 	if (at >= 0) {
 		/* the bytes before the difference are the same on both sides */
 		unsigned fb = f->before_n;
-		uint64_t pa = t->len > (uint64_t)at ? t->len - (uint64_t)at : 0;
+		uint64_t pa = plen > (uint64_t)at ? plen - (uint64_t)at : 0;
 
 		if (pa > DIV_EXCERPT_AFTER)
 			pa = DIV_EXCERPT_AFTER;
 		e.before = fb;
 		e.prod_n = (unsigned)win_copy(dc, t->start + (uint64_t)at - fb, e.prod, fb + pa);
-		if (e.prod_n < fb) {
+		if (e.prod_n < fb + pa) {
+			/* the window let them go: the bytes kept when the difference was found */
+			unsigned k = f->pafter_n < pa ? f->pafter_n : (unsigned)pa;
+
 			memcpy(e.prod, f->before, fb);
-			e.prod_n = fb;
+			memcpy(e.prod + fb, f->pafter, k);
+			e.prod_n = fb + k > e.prod_n ? fb + k : e.prod_n;
 		}
 		memcpy(e.rep, f->before, fb);
 		memcpy(e.rep + fb, f->after, f->after_n);
@@ -910,7 +920,7 @@ static void follower_finish_turn(struct div_conn *dc, struct follower *f)
 	if (!same) {
 		note_diverged(f);
 		if (f->rep)
-			record_excerpt(dc, f, t, idx, s);
+			record_excerpt(dc, f, t, idx, plen, s);
 	}
 	f->turn++;
 	follower_reset_turn(f);
