@@ -184,7 +184,7 @@ int cli_clone_limits_check(const struct cmd_entry *e, const struct sup_config *c
 	"                         each goes on exactly where production's was, its session\n"   \
 	"                         (login, selected database, open transaction) intact.\n"       \
 	"                         Production's input is held from just before the freeze\n"     \
-	"                         until CRIU returns. Where that cannot be (TLS to\n"           \
+	"                         until its images are written. Where that cannot be (TLS to\n" \
 	"                         production, an adopted service, --no-join-exact), a\n"        \
 	"                         connection joins at its next turn after a replay of its\n"    \
 	"                         RESP state commands (AUTH, SELECT, HELLO, CLIENT). See\n"     \

@@ -107,9 +107,10 @@ static int shell_safe(const char *s)
  * The action script CRIU runs at each step of the dump; at post-dump (tasks
  * still frozen) it brings each clone-0 state copy up to date.
  */
+/* hold: the FIFOs of the hold around the freeze (hold.c), or NULL. */
 static int write_action_script(const char *path, const struct cm_service *svc,
-			       const struct cm_clone_opts *o, const char *clone_dir, char *err,
-			       size_t errlen)
+			       const struct cm_clone_opts *o, const char *clone_dir,
+			       const struct cm_hold *hold, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "we");
 
@@ -119,12 +120,19 @@ static int write_action_script(const char *path, const struct cm_service *svc,
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
 		return -e;
 	}
-	fprintf(f, "#!/bin/sh\n# Run by criu dump: final copy of the state dirs while frozen.\n");
-	fprintf(f, "[ \"$CRTOOLS_SCRIPT_ACTION\" = post-dump ] || exit 0\n");
-	fprintf(f, "exec '%s' state-sync --stats '%s/sync.stats'", o->doppel_exe, clone_dir);
-	for (unsigned i = 0; i < svc->nstate; i++)
-		fprintf(f, " '%s' '%s/state-%u'", svc->state_dirs[i], clone_dir, i);
-	fprintf(f, "\n");
+	fprintf(f, "#!/bin/sh\n# Run by criu dump.\n");
+	if (hold)
+		cm_hold_script(hold, f);
+	if (svc->nstate) {
+		fprintf(f, "# the final copy of the state dirs while frozen\n");
+		fprintf(f, "[ \"$CRTOOLS_SCRIPT_ACTION\" = post-dump ] || exit 0\n");
+		fprintf(f, "exec '%s' state-sync --stats '%s/sync.stats'", o->doppel_exe,
+			clone_dir);
+		for (unsigned i = 0; i < svc->nstate; i++)
+			fprintf(f, " '%s' '%s/state-%u'", svc->state_dirs[i], clone_dir, i);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "exit 0\n");
 	if (fclose(f) != 0 || chmod(path, 0700) < 0) {
 		int e = errno;
 
@@ -362,7 +370,9 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	char script[CM_PATH_MAX + 32], out[CM_PATH_MAX + 32], log[CM_PATH_MAX + 32], errs[1024];
 	uint64_t t0;
 	pid_t ps = 0;
-	int rc, stopped_before;
+	int rc, stopped_before, script_used;
+	struct cm_hold hold = {.req = -1, .ack = -1};
+	int holding = 0;
 
 	if (!a) {
 		snprintf(err, errlen, "out of memory");
@@ -371,8 +381,18 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	snprintf(script, sizeof(script), "%s/action.sh", clone_dir);
 	snprintf(out, sizeof(out), "%s/dump.out", clone_dir);
 	snprintf(log, sizeof(log), "%s/dump.log", clone_dir);
-	/* The action script exists only to sync state dirs. */
-	if (svc->nstate && (rc = write_action_script(script, svc, o, clone_dir, err, errlen)))
+	/* The action script syncs state dirs and says when to hold production's input. */
+	if (o->freezing) {
+		rc = cm_hold_open(&hold, clone_dir);
+		if (rc)
+			pr_warn("cannot make the FIFOs that time the hold around the freeze (%s): "
+				"production's input is held the whole time CRIU runs",
+				strerror(-rc));
+		holding = rc == 0;
+	}
+	script_used = svc->nstate || holding;
+	if (script_used && (rc = write_action_script(script, svc, o, clone_dir,
+						     holding ? &hold : NULL, err, errlen)))
 		goto out;
 	cm_arg_add(a, "criu");
 	cm_arg_add(a, "dump");
@@ -407,7 +427,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		cm_arg_add(a, "--external");
 		cm_arg_add(a, "mnt[%s]:state%u", svc->state_dirs[i], i);
 	}
-	if (svc->nstate) {
+	if (script_used) {
 		cm_arg_add(a, "--action-script");
 		cm_arg_add(a, "%s", script);
 	}
@@ -437,18 +457,24 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		cm_arg_add(a, "--port");
 		cm_arg_add(a, "%d", port);
 	}
-	if (o->freezing)
+	if (o->freezing && !holding)
 		o->freezing(o->freezing_arg, 1);
 	t0 = clock_now_ns();
 	stopped_before = stopped_tasks(svc->pid);
 	{
 		struct cm_run run = {.netns_fd = -1, .timeout_ms = DUMP_TIMEOUT_MS};
 
-		rc = cm_criu_run(o->criu, a->v, out, &run);
+		if (holding) {
+			pid_t pid = cm_criu_spawn(o->criu, a->v, out, &run);
+
+			rc = pid < 0 ? pid : cm_hold_wait(&hold, pid, DUMP_TIMEOUT_MS, o);
+		} else {
+			rc = cm_criu_run(o->criu, a->v, out, &run);
+		}
 	}
 	if (rc)
 		thaw_after_failed_dump(svc->pid, stopped_before);
-	if (o->freezing)
+	if (o->freezing && (!holding || (hold.started && !hold.ended)))
 		o->freezing(o->freezing_arg, 0);
 	if (ps > 0) {
 		int prc = cm_criu_wait(ps, rc ? 1 : 60000);
@@ -495,6 +521,8 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 		rc = cm_copy_into(o->images_dir, o->host_images_dir, err, errlen);
 	}
 out:
+	if (holding)
+		cm_hold_close(&hold);
 	free(a);
 	return rc;
 }

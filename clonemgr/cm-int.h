@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "clonemgr/clonemgr.h"
@@ -99,6 +100,24 @@ int cm_adopt_wait_listen(const struct cm_service *svc, const struct cm_clone *c,
  * inode and addresses, up to max; how many) and tcp-stream-INO.img (the
  * stream's sequence numbers, options, windows; 0). -EBADMSG when malformed.
  */
+/*
+ * hold.c: the hold of production's input (cm_clone_opts.freezing) from
+ * CRIU's pre-dump action to its post-dump action. cm_hold_open(): the FIFOs
+ * in clone_dir (0 or -errno); cm_hold_script(): the action script's lines
+ * for them; cm_hold_wait(): wait for CRIU (pid) as cm_criu_wait() does,
+ * calling o->freezing when the script says; cm_hold_close(): close and
+ * remove the FIFOs. started/ended: what the script said.
+ */
+struct cm_hold {
+	int req, ack;
+	int started, ended;
+	char dir[CM_PATH_MAX];
+};
+int cm_hold_open(struct cm_hold *h, const char *clone_dir);
+void cm_hold_script(const struct cm_hold *h, FILE *f);
+int cm_hold_wait(struct cm_hold *h, pid_t pid, int timeout_ms, const struct cm_clone_opts *o);
+void cm_hold_close(struct cm_hold *h);
+
 struct cm_tcp_sock {
 	uint32_t ino;
 	struct tcp_end end;

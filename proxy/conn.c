@@ -1378,17 +1378,19 @@ void proxy_hold(struct proxy *px, int hold)
 	px->hold = !!hold;
 	if (hold) {
 		px->backlog = !px->cfg.service_is_client;
-		px->hold_ns = clock_coarse_ns();
+		px->hold_ns = clock_now_ns();
 		if (!px->cfg.join_no_exact)
 			exact_hold(px); /* nothing is written to the service from here on */
 		return;
 	}
-	held = clock_coarse_ns() - px->hold_ns;
+	held = clock_now_ns() - px->hold_ns;
 	px->holds++;
 	px->held_ns_total += held;
 	if (!px->cfg.service_is_client)
 		pr_info("production's input was held %.1f ms, from just before its freeze until "
-			"CRIU returned (the new clone joins each open connection from that point)",
+			"its "
+			"images were written (the new clone joins each open connection from that "
+			"point)",
 			(double)held / 1e6);
 	/* What was queued for the service while it was frozen goes out now. */
 	for (c = px->conns; c; c = next) {

@@ -15,9 +15,10 @@
  * Joining at the freeze. A clone's state is production's at the freeze, so
  * the right point to join a connection is the freeze, not the attach that
  * comes after the restore. While a clone is made, the proxy holds
- * production's input from just before the freeze until CRIU returns
- * (proxy_hold: production is about to be frozen, so this costs it the
- * moment before the freeze at most), and records each connection's
+ * production's input from just before the freeze until its images are
+ * written (proxy_hold, timed by CRIU's action script: clonemgr/hold.c;
+ * production is frozen meanwhile, so this costs its clients little more
+ * than the freeze), and records each connection's
  * conversation from its next turn on: its *backlog*, references to the
  * chunks its bytes are in, at most `buffer` bytes (past that it is dropped
  * and the connection is joined at its next turn after the attach, like one

@@ -453,8 +453,11 @@ static void job_fill_opts(struct supervisor *sup, struct sup_job *job)
 	job->opts.host_netns_fd = job->host_fd;
 	job->opts.prepare_netns = job_prepare_netns;
 	job->opts.prepare_arg = job;
-	job->opts.freezing = job_freezing;
-	job->opts.freezing_arg = job;
+	if (sup->px && sup->cfg.proxy.join_open) {
+		/* production's input is held around the freeze (proxy_hold) */
+		job->opts.freezing = job_freezing;
+		job->opts.freezing_arg = job;
+	}
 	if (sup->px && sup->cfg.proxy.join_open && !sup->cfg.proxy.join_no_exact &&
 	    !sup->svc.adopted) {
 		job->opts.peers = job_peers;
