@@ -217,16 +217,13 @@ int cm_tcpimg_files(const uint8_t *buf, size_t n, struct cm_tcp_sock *out, unsig
 static int stream_entry(void *arg, struct pb *e)
 {
 	struct tcp_end *end = arg;
-	uint64_t v, inq_len = 0, outq_len = 0, opt_mask = 0;
+	uint64_t v, outq_len = 0, opt_mask = 0;
 	unsigned field, seen = 0;
 	struct pb sub;
 	int rc;
 
 	while ((rc = pb_next(e, &field, &v, &sub)) > 0) {
 		switch (field) {
-		case 1:
-			inq_len = v;
-			break;
 		case 2:
 			end->rcv_nxt = (uint32_t)v;
 			seen |= 1;
@@ -262,7 +259,6 @@ static int stream_entry(void *arg, struct pb *e)
 		return rc;
 	if (seen != 3)
 		return -EBADMSG; /* required fields missing */
-	(void)inq_len;
 	end->snd_una = end->snd_nxt - (uint32_t)outq_len;
 	end->sack = !!(opt_mask & 2);	    /* TCPI_OPT_SACK */
 	end->timestamps = !!(opt_mask & 1); /* TCPI_OPT_TIMESTAMPS */
