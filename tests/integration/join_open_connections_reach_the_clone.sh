@@ -8,14 +8,14 @@
 # writes land in the clone's db 2, a plain connection's INCRs in db 0, the
 # pipelined one's in db 3; the clone answers every request as production did,
 # and production's clients see no error. The same for an HTTP/1.1 keep-alive
-# client: the requests it sends on its old connection after the clone reach
-# the clone. Clients that write without pause all through the clone: once
+# client of python's http.server and of nginx: the requests it sends on its
+# old connection after the clone reach the clone (nginx: its own access log). Clients that write without pause all through the clone: once
 # they stop, the clone's dataset equals production's (DEBUG DIGEST), nothing
 # missed and nothing applied twice. With --no-join-exact the fallback joins
 # each connection at its next turn, replaying RESP state commands (SELECT)
 # where it can and refusing the pipelined one.
 . "$(dirname "$0")/lib.sh"
-need redis-server; need nsenter
+need redis-server; need nsenter; need nginx
 # Three clients, each on one connection opened before the clone; each waits for
 # $T/go, then writes, then prints "done N" (N: replies that were errors).
 cat >"$T/client.py" <<'PYEOF'
@@ -147,6 +147,45 @@ grep -q "GET /index.txt?i=0 " "$T/work/$N/clone-1/log" && fail "a request from b
 sup_status "$N" "$T/h.json"
 assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['joined_exact']")" 1 "the keep-alive connection continued exactly"
 assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "its turns that diverged"
+"$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
+
+log "an HTTP/1.1 keep-alive connection to nginx"
+N=joinn$$
+mkdir -p "$T/nginx"
+cat >"$T/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log;
+events { worker_connections 64; }
+http {
+	access_log $T/nginx/access.log;
+	client_body_temp_path $T/nginx/body;
+	proxy_temp_path $T/nginx/proxy;
+	fastcgi_temp_path $T/nginx/fastcgi;
+	uwsgi_temp_path $T/nginx/uwsgi;
+	scgi_temp_path $T/nginx/scgi;
+	server { listen 127.0.0.1:8080; root $T/www; }
+}
+CONF
+run_service "$N" X --port 8080 --state "$T/nginx" --join-open --protocol http -- nginx -c "$T/nginx.conf"
+rm -f "$T/go"
+spawn webx $PY "$T/keepalive.py" "$X" "$T/go"
+started webx ready || fail "the keep-alive client did not start: $(cat "$T/webx.log")"
+clone "$N"
+touch "$T/go"
+started webx done || fail "the keep-alive client failed: $(cat "$T/webx.log")"
+cl_log=$T/work/$N/clone-1/state-0/access.log
+wait_for 10 eval '[ "$(grep -c "GET /index.txt?i=" "$cl_log")" -ge 21 ]'
+assert_eq "$(grep -c "GET /index.txt?i=" "$T/nginx/access.log")" 21 "requests in production's access log"
+# the clone's log is a copy of production's as of the freeze (i=0), then its own
+assert_eq "$(grep -c "GET /index.txt?i=" "$cl_log")" 21 "requests in the clone's access log"
+assert_eq "$(grep -c "GET /index.txt?i=0 " "$cl_log")" 1 "the request from before the freeze, in the clone's log once"
+sup_status "$N" "$T/x.json"
+assert_eq "$(json "$T/x.json" "j['proxy']['replicas'][0]['joined_exact']")" 1 "the keep-alive connection continued exactly"
+assert_eq "$(json "$T/x.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "its turns that diverged"
 "$DOPPEL" stop "$N" >/dev/null || fail "stop $N"
 
 log "clients writing without pause through the clone"
