@@ -43,4 +43,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response_only(code, message)
 
 
-http.server.HTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+class Server(http.server.HTTPServer):
+    # A clone lagging behind production (CPU weight 10) must not overflow its listen
+    # queue: dropped handshakes arrive ~1 s later, out of order, and matching its
+    # upstream connections in order then pairs the wrong ones.
+    request_queue_size = 128
+
+
+Server(("127.0.0.1", PORT), Handler).serve_forever()
