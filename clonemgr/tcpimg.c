@@ -64,6 +64,7 @@ static int pb_next(struct pb *b, unsigned *field, uint64_t *v, struct pb *sub)
 		return -EBADMSG;
 	*field = (unsigned)(key >> 3);
 	*v = 0;
+	sub->p = sub->end = NULL; /* a field of the wrong wire type carries no bytes */
 	switch (key & 7) {
 	case 0:
 		return pb_varint(b, v) ? -EBADMSG : 1;

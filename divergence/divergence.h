@@ -179,9 +179,8 @@ struct div_replica;
  * One replica's divergence: overall counts, a row per request type of
  * `types` (which must outlive it), and a ring of excerpts (DIV_EXCERPTS_MAX,
  * at most DIV_EXCERPTS_PER_TYPE per type, so one noisy type cannot evict the
- * others; past that, one with an offset replaces one of its type without,
- * whose bytes could not be compared). The overall counts go to *counts when given (it must outlive
- * the replica), else into the replica.
+ * others). The overall counts go to *counts when given (it must outlive the
+ * replica), else into the replica.
  */
 struct div_replica *div_replica_new(struct div_types *types, enum div_role role,
 				    struct div_counts *counts);

@@ -55,25 +55,14 @@ uint64_t div_replica_excerpts_skipped(const struct div_replica *r)
 uint64_t div_replica_add_excerpt(struct div_replica *r, const struct div_excerpt *e)
 {
 	unsigned same = 0;
-	struct div_excerpt *slot, *blind = NULL;
+	struct div_excerpt *slot;
 
 	for (unsigned i = 0; i < DIV_EXCERPTS_MAX; i++)
-		if (r->exc[i].seq && r->exc[i].type == e->type) {
+		if (r->exc[i].seq && r->exc[i].type == e->type)
 			same++;
-			if (r->exc[i].offset < 0 && !blind)
-				blind = &r->exc[i];
-		}
 	if (same >= DIV_EXCERPTS_PER_TYPE) {
-		uint64_t seq;
-
 		r->exc_skipped++;
-		if (e->offset < 0 || !blind)
-			return 0;
-		/* one that shows where the answers differ replaces one that could not */
-		seq = blind->seq;
-		*blind = *e;
-		blind->seq = seq;
-		return seq;
+		return 0;
 	}
 	slot = &r->exc[(r->exc_next - 1) % DIV_EXCERPTS_MAX];
 	*slot = *e;

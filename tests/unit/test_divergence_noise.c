@@ -14,7 +14,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "divergence/div-int.h"
 #include "divergence/divergence.h"
 
 static struct div_rules *make_rules(enum div_protocol p)
@@ -254,38 +253,6 @@ static void excerpts_are_bounded_per_type(void **state)
 	div_rules_free(r);
 }
 
-/* Past the per-type bound, an excerpt with an offset replaces one that had none. */
-static void an_excerpt_with_an_offset_replaces_a_blind_one(void **state)
-{
-	struct div_types *types = div_types_new();
-	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
-	struct div_excerpt e;
-	struct exc_list l = {.n = 0};
-	uint64_t seq[DIV_EXCERPTS_PER_TYPE];
-
-	(void)state;
-	memset(&e, 0, sizeof(e));
-	e.offset = -1; /* bytes could not be compared */
-	for (unsigned i = 0; i < DIV_EXCERPTS_PER_TYPE; i++) {
-		e.turn = i;
-		seq[i] = div_replica_add_excerpt(rep, &e);
-		assert_true(seq[i] > 0);
-	}
-	e.turn = 100;
-	e.offset = 7;
-	assert_int_equal(div_replica_add_excerpt(rep, &e), seq[0]);
-	e.turn = 101;
-	e.offset = -1;
-	assert_int_equal(div_replica_add_excerpt(rep, &e), 0); /* a blind one is not kept */
-	div_replica_excerpts(rep, collect, &l);
-	assert_int_equal(l.n, DIV_EXCERPTS_PER_TYPE);
-	assert_int_equal(l.e[0].offset, 7);
-	assert_int_equal(l.e[0].turn, 100);
-	assert_int_equal(div_replica_excerpts_skipped(rep), 2);
-	div_replica_free(rep);
-	div_types_free(types);
-}
-
 /*
  * Candidate and control on the same connections. Type NOISY differs at
  * random on both (as a clock would); type BUG differs on the candidate only.
@@ -459,7 +426,6 @@ int main(void)
 		cmocka_unit_test(excerpt_shows_the_first_difference),
 		cmocka_unit_test(replica_ahead_of_production_still_locates_difference),
 		cmocka_unit_test(excerpts_are_bounded_per_type),
-		cmocka_unit_test(an_excerpt_with_an_offset_replaces_a_blind_one),
 		cmocka_unit_test(control_cancels_noise_and_keeps_the_bug),
 		cmocka_unit_test(rule_needs_control_noise_to_cancel),
 		cmocka_unit_test(auto_protocol_follows_the_client),
