@@ -27,24 +27,7 @@ assert_eq "$n" 10 "requests in the clone's own log"
 log "nginx"
 N=ngx$$
 mkdir -p "$T/nginx"
-cat >"$T/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-events { worker_connections 64; }
-http {
-	access_log $T/nginx/access.log;
-	client_body_temp_path $T/nginx/body;
-	proxy_temp_path $T/nginx/proxy;
-	fastcgi_temp_path $T/nginx/fastcgi;
-	uwsgi_temp_path $T/nginx/uwsgi;
-	scgi_temp_path $T/nginx/scgi;
-	server { listen 127.0.0.1:8080; root $T/www; }
-}
-CONF
+nginx_conf "$T/nginx.conf" "$T/nginx" 8080 "$T/www"
 run_service "$N" L --port 8080 --state "$T/nginx" -- nginx -c "$T/nginx.conf"
 curl -sf "http://127.0.0.1:$L/index.txt" >/dev/null || fail "nginx through the front"
 clone "$N"

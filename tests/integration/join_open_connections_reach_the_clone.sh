@@ -152,24 +152,7 @@ assert_eq "$(json "$T/h.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 
 log "an HTTP/1.1 keep-alive connection to nginx"
 N=joinn$$
 mkdir -p "$T/nginx"
-cat >"$T/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-events { worker_connections 64; }
-http {
-	access_log $T/nginx/access.log;
-	client_body_temp_path $T/nginx/body;
-	proxy_temp_path $T/nginx/proxy;
-	fastcgi_temp_path $T/nginx/fastcgi;
-	uwsgi_temp_path $T/nginx/uwsgi;
-	scgi_temp_path $T/nginx/scgi;
-	server { listen 127.0.0.1:8080; root $T/www; }
-}
-CONF
+nginx_conf "$T/nginx.conf" "$T/nginx" 8080 "$T/www"
 run_service "$N" X --port 8080 --state "$T/nginx" --join-open --protocol http -- nginx -c "$T/nginx.conf"
 rm -f "$T/go"
 spawn webx $PY "$T/keepalive.py" "$X" "$T/go"

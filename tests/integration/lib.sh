@@ -198,6 +198,29 @@ as_session_child() {
 
 # start_redis NAME VAR [extra args] : a real redis-server, no persistence, its
 # port in VAR (redis cannot bind port 0: a port taken meanwhile is retried).
+# nginx_conf FILE DIR PORT ROOT : a one-worker nginx (in the foreground, as a service
+# under `doppel run`) serving ROOT on 127.0.0.1:PORT, its pid, logs and temp files in DIR
+nginx_conf() {
+	cat >"$1" <<CONF
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $2/nginx.pid;
+error_log $2/error.log;
+events { worker_connections 64; }
+http {
+	access_log $2/access.log;
+	client_body_temp_path $2/body;
+	proxy_temp_path $2/proxy;
+	fastcgi_temp_path $2/fastcgi;
+	uwsgi_temp_path $2/uwsgi;
+	scgi_temp_path $2/scgi;
+	server { listen 127.0.0.1:$3; root $4; }
+}
+CONF
+}
+
 # start_redis NAME PORT [extra args] : the same on a port chosen by the caller.
 # NAME_PID is its pid; with REDIS_WRAP=setsid it leads a session of its own (as under
 # systemd), with REDIS_WRAP=as_session_child it is a terminal's child.
