@@ -5,6 +5,12 @@
                                bodies) that appends every byte it receives to
                                FILE and answers "path=P body=N"; with CERT and
                                KEY it speaks TLS. Says "port N" once it listens.
+                               When a connection ends, its whole stream goes to
+                               FILE.conns as one block ("== LENGTH\n" STREAM).
+  same FILE1 FILE2             exit 0 when the .conns of two recorders hold the
+                               same connections byte for byte, in any order
+                               (a server may run two connections in either
+                               order); else prints the first difference.
   many PORT CAFILE N           N TLS handshakes at once (asyncio), all held open
                                until every one has completed; prints "ok N" and
                                exits 0 when all succeeded.
@@ -29,7 +35,8 @@ def say(*a):
     print(*a, flush=True)
 
 
-async def handle(reader, writer, log):
+async def handle(reader, writer, log, conns):
+    stream = []
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -41,6 +48,7 @@ async def handle(reader, writer, log):
             body = await reader.readexactly(length) if length else b""
             log.write(head + body)
             log.flush()
+            stream.append(head + body)
             path = head.split(b" ")[1]
             answer = b"path=%s body=%d\n" % (path, len(body))
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
@@ -50,16 +58,48 @@ async def handle(reader, writer, log):
                 break
     except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
         pass
+    if stream:
+        data = b"".join(stream)
+        conns.write(b"== %d\n" % len(data) + data)
+        conns.flush()
     writer.close()
+
+
+def connections(path):
+    try:
+        data = open(path + ".conns", "rb").read()
+    except FileNotFoundError:
+        return []
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\n")
+        n = int(head[3:])
+        out.append(rest[:n])
+        data = rest[n:]
+    return sorted(out)
+
+
+def same(a, b):
+    ca, cb = connections(a), connections(b)
+    if ca and ca == cb:
+        return 0
+    say("%d connections in %s, %d in %s" % (len(ca), a, len(cb), b))
+    for x, y in zip(ca, cb):
+        if x != y:
+            i = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+            say("first differing connection differs at byte %d: %r vs %r" % (i, x[i:i + 40], y[i:i + 40]))
+            break
+    return 1
 
 
 async def record(port, path, cert=None, key=None):
     log = open(path, "ab")
+    conns = open(path + ".conns", "ab")
     ctx = None
     if cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
-    srv = await asyncio.start_server(lambda r, w: handle(r, w, log), "127.0.0.1", port,
+    srv = await asyncio.start_server(lambda r, w: handle(r, w, log, conns), "127.0.0.1", port,
                                      ssl=ctx, backlog=2048)
     say("port", srv.sockets[0].getsockname()[1])
     await srv.serve_forever()
@@ -156,6 +196,8 @@ def main():
         asyncio.run(record(int(a[0]), a[1], *(a[2:4] if len(a) >= 4 else [])))
     elif cmd == "many":
         sys.exit(asyncio.run(many(int(a[0]), a[1], int(a[2]))))
+    elif cmd == "same":
+        sys.exit(same(a[0], a[1]))
     elif cmd == "stall":
         sys.exit(stall(int(a[0])))
     elif cmd == "garbage":
