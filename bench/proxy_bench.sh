@@ -6,9 +6,12 @@
 # One run prints three tables, every figure the median of ROUNDS rounds in
 # which all configurations run in turn (so a noisy moment hits them all):
 #   1. redis-server under redis-benchmark (GET and SET, 50 clients): direct,
-#      HAProxy 2.6 in TCP mode, doppel with 0, 1 and 2 replicas, with one
-#      replica at nice 10 (as `doppel run` runs clones: they yield the CPU to
-#      production), and with its one replica SIGSTOPped; ratios to HAProxy.
+#      HAProxy 2.6 in TCP mode with nbthread 1 and with one thread per CPU,
+#      doppel with 0, 1 and 2 replicas, with one replica at nice 10 (as
+#      `doppel run` runs clones: they yield the CPU to production), and with
+#      its one replica SIGSTOPped, all with --threads 1; then doppel with 0 and
+#      1 replica with --threads one per CPU. Each ratio is to HAProxy with as
+#      many threads as that doppel row.
 #      Each doppel row also says how often its replicas overflowed (a dropped
 #      replica costs nothing, so a ratio means little without it).
 #   2. nginx serving a 1 KiB file under wrk (50 connections): the same, plus
@@ -16,7 +19,8 @@
 #      A second table gives the CPU each configuration spent per request (the
 #      proxy, plus the replica servers it feeds): steadier than throughput on a
 #      small, shared machine, where every process competes for the same cores.
-#   3. doppel's RSS with thousands of idle connections, per connection.
+#   3. doppel's RSS with thousands of idle connections, per connection, with
+#      one thread and with one per CPU.
 # Nothing passes or fails: this prints what was measured.
 set -uo pipefail
 DOPPEL=${1:-$(cd "$(dirname "$0")/.." && pwd)/build/cli/doppel}
@@ -40,7 +44,7 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/pr
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # ---------- redis ----------
-RP=$(port); RR1=$(port); RR2=$(port); HA=$(port)
+RP=$(port); RR1=$(port); RR2=$(port); HA=$(port); HA1=$(port)
 bg redis-server --port "$RP" --save '' --appendonly no; PROD=$LAST
 bg redis-server --port "$RR1" --save '' --appendonly no; REP1=$LAST
 bg redis-server --port "$RR2" --save '' --appendonly no; REP2=$LAST
@@ -48,42 +52,55 @@ RR3=$(port)
 bg nice -n 10 redis-server --port "$RR3" --save '' --appendonly no; REP3=$LAST
 wait_port "$RP"; wait_port "$RR1"; wait_port "$RR2"; wait_port "$RR3"
 
-NP=$(port); NR1=$(port); NR2=$(port); NHA=$(port); NMIR=$(port); NMIRS=$(port)
-cat >"$T/haproxy.cfg" <<EOF
+NP=$(port); NR1=$(port); NR2=$(port); NHA=$(port); NHA1=$(port); NMIR=$(port); NMIRS=$(port)
+NCPU=$(nproc)
+# haproxy.cfg: one thread per CPU; haproxy1.cfg: one thread, as doppel --threads 1
+for ha in haproxy haproxy1; do
+	nbt=$NCPU; hp=$HA; np=$NHA
+	[ $ha = haproxy1 ] && { nbt=1; hp=$HA1; np=$NHA1; }
+	cat >"$T/$ha.cfg" <<EOF
 global
   maxconn 4000
+  nbthread $nbt
 defaults
   mode tcp
   timeout connect 5s
   timeout client 60s
   timeout server 60s
 listen redis
-  bind 127.0.0.1:$HA
+  bind 127.0.0.1:$hp
   server prod 127.0.0.1:$RP
 listen web
-  bind 127.0.0.1:$NHA
+  bind 127.0.0.1:$np
   server prod 127.0.0.1:$NP
 EOF
+done
 bg haproxy -f "$T/haproxy.cfg" -db; HAPID=$LAST
+bg haproxy -f "$T/haproxy1.cfg" -db; HAPID1=$LAST
 declare -A RPORT ADMIN PROXYPID
-RPORT[direct]=$RP; RPORT[haproxy]=$HA
-for cfg in d0 d1 d2 d1nice d1stop; do RPORT[$cfg]=$(port); ADMIN[r$cfg]=$(port); done
-dp() { # dp CFG ADMINKEY BACKEND REPLICAS...
+RPORT[direct]=$RP; RPORT[haproxy]=$HA; RPORT[haproxy1]=$HA1
+for cfg in d0 d1 d2 d1nice d1stop d0tN d1tN; do RPORT[$cfg]=$(port); ADMIN[r$cfg]=$(port); done
+# THREADS of each configuration (1 unless said): its ratio is to HAProxy with as many
+declare -A THREADS=([haproxy]=$NCPU [d0tN]=$NCPU [d1tN]=$NCPU)
+dp() { # dp CFG ADMINKEY BACKEND REPLICAS... (DP_THREADS: --threads, default 1)
 	local c=$1 a=$2 b=$3; shift 3
 	local args=()
 	for r in "$@"; do args+=(--replica "127.0.0.1:$r"); done
-	bg "$DOPPEL" proxy --listen 127.0.0.1:$c --backend 127.0.0.1:$b --admin 127.0.0.1:$a "${args[@]}"
+	bg "$DOPPEL" proxy --listen 127.0.0.1:$c --backend 127.0.0.1:$b --admin 127.0.0.1:$a \
+		--threads "${DP_THREADS:-1}" "${args[@]}"
 }
 dp "${RPORT[d0]}" "${ADMIN[rd0]}" "$RP"; PROXYPID[d0]=$LAST
 dp "${RPORT[d1]}" "${ADMIN[rd1]}" "$RP" "$RR1"; PROXYPID[d1]=$LAST
+DP_THREADS=$NCPU dp "${RPORT[d0tN]}" "${ADMIN[rd0tN]}" "$RP"; PROXYPID[d0tN]=$LAST
+DP_THREADS=$NCPU dp "${RPORT[d1tN]}" "${ADMIN[rd1tN]}" "$RP" "$RR1"; PROXYPID[d1tN]=$LAST
 dp "${RPORT[d2]}" "${ADMIN[rd2]}" "$RP" "$RR1" "$RR2"; PROXYPID[d2]=$LAST
 dp "${RPORT[d1nice]}" "${ADMIN[rd1nice]}" "$RP" "$RR3"; PROXYPID[d1nice]=$LAST
 dp "${RPORT[d1stop]}" "${ADMIN[rd1stop]}" "$RP" "$RR2"; PROXYPID[d1stop]=$LAST
-PROXYPID[haproxy]=$HAPID
+PROXYPID[haproxy]=$HAPID; PROXYPID[haproxy1]=$HAPID1
 # The replica servers each configuration feeds, for CPU accounting.
-declare -A REPPIDS=([d1]="$REP1" [d2]="$REP1 $REP2" [d1nice]="$REP3" [d1stop]="$REP2")
+declare -A REPPIDS=([d1]="$REP1" [d2]="$REP1 $REP2" [d1nice]="$REP3" [d1stop]="$REP2" [d1tN]="$REP1")
 for c in "${!RPORT[@]}"; do wait_port "${RPORT[$c]}"; done
-REDIS_CFGS="direct haproxy d0 d1 d2 d1nice d1stop"
+REDIS_CFGS="direct haproxy1 d0 d1 d2 d1nice d1stop haproxy d0tN d1tN"
 REP2_PID=$(pgrep -f "redis-server \*:$RR2" | head -1)
 
 for r in $(seq "$ROUNDS"); do
@@ -131,18 +148,22 @@ ngconf mirrorstop "$NMIRS" "upstream p { server 127.0.0.1:$NP; keepalive 64; } u
     location = /mirror { internal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://m\$request_uri; } }"
 NGMIRS=$LAST
 declare -A NPORT NPROXYPID
-NPORT[direct]=$NP; NPORT[haproxy]=$NHA; NPORT[nginx-mirror]=$NMIR; NPORT[nginx-mirror-stop]=$NMIRS
-for cfg in d0 d1 d2 d1nice d1stop; do NPORT[$cfg]=$(port); ADMIN[n$cfg]=$(port); done
+NPORT[direct]=$NP; NPORT[haproxy]=$NHA; NPORT[haproxy1]=$NHA1
+NPORT[nginx-mirror]=$NMIR; NPORT[nginx-mirror-stop]=$NMIRS
+for cfg in d0 d1 d2 d1nice d1stop d0tN d1tN; do NPORT[$cfg]=$(port); ADMIN[n$cfg]=$(port); done
 dp "${NPORT[d0]}" "${ADMIN[nd0]}" "$NP"; NPROXYPID[d0]=$LAST
 dp "${NPORT[d1]}" "${ADMIN[nd1]}" "$NP" "$NR1"; NPROXYPID[d1]=$LAST
+DP_THREADS=$NCPU dp "${NPORT[d0tN]}" "${ADMIN[nd0tN]}" "$NP"; NPROXYPID[d0tN]=$LAST
+DP_THREADS=$NCPU dp "${NPORT[d1tN]}" "${ADMIN[nd1tN]}" "$NP" "$NR1"; NPROXYPID[d1tN]=$LAST
 dp "${NPORT[d2]}" "${ADMIN[nd2]}" "$NP" "$NR1" "$NR2"; NPROXYPID[d2]=$LAST
 dp "${NPORT[d1nice]}" "${ADMIN[nd1nice]}" "$NP" "$NR3"; NPROXYPID[d1nice]=$LAST
 dp "${NPORT[d1stop]}" "${ADMIN[nd1stop]}" "$NP" "$NR2"; NPROXYPID[d1stop]=$LAST
-NPROXYPID[haproxy]=$HAPID; NPROXYPID[nginx-mirror]=$NGMIR; NPROXYPID[nginx-mirror-stop]=$NGMIRS
+NPROXYPID[haproxy]=$HAPID; NPROXYPID[haproxy1]=$HAPID1
+NPROXYPID[nginx-mirror]=$NGMIR; NPROXYPID[nginx-mirror-stop]=$NGMIRS
 declare -A NREPPIDS=([d1]="$NGR1" [d2]="$NGR1 $NGR2" [d1nice]="$NGR3" [d1stop]="$NGR2"
-	[nginx-mirror]="$NGR1" [nginx-mirror-stop]="$NGR2")
+	[nginx-mirror]="$NGR1" [nginx-mirror-stop]="$NGR2" [d1tN]="$NGR1")
 for c in "${!NPORT[@]}"; do wait_port "${NPORT[$c]}"; done
-NGINX_CFGS="direct haproxy d0 d1 d2 d1nice d1stop nginx-mirror nginx-mirror-stop"
+NGINX_CFGS="direct haproxy1 d0 d1 d2 d1nice d1stop nginx-mirror nginx-mirror-stop haproxy d0tN d1tN"
 for r in $(seq "$ROUNDS"); do
 	for c in $NGINX_CFGS; do
 		case $c in d1stop | nginx-mirror-stop) kill -STOP "$NGR2"; STOPPED+=("$NGR2") ;; esac
@@ -162,33 +183,42 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # ---------- report ----------
+# base_of CFG: the HAProxy it is compared with (as many threads)
+base_of() { if [ "${THREADS[$1]:-1}" = 1 ]; then echo haproxy1; else echo haproxy; fi; }
 US_PER_TICK=$((1000000 / $(getconf CLK_TCK)))
 cpu_table() { # cpu_table FILE CONFIGS...: lines "config proxy_ticks replica_ticks requests"
 	local f=$1 c hac pc rc
 	shift
-	echo "CPU per request, same runs (user + system, microseconds, median of $ROUNDS rounds)"
-	printf '  %-32s %10s %16s %10s %16s\n' configuration proxy "replica servers" total "total / HAProxy"
-	hac=$(awk -v us="$US_PER_TICK" '$1=="haproxy" && $4>0{print $2 * us / $4}' "$f" | median)
+	echo "CPU per request, same runs (user + system, microseconds, median of $ROUNDS rounds;"
+	echo "ratios to HAProxy with as many threads)"
+	printf '  %-32s %10s %16s %10s %16s %14s\n' configuration proxy "replica servers" total \
+		"total / HAProxy" "proxy / HAProxy"
 	for c in "$@"; do
 		[ "$c" = direct ] && continue
+		hac=$(awk -v us="$US_PER_TICK" -v b="$(base_of "$c")" '$1==b && $4>0{print $2 * us / $4}' "$f" | median)
 		pc=$(awk -v us="$US_PER_TICK" -v c="$c" '$1==c && $4>0{print $2 * us / $4}' "$f" | median)
 		rc=$(awk -v us="$US_PER_TICK" -v c="$c" '$1==c && $4>0{print $3 * us / $4}' "$f" | median)
-		printf '  %-32s %10.1f %16.1f %10.1f %16s\n' "${LABEL[$c]}" "$pc" "$rc" \
-			"$(awk -v a="$pc" -v b="$rc" 'BEGIN{print a + b}')" "$(ratio "$(awk -v a="$pc" -v b="$rc" 'BEGIN{print a + b}')" "$hac")"
+		printf '  %-32s %10.1f %16.1f %10.1f %16s %14s\n' "${LABEL[$c]}" "$pc" "$rc" \
+			"$(awk -v a="$pc" -v b="$rc" 'BEGIN{print a + b}')" \
+			"$(ratio "$(awk -v a="$pc" -v b="$rc" 'BEGIN{print a + b}')" "$hac")" "$(ratio "$pc" "$hac")"
 	done
 }
-echo "redis-server, redis-benchmark -c 50, median of $ROUNDS rounds (requests/s, ratio to HAProxy)"
+echo "redis-server, redis-benchmark -c 50, median of $ROUNDS rounds (requests/s, ratio to HAProxy"
+echo "with as many threads)"
 printf '  %-32s %12s %7s %12s %7s  %s\n' configuration GET ratio SET ratio "replica overflows"
-hag=$(awk '$1=="haproxy" && $2=="GET"{print $3}' "$T/redis.txt" | median)
-has=$(awk '$1=="haproxy" && $2=="SET"{print $3}' "$T/redis.txt" | median)
 overflows() { # overflows ADMINPORT: total overflows of that proxy's replicas
 	curl -s "http://127.0.0.1:$1/status" | python3 -c "import json,sys; print(sum(r['overflows'] for r in json.load(sys.stdin)['replicas']))" 2>/dev/null || echo "?"
 }
-declare -A LABEL=([direct]="direct, no proxy" [haproxy]="HAProxy 2.6, TCP mode" [d0]="doppel, 0 replicas"
+declare -A LABEL=([direct]="direct, no proxy" [haproxy1]="HAProxy 2.6, TCP, nbthread 1"
+	[haproxy]="HAProxy 2.6, TCP, nbthread $NCPU" [d0]="doppel, 0 replicas"
 	[d1]="doppel, 1 replica" [d2]="doppel, 2 replicas" [d1nice]="doppel, 1 replica at nice 10"
-	[d1stop]="doppel, 1 replica SIGSTOPped"
+	[d1stop]="doppel, 1 replica SIGSTOPped" [d0tN]="doppel --threads $NCPU, 0 replicas"
+	[d1tN]="doppel --threads $NCPU, 1 replica"
 	[nginx-mirror]="nginx mirror, target running" [nginx-mirror-stop]="nginx mirror, target SIGSTOPped")
 for c in $REDIS_CFGS; do
+	b=$(base_of "$c")
+	hag=$(awk -v b="$b" '$1==b && $2=="GET"{print $3}' "$T/redis.txt" | median)
+	has=$(awk -v b="$b" '$1==b && $2=="SET"{print $3}' "$T/redis.txt" | median)
 	g=$(awk -v c="$c" '$1==c && $2=="GET"{print $3}' "$T/redis.txt" | median)
 	s=$(awk -v c="$c" '$1==c && $2=="SET"{print $3}' "$T/redis.txt" | median)
 	ov=""; [ -n "${ADMIN[r$c]:-}" ] && ov=$(overflows "${ADMIN[r$c]}")
@@ -197,12 +227,15 @@ done
 d0g=$(awk '$1=="d0" && $2=="GET"{print $3}' "$T/redis.txt" | median)
 dsg=$(awk '$1=="d1stop" && $2=="GET"{print $3}' "$T/redis.txt" | median)
 echo "  stopped replica vs none (GET): $(ratio "$dsg" "$d0g")"
+dtg=$(awk '$1=="d0tN" && $2=="GET"{print $3}' "$T/redis.txt" | median)
+echo "  doppel --threads $NCPU vs --threads 1, 0 replicas (GET): $(ratio "$dtg" "$d0g")"
 
 cpu_table "$T/redis-cpu.txt" $REDIS_CFGS
 echo
-echo "nginx, 1 KiB file, wrk -c 50 -d ${WRK_SECONDS:-5}s, median of $ROUNDS rounds (requests/s, ratio to HAProxy)"
-han=$(awk '$1=="haproxy"{print $2}' "$T/nginx.txt" | median)
+echo "nginx, 1 KiB file, wrk -c 50 -d ${WRK_SECONDS:-5}s, median of $ROUNDS rounds (requests/s, ratio to"
+echo "HAProxy with as many threads)"
 for c in $NGINX_CFGS; do
+	han=$(awk -v b="$(base_of "$c")" '$1==b{print $2}' "$T/nginx.txt" | median)
 	v=$(awk -v c="$c" '$1==c{print $2}' "$T/nginx.txt" | median)
 	ov=""; [ -n "${ADMIN[n$c]:-}" ] && ov="replica overflows: $(overflows "${ADMIN[n$c]}")"
 	printf '  %-32s %12.0f %7s  %s\n' "${LABEL[$c]}" "$v" "$(ratio "$v" "$han")" "$ov"
@@ -210,20 +243,23 @@ done
 d0n=$(awk '$1=="d0"{print $2}' "$T/nginx.txt" | median)
 dsn=$(awk '$1=="d1stop"{print $2}' "$T/nginx.txt" | median)
 echo "  stopped replica vs none: $(ratio "$dsn" "$d0n")"
+dtn=$(awk '$1=="d0tN"{print $2}' "$T/nginx.txt" | median)
+echo "  doppel --threads $NCPU vs --threads 1, 0 replicas: $(ratio "$dtn" "$d0n")"
 cpu_table "$T/nginx-cpu.txt" $NGINX_CFGS
 
 # ---------- idle connections ----------
 echo
 echo "doppel RSS with idle connections (fd limit $(ulimit -n))"
 IP=$(port)
-for reps in 0 1; do
+for mode in "0 1" "1 1" "1 $NCPU"; do
+	read -r reps nthr <<<"$mode"
 	n=$((reps == 0 ? 9000 : 6000))
 	L=$(port)
-	args=(); [ "$reps" = 1 ] && args=(--replica "127.0.0.1:$RR1")
+	args=(--threads "$nthr"); [ "$reps" = 1 ] && args+=(--replica "127.0.0.1:$RR1")
 	bg "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$RP "${args[@]}"; PX=$LAST
 	wait_port "$L"
 	rss0=$(awk '/VmRSS/{print $2}' /proc/$PX/status)
-	python3 - "$L" "$n" "$T/held.$reps" <<'PY' &
+	python3 - "$L" "$n" "$T/held.$reps.$nthr" <<'PY' &
 import socket, sys, time, os
 port, n, flag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 socks = []
@@ -242,12 +278,12 @@ time.sleep(60)
 PY
 	HOLD=$!
 	PIDS+=($HOLD)
-	for _ in $(seq 600); do [ -e "$T/held.$reps" ] && break; sleep 0.1; done
+	for _ in $(seq 600); do [ -e "$T/held.$reps.$nthr" ] && break; sleep 0.1; done
 	sleep 1
 	rss1=$(awk '/VmRSS/{print $2}' /proc/$PX/status)
 	fds=$(ls /proc/$PX/fd | wc -l)
-	printf '  %d replica(s): %d idle connections, %d fds, RSS %d KiB -> %d KiB: %.0f bytes per connection\n' \
-		"$reps" "$n" "$fds" "$rss0" "$rss1" "$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN{print (b-a)*1024/n}')"
+	printf '  %d replica(s), --threads %d: %d idle connections, %d fds, RSS %d KiB -> %d KiB: %.0f bytes per connection\n' \
+		"$reps" "$nthr" "$n" "$fds" "$rss0" "$rss1" "$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN{print (b-a)*1024/n}')"
 	kill "$HOLD" "$PX" 2>/dev/null
 	wait "$HOLD" "$PX" 2>/dev/null
 done

@@ -6,6 +6,7 @@
 #include "cli/cmd.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -231,6 +232,7 @@ void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS
 		CLI_INT("max-replica-legs", &pc->max_replica_legs, 1, INT_MAX),
 		CLI_FLAG("join-open", &pc->join_open),
 		CLI_FLAG("no-join-exact", &pc->join_no_exact),
+		CLI_INT("threads", &pc->threads, 1, PROXY_THREADS_MAX),
 		CLI_END,
 	};
 
@@ -244,6 +246,38 @@ static unsigned count_files(const char *const *files)
 	while (n < PROXY_TLS_MAX_CERTS && files[n])
 		n++;
 	return n;
+}
+
+/* The CPUs this process may run on (its affinity mask), at most CLI_THREADS_AUTO_MAX. */
+static long cpus_usable(void)
+{
+	cpu_set_t set;
+	long n = 1;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = 1;
+	return n > CLI_THREADS_AUTO_MAX ? CLI_THREADS_AUTO_MAX : n;
+}
+
+/*
+ * --threads not given: $DOPPEL_THREADS, else one per usable CPU (at most
+ * CLI_THREADS_AUTO_MAX); one with --join-open (which runs on one thread),
+ * whatever the environment says.
+ */
+static int threads_default(const struct cmd_entry *e, struct proxy_config *pc)
+{
+	const char *env = getenv("DOPPEL_THREADS");
+	long n = cpus_usable();
+
+	if (env && *env && number_parse(env, 1, PROXY_THREADS_MAX, &n) < 0) {
+		cmd_usage_error(e, "DOPPEL_THREADS='%s' is not a number of threads from 1 to %d",
+				env, PROXY_THREADS_MAX);
+		return -1;
+	}
+	pc->threads = pc->join_open ? 1 : (unsigned)n;
+	return 0;
 }
 
 int cli_proxy_opts_check(const struct cmd_entry *e, struct proxy_config *pc)
@@ -266,6 +300,12 @@ int cli_proxy_opts_check(const struct cmd_entry *e, struct proxy_config *pc)
 		cmd_usage_error(e, "--alpn needs --tls-cert and --tls-key");
 		return -1;
 	}
+	if (pc->threads > 1 && pc->join_open) {
+		cmd_usage_error(e, "--join-open runs on one thread: give --threads 1 with it");
+		return -1;
+	}
+	if (!pc->threads && threads_default(e, pc) < 0)
+		return -1;
 	if (pc->tls.ca && !pc->tls.backend) {
 		cmd_usage_error(e, "--tls-ca needs --tls-backend (it verifies production)");
 		return -1;

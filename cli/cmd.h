@@ -145,7 +145,8 @@ int cli_parse_opts(const struct cmd_entry *e, int argc, char **argv, int first,
  * --budget, --replica-flush, --log-level, --max-legs, --max-replica-legs, TLS),
  * as a table writing into pc.
  */
-#define CLI_PROXY_OPTS 15 /* entries of that table, its end included */
+#define CLI_THREADS_AUTO_MAX 16 /* --threads by default: CPUs, at most this */
+#define CLI_PROXY_OPTS 16	/* entries of that table, its end included */
 void cli_proxy_opts(struct proxy_config *pc, struct cli_opt table[CLI_PROXY_OPTS]);
 /*
  * What the shared options require of each other once all are parsed; prints
@@ -189,7 +190,12 @@ int cli_clone_limits_check(const struct cmd_entry *e, const struct sup_config *c
 	"                         connection joins at its next turn after a replay of its\n"    \
 	"                         RESP state commands (AUTH, SELECT, HELLO, CLIENT). See\n"     \
 	"                         `joined_exact` and `joined` in status. Off by default\n"      \
-	"  --no-join-exact        with --join-open: always join at the next turn\n"
+	"  --no-join-exact        with --join-open: always join at the next turn\n"             \
+	"  --threads N            event loops carrying the traffic (default: one per CPU\n"     \
+	"                         it may use, at most 16, or $DOPPEL_THREADS; at most 64):\n"   \
+	"                         each has its own listener (SO_REUSEPORT), connections and\n"  \
+	"                         buffers; a replica's budget, overflows and counters are\n"    \
+	"                         one over all of them. Not with --join-open\n"
 #define CLI_LIMITS_HELP                                                                          \
 	"  --clone-memory SIZE    memory limit of each clone, in a cgroup of its own: past\n"    \
 	"                         it the kernel kills the clone, never production (default\n"    \

@@ -23,6 +23,13 @@
 
 static _Thread_local int self_netns = -1;
 
+void netns_thread_exit(void)
+{
+	if (self_netns >= 0)
+		close(self_netns);
+	self_netns = -1;
+}
+
 int netns_open_pid(int pid)
 {
 	char path[64];

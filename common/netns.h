@@ -18,6 +18,8 @@ int netns_open_pid(int pid);
  * come back. Returns fn's result, or -errno if the namespace cannot be entered.
  */
 int netns_run(int netns_fd, int (*fn)(void *arg), void *arg);
+/* A thread that used netns_run is about to end: close its handle on its own namespace. */
+void netns_thread_exit(void);
 
 /*
  * socket(domain, type, proto) created inside the network namespace netns_fd.

@@ -446,3 +446,22 @@ void stats_prom_object(struct sbuf *sb, const struct stats_table *t, const void 
 
 	stats_prom(sb, t, &rows, labels);
 }
+
+void stats_fold(const struct stats_table *t, void *dst, const void *src)
+{
+	for (size_t i = 0; i < t->nfields; i++) {
+		const struct stats_field *f = &t->fields[i];
+		uint64_t *d, v;
+
+		if (f->get || (f->kind != STATS_COUNTER && f->kind != STATS_GAUGE))
+			continue;
+		d = (uint64_t *)((char *)dst + f->off);
+		memcpy(&v, (const char *)src + f->off, sizeof(v));
+		if (f->flags & STATS_F_SAME)
+			*d = *d ? *d : v;
+		else if (f->flags & STATS_F_MAX)
+			*d = v > *d ? v : *d;
+		else
+			*d += v;
+	}
+}

@@ -66,6 +66,10 @@ enum {
 	STATS_F_NO_JSON = 1 << 1,
 	/* Prometheus: the samples carry the row's first label only, not all of them. */
 	STATS_F_KEY_LABEL = 1 << 2,
+	/* stats_fold: a setting, the same in every part: not summed, the first part's kept. */
+	STATS_F_SAME = 1 << 3,
+	/* stats_fold: a high-water mark: the largest of the parts, not their sum. */
+	STATS_F_MAX = 1 << 4,
 };
 
 struct stats_field {
@@ -165,5 +169,13 @@ void stats_prom_object(struct sbuf *sb, const struct stats_table *t, const void 
 		       const void *ctx, const char *labels);
 /* Appends name="value", the value escaped as the exposition format says (\\, \", \n). */
 void stats_prom_label(struct sbuf *sb, const char *name, const char *value);
+
+/*
+ * Fold one part of an object into a sum of parts (dst, zeroed before the
+ * first part): every COUNTER and GAUGE read at an offset is added (the
+ * largest kept with STATS_F_MAX; with STATS_F_SAME the first part's value,
+ * taken when dst's is 0). Fields with a getter are left to the caller.
+ */
+void stats_fold(const struct stats_table *t, void *dst, const void *src);
 
 #endif

@@ -146,4 +146,7 @@ uint64_t div_replica_add_excerpt(struct div_replica *r, const struct div_excerpt
 /* The control's verdict on excerpt seq became known. */
 void div_replica_excerpt_control(struct div_replica *r, uint64_t seq, int agreed);
 
+/* rules.c: this thread's match data goes (div_thread_exit) */
+void div_rules_thread_exit(void);
+
 #endif

@@ -193,6 +193,12 @@ const struct div_type_counts *div_replica_type(const struct div_replica *r, unsi
 void div_replica_excerpts(const struct div_replica *r,
 			  void (*fn)(void *arg, const struct div_excerpt *e), void *arg);
 uint64_t div_replica_excerpts_skipped(const struct div_replica *r);
+/*
+ * Add src's counts, rows and excerpts to dst (the same replica seen by
+ * another thread): rows are matched by type name (dst's types get src's
+ * names), excerpts are added after dst's own, oldest first.
+ */
+void div_replica_merge(struct div_replica *dst, const struct div_replica *src);
 
 /* ---- the noise rule ---- */
 
@@ -289,5 +295,12 @@ enum div_protocol div_conn_protocol(const struct div_conn *dc);
 
 /* One-shot XXH3 of a buffer, the hash used for every turn. */
 uint64_t div_hash(const void *buf, size_t n);
+
+/*
+ * A thread that compared answers is about to end: free what the engine keeps
+ * per thread (its free blocks, its regex match data). Call it last, once the
+ * thread's connections are all freed.
+ */
+void div_thread_exit(void);
 
 #endif

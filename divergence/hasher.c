@@ -91,3 +91,14 @@ void div_hasher_release(struct div_hasher *h)
 		state_put(h->state);
 	div_hasher_init(h);
 }
+
+void div_hasher_thread_exit(void)
+{
+	while (pool_head) {
+		XXH3_state_t *st = pool_head;
+
+		memcpy(&pool_head, st, sizeof(void *));
+		XXH3_freeState(st);
+	}
+	pool_len = 0;
+}

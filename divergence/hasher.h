@@ -31,4 +31,7 @@ uint64_t div_hasher_finish(struct div_hasher *h);
 /* Forget everything (returns any state to the pool). */
 void div_hasher_release(struct div_hasher *h);
 
+/* This thread's pooled states go (div_thread_exit). */
+void div_hasher_thread_exit(void);
+
 #endif

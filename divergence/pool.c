@@ -3,6 +3,7 @@
  * from a per-thread free list, so that steady traffic does not allocate.
  */
 #include "divergence/div-int.h"
+#include "divergence/hasher.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,4 +39,17 @@ void div_block_put(unsigned char *b)
 	memcpy(b, &pool_head, sizeof(void *));
 	pool_head = b;
 	pool_len++;
+}
+
+void div_thread_exit(void)
+{
+	while (pool_head) {
+		unsigned char *b = pool_head;
+
+		memcpy(&pool_head, b, sizeof(void *));
+		free(b);
+	}
+	pool_len = 0;
+	div_rules_thread_exit();
+	div_hasher_thread_exit();
 }

@@ -91,6 +91,56 @@ void div_replica_excerpts(const struct div_replica *r,
 	}
 }
 
+/* src's type id as a type of dst's table */
+static unsigned merge_type(struct div_replica *dst, const struct div_replica *src, unsigned id)
+{
+	const char *name;
+
+	if (id >= DIV_TYPES_MAX)
+		return DIV_TYPES_MAX;
+	name = div_type_name(src->types, id);
+	return div_type_intern(dst->types, name, strlen(name));
+}
+
+static void merge_excerpt(void *arg, const struct div_excerpt *e)
+{
+	struct div_replica **pair = arg;
+	struct div_excerpt x = *e;
+
+	x.type = merge_type(pair[0], pair[1], e->type);
+	div_replica_add_excerpt(pair[0], &x);
+}
+
+void div_replica_merge(struct div_replica *dst, const struct div_replica *src)
+{
+	struct div_replica *pair[2] = {dst, (struct div_replica *)src};
+	unsigned n = div_types_count(src->types);
+
+	dst->counts->turns_compared += src->counts->turns_compared;
+	dst->counts->turns_diverged += src->counts->turns_diverged;
+	dst->counts->turns_unchecked += src->counts->turns_unchecked;
+	dst->counts->conns_diverged += src->counts->conns_diverged;
+	for (unsigned id = 0; id <= DIV_TYPES_MAX; id++) {
+		const struct div_type_counts *c = &src->rows[id];
+		struct div_type_counts *d;
+
+		if (id < DIV_TYPES_MAX && id >= n)
+			continue;
+		if (!(c->turns | c->raw | c->unchecked | c->paired))
+			continue;
+		d = &dst->rows[merge_type(dst, src, id)];
+		d->turns += c->turns;
+		d->raw += c->raw;
+		d->unchecked += c->unchecked;
+		d->paired += c->paired;
+		d->paired_raw += c->paired_raw;
+		d->noise += c->noise;
+		d->cross += c->cross;
+	}
+	dst->exc_skipped += src->exc_skipped;
+	div_replica_excerpts(src, merge_excerpt, pair);
+}
+
 /* ---- the rule ---- */
 
 void div_rule_defaults(struct div_rule *r)

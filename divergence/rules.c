@@ -158,6 +158,12 @@ int div_rules_masks_header(const struct div_rules *r, const unsigned char *name,
 static _Thread_local unsigned char scratch[2][OUT_MAX];
 static _Thread_local pcre2_match_data *mdata;
 
+void div_rules_thread_exit(void)
+{
+	pcre2_match_data_free(mdata);
+	mdata = NULL;
+}
+
 /* One mask over in[0..n) into out; returns the output length. */
 static size_t mask_one(const struct div_rules *r, unsigned i, const unsigned char *in, size_t n,
 		       unsigned char *out)

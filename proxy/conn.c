@@ -207,6 +207,29 @@ static void leg_unlinger(struct leg *leg)
 	rep->lingering--;
 }
 
+/*
+ * delta bytes more (or fewer) queued for rep on this worker; returns what is
+ * queued for it on every worker together (its budget is one budget).
+ */
+static uint64_t rep_queued(struct replica *rep, int64_t delta)
+{
+	uint64_t all;
+
+	rep->buffered += (uint64_t)delta;
+	if (rep->px->nthreads == 1) {
+		atomic_store_explicit(&rep->sh->buffered, rep->buffered, memory_order_relaxed);
+		all = rep->buffered;
+	} else {
+		all = atomic_fetch_add_explicit(&rep->sh->buffered, (uint64_t)delta,
+						memory_order_relaxed) +
+		      (uint64_t)delta;
+	}
+	if (delta > 0 &&
+	    all > atomic_load_explicit(&rep->sh->total_high_water, memory_order_relaxed))
+		atomic_store_explicit(&rep->sh->total_high_water, all, memory_order_relaxed);
+	return all;
+}
+
 /* Close the leg's socket. Bytes still queued were never delivered: dropped. */
 static void leg_close(struct leg *leg, int reset)
 {
@@ -225,7 +248,7 @@ static void leg_close(struct leg *leg, int reset)
 		leg->conn->px->ob.replica_close(leg->conn->obs, rep->id, reset);
 	if (rep) {
 		rep->bytes_dropped += leg->out.bytes;
-		rep->buffered -= leg->out.bytes;
+		rep_queued(rep, -(int64_t)leg->out.bytes);
 		rep->conns_active--;
 	}
 	segq_clear(&leg->conn->px->pool, &leg->out);
@@ -331,7 +354,7 @@ void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *ke
 	struct replica *rep = leg->rep;
 	struct proxy *px = leg->conn->px;
 	ssize_t w = 0;
-	uint64_t q;
+	uint64_t q, all;
 
 	if (!rep)
 		return;
@@ -370,13 +393,13 @@ void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *ke
 	*kept = 1;
 	if (px->cfg.replica_flush_ns && !(leg->flags & SF_CONNECTING))
 		leg_dirty(leg);
-	rep->buffered += n - (size_t)w;
+	all = rep_queued(rep, (int64_t)(n - (size_t)w));
 	q = leg->out.bytes;
 	if (q > rep->high_water)
 		rep->high_water = q;
 	if (rep->buffered > rep->total_high_water)
 		rep->total_high_water = rep->buffered;
-	if (q > rep->buffer || rep->buffered > rep->budget)
+	if (q > rep->buffer || all > rep->budget)
 		leg_overflow(leg, now);
 }
 
@@ -404,7 +427,7 @@ static void leg_flush(struct leg *leg)
 		return;
 	}
 	if (leg->rep) {
-		leg->rep->buffered -= (uint64_t)w;
+		rep_queued(leg->rep, -(int64_t)w);
 		leg_sent(leg, (uint64_t)w, clock_coarse_ns());
 	}
 	if (!segq_empty(&leg->out))
@@ -1119,14 +1142,14 @@ struct proxy_conn *conn_new(struct proxy *px, int cfd, unsigned n)
 
 	/* Without replicas there is nothing to compare: no divergence state. */
 	if (c && n)
-		c->div = div_conn_open(px->rules, px->types, px->next_conn_id + 1, n);
+		c->div = div_conn_open(px->rules, px->types, px->next_conn_id + px->nthreads, n);
 	if (!c || (n && !c->div)) {
 		free(c);
 		return NULL;
 	}
 	px->conns_allocated++;
 	c->px = px;
-	c->id = ++px->next_conn_id;
+	c->id = px->next_conn_id += px->nthreads; /* unique over workers */
 	c->nlegs = n;
 	c->cli.conn = c;
 	c->cli.fd = cfd;

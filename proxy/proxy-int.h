@@ -3,7 +3,11 @@
  * replicas), conn.c (the per-connection data path) and status.c (status views).
  *
  * Ownership and threads: everything here belongs to one struct proxy and is
- * touched only by the thread running its event_base.
+ * touched only by the thread running its event_base. With --threads N there
+ * are N such proxies, one per thread (workers.c): worker 0 is the one the
+ * caller made and owns the others; a replica is attached to every worker
+ * under the same id, and its workers' struct replica share one struct
+ * replica_share (worker 0's), the only data-path state threads share.
  *   - struct proxy owns its replicas, its connections and the chunk pool.
  *   - struct proxy_conn is allocated at accept (with one leg per replica
  *     known then) and freed by conn_release() once the client side, the
@@ -19,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/rate.h"
@@ -76,8 +81,34 @@ struct leg {
 	struct leg *linger_prev, *linger_next; /* rep->linger_head..linger_tail */
 };
 
+/*
+ * What a replica's workers share (atomics): one budget over all of their
+ * queues, one count of overflows, one first overflow (the debug window),
+ * and whether the owner's overflow hook has yet to hear of the latest.
+ */
+struct replica_share {
+	_Atomic uint64_t buffered, total_high_water;
+	_Atomic uint64_t overflows, first_overflow_ns, last_overflow_ns;
+	_Atomic int hook_pending;
+};
+
+/*
+ * A worker's queue state of a replica, read on its thread for a status view
+ * folded over workers (status.c): what replica_fill_info otherwise walks the
+ * legs and rate counters for.
+ */
+struct replica_snap {
+	int valid;
+	uint64_t max_conn;
+	unsigned backlogged;
+	double ingress_bps, drain_bps;
+};
+
 struct replica {
 	struct proxy *px;
+	struct replica_share *sh; /* &own_sh on worker 0, worker 0's on the others */
+	struct replica_share own_sh;
+	struct replica_snap snap; /* a folded view's (status.c) */
 	unsigned id;
 	char name[64];
 	struct net_endpoint ep;
@@ -93,6 +124,7 @@ struct replica {
 	uint64_t legs_evicted;	 /* lingering legs closed to make room for a new one */
 	uint64_t resets;	 /* legs the replica reset (or that failed) once connected */
 	uint64_t bytes_offered, bytes_forwarded, bytes_dropped, bytes_answered;
+	/* this worker's share of the overflows (rep->sh has them all, and the first) */
 	uint64_t overflows, first_overflow_ns, last_overflow_ns;
 	/* connections open before the attach joined at a turn (join.c): as they were, after a
 	 * replay of their state commands, or refused (those could not be replayed) */
@@ -102,7 +134,6 @@ struct replica {
 	uint64_t buffered, high_water, total_high_water;
 	uint64_t last_fail_ns;
 	uint64_t cap_warn_ns; /* when its leg cap was last logged */
-	int hook_pending;     /* on_overflow not yet called for the latest overflow */
 	struct rate_ctr ingress, drain;
 	struct div_counts div;
 	struct div_replica *drep; /* per-type counts and excerpts; counts go to div */
@@ -143,9 +174,18 @@ struct proxy_conn {
 	struct leg legs[];
 };
 
+struct proxy_workers;
+
 struct proxy {
 	struct event_base *base;
 	struct proxy_config cfg;
+	/* --threads: worker 0 (itself on worker 0), this worker's index, how many */
+	struct proxy *primary;
+	unsigned widx, nthreads;
+	struct proxy_workers *workers; /* worker 0 with more than one: the others (workers.c) */
+	int notify_fd;		       /* worker 0 with workers: their overflows arrive here */
+	int own_lfd;		       /* lfd is this worker's (not cfg.listen_fd) */
+	uint64_t *fold_accepted;       /* a folded view (status.c): each worker's accepts */
 	struct proxy_hooks hooks;
 	struct proxy_observer ob;
 	int lfd;
@@ -247,9 +287,33 @@ void exact_close_rest(struct proxy_peers *peers);
 /* conn.c: leg_open with a connected socket */
 void leg_open_fd(struct proxy_conn *c, unsigned idx, struct replica *rep, int fd, uint64_t now);
 
+/* proxy.c: one worker's proxy (worker widx of primary's; primary NULL: worker 0) */
+int proxy_new_one(struct event_base *base, const struct proxy_config *cfg, struct proxy *primary,
+		  unsigned widx, struct proxy **out, char *err, size_t errlen);
+void proxy_free_one(struct proxy *px);
+
+/*
+ * workers.c. workers_start: threads - 1 workers besides px (worker 0), each
+ * on its own thread. workers_each: fn(worker, arg) on every worker, worker 0
+ * first, each on its own thread while the caller (worker 0's thread) waits;
+ * workers_each_other: the same without worker 0. workers_stop: stop and free
+ * them.
+ */
+int workers_start(struct proxy *px, unsigned threads, char *err, size_t errlen);
+void workers_stop(struct proxy *px);
+unsigned workers_count(const struct proxy *px);
+void workers_each(struct proxy *px, void (*fn)(struct proxy *px, void *arg), void *arg);
+void workers_each_other(struct proxy *px, void (*fn)(struct proxy *px, void *arg), void *arg);
+
+/* status.c: a view of px and its workers' counters summed (free with status_fold_free) */
+struct proxy *status_fold(struct proxy *px);
+void status_fold_free(struct proxy *fold);
+
 /* proxy.c */
 void replica_overflowed(struct replica *rep, uint64_t now);
 void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out);
+/* Its legs' queues and rates now (on its worker's thread). */
+void replica_snap_take(struct replica *rep, uint64_t now, struct replica_snap *out);
 void replica_leg_unlink(struct leg *leg);
 /* Open legs allowed to rep (cfg.max_replica_legs, or its share of legs_cap). */
 uint64_t replica_leg_cap(const struct replica *rep);

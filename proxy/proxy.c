@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -186,8 +188,40 @@ int proxy_raise_fd_limit(uint64_t *before, uint64_t *after)
 	return rc;
 }
 
-int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **out,
-	      char *err, size_t errlen)
+/* Where worker widx listens: its own socket (SO_REUSEPORT with others), or the shared one. */
+static int listen_socket(struct proxy *px, const struct proxy_config *cfg, struct proxy *primary,
+			 char *err, size_t errlen)
+{
+	struct net_endpoint ep = cfg->listen;
+
+	if (cfg->listen_fd >= 0) {
+		px->lfd = cfg->listen_fd;
+		return 0;
+	}
+	if (primary) {
+		/* the port worker 0 got (cfg.listen may say port 0) */
+		ep.len = sizeof(ep.ss);
+		if (getsockname(primary->lfd, (struct sockaddr *)&ep.ss, &ep.len) < 0) {
+			snprintf(err, errlen, "getsockname: %s", strerror(errno));
+			return -errno;
+		}
+	} else if (px->nthreads > 1) {
+		/* SO_REUSEPORT would share a port another process holds the same way: check */
+		int probe = netaddr_listen(&cfg->listen, 1, 0, err, errlen);
+
+		if (probe < 0)
+			return probe;
+		close(probe);
+	}
+	px->lfd = netaddr_listen(&ep, 1024, px->nthreads > 1, err, errlen);
+	if (px->lfd < 0)
+		return px->lfd;
+	px->own_lfd = 1;
+	return 0;
+}
+
+int proxy_new_one(struct event_base *base, const struct proxy_config *cfg, struct proxy *primary,
+		  unsigned widx, struct proxy **out, char *err, size_t errlen)
 {
 	struct proxy *px = calloc(1, sizeof(*px));
 	struct timeval tick = {0, TICK_MS * 1000};
@@ -199,6 +233,11 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 	}
 	px->base = base;
 	px->cfg = *cfg;
+	px->primary = primary ? primary : px;
+	px->widx = widx;
+	px->nthreads = cfg->threads > 1 ? cfg->threads : 1;
+	px->next_conn_id = widx;
+	px->notify_fd = -1;
 	pthread_mutex_init(&px->exact_mu, NULL);
 	rc = tls_front_new(&cfg->tls, &px->tls_stats, &cfg->backend, &px->tls, err, errlen);
 	if (rc < 0) {
@@ -227,6 +266,8 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 		px->fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? nofile_soft(&rl) : 1024;
 	}
 	px->legs_cap = cfg->max_legs ? cfg->max_legs : proxy_leg_cap_auto(px->fd_limit);
+	/* the fds are the process's: each worker gets its share */
+	px->legs_cap = px->legs_cap / px->nthreads ? px->legs_cap / px->nthreads : 1;
 	px->types = div_types_new();
 	px->rules = cfg->div_rules;
 	if (!px->rules) {
@@ -250,20 +291,15 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 	}
 	chunk_pool_init(&px->pool, 16); /* free chunks kept for reuse: 1 MiB */
 	px->start_ns = clock_coarse_ns();
-	if (cfg->listen_fd >= 0) {
-		px->lfd = cfg->listen_fd;
-	} else {
-		px->lfd = netaddr_listen(&cfg->listen, 1024, 0, err, errlen);
-		if (px->lfd < 0) {
-			rc = px->lfd;
-			if (px->cfg.backend.netns_fd >= 0)
-				close(px->cfg.backend.netns_fd);
-			div_types_free(px->types);
-			div_rules_free(px->own_rules);
-			tls_front_free(px->tls);
-			free(px);
-			return rc;
-		}
+	rc = listen_socket(px, cfg, primary, err, errlen);
+	if (rc < 0) {
+		if (px->cfg.backend.netns_fd >= 0)
+			close(px->cfg.backend.netns_fd);
+		div_types_free(px->types);
+		div_rules_free(px->own_rules);
+		tls_front_free(px->tls);
+		free(px);
+		return rc;
 	}
 	event_assign(&px->lev, base, px->lfd, EV_READ | EV_PERSIST, accept_cb, px);
 	event_add(&px->lev, NULL);
@@ -276,29 +312,90 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
 	return 0;
 }
 
+int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **out,
+	      char *err, size_t errlen)
+{
+	struct proxy *px;
+	int rc;
+
+	if (cfg->threads > 1 && (cfg->join_open || cfg->service_is_client)) {
+		snprintf(err, errlen, "%s runs on one thread only (give --threads 1)",
+			 cfg->join_open ? "--join-open" : "an upstream relay");
+		return -EINVAL;
+	}
+	if (cfg->threads > PROXY_THREADS_MAX) {
+		snprintf(err, errlen, "at most %d threads", PROXY_THREADS_MAX);
+		return -EINVAL;
+	}
+	rc = proxy_new_one(base, cfg, NULL, 0, &px, err, errlen);
+	if (rc < 0 || px->nthreads == 1) {
+		*out = rc < 0 ? NULL : px;
+		return rc;
+	}
+	/* other workers' overflows wake worker 0's notify event */
+	px->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (px->notify_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		proxy_free_one(px);
+		return rc;
+	}
+	event_assign(&px->notify, base, px->notify_fd, EV_READ | EV_PERSIST, notify_cb, px);
+	event_add(&px->notify, NULL);
+	rc = workers_start(px, px->nthreads, err, errlen);
+	if (rc < 0) {
+		proxy_free_one(px);
+		return rc;
+	}
+	*out = px;
+	return 0;
+}
+
 void proxy_set_hooks(struct proxy *px, const struct proxy_hooks *hooks)
 {
 	px->hooks = *hooks;
 }
 
-void proxy_set_observer(struct proxy *px, const struct proxy_observer *ob)
+static void set_observer_fn(struct proxy *px, void *arg)
 {
-	px->ob = *ob;
+	px->ob = *(const struct proxy_observer *)arg;
 }
 
-void proxy_stop_accepting(struct proxy *px)
+void proxy_set_observer(struct proxy *px, const struct proxy_observer *ob)
 {
+	workers_each(px, set_observer_fn, (void *)ob);
+}
+
+static void stop_accepting_fn(struct proxy *px, void *arg)
+{
+	(void)arg;
 	if (px->lfd < 0)
 		return;
 	event_del(&px->lev);
 	event_del(&px->accept_retry);
-	close(px->lfd);
+	if (px->own_lfd || px->widx == 0)
+		close(px->lfd);
 	px->lfd = -1;
+}
+
+void proxy_stop_accepting(struct proxy *px)
+{
+	/* the others first: a listen_fd they share is closed by worker 0 */
+	workers_each_other(px, stop_accepting_fn, NULL);
+	stop_accepting_fn(px, NULL);
+}
+
+static void active_fn(struct proxy *px, void *arg)
+{
+	*(uint64_t *)arg += px->conns_active;
 }
 
 unsigned proxy_active_connections(const struct proxy *px)
 {
-	return (unsigned)px->conns_active;
+	uint64_t n = 0;
+
+	workers_each((struct proxy *)px, active_fn, &n);
+	return (unsigned)n;
 }
 
 static void replica_free(struct replica *rep)
@@ -314,6 +411,13 @@ void proxy_free(struct proxy *px)
 	if (!px)
 		return;
 	proxy_stop_accepting(px);
+	workers_stop(px);
+	proxy_free_one(px);
+}
+
+void proxy_free_one(struct proxy *px)
+{
+	stop_accepting_fn(px, NULL);
 	event_del(&px->tick);
 	event_del(&px->notify);
 	event_del(&px->flush);
@@ -329,6 +433,8 @@ void proxy_free(struct proxy *px)
 	tls_front_free(px->tls);
 	exact_end(px);
 	pthread_mutex_destroy(&px->exact_mu);
+	if (px->notify_fd >= 0)
+		close(px->notify_fd);
 	free(px);
 }
 
@@ -342,28 +448,45 @@ int proxy_tls_check(const struct proxy_tls_config *cfg, char *err, size_t errlen
 	return rc;
 }
 
+struct reload_call {
+	int rc;
+	char *err;
+	size_t errlen;
+};
+
+static void tls_reload_fn(struct proxy *px, void *arg)
+{
+	struct reload_call *rc = arg;
+
+	if (rc->rc == 0)
+		rc->rc = tls_front_reload(px->tls, rc->err, rc->errlen);
+}
+
 int proxy_tls_reload(struct proxy *px, char *err, size_t errlen)
 {
-	int rc;
+	struct reload_call rc = {0, err, errlen};
 
 	if (!tls_front_serves(px->tls)) {
 		snprintf(err, errlen, "no --tls-cert to reload");
 		return -ENOENT;
 	}
-	rc = tls_front_reload(px->tls, err, errlen);
-	if (rc == 0)
+	/* each worker has its own TLS contexts: each reads the files */
+	workers_each(px, tls_reload_fn, &rc);
+	if (rc.rc == 0)
 		pr_info("TLS certificates reloaded certs=%u; new handshakes use them",
 			px->cfg.tls.ncerts);
-	return rc;
+	return rc.rc;
 }
 
 /* ---- replicas ---- */
 
 static void legs_cap_log(struct proxy *px);
+static struct replica *replica_find(struct proxy *px, unsigned id, unsigned *pos);
 
+/* sh: worker 0's share of the replica (the other workers), or NULL (worker 0: its own) */
 static int replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
-		       const struct proxy_replica_opts *opts, unsigned *id_out, char *err,
-		       size_t errlen)
+		       const struct proxy_replica_opts *opts, unsigned *id_out,
+		       struct replica_share *sh, unsigned id, char *err, size_t errlen)
 {
 	struct replica *rep;
 
@@ -384,6 +507,7 @@ static int replica_add(struct proxy *px, const struct net_endpoint *ep, const ch
 		return -ENOMEM;
 	}
 	rep->px = px;
+	rep->sh = sh ? sh : &rep->own_sh;
 	rep->control = opts && opts->control;
 	rep->drep =
 		div_replica_new(px->types, rep->control ? DIV_CONTROL : DIV_CANDIDATE, &rep->div);
@@ -392,7 +516,7 @@ static int replica_add(struct proxy *px, const struct net_endpoint *ep, const ch
 		free(rep);
 		return -ENOMEM;
 	}
-	rep->id = ++px->next_rep_id;
+	rep->id = id ? id : ++px->next_rep_id;
 	rep->ep = *ep;
 	rep->ep.netns_fd = -1;
 	if (ep->netns_fd >= 0) {
@@ -422,12 +546,14 @@ static int replica_add(struct proxy *px, const struct net_endpoint *ep, const ch
 	rate_init(&rep->drain, NSEC_PER_SEC);
 	px->reps[px->nreps++] = rep;
 	join_replica_added(px, rep, opts ? opts->peers : NULL); /* open connections join it */
-	if (px->nreps == 1 && !px->legs_cap_logged) {
+	if (px->nreps == 1 && !px->legs_cap_logged && !px->widx) {
 		legs_cap_log(px);
 		px->legs_cap_logged = 1;
 	}
 	if (id_out)
 		*id_out = rep->id;
+	if (px->widx)
+		return 0; /* worker 0 says it */
 	pr_info("replica attached replica=%s id=%u address=%s%s buffer=%llu budget=%llu%s",
 		rep->name, rep->id, rep->ep.text,
 		rep->ep.netns_fd >= 0 ? " (in its own netns)" : "", (unsigned long long)rep->buffer,
@@ -435,11 +561,58 @@ static int replica_add(struct proxy *px, const struct net_endpoint *ep, const ch
 	return 0;
 }
 
+struct add_call {
+	const struct net_endpoint *ep;
+	const char *name;
+	struct proxy_replica_opts opts;
+	struct replica_share *sh;
+	unsigned id;
+	int rc;
+	char *err;
+	size_t errlen;
+};
+
+static void replica_add_fn(struct proxy *px, void *arg)
+{
+	struct add_call *a = arg;
+
+	if (a->rc == 0)
+		a->rc = replica_add(px, a->ep, a->name, &a->opts, NULL, a->sh, a->id, a->err,
+				    a->errlen);
+}
+
+static int replica_remove(struct proxy *px, unsigned id);
+
+static void replica_remove_fn(struct proxy *px, void *arg)
+{
+	replica_remove(px, *(unsigned *)arg);
+}
+
 int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
 		      const struct proxy_replica_opts *opts, unsigned *id_out, char *err,
 		      size_t errlen)
 {
-	int rc = replica_add(px, ep, name, opts, id_out, err, errlen);
+	unsigned id = 0;
+	int rc = replica_add(px, ep, name, opts, &id, NULL, 0, err, errlen);
+
+	if (rc == 0 && px->workers) {
+		/* the same replica, same id and share, on every other worker */
+		struct add_call a = {
+			.ep = ep, .name = name, .id = id, .err = err, .errlen = errlen};
+
+		if (opts)
+			a.opts = *opts;
+		a.opts.peers = NULL;
+		a.sh = replica_find(px, id, NULL)->sh;
+		workers_each_other(px, replica_add_fn, &a);
+		rc = a.rc;
+		if (rc < 0) {
+			workers_each_other(px, replica_remove_fn, &id);
+			replica_remove(px, id);
+		}
+	}
+	if (rc == 0 && id_out)
+		*id_out = id;
 
 	if (opts && opts->peers) {
 		exact_close_rest(
@@ -454,8 +627,8 @@ uint64_t replica_leg_cap(const struct replica *rep)
 	const struct proxy *px = rep->px;
 	uint64_t share = px->nreps ? px->legs_cap / px->nreps : px->legs_cap;
 
-	if (px->cfg.max_replica_legs)
-		return px->cfg.max_replica_legs;
+	if (px->cfg.max_replica_legs) /* each worker its share */
+		share = px->cfg.max_replica_legs / px->nthreads;
 	return share ? share : 1;
 }
 
@@ -463,11 +636,12 @@ uint64_t replica_leg_cap(const struct replica *rep)
 static void legs_cap_log(struct proxy *px)
 {
 	unsigned autocap = proxy_leg_cap_auto(px->fd_limit);
+	uint64_t cap = px->legs_cap * px->nthreads; /* each worker has its share */
 
 	if (px->cfg.max_legs)
 		pr_info("replica legs: at most %llu open in total (--max-legs), %s per replica; fd "
 			"limit %llu",
-			(unsigned long long)px->legs_cap,
+			(unsigned long long)cap,
 			px->cfg.max_replica_legs ? "--max-replica-legs" : "an equal share",
 			(unsigned long long)px->fd_limit);
 	else
@@ -475,8 +649,7 @@ static void legs_cap_log(struct proxy *px)
 			"left after %d fds kept for the listener, admin and logs; the other half "
 			"is "
 			"kept for clients and production), %s per replica",
-			(unsigned long long)px->legs_cap, (unsigned long long)px->fd_limit,
-			PROXY_FD_RESERVE,
+			(unsigned long long)cap, (unsigned long long)px->fd_limit, PROXY_FD_RESERVE,
 			px->cfg.max_replica_legs ? "--max-replica-legs" : "an equal share");
 	if (px->cfg.max_legs > autocap)
 		pr_warn("--max-legs %u is more than the fd limit %llu leaves replicas (%u): "
@@ -515,6 +688,15 @@ static struct replica *replica_find(struct proxy *px, unsigned id, unsigned *pos
 
 int proxy_replica_remove(struct proxy *px, unsigned id)
 {
+	if (!replica_find(px, id, NULL))
+		return -ENOENT;
+	/* worker 0 last: its replica holds the share the others point to */
+	workers_each_other(px, replica_remove_fn, &id);
+	return replica_remove(px, id);
+}
+
+static int replica_remove(struct proxy *px, unsigned id)
+{
 	unsigned pos;
 	struct replica *rep = replica_find(px, id, &pos);
 
@@ -534,9 +716,11 @@ int proxy_replica_remove(struct proxy *px, unsigned id)
 	 */
 	memmove(&px->reps[pos], &px->reps[pos + 1], (px->nreps - pos - 1) * sizeof(*px->reps));
 	px->nreps--;
-	pr_info("replica removed replica=%s id=%u overflows=%llu diverged_turns=%llu", rep->name,
-		id, (unsigned long long)rep->overflows,
-		(unsigned long long)rep->div.turns_diverged);
+	if (!px->widx)
+		pr_info("replica removed replica=%s id=%u overflows=%llu diverged_turns=%llu%s",
+			rep->name, id, (unsigned long long)rep->sh->overflows,
+			(unsigned long long)rep->div.turns_diverged,
+			px->workers ? " (diverged turns: this thread's)" : "");
 	replica_free(rep);
 	return 0;
 }
@@ -549,17 +733,18 @@ int proxy_replica_remove(struct proxy *px, unsigned id)
 static void notify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *px = arg;
+	uint64_t v;
 
-	(void)fd;
 	(void)what;
+	if (fd >= 0 && read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_perror("overflow notification read");
 	for (unsigned i = 0; i < px->nreps; i++) {
 		struct replica *rep = px->reps[i];
 		unsigned id = rep->id;
-		uint64_t overflows = rep->overflows;
+		uint64_t overflows = rep->sh->overflows;
 
-		if (!rep->hook_pending)
+		if (!atomic_exchange(&rep->sh->hook_pending, 0))
 			continue;
-		rep->hook_pending = 0;
 		if (px->hooks.on_overflow) {
 			px->hooks.on_overflow(px->hooks.arg, id, overflows);
 			/* The hook may have changed the replica list: start over. */
@@ -572,74 +757,113 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 void replica_overflowed(struct replica *rep, uint64_t now)
 {
 	struct proxy *px = rep->px;
+	uint64_t none = 0;
 
 	rep->overflows++;
 	rep->last_overflow_ns = now;
-	if (!rep->first_overflow_ns) {
+	if (!rep->first_overflow_ns)
 		rep->first_overflow_ns = now;
+	atomic_fetch_add(&rep->sh->overflows, 1);
+	atomic_store(&rep->sh->last_overflow_ns, now);
+	/* the first on any thread closes the debug window */
+	if (atomic_compare_exchange_strong(&rep->sh->first_overflow_ns, &none, now)) {
 		pr_warn("replica overflow: the debug window of replica=%s closed after %.3f s "
 			"(buffer=%llu per connection, budget=%llu); production is unaffected",
 			rep->name, (double)(now - rep->attach_ns) / 1e9,
 			(unsigned long long)rep->buffer, (unsigned long long)rep->budget);
 	}
-	if (px->hooks.on_overflow) {
-		rep->hook_pending = 1;
-		event_active(&px->notify, EV_TIMEOUT, 0);
+	if (px->primary->hooks.on_overflow && !atomic_exchange(&rep->sh->hook_pending, 1)) {
+		uint64_t one = 1;
+
+		if (px == px->primary)
+			event_active(&px->notify, EV_TIMEOUT, 0);
+		else if (write(px->primary->notify_fd, &one, sizeof(one)) < 0)
+			pr_perror("overflow notification write");
 	}
 }
 
 void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out)
 {
-	uint64_t max_conn = 0;
-	unsigned backlogged = 0;
+	uint64_t max_conn, first;
+	unsigned backlogged;
 	double conn_occ, tot_occ;
 	struct window_live live;
 
-	for (struct leg *leg = rep->legs; leg; leg = leg->rep_next) {
-		if (leg->out.bytes > max_conn)
-			max_conn = leg->out.bytes;
-		if (leg->out.bytes)
-			backlogged++;
-	}
+	struct replica_snap snap = rep->snap;
+
+	if (!snap.valid)
+		replica_snap_take(rep, now, &snap);
+	max_conn = snap.max_conn;
+	backlogged = snap.backlogged;
 	memset(out, 0, sizeof(*out));
-	out->buffered = rep->buffered;
+	out->buffered = rep->sh->buffered;
 	out->max_conn_buffered = max_conn;
 	out->buffer_cap = rep->buffer;
 	out->budget = rep->budget;
-	out->ingress_bps = rate_per_sec(&rep->ingress, now);
-	out->drain_bps = rate_per_sec(&rep->drain, now);
+	out->ingress_bps = snap.ingress_bps;
+	out->drain_bps = snap.drain_bps;
 	conn_occ = (double)max_conn / (double)rep->buffer;
-	tot_occ = (double)rep->buffered / (double)rep->budget;
+	tot_occ = (double)out->buffered / (double)rep->budget;
 	out->occupancy = conn_occ > tot_occ ? conn_occ : tot_occ;
 	/* Two ways to overflow: one connection's --buffer, or the budget (window/live.c). */
 	live.buffer = (double)rep->buffer;
 	live.budget = (double)rep->budget;
 	live.max_conn_queued = (double)max_conn;
-	live.queued = (double)rep->buffered;
+	live.queued = (double)out->buffered;
 	live.backlogged = backlogged;
 	live.ingress_bps = out->ingress_bps;
 	live.drain_bps = out->drain_bps;
 	out->forecast_s = window_live_forecast(&live);
-	out->overflows = rep->overflows;
-	out->window_open = rep->first_overflow_ns == 0;
-	out->debug_window_s =
-		(double)((rep->first_overflow_ns ? rep->first_overflow_ns : now) - rep->attach_ns) /
-		1e9;
+	out->overflows = rep->sh->overflows;
+	first = rep->sh->first_overflow_ns;
+	out->window_open = first == 0;
+	out->debug_window_s = (double)((first ? first : now) - rep->attach_ns) / 1e9;
+}
+
+void replica_snap_take(struct replica *rep, uint64_t now, struct replica_snap *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (struct leg *leg = rep->legs; leg; leg = leg->rep_next) {
+		if (leg->out.bytes > out->max_conn)
+			out->max_conn = leg->out.bytes;
+		if (leg->out.bytes)
+			out->backlogged++;
+	}
+	out->ingress_bps = rate_per_sec(&rep->ingress, now);
+	out->drain_bps = rate_per_sec(&rep->drain, now);
+	out->valid = 1;
 }
 
 int proxy_replica_info(struct proxy *px, unsigned id, struct proxy_replica_info *out)
 {
-	struct replica *rep = replica_find(px, id, NULL);
+	struct proxy *view = px->workers ? status_fold(px) : px;
+	struct replica *rep = view ? replica_find(view, id, NULL) : NULL;
 
-	if (!rep)
-		return -ENOENT;
-	replica_fill_info(rep, clock_coarse_ns(), out);
-	return 0;
+	if (rep)
+		replica_fill_info(rep, clock_coarse_ns(), out);
+	if (view != px)
+		status_fold_free(view);
+	return rep ? 0 : view ? -ENOENT : -ENOMEM;
 }
 
 /* ---- the divergence report ---- */
 
+static void diverge_report(struct proxy *px, int json, struct sbuf *sb);
+
 void proxy_diverge_report(struct proxy *px, int json, struct sbuf *sb)
+{
+	struct proxy *view = px->workers ? status_fold(px) : px;
+
+	if (!view) {
+		sbuf_printf(sb, json ? "{\"error\":\"out of memory\"}\n" : "out of memory\n");
+		return;
+	}
+	diverge_report(view, json, sb);
+	if (view != px)
+		status_fold_free(view);
+}
+
+static void diverge_report(struct proxy *px, int json, struct sbuf *sb)
 {
 	const char *proto = div_protocol_name(div_rules_options(px->rules)->protocol);
 
@@ -671,7 +895,11 @@ void proxy_diverge_report(struct proxy *px, int json, struct sbuf *sb)
 
 uint64_t proxy_replica_net_turns(struct proxy *px, unsigned id)
 {
-	struct replica *rep = replica_find(px, id, NULL);
+	struct proxy *view = px->workers ? status_fold(px) : px;
+	struct replica *rep = view ? replica_find(view, id, NULL) : NULL;
+	uint64_t n = rep ? div_replica_net(rep->drep, &px->cfg.div_rule) : 0;
 
-	return rep ? div_replica_net(rep->drep, &px->cfg.div_rule) : 0;
+	if (view != px)
+		status_fold_free(view);
+	return n;
 }

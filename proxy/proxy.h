@@ -4,9 +4,9 @@
  * dropped, never waited for, when it cannot keep up.
  *
  * One struct proxy is one listener and its connections, run by one libevent
- * event loop (one thread). Replicas may be added and removed at any time (a
- * clone attached or destroyed); a replica added later receives the
- * connections accepted after that.
+ * event loop (one thread), or by several (proxy_config.threads). Replicas may be added and removed
+ * at any time (a clone attached or destroyed); a replica added later receives the connections
+ * accepted after that.
  *
  * Ownership: the caller creates the event_base and the proxy, and calls every
  * function here from the thread that runs that base. proxy_free() closes every
@@ -100,7 +100,18 @@ struct proxy_config {
 	 * joins.
 	 */
 	int service_is_client;
+	/*
+	 * Event loops (--threads; 0 or 1: one, the caller's). Worker 0 runs on
+	 * the caller's event_base; each other worker is a thread of its own
+	 * with its own listener (SO_REUSEPORT on cfg.listen, or the shared
+	 * listen_fd), connections, chunk pool and legs. Every function here is
+	 * still called from the caller's thread: it reaches the other workers
+	 * itself, and its counters are their sums. Not with join_open or
+	 * service_is_client (proxy_new refuses them).
+	 */
+	unsigned threads;
 };
+#define PROXY_THREADS_MAX 64
 
 /*
  * Fills defaults: 4 MiB buffer, 256 KiB pass buffer, 60 s linger, 4096 turns,

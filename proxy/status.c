@@ -7,6 +7,8 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/stats.h"
@@ -102,8 +104,9 @@ static int rep_first_overflow(const void *o, const void *c, struct stats_val *v)
 {
 	const struct replica *rep = REP(o);
 
-	v->d = rep->first_overflow_ns ? (double)(rep->first_overflow_ns - rep->attach_ns) / 1e9
-				      : NAN;
+	uint64_t first = rep->sh->first_overflow_ns;
+
+	v->d = first ? (double)(first - rep->attach_ns) / 1e9 : NAN;
 	return 0;
 }
 
@@ -159,6 +162,19 @@ static int rep_drain(const void *o, const void *c, struct stats_val *v)
 		.name = n, .kind = STATS_GAUGE, .off = offsetof(struct replica, f), .unit = u, \
 		.metric = m, .help = h                                                         \
 	}
+/* byte gauges folded over workers otherwise than by a sum (stats_fold) */
+#define RSETTING(n, f, m, h)                                                               \
+	{                                                                                  \
+		.name = n, .kind = STATS_GAUGE, .flags = STATS_F_SAME,                     \
+		.off = offsetof(struct replica, f), .unit = STATS_UNIT_BYTES, .metric = m, \
+		.help = h                                                                  \
+	}
+#define RMAX(n, f, m, h)                                                                   \
+	{                                                                                  \
+		.name = n, .kind = STATS_GAUGE, .flags = STATS_F_MAX,                      \
+		.off = offsetof(struct replica, f), .unit = STATS_UNIT_BYTES, .metric = m, \
+		.help = h                                                                  \
+	}
 
 static const struct stats_field replica_fields[] = {
 	{.name = "id", .kind = STATS_GAUGE, .get = rep_id},
@@ -173,10 +189,10 @@ static const struct stats_field replica_fields[] = {
 	 .metric = "address",
 	 .get = rep_address},
 	{.name = "state", .kind = STATS_STRING, .get = rep_state},
-	RGAUGE("buffer", buffer, STATS_UNIT_BYTES, "doppel_replica_buffer_bytes",
-	       "Bytes queued per connection to the replica before the connection is dropped."),
-	RGAUGE("budget", budget, STATS_UNIT_BYTES, "doppel_replica_budget_bytes",
-	       "Bytes queued over all connections to the replica before one is dropped."),
+	RSETTING("buffer", buffer, "doppel_replica_buffer_bytes",
+		 "Bytes queued per connection to the replica before the connection is dropped."),
+	RSETTING("budget", budget, "doppel_replica_budget_bytes",
+		 "Bytes queued over all connections to the replica before one is dropped."),
 	RGAUGE("connections", conns_active, STATS_UNIT_NONE, "doppel_replica_connections",
 	       "Open connections to the replica."),
 	RCOUNT("connections_total", conns_total, "doppel_replica_connections_total",
@@ -232,12 +248,10 @@ static const struct stats_field replica_fields[] = {
 	       "Bytes the replica answered (discarded)."),
 	RGAUGE("buffered", buffered, STATS_UNIT_BYTES, "doppel_replica_buffered_bytes",
 	       "Bytes queued for the replica now."),
-	RGAUGE("buffer_high_water", high_water, STATS_UNIT_BYTES,
-	       "doppel_replica_buffer_high_water_bytes",
-	       "Largest queue of one connection to the replica."),
-	RGAUGE("total_high_water", total_high_water, STATS_UNIT_BYTES,
-	       "doppel_replica_total_high_water_bytes",
-	       "Largest queue over all connections to the replica."),
+	RMAX("buffer_high_water", high_water, "doppel_replica_buffer_high_water_bytes",
+	     "Largest queue of one connection to the replica."),
+	RMAX("total_high_water", total_high_water, "doppel_replica_total_high_water_bytes",
+	     "Largest queue over all connections to the replica."),
 	{.name = "occupancy",
 	 .kind = STATS_NUMBER,
 	 .get = rep_occupancy,
@@ -337,6 +351,27 @@ static int px_uptime(const void *o, const void *c, struct stats_val *v)
 	return 0;
 }
 
+static int px_threads(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = PX(o)->cfg.threads > 1 ? PX(o)->cfg.threads : 1;
+	return 0;
+}
+
+/* Connections each thread accepted: how SO_REUSEPORT spread them. */
+static void px_thread_conns_json(struct sbuf *sb, const void *o, const void *c)
+{
+	const struct proxy *px = o;
+	unsigned n = px->cfg.threads > 1 ? px->cfg.threads : 1;
+
+	(void)c;
+	sbuf_append(sb, "[", 1);
+	for (unsigned i = 0; i < n; i++)
+		sbuf_printf(sb, "%s%llu", i ? "," : "",
+			    (unsigned long long)(px->fold_accepted ? px->fold_accepted[i]
+								   : px->conns_accepted));
+	sbuf_append(sb, "]", 1);
+}
+
 static int px_chunk_bytes(const void *o, const void *c, struct stats_val *v)
 {
 	v->u = PX(o)->pool.chunks_live * sizeof(struct chunk);
@@ -375,6 +410,11 @@ static int px_held_ms(const void *o, const void *c, struct stats_val *v)
 		.name = n, .kind = STATS_GAUGE, .off = offsetof(struct proxy, f), .unit = u, \
 		.metric = m, .help = h                                                       \
 	}
+#define PSETTING(n, f, u, m, h)                                                     \
+	{                                                                           \
+		.name = n, .kind = STATS_GAUGE, .flags = STATS_F_SAME,              \
+		.off = offsetof(struct proxy, f), .unit = u, .metric = m, .help = h \
+	}
 
 /* The object is the proxy; the context, the uint64_t time of the reading. */
 static const struct stats_field proxy_fields[] = {
@@ -386,14 +426,23 @@ static const struct stats_field proxy_fields[] = {
 	 .get = px_uptime,
 	 .metric = "doppel_uptime_seconds",
 	 .help = "Seconds since the proxy started."},
-	PGAUGE("buffer", cfg.buffer, STATS_UNIT_BYTES, "doppel_buffer_bytes",
-	       "Bytes queued per connection and replica before the replica is dropped."),
-	PGAUGE("budget", cfg.budget, STATS_UNIT_BYTES, "doppel_budget_bytes",
-	       "Bytes queued per replica over all connections before one is dropped."),
+	PSETTING("buffer", cfg.buffer, STATS_UNIT_BYTES, "doppel_buffer_bytes",
+		 "Bytes queued per connection and replica before the replica is dropped."),
+	PSETTING("budget", cfg.budget, STATS_UNIT_BYTES, "doppel_budget_bytes",
+		 "Bytes queued per replica over all connections before one is dropped."),
+	{.name = "threads",
+	 .kind = STATS_GAUGE,
+	 .get = px_threads,
+	 .metric = "doppel_threads",
+	 .help = "Event loops (threads) the proxy runs; its counters are their sums."},
 	PGAUGE("connections.active", conns_active, STATS_UNIT_NONE, "doppel_connections",
 	       "Client connections open."),
 	PCOUNT("connections.accepted", conns_accepted, "doppel_connections_total",
 	       "Client connections accepted."),
+	{.name = "connections.accepted_per_thread",
+	 .kind = STATS_LIST,
+	 .get = px_threads,
+	 .json = px_thread_conns_json},
 	PGAUGE("connections.lingering", conns_lingering, STATS_UNIT_NONE,
 	       "doppel_connections_lingering",
 	       "Connections whose client has gone while a replica still gets its backlog."),
@@ -420,8 +469,8 @@ static const struct stats_field proxy_fields[] = {
 	 .get = px_held_ms,
 	 .metric = "doppel_production_input_held_milliseconds_total",
 	 .help = "Milliseconds production's input was held in all (--join-open)."},
-	PGAUGE("legs.fd_limit", fd_limit, STATS_UNIT_NONE, "doppel_fd_limit",
-	       "The process's fd limit (soft RLIMIT_NOFILE) when the proxy started."),
+	PSETTING("legs.fd_limit", fd_limit, STATS_UNIT_NONE, "doppel_fd_limit",
+		 "The process's fd limit (soft RLIMIT_NOFILE) when the proxy started."),
 	PGAUGE("legs.cap", legs_cap, STATS_UNIT_NONE, "doppel_legs_cap",
 	       "Open replica connections allowed over all replicas."),
 	PGAUGE("legs.open", legs_open, STATS_UNIT_NONE, "doppel_legs_open",
@@ -448,10 +497,19 @@ static const struct stats_field proxy_fields[] = {
 	PCOUNT("tls.sni_unknown", tls_stats.sni_unknown, "doppel_tls_sni_unknown_total",
 	       "Handshakes naming a host no certificate covers (the default certificate was "
 	       "used)."),
-	PCOUNT("tls.reloads", tls_stats.reloads, "doppel_tls_reloads_total",
-	       "Certificate reloads (SIGHUP)."),
-	PCOUNT("tls.reload_failures", tls_stats.reload_failures, "doppel_tls_reload_failures_total",
-	       "Certificate reloads refused (the loaded certificates stayed)."),
+	/* every worker reloads its own certificates: the count is one worker's */
+	{.name = "tls.reloads",
+	 .kind = STATS_COUNTER,
+	 .flags = STATS_F_SAME,
+	 .off = offsetof(struct proxy, tls_stats.reloads),
+	 .metric = "doppel_tls_reloads_total",
+	 .help = "Certificate reloads (SIGHUP)."},
+	{.name = "tls.reload_failures",
+	 .kind = STATS_COUNTER,
+	 .flags = STATS_F_SAME,
+	 .off = offsetof(struct proxy, tls_stats.reload_failures),
+	 .metric = "doppel_tls_reload_failures_total",
+	 .help = "Certificate reloads refused (the loaded certificates stayed)."},
 	PCOUNT("tls.backend_handshakes", tls_stats.backend_handshakes,
 	       "doppel_tls_production_handshakes_total",
 	       "TLS handshakes with production completed (--tls-backend)."),
@@ -476,9 +534,121 @@ static const struct stats_field proxy_fields[] = {
 
 static const struct stats_table proxy_table = STATS_TABLE(proxy_fields);
 
+/* ---- folding the workers' counters (--threads) ---- */
+
+struct fold_call {
+	struct proxy *fold;
+	uint64_t now;
+};
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* On worker px's thread: its counters into the fold. */
+static void fold_fn(struct proxy *px, void *arg)
+{
+	struct fold_call *fc = arg;
+	struct proxy *f = fc->fold;
+
+	stats_fold(&proxy_table, f, px);
+	f->fold_accepted[px->widx] = px->conns_accepted;
+	for (unsigned i = 0; i < f->nreps; i++) {
+		struct replica *fr = f->reps[i], *rep = NULL;
+		struct replica_snap sn;
+
+		for (unsigned j = 0; j < px->nreps && !rep; j++)
+			if (px->reps[j]->id == fr->id)
+				rep = px->reps[j];
+		if (!rep)
+			continue;
+		stats_fold(&replica_table, fr, rep);
+		replica_snap_take(rep, fc->now, &sn);
+		fr->snap.max_conn = max_u64(fr->snap.max_conn, sn.max_conn);
+		fr->snap.backlogged += sn.backlogged;
+		fr->snap.ingress_bps += sn.ingress_bps;
+		fr->snap.drain_bps += sn.drain_bps;
+		fr->last_fail_ns = max_u64(fr->last_fail_ns, rep->last_fail_ns);
+		fr->last_overflow_ns = max_u64(fr->last_overflow_ns, rep->last_overflow_ns);
+		div_replica_merge(fr->drep, rep->drep);
+	}
+}
+
+void status_fold_free(struct proxy *f)
+{
+	if (!f)
+		return;
+	for (unsigned i = 0; i < f->nreps; i++) {
+		if (f->reps[i])
+			div_replica_free(f->reps[i]->drep);
+		free(f->reps[i]);
+	}
+	free(f->reps);
+	free(f->fold_accepted);
+	div_types_free(f->types);
+	free(f);
+}
+
+struct proxy *status_fold(struct proxy *px)
+{
+	struct proxy *f = calloc(1, sizeof(*f));
+	struct fold_call fc = {f, clock_coarse_ns()};
+
+	if (!f)
+		return NULL;
+	f->cfg = px->cfg;
+	f->cfg.backend.netns_fd = -1;
+	f->primary = f;
+	f->nthreads = 1; /* the caps it shows are the whole proxy's */
+	f->notify_fd = -1;
+	f->start_ns = px->start_ns;
+	f->tls = px->tls; /* only whether there is one */
+	f->rules = px->rules;
+	f->types = div_types_new();
+	f->reps = calloc(px->nreps ? px->nreps : 1, sizeof(*f->reps));
+	f->fold_accepted = calloc(px->nthreads, sizeof(*f->fold_accepted));
+	if (!f->types || !f->reps || !f->fold_accepted) {
+		status_fold_free(f);
+		return NULL;
+	}
+	for (unsigned i = 0; i < px->nreps; i++) {
+		const struct replica *rep = px->reps[i];
+		struct replica *fr = calloc(1, sizeof(*fr));
+
+		if (!fr ||
+		    !(fr->drep = div_replica_new(f->types, div_replica_role(rep->drep), NULL))) {
+			free(fr);
+			status_fold_free(f);
+			return NULL;
+		}
+		f->reps[f->nreps++] = fr;
+		fr->px = f;
+		fr->sh = rep->sh;
+		fr->id = rep->id;
+		memcpy(fr->name, rep->name, sizeof(fr->name));
+		fr->ep = rep->ep;
+		fr->ep.netns_fd = -1;
+		fr->buffer = rep->buffer;
+		fr->budget = rep->budget;
+		fr->attach_ns = rep->attach_ns;
+		fr->control = rep->control;
+		fr->snap.valid = 1;
+	}
+	workers_each(px, fold_fn, &fc);
+	for (unsigned i = 0; i < f->nreps; i++) {
+		struct replica *fr = f->reps[i];
+
+		fr->total_high_water = fr->sh->total_high_water;
+		fr->overflows = fr->sh->overflows;
+		fr->first_overflow_ns = fr->sh->first_overflow_ns;
+	}
+	return f;
+}
+
 /* ---- the views ---- */
 
-void proxy_status_json(struct proxy *px, struct sbuf *sb)
+static void status_json(struct proxy *px, struct sbuf *sb)
 {
 	uint64_t now = clock_coarse_ns();
 
@@ -486,7 +656,35 @@ void proxy_status_json(struct proxy *px, struct sbuf *sb)
 	sbuf_append(sb, "\n", 1);
 }
 
+static void status_text(struct proxy *px, struct sbuf *sb);
+static void metrics(struct proxy *px, struct sbuf *sb, const char *labels);
+
+/* fn on px, or on its workers' sums */
+#define FOLDED(px, call)                                                      \
+	do {                                                                  \
+		struct proxy *view_ = (px)->workers ? status_fold(px) : (px); \
+		if (view_)                                                    \
+			call;                                                 \
+		if (view_ != (px))                                            \
+			status_fold_free(view_);                              \
+	} while (0)
+
+void proxy_status_json(struct proxy *px, struct sbuf *sb)
+{
+	FOLDED(px, status_json(view_, sb));
+}
+
 void proxy_status_text(struct proxy *px, struct sbuf *sb)
+{
+	FOLDED(px, status_text(view_, sb));
+}
+
+void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
+{
+	FOLDED(px, metrics(view_, sb, labels));
+}
+
+static void status_text(struct proxy *px, struct sbuf *sb)
 {
 	uint64_t now = clock_coarse_ns();
 	struct replica_rows rr;
@@ -511,6 +709,9 @@ void proxy_status_text(struct proxy *px, struct sbuf *sb)
 			   "closed, {tls.failed_other} other; {tls.sni_unknown} unknown SNI; "
 			   "production: {tls.backend_handshakes} handshakes, "
 			   "{tls.backend_failures} failed\n");
+	if (px->cfg.threads > 1)
+		sbuf_printf(sb, "threads: %u event loops (the counters are their sums)\n",
+			    px->cfg.threads);
 	if (!px->nreps) {
 		sbuf_printf(sb, "no replicas\n");
 		return;
@@ -545,7 +746,7 @@ void proxy_status_text(struct proxy *px, struct sbuf *sb)
 	}
 }
 
-void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
+static void metrics(struct proxy *px, struct sbuf *sb, const char *labels)
 {
 	uint64_t now = clock_coarse_ns();
 	struct replica_rows rr;

@@ -9,8 +9,11 @@
  * capture then begins with a synthesised handshake mid-conversation).
  *
  * Ownership: the caller owns the tap and frees it after the proxy. Per
- * connection state lives from conn_open to conn_free. Runs on the proxy's
- * thread only.
+ * connection state lives from conn_open to conn_free.
+ *
+ * Threads: a proxy with several event loops calls the observer from each.
+ * The list of connections and everything recording touches are under mu;
+ * while nothing is recorded (active is 0) the byte callbacks take no lock.
  */
 #define LOG_PREFIX "record: "
 #include "record/record.h"
@@ -18,6 +21,8 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +48,8 @@ struct tap_conn {
 };
 
 struct rec_tap {
+	pthread_mutex_t mu;
+	_Atomic int active; /* recording, or keeping a replica's recording */
 	struct proxy_observer next;
 	struct net_endpoint backend;
 	struct rec *rec; /* NULL: not recording */
@@ -62,12 +69,23 @@ static struct rec *keep_rec(struct rec_tap *t, unsigned id)
 	return NULL;
 }
 
+/* Under mu: is anything being recorded? */
+static void set_active(struct rec_tap *t)
+{
+	int a = t->rec != NULL;
+
+	for (unsigned i = 0; i < TAP_KEEP_MAX; i++)
+		a |= t->keep[i].rec != NULL;
+	atomic_store(&t->active, a);
+}
+
 struct rec_tap *rec_tap_new(const struct proxy_observer *next, const struct net_endpoint *backend)
 {
 	struct rec_tap *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
+	pthread_mutex_init(&t->mu, NULL);
 	if (next)
 		t->next = *next;
 	if (backend)
@@ -112,19 +130,33 @@ static void close_flows(struct rec_tap *t)
 int rec_tap_keep_replica(struct rec_tap *t, unsigned replica_id, const struct rec_config *c,
 			 char *err, size_t errlen)
 {
+	pthread_mutex_lock(&t->mu);
 	for (unsigned i = 0; i < TAP_KEEP_MAX; i++)
 		if (!t->keep[i].rec) {
 			int rc = rec_open(c, &t->keep[i].rec, err, errlen);
 
 			if (rc == 0)
 				t->keep[i].id = replica_id;
+			set_active(t);
+			pthread_mutex_unlock(&t->mu);
 			return rc;
 		}
+	pthread_mutex_unlock(&t->mu);
 	snprintf(err, errlen, "at most %d replicas recorded on their own", TAP_KEEP_MAX);
 	return -ENOSPC;
 }
 
+static void keep_stop(struct rec_tap *t, unsigned replica_id);
+
 void rec_tap_keep_stop(struct rec_tap *t, unsigned replica_id)
+{
+	pthread_mutex_lock(&t->mu);
+	keep_stop(t, replica_id);
+	set_active(t);
+	pthread_mutex_unlock(&t->mu);
+}
+
+static void keep_stop(struct rec_tap *t, unsigned replica_id)
 {
 	for (unsigned i = 0; i < TAP_KEEP_MAX; i++) {
 		if (!t->keep[i].rec || t->keep[i].id != replica_id)
@@ -150,19 +182,37 @@ void rec_tap_free(struct rec_tap *t)
 	rec_tap_stop(t);
 	while (t->conns)
 		tap_conn_free(t->conns);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
 
 int rec_tap_start(struct rec_tap *t, const struct rec_config *c, char *err, size_t errlen)
 {
+	int rc;
+
+	pthread_mutex_lock(&t->mu);
 	if (t->rec) {
 		snprintf(err, errlen, "already recording into %s", rec_dir(t->rec));
-		return -EALREADY;
+		rc = -EALREADY;
+	} else {
+		rc = rec_open(c, &t->rec, err, errlen);
+		set_active(t);
 	}
-	return rec_open(c, &t->rec, err, errlen);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
 }
 
+static void tap_stop(struct rec_tap *t);
+
 void rec_tap_stop(struct rec_tap *t)
+{
+	pthread_mutex_lock(&t->mu);
+	tap_stop(t);
+	set_active(t);
+	pthread_mutex_unlock(&t->mu);
+}
+
+static void tap_stop(struct rec_tap *t)
 {
 	struct rec_stats st;
 
@@ -179,14 +229,20 @@ void rec_tap_stop(struct rec_tap *t)
 
 int rec_tap_status(const struct rec_tap *t, struct rec_stats *st, const char **dir)
 {
-	if (!t->rec) {
+	struct rec_tap *mt = (struct rec_tap *)t;
+	int on;
+
+	pthread_mutex_lock(&mt->mu);
+	on = t->rec != NULL;
+	if (!on) {
 		memset(st, 0, sizeof(*st));
 		*dir = NULL;
-		return 0;
+	} else {
+		rec_get_stats(t->rec, st);
+		*dir = rec_dir(t->rec);
 	}
-	rec_get_stats(t->rec, st);
-	*dir = rec_dir(t->rec);
-	return 1;
+	pthread_mutex_unlock(&mt->mu);
+	return on;
 }
 
 /* ---- the observer ---- */
@@ -202,11 +258,13 @@ static void *tap_conn_open(void *arg, uint64_t conn_id)
 	tc->id = conn_id;
 	if (t->next.conn_open)
 		tc->next_conn = t->next.conn_open(t->next.arg, conn_id);
+	pthread_mutex_lock(&t->mu);
 	tc->next = t->conns;
 	if (t->conns)
 		t->conns->prev = tc;
 	t->conns = tc;
 	t->conns_live++;
+	pthread_mutex_unlock(&t->mu);
 	return tc;
 }
 
@@ -225,13 +283,23 @@ static struct rec_flow *prod_flow(struct tap_conn *tc)
 	return tc->prod;
 }
 
+/* Production's bytes one way, recorded while recording. */
+static void prod_data(struct tap_conn *tc, int from_client, const void *buf, size_t n)
+{
+	if (!atomic_load_explicit(&tc->t->active, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&tc->t->mu);
+	rec_flow_data(prod_flow(tc), from_client, buf, n);
+	pthread_mutex_unlock(&tc->t->mu);
+}
+
 static void tap_client_bytes(void *conn, const void *buf, size_t n)
 {
 	struct tap_conn *tc = conn;
 
 	if (!tc)
 		return;
-	rec_flow_data(prod_flow(tc), 1, buf, n);
+	prod_data(tc, 1, buf, n);
 	if (tc->t->next.client_bytes)
 		tc->t->next.client_bytes(tc->next_conn, buf, n);
 }
@@ -242,7 +310,7 @@ static void tap_server_bytes(void *conn, const void *buf, size_t n)
 
 	if (!tc)
 		return;
-	rec_flow_data(prod_flow(tc), 0, buf, n);
+	prod_data(tc, 0, buf, n);
 	if (tc->t->next.server_bytes)
 		tc->t->next.server_bytes(tc->next_conn, buf, n);
 }
@@ -253,9 +321,11 @@ static void tap_conn_close(void *conn, int reset)
 
 	if (!tc)
 		return;
+	pthread_mutex_lock(&tc->t->mu);
 	rec_flow_close(tc->prod, reset);
 	tc->prod = NULL;
 	tc->front_closed = 1;
+	pthread_mutex_unlock(&tc->t->mu);
 	if (tc->t->next.conn_close)
 		tc->t->next.conn_close(tc->next_conn, reset);
 }
@@ -263,17 +333,21 @@ static void tap_conn_close(void *conn, int reset)
 static void tap_conn_gone(void *conn)
 {
 	struct tap_conn *tc = conn;
+	struct rec_tap *t;
 
 	if (!tc)
 		return;
+	t = tc->t;
 	if (tc->t->next.conn_free)
 		tc->t->next.conn_free(tc->next_conn);
+	pthread_mutex_lock(&t->mu);
 	for (struct tap_leg *l = tc->legs; l; l = l->next) {
 		rec_flow_close(l->flow, 0);
 		rec_flow_close(l->kflow, 0);
 	}
 	rec_flow_close(tc->prod, 0);
 	tap_conn_free(tc);
+	pthread_mutex_unlock(&t->mu);
 }
 
 static struct tap_leg *leg_get(struct tap_conn *tc, unsigned id)
@@ -301,6 +375,9 @@ static void tap_replica_bytes(void *conn, unsigned replica_id, const char *name,
 
 	if (!tc)
 		return;
+	if (!atomic_load_explicit(&tc->t->active, memory_order_relaxed))
+		goto next;
+	pthread_mutex_lock(&tc->t->mu);
 	l = leg_get(tc, replica_id);
 	if (l && l->open) {
 		struct rec *k = keep_rec(tc->t, replica_id);
@@ -325,6 +402,8 @@ static void tap_replica_bytes(void *conn, unsigned replica_id, const char *name,
 		}
 		rec_flow_data(l->flow, to_replica, buf, n);
 	}
+	pthread_mutex_unlock(&tc->t->mu);
+next:
 	if (tc->t->next.replica_bytes)
 		tc->t->next.replica_bytes(tc->next_conn, replica_id, name, to_replica, buf, n);
 }
@@ -338,6 +417,7 @@ static void tap_replica_close(void *conn, unsigned replica_id, int reset)
 		return;
 	if (tc->t->next.replica_close)
 		tc->t->next.replica_close(tc->next_conn, replica_id, reset);
+	pthread_mutex_lock(&tc->t->mu);
 	for (l = tc->legs; l; l = l->next)
 		if (l->id == replica_id && l->open) {
 			rec_flow_close(l->flow, reset);
@@ -346,6 +426,7 @@ static void tap_replica_close(void *conn, unsigned replica_id, int reset)
 			l->kflow = NULL;
 			l->open = 0;
 		}
+	pthread_mutex_unlock(&tc->t->mu);
 }
 
 void rec_tap_observer(struct rec_tap *t, struct proxy_observer *out)

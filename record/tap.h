@@ -5,7 +5,9 @@
  *
  * Ownership: the caller creates the tap, installs rec_tap_observer()'s
  * observer with proxy_set_observer() before the first connection, and frees
- * the tap after the proxy. Every function runs on the proxy's thread.
+ * the tap after the proxy. The observer may be called from every thread of
+ * a proxy with several (proxy_config.threads); the other functions from the
+ * proxy's owner.
  */
 #ifndef DOPPEL_RECORD_TAP_H
 #define DOPPEL_RECORD_TAP_H

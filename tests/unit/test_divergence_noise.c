@@ -418,6 +418,80 @@ static void auto_protocol_follows_the_client(void **state)
 	div_rules_free(r);
 }
 
+/* One HTTP turn on a connection of its own, production's and the replica's answers given. */
+static void one_turn(struct div_rules *r, struct div_types *types, struct div_replica *rep,
+		     uint64_t id, const char *req, const char *prod_body, const char *rep_body)
+{
+	struct div_conn *dc = div_conn_open(r, types, id, 1);
+	char *p = http_answer("x", prod_body), *q = http_answer("x", rep_body);
+
+	div_follower_attach(dc, 0, rep);
+	s_client(dc, req);
+	s_server(dc, p);
+	s_follow(dc, 0, q, strlen(req));
+	div_server_end(dc);
+	div_follower_end(dc, 0, DIV_END_EOF);
+	div_conn_free(dc);
+	free(p);
+	free(q);
+}
+
+/*
+ * Two threads see the same replica, each with its own type table (so a type
+ * has another id on each): the merge adds rows by type name, the counts and
+ * the excerpts.
+ */
+static void merge_adds_rows_by_name_counts_and_excerpts(void **state)
+{
+	struct div_rules *r = make_rules(DIV_PROTO_HTTP);
+	struct div_types *ta = div_types_new(), *tb = div_types_new(), *tm = div_types_new();
+	struct div_replica *a = div_replica_new(ta, DIV_CANDIDATE, NULL);
+	struct div_replica *b = div_replica_new(tb, DIV_CANDIDATE, NULL);
+	struct div_replica *m = div_replica_new(tm, DIV_CANDIDATE, NULL);
+	static const char get[] = "GET /a HTTP/1.1\r\n\r\n", post[] = "POST /b HTTP/1.1\r\n\r\n";
+	struct exc_list l = {.n = 0};
+	const char *get_name, *post_name;
+	unsigned gid, pid;
+
+	(void)state;
+	one_turn(r, ta, a, 1, get, "one", "two"); /* a: GET first (id 0), diverged */
+	one_turn(r, ta, a, 3, post, "same", "same");
+	one_turn(r, tb, b, 2, post, "same", "same"); /* b: POST first (id 0) */
+	one_turn(r, tb, b, 4, post, "same", "same");
+	one_turn(r, tb, b, 6, get, "one", "three"); /* diverged */
+	get_name = div_type_name(ta, 0);
+	post_name = div_type_name(tb, 0);
+	assert_string_equal(get_name, div_type_name(tb, 1));
+	assert_string_equal(post_name, div_type_name(ta, 1));
+
+	div_replica_merge(m, a);
+	div_replica_merge(m, b);
+	assert_int_equal(div_replica_counts(m)->turns_compared, 5);
+	assert_int_equal(div_replica_counts(m)->turns_diverged, 2);
+	assert_int_equal(div_replica_counts(m)->conns_diverged, 2);
+	gid = div_type_intern(tm, get_name, strlen(get_name));
+	pid = div_type_intern(tm, post_name, strlen(post_name));
+	assert_int_equal(div_replica_type(m, gid)->turns, 2);
+	assert_int_equal(div_replica_type(m, gid)->raw, 2);
+	assert_int_equal(div_replica_type(m, pid)->turns, 3);
+	assert_int_equal(div_replica_type(m, pid)->raw, 0);
+	div_replica_excerpts(m, collect, &l);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.e[0].conn_id, 1);
+	assert_int_equal(l.e[1].conn_id, 6);
+	assert_int_equal(l.e[0].type, gid);
+	assert_int_equal(l.e[1].type, gid);
+	assert_int_equal(l.e[0].seq, 1);
+	assert_int_equal(l.e[1].seq, 2);
+	div_replica_free(a);
+	div_replica_free(b);
+	div_replica_free(m);
+	div_types_free(ta);
+	div_types_free(tb);
+	div_types_free(tm);
+	div_rules_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,6 +503,7 @@ int main(void)
 		cmocka_unit_test(control_cancels_noise_and_keeps_the_bug),
 		cmocka_unit_test(rule_needs_control_noise_to_cancel),
 		cmocka_unit_test(auto_protocol_follows_the_client),
+		cmocka_unit_test(merge_adds_rows_by_name_counts_and_excerpts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -416,6 +416,49 @@ static void clone_info_forecast_and_errors(void **state)
 	assert_int_equal(admin_clone_info_parse(NULL, &ci, err, sizeof(err)), -EPROTO);
 }
 
+/* A worker's counters, folded over workers with stats_fold. */
+struct part {
+	uint64_t hits;	 /* summed */
+	uint64_t buffer; /* a setting: the same everywhere */
+	uint64_t high;	 /* a high-water mark: the largest */
+	uint64_t seen;	 /* read by a getter: left to the caller */
+};
+
+static int get_seen(const void *o, const void *c, struct stats_val *v)
+{
+	(void)c;
+	v->u = ((const struct part *)o)->seen;
+	return 0;
+}
+
+static void fold_sums_keeps_settings_and_maxima(void **state)
+{
+	static const struct stats_field f[] = {
+		{.name = "hits", .kind = STATS_COUNTER, .off = offsetof(struct part, hits)},
+		{.name = "buffer",
+		 .kind = STATS_GAUGE,
+		 .flags = STATS_F_SAME,
+		 .off = offsetof(struct part, buffer)},
+		{.name = "high",
+		 .kind = STATS_GAUGE,
+		 .flags = STATS_F_MAX,
+		 .off = offsetof(struct part, high)},
+		{.name = "seen", .kind = STATS_GAUGE, .get = get_seen},
+	};
+	static const struct stats_table t = STATS_TABLE(f);
+	struct part a = {3, 4096, 10, 7}, b = {5, 4096, 30, 9}, c = {1, 4096, 20, 1};
+	struct part sum = {0};
+
+	(void)state;
+	stats_fold(&t, &sum, &a);
+	stats_fold(&t, &sum, &b);
+	stats_fold(&t, &sum, &c);
+	assert_int_equal(sum.hits, 9);
+	assert_int_equal(sum.buffer, 4096);
+	assert_int_equal(sum.high, 30);
+	assert_int_equal(sum.seen, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,6 +472,7 @@ int main(void)
 		cmocka_unit_test(stats_get_reads_by_name),
 		cmocka_unit_test(clone_info_parses_a_real_body),
 		cmocka_unit_test(clone_info_forecast_and_errors),
+		cmocka_unit_test(fold_sums_keeps_settings_and_maxima),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
