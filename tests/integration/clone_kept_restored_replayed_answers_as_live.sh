@@ -46,22 +46,11 @@ for c in range(3):
             s.sendall(req); reply(f)
     s.close()
 PYEOF
-# turns_answered N: wait until every clone has answered N turns (all compared)
-turns_answered() {
-	for _ in $(seq 200); do
-		sup_status "$N" "$T/s.json"
-		done_turns=$(json "$T/s.json" "min(r['turns_compared'] for r in j['proxy']['replicas'])")
-		[ "$done_turns" -ge "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-# The clones run the last connection's requests a little after production: the
-# digest is read once they have answered them all, or a clone could compute it
-# on another connection before the writes it must include.
-turns_answered 1200 || fail "the clones answered $done_turns of 1200 turns"
+# The digest is read once the clones have answered every write before it.
+clones_answered "$N" 1200 || fail "the clones answered $ANSWERED of 1200 turns"
 want=$(redis_digest "$L") # through the front: the clone receives this read too
-turns_answered 1201 || fail "the clones answered $done_turns of 1201 turns"
+clones_answered "$N" 1201 || fail "the clones answered $ANSWERED of 1201 turns"
+sup_status "$N" "$T/s.json"
 assert_eq "$(json "$T/s.json" "j['proxy']['replicas'][0]['diverged_turns']")" 0 "live divergence of the clone"
 assert_eq "$(in_clone "$C" redis-cli -p 6379 debug digest)" "$want" "the live clone's dataset"
 "$DOPPEL" diverge "$N" --json >"$T/d.json" || fail "doppel diverge $N failed"

@@ -14,6 +14,8 @@ assert_eq "$(grep -c 'production was frozen' "$T/clone.out")" 1 "dumps for two c
 C1=$(clone_pid "$N" 1); C2=$(clone_pid "$N" 2)
 [ "$C1" != "$C2" ] || fail "one pid for two clones"
 redis-benchmark -p "$L" -t set -n 20000 -r 1000000 -c 20 -q >/dev/null 2>&1 || fail "load after clone"
+# the digest is read through the front (the clones compare it too) once they ran every SET
+clones_answered "$N" 20000 || fail "the clones answered $ANSWERED of 20000 SETs"
 d=$(redis_digest "$L") || exit 1
 both_caught_up() {
 	[ "$(in_clone "$C1" redis-cli -p 6379 debug digest)" = "$d" ] &&

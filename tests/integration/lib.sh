@@ -292,6 +292,20 @@ sup_status() {
 	"$DOPPEL" status "$1" --json >"$2" || fail "doppel status $1 failed"
 }
 
+# clones_answered NAME TURNS : wait (20 s at most) until every clone of NAME has
+# answered TURNS turns (all compared). A clone runs each connection a little
+# after production: a read through the front on a new connection, made before
+# that, could reach a clone ahead of writes it must see. ANSWERED: the least.
+clones_answered() {
+	for _ in $(seq 200); do
+		sup_status "$1" "$T/answered.json"
+		ANSWERED=$(json "$T/answered.json" "min([r['turns_compared'] for r in j['proxy']['replicas']] or [0])")
+		[ "$ANSWERED" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # run_service NAME [VAR] [doppel run options] -- CMD... : start a supervisor and
 # wait until it is ready. With VAR (and no --listen), the front listens on a
 # free port of 127.0.0.1, retried if another test takes it meanwhile, and VAR

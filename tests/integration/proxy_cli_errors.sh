@@ -20,11 +20,19 @@ expect_usage "a number from 1 to" proxy --listen 127.0.0.1:$L --backend 127.0.0.
 expect_usage "unknown or incomplete option" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1 --bogus
 expect_usage "no local interface" proxy --listen 192.0.2.1:$L --backend 127.0.0.1:1
 expect_usage "no command" frobnicate
+expect_usage "a number from 1 to 64" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1 --threads 0
+expect_usage "give --threads 1 with it" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1 --threads 2 --join-open
+DOPPEL_THREADS=many expect_usage "DOPPEL_THREADS='many' is not a number of threads" \
+	proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1
 # A port in use.
 spawn_listening holder L "$PY" -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print('port', s.getsockname()[1], flush=True); time.sleep(60)"
 expect_usage "already in use" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:1
 L2=$(free_port)
 expect_usage "already in use" proxy --listen 127.0.0.1:$L2 --backend 127.0.0.1:1 --admin 127.0.0.1:$L
+# A port another process holds with SO_REUSEPORT: two event loops would bind it
+# beside that process and share its clients; doppel refuses it first.
+spawn_listening rpholder RL "$PY" -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1); s.bind(('127.0.0.1',0)); s.listen(); print('port', s.getsockname()[1], flush=True); time.sleep(60)"
+expect_usage "already in use" proxy --listen 127.0.0.1:$RL --backend 127.0.0.1:1 --threads 2
 # Every command answers --help with its usage.
 for cmd in $("$DOPPEL" help | awk '/^commands:/{f=1;next} f && !NF {exit} f {print $1}'); do
 	case $cmd in help|version) continue ;; esac
