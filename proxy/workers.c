@@ -191,19 +191,6 @@ unsigned workers_count(const struct proxy *px)
 	return px->workers ? px->workers->n + 1 : 1;
 }
 
-void workers_each(struct proxy *px, void (*fn)(struct proxy *px, void *arg), void *arg)
-{
-	struct proxy_workers *ws = px->workers;
-
-	fn(px, arg);
-	if (!ws)
-		return;
-	pthread_mutex_lock(&ws->calls_mu);
-	for (unsigned i = 0; i < ws->n; i++)
-		worker_call(&ws->w[i], fn, arg);
-	pthread_mutex_unlock(&ws->calls_mu);
-}
-
 void workers_each_other(struct proxy *px, void (*fn)(struct proxy *px, void *arg), void *arg)
 {
 	struct proxy_workers *ws = px->workers;
@@ -214,4 +201,10 @@ void workers_each_other(struct proxy *px, void (*fn)(struct proxy *px, void *arg
 	for (unsigned i = 0; i < ws->n; i++)
 		worker_call(&ws->w[i], fn, arg);
 	pthread_mutex_unlock(&ws->calls_mu);
+}
+
+void workers_each(struct proxy *px, void (*fn)(struct proxy *px, void *arg), void *arg)
+{
+	fn(px, arg);
+	workers_each_other(px, fn, arg);
 }

@@ -137,21 +137,13 @@ static void collect(void *arg, const struct div_excerpt *e)
 	l->e[l->n++] = *e;
 }
 
-static void excerpt_shows_the_first_difference(void **state)
+/* One HTTP turn on a connection of its own, production's and the replica's answers given. */
+static void one_turn(struct div_rules *r, struct div_types *types, struct div_replica *rep,
+		     uint64_t id, const char *req, const char *prod_body, const char *rep_body)
 {
-	struct div_rules *r = make_rules(DIV_PROTO_HTTP);
-	struct div_types *types = div_types_new();
-	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
-	struct div_conn *dc = div_conn_open(r, types, 42, 1);
-	static const char req[] = "GET /files/a.txt HTTP/1.1\r\n\r\n";
-	char *p = http_answer("x", "hello, production world");
-	char *q = http_answer("y", "hello, candidate world!");
-	struct exc_list l = {.n = 0};
-	struct sbuf sb;
-	struct div_rule rule;
-	const char *hdr = "HTTP/1.1 200 OK\r\ndate: <masked>\r\ncontent-length: 23\r\n\r\n";
+	struct div_conn *dc = div_conn_open(r, types, id, 1);
+	char *p = http_answer("x", prod_body), *q = http_answer("x", rep_body);
 
-	(void)state;
 	div_follower_attach(dc, 0, rep);
 	s_client(dc, req);
 	s_server(dc, p);
@@ -159,6 +151,23 @@ static void excerpt_shows_the_first_difference(void **state)
 	div_server_end(dc);
 	div_follower_end(dc, 0, DIV_END_EOF);
 	div_conn_free(dc);
+	free(p);
+	free(q);
+}
+
+static void excerpt_shows_the_first_difference(void **state)
+{
+	struct div_rules *r = make_rules(DIV_PROTO_HTTP);
+	struct div_types *types = div_types_new();
+	struct div_replica *rep = div_replica_new(types, DIV_CANDIDATE, NULL);
+	static const char req[] = "GET /files/a.txt HTTP/1.1\r\n\r\n";
+	struct exc_list l = {.n = 0};
+	struct sbuf sb;
+	struct div_rule rule;
+	const char *hdr = "HTTP/1.1 200 OK\r\ndate: <masked>\r\ncontent-length: 23\r\n\r\n";
+
+	(void)state;
+	one_turn(r, types, rep, 42, req, "hello, production world", "hello, candidate world!");
 	div_replica_excerpts(rep, collect, &l);
 	assert_int_equal(l.n, 1);
 	assert_int_equal(l.e[0].conn_id, 42);
@@ -185,8 +194,6 @@ static void excerpt_shows_the_first_difference(void **state)
 	assert_non_null(strstr(sb.buf, "\"after\":\"candidate world!\""));
 	assert_non_null(strstr(sb.buf, "\"turns_net\":1"));
 	sbuf_free(&sb);
-	free(p);
-	free(q);
 	div_replica_free(rep);
 	div_types_free(types);
 	div_rules_free(r);
@@ -416,24 +423,6 @@ static void auto_protocol_follows_the_client(void **state)
 	div_replica_free(rep);
 	div_types_free(types);
 	div_rules_free(r);
-}
-
-/* One HTTP turn on a connection of its own, production's and the replica's answers given. */
-static void one_turn(struct div_rules *r, struct div_types *types, struct div_replica *rep,
-		     uint64_t id, const char *req, const char *prod_body, const char *rep_body)
-{
-	struct div_conn *dc = div_conn_open(r, types, id, 1);
-	char *p = http_answer("x", prod_body), *q = http_answer("x", rep_body);
-
-	div_follower_attach(dc, 0, rep);
-	s_client(dc, req);
-	s_server(dc, p);
-	s_follow(dc, 0, q, strlen(req));
-	div_server_end(dc);
-	div_follower_end(dc, 0, DIV_END_EOF);
-	div_conn_free(dc);
-	free(p);
-	free(q);
 }
 
 /*
