@@ -397,8 +397,6 @@ void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *ke
 	q = leg->out.bytes;
 	if (q > rep->high_water)
 		rep->high_water = q;
-	if (rep->buffered > rep->total_high_water)
-		rep->total_high_water = rep->buffered;
 	if (q > rep->buffer || all > rep->budget)
 		leg_overflow(leg, now);
 }

@@ -93,12 +93,10 @@ struct replica_share {
 };
 
 /*
- * A worker's queue state of a replica, read on its thread for a status view
- * folded over workers (status.c): what replica_fill_info otherwise walks the
- * legs and rate counters for.
+ * A replica's queues and rates, summed over workers (each read on its own
+ * thread): what replica_fill_info walks the legs and rate counters for.
  */
 struct replica_snap {
-	int valid;
 	uint64_t max_conn;
 	unsigned backlogged;
 	double ingress_bps, drain_bps;
@@ -108,7 +106,7 @@ struct replica {
 	struct proxy *px;
 	struct replica_share *sh; /* &own_sh on worker 0, worker 0's on the others */
 	struct replica_share own_sh;
-	struct replica_snap snap; /* a folded view's (status.c) */
+	struct replica_snap snap; /* a folded view's (status.c): over every worker */
 	unsigned id;
 	char name[64];
 	struct net_endpoint ep;
@@ -124,14 +122,13 @@ struct replica {
 	uint64_t legs_evicted;	 /* lingering legs closed to make room for a new one */
 	uint64_t resets;	 /* legs the replica reset (or that failed) once connected */
 	uint64_t bytes_offered, bytes_forwarded, bytes_dropped, bytes_answered;
-	/* this worker's share of the overflows (rep->sh has them all, and the first) */
-	uint64_t overflows, first_overflow_ns, last_overflow_ns;
 	/* connections open before the attach joined at a turn (join.c): as they were, after a
 	 * replay of their state commands, or refused (those could not be replayed) */
 	uint64_t joined, joined_preamble, join_refused;
 	/* open at its freeze: continued exactly (exact.c), or joined at a turn instead */
 	uint64_t joined_exact, join_inexact;
-	uint64_t buffered, high_water, total_high_water;
+	/* this worker's queue; its largest for one connection (rep->sh: over all) */
+	uint64_t buffered, high_water;
 	uint64_t last_fail_ns;
 	uint64_t cap_warn_ns; /* when its leg cap was last logged */
 	struct rate_ctr ingress, drain;
@@ -185,7 +182,7 @@ struct proxy {
 	struct proxy_workers *workers; /* worker 0 with more than one: the others (workers.c) */
 	int notify_fd;		       /* worker 0 with workers: their overflows arrive here */
 	int own_lfd;		       /* lfd is this worker's (not cfg.listen_fd) */
-	uint64_t *fold_accepted;       /* a folded view (status.c): each worker's accepts */
+	uint64_t *fold_accepted;       /* a folded view (status.c) only: each worker's accepts */
 	struct proxy_hooks hooks;
 	struct proxy_observer ob;
 	int lfd;
@@ -305,15 +302,21 @@ unsigned workers_count(const struct proxy *px);
 void workers_each(struct proxy *px, void (*fn)(struct proxy *px, void *arg), void *arg);
 void workers_each_other(struct proxy *px, void (*fn)(struct proxy *px, void *arg), void *arg);
 
-/* status.c: a view of px and its workers' counters summed (free with status_fold_free) */
-struct proxy *status_fold(struct proxy *px);
-void status_fold_free(struct proxy *fold);
+/*
+ * status.c: what px's views are made from: px itself with one thread, else a
+ * fresh proxy holding its workers' counters summed (NULL when out of memory).
+ * status_view_done frees it.
+ */
+struct proxy *status_view(struct proxy *px);
+void status_view_done(struct proxy *px, struct proxy *view);
 
 /* proxy.c */
 void replica_overflowed(struct replica *rep, uint64_t now);
-void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out);
-/* Its legs' queues and rates now (on its worker's thread). */
-void replica_snap_take(struct replica *rep, uint64_t now, struct replica_snap *out);
+/* snap: its queues and rates over the workers, or NULL: this worker's, read now */
+void replica_fill_info(struct replica *rep, const struct replica_snap *snap, uint64_t now,
+		       struct proxy_replica_info *out);
+/* Its legs' queues and rates now, added to sum (on its worker's thread). */
+void replica_snap_add(struct replica *rep, uint64_t now, struct replica_snap *sum);
 void replica_leg_unlink(struct leg *leg);
 /* Open legs allowed to rep (cfg.max_replica_legs, or its share of legs_cap). */
 uint64_t replica_leg_cap(const struct replica *rep);

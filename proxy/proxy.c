@@ -581,11 +581,17 @@ static void replica_add_fn(struct proxy *px, void *arg)
 				    a->errlen);
 }
 
-static int replica_remove(struct proxy *px, unsigned id);
+/* What removing a replica from every worker gathers: its diverged turns on each. */
+struct remove_call {
+	unsigned id;
+	uint64_t diverged;
+};
+
+static int replica_remove(struct proxy *px, struct remove_call *rc);
 
 static void replica_remove_fn(struct proxy *px, void *arg)
 {
-	replica_remove(px, *(unsigned *)arg);
+	replica_remove(px, arg);
 }
 
 int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const char *name,
@@ -607,8 +613,10 @@ int proxy_replica_add(struct proxy *px, const struct net_endpoint *ep, const cha
 		workers_each_other(px, replica_add_fn, &a);
 		rc = a.rc;
 		if (rc < 0) {
-			workers_each_other(px, replica_remove_fn, &id);
-			replica_remove(px, id);
+			struct remove_call undo = {.id = id};
+
+			workers_each_other(px, replica_remove_fn, &undo);
+			replica_remove(px, &undo);
 		}
 	}
 	if (rc == 0 && id_out)
@@ -688,16 +696,18 @@ static struct replica *replica_find(struct proxy *px, unsigned id, unsigned *pos
 
 int proxy_replica_remove(struct proxy *px, unsigned id)
 {
+	struct remove_call rc = {.id = id};
+
 	if (!replica_find(px, id, NULL))
 		return -ENOENT;
 	/* worker 0 last: its replica holds the share the others point to */
-	workers_each_other(px, replica_remove_fn, &id);
-	return replica_remove(px, id);
+	workers_each_other(px, replica_remove_fn, &rc);
+	return replica_remove(px, &rc);
 }
 
-static int replica_remove(struct proxy *px, unsigned id)
+static int replica_remove(struct proxy *px, struct remove_call *rc)
 {
-	unsigned pos;
+	unsigned pos, id = rc->id;
 	struct replica *rep = replica_find(px, id, &pos);
 
 	if (!rep)
@@ -716,11 +726,11 @@ static int replica_remove(struct proxy *px, unsigned id)
 	 */
 	memmove(&px->reps[pos], &px->reps[pos + 1], (px->nreps - pos - 1) * sizeof(*px->reps));
 	px->nreps--;
+	rc->diverged += rep->div.turns_diverged;
 	if (!px->widx)
-		pr_info("replica removed replica=%s id=%u overflows=%llu diverged_turns=%llu%s",
+		pr_info("replica removed replica=%s id=%u overflows=%llu diverged_turns=%llu",
 			rep->name, id, (unsigned long long)rep->sh->overflows,
-			(unsigned long long)rep->div.turns_diverged,
-			px->workers ? " (diverged turns: this thread's)" : "");
+			(unsigned long long)rc->diverged);
 	replica_free(rep);
 	return 0;
 }
@@ -759,10 +769,6 @@ void replica_overflowed(struct replica *rep, uint64_t now)
 	struct proxy *px = rep->px;
 	uint64_t none = 0;
 
-	rep->overflows++;
-	rep->last_overflow_ns = now;
-	if (!rep->first_overflow_ns)
-		rep->first_overflow_ns = now;
 	atomic_fetch_add(&rep->sh->overflows, 1);
 	atomic_store(&rep->sh->last_overflow_ns, now);
 	/* the first on any thread closes the debug window */
@@ -782,26 +788,28 @@ void replica_overflowed(struct replica *rep, uint64_t now)
 	}
 }
 
-void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_info *out)
+void replica_fill_info(struct replica *rep, const struct replica_snap *snap, uint64_t now,
+		       struct proxy_replica_info *out)
 {
+	struct replica_snap own = {0};
 	uint64_t max_conn, first;
 	unsigned backlogged;
 	double conn_occ, tot_occ;
 	struct window_live live;
 
-	struct replica_snap snap = rep->snap;
-
-	if (!snap.valid)
-		replica_snap_take(rep, now, &snap);
-	max_conn = snap.max_conn;
-	backlogged = snap.backlogged;
+	if (!snap) {
+		replica_snap_add(rep, now, &own);
+		snap = &own;
+	}
+	max_conn = snap->max_conn;
+	backlogged = snap->backlogged;
 	memset(out, 0, sizeof(*out));
 	out->buffered = rep->sh->buffered;
 	out->max_conn_buffered = max_conn;
 	out->buffer_cap = rep->buffer;
 	out->budget = rep->budget;
-	out->ingress_bps = snap.ingress_bps;
-	out->drain_bps = snap.drain_bps;
+	out->ingress_bps = snap->ingress_bps;
+	out->drain_bps = snap->drain_bps;
 	conn_occ = (double)max_conn / (double)rep->buffer;
 	tot_occ = (double)out->buffered / (double)rep->budget;
 	out->occupancy = conn_occ > tot_occ ? conn_occ : tot_occ;
@@ -820,30 +828,44 @@ void replica_fill_info(struct replica *rep, uint64_t now, struct proxy_replica_i
 	out->debug_window_s = (double)((first ? first : now) - rep->attach_ns) / 1e9;
 }
 
-void replica_snap_take(struct replica *rep, uint64_t now, struct replica_snap *out)
+void replica_snap_add(struct replica *rep, uint64_t now, struct replica_snap *sum)
 {
-	memset(out, 0, sizeof(*out));
 	for (struct leg *leg = rep->legs; leg; leg = leg->rep_next) {
-		if (leg->out.bytes > out->max_conn)
-			out->max_conn = leg->out.bytes;
+		if (leg->out.bytes > sum->max_conn)
+			sum->max_conn = leg->out.bytes;
 		if (leg->out.bytes)
-			out->backlogged++;
+			sum->backlogged++;
 	}
-	out->ingress_bps = rate_per_sec(&rep->ingress, now);
-	out->drain_bps = rate_per_sec(&rep->drain, now);
-	out->valid = 1;
+	sum->ingress_bps += rate_per_sec(&rep->ingress, now);
+	sum->drain_bps += rate_per_sec(&rep->drain, now);
+}
+
+struct info_call {
+	unsigned id;
+	uint64_t now;
+	struct replica_snap snap;
+};
+
+static void info_fn(struct proxy *px, void *arg)
+{
+	struct info_call *ic = arg;
+	struct replica *rep = replica_find(px, ic->id, NULL);
+
+	if (rep)
+		replica_snap_add(rep, ic->now, &ic->snap);
 }
 
 int proxy_replica_info(struct proxy *px, unsigned id, struct proxy_replica_info *out)
 {
-	struct proxy *view = px->workers ? status_fold(px) : px;
-	struct replica *rep = view ? replica_find(view, id, NULL) : NULL;
+	struct replica *rep = replica_find(px, id, NULL);
+	struct info_call ic = {.id = id, .now = clock_coarse_ns()};
 
-	if (rep)
-		replica_fill_info(rep, clock_coarse_ns(), out);
-	if (view != px)
-		status_fold_free(view);
-	return rep ? 0 : view ? -ENOENT : -ENOMEM;
+	if (!rep)
+		return -ENOENT;
+	/* only the queues are per worker: the rest is in rep and its share */
+	workers_each(px, info_fn, &ic);
+	replica_fill_info(rep, &ic.snap, ic.now, out);
+	return 0;
 }
 
 /* ---- the divergence report ---- */
@@ -852,15 +874,14 @@ static void diverge_report(struct proxy *px, int json, struct sbuf *sb);
 
 void proxy_diverge_report(struct proxy *px, int json, struct sbuf *sb)
 {
-	struct proxy *view = px->workers ? status_fold(px) : px;
+	struct proxy *view = status_view(px);
 
 	if (!view) {
 		sbuf_printf(sb, json ? "{\"error\":\"out of memory\"}\n" : "out of memory\n");
 		return;
 	}
 	diverge_report(view, json, sb);
-	if (view != px)
-		status_fold_free(view);
+	status_view_done(px, view);
 }
 
 static void diverge_report(struct proxy *px, int json, struct sbuf *sb)
@@ -895,11 +916,10 @@ static void diverge_report(struct proxy *px, int json, struct sbuf *sb)
 
 uint64_t proxy_replica_net_turns(struct proxy *px, unsigned id)
 {
-	struct proxy *view = px->workers ? status_fold(px) : px;
+	struct proxy *view = status_view(px);
 	struct replica *rep = view ? replica_find(view, id, NULL) : NULL;
 	uint64_t n = rep ? div_replica_net(rep->drep, &px->cfg.div_rule) : 0;
 
-	if (view != px)
-		status_fold_free(view);
+	status_view_done(px, view);
 	return n;
 }

@@ -35,7 +35,9 @@ static const char *replica_state(const struct replica *rep, const struct proxy_r
 {
 	if (rep->last_fail_ns && now - rep->last_fail_ns < STATE_MEMORY_NS && !rep->conns_active)
 		return "down";
-	if (rep->last_overflow_ns && now - rep->last_overflow_ns < STATE_MEMORY_NS)
+	uint64_t last_overflow = rep->sh->last_overflow_ns;
+
+	if (last_overflow && now - last_overflow < STATE_MEMORY_NS)
 		return "overflowing";
 	if (info->occupancy > 0.10)
 		return "lagging";
@@ -48,7 +50,7 @@ static const void *replica_row(void *arg, unsigned i, const void **ctx)
 	struct replica *rep = rr->px->reps[i];
 
 	rr->cur.now = rr->now;
-	replica_fill_info(rep, rr->now, &rr->cur.info);
+	replica_fill_info(rep, rr->px->fold_accepted ? &rep->snap : NULL, rr->now, &rr->cur.info);
 	rr->cur.state = replica_state(rep, &rr->cur.info, rr->now);
 	rr->cur.net_diverged = rep->drep ? div_replica_net(rep->drep, &rr->px->cfg.div_rule) : 0;
 	*ctx = &rr->cur;
@@ -110,6 +112,19 @@ static int rep_first_overflow(const void *o, const void *c, struct stats_val *v)
 	return 0;
 }
 
+/* Kept in the replica's share: one over all workers. */
+static int rep_overflows(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = REP(o)->sh->overflows;
+	return 0;
+}
+
+static int rep_total_high_water(const void *o, const void *c, struct stats_val *v)
+{
+	v->u = REP(o)->sh->total_high_water;
+	return 0;
+}
+
 static int rep_debug_window(const void *o, const void *c, struct stats_val *v)
 {
 	v->d = RCTX(c)->info.debug_window_s;
@@ -162,16 +177,10 @@ static int rep_drain(const void *o, const void *c, struct stats_val *v)
 		.name = n, .kind = STATS_GAUGE, .off = offsetof(struct replica, f), .unit = u, \
 		.metric = m, .help = h                                                         \
 	}
-/* byte gauges folded over workers otherwise than by a sum (stats_fold) */
+/* a byte setting: the same on every worker (stats_fold keeps one) */
 #define RSETTING(n, f, m, h)                                                               \
 	{                                                                                  \
 		.name = n, .kind = STATS_GAUGE, .flags = STATS_F_SAME,                     \
-		.off = offsetof(struct replica, f), .unit = STATS_UNIT_BYTES, .metric = m, \
-		.help = h                                                                  \
-	}
-#define RMAX(n, f, m, h)                                                                   \
-	{                                                                                  \
-		.name = n, .kind = STATS_GAUGE, .flags = STATS_F_MAX,                      \
 		.off = offsetof(struct replica, f), .unit = STATS_UNIT_BYTES, .metric = m, \
 		.help = h                                                                  \
 	}
@@ -248,17 +257,29 @@ static const struct stats_field replica_fields[] = {
 	       "Bytes the replica answered (discarded)."),
 	RGAUGE("buffered", buffered, STATS_UNIT_BYTES, "doppel_replica_buffered_bytes",
 	       "Bytes queued for the replica now."),
-	RMAX("buffer_high_water", high_water, "doppel_replica_buffer_high_water_bytes",
-	     "Largest queue of one connection to the replica."),
-	RMAX("total_high_water", total_high_water, "doppel_replica_total_high_water_bytes",
-	     "Largest queue over all connections to the replica."),
+	{.name = "buffer_high_water",
+	 .kind = STATS_GAUGE,
+	 .flags = STATS_F_MAX,
+	 .off = offsetof(struct replica, high_water),
+	 .unit = STATS_UNIT_BYTES,
+	 .metric = "doppel_replica_buffer_high_water_bytes",
+	 .help = "Largest queue of one connection to the replica."},
+	{.name = "total_high_water",
+	 .kind = STATS_GAUGE,
+	 .unit = STATS_UNIT_BYTES,
+	 .get = rep_total_high_water,
+	 .metric = "doppel_replica_total_high_water_bytes",
+	 .help = "Largest queue over all connections to the replica."},
 	{.name = "occupancy",
 	 .kind = STATS_NUMBER,
 	 .get = rep_occupancy,
 	 .metric = "doppel_replica_occupancy_ratio",
 	 .help = "The fuller of the fullest connection's buffer and the budget (0 to 1)."},
-	RCOUNT("overflows", overflows, "doppel_replica_overflows_total",
-	       "Connections dropped because their buffer was full."),
+	{.name = "overflows",
+	 .kind = STATS_COUNTER,
+	 .get = rep_overflows,
+	 .metric = "doppel_replica_overflows_total",
+	 .help = "Connections dropped because their buffer was full."},
 	{.name = "first_overflow_s",
 	 .kind = STATS_NUMBER,
 	 .unit = STATS_UNIT_SECONDS,
@@ -541,11 +562,6 @@ struct fold_call {
 	uint64_t now;
 };
 
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-	return a > b ? a : b;
-}
-
 /* On worker px's thread: its counters into the fold. */
 static void fold_fn(struct proxy *px, void *arg)
 {
@@ -556,7 +572,6 @@ static void fold_fn(struct proxy *px, void *arg)
 	f->fold_accepted[px->widx] = px->conns_accepted;
 	for (unsigned i = 0; i < f->nreps; i++) {
 		struct replica *fr = f->reps[i], *rep = NULL;
-		struct replica_snap sn;
 
 		for (unsigned j = 0; j < px->nreps && !rep; j++)
 			if (px->reps[j]->id == fr->id)
@@ -564,18 +579,14 @@ static void fold_fn(struct proxy *px, void *arg)
 		if (!rep)
 			continue;
 		stats_fold(&replica_table, fr, rep);
-		replica_snap_take(rep, fc->now, &sn);
-		fr->snap.max_conn = max_u64(fr->snap.max_conn, sn.max_conn);
-		fr->snap.backlogged += sn.backlogged;
-		fr->snap.ingress_bps += sn.ingress_bps;
-		fr->snap.drain_bps += sn.drain_bps;
-		fr->last_fail_ns = max_u64(fr->last_fail_ns, rep->last_fail_ns);
-		fr->last_overflow_ns = max_u64(fr->last_overflow_ns, rep->last_overflow_ns);
+		replica_snap_add(rep, fc->now, &fr->snap);
+		if (rep->last_fail_ns > fr->last_fail_ns)
+			fr->last_fail_ns = rep->last_fail_ns;
 		div_replica_merge(fr->drep, rep->drep);
 	}
 }
 
-void status_fold_free(struct proxy *f)
+static void status_fold_free(struct proxy *f)
 {
 	if (!f)
 		return;
@@ -590,7 +601,7 @@ void status_fold_free(struct proxy *f)
 	free(f);
 }
 
-struct proxy *status_fold(struct proxy *px)
+static struct proxy *status_fold(struct proxy *px)
 {
 	struct proxy *f = calloc(1, sizeof(*f));
 	struct fold_call fc = {f, clock_coarse_ns()};
@@ -633,17 +644,20 @@ struct proxy *status_fold(struct proxy *px)
 		fr->budget = rep->budget;
 		fr->attach_ns = rep->attach_ns;
 		fr->control = rep->control;
-		fr->snap.valid = 1;
 	}
 	workers_each(px, fold_fn, &fc);
-	for (unsigned i = 0; i < f->nreps; i++) {
-		struct replica *fr = f->reps[i];
-
-		fr->total_high_water = fr->sh->total_high_water;
-		fr->overflows = fr->sh->overflows;
-		fr->first_overflow_ns = fr->sh->first_overflow_ns;
-	}
 	return f;
+}
+
+struct proxy *status_view(struct proxy *px)
+{
+	return px->workers ? status_fold(px) : px;
+}
+
+void status_view_done(struct proxy *px, struct proxy *view)
+{
+	if (view != px)
+		status_fold_free(view);
 }
 
 /* ---- the views ---- */
@@ -659,29 +673,31 @@ static void status_json(struct proxy *px, struct sbuf *sb)
 static void status_text(struct proxy *px, struct sbuf *sb);
 static void metrics(struct proxy *px, struct sbuf *sb, const char *labels);
 
-/* fn on px, or on its workers' sums */
-#define FOLDED(px, call)                                                      \
-	do {                                                                  \
-		struct proxy *view_ = (px)->workers ? status_fold(px) : (px); \
-		if (view_)                                                    \
-			call;                                                 \
-		if (view_ != (px))                                            \
-			status_fold_free(view_);                              \
-	} while (0)
-
 void proxy_status_json(struct proxy *px, struct sbuf *sb)
 {
-	FOLDED(px, status_json(view_, sb));
+	struct proxy *view = status_view(px);
+
+	if (view)
+		status_json(view, sb);
+	status_view_done(px, view);
 }
 
 void proxy_status_text(struct proxy *px, struct sbuf *sb)
 {
-	FOLDED(px, status_text(view_, sb));
+	struct proxy *view = status_view(px);
+
+	if (view)
+		status_text(view, sb);
+	status_view_done(px, view);
 }
 
 void proxy_metrics(struct proxy *px, struct sbuf *sb, const char *labels)
 {
-	FOLDED(px, metrics(view_, sb, labels));
+	struct proxy *view = status_view(px);
+
+	if (view)
+		metrics(view, sb, labels);
+	status_view_done(px, view);
 }
 
 static void status_text(struct proxy *px, struct sbuf *sb)
@@ -722,7 +738,8 @@ static void status_text(struct proxy *px, struct sbuf *sb)
 	for (unsigned i = 0; i < px->nreps; i++) {
 		struct proxy_replica_info info;
 
-		replica_fill_info(px->reps[i], now, &info);
+		replica_fill_info(px->reps[i], px->fold_accepted ? &px->reps[i]->snap : NULL, now,
+				  &info);
 		any_open |= info.window_open;
 	}
 	if (any_open)
