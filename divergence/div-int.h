@@ -19,6 +19,9 @@
 #define DIV_BLOCK 4096
 unsigned char *div_block_get(void);
 void div_block_put(unsigned char *b);
+/* A connection's working state (turns.c): size bytes, not zeroed, per follower count. */
+void *div_work_get(unsigned nfollowers, size_t size);
+void div_work_put(void *w, unsigned nfollowers);
 
 /* ---- rules.c ---- */
 
@@ -96,6 +99,20 @@ void div_norm_finish(struct div_norm *n);
 /* Give back any buffer (no output). */
 void div_norm_release(struct div_norm *n);
 
+/*
+ * A normaliser between two messages is fully described by this: rest
+ * fills it and returns 1 (0: a message is on its way), wake makes the
+ * same normaliser again (div_norm_init's arguments, then the rest).
+ */
+struct div_norm_rest {
+	uint64_t responses;
+	uint8_t state;
+};
+int div_norm_rest(const struct div_norm *n, struct div_norm_rest *r);
+void div_norm_wake(struct div_norm *n, const struct div_rules *rules, enum div_protocol proto,
+		   const struct div_reqlog *reqs, const struct div_sink *out,
+		   const struct div_norm_rest *r);
+
 /* ---- reqtype.c: request types from the client stream ---- */
 
 struct div_typer {
@@ -125,6 +142,16 @@ void div_typer_init(struct div_typer *t, enum div_protocol proto, struct div_typ
 void div_typer_feed(struct div_typer *t, const unsigned char *p, size_t n, int turn_started);
 /* The type of a turn that starts now, and the start of its request. */
 unsigned div_typer_take(struct div_typer *t, unsigned char *head, unsigned *head_len);
+/* The same for the typer between two requests (at most the latest waiting for its turn). */
+struct div_typer_rest {
+	uint64_t reqs;
+	int cur, pending;
+	uint8_t state, raw_new, head_len;
+	unsigned char head[DIV_EXCERPT_REQ];
+};
+int div_typer_rest(const struct div_typer *t, struct div_typer_rest *r);
+void div_typer_wake(struct div_typer *t, enum div_protocol proto, struct div_types *types,
+		    struct div_reqlog *log, const struct div_typer_rest *r);
 /* auto: which protocol these first client bytes speak. */
 enum div_protocol div_sniff_protocol(const unsigned char *p, size_t n);
 

@@ -286,6 +286,21 @@ void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how);
 /* Stop counting anything for follower idx (its sink is going away). */
 void div_follower_detach(struct div_conn *dc, unsigned idx);
 
+/*
+ * Call it now and then (the proxy: every second) for every connection: one
+ * fed nothing since the previous call gives back what it holds only while a
+ * request or an answer is on its way (the request typer, the normalisers,
+ * production's bytes every follower has compared, turns every follower has
+ * settled) and keeps about 300 bytes plus 200 per follower until bytes come
+ * again. Results do not change. Returns 1 when the connection rests. Accepts
+ * NULL.
+ */
+int div_conn_sweep(struct div_conn *dc);
+/* Keep the working state always (to compare with a connection that rests). */
+void div_conn_never_rest(struct div_conn *dc);
+/* Heap bytes the connection holds (without the allocator's overhead). */
+size_t div_conn_footprint(const struct div_conn *dc);
+
 /* Number of production turns seen so far on this connection. */
 uint64_t div_turns(const struct div_conn *dc);
 /* Requests the client started (HTTP and RESP requests; raw: sends that start a turn). */

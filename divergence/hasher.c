@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* sizeof(XXH3_state_t) */
 #include <xxhash.h>
 
 #define POOL_MAX 1024
@@ -83,6 +84,11 @@ uint64_t div_hasher_finish(struct div_hasher *h)
 
 	div_hasher_release(h);
 	return v;
+}
+
+size_t div_hasher_footprint(const struct div_hasher *h)
+{
+	return h->state ? sizeof(XXH3_state_t) : 0;
 }
 
 void div_hasher_release(struct div_hasher *h)

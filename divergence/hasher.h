@@ -28,6 +28,8 @@ void div_hasher_update(struct div_hasher *h, const void *buf, size_t n);
 uint64_t div_hasher_peek(const struct div_hasher *h);
 /* Hash of the bytes so far; the hasher is reset for the next turn. */
 uint64_t div_hasher_finish(struct div_hasher *h);
+/* Heap bytes it holds beside itself (a streaming state, or none). */
+size_t div_hasher_footprint(const struct div_hasher *h);
 /* Forget everything (returns any state to the pool). */
 void div_hasher_release(struct div_hasher *h);
 

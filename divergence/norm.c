@@ -124,6 +124,33 @@ void div_norm_init(struct div_norm *n, const struct div_rules *r, enum div_proto
 	}
 }
 
+int div_norm_rest(const struct div_norm *n, struct div_norm_rest *r)
+{
+	uint8_t ground = n->proto == DIV_PROTO_HTTP   ? H_STATUS
+			 : n->proto == DIV_PROTO_RESP ? R_TYPE
+						      : N_RAW;
+
+	/*
+	 * Between messages every other field is written before it is read
+	 * again: the status line resets the HTTP framing, a header name its
+	 * value, a type byte the RESP element; below depth, the stack is dead.
+	 */
+	if (n->rec || (n->state != N_RAW && (n->state != ground || n->tok_len || n->depth)))
+		return 0;
+	r->responses = n->responses;
+	r->state = n->state;
+	return 1;
+}
+
+void div_norm_wake(struct div_norm *n, const struct div_rules *rules, enum div_protocol proto,
+		   const struct div_reqlog *reqs, const struct div_sink *out,
+		   const struct div_norm_rest *r)
+{
+	div_norm_init(n, rules, proto, reqs, out);
+	n->responses = r->responses;
+	n->state = r->state;
+}
+
 void div_norm_release(struct div_norm *n)
 {
 	div_block_put(n->rec);

@@ -229,6 +229,48 @@ void div_typer_init(struct div_typer *t, enum div_protocol proto, struct div_typ
 		t->state = T_RAW;
 }
 
+int div_typer_rest(const struct div_typer *t, struct div_typer_rest *r)
+{
+	uint8_t ground = t->proto == DIV_PROTO_HTTP   ? T_LINE
+			 : t->proto == DIV_PROTO_RESP ? T_R_START
+						      : T_RAW;
+
+	/*
+	 * Between requests only these are read before being written again:
+	 * what a new request starts resets the name, the lengths and the
+	 * argument counts. A type waiting for its turn is kept when it is the
+	 * latest request's (its head is t->head; pend_head is written before
+	 * it is read); a pipelined one keeps the typer awake.
+	 */
+	if ((t->pending >= 0 && t->pend_req != t->reqs) ||
+	    (t->state != T_RAW && (t->state != ground || t->val_len)))
+		return 0;
+	if (t->state == T_LINE && t->name_len)
+		return 0; /* a request line begun (a RESP command resets its name) */
+	r->reqs = t->reqs;
+	r->cur = t->cur;
+	r->pending = t->pending;
+	r->state = t->state;
+	r->raw_new = t->raw_new;
+	r->head_len = (uint8_t)t->head_len;
+	memcpy(r->head, t->head, t->head_len);
+	return 1;
+}
+
+void div_typer_wake(struct div_typer *t, enum div_protocol proto, struct div_types *types,
+		    struct div_reqlog *log, const struct div_typer_rest *r)
+{
+	div_typer_init(t, proto, types, log);
+	t->reqs = r->reqs;
+	t->cur = r->cur;
+	t->pending = r->pending;
+	t->pend_req = r->pending >= 0 ? r->reqs : 0;
+	t->state = r->state;
+	t->raw_new = r->raw_new;
+	t->head_len = r->head_len;
+	memcpy(t->head, r->head, r->head_len);
+}
+
 /* A request of type `name` starts (its head is t->head). */
 static void typer_request(struct div_typer *t, const char *name, size_t len)
 {

@@ -31,6 +31,48 @@ struct turn {
 
 enum { FS_NONE, FS_MATCH, FS_DIFF, FS_UNCHECKED };
 
+/*
+ * A follower's working state, held only while an answer is on its way (in
+ * struct div_work): its normaliser and a difference being recorded.
+ */
+struct fwork {
+	struct div_norm norm;
+	int64_t diff_at;      /* the first difference in the current turn, -1 none */
+	unsigned char *stash; /* bytes said before production said them (a pooled block) */
+	unsigned stash_n;
+	uint64_t stash_at; /* their offset in the turn */
+	unsigned before_n, after_n, pafter_n;
+	unsigned char before[DIV_EXCERPT_BEFORE];
+	unsigned char after[DIV_EXCERPT_AFTER];
+	/* production's bytes at the difference, kept when it is found: by the
+	 * time the turn is over the window may have let them go */
+	unsigned char pafter[DIV_EXCERPT_AFTER];
+};
+
+/*
+ * What a connection needs only while a request or an answer is on its way:
+ * the request typer, the normalisers, a difference being recorded. An idle
+ * connection gives it back (div_conn_sweep) and keeps the few bytes that
+ * make it again (struct div_typer_rest, struct div_norm_rest).
+ */
+struct div_work {
+	struct div_reqlog log;
+	struct div_typer typer;
+	struct div_norm pnorm;
+	struct fwork f[];
+};
+
+/*
+ * Production's normalised bytes [lo, hi) that a follower may still compare,
+ * in blocks n of them from block first, slot k % wmax holding block k.
+ */
+struct div_window {
+	uint64_t lo, hi, first;
+	unsigned n;
+	unsigned last_cap; /* bytes the last block can hold (< DIV_BLOCK: not pooled) */
+	unsigned char *blk[];
+};
+
 /* One follower's verdict on one turn. */
 struct fslot {
 	uint64_t key; /* hash and length of its answer */
@@ -42,29 +84,21 @@ struct follower {
 	struct div_conn *dc;
 	struct div_counts *sink; /* NULL: slot unused, finished or detached */
 	struct div_replica *rep; /* per-type counts and excerpts; kept after the end */
-	int lost;		 /* not comparing any more; each new production turn is unchecked */
-	int diverged;		 /* this connection already counted as diverged */
-	int norm_on;
-	uint64_t turn;	  /* index of the turn being filled */
-	uint64_t got;	  /* normalised bytes of that turn received */
-	uint64_t tmsgs;	  /* messages ended in that turn */
+	uint8_t lost;		 /* not comparing any more; each new production turn is unchecked */
+	uint8_t diverged;	 /* this connection already counted as diverged */
+	uint8_t norm_on;
+	uint8_t gap; /* some bytes of the current turn could not be compared: no offset */
+	unsigned back_n;
+	unsigned char back[DIV_EXCERPT_BEFORE]; /* the turn's last bytes compared */
+	uint64_t turn;				/* index of the turn being filled */
+	uint64_t got;				/* normalised bytes of that turn received */
+	uint64_t tmsgs;				/* messages ended in that turn */
 	uint64_t since;	  /* bytes since the last of them (or the turn's start) */
 	uint64_t written; /* client bytes given to the replica */
 	struct div_hasher h;
-	struct div_norm norm;
-	/* the first difference in the current turn */
-	int64_t diff_at;
-	int gap;	      /* some bytes could not be compared: no offset */
-	unsigned char *stash; /* bytes said before production said them (a pooled block) */
-	unsigned stash_n;
-	uint64_t stash_at; /* their offset in the turn */
-	unsigned back_n, before_n, after_n, pafter_n;
-	unsigned char back[DIV_EXCERPT_BEFORE];
-	unsigned char before[DIV_EXCERPT_BEFORE];
-	unsigned char after[DIV_EXCERPT_AFTER];
-	/* production's bytes at the difference, kept when it is found: by the
-	 * time the turn is over the window may have let them go */
-	unsigned char pafter[DIV_EXCERPT_AFTER];
+	struct fwork *w;	    /* &dc->w->f[its slot], NULL while resting */
+	struct div_norm_rest nrest; /* its normaliser, while resting */
+				    /* the first difference in the current turn */
 };
 
 struct div_conn {
@@ -73,28 +107,27 @@ struct div_conn {
 	struct div_types *types;
 	uint64_t id;
 	enum div_protocol proto;
-	int proto_known, norm_on, spoke;
-	struct div_reqlog log;
-	struct div_typer typer;
-	struct div_norm pnorm;
-	uint64_t client_total; /* client bytes so far */
-	uint64_t norm_total;   /* production's normalised bytes so far */
-	uint64_t first;	       /* index of the oldest turn still in the ring */
-	uint64_t next;	       /* index the next turn will get */
-	uint64_t settled;      /* turns before this one are counted per type */
-	int open;	       /* turn next-1 is still receiving bytes */
-	int ended;	       /* production is over */
-	struct div_hasher cur; /* hash of the open turn */
-	unsigned cap, max;     /* ring size now, and its bound */
+	uint8_t proto_known, norm_on, spoke;
+	uint8_t touched;	     /* fed since the last sweep */
+	uint8_t busy;		     /* never rests (div_conn_never_rest) */
+	uint8_t open;		     /* turn next-1 is still receiving bytes */
+	uint8_t ended;		     /* production is over */
+	struct div_work *w;	     /* NULL while resting */
+	struct div_typer_rest trest; /* while resting: the typer, */
+	struct div_norm_rest prest;  /* production's normaliser */
+	uint64_t nreq;		     /* and the request log's count */
+	uint64_t client_total;	     /* client bytes so far */
+	uint64_t norm_total;	     /* production's normalised bytes so far */
+	uint64_t first;		     /* index of the oldest turn still in the ring */
+	uint64_t next;		     /* index the next turn will get */
+	uint64_t settled;	     /* turns before this one are counted per type */
+	struct div_hasher cur;	     /* hash of the open turn */
+	unsigned cap, max;	     /* ring size now, and its bound */
 	struct turn *ring;
-	struct fslot *slots; /* cap x nfollowers */
-	/* production's window */
-	unsigned wmax; /* blocks at most */
-	uint64_t wlo, whi, wb_first;
-	unsigned wb_n;
-	unsigned wlast_cap; /* bytes the last block can hold (< DIV_BLOCK: not pooled) */
-	unsigned char **wblk;
-	int control; /* follower slot of the control, -1 none */
+	struct fslot *slots;	/* cap x nfollowers */
+	unsigned wmax;		/* production's window: blocks at most */
+	struct div_window *win; /* that window, while it holds bytes */
+	int control;		/* follower slot of the control, -1 none */
 	unsigned nfollowers;
 	struct follower f[];
 };
@@ -119,7 +152,7 @@ static void followers_catch_up(struct div_conn *dc);
 
 /* ---- production's window ---- */
 
-/* A window block: full ones come from the pool; the last may be short (wlast_cap). */
+/* A window block: full ones come from the pool; the last may be short (last_cap). */
 static void win_block_free(unsigned char *b, unsigned cap)
 {
 	if (cap == DIV_BLOCK)
@@ -136,60 +169,84 @@ static void win_block_free(unsigned char *b, unsigned cap)
  */
 static void win_block_fit(struct div_conn *dc, uint64_t k, size_t need)
 {
-	unsigned char **slot = &dc->wblk[k % dc->wmax], *b;
+	struct div_window *wn = dc->win;
+	unsigned char **slot = &wn->blk[k % dc->wmax], *b;
 	unsigned cap = need <= 128 ? 128 : need <= 512 ? 512 : DIV_BLOCK;
 
-	if (*slot && dc->wlast_cap >= need)
+	if (*slot && wn->last_cap >= need)
 		return;
 	b = cap == DIV_BLOCK ? div_block_get() : malloc(cap);
 	if (!b)
 		abort(); /* as div_block_get: the data path has no way to fail here */
 	if (*slot) {
-		memcpy(b, *slot, dc->wlast_cap);
-		win_block_free(*slot, dc->wlast_cap);
+		memcpy(b, *slot, wn->last_cap);
+		win_block_free(*slot, wn->last_cap);
 	}
 	*slot = b;
-	dc->wlast_cap = cap;
+	wn->last_cap = cap;
 }
 
 static void win_release_first(struct div_conn *dc)
 {
-	win_block_free(dc->wblk[dc->wb_first % dc->wmax],
-		       dc->wb_n == 1 ? dc->wlast_cap : DIV_BLOCK);
-	dc->wblk[dc->wb_first % dc->wmax] = NULL;
-	dc->wb_first++;
-	dc->wb_n--;
-	if (dc->wlo < dc->wb_first * DIV_BLOCK)
-		dc->wlo = dc->wb_first * DIV_BLOCK;
-	if (dc->wlo > dc->whi)
-		dc->wlo = dc->whi;
+	struct div_window *wn = dc->win;
+
+	win_block_free(wn->blk[wn->first % dc->wmax], wn->n == 1 ? wn->last_cap : DIV_BLOCK);
+	wn->blk[wn->first % dc->wmax] = NULL;
+	wn->first++;
+	wn->n--;
+	if (wn->lo < wn->first * DIV_BLOCK)
+		wn->lo = wn->first * DIV_BLOCK;
+	if (wn->lo > wn->hi)
+		wn->lo = wn->hi;
+}
+
+/*
+ * An empty window with nothing before its end carries no state (the next
+ * bytes start it afresh, or go on from its end, which is the same place):
+ * it goes, as long as the connection may rest.
+ */
+static void win_drop_empty(struct div_conn *dc)
+{
+	if (dc->win && !dc->win->n && dc->win->lo == dc->win->hi && !dc->busy) {
+		free(dc->win);
+		dc->win = NULL;
+	}
 }
 
 static void win_append(struct div_conn *dc, const unsigned char *p, size_t n)
 {
+	struct div_window *wn = dc->win;
+
 	if (!dc->wmax)
 		return;
-	if (dc->whi != dc->norm_total) {
+	if (!wn) {
+		wn = calloc(1, sizeof(*wn) + dc->wmax * sizeof(wn->blk[0]));
+		if (!wn)
+			abort(); /* as div_block_get */
+		wn->lo = wn->hi = dc->norm_total;
+		dc->win = wn;
+	}
+	if (wn->hi != dc->norm_total) {
 		/* bytes went by while nobody compared: start afresh */
-		while (dc->wb_n)
+		while (wn->n)
 			win_release_first(dc);
-		dc->wlo = dc->whi = dc->norm_total;
+		wn->lo = wn->hi = dc->norm_total;
 	}
 	while (n) {
-		uint64_t k = dc->whi / DIV_BLOCK, off = dc->whi % DIV_BLOCK;
+		uint64_t k = wn->hi / DIV_BLOCK, off = wn->hi % DIV_BLOCK;
 		size_t c = DIV_BLOCK - off < n ? DIV_BLOCK - off : n;
 
-		if (!dc->wb_n || k >= dc->wb_first + dc->wb_n) {
-			if (dc->wb_n == dc->wmax)
+		if (!wn->n || k >= wn->first + wn->n) {
+			if (wn->n == dc->wmax)
 				win_release_first(dc);
-			if (!dc->wb_n)
-				dc->wb_first = k;
-			dc->wblk[k % dc->wmax] = NULL;
-			dc->wb_n++;
+			if (!wn->n)
+				wn->first = k;
+			wn->blk[k % dc->wmax] = NULL;
+			wn->n++;
 		}
 		win_block_fit(dc, k, off + c);
-		memcpy(dc->wblk[k % dc->wmax] + off, p, c);
-		dc->whi += c;
+		memcpy(wn->blk[k % dc->wmax] + off, p, c);
+		wn->hi += c;
 		p += c;
 		n -= c;
 	}
@@ -198,12 +255,13 @@ static void win_append(struct div_conn *dc, const unsigned char *p, size_t n)
 /* Production's bytes from absolute offset off; returns how many are contiguous there. */
 static size_t win_at(struct div_conn *dc, uint64_t off, const unsigned char **p)
 {
+	struct div_window *wn = dc->win;
 	uint64_t k = off / DIV_BLOCK, end;
 
-	if (off < dc->wlo || off >= dc->whi || !dc->wb_n)
+	if (!wn || off < wn->lo || off >= wn->hi || !wn->n)
 		return 0;
-	end = (k + 1) * DIV_BLOCK < dc->whi ? (k + 1) * DIV_BLOCK : dc->whi;
-	*p = dc->wblk[k % dc->wmax] + off % DIV_BLOCK;
+	end = (k + 1) * DIV_BLOCK < wn->hi ? (k + 1) * DIV_BLOCK : wn->hi;
+	*p = wn->blk[k % dc->wmax] + off % DIV_BLOCK;
 	return (size_t)(end - off);
 }
 
@@ -225,11 +283,28 @@ static size_t win_copy(struct div_conn *dc, uint64_t off, unsigned char *out, si
 	return done;
 }
 
+/* Let go of the bytes before need. */
+static void win_cut(struct div_conn *dc, uint64_t need)
+{
+	struct div_window *wn = dc->win;
+
+	if (need > wn->lo)
+		wn->lo = need;
+	while (wn->n && (wn->first + 1) * DIV_BLOCK <= wn->lo)
+		win_release_first(dc);
+	if (wn->n && wn->lo == wn->hi)
+		while (wn->n)
+			win_release_first(dc);
+}
+
 /* Drop what no follower can still compare. */
 static void win_trim(struct div_conn *dc)
 {
-	uint64_t need = dc->whi;
+	uint64_t need;
 
+	if (!dc->win)
+		return;
+	need = dc->win->hi;
 	for (unsigned i = 0; i < dc->nfollowers; i++) {
 		struct follower *f = &dc->f[i];
 		uint64_t pos;
@@ -240,13 +315,7 @@ static void win_trim(struct div_conn *dc)
 		if (pos < need)
 			need = pos;
 	}
-	if (need > dc->wlo)
-		dc->wlo = need;
-	while (dc->wb_n && (dc->wb_first + 1) * DIV_BLOCK <= dc->wlo)
-		win_release_first(dc);
-	if (dc->wb_n && dc->wlo == dc->whi)
-		while (dc->wb_n)
-			win_release_first(dc);
+	win_cut(dc, need);
 }
 
 /* ---- settling: per-type counts once every follower has compared a turn ---- */
@@ -305,10 +374,202 @@ static void settle(struct div_conn *dc, int force)
 	}
 }
 
-/* ---- connections ---- */
+/* ---- resting: an idle connection keeps only what it needs between messages ---- */
 
 static void prod_bytes(void *ctx, const unsigned char *p, size_t n);
 static void prod_boundary(void *ctx);
+static void fol_bytes(void *ctx, const unsigned char *p, size_t n);
+static void fol_boundary(void *ctx);
+
+/* Bytes are coming: make the working state again if the connection rests. */
+static void work_wake(struct div_conn *dc)
+{
+	struct div_work *w;
+
+	dc->touched = 1;
+	if (dc->w)
+		return;
+	w = div_work_get(dc->nfollowers, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
+	memset(w, 0, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
+	dc->w = w;
+	w->log.nreq = dc->nreq;
+	if (dc->proto_known)
+		div_typer_wake(&w->typer, dc->proto, dc->types, &w->log, &dc->trest);
+	if (dc->norm_on) {
+		struct div_sink s = {prod_bytes, prod_boundary, dc};
+
+		div_norm_wake(&w->pnorm, dc->rules, dc->proto, &w->log, &s, &dc->prest);
+	}
+	for (unsigned k = 0; k < dc->nfollowers; k++) {
+		struct follower *f = &dc->f[k];
+
+		f->w = &w->f[k];
+		f->w->diff_at = -1;
+		if (follower_active(f) && f->norm_on) {
+			struct div_sink s = {fol_bytes, fol_boundary, f};
+
+			div_norm_wake(&f->w->norm, dc->rules, dc->proto, &w->log, &s, &f->nrest);
+		}
+	}
+}
+
+/*
+ * Give the working state back if nothing is on its way: the typer between
+ * requests with no type waiting, every normaliser between messages, no
+ * follower ahead of production or in the middle of a difference, and (HTTP)
+ * no request whose answer a normaliser has yet to frame. Returns 1 resting.
+ */
+static int work_rest(struct div_conn *dc)
+{
+	struct div_work *w = dc->w;
+	uint64_t nreq = w->log.nreq;
+
+	if (dc->proto_known && !div_typer_rest(&w->typer, &dc->trest))
+		return 0;
+	if (dc->norm_on && !div_norm_rest(&w->pnorm, &dc->prest))
+		return 0;
+	if (nreq && (!dc->norm_on || dc->prest.responses < nreq))
+		return 0;
+	for (unsigned k = 0; k < dc->nfollowers; k++) {
+		struct follower *f = &dc->f[k];
+
+		if (!follower_active(f))
+			continue;
+		if (f->w->stash_n || f->w->diff_at >= 0)
+			return 0;
+		if (f->norm_on && !div_norm_rest(&f->w->norm, &f->nrest))
+			return 0;
+		if (nreq && (!f->norm_on || f->nrest.responses < nreq))
+			return 0;
+	}
+	dc->nreq = nreq;
+	for (unsigned k = 0; k < dc->nfollowers; k++)
+		dc->f[k].w = NULL;
+	div_work_put(w, dc->nfollowers);
+	dc->w = NULL;
+	return 1;
+}
+
+/* Keep only the turns a follower still needs, in a ring as small as they fit. */
+static void ring_rest(struct div_conn *dc)
+{
+	unsigned nf = dc->nfollowers ? dc->nfollowers : 1;
+	struct turn *nr;
+	struct fslot *ns;
+
+	settle(dc, 0);
+	if (dc->settled > dc->first)
+		dc->first = dc->settled;
+	if (dc->cap == 1 || dc->next - dc->first > 1)
+		return;
+	nr = calloc(1, sizeof(*nr));
+	ns = calloc(nf, sizeof(*ns));
+	if (!nr || !ns) {
+		free(nr);
+		free(ns);
+		return;
+	}
+	if (dc->next > dc->first) {
+		*nr = *turn_at(dc, dc->first);
+		memcpy(ns, &dc->slots[(dc->first % dc->cap) * nf], nf * sizeof(*ns));
+	}
+	free(dc->ring);
+	free(dc->slots);
+	dc->ring = nr;
+	dc->slots = ns;
+	dc->cap = 1;
+}
+
+/*
+ * Keep only production's bytes a follower has yet to compare or to show.
+ * (The bytes before a follower's position matched its own, which it keeps
+ * for an excerpt's context: record_excerpt takes them from there.)
+ */
+static void win_rest(struct div_conn *dc)
+{
+	uint64_t need;
+
+	if (!dc->win)
+		return;
+	need = dc->win->hi;
+	for (unsigned i = 0; i < dc->nfollowers; i++) {
+		struct follower *f = &dc->f[i];
+		struct turn *t;
+		uint64_t pos;
+
+		if (!follower_active(f) || f->turn < dc->first || f->turn >= dc->next)
+			continue;
+		/*
+		 * Where it compares next, or its stash, or the difference it
+		 * found; a longer answer than production's turn still needs the
+		 * turns after it (rule 1: it may not be past this turn yet).
+		 */
+		t = turn_at(dc, f->turn);
+		pos = f->got;
+		if (f->w && f->w->stash_n && f->w->stash_at < pos)
+			pos = f->w->stash_at;
+		if (f->w && f->w->diff_at >= 0 && (uint64_t)f->w->diff_at < pos)
+			pos = (uint64_t)f->w->diff_at;
+		if (pos > t->len)
+			pos = t->len;
+		pos += t->start;
+		if (pos < need)
+			need = pos;
+	}
+	win_cut(dc, need);
+	win_drop_empty(dc);
+}
+
+/* After each call that fed the connection: let go of what nobody needs now. */
+static void rest_if_idle(struct div_conn *dc)
+{
+	if (dc->busy)
+		return;
+	win_rest(dc);
+	if (dc->w)
+		work_rest(dc);
+}
+
+int div_conn_sweep(struct div_conn *dc)
+{
+	if (!dc || dc->busy)
+		return 0;
+	if (dc->touched) {
+		dc->touched = 0;
+		return 0;
+	}
+	ring_rest(dc);
+	win_rest(dc);
+	return !dc->w || work_rest(dc);
+}
+
+void div_conn_never_rest(struct div_conn *dc)
+{
+	work_wake(dc);
+	dc->busy = 1;
+}
+
+size_t div_conn_footprint(const struct div_conn *dc)
+{
+	unsigned nf = dc->nfollowers ? dc->nfollowers : 1;
+	size_t n = sizeof(*dc) + dc->nfollowers * sizeof(struct follower);
+
+	n += dc->cap * (sizeof(struct turn) + nf * sizeof(struct fslot));
+	if (dc->win) {
+		n += sizeof(*dc->win) + dc->wmax * sizeof(dc->win->blk[0]);
+		n += dc->win->n ? (dc->win->n - 1) * (size_t)DIV_BLOCK + dc->win->last_cap : 0;
+	}
+	if (dc->w)
+		n += sizeof(*dc->w) + dc->nfollowers * sizeof(struct fwork);
+	n += div_hasher_footprint(&dc->cur);
+	for (unsigned k = 0; k < dc->nfollowers; k++) {
+		n += div_hasher_footprint(&dc->f[k].h);
+		n += dc->f[k].w && dc->f[k].w->stash ? DIV_BLOCK : 0;
+	}
+	return n;
+}
+
+/* ---- connections ---- */
 
 struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *types,
 			       uint64_t conn_id, unsigned nfollowers)
@@ -321,7 +582,7 @@ struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *
 	dc->types = types;
 	dc->id = conn_id;
 	dc->max = rules->o.max_turns < 4 ? 4 : rules->o.max_turns;
-	dc->cap = 4;
+	dc->cap = 1; /* grows as turns wait for a follower */
 	dc->nfollowers = nfollowers;
 	dc->control = -1;
 	dc->proto = rules->o.protocol;
@@ -329,23 +590,22 @@ struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *
 	dc->ring = calloc(dc->cap, sizeof(*dc->ring));
 	dc->slots = calloc((size_t)dc->cap * (nfollowers ? nfollowers : 1), sizeof(*dc->slots));
 	dc->wmax = (unsigned)((rules->o.window + DIV_BLOCK - 1) / DIV_BLOCK);
-	if (dc->wmax)
-		dc->wblk = calloc(dc->wmax, sizeof(*dc->wblk));
-	if (!dc->ring || !dc->slots || (dc->wmax && !dc->wblk)) {
+	if (!dc->ring || !dc->slots) {
 		free(dc->ring);
 		free(dc->slots);
-		free(dc->wblk);
 		free(dc);
 		return NULL;
 	}
+	work_wake(dc);
 	if (dc->proto_known)
-		div_typer_init(&dc->typer, dc->proto, types, &dc->log);
+		div_typer_init(&dc->w->typer, dc->proto, types, &dc->w->log);
 	div_hasher_init(&dc->cur);
 	for (unsigned i = 0; i < nfollowers; i++) {
 		dc->f[i].dc = dc;
-		dc->f[i].diff_at = -1;
 		div_hasher_init(&dc->f[i].h);
 	}
+	work_rest(dc); /* nothing is on its way yet */
+	dc->touched = 0;
 	return dc;
 }
 
@@ -376,16 +636,20 @@ void div_conn_free(struct div_conn *dc)
 		return;
 	settle(dc, 1);
 	div_hasher_release(&dc->cur);
-	div_norm_release(&dc->pnorm);
+	if (dc->w)
+		div_norm_release(&dc->w->pnorm);
 	for (unsigned i = 0; i < dc->nfollowers; i++) {
 		div_hasher_release(&dc->f[i].h);
-		div_norm_release(&dc->f[i].norm);
+		if (dc->f[i].w)
+			div_norm_release(&dc->f[i].w->norm);
 		stash_clear(&dc->f[i]);
 	}
-	while (dc->wb_n)
+	while (dc->win && dc->win->n)
 		win_release_first(dc);
 	div_rules_free(dc->own_rules);
-	free(dc->wblk);
+	if (dc->w)
+		div_work_put(dc->w, dc->nfollowers);
+	free(dc->win);
 	free(dc->slots);
 	free(dc->ring);
 	free(dc);
@@ -398,7 +662,9 @@ uint64_t div_turns(const struct div_conn *dc)
 
 uint64_t div_conn_requests(const struct div_conn *dc)
 {
-	return dc->proto_known ? dc->typer.reqs : 0;
+	if (!dc->proto_known)
+		return 0;
+	return dc->w ? dc->w->typer.reqs : dc->trest.reqs;
 }
 
 enum div_protocol div_conn_protocol(const struct div_conn *dc)
@@ -412,7 +678,7 @@ static void resolve_protocol(struct div_conn *dc, const unsigned char *p, size_t
 		return;
 	dc->proto = p ? div_sniff_protocol(p, n) : DIV_PROTO_RAW;
 	dc->proto_known = 1;
-	div_typer_init(&dc->typer, dc->proto, dc->types, &dc->log);
+	div_typer_init(&dc->w->typer, dc->proto, dc->types, &dc->w->log);
 }
 
 static void note_diverged(struct follower *f)
@@ -436,7 +702,7 @@ static void follower_give_up(struct div_conn *dc, struct follower *f)
 	for (uint64_t i = f->turn > dc->first ? f->turn : dc->first; i < dc->next; i++)
 		slot_at(dc, i, k)->state = FS_UNCHECKED;
 	div_hasher_release(&f->h);
-	div_norm_release(&f->norm);
+	div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->lost = 1;
 }
@@ -493,7 +759,7 @@ static void open_turn(struct div_conn *dc)
 	if (dc->proto_known) {
 		unsigned n = 0;
 
-		t->type = (uint16_t)div_typer_take(&dc->typer, t->req, &n);
+		t->type = (uint16_t)div_typer_take(&dc->w->typer, t->req, &n);
 		t->req_n = (uint8_t)n;
 	}
 	for (unsigned k = 0; k < dc->nfollowers; k++) {
@@ -528,12 +794,14 @@ static void client_common(struct div_conn *dc, const void *buf, size_t n)
 {
 	int spoke = dc->spoke;
 
+	work_wake(dc);
 	close_open_turn(dc);
 	dc->spoke = 0;
 	resolve_protocol(dc, buf, n);
 	if (buf)
-		div_typer_feed(&dc->typer, buf, n, spoke);
+		div_typer_feed(&dc->w->typer, buf, n, spoke);
 	dc->client_total += n;
+	rest_if_idle(dc);
 }
 
 void div_client_data(struct div_conn *dc, const void *buf, size_t n)
@@ -593,7 +861,7 @@ static void prod_norm_on(struct div_conn *dc)
 		return;
 	if (!dc->proto_known)
 		resolve_protocol(dc, NULL, 0);
-	div_norm_init(&dc->pnorm, dc->rules, dc->proto, &dc->log, &s);
+	div_norm_init(&dc->w->pnorm, dc->rules, dc->proto, &dc->w->log, &s);
 	dc->norm_on = 1;
 }
 
@@ -601,22 +869,26 @@ void div_server_bytes(struct div_conn *dc, const void *buf, size_t n)
 {
 	if (!dc || !n || dc->ended)
 		return;
+	work_wake(dc);
 	prod_norm_on(dc);
 	if (!dc->open)
 		open_turn(dc);
 	dc->spoke = 1;
-	div_norm_feed(&dc->pnorm, buf, n);
+	div_norm_feed(&dc->w->pnorm, buf, n);
+	rest_if_idle(dc);
 }
 
 void div_server_end(struct div_conn *dc)
 {
 	if (!dc || dc->ended)
 		return;
+	work_wake(dc);
 	if (dc->norm_on)
-		div_norm_finish(&dc->pnorm);
+		div_norm_finish(&dc->w->pnorm);
 	close_open_turn(dc);
 	dc->ended = 1;
 	settle(dc, 0);
+	rest_if_idle(dc);
 }
 
 /* ---- followers ---- */
@@ -625,9 +897,10 @@ static void follower_reset_turn(struct follower *f)
 {
 	stash_clear(f);
 	f->got = f->tmsgs = f->since = 0;
-	f->diff_at = -1;
+	f->w->diff_at = -1;
 	f->gap = 0;
-	f->back_n = f->before_n = f->after_n = f->pafter_n = 0;
+	f->back_n = 0;
+	f->w->before_n = f->w->after_n = f->w->pafter_n = 0;
 }
 
 static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *sink,
@@ -635,7 +908,8 @@ static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *
 {
 	struct follower *f = &dc->f[idx];
 
-	div_norm_release(&f->norm);
+	work_wake(dc);
+	div_norm_release(&f->w->norm);
 	div_hasher_release(&f->h);
 	f->sink = sink;
 	f->rep = rep;
@@ -646,6 +920,7 @@ static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *
 	f->diverged = 0;
 	follower_reset_turn(f);
 	div_hasher_init(&f->h);
+	rest_if_idle(dc);
 }
 
 void div_follower_start(struct div_conn *dc, unsigned idx, struct div_counts *sink)
@@ -683,33 +958,36 @@ static void back_add(struct follower *f, const unsigned char *p, size_t n)
 
 static void after_add(struct follower *f, const unsigned char *p, size_t n)
 {
-	size_t c = n < DIV_EXCERPT_AFTER - f->after_n ? n : DIV_EXCERPT_AFTER - f->after_n;
+	struct fwork *w = f->w;
+	size_t c = n < DIV_EXCERPT_AFTER - w->after_n ? n : DIV_EXCERPT_AFTER - w->after_n;
 
-	memcpy(f->after + f->after_n, p, c);
-	f->after_n += (unsigned)c;
+	memcpy(w->after + w->after_n, p, c);
+	w->after_n += (unsigned)c;
 }
 
 /* The first difference is at byte i of p, whose first byte is the turn's byte base. */
 static void found_diff(struct follower *f, const unsigned char *p, size_t n, size_t i,
 		       uint64_t base)
 {
-	f->diff_at = (int64_t)(base + i);
+	f->w->diff_at = (int64_t)(base + i);
 	if (i < DIV_EXCERPT_BEFORE)
 		back_add(f, p, i);
 	else
 		back_add(f, p + i - DIV_EXCERPT_BEFORE, DIV_EXCERPT_BEFORE);
-	memcpy(f->before, f->back, f->back_n);
-	f->before_n = f->back_n;
+	memcpy(f->w->before, f->back, f->back_n);
+	f->w->before_n = f->back_n;
 	after_add(f, p + i, n - i);
-	f->pafter_n = (unsigned)win_copy(f->dc, turn_at(f->dc, f->turn)->start + base + i,
-					 f->pafter, DIV_EXCERPT_AFTER);
+	f->w->pafter_n = (unsigned)win_copy(f->dc, turn_at(f->dc, f->turn)->start + base + i,
+					    f->w->pafter, DIV_EXCERPT_AFTER);
 }
 
 static void stash_clear(struct follower *f)
 {
-	div_block_put(f->stash);
-	f->stash = NULL;
-	f->stash_n = 0;
+	if (!f->w)
+		return; /* resting: it has none */
+	div_block_put(f->w->stash);
+	f->w->stash = NULL;
+	f->w->stash_n = 0;
 }
 
 /*
@@ -773,16 +1051,16 @@ static void stash_drain(struct div_conn *dc, struct follower *f)
 {
 	size_t k;
 
-	if (!f->stash_n)
+	if (!f->w->stash_n)
 		return;
-	k = compare_now(dc, f, f->turn, f->stash, f->stash_n, f->stash_at);
-	if (f->diff_at >= 0 || f->gap || k == f->stash_n) {
+	k = compare_now(dc, f, f->turn, f->w->stash, f->w->stash_n, f->w->stash_at);
+	if (f->w->diff_at >= 0 || f->gap || k == f->w->stash_n) {
 		stash_clear(f);
 		return;
 	}
-	memmove(f->stash, f->stash + k, f->stash_n - k);
-	f->stash_n -= (unsigned)k;
-	f->stash_at += k;
+	memmove(f->w->stash, f->w->stash + k, f->w->stash_n - k);
+	f->w->stash_n -= (unsigned)k;
+	f->w->stash_at += k;
 }
 
 /*
@@ -795,34 +1073,34 @@ static void follower_compare(struct div_conn *dc, struct follower *f, uint64_t i
 {
 	size_t k = 0;
 
-	if (f->diff_at >= 0) {
+	if (f->w->diff_at >= 0) {
 		after_add(f, p, n);
 		return;
 	}
 	if (f->gap)
 		return;
-	if (!f->stash_n)
+	if (!f->w->stash_n)
 		k = compare_now(dc, f, idx, p, n, f->got);
-	if (f->diff_at >= 0 || f->gap || k == n)
+	if (f->w->diff_at >= 0 || f->gap || k == n)
 		return;
-	if (f->stash_n + (n - k) > DIV_BLOCK) {
+	if (f->w->stash_n + (n - k) > DIV_BLOCK) {
 		stash_clear(f);
 		f->gap = 1;
 		return;
 	}
-	if (!f->stash) {
-		f->stash = div_block_get();
-		f->stash_at = f->got + k;
+	if (!f->w->stash) {
+		f->w->stash = div_block_get();
+		f->w->stash_at = f->got + k;
 	}
-	memcpy(f->stash + f->stash_n, p + k, n - k);
-	f->stash_n += (unsigned)(n - k);
+	memcpy(f->w->stash + f->w->stash_n, p + k, n - k);
+	f->w->stash_n += (unsigned)(n - k);
 }
 
 /* Production sent more: followers that were ahead compare what they can. */
 static void followers_catch_up(struct div_conn *dc)
 {
 	for (unsigned i = 0; i < dc->nfollowers; i++)
-		if (dc->f[i].stash_n && follower_active(&dc->f[i]))
+		if (dc->f[i].w->stash_n && follower_active(&dc->f[i]))
 			stash_drain(dc, &dc->f[i]);
 }
 
@@ -846,7 +1124,8 @@ static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn 
 			   uint64_t plen, struct fslot *s)
 {
 	struct div_excerpt e;
-	int64_t at = f->diff_at;
+	struct fwork *w = f->w;
+	int64_t at = f->w->diff_at;
 
 	memset(&e, 0, sizeof(e));
 	e.conn_id = dc->id;
@@ -858,31 +1137,34 @@ static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn 
 	if (at < 0 && !f->gap) {
 		/* every byte matched: one side is shorter */
 		at = (int64_t)(f->got < plen ? f->got : plen);
-		memcpy(f->before, f->back, f->back_n);
-		f->before_n = f->back_n;
+		memcpy(w->before, f->back, f->back_n);
+		w->before_n = f->back_n;
 	}
 	e.offset = at;
 	e.stream_offset = at >= 0 ? (int64_t)(t->start + (uint64_t)at) : -1;
 	if (at >= 0) {
-		/* the bytes before the difference are the same on both sides */
-		unsigned fb = f->before_n;
+		/*
+		 * The bytes before the difference are the same on both sides
+		 * (the replica's, kept as they matched); production's after it
+		 * come from the window, or from when it was found if the window
+		 * let them go.
+		 */
+		unsigned fb = w->before_n, k;
 		uint64_t pa = plen > (uint64_t)at ? plen - (uint64_t)at : 0;
 
 		if (pa > DIV_EXCERPT_AFTER)
 			pa = DIV_EXCERPT_AFTER;
 		e.before = fb;
-		e.prod_n = (unsigned)win_copy(dc, t->start + (uint64_t)at - fb, e.prod, fb + pa);
-		if (e.prod_n < fb + pa) {
-			/* the window let them go: the bytes kept when the difference was found */
-			unsigned k = f->pafter_n < pa ? f->pafter_n : (unsigned)pa;
-
-			memcpy(e.prod, f->before, fb);
-			memcpy(e.prod + fb, f->pafter, k);
-			e.prod_n = fb + k > e.prod_n ? fb + k : e.prod_n;
+		memcpy(e.prod, w->before, fb);
+		k = (unsigned)win_copy(dc, t->start + (uint64_t)at, e.prod + fb, pa);
+		if (k < pa && w->pafter_n > k) {
+			k = w->pafter_n < pa ? w->pafter_n : (unsigned)pa;
+			memcpy(e.prod + fb, w->pafter, k);
 		}
-		memcpy(e.rep, f->before, fb);
-		memcpy(e.rep + fb, f->after, f->after_n);
-		e.rep_n = fb + f->after_n;
+		e.prod_n = fb + k;
+		memcpy(e.rep, w->before, fb);
+		memcpy(e.rep + fb, w->after, w->after_n);
+		e.rep_n = fb + w->after_n;
 	}
 	memcpy(e.req, t->req, t->req_n);
 	e.req_n = t->req_n;
@@ -908,9 +1190,9 @@ static void follower_finish_turn(struct div_conn *dc, struct follower *f)
 	int same = f->got == plen && h == phash;
 
 	stash_drain(dc, f);
-	if (f->stash_n && f->diff_at < 0 && !f->gap && !same) {
+	if (f->w->stash_n && f->w->diff_at < 0 && !f->gap && !same) {
 		/* production's open turn ends here: the rest is longer than it */
-		found_diff(f, f->stash, f->stash_n, 0, f->stash_at);
+		found_diff(f, f->w->stash, f->w->stash_n, 0, f->w->stash_at);
 	}
 	stash_clear(f);
 
@@ -1002,7 +1284,7 @@ static void follower_norm_on(struct div_conn *dc, struct follower *f)
 		return;
 	if (!dc->proto_known)
 		resolve_protocol(dc, NULL, 0);
-	div_norm_init(&f->norm, dc->rules, dc->proto, &dc->log, &s);
+	div_norm_init(&f->w->norm, dc->rules, dc->proto, &dc->w->log, &s);
 	f->norm_on = 1;
 }
 
@@ -1013,6 +1295,7 @@ void div_follower_bytes(struct div_conn *dc, unsigned idx, const void *buf, size
 
 	if (idx >= dc->nfollowers || !follower_active(&dc->f[idx]) || !n)
 		return;
+	work_wake(dc);
 	f = &dc->f[idx];
 	f->written = written;
 	follower_norm_on(dc, f);
@@ -1026,16 +1309,12 @@ void div_follower_bytes(struct div_conn *dc, unsigned idx, const void *buf, size
 		if (f->written > t->end_client && f->got && turn_done(f, t))
 			follower_finish_turn(dc, f);
 	}
-	div_norm_feed(&f->norm, buf, n);
+	div_norm_feed(&f->w->norm, buf, n);
+	rest_if_idle(dc);
 }
 
-void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
+static void follower_end(struct div_conn *dc, struct follower *f, enum div_end how)
 {
-	struct follower *f;
-
-	if (idx >= dc->nfollowers || !follower_active(&dc->f[idx]))
-		return;
-	f = &dc->f[idx];
 	if (how == DIV_END_DROPPED || f->turn < dc->first) {
 		follower_give_up(dc, f);
 		settle(dc, 0);
@@ -1043,7 +1322,7 @@ void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
 	}
 	if (f->norm_on) {
 		f->written = UINT64_MAX; /* whatever comes now is its last word */
-		div_norm_finish(&f->norm);
+		div_norm_finish(&f->w->norm);
 		if (!follower_active(f))
 			return;
 	}
@@ -1056,11 +1335,20 @@ void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
 		note_diverged(f);
 	}
 	div_hasher_release(&f->h);
-	div_norm_release(&f->norm);
+	div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->sink = NULL;
 	settle(dc, 0);
 	win_trim(dc);
+}
+
+void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how)
+{
+	if (idx >= dc->nfollowers || !follower_active(&dc->f[idx]))
+		return;
+	work_wake(dc);
+	follower_end(dc, &dc->f[idx], how);
+	rest_if_idle(dc);
 }
 
 void div_follower_detach(struct div_conn *dc, unsigned idx)
@@ -1071,7 +1359,8 @@ void div_follower_detach(struct div_conn *dc, unsigned idx)
 		return;
 	f = &dc->f[idx];
 	div_hasher_release(&f->h);
-	div_norm_release(&f->norm);
+	if (f->w)
+		div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->sink = NULL;
 	f->rep = NULL;

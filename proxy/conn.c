@@ -53,6 +53,8 @@
 #define LEG_READ_BUDGET (256 * 1024)
 /* A replica holding back its answer this long gets the client's FIN anyway. */
 #define FIN_GRACE_NS (1 * NSEC_PER_SEC)
+/* How often idle connections give back their comparing state (div_conn_sweep). */
+#define CONN_SWEEP_NS (1 * NSEC_PER_SEC)
 
 static void side_cb(evutil_socket_t fd, short what, void *arg);
 static void leg_cb(evutil_socket_t fd, short what, void *arg);
@@ -1245,6 +1247,12 @@ void conn_tick(struct proxy *px, uint64_t now)
 	struct proxy_conn *c, *next;
 	uint64_t lingering = 0;
 
+	if (now - px->sweep_ns >= CONN_SWEEP_NS) {
+		/* connections idle since the last sweep give back their comparing state */
+		px->sweep_ns = now;
+		for (c = px->conns; c; c = c->next)
+			div_conn_sweep(c->div);
+	}
 	if (!px->conns_lingering && !px->fin_waits)
 		return;
 	px->fin_waits = 0;

@@ -206,6 +206,7 @@ struct proxy {
 	uint64_t conns_accepted, conns_active, conns_lingering;
 	uint64_t conns_allocated; /* struct proxy_conn not yet freed (leak check) */
 	uint64_t fin_waits;	  /* legs holding a FIN back (conn_tick releases them) */
+	uint64_t sweep_ns;	  /* when conn_tick last let idle connections rest */
 	uint64_t backend_failures, client_resets, backend_resets, accept_errors;
 	/* replica legs: the cap (cfg.max_legs or from the fd limit), how many are open */
 	uint64_t fd_limit, legs_cap, legs_open;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -263,6 +264,106 @@ static void large_turns_hash_the_same_streamed_or_whole(void **state)
 	div_conn_free(dc);
 }
 
+/* One exchange on dc: request, production's answer, the replica's (differing when bad). */
+static void exchange(struct div_conn *dc, const char *q, const char *a, int bad, uint64_t *sent)
+{
+	div_client_data(dc, q, strlen(q));
+	*sent += strlen(q);
+	div_server_bytes(dc, a, strlen(a));
+	if (bad) {
+		char b[128];
+
+		snprintf(b, sizeof(b), "%s", a);
+		b[strlen(b) / 2] ^= 1;
+		div_follower_bytes(dc, 0, b, strlen(b), *sent);
+	} else {
+		div_follower_bytes(dc, 0, a, strlen(a), *sent);
+	}
+}
+
+static void resting_twin(enum div_protocol proto, const char *const *qs, const char *const *as,
+			 unsigned n)
+{
+	struct div_options o;
+	struct div_rules *r;
+	struct div_types *t[2];
+	struct div_replica *rep[2];
+	struct div_conn *dc[2];
+	uint64_t sent[2] = {0, 0};
+	char err[64];
+
+	div_options_defaults(&o);
+	o.protocol = proto;
+	assert_int_equal(div_rules_new(&o, &r, err, sizeof(err)), 0);
+	for (int k = 0; k < 2; k++) {
+		t[k] = div_types_new();
+		rep[k] = div_replica_new(t[k], DIV_CANDIDATE, NULL);
+		dc[k] = div_conn_open(r, t[k], 1, 1);
+		div_follower_attach(dc[k], 0, rep[k]);
+	}
+	div_conn_never_rest(dc[0]);
+	for (unsigned i = 0; i < n; i++) {
+		for (int k = 0; k < 2; k++)
+			exchange(dc[k], qs[i], as[i], i == 1, &sent[k]);
+		/*
+		 * The first sweep only notes the connection was fed; the second
+		 * rests it, unless a difference found in the open turn is still
+		 * being recorded (its turn ends with the next request).
+		 */
+		assert_int_equal(div_conn_sweep(dc[1]), 0);
+		assert_int_equal(div_conn_sweep(dc[1]), i != 1);
+		if (i == 1)
+			continue;
+		/* the connection, one follower, a one-turn ring: no normaliser, window or typer */
+		assert_true(div_conn_footprint(dc[1]) < 800);
+		assert_true(div_conn_footprint(dc[0]) > div_conn_footprint(dc[1]) + 1000);
+		assert_int_equal(div_conn_requests(dc[1]), div_conn_requests(dc[0]));
+	}
+	/* half an answer is a message on its way: no rest */
+	for (int k = 0; k < 2; k++) {
+		div_client_data(dc[k], qs[0], strlen(qs[0]));
+		div_server_bytes(dc[k], as[0], strlen(as[0]) - 1);
+	}
+	div_conn_sweep(dc[1]);
+	assert_int_equal(div_conn_sweep(dc[1]), proto == DIV_PROTO_RAW); /* raw has no messages */
+	for (int k = 0; k < 2; k++) {
+		div_server_bytes(dc[k], as[0] + strlen(as[0]) - 1, 1);
+		div_server_end(dc[k]);
+		div_follower_end(dc[k], 0, DIV_END_EOF);
+		div_conn_free(dc[k]);
+	}
+	/* the rested connection counted and showed what the other did */
+	assert_memory_equal(div_replica_counts(rep[0]), div_replica_counts(rep[1]),
+			    sizeof(struct div_counts));
+	assert_int_equal(div_replica_counts(rep[1])->turns_diverged, 2);
+	assert_int_equal(div_types_count(t[0]), div_types_count(t[1]));
+	for (unsigned id = 0; id < div_types_count(t[0]); id++)
+		assert_memory_equal(div_replica_type(rep[0], id), div_replica_type(rep[1], id),
+				    sizeof(struct div_type_counts));
+	for (int k = 0; k < 2; k++) {
+		div_replica_free(rep[k]);
+		div_types_free(t[k]);
+	}
+	div_rules_free(r);
+}
+
+static void idle_connections_rest_and_count_the_same(void **state)
+{
+	static const char *const rq[] = {"*1\r\n$4\r\nPING\r\n", "GET k\r\n",
+					 "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"};
+	static const char *const ra[] = {"+PONG\r\n", "$5\r\nvalue\r\n", "*2\r\n:1\r\n+x\r\n"};
+	static const char *const hq[] = {"GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+					 "HEAD /b HTTP/1.1\r\n\r\n", "GET /c/12 HTTP/1.1\r\n\r\n"};
+	static const char *const ha[] = {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+					 "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+					 "HTTP/1.1 404 No\r\nContent-Length: 1\r\n\r\n-"};
+
+	(void)state;
+	resting_twin(DIV_PROTO_RESP, rq, ra, 3);
+	resting_twin(DIV_PROTO_HTTP, hq, ha, 3);
+	resting_twin(DIV_PROTO_RAW, rq, ra, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +377,7 @@ int main(void)
 		cmocka_unit_test(dropped_replica_leaves_turns_unchecked),
 		cmocka_unit_test(replica_too_far_behind_stops_comparing),
 		cmocka_unit_test(large_turns_hash_the_same_streamed_or_whole),
+		cmocka_unit_test(idle_connections_rest_and_count_the_same),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
