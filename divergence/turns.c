@@ -96,9 +96,9 @@ struct follower {
 	uint64_t since;	  /* bytes since the last of them (or the turn's start) */
 	uint64_t written; /* client bytes given to the replica */
 	struct div_hasher h;
-	struct fwork *w;	    /* &dc->w->f[its slot], NULL while resting */
-	struct div_norm_rest nrest; /* its normaliser, while resting */
-				    /* the first difference in the current turn */
+	/* while resting: NULL, and its normaliser in nrest; else &dc->w->f[its slot] */
+	struct fwork *w;
+	struct div_norm_rest nrest;
 };
 
 struct div_conn {
