@@ -105,8 +105,8 @@ void div_norm_release(struct div_norm *n);
  * same normaliser again (div_norm_init's arguments, then the rest).
  */
 struct div_norm_rest {
-	uint64_t responses;
-	uint8_t state;
+	uint64_t responses : 63;
+	uint64_t raw : 1; /* passing bytes on as they are, to the end */
 };
 int div_norm_rest(const struct div_norm *n, struct div_norm_rest *r);
 void div_norm_wake(struct div_norm *n, const struct div_rules *rules, enum div_protocol proto,
@@ -142,16 +142,19 @@ void div_typer_init(struct div_typer *t, enum div_protocol proto, struct div_typ
 void div_typer_feed(struct div_typer *t, const unsigned char *p, size_t n, int turn_started);
 /* The type of a turn that starts now, and the start of its request. */
 unsigned div_typer_take(struct div_typer *t, unsigned char *head, unsigned *head_len);
-/* The same for the typer between two requests (at most the latest waiting for its turn). */
+/*
+ * The same for the typer between two requests (at most the latest waiting
+ * for its turn), with its head (t->head, t->head_len) kept by the caller.
+ */
 struct div_typer_rest {
 	uint64_t reqs;
 	int cur, pending;
-	uint8_t state, raw_new, head_len;
-	unsigned char head[DIV_EXCERPT_REQ];
+	uint8_t state, raw_new;
 };
 int div_typer_rest(const struct div_typer *t, struct div_typer_rest *r);
 void div_typer_wake(struct div_typer *t, enum div_protocol proto, struct div_types *types,
-		    struct div_reqlog *log, const struct div_typer_rest *r);
+		    struct div_reqlog *log, const struct div_typer_rest *r,
+		    const unsigned char *head, unsigned head_len);
 /* auto: which protocol these first client bytes speak. */
 enum div_protocol div_sniff_protocol(const unsigned char *p, size_t n);
 

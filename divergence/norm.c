@@ -138,7 +138,7 @@ int div_norm_rest(const struct div_norm *n, struct div_norm_rest *r)
 	if (n->rec || (n->state != N_RAW && (n->state != ground || n->tok_len || n->depth)))
 		return 0;
 	r->responses = n->responses;
-	r->state = n->state;
+	r->raw = n->state == N_RAW;
 	return 1;
 }
 
@@ -148,7 +148,8 @@ void div_norm_wake(struct div_norm *n, const struct div_rules *rules, enum div_p
 {
 	div_norm_init(n, rules, proto, reqs, out);
 	n->responses = r->responses;
-	n->state = r->state;
+	if (r->raw)
+		n->state = N_RAW;
 }
 
 void div_norm_release(struct div_norm *n)

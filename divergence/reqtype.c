@@ -252,13 +252,12 @@ int div_typer_rest(const struct div_typer *t, struct div_typer_rest *r)
 	r->pending = t->pending;
 	r->state = t->state;
 	r->raw_new = t->raw_new;
-	r->head_len = (uint8_t)t->head_len;
-	memcpy(r->head, t->head, t->head_len);
 	return 1;
 }
 
 void div_typer_wake(struct div_typer *t, enum div_protocol proto, struct div_types *types,
-		    struct div_reqlog *log, const struct div_typer_rest *r)
+		    struct div_reqlog *log, const struct div_typer_rest *r,
+		    const unsigned char *head, unsigned head_len)
 {
 	div_typer_init(t, proto, types, log);
 	t->reqs = r->reqs;
@@ -267,8 +266,9 @@ void div_typer_wake(struct div_typer *t, enum div_protocol proto, struct div_typ
 	t->pend_req = r->pending >= 0 ? r->reqs : 0;
 	t->state = r->state;
 	t->raw_new = r->raw_new;
-	t->head_len = r->head_len;
-	memcpy(t->head, r->head, r->head_len);
+	t->head_len = head_len;
+	if (head_len)
+		memcpy(t->head, head, head_len);
 }
 
 /* A request of type `name` starts (its head is t->head). */

@@ -14,6 +14,7 @@
 #include "divergence/div-int.h"
 #include "divergence/hasher.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,11 +32,20 @@ struct turn {
 
 enum { FS_NONE, FS_MATCH, FS_DIFF, FS_UNCHECKED };
 
+/* A follower's hash of its current turn, and that turn's last bytes it compared. */
+struct fsync {
+	struct div_hasher h;
+	unsigned back_n;
+	unsigned char back[DIV_EXCERPT_BEFORE];
+};
+
 /*
  * A follower's working state, held only while an answer is on its way (in
- * struct div_work): its normaliser and a difference being recorded.
+ * struct div_work): its normaliser, its turn's hash, a difference being
+ * recorded.
  */
 struct fwork {
+	struct fsync s;
 	struct div_norm norm;
 	int64_t diff_at;      /* the first difference in the current turn, -1 none */
 	unsigned char *stash; /* bytes said before production said them (a pooled block) */
@@ -64,10 +74,11 @@ struct div_work {
 
 /*
  * Production's normalised bytes [lo, hi) that a follower may still compare,
- * in blocks n of them from block first, slot k % wmax holding block k.
+ * in blocks n of them from block first, slot k % max holding block k.
  */
 struct div_window {
 	uint64_t lo, hi, first;
+	unsigned max; /* blocks at most (div_options.window) */
 	unsigned n;
 	unsigned last_cap; /* bytes the last block can hold (< DIV_BLOCK: not pooled) */
 	unsigned char *blk[];
@@ -81,56 +92,67 @@ struct fslot {
 };
 
 struct follower {
-	struct div_conn *dc;
 	struct div_counts *sink; /* NULL: slot unused, finished or detached */
 	struct div_replica *rep; /* per-type counts and excerpts; kept after the end */
 	uint8_t lost;		 /* not comparing any more; each new production turn is unchecked */
 	uint8_t diverged;	 /* this connection already counted as diverged */
 	uint8_t norm_on;
-	uint8_t gap; /* some bytes of the current turn could not be compared: no offset */
-	unsigned back_n;
-	unsigned char back[DIV_EXCERPT_BEFORE]; /* the turn's last bytes compared */
-	uint64_t turn;				/* index of the turn being filled */
-	uint64_t got;				/* normalised bytes of that turn received */
-	uint64_t tmsgs;				/* messages ended in that turn */
+	uint8_t gap;	  /* some bytes of the current turn could not be compared: no offset */
+	unsigned idx;	  /* its slot: &dc->f[idx] (follower_conn) */
+	uint64_t turn;	  /* index of the turn being filled */
+	uint64_t got;	  /* normalised bytes of that turn received */
+	uint64_t tmsgs;	  /* messages ended in that turn */
 	uint64_t since;	  /* bytes since the last of them (or the turn's start) */
 	uint64_t written; /* client bytes given to the replica */
-	struct div_hasher h;
-	/* while resting: NULL, and its normaliser in nrest; else &dc->w->f[its slot] */
+	/*
+	 * While resting: w is NULL, its normaliser is in nrest, and its hash
+	 * and last bytes in keep, or nowhere when they are production's
+	 * (follower_in_sync). Else w is &dc->w->f[its slot].
+	 */
 	struct fwork *w;
+	struct fsync *keep;
 	struct div_norm_rest nrest;
 };
 
 struct div_conn {
 	const struct div_rules *rules;
-	struct div_rules *own_rules; /* div_conn_new's defaults */
 	struct div_types *types;
 	uint64_t id;
 	enum div_protocol proto;
 	uint8_t proto_known, norm_on, spoke;
-	uint8_t touched;	     /* fed since the last sweep */
-	uint8_t busy;		     /* never rests (div_conn_never_rest) */
-	uint8_t open;		     /* turn next-1 is still receiving bytes */
-	uint8_t ended;		     /* production is over */
-	struct div_work *w;	     /* NULL while resting */
-	struct div_typer_rest trest; /* while resting: the typer, */
-	struct div_norm_rest prest;  /* production's normaliser */
-	uint64_t nreq;		     /* and the request log's count */
-	uint64_t client_total;	     /* client bytes so far */
-	uint64_t norm_total;	     /* production's normalised bytes so far */
-	uint64_t first;		     /* index of the oldest turn still in the ring */
-	uint64_t next;		     /* index the next turn will get */
-	uint64_t settled;	     /* turns before this one are counted per type */
-	struct div_hasher cur;	     /* hash of the open turn */
-	unsigned cap, max;	     /* ring size now, and its bound */
+	uint8_t touched;    /* fed since the last sweep */
+	uint8_t busy;	    /* never rests (div_conn_never_rest) */
+	uint8_t open;	    /* turn next-1 is still receiving bytes */
+	uint8_t ended;	    /* production is over */
+	uint8_t own_rules;  /* rules are div_conn_new's defaults, freed with it */
+	uint8_t thead_len;  /* while resting: the typer's head, production's */
+	uint8_t thead_turn; /* last turn's request (1) or in thead */
+	struct div_work *w; /* NULL while resting */
+	/* while resting: the typer, production's normaliser, the request log's count */
+	struct div_typer_rest trest;
+	unsigned char *thead;
+	struct div_norm_rest prest;
+	uint64_t nreq;
+	uint64_t client_total; /* client bytes so far */
+	uint64_t norm_total;   /* production's normalised bytes so far */
+	uint64_t first;	       /* index of the oldest turn still in the ring */
+	uint64_t next;	       /* index the next turn will get */
+	uint64_t settled;      /* turns before this one are counted per type */
+	struct div_hasher cur; /* hash of the open turn */
+	unsigned cap;	       /* ring size now (at most ring_max) */
 	struct turn *ring;
 	struct fslot *slots;	/* cap x nfollowers */
-	unsigned wmax;		/* production's window: blocks at most */
 	struct div_window *win; /* that window, while it holds bytes */
 	int control;		/* follower slot of the control, -1 none */
 	unsigned nfollowers;
 	struct follower f[];
 };
+
+/* Turns kept at most (div_options.max_turns, at least 4). */
+static unsigned ring_max(const struct div_conn *dc)
+{
+	return dc->rules->o.max_turns < 4 ? 4 : dc->rules->o.max_turns;
+}
 
 static struct turn *turn_at(struct div_conn *dc, uint64_t idx)
 {
@@ -140,6 +162,11 @@ static struct turn *turn_at(struct div_conn *dc, uint64_t idx)
 static struct fslot *slot_at(struct div_conn *dc, uint64_t idx, unsigned k)
 {
 	return &dc->slots[(idx % dc->cap) * dc->nfollowers + k];
+}
+
+static struct div_conn *follower_conn(struct follower *f)
+{
+	return (struct div_conn *)((char *)(f - f->idx) - offsetof(struct div_conn, f));
 }
 
 static int follower_active(const struct follower *f)
@@ -170,7 +197,7 @@ static void win_block_free(unsigned char *b, unsigned cap)
 static void win_block_fit(struct div_conn *dc, uint64_t k, size_t need)
 {
 	struct div_window *wn = dc->win;
-	unsigned char **slot = &wn->blk[k % dc->wmax], *b;
+	unsigned char **slot = &wn->blk[k % wn->max], *b;
 	unsigned cap = need <= 128 ? 128 : need <= 512 ? 512 : DIV_BLOCK;
 
 	if (*slot && wn->last_cap >= need)
@@ -190,8 +217,8 @@ static void win_release_first(struct div_conn *dc)
 {
 	struct div_window *wn = dc->win;
 
-	win_block_free(wn->blk[wn->first % dc->wmax], wn->n == 1 ? wn->last_cap : DIV_BLOCK);
-	wn->blk[wn->first % dc->wmax] = NULL;
+	win_block_free(wn->blk[wn->first % wn->max], wn->n == 1 ? wn->last_cap : DIV_BLOCK);
+	wn->blk[wn->first % wn->max] = NULL;
 	wn->first++;
 	wn->n--;
 	if (wn->lo < wn->first * DIV_BLOCK)
@@ -217,12 +244,15 @@ static void win_append(struct div_conn *dc, const unsigned char *p, size_t n)
 {
 	struct div_window *wn = dc->win;
 
-	if (!dc->wmax)
-		return;
 	if (!wn) {
-		wn = calloc(1, sizeof(*wn) + dc->wmax * sizeof(wn->blk[0]));
+		unsigned max = (unsigned)((dc->rules->o.window + DIV_BLOCK - 1) / DIV_BLOCK);
+
+		if (!max)
+			return;
+		wn = calloc(1, sizeof(*wn) + max * sizeof(wn->blk[0]));
 		if (!wn)
 			abort(); /* as div_block_get */
+		wn->max = max;
 		wn->lo = wn->hi = dc->norm_total;
 		dc->win = wn;
 	}
@@ -237,15 +267,15 @@ static void win_append(struct div_conn *dc, const unsigned char *p, size_t n)
 		size_t c = DIV_BLOCK - off < n ? DIV_BLOCK - off : n;
 
 		if (!wn->n || k >= wn->first + wn->n) {
-			if (wn->n == dc->wmax)
+			if (wn->n == wn->max)
 				win_release_first(dc);
 			if (!wn->n)
 				wn->first = k;
-			wn->blk[k % dc->wmax] = NULL;
+			wn->blk[k % wn->max] = NULL;
 			wn->n++;
 		}
 		win_block_fit(dc, k, off + c);
-		memcpy(wn->blk[k % dc->wmax] + off, p, c);
+		memcpy(wn->blk[k % wn->max] + off, p, c);
 		wn->hi += c;
 		p += c;
 		n -= c;
@@ -261,7 +291,7 @@ static size_t win_at(struct div_conn *dc, uint64_t off, const unsigned char **p)
 	if (!wn || off < wn->lo || off >= wn->hi || !wn->n)
 		return 0;
 	end = (k + 1) * DIV_BLOCK < wn->hi ? (k + 1) * DIV_BLOCK : wn->hi;
-	*p = wn->blk[k % dc->wmax] + off % DIV_BLOCK;
+	*p = wn->blk[k % wn->max] + off % DIV_BLOCK;
 	return (size_t)(end - off);
 }
 
@@ -381,6 +411,44 @@ static void prod_boundary(void *ctx);
 static void fol_bytes(void *ctx, const unsigned char *p, size_t n);
 static void fol_boundary(void *ctx);
 
+/*
+ * A follower that matched production's open turn byte for byte so far, all
+ * of it held inline on both sides, has the same hash state and last bytes as
+ * production's: resting, it keeps none of its own.
+ */
+static int follower_in_sync(const struct div_conn *dc, const struct follower *f)
+{
+	const struct fsync *s = &f->w->s;
+	unsigned bn = f->got < DIV_EXCERPT_BEFORE ? (unsigned)f->got : DIV_EXCERPT_BEFORE;
+
+	if (s->h.state || s->h.len != f->got || s->back_n != bn)
+		return 0;
+	if (!f->got)
+		return 1;
+	if (!dc->open || f->turn != dc->next - 1 || dc->cur.state || f->got > dc->cur.len || f->gap)
+		return 0;
+	return !memcmp(s->h.inl, dc->cur.inl, f->got) &&
+	       !memcmp(s->back, dc->cur.inl + f->got - bn, bn);
+}
+
+static void follower_sync_wake(struct div_conn *dc, struct follower *f)
+{
+	struct fsync *s = &f->w->s;
+
+	if (f->keep) {
+		*s = *f->keep;
+		free(f->keep);
+		f->keep = NULL;
+		return;
+	}
+	div_hasher_init(&s->h);
+	if (!follower_active(f) || !f->got)
+		return;
+	div_hasher_update(&s->h, dc->cur.inl, f->got);
+	s->back_n = f->got < DIV_EXCERPT_BEFORE ? (unsigned)f->got : DIV_EXCERPT_BEFORE;
+	memcpy(s->back, dc->cur.inl + f->got - s->back_n, s->back_n);
+}
+
 /* Bytes are coming: make the working state again if the connection rests. */
 static void work_wake(struct div_conn *dc)
 {
@@ -393,8 +461,15 @@ static void work_wake(struct div_conn *dc)
 	memset(w, 0, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
 	dc->w = w;
 	w->log.nreq = dc->nreq;
-	if (dc->proto_known)
-		div_typer_wake(&w->typer, dc->proto, dc->types, &w->log, &dc->trest);
+	if (dc->proto_known) {
+		const unsigned char *head =
+			dc->thead_turn ? turn_at(dc, dc->next - 1)->req : dc->thead;
+
+		div_typer_wake(&w->typer, dc->proto, dc->types, &w->log, &dc->trest, head,
+			       dc->thead_len);
+		free(dc->thead);
+		dc->thead = NULL;
+	}
 	if (dc->norm_on) {
 		struct div_sink s = {prod_bytes, prod_boundary, dc};
 
@@ -405,12 +480,43 @@ static void work_wake(struct div_conn *dc)
 
 		f->w = &w->f[k];
 		f->w->diff_at = -1;
+		follower_sync_wake(dc, f);
 		if (follower_active(f) && f->norm_on) {
 			struct div_sink s = {fol_bytes, fol_boundary, f};
 
 			div_norm_wake(&f->w->norm, dc->rules, dc->proto, &w->log, &s, &f->nrest);
 		}
 	}
+}
+
+/*
+ * The typer's head while resting: most often the request of production's
+ * last turn, still in the ring (nothing settles it before the connection
+ * wakes), else a copy.
+ */
+static void typer_head_rest(struct div_conn *dc)
+{
+	const struct div_typer *t = &dc->w->typer;
+
+	dc->thead_len = (uint8_t)t->head_len;
+	dc->thead_turn = 0;
+	if (!t->head_len)
+		return;
+	settle(dc, 0);
+	if (dc->settled > dc->first)
+		dc->first = dc->settled;
+	if (dc->next > dc->first) {
+		const struct turn *last = turn_at(dc, dc->next - 1);
+
+		if (last->req_n == t->head_len && !memcmp(last->req, t->head, t->head_len)) {
+			dc->thead_turn = 1;
+			return;
+		}
+	}
+	dc->thead = malloc(t->head_len);
+	if (!dc->thead)
+		abort(); /* as div_block_get */
+	memcpy(dc->thead, t->head, t->head_len);
 }
 
 /*
@@ -443,8 +549,21 @@ static int work_rest(struct div_conn *dc)
 			return 0;
 	}
 	dc->nreq = nreq;
-	for (unsigned k = 0; k < dc->nfollowers; k++)
-		dc->f[k].w = NULL;
+	if (dc->proto_known)
+		typer_head_rest(dc);
+	for (unsigned k = 0; k < dc->nfollowers; k++) {
+		struct follower *f = &dc->f[k];
+
+		if (!follower_active(f)) {
+			div_hasher_release(&f->w->s.h);
+		} else if (!follower_in_sync(dc, f)) {
+			f->keep = malloc(sizeof(*f->keep));
+			if (!f->keep)
+				abort(); /* as div_block_get */
+			*f->keep = f->w->s;
+		}
+		f->w = NULL;
+	}
 	div_work_put(w, dc->nfollowers);
 	dc->w = NULL;
 	return 1;
@@ -556,14 +675,19 @@ size_t div_conn_footprint(const struct div_conn *dc)
 
 	n += dc->cap * (sizeof(struct turn) + nf * sizeof(struct fslot));
 	if (dc->win) {
-		n += sizeof(*dc->win) + dc->wmax * sizeof(dc->win->blk[0]);
+		n += sizeof(*dc->win) + dc->win->max * sizeof(dc->win->blk[0]);
 		n += dc->win->n ? (dc->win->n - 1) * (size_t)DIV_BLOCK + dc->win->last_cap : 0;
 	}
 	if (dc->w)
 		n += sizeof(*dc->w) + dc->nfollowers * sizeof(struct fwork);
 	n += div_hasher_footprint(&dc->cur);
 	for (unsigned k = 0; k < dc->nfollowers; k++) {
-		n += div_hasher_footprint(&dc->f[k].h);
+		const struct fsync *fs = dc->f[k].w ? &dc->f[k].w->s : dc->f[k].keep;
+
+		if (fs)
+			n += div_hasher_footprint(&fs->h);
+		if (dc->f[k].keep)
+			n += sizeof(*dc->f[k].keep);
 		n += dc->f[k].w && dc->f[k].w->stash ? DIV_BLOCK : 0;
 	}
 	return n;
@@ -581,7 +705,6 @@ struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *
 	dc->rules = rules;
 	dc->types = types;
 	dc->id = conn_id;
-	dc->max = rules->o.max_turns < 4 ? 4 : rules->o.max_turns;
 	dc->cap = 1; /* grows as turns wait for a follower */
 	dc->nfollowers = nfollowers;
 	dc->control = -1;
@@ -589,7 +712,6 @@ struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *
 	dc->proto_known = dc->proto != DIV_PROTO_AUTO;
 	dc->ring = calloc(dc->cap, sizeof(*dc->ring));
 	dc->slots = calloc((size_t)dc->cap * (nfollowers ? nfollowers : 1), sizeof(*dc->slots));
-	dc->wmax = (unsigned)((rules->o.window + DIV_BLOCK - 1) / DIV_BLOCK);
 	if (!dc->ring || !dc->slots) {
 		free(dc->ring);
 		free(dc->slots);
@@ -601,8 +723,7 @@ struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *
 		div_typer_init(&dc->w->typer, dc->proto, types, &dc->w->log);
 	div_hasher_init(&dc->cur);
 	for (unsigned i = 0; i < nfollowers; i++) {
-		dc->f[i].dc = dc;
-		div_hasher_init(&dc->f[i].h);
+		dc->f[i].idx = i;
 	}
 	work_rest(dc); /* nothing is on its way yet */
 	dc->touched = 0;
@@ -626,7 +747,7 @@ struct div_conn *div_conn_new(unsigned nfollowers, unsigned max_turns)
 		div_rules_free(r);
 		return NULL;
 	}
-	dc->own_rules = r;
+	dc->own_rules = 1;
 	return dc;
 }
 
@@ -639,14 +760,21 @@ void div_conn_free(struct div_conn *dc)
 	if (dc->w)
 		div_norm_release(&dc->w->pnorm);
 	for (unsigned i = 0; i < dc->nfollowers; i++) {
-		div_hasher_release(&dc->f[i].h);
+		if (dc->f[i].w)
+			div_hasher_release(&dc->f[i].w->s.h);
+		if (dc->f[i].keep) {
+			div_hasher_release(&dc->f[i].keep->h);
+			free(dc->f[i].keep);
+		}
 		if (dc->f[i].w)
 			div_norm_release(&dc->f[i].w->norm);
 		stash_clear(&dc->f[i]);
 	}
 	while (dc->win && dc->win->n)
 		win_release_first(dc);
-	div_rules_free(dc->own_rules);
+	if (dc->own_rules)
+		div_rules_free((struct div_rules *)dc->rules);
+	free(dc->thead);
 	if (dc->w)
 		div_work_put(dc->w, dc->nfollowers);
 	free(dc->win);
@@ -701,7 +829,7 @@ static void follower_give_up(struct div_conn *dc, struct follower *f)
 	f->sink->turns_unchecked += dc->next - f->turn;
 	for (uint64_t i = f->turn > dc->first ? f->turn : dc->first; i < dc->next; i++)
 		slot_at(dc, i, k)->state = FS_UNCHECKED;
-	div_hasher_release(&f->h);
+	div_hasher_release(&f->w->s.h);
 	div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->lost = 1;
@@ -715,8 +843,8 @@ static void ring_make_room(struct div_conn *dc)
 		dc->first = dc->settled;
 	if (dc->next - dc->first < dc->cap)
 		return;
-	if (dc->cap < dc->max) {
-		unsigned ncap = dc->cap * 2 > dc->max ? dc->max : dc->cap * 2;
+	if (dc->cap < ring_max(dc)) {
+		unsigned ncap = dc->cap * 2 > ring_max(dc) ? ring_max(dc) : dc->cap * 2;
 		unsigned nf = dc->nfollowers ? dc->nfollowers : 1;
 		struct turn *nr = calloc(ncap, sizeof(*nr));
 		struct fslot *ns = calloc((size_t)ncap * nf, sizeof(*ns));
@@ -899,7 +1027,7 @@ static void follower_reset_turn(struct follower *f)
 	f->got = f->tmsgs = f->since = 0;
 	f->w->diff_at = -1;
 	f->gap = 0;
-	f->back_n = 0;
+	f->w->s.back_n = 0;
 	f->w->before_n = f->w->after_n = f->w->pafter_n = 0;
 }
 
@@ -910,7 +1038,7 @@ static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *
 
 	work_wake(dc);
 	div_norm_release(&f->w->norm);
-	div_hasher_release(&f->h);
+	div_hasher_release(&f->w->s.h);
 	f->sink = sink;
 	f->rep = rep;
 	f->lost = 0;
@@ -919,7 +1047,7 @@ static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *
 	f->written = 0;
 	f->diverged = 0;
 	follower_reset_turn(f);
-	div_hasher_init(&f->h);
+	div_hasher_init(&f->w->s.h);
 	rest_if_idle(dc);
 }
 
@@ -942,18 +1070,18 @@ void div_follower_attach(struct div_conn *dc, unsigned idx, struct div_replica *
 static void back_add(struct follower *f, const unsigned char *p, size_t n)
 {
 	if (n >= DIV_EXCERPT_BEFORE) {
-		memcpy(f->back, p + n - DIV_EXCERPT_BEFORE, DIV_EXCERPT_BEFORE);
-		f->back_n = DIV_EXCERPT_BEFORE;
+		memcpy(f->w->s.back, p + n - DIV_EXCERPT_BEFORE, DIV_EXCERPT_BEFORE);
+		f->w->s.back_n = DIV_EXCERPT_BEFORE;
 		return;
 	}
-	if (f->back_n + n > DIV_EXCERPT_BEFORE) {
-		size_t drop = f->back_n + n - DIV_EXCERPT_BEFORE;
+	if (f->w->s.back_n + n > DIV_EXCERPT_BEFORE) {
+		size_t drop = f->w->s.back_n + n - DIV_EXCERPT_BEFORE;
 
-		memmove(f->back, f->back + drop, f->back_n - drop);
-		f->back_n -= (unsigned)drop;
+		memmove(f->w->s.back, f->w->s.back + drop, f->w->s.back_n - drop);
+		f->w->s.back_n -= (unsigned)drop;
 	}
-	memcpy(f->back + f->back_n, p, n);
-	f->back_n += (unsigned)n;
+	memcpy(f->w->s.back + f->w->s.back_n, p, n);
+	f->w->s.back_n += (unsigned)n;
 }
 
 static void after_add(struct follower *f, const unsigned char *p, size_t n)
@@ -974,10 +1102,11 @@ static void found_diff(struct follower *f, const unsigned char *p, size_t n, siz
 		back_add(f, p, i);
 	else
 		back_add(f, p + i - DIV_EXCERPT_BEFORE, DIV_EXCERPT_BEFORE);
-	memcpy(f->w->before, f->back, f->back_n);
-	f->w->before_n = f->back_n;
+	memcpy(f->w->before, f->w->s.back, f->w->s.back_n);
+	f->w->before_n = f->w->s.back_n;
 	after_add(f, p + i, n - i);
-	f->w->pafter_n = (unsigned)win_copy(f->dc, turn_at(f->dc, f->turn)->start + base + i,
+	f->w->pafter_n = (unsigned)win_copy(follower_conn(f),
+					    turn_at(follower_conn(f), f->turn)->start + base + i,
 					    f->w->pafter, DIV_EXCERPT_AFTER);
 }
 
@@ -1109,7 +1238,7 @@ static void follower_take(struct div_conn *dc, struct follower *f, const unsigne
 	if (!n)
 		return;
 	follower_compare(dc, f, f->turn, p, n);
-	div_hasher_update(&f->h, p, n);
+	div_hasher_update(&f->w->s.h, p, n);
 	f->got += n;
 	f->since += n;
 }
@@ -1137,8 +1266,8 @@ static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn 
 	if (at < 0 && !f->gap) {
 		/* every byte matched: one side is shorter */
 		at = (int64_t)(f->got < plen ? f->got : plen);
-		memcpy(w->before, f->back, f->back_n);
-		w->before_n = f->back_n;
+		memcpy(w->before, f->w->s.back, f->w->s.back_n);
+		w->before_n = f->w->s.back_n;
 	}
 	e.offset = at;
 	e.stream_offset = at >= 0 ? (int64_t)(t->start + (uint64_t)at) : -1;
@@ -1185,7 +1314,7 @@ static void follower_finish_turn(struct div_conn *dc, struct follower *f)
 	int closed = !(dc->open && idx == dc->next - 1);
 	uint64_t plen = closed ? t->len : dc->cur.len;
 	uint64_t phash = closed ? t->hash : div_hasher_peek(&dc->cur);
-	uint64_t h = div_hasher_finish(&f->h);
+	uint64_t h = div_hasher_finish(&f->w->s.h);
 	struct fslot *s = slot_at(dc, idx, (unsigned)(f - dc->f));
 	int same = f->got == plen && h == phash;
 
@@ -1224,7 +1353,7 @@ static int turn_done(const struct follower *f, const struct turn *t)
 static void fol_bytes(void *ctx, const unsigned char *p, size_t n)
 {
 	struct follower *f = ctx;
-	struct div_conn *dc = f->dc;
+	struct div_conn *dc = follower_conn(f);
 
 	while (n > 0) {
 		struct turn *t;
@@ -1262,7 +1391,7 @@ static void fol_bytes(void *ctx, const unsigned char *p, size_t n)
 static void fol_boundary(void *ctx)
 {
 	struct follower *f = ctx;
-	struct div_conn *dc = f->dc;
+	struct div_conn *dc = follower_conn(f);
 	struct turn *t;
 
 	if (!follower_active(f))
@@ -1334,7 +1463,7 @@ static void follower_end(struct div_conn *dc, struct follower *f, enum div_end h
 		f->sink->turns_compared++;
 		note_diverged(f);
 	}
-	div_hasher_release(&f->h);
+	div_hasher_release(&f->w->s.h);
 	div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->sink = NULL;
@@ -1357,10 +1486,10 @@ void div_follower_detach(struct div_conn *dc, unsigned idx)
 
 	if (idx >= dc->nfollowers)
 		return;
+	work_wake(dc);
 	f = &dc->f[idx];
-	div_hasher_release(&f->h);
-	if (f->w)
-		div_norm_release(&f->w->norm);
+	div_hasher_release(&f->w->s.h);
+	div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->sink = NULL;
 	f->rep = NULL;
@@ -1369,4 +1498,5 @@ void div_follower_detach(struct div_conn *dc, unsigned idx)
 		dc->control = -1;
 	settle(dc, 0);
 	win_trim(dc);
+	rest_if_idle(dc);
 }

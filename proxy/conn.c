@@ -128,12 +128,12 @@ static void leg_settle(struct leg *leg, enum div_end how)
 	if (leg->flags & SF_SETTLED)
 		return;
 	leg->flags |= SF_SETTLED;
-	div_follower_end(leg->conn->div, leg->idx, how);
+	div_follower_end(leg_conn(leg)->div, leg->idx, how);
 }
 
 static void leg_undirty(struct leg *leg)
 {
-	struct proxy *px = leg->conn->px;
+	struct proxy *px = leg_conn(leg)->px;
 
 	if (!(leg->flags & SF_DIRTY))
 		return;
@@ -155,7 +155,7 @@ static void leg_undirty(struct leg *leg)
  */
 static void leg_dirty(struct leg *leg)
 {
-	struct proxy *px = leg->conn->px;
+	struct proxy *px = leg_conn(leg)->px;
 
 	if (leg->flags & (SF_DIRTY | SF_FULL))
 		return;
@@ -242,18 +242,18 @@ static void leg_close(struct leg *leg, int reset)
 	event_del(&leg->ev);
 	leg_undirty(leg);
 	leg_unlinger(leg);
-	leg->conn->px->legs_open--;
+	leg_conn(leg)->px->legs_open--;
 	close_fd(leg->fd, reset);
 	leg->fd = -1;
 	leg->flags &= ~(unsigned)SF_OPEN;
-	if (rep && leg->conn->px->ob.replica_close)
-		leg->conn->px->ob.replica_close(leg->conn->obs, rep->id, reset);
+	if (rep && leg_conn(leg)->px->ob.replica_close)
+		leg_conn(leg)->px->ob.replica_close(leg_conn(leg)->obs, rep->id, reset);
 	if (rep) {
 		rep->bytes_dropped += leg->out.bytes;
 		rep_queued(rep, -(int64_t)leg->out.bytes);
 		rep->conns_active--;
 	}
-	segq_clear(&leg->conn->px->pool, &leg->out);
+	segq_clear(&leg_conn(leg)->px->pool, &leg->out);
 }
 
 void conn_drop_leg(struct leg *leg, const char *reason)
@@ -261,7 +261,7 @@ void conn_drop_leg(struct leg *leg, const char *reason)
 	if (!(leg->flags & SF_OPEN) && (leg->flags & SF_DROPPED))
 		return;
 	pr_debug("replica leg dropped conn=%llu replica=%s reason=\"%s\" queued=%llu",
-		 (unsigned long long)leg->conn->id, leg->rep ? leg->rep->name : "-", reason,
+		 (unsigned long long)leg_conn(leg)->id, leg->rep ? leg->rep->name : "-", reason,
 		 (unsigned long long)leg->out.bytes);
 	leg_close(leg, 1);
 	leg->flags |= SF_DROPPED;
@@ -315,7 +315,7 @@ static void leg_overflow(struct leg *leg, uint64_t now)
  */
 static int leg_may_end(const struct leg *leg, uint64_t now)
 {
-	const struct proxy_conn *c = leg->conn;
+	const struct proxy_conn *c = leg_conn(leg);
 
 	if (!c->fin_mark_set || leg->answered >= c->fin_mark)
 		return 1;
@@ -330,7 +330,7 @@ static void leg_finish_out(struct leg *leg)
 	if (segq_empty(&leg->out) && !(leg->flags & SF_CONNECTING) &&
 	    !leg_may_end(leg, clock_coarse_ns())) {
 		leg->flags |= SF_FIN_PENDING | SF_FIN_WAIT;
-		leg->conn->px->fin_waits++;
+		leg_conn(leg)->px->fin_waits++;
 		return;
 	}
 	leg->flags &= ~(unsigned)SF_FIN_WAIT;
@@ -354,7 +354,7 @@ static void leg_finish_out(struct leg *leg)
 void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *kept, uint64_t now)
 {
 	struct replica *rep = leg->rep;
-	struct proxy *px = leg->conn->px;
+	struct proxy *px = leg_conn(leg)->px;
 	ssize_t w = 0;
 	uint64_t q, all;
 
@@ -380,7 +380,7 @@ void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *ke
 		if (w > 0) {
 			leg_sent(leg, (uint64_t)w, now);
 			if (px->ob.replica_bytes)
-				px->ob.replica_bytes(leg->conn->obs, rep->id, rep->name, 1,
+				px->ob.replica_bytes(leg_conn(leg)->obs, rep->id, rep->name, 1,
 						     ch->data + off, (size_t)w);
 		}
 	}
@@ -407,15 +407,15 @@ void leg_feed(struct leg *leg, struct chunk *ch, uint32_t off, size_t n, int *ke
 static void leg_seen(void *arg, const void *buf, size_t n)
 {
 	struct leg *leg = arg;
-	struct proxy *px = leg->conn->px;
+	struct proxy *px = leg_conn(leg)->px;
 
 	if (leg->rep)
-		px->ob.replica_bytes(leg->conn->obs, leg->rep->id, leg->rep->name, 1, buf, n);
+		px->ob.replica_bytes(leg_conn(leg)->obs, leg->rep->id, leg->rep->name, 1, buf, n);
 }
 
 static void leg_flush(struct leg *leg)
 {
-	struct proxy *px = leg->conn->px;
+	struct proxy *px = leg_conn(leg)->px;
 	ssize_t w;
 
 	if (!(leg->flags & SF_OPEN) || (leg->flags & SF_CONNECTING) || segq_empty(&leg->out))
@@ -444,7 +444,7 @@ static void leg_flush(struct leg *leg)
  */
 static void leg_read(struct leg *leg, int drain)
 {
-	struct proxy_conn *c = leg->conn;
+	struct proxy_conn *c = leg_conn(leg);
 	struct proxy *px = c->px;
 	size_t budget = LEG_READ_BUDGET;
 
@@ -494,7 +494,7 @@ static int conn_maybe_free(struct proxy_conn *c);
 /* Close a lingering leg to free its fd; its connection goes too if that was its last. */
 static void leg_evict(struct leg *leg, const char *reason)
 {
-	struct proxy_conn *oc = leg->conn;
+	struct proxy_conn *oc = leg_conn(leg);
 	struct proxy *px = oc->px;
 
 	conn_drop_leg(leg, reason);
@@ -510,7 +510,7 @@ static struct leg *oldest_lingering(struct proxy *px)
 	for (unsigned i = 0; i < px->nreps; i++) {
 		struct leg *h = px->reps[i]->linger_head;
 
-		if (h && (!old || h->conn->front_done_ns < old->conn->front_done_ns))
+		if (h && (!old || leg_conn(h)->front_done_ns < leg_conn(old)->front_done_ns))
 			old = h;
 	}
 	return old;
@@ -608,7 +608,6 @@ void leg_open_fd(struct proxy_conn *c, unsigned idx, struct replica *rep, int fd
 {
 	struct leg *leg = &c->legs[idx];
 
-	leg->conn = c;
 	leg->rep = rep;
 	leg->idx = idx;
 	leg->fd = -1;
@@ -1059,7 +1058,7 @@ static int side_tls_event(struct proxy_conn *c, struct side *s, short *what)
 
 void conn_tls_timeout(struct side *s)
 {
-	struct proxy_conn *c = s->conn;
+	struct proxy_conn *c = side_conn(s);
 
 	if (s == &c->be)
 		c->px->backend_failures++;
@@ -1073,7 +1072,7 @@ void conn_tls_timeout(struct side *s)
 static void side_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct side *s = arg;
-	struct proxy_conn *c = s->conn;
+	struct proxy_conn *c = side_conn(s);
 
 	(void)fd;
 	if (s->tls && !side_tls_event(c, s, &what))
@@ -1091,7 +1090,7 @@ out:
 static void leg_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct leg *leg = arg;
-	struct proxy_conn *c = leg->conn;
+	struct proxy_conn *c = leg_conn(leg);
 
 	(void)fd;
 	if ((what & EV_WRITE) && (leg->flags & SF_CONNECTING)) {
@@ -1151,11 +1150,10 @@ struct proxy_conn *conn_new(struct proxy *px, int cfd, unsigned n)
 	c->px = px;
 	c->id = px->next_conn_id += px->nthreads; /* unique over workers */
 	c->nlegs = n;
-	c->cli.conn = c;
 	c->cli.fd = cfd;
 	c->cli.flags = cfd >= 0 ? SF_OPEN : 0;
 	segq_init(&c->cli.out);
-	c->be.conn = c;
+	c->be.is_be = 1;
 	c->be.fd = -1;
 	segq_init(&c->be.out);
 	c->next = px->conns;
@@ -1185,7 +1183,6 @@ void conn_accept(struct proxy *px, int fd)
 	event_add(&c->cli.ev, NULL);
 	/* Legs are opened by conn_start; until then they end with the connection. */
 	for (unsigned i = 0; i < n; i++) {
-		c->legs[i].conn = c;
 		c->legs[i].idx = i;
 		c->legs[i].fd = -1;
 		c->legs[i].flags = SF_SETTLED;
@@ -1289,7 +1286,7 @@ void conn_flush_dirty(struct proxy *px)
 		leg_undirty(leg);
 		leg_flush(leg);
 		/* What the socket did not take now goes out on its next EV_WRITE. */
-		conn_maybe_free(leg->conn);
+		conn_maybe_free(leg_conn(leg));
 	}
 }
 

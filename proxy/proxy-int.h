@@ -24,6 +24,7 @@
 #include <event2/event_struct.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/rate.h"
@@ -52,11 +53,11 @@ enum {
 	SF_LINGER = 1 << 13,	/* leg only: on rep->linger (open, its client gone) */
 };
 
-/* The client or the production side of a connection. */
+/* The client or the production side of a connection (side_conn finds it). */
 struct side {
-	struct proxy_conn *conn;
 	int fd;
-	unsigned flags;
+	uint16_t flags;
+	uint8_t is_be; /* production's side: the connection's be, else its cli */
 	struct event ev;
 	struct segq out;      /* bytes waiting to be written to fd */
 	struct tls_conn *tls; /* TLS on this side (tls.c), or NULL: plain TCP */
@@ -64,13 +65,12 @@ struct side {
 
 struct replica;
 
-/* One replica's share of one client connection. */
+/* One replica's share of one client connection (leg_conn finds it). */
 struct leg {
-	struct proxy_conn *conn;
 	struct replica *rep; /* NULL once the replica is gone */
 	int fd;
 	unsigned flags;
-	unsigned idx; /* follower slot in conn->div */
+	unsigned idx; /* its slot in conn->legs, and its follower slot in conn->div */
 	struct event ev;
 	struct segq out;
 	uint64_t written;		       /* client bytes given to the replica */
@@ -143,8 +143,8 @@ struct proxy_conn {
 	struct side cli, be;
 	struct div_conn *div;
 	void *obs;			/* the observer's per-connection state */
-	int reset;			/* the front ended with a reset */
 	struct proxy_conn *prev, *next; /* px->conns */
+	int reset;			/* the front ended with a reset */
 	int front_done;			/* client and production sides closed */
 	uint64_t front_done_ns;
 	uint64_t prod_answered;	      /* bytes production sent on this connection */
@@ -165,11 +165,22 @@ struct proxy_conn {
 	struct join_pre *pre;	   /* its RESP state commands and their answers, or NULL */
 	struct proxy_conn *owner;  /* a join: the connection whose bytes it copies */
 	struct proxy_conn **joins; /* an accepted connection: its joins */
+	struct join_backlog *bl;   /* its conversation since a turn at the last hold, or NULL */
 	unsigned njoins;
-	struct join_backlog *bl; /* its conversation since a turn at the last hold, or NULL */
 	unsigned nlegs;
 	struct leg legs[];
 };
+
+static inline struct proxy_conn *side_conn(struct side *s)
+{
+	return s->is_be ? (struct proxy_conn *)((char *)s - offsetof(struct proxy_conn, be))
+			: (struct proxy_conn *)((char *)s - offsetof(struct proxy_conn, cli));
+}
+
+static inline struct proxy_conn *leg_conn(const struct leg *leg)
+{
+	return (struct proxy_conn *)((char *)(leg - leg->idx) - offsetof(struct proxy_conn, legs));
+}
 
 struct proxy_workers;
 

@@ -680,7 +680,7 @@ void replica_leg_unlink(struct leg *leg)
 	leg->rep_prev = leg->rep_next = NULL;
 	leg->rep = NULL;
 	/* The replica's counters are going away with it. */
-	div_follower_detach(leg->conn->div, leg->idx);
+	div_follower_detach(leg_conn(leg)->div, leg->idx);
 }
 
 static struct replica *replica_find(struct proxy *px, unsigned id, unsigned *pos)
