@@ -19,12 +19,16 @@
 #      A second table gives the CPU each configuration spent per request (the
 #      proxy, plus the replica servers it feeds): steadier than throughput on a
 #      small, shared machine, where every process competes for the same cores.
-#   3. doppel's RSS with thousands of idle connections, per connection, with
-#      one thread and with one per CPU.
+#   3. doppel's RSS per idle connection (redis and nginx, 0 and 1 replica, one
+#      thread and one per CPU): the growth over a second round of thousands of
+#      connections that each carried one request. PROXY_BENCH_ONLY=idle runs
+#      this table alone.
 # Nothing passes or fails: this prints what was measured.
 set -uo pipefail
 DOPPEL=${1:-$(cd "$(dirname "$0")/.." && pwd)/build/cli/doppel}
 ROUNDS=${2:-3}
+# PROXY_BENCH_ONLY=idle: only the idle connections (table 3)
+ONLY=${PROXY_BENCH_ONLY:-all}
 T=$(mktemp -d /var/tmp/doppel-pbench.XXXXXX)
 PIDS=()
 STOPPED=()
@@ -103,6 +107,7 @@ for c in "${!RPORT[@]}"; do wait_port "${RPORT[$c]}"; done
 REDIS_CFGS="direct haproxy1 d0 d1 d2 d1nice d1stop haproxy d0tN d1tN"
 REP2_PID=$(pgrep -f "redis-server \*:$RR2" | head -1)
 
+if [ "$ONLY" != idle ]; then
 for r in $(seq "$ROUNDS"); do
 	for c in $REDIS_CFGS; do
 		[ "$c" = d1stop ] && { kill -STOP "$REP2_PID"; STOPPED+=("$REP2_PID"); }
@@ -117,6 +122,7 @@ for r in $(seq "$ROUNDS"); do
 		sleep 0.5
 	done
 done
+fi
 
 # ---------- nginx ----------
 mkdir -p "$T/www" "$T/ng"
@@ -124,7 +130,7 @@ head -c 1024 /dev/urandom | base64 | head -c 1024 >"$T/www/1k.txt"
 ngconf() { # ngconf NAME PORT BODY
 	cat >"$T/ng/$1.conf" <<EOF
 daemon off; master_process off; worker_processes 1; pid $T/ng/$1.pid; error_log $T/ng/$1.err;
-events { worker_connections 4096; }
+events { worker_connections 12000; }
 http { access_log off; client_body_temp_path $T/ng/$1.b; proxy_temp_path $T/ng/$1.p;
   fastcgi_temp_path $T/ng/$1.f; uwsgi_temp_path $T/ng/$1.u; scgi_temp_path $T/ng/$1.s;
   $3 }
@@ -164,6 +170,7 @@ declare -A NREPPIDS=([d1]="$NGR1" [d2]="$NGR1 $NGR2" [d1nice]="$NGR3" [d1stop]="
 	[nginx-mirror]="$NGR1" [nginx-mirror-stop]="$NGR2" [d1tN]="$NGR1")
 for c in "${!NPORT[@]}"; do wait_port "${NPORT[$c]}"; done
 NGINX_CFGS="direct haproxy1 d0 d1 d2 d1nice d1stop nginx-mirror nginx-mirror-stop haproxy d0tN d1tN"
+if [ "$ONLY" != idle ]; then
 for r in $(seq "$ROUNDS"); do
 	for c in $NGINX_CFGS; do
 		case $c in d1stop | nginx-mirror-stop) kill -STOP "$NGR2"; STOPPED+=("$NGR2") ;; esac
@@ -181,8 +188,10 @@ for r in $(seq "$ROUNDS"); do
 		sleep 0.5
 	done
 done
+fi
 
 # ---------- report ----------
+if [ "$ONLY" != idle ]; then
 # base_of CFG: the HAProxy it is compared with (as many threads)
 base_of() { if [ "${THREADS[$1]:-1}" = 1 ]; then echo haproxy1; else echo haproxy; fi; }
 US_PER_TICK=$((1000000 / $(getconf CLK_TCK)))
@@ -247,43 +256,75 @@ dtn=$(awk '$1=="d0tN"{print $2}' "$T/nginx.txt" | median)
 echo "  doppel --threads $NCPU vs --threads 1, 0 replicas: $(ratio "$dtn" "$d0n")"
 cpu_table "$T/nginx-cpu.txt" $NGINX_CFGS
 
+fi
 # ---------- idle connections ----------
+# Each proxy gets two rounds of connections (N1, then N2). Every connection
+# carries one request and its answer (100 connections at a time, as many
+# clients would), then stays open and idle. The figure is the RSS growth over
+# the second round divided by N2: what one more idle connection costs, without
+# the pools the first round sized once. libevent keeps a table of 8 bytes per
+# fd that doubles as fds grow; the rounds are sized so that the second stays
+# between two doublings (8,192 and 16,384 fds): that table, up to 16 bytes per
+# fd once amortised (a connection has 2 fds, 3 with a replica), comes on top.
 echo
-echo "doppel RSS with idle connections (fd limit $(ulimit -n))"
-IP=$(port)
-for mode in "0 1" "1 1" "1 $NCPU"; do
-	read -r reps nthr <<<"$mode"
-	n=$((reps == 0 ? 9000 : 6000))
+echo "doppel RSS per idle connection (fd limit $(ulimit -n); growth over a second round of N2, per connection;"
+echo "libevent's fd table, up to 16 bytes per fd, on top)"
+idle_case() { # idle_case LABEL PROTO N1 N2 BACKEND [REPLICA] (IDLE_THREADS: --threads)
+	local label=$1 proto=$2 n1=$3 n=$4 be=$5 rep=${6:-} L rss1 rss2 hold
+	local args=(--threads "${IDLE_THREADS:-1}")
+	[ -n "$rep" ] && args+=(--replica "127.0.0.1:$rep")
 	L=$(port)
-	args=(--threads "$nthr"); [ "$reps" = 1 ] && args+=(--replica "127.0.0.1:$RR1")
-	bg "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$RP "${args[@]}"; PX=$LAST
+	bg "$DOPPEL" proxy --listen 127.0.0.1:$L --backend 127.0.0.1:$be "${args[@]}"; PX=$LAST
 	wait_port "$L"
-	rss0=$(awk '/VmRSS/{print $2}' /proc/$PX/status)
-	python3 - "$L" "$n" "$T/held.$reps.$nthr" <<'PY' &
-import socket, sys, time, os
-port, n, flag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+	rm -f "$T"/idle.*
+	python3 - "$L" "$n1" "$n" "$proto" "$T/idle" <<'PY' &
+import os, socket, sys, time
+port, n1, n2, proto, flag = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+req = b"PING\r\n" if proto == "redis" else b"GET /1k.txt HTTP/1.1\r\nHost: bench\r\n\r\n"
+def answer(s):
+    if proto == "redis":
+        s.recv(16)
+        return
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    head, body = buf.split(b"\r\n\r\n", 1)
+    clen = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < clen:
+        body += s.recv(4096)
 socks = []
-for i in range(n):
-    s = socket.create_connection(("127.0.0.1", port))
-    socks.append(s)
-    if i % 500 == 499:
+for rnd, n in ((1, n1), (2, n2)):
+    new = []
+    for i in range(n):
+        new.append(socket.create_connection(("127.0.0.1", port)))
+        if i % 500 == 499:
+            time.sleep(0.05)
+    for b in range(0, n, 100):
+        for s in new[b:b + 100]:
+            s.sendall(req)
+        for s in new[b:b + 100]:
+            answer(s)
+    socks += new
+    open(f"{flag}.held{rnd}", "w").close()
+    while not os.path.exists(f"{flag}.go{rnd}"):
         time.sleep(0.05)
-# one request on each, so every connection carries a turn and has been relayed
-for s in socks:
-    s.sendall(b"PING\r\n")
-for s in socks:
-    s.recv(16)
-open(flag, "w").close()
-time.sleep(60)
+time.sleep(120)
 PY
-	HOLD=$!
-	PIDS+=($HOLD)
-	for _ in $(seq 600); do [ -e "$T/held.$reps.$nthr" ] && break; sleep 0.1; done
-	sleep 1
-	rss1=$(awk '/VmRSS/{print $2}' /proc/$PX/status)
-	fds=$(ls /proc/$PX/fd | wc -l)
-	printf '  %d replica(s), --threads %d: %d idle connections, %d fds, RSS %d KiB -> %d KiB: %.0f bytes per connection\n' \
-		"$reps" "$nthr" "$n" "$fds" "$rss0" "$rss1" "$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN{print (b-a)*1024/n}')"
-	kill "$HOLD" "$PX" 2>/dev/null
-	wait "$HOLD" "$PX" 2>/dev/null
-done
+	hold=$!
+	PIDS+=($hold)
+	for rnd in 1 2; do
+		for _ in $(seq 900); do [ -e "$T/idle.held$rnd" ] && break; sleep 0.1; done
+		sleep 2.5 # idle connections rest at the proxy's next sweep (every second)
+		[ "$rnd" = 1 ] && rss1=$(awk '/VmRSS/{print $2}' /proc/$PX/status) || rss2=$(awk '/VmRSS/{print $2}' /proc/$PX/status)
+		touch "$T/idle.go$rnd"
+	done
+	printf '  %-44s %5d + %5d connections, RSS %6d KiB -> %6d KiB: %5.0f bytes per connection\n' \
+		"$label" "$n1" "$n" "$rss1" "$rss2" "$(awk -v a="$rss1" -v b="$rss2" -v n="$n" 'BEGIN{print (b-a)*1024/n}')"
+	kill "$hold" "$PX" 2>/dev/null
+	wait "$hold" "$PX" 2>/dev/null
+}
+idle_case "redis PING, 0 replicas, --threads 1" redis 4200 3800 "$RP"
+idle_case "redis PING, 1 replica, --threads 1" redis 2800 2500 "$RP" "$RR1"
+IDLE_THREADS=$NCPU idle_case "redis PING, 1 replica, --threads $NCPU" redis 2800 2500 "$RP" "$RR1"
+idle_case "nginx GET 1 KiB, 0 replicas, --threads 1" http 4200 3800 "$NP"
+idle_case "nginx GET 1 KiB, 1 replica, --threads 1" http 2800 2500 "$NP" "$NR1"

@@ -1,23 +1,25 @@
 /*
- * hasher.c - per-turn XXH3 with inline small turns and pooled states.
+ * hasher.c - per-turn hashes: XXH3 of small turns kept inline, XXH64 of the
+ * longer ones through a pooled streaming state (88 bytes where XXH3's takes
+ * 576: an idle connection keeps its open turn's state).
  */
 #include "divergence/hasher.h"
 #include "divergence/divergence.h"
 
 #include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY /* sizeof(XXH3_state_t) */
+#define XXH_STATIC_LINKING_ONLY /* sizeof(XXH64_state_t) */
 #include <xxhash.h>
 
 #define POOL_MAX 1024
 
-/* Free XXH3 states of this thread, linked through their first bytes. */
+/* Free XXH64 states of this thread, linked through their first bytes. */
 static _Thread_local void *pool_head;
 static _Thread_local unsigned pool_len;
 
-static XXH3_state_t *state_get(void)
+static XXH64_state_t *state_get(void)
 {
-	XXH3_state_t *st;
+	XXH64_state_t *st;
 
 	if (pool_head) {
 		st = pool_head;
@@ -25,16 +27,16 @@ static XXH3_state_t *state_get(void)
 		pool_len--;
 		return st;
 	}
-	st = XXH3_createState();
+	st = XXH64_createState();
 	if (!st)
 		abort();
 	return st;
 }
 
-static void state_put(XXH3_state_t *st)
+static void state_put(XXH64_state_t *st)
 {
 	if (pool_len >= POOL_MAX) {
-		XXH3_freeState(st);
+		XXH64_freeState(st);
 		return;
 	}
 	memcpy(st, &pool_head, sizeof(void *));
@@ -64,17 +66,17 @@ void div_hasher_update(struct div_hasher *h, const void *buf, size_t n)
 			return;
 		}
 		h->state = state_get();
-		XXH3_64bits_reset(h->state);
-		XXH3_64bits_update(h->state, h->inl, (size_t)h->len);
+		XXH64_reset(h->state, 0);
+		XXH64_update(h->state, h->inl, (size_t)h->len);
 	}
-	XXH3_64bits_update(h->state, buf, n);
+	XXH64_update(h->state, buf, n);
 	h->len += n;
 }
 
 uint64_t div_hasher_peek(const struct div_hasher *h)
 {
 	if (h->state)
-		return XXH3_64bits_digest(h->state);
+		return XXH64_digest(h->state);
 	return XXH3_64bits(h->inl, (size_t)h->len);
 }
 
@@ -86,9 +88,18 @@ uint64_t div_hasher_finish(struct div_hasher *h)
 	return v;
 }
 
+void div_hasher_copy(struct div_hasher *dst, const struct div_hasher *src)
+{
+	*dst = *src;
+	if (src->state) {
+		dst->state = state_get();
+		memcpy(dst->state, src->state, sizeof(XXH64_state_t));
+	}
+}
+
 size_t div_hasher_footprint(const struct div_hasher *h)
 {
-	return h->state ? sizeof(XXH3_state_t) : 0;
+	return h->state ? sizeof(XXH64_state_t) : 0;
 }
 
 void div_hasher_release(struct div_hasher *h)
@@ -101,10 +112,10 @@ void div_hasher_release(struct div_hasher *h)
 void div_hasher_thread_exit(void)
 {
 	while (pool_head) {
-		XXH3_state_t *st = pool_head;
+		XXH64_state_t *st = pool_head;
 
 		memcpy(&pool_head, st, sizeof(void *));
-		XXH3_freeState(st);
+		XXH64_freeState(st);
 	}
 	pool_len = 0;
 }

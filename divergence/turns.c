@@ -32,11 +32,15 @@ struct turn {
 
 enum { FS_NONE, FS_MATCH, FS_DIFF, FS_UNCHECKED };
 
-/* A follower's hash of its current turn, and that turn's last bytes it compared. */
+/*
+ * A follower's current turn: the last bytes it compared, and its hash
+ * (last: a rest that takes the hash from production keeps only what is
+ * before it, fsync_keep_size).
+ */
 struct fsync {
-	struct div_hasher h;
 	unsigned back_n;
 	unsigned char back[DIV_EXCERPT_BEFORE];
+	struct div_hasher h;
 };
 
 /*
@@ -97,17 +101,18 @@ struct follower {
 	uint8_t lost;		 /* not comparing any more; each new production turn is unchecked */
 	uint8_t diverged;	 /* this connection already counted as diverged */
 	uint8_t norm_on;
-	uint8_t gap;	  /* some bytes of the current turn could not be compared: no offset */
-	unsigned idx;	  /* its slot: &dc->f[idx] (follower_conn) */
-	uint64_t turn;	  /* index of the turn being filled */
-	uint64_t got;	  /* normalised bytes of that turn received */
-	uint64_t tmsgs;	  /* messages ended in that turn */
-	uint64_t since;	  /* bytes since the last of them (or the turn's start) */
-	uint64_t written; /* client bytes given to the replica */
+	uint8_t gap;	   /* some bytes of the current turn could not be compared: no offset */
+	uint8_t hash_prod; /* resting: its hash state is production's (SYNC_HASH) */
+	uint16_t idx;	   /* its slot: &dc->f[idx] (follower_conn) */
+	uint64_t turn;	   /* index of the turn being filled */
+	uint64_t got;	   /* normalised bytes of that turn received */
+	uint64_t tmsgs;	   /* messages ended in that turn */
+	uint64_t since;	   /* bytes since the last of them (or the turn's start) */
+	uint64_t written;  /* client bytes given to the replica */
 	/*
 	 * While resting: w is NULL, its normaliser is in nrest, and its hash
 	 * and last bytes in keep, or nowhere when they are production's
-	 * (follower_in_sync). Else w is &dc->w->f[its slot].
+	 * (follower_sync). Else w is &dc->w->f[its slot].
 	 */
 	struct fwork *w;
 	struct fsync *keep;
@@ -119,32 +124,35 @@ struct div_conn {
 	struct div_types *types;
 	uint64_t id;
 	enum div_protocol proto;
-	uint8_t proto_known, norm_on, spoke;
-	uint8_t touched;    /* fed since the last sweep */
-	uint8_t busy;	    /* never rests (div_conn_never_rest) */
-	uint8_t open;	    /* turn next-1 is still receiving bytes */
-	uint8_t ended;	    /* production is over */
-	uint8_t own_rules;  /* rules are div_conn_new's defaults, freed with it */
-	uint8_t thead_len;  /* while resting: the typer's head, production's */
-	uint8_t thead_turn; /* last turn's request (1) or in thead */
-	struct div_work *w; /* NULL while resting */
-	/* while resting: the typer, production's normaliser, the request log's count */
+	unsigned cap; /* ring size now (at most ring_max) */
+	unsigned proto_known : 1, norm_on : 1, spoke : 1;
+	unsigned touched : 1;	/* fed since the last sweep */
+	unsigned busy : 1;	/* never rests (div_conn_never_rest) */
+	unsigned open : 1;	/* turn next-1 is still receiving bytes */
+	unsigned ended : 1;	/* production is over */
+	unsigned own_rules : 1; /* rules are div_conn_new's defaults, freed with it */
+	/* while resting: the typer's head is production's last turn's request (1) or in thead */
+	unsigned thead_turn : 1;
+	uint8_t thead_len;
+	int16_t control;     /* follower slot of the control, -1 none */
+	uint16_t nfollowers; /* at most INT16_MAX */
+	struct div_work *w;  /* NULL while resting */
+	/*
+	 * While resting: the typer (and with HTTP the request log's count, its
+	 * requests), its head, production's normaliser.
+	 */
 	struct div_typer_rest trest;
 	unsigned char *thead;
 	struct div_norm_rest prest;
-	uint64_t nreq;
 	uint64_t client_total; /* client bytes so far */
 	uint64_t norm_total;   /* production's normalised bytes so far */
 	uint64_t first;	       /* index of the oldest turn still in the ring */
 	uint64_t next;	       /* index the next turn will get */
 	uint64_t settled;      /* turns before this one are counted per type */
 	struct div_hasher cur; /* hash of the open turn */
-	unsigned cap;	       /* ring size now (at most ring_max) */
 	struct turn *ring;
 	struct fslot *slots;	/* cap x nfollowers */
 	struct div_window *win; /* that window, while it holds bytes */
-	int control;		/* follower slot of the control, -1 none */
-	unsigned nfollowers;
 	struct follower f[];
 };
 
@@ -412,23 +420,55 @@ static void fol_bytes(void *ctx, const unsigned char *p, size_t n);
 static void fol_boundary(void *ctx);
 
 /*
- * A follower that matched production's open turn byte for byte so far, all
- * of it held inline on both sides, has the same hash state and last bytes as
- * production's: resting, it keeps none of its own.
+ * How much of a follower's turn state is production's. A follower that
+ * matched production's open turn byte for byte so far (nothing stashed, no
+ * gap, no difference) has the same hash state as production had at that
+ * length: SYNC_ALL while both are held inline (its last bytes are
+ * production's too), SYNC_HASH when both stream and have reached the same
+ * length (its last bytes are kept). Resting, it keeps only the rest.
  */
-static int follower_in_sync(const struct div_conn *dc, const struct follower *f)
+enum { SYNC_NONE, SYNC_ALL, SYNC_HASH };
+
+static int follower_sync(const struct div_conn *dc, const struct follower *f)
 {
 	const struct fsync *s = &f->w->s;
 	unsigned bn = f->got < DIV_EXCERPT_BEFORE ? (unsigned)f->got : DIV_EXCERPT_BEFORE;
 
-	if (s->h.state || s->h.len != f->got || s->back_n != bn)
-		return 0;
+	if (s->h.len != f->got || s->back_n != bn)
+		return SYNC_NONE;
 	if (!f->got)
-		return 1;
-	if (!dc->open || f->turn != dc->next - 1 || dc->cur.state || f->got > dc->cur.len || f->gap)
-		return 0;
-	return !memcmp(s->h.inl, dc->cur.inl, f->got) &&
-	       !memcmp(s->back, dc->cur.inl + f->got - bn, bn);
+		return SYNC_ALL;
+	if (!dc->open || f->turn != dc->next - 1 || f->gap)
+		return SYNC_NONE;
+	if (!s->h.state && !dc->cur.state && f->got <= dc->cur.len &&
+	    !memcmp(s->h.inl, dc->cur.inl, f->got) &&
+	    !memcmp(s->back, dc->cur.inl + f->got - bn, bn))
+		return SYNC_ALL;
+	if (s->h.state && dc->cur.state && f->got == dc->cur.len &&
+	    div_hasher_peek(&s->h) == div_hasher_peek(&dc->cur))
+		return SYNC_HASH;
+	return SYNC_NONE;
+}
+
+/* What a resting follower's keep holds: all of fsync, or what is before the hash. */
+static size_t fsync_keep_size(const struct follower *f)
+{
+	return f->hash_prod ? offsetof(struct fsync, h) : sizeof(struct fsync);
+}
+
+static void follower_sync_rest(struct div_conn *dc, struct follower *f)
+{
+	int sync = follower_sync(dc, f);
+
+	if (sync == SYNC_ALL)
+		return;
+	f->hash_prod = sync == SYNC_HASH;
+	f->keep = malloc(fsync_keep_size(f));
+	if (!f->keep)
+		abort(); /* as div_block_get */
+	memcpy(f->keep, &f->w->s, fsync_keep_size(f));
+	if (f->hash_prod)
+		div_hasher_release(&f->w->s.h);
 }
 
 static void follower_sync_wake(struct div_conn *dc, struct follower *f)
@@ -436,9 +476,12 @@ static void follower_sync_wake(struct div_conn *dc, struct follower *f)
 	struct fsync *s = &f->w->s;
 
 	if (f->keep) {
-		*s = *f->keep;
+		memcpy(s, f->keep, fsync_keep_size(f));
 		free(f->keep);
 		f->keep = NULL;
+		if (f->hash_prod)
+			div_hasher_copy(&s->h, &dc->cur);
+		f->hash_prod = 0;
 		return;
 	}
 	div_hasher_init(&s->h);
@@ -460,7 +503,7 @@ static void work_wake(struct div_conn *dc)
 	w = div_work_get(dc->nfollowers, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
 	memset(w, 0, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
 	dc->w = w;
-	w->log.nreq = dc->nreq;
+	w->log.nreq = dc->proto_known && dc->proto == DIV_PROTO_HTTP ? dc->trest.reqs : 0;
 	if (dc->proto_known) {
 		const unsigned char *head =
 			dc->thead_turn ? turn_at(dc, dc->next - 1)->req : dc->thead;
@@ -530,6 +573,9 @@ static int work_rest(struct div_conn *dc)
 	struct div_work *w = dc->w;
 	uint64_t nreq = w->log.nreq;
 
+	/* the log's count is the typer's with HTTP (wake makes it so), else 0 */
+	if (nreq != (dc->proto_known && dc->proto == DIV_PROTO_HTTP ? w->typer.reqs : 0))
+		return 0;
 	if (dc->proto_known && !div_typer_rest(&w->typer, &dc->trest))
 		return 0;
 	if (dc->norm_on && !div_norm_rest(&w->pnorm, &dc->prest))
@@ -548,7 +594,6 @@ static int work_rest(struct div_conn *dc)
 		if (nreq && (!f->norm_on || f->nrest.responses < nreq))
 			return 0;
 	}
-	dc->nreq = nreq;
 	if (dc->proto_known)
 		typer_head_rest(dc);
 	for (unsigned k = 0; k < dc->nfollowers; k++) {
@@ -556,11 +601,8 @@ static int work_rest(struct div_conn *dc)
 
 		if (!follower_active(f)) {
 			div_hasher_release(&f->w->s.h);
-		} else if (!follower_in_sync(dc, f)) {
-			f->keep = malloc(sizeof(*f->keep));
-			if (!f->keep)
-				abort(); /* as div_block_get */
-			*f->keep = f->w->s;
+		} else {
+			follower_sync_rest(dc, f);
 		}
 		f->w = NULL;
 	}
@@ -682,12 +724,13 @@ size_t div_conn_footprint(const struct div_conn *dc)
 		n += sizeof(*dc->w) + dc->nfollowers * sizeof(struct fwork);
 	n += div_hasher_footprint(&dc->cur);
 	for (unsigned k = 0; k < dc->nfollowers; k++) {
-		const struct fsync *fs = dc->f[k].w ? &dc->f[k].w->s : dc->f[k].keep;
+		const struct follower *f = &dc->f[k];
 
-		if (fs)
-			n += div_hasher_footprint(&fs->h);
-		if (dc->f[k].keep)
-			n += sizeof(*dc->f[k].keep);
+		if (f->w)
+			n += div_hasher_footprint(&f->w->s.h);
+		if (f->keep)
+			n += fsync_keep_size(f) +
+			     (f->hash_prod ? 0 : div_hasher_footprint(&f->keep->h));
 		n += dc->f[k].w && dc->f[k].w->stash ? DIV_BLOCK : 0;
 	}
 	return n;
@@ -698,15 +741,18 @@ size_t div_conn_footprint(const struct div_conn *dc)
 struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *types,
 			       uint64_t conn_id, unsigned nfollowers)
 {
-	struct div_conn *dc = calloc(1, sizeof(*dc) + nfollowers * sizeof(struct follower));
+	struct div_conn *dc;
 
+	if (nfollowers > INT16_MAX)
+		return NULL;
+	dc = calloc(1, sizeof(*dc) + nfollowers * sizeof(struct follower));
 	if (!dc)
 		return NULL;
 	dc->rules = rules;
 	dc->types = types;
 	dc->id = conn_id;
 	dc->cap = 1; /* grows as turns wait for a follower */
-	dc->nfollowers = nfollowers;
+	dc->nfollowers = (uint16_t)nfollowers;
 	dc->control = -1;
 	dc->proto = rules->o.protocol;
 	dc->proto_known = dc->proto != DIV_PROTO_AUTO;
@@ -723,7 +769,7 @@ struct div_conn *div_conn_open(const struct div_rules *rules, struct div_types *
 		div_typer_init(&dc->w->typer, dc->proto, types, &dc->w->log);
 	div_hasher_init(&dc->cur);
 	for (unsigned i = 0; i < nfollowers; i++) {
-		dc->f[i].idx = i;
+		dc->f[i].idx = (uint16_t)i;
 	}
 	work_rest(dc); /* nothing is on its way yet */
 	dc->touched = 0;
@@ -762,10 +808,9 @@ void div_conn_free(struct div_conn *dc)
 	for (unsigned i = 0; i < dc->nfollowers; i++) {
 		if (dc->f[i].w)
 			div_hasher_release(&dc->f[i].w->s.h);
-		if (dc->f[i].keep) {
+		if (dc->f[i].keep && !dc->f[i].hash_prod)
 			div_hasher_release(&dc->f[i].keep->h);
-			free(dc->f[i].keep);
-		}
+		free(dc->f[i].keep);
 		if (dc->f[i].w)
 			div_norm_release(&dc->f[i].w->norm);
 		stash_clear(&dc->f[i]);
@@ -1063,7 +1108,7 @@ void div_follower_attach(struct div_conn *dc, unsigned idx, struct div_replica *
 		return;
 	follower_init(dc, idx, rep->counts, rep);
 	if (rep->role == DIV_CONTROL && dc->control < 0)
-		dc->control = (int)idx;
+		dc->control = (int16_t)idx;
 }
 
 /* Keep the last bytes seen, for the context before a difference. */

@@ -354,9 +354,11 @@ static void idle_connections_rest_and_count_the_same(void **state)
 	static const char *const ra[] = {"+PONG\r\n", "$5\r\nvalue\r\n", "*2\r\n:1\r\n+x\r\n"};
 	static const char *const hq[] = {"GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
 					 "HEAD /b HTTP/1.1\r\n\r\n", "GET /c/12 HTTP/1.1\r\n\r\n"};
-	static const char *const ha[] = {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-					 "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
-					 "HTTP/1.1 404 No\r\nContent-Length: 1\r\n\r\n-"};
+	static const char *const ha[] = {
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+		"HTTP/1.1 404 No\r\nContent-Length: 60\r\n\r\n"
+		"012345678901234567890123456789012345678901234567890123456789"};
 
 	(void)state;
 	resting_twin(DIV_PROTO_RESP, rq, ra, 3);
