@@ -335,8 +335,30 @@ static void win_cut(struct div_conn *dc, uint64_t need)
 			win_release_first(dc);
 }
 
-/* Drop what no follower can still compare. */
-static void win_trim(struct div_conn *dc)
+/*
+ * Where follower f still needs production's bytes from: its turn's start
+ * or, when the connection rests (exact), where it compares next, or its
+ * stash, or the difference it found. The bytes before that matched its own,
+ * which it keeps for an excerpt's context (record_excerpt takes them from
+ * there). A longer answer than production's turn still needs the turns after
+ * it (rule 1: it may not be past this turn yet).
+ */
+static uint64_t follower_needs(struct div_conn *dc, const struct follower *f, int exact)
+{
+	const struct turn *t = turn_at(dc, f->turn);
+	uint64_t pos = f->got;
+
+	if (!exact)
+		return t->start;
+	if (f->w && f->w->stash_n && f->w->stash_at < pos)
+		pos = f->w->stash_at;
+	if (f->w && f->w->diff_at >= 0 && (uint64_t)f->w->diff_at < pos)
+		pos = (uint64_t)f->w->diff_at;
+	return t->start + (pos < t->len ? pos : t->len);
+}
+
+/* Drop what no follower can still compare (exact: see follower_needs). */
+static void win_trim_to(struct div_conn *dc, int exact)
 {
 	uint64_t need;
 
@@ -349,11 +371,16 @@ static void win_trim(struct div_conn *dc)
 
 		if (!follower_active(f) || f->turn < dc->first || f->turn >= dc->next)
 			continue;
-		pos = turn_at(dc, f->turn)->start;
+		pos = follower_needs(dc, f, exact);
 		if (pos < need)
 			need = pos;
 	}
 	win_cut(dc, need);
+}
+
+static void win_trim(struct div_conn *dc)
+{
+	win_trim_to(dc, 0);
 }
 
 /* ---- settling: per-type counts once every follower has compared a turn ---- */
@@ -641,43 +668,10 @@ static void ring_rest(struct div_conn *dc)
 	dc->cap = 1;
 }
 
-/*
- * Keep only production's bytes a follower has yet to compare or to show.
- * (The bytes before a follower's position matched its own, which it keeps
- * for an excerpt's context: record_excerpt takes them from there.)
- */
+/* Keep only production's bytes a follower has yet to compare or to show. */
 static void win_rest(struct div_conn *dc)
 {
-	uint64_t need;
-
-	if (!dc->win)
-		return;
-	need = dc->win->hi;
-	for (unsigned i = 0; i < dc->nfollowers; i++) {
-		struct follower *f = &dc->f[i];
-		struct turn *t;
-		uint64_t pos;
-
-		if (!follower_active(f) || f->turn < dc->first || f->turn >= dc->next)
-			continue;
-		/*
-		 * Where it compares next, or its stash, or the difference it
-		 * found; a longer answer than production's turn still needs the
-		 * turns after it (rule 1: it may not be past this turn yet).
-		 */
-		t = turn_at(dc, f->turn);
-		pos = f->got;
-		if (f->w && f->w->stash_n && f->w->stash_at < pos)
-			pos = f->w->stash_at;
-		if (f->w && f->w->diff_at >= 0 && (uint64_t)f->w->diff_at < pos)
-			pos = (uint64_t)f->w->diff_at;
-		if (pos > t->len)
-			pos = t->len;
-		pos += t->start;
-		if (pos < need)
-			need = pos;
-	}
-	win_cut(dc, need);
+	win_trim_to(dc, 1);
 	win_drop_empty(dc);
 }
 

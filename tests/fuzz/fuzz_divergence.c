@@ -18,25 +18,10 @@
 #include <string.h>
 
 #include "divergence/divergence.h"
+#include "tests/fuzz/fuzz_input.h"
 
 #define MAX_TURNS 64
 #define MAX_BYTES 65536
-
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static unsigned take(struct in *in, unsigned mod)
-{
-	unsigned v;
-
-	if (!in->n)
-		return 0;
-	v = *in->p++;
-	in->n--;
-	return mod ? v % mod : v;
-}
 
 static struct div_rules *rules_for(unsigned pick, unsigned max_turns)
 {

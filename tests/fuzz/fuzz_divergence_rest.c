@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "divergence/divergence.h"
+#include "tests/fuzz/fuzz_input.h"
 
 static const char *const tokens[] = {
 	"GET /a HTTP/1.1\r\n",
@@ -50,22 +51,6 @@ static const char *const tokens[] = {
 };
 #define NTOKENS (sizeof(tokens) / sizeof(tokens[0]))
 #define SIDES 3 /* candidate, control: followers 0 and 1; production */
-
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static unsigned take(struct in *in, unsigned mod)
-{
-	unsigned v;
-
-	if (!in->n)
-		return 0;
-	v = *in->p++;
-	in->n--;
-	return mod ? v % mod : v;
-}
 
 /* A few tokens, or raw bytes from the input. */
 static size_t make_bytes(struct in *in, unsigned char *out, size_t cap)
