@@ -19,9 +19,9 @@
 #define DIV_BLOCK 4096
 unsigned char *div_block_get(void);
 void div_block_put(unsigned char *b);
-/* A connection's working state (turns.c): size bytes, not zeroed, per follower count. */
-void *div_work_get(unsigned nfollowers, size_t size);
-void div_work_put(void *w, unsigned nfollowers);
+/* A piece of size bytes, not zeroed (a working state, a window, a short block). */
+void *div_piece_get(size_t size);
+void div_piece_put(void *p, size_t size);
 
 /* ---- rules.c ---- */
 

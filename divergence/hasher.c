@@ -1,121 +1,146 @@
 /*
- * hasher.c - per-turn hashes: XXH3 of small turns kept inline, XXH64 of the
- * longer ones through a pooled streaming state (88 bytes where XXH3's takes
- * 576: an idle connection keeps its open turn's state).
+ * hasher.c - per-turn hashes: XXH3 of the turns kept inline, XXH64 of the
+ * longer ones streamed in place (the algorithm as xxHash specifies it; the
+ * unit tests check it against libxxhash's XXH64).
  */
 #include "divergence/hasher.h"
 #include "divergence/divergence.h"
 
-#include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY /* sizeof(XXH64_state_t) */
 #include <xxhash.h>
 
-#define POOL_MAX 1024
-
-/* Free XXH64 states of this thread, linked through their first bytes. */
-static _Thread_local void *pool_head;
-static _Thread_local unsigned pool_len;
-
-static XXH64_state_t *state_get(void)
-{
-	XXH64_state_t *st;
-
-	if (pool_head) {
-		st = pool_head;
-		memcpy(&pool_head, st, sizeof(void *));
-		pool_len--;
-		return st;
-	}
-	st = XXH64_createState();
-	if (!st)
-		abort();
-	return st;
-}
-
-static void state_put(XXH64_state_t *st)
-{
-	if (pool_len >= POOL_MAX) {
-		XXH64_freeState(st);
-		return;
-	}
-	memcpy(st, &pool_head, sizeof(void *));
-	pool_head = st;
-	pool_len++;
-}
+#define P1 0x9E3779B185EBCA87ull
+#define P2 0xC2B2AE3D27D4EB4Full
+#define P3 0x165667B19E3779F9ull
+#define P4 0x85EBCA77C2B2AE63ull
+#define P5 0x27D4EB2F165667C5ull
 
 uint64_t div_hash(const void *buf, size_t n)
 {
 	return XXH3_64bits(buf, n);
 }
 
+static uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+/* Little-endian loads, whatever the host. */
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t round64(uint64_t acc, uint64_t in)
+{
+	return rotl(acc + in * P2, 31) * P1;
+}
+
+static void stripe(uint64_t acc[4], const unsigned char *p)
+{
+	for (int i = 0; i < 4; i++)
+		acc[i] = round64(acc[i], rd64(p + 8 * i));
+}
+
+/* Streaming: add n bytes (h->len counts them, the stripe holds len % 32). */
+static void stream(struct div_hasher *h, const unsigned char *p, size_t n)
+{
+	size_t fill = (size_t)(h->len % 32);
+
+	h->len += n;
+	if (fill) {
+		size_t take = 32 - fill < n ? 32 - fill : n;
+
+		memcpy(h->s.stripe + fill, p, take);
+		p += take;
+		n -= take;
+		if (fill + take < 32)
+			return;
+		stripe(h->s.acc, h->s.stripe);
+	}
+	for (; n >= 32; p += 32, n -= 32)
+		stripe(h->s.acc, p);
+	memcpy(h->s.stripe, p, n);
+}
+
 void div_hasher_init(struct div_hasher *h)
 {
 	h->len = 0;
-	h->state = NULL;
+}
+
+int div_hasher_streaming(const struct div_hasher *h)
+{
+	return h->len > DIV_HASHER_INLINE;
 }
 
 void div_hasher_update(struct div_hasher *h, const void *buf, size_t n)
 {
 	if (!n)
 		return;
-	if (!h->state) {
-		if (h->len + n <= DIV_HASHER_INLINE) {
-			memcpy(h->inl + h->len, buf, n);
+	if (!div_hasher_streaming(h)) {
+		unsigned char held[DIV_HASHER_INLINE];
+		size_t have = (size_t)h->len;
+
+		if (have + n <= DIV_HASHER_INLINE) {
+			memcpy(h->inl + have, buf, n);
 			h->len += n;
 			return;
 		}
-		h->state = state_get();
-		XXH64_reset(h->state, 0);
-		XXH64_update(h->state, h->inl, (size_t)h->len);
+		/* outgrown: what was inline starts the stream */
+		memcpy(held, h->inl, have);
+		h->len = 0;
+		h->s.acc[0] = P1 + P2;
+		h->s.acc[1] = P2;
+		h->s.acc[2] = 0;
+		h->s.acc[3] = 0 - P1;
+		stream(h, held, have);
 	}
-	XXH64_update(h->state, buf, n);
-	h->len += n;
+	stream(h, buf, n);
 }
 
 uint64_t div_hasher_peek(const struct div_hasher *h)
 {
-	if (h->state)
-		return XXH64_digest(h->state);
-	return XXH3_64bits(h->inl, (size_t)h->len);
+	const uint64_t *a = h->s.acc;
+	const unsigned char *p = h->s.stripe;
+	size_t left = (size_t)(h->len % 32);
+	uint64_t v;
+
+	if (!div_hasher_streaming(h))
+		return XXH3_64bits(h->inl, (size_t)h->len);
+	v = rotl(a[0], 1) + rotl(a[1], 7) + rotl(a[2], 12) + rotl(a[3], 18);
+	for (int i = 0; i < 4; i++)
+		v = (v ^ round64(0, a[i])) * P1 + P4;
+	v += h->len;
+	for (; left >= 8; p += 8, left -= 8)
+		v = rotl(v ^ round64(0, rd64(p)), 27) * P1 + P4;
+	if (left >= 4) {
+		v = rotl(v ^ (uint64_t)rd32(p) * P1, 23) * P2 + P3;
+		p += 4;
+		left -= 4;
+	}
+	for (; left; p++, left--)
+		v = rotl(v ^ *p * P5, 11) * P1;
+	v ^= v >> 33;
+	v *= P2;
+	v ^= v >> 29;
+	v *= P3;
+	v ^= v >> 32;
+	return v;
 }
 
 uint64_t div_hasher_finish(struct div_hasher *h)
 {
 	uint64_t v = div_hasher_peek(h);
 
-	div_hasher_release(h);
-	return v;
-}
-
-void div_hasher_copy(struct div_hasher *dst, const struct div_hasher *src)
-{
-	*dst = *src;
-	if (src->state) {
-		dst->state = state_get();
-		memcpy(dst->state, src->state, sizeof(XXH64_state_t));
-	}
-}
-
-size_t div_hasher_footprint(const struct div_hasher *h)
-{
-	return h->state ? sizeof(XXH64_state_t) : 0;
-}
-
-void div_hasher_release(struct div_hasher *h)
-{
-	if (h->state)
-		state_put(h->state);
 	div_hasher_init(h);
-}
-
-void div_hasher_thread_exit(void)
-{
-	while (pool_head) {
-		XXH64_state_t *st = pool_head;
-
-		memcpy(&pool_head, st, sizeof(void *));
-		XXH64_freeState(st);
-	}
-	pool_len = 0;
+	return v;
 }

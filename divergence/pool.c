@@ -1,9 +1,9 @@
 /*
- * pool.c - 4 KiB blocks for the production window and the mask records,
- * from a per-thread free list, so that steady traffic does not allocate.
+ * pool.c - 4 KiB blocks for the production window and the mask records, and
+ * the pieces a busy connection takes and gives back, from per-thread free
+ * lists, so that steady traffic does not allocate.
  */
 #include "divergence/div-int.h"
-#include "divergence/hasher.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,48 +41,77 @@ void div_block_put(unsigned char *b)
 	pool_len++;
 }
 
-/* Free working states (turns.c) of this thread, one list per follower count. */
-#define WORK_CLASSES 8
-#define WORK_MAX 64
-static _Thread_local void *work_head[WORK_CLASSES];
-static _Thread_local unsigned work_len[WORK_CLASSES];
+/*
+ * Free pieces of the sizes a connection keeps coming back to while busy (its
+ * working state, its window and the window's short blocks), one list per
+ * size: a busy moment reuses them instead of leaving the heap in holes
+ * between the connections that stay.
+ */
+#define SIZED_CLASSES 8
+#define SIZED_MAX 256
+static _Thread_local struct sized {
+	size_t size;
+	void *head;
+	unsigned len;
+} sized[SIZED_CLASSES];
 
-void *div_work_get(unsigned nfollowers, size_t size)
+static struct sized *sized_class(size_t size, int add)
 {
-	void *w = nfollowers < WORK_CLASSES ? work_head[nfollowers] : NULL;
-
-	if (w) {
-		memcpy(&work_head[nfollowers], w, sizeof(void *));
-		work_len[nfollowers]--;
-		return w;
+	for (unsigned k = 0; k < SIZED_CLASSES; k++) {
+		if (sized[k].size == size)
+			return &sized[k];
+		if (!sized[k].size && add) {
+			sized[k].size = size;
+			return &sized[k];
+		}
 	}
-	w = malloc(size);
-	if (!w)
-		abort();
-	return w;
+	return NULL;
 }
 
-void div_work_put(void *w, unsigned nfollowers)
+void *div_piece_get(size_t size)
 {
-	if (nfollowers >= WORK_CLASSES || work_len[nfollowers] >= WORK_MAX) {
-		free(w);
+	struct sized *c = sized_class(size, 0);
+	void *p;
+
+	if (c && c->head) {
+		p = c->head;
+		memcpy(&c->head, p, sizeof(void *));
+		c->len--;
+		return p;
+	}
+	p = malloc(size);
+	if (!p)
+		abort(); /* as div_block_get */
+	return p;
+}
+
+void div_piece_put(void *p, size_t size)
+{
+	struct sized *c;
+
+	if (!p)
+		return;
+	c = sized_class(size, 1);
+	if (!c || c->len >= SIZED_MAX) {
+		free(p);
 		return;
 	}
-	memcpy(w, &work_head[nfollowers], sizeof(void *));
-	work_head[nfollowers] = w;
-	work_len[nfollowers]++;
+	memcpy(p, &c->head, sizeof(void *));
+	c->head = p;
+	c->len++;
 }
 
 void div_thread_exit(void)
 {
-	for (unsigned k = 0; k < WORK_CLASSES; k++) {
-		while (work_head[k]) {
-			void *w = work_head[k];
+	for (unsigned k = 0; k < SIZED_CLASSES; k++) {
+		while (sized[k].head) {
+			void *p = sized[k].head;
 
-			memcpy(&work_head[k], w, sizeof(void *));
-			free(w);
+			memcpy(&sized[k].head, p, sizeof(void *));
+			free(p);
 		}
-		work_len[k] = 0;
+		sized[k].len = 0;
+		sized[k].size = 0;
 	}
 	while (pool_head) {
 		unsigned char *b = pool_head;
@@ -92,5 +121,4 @@ void div_thread_exit(void)
 	}
 	pool_len = 0;
 	div_rules_thread_exit();
-	div_hasher_thread_exit();
 }

@@ -193,7 +193,7 @@ static void win_block_free(unsigned char *b, unsigned cap)
 	if (cap == DIV_BLOCK)
 		div_block_put(b);
 	else
-		free(b);
+		div_piece_put(b, cap);
 }
 
 /*
@@ -210,9 +210,7 @@ static void win_block_fit(struct div_conn *dc, uint64_t k, size_t need)
 
 	if (*slot && wn->last_cap >= need)
 		return;
-	b = cap == DIV_BLOCK ? div_block_get() : malloc(cap);
-	if (!b)
-		abort(); /* as div_block_get: the data path has no way to fail here */
+	b = cap == DIV_BLOCK ? div_block_get() : div_piece_get(cap);
 	if (*slot) {
 		memcpy(b, *slot, wn->last_cap);
 		win_block_free(*slot, wn->last_cap);
@@ -243,7 +241,7 @@ static void win_release_first(struct div_conn *dc)
 static void win_drop_empty(struct div_conn *dc)
 {
 	if (dc->win && !dc->win->n && dc->win->lo == dc->win->hi && !dc->busy) {
-		free(dc->win);
+		div_piece_put(dc->win, sizeof(*dc->win) + dc->win->max * sizeof(dc->win->blk[0]));
 		dc->win = NULL;
 	}
 }
@@ -257,9 +255,8 @@ static void win_append(struct div_conn *dc, const unsigned char *p, size_t n)
 
 		if (!max)
 			return;
-		wn = calloc(1, sizeof(*wn) + max * sizeof(wn->blk[0]));
-		if (!wn)
-			abort(); /* as div_block_get */
+		wn = div_piece_get(sizeof(*wn) + max * sizeof(wn->blk[0]));
+		memset(wn, 0, sizeof(*wn) + max * sizeof(wn->blk[0]));
 		wn->max = max;
 		wn->lo = wn->hi = dc->norm_total;
 		dc->win = wn;
@@ -467,12 +464,12 @@ static int follower_sync(const struct div_conn *dc, const struct follower *f)
 		return SYNC_ALL;
 	if (!dc->open || f->turn != dc->next - 1 || f->gap)
 		return SYNC_NONE;
-	if (!s->h.state && !dc->cur.state && f->got <= dc->cur.len &&
-	    !memcmp(s->h.inl, dc->cur.inl, f->got) &&
+	if (!div_hasher_streaming(&s->h) && !div_hasher_streaming(&dc->cur) &&
+	    f->got <= dc->cur.len && !memcmp(s->h.inl, dc->cur.inl, f->got) &&
 	    !memcmp(s->back, dc->cur.inl + f->got - bn, bn))
 		return SYNC_ALL;
-	if (s->h.state && dc->cur.state && f->got == dc->cur.len &&
-	    div_hasher_peek(&s->h) == div_hasher_peek(&dc->cur))
+	if (div_hasher_streaming(&s->h) && div_hasher_streaming(&dc->cur) &&
+	    f->got == dc->cur.len && div_hasher_peek(&s->h) == div_hasher_peek(&dc->cur))
 		return SYNC_HASH;
 	return SYNC_NONE;
 }
@@ -494,8 +491,6 @@ static void follower_sync_rest(struct div_conn *dc, struct follower *f)
 	if (!f->keep)
 		abort(); /* as div_block_get */
 	memcpy(f->keep, &f->w->s, fsync_keep_size(f));
-	if (f->hash_prod)
-		div_hasher_release(&f->w->s.h);
 }
 
 static void follower_sync_wake(struct div_conn *dc, struct follower *f)
@@ -507,7 +502,7 @@ static void follower_sync_wake(struct div_conn *dc, struct follower *f)
 		free(f->keep);
 		f->keep = NULL;
 		if (f->hash_prod)
-			div_hasher_copy(&s->h, &dc->cur);
+			s->h = dc->cur;
 		f->hash_prod = 0;
 		return;
 	}
@@ -527,7 +522,7 @@ static void work_wake(struct div_conn *dc)
 	dc->touched = 1;
 	if (dc->w)
 		return;
-	w = div_work_get(dc->nfollowers, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
+	w = div_piece_get(sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
 	memset(w, 0, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
 	dc->w = w;
 	w->log.nreq = dc->proto_known && dc->proto == DIV_PROTO_HTTP ? dc->trest.reqs : 0;
@@ -627,13 +622,13 @@ static int work_rest(struct div_conn *dc)
 		struct follower *f = &dc->f[k];
 
 		if (!follower_active(f)) {
-			div_hasher_release(&f->w->s.h);
+			div_hasher_init(&f->w->s.h);
 		} else {
 			follower_sync_rest(dc, f);
 		}
 		f->w = NULL;
 	}
-	div_work_put(w, dc->nfollowers);
+	div_piece_put(w, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
 	dc->w = NULL;
 	return 1;
 }
@@ -716,15 +711,11 @@ size_t div_conn_footprint(const struct div_conn *dc)
 	}
 	if (dc->w)
 		n += sizeof(*dc->w) + dc->nfollowers * sizeof(struct fwork);
-	n += div_hasher_footprint(&dc->cur);
 	for (unsigned k = 0; k < dc->nfollowers; k++) {
 		const struct follower *f = &dc->f[k];
 
-		if (f->w)
-			n += div_hasher_footprint(&f->w->s.h);
 		if (f->keep)
-			n += fsync_keep_size(f) +
-			     (f->hash_prod ? 0 : div_hasher_footprint(&f->keep->h));
+			n += fsync_keep_size(f);
 		n += dc->f[k].w && dc->f[k].w->stash ? DIV_BLOCK : 0;
 	}
 	return n;
@@ -796,14 +787,9 @@ void div_conn_free(struct div_conn *dc)
 	if (!dc)
 		return;
 	settle(dc, 1);
-	div_hasher_release(&dc->cur);
 	if (dc->w)
 		div_norm_release(&dc->w->pnorm);
 	for (unsigned i = 0; i < dc->nfollowers; i++) {
-		if (dc->f[i].w)
-			div_hasher_release(&dc->f[i].w->s.h);
-		if (dc->f[i].keep && !dc->f[i].hash_prod)
-			div_hasher_release(&dc->f[i].keep->h);
 		free(dc->f[i].keep);
 		if (dc->f[i].w)
 			div_norm_release(&dc->f[i].w->norm);
@@ -815,8 +801,9 @@ void div_conn_free(struct div_conn *dc)
 		div_rules_free((struct div_rules *)dc->rules);
 	free(dc->thead);
 	if (dc->w)
-		div_work_put(dc->w, dc->nfollowers);
-	free(dc->win);
+		div_piece_put(dc->w, sizeof(*dc->w) + dc->nfollowers * sizeof(struct fwork));
+	if (dc->win)
+		div_piece_put(dc->win, sizeof(*dc->win) + dc->win->max * sizeof(dc->win->blk[0]));
 	free(dc->slots);
 	free(dc->ring);
 	free(dc);
@@ -868,7 +855,7 @@ static void follower_give_up(struct div_conn *dc, struct follower *f)
 	f->sink->turns_unchecked += dc->next - f->turn;
 	for (uint64_t i = f->turn > dc->first ? f->turn : dc->first; i < dc->next; i++)
 		slot_at(dc, i, k)->state = FS_UNCHECKED;
-	div_hasher_release(&f->w->s.h);
+	div_hasher_init(&f->w->s.h);
 	div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->lost = 1;
@@ -1077,7 +1064,7 @@ static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *
 
 	work_wake(dc);
 	div_norm_release(&f->w->norm);
-	div_hasher_release(&f->w->s.h);
+	div_hasher_init(&f->w->s.h);
 	f->sink = sink;
 	f->rep = rep;
 	f->lost = 0;
@@ -1502,7 +1489,7 @@ static void follower_end(struct div_conn *dc, struct follower *f, enum div_end h
 		f->sink->turns_compared++;
 		note_diverged(f);
 	}
-	div_hasher_release(&f->w->s.h);
+	div_hasher_init(&f->w->s.h);
 	div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->sink = NULL;
@@ -1527,7 +1514,7 @@ void div_follower_detach(struct div_conn *dc, unsigned idx)
 		return;
 	work_wake(dc);
 	f = &dc->f[idx];
-	div_hasher_release(&f->w->s.h);
+	div_hasher_init(&f->w->s.h);
 	div_norm_release(&f->w->norm);
 	stash_clear(f);
 	f->sink = NULL;

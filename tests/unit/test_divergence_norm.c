@@ -13,8 +13,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <xxhash.h>
+
 #include "divergence/div-int.h"
 #include "divergence/divergence.h"
+#include "divergence/hasher.h"
 
 struct cap {
 	char buf[16384];
@@ -385,9 +388,54 @@ static void protocol_is_sniffed_from_the_client(void **state)
 			 DIV_PROTO_RAW);
 }
 
+/*
+ * A turn's hash is XXH3 of its bytes up to DIV_HASHER_INLINE, XXH64 beyond,
+ * however the bytes come; peek does not disturb the stream.
+ */
+static void turn_hash_is_xxh3_then_xxh64_however_cut(void **state)
+{
+	static unsigned char buf[20000];
+	unsigned seed = 7;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 131 + (i >> 7));
+	for (size_t len = 0; len < sizeof(buf); len = len < 200 ? len + 1 : len * 3 / 2) {
+		uint64_t want =
+			len <= DIV_HASHER_INLINE ? XXH3_64bits(buf, len) : XXH64(buf, len, 0);
+
+		for (int cut = 0; cut < 4; cut++) {
+			struct div_hasher h;
+			size_t off = 0;
+
+			div_hasher_init(&h);
+			while (off < len) {
+				size_t n;
+
+				seed = seed * 1103515245u + 12345u;
+				n = cut == 0   ? len
+				    : cut == 1 ? 1
+					       : 1 + (seed >> 8) % (cut == 2 ? 40 : 700);
+				if (n > len - off)
+					n = len - off;
+				div_hasher_update(&h, buf + off, n);
+				off += n;
+				if (off == len / 2)
+					(void)div_hasher_peek(&h);
+			}
+			assert_int_equal(h.len, len);
+			assert_int_equal(div_hasher_streaming(&h), len > DIV_HASHER_INLINE);
+			assert_true(div_hasher_peek(&h) == want);
+			assert_true(div_hasher_finish(&h) == want);
+			assert_int_equal(h.len, 0);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(turn_hash_is_xxh3_then_xxh64_however_cut),
 		cmocka_unit_test(http_volatile_headers_are_masked),
 		cmocka_unit_test(http_configured_header_is_masked),
 		cmocka_unit_test(http_framing_does_not_depend_on_reads),
