@@ -25,19 +25,27 @@ static uint64_t rotl(uint64_t x, int r)
 	return (x << r) | (x >> (64 - r));
 }
 
-/* Little-endian loads, whatever the host. */
+/* Little-endian loads, whatever the host (one load on x86). */
 static uint64_t rd64(const unsigned char *p)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
+	memcpy(&v, p, sizeof(v));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
 	return v;
 }
 
 static uint32_t rd32(const unsigned char *p)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	return v;
 }
 
 static uint64_t round64(uint64_t acc, uint64_t in)
@@ -67,8 +75,14 @@ static void stream(struct div_hasher *h, const unsigned char *p, size_t n)
 			return;
 		stripe(h->s.acc, h->s.stripe);
 	}
-	for (; n >= 32; p += 32, n -= 32)
-		stripe(h->s.acc, p);
+	if (n >= 32) {
+		/* the lanes in registers while the stripes go by */
+		uint64_t v[4] = {h->s.acc[0], h->s.acc[1], h->s.acc[2], h->s.acc[3]};
+
+		for (; n >= 32; p += 32, n -= 32)
+			stripe(v, p);
+		memcpy(h->s.acc, v, sizeof(v));
+	}
 	memcpy(h->s.stripe, p, n);
 }
 
