@@ -287,13 +287,14 @@ void div_follower_end(struct div_conn *dc, unsigned idx, enum div_end how);
 void div_follower_detach(struct div_conn *dc, unsigned idx);
 
 /*
- * Call it now and then (the proxy: every second) for every connection: one
- * fed nothing since the previous call gives back what it holds only while a
- * request or an answer is on its way (the request typer, the normalisers,
- * production's bytes every follower has compared, turns every follower has
- * settled) and keeps about 300 bytes plus 200 per follower until bytes come
- * again. Results do not change. Returns 1 when the connection rests. Accepts
- * NULL.
+ * A connection gives back what it holds only while a request or an answer
+ * is on its way (the request typer, the normalisers, production's bytes
+ * every follower has compared) after each call that leaves nothing on its
+ * way. Call this now and then (the proxy: every second) for every
+ * connection: one fed nothing since the previous call also lets go of the
+ * turns every follower has settled, down to a one-turn ring, and keeps about
+ * 330 bytes plus 110 per follower until bytes come again. Results do not
+ * change. Returns 1 when the connection rests. Accepts NULL.
  */
 int div_conn_sweep(struct div_conn *dc);
 /* Keep the working state always (to compare with a connection that rests). */

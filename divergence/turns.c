@@ -172,6 +172,17 @@ static struct fslot *slot_at(struct div_conn *dc, uint64_t idx, unsigned k)
 	return &dc->slots[(idx % dc->cap) * dc->nfollowers + k];
 }
 
+/* Bytes of a connection's working state, and of a window of max blocks. */
+static size_t work_size(const struct div_conn *dc)
+{
+	return sizeof(struct div_work) + dc->nfollowers * sizeof(struct fwork);
+}
+
+static size_t win_size(unsigned max)
+{
+	return sizeof(struct div_window) + max * sizeof(unsigned char *);
+}
+
 static struct div_conn *follower_conn(struct follower *f)
 {
 	return (struct div_conn *)((char *)(f - f->idx) - offsetof(struct div_conn, f));
@@ -236,12 +247,12 @@ static void win_release_first(struct div_conn *dc)
 /*
  * An empty window with nothing before its end carries no state (the next
  * bytes start it afresh, or go on from its end, which is the same place):
- * it goes, as long as the connection may rest.
+ * it goes.
  */
 static void win_drop_empty(struct div_conn *dc)
 {
-	if (dc->win && !dc->win->n && dc->win->lo == dc->win->hi && !dc->busy) {
-		div_piece_put(dc->win, sizeof(*dc->win) + dc->win->max * sizeof(dc->win->blk[0]));
+	if (dc->win && !dc->win->n && dc->win->lo == dc->win->hi) {
+		div_piece_put(dc->win, win_size(dc->win->max));
 		dc->win = NULL;
 	}
 }
@@ -255,8 +266,8 @@ static void win_append(struct div_conn *dc, const unsigned char *p, size_t n)
 
 		if (!max)
 			return;
-		wn = div_piece_get(sizeof(*wn) + max * sizeof(wn->blk[0]));
-		memset(wn, 0, sizeof(*wn) + max * sizeof(wn->blk[0]));
+		wn = div_piece_get(win_size(max));
+		memset(wn, 0, win_size(max));
 		wn->max = max;
 		wn->lo = wn->hi = dc->norm_total;
 		dc->win = wn;
@@ -436,6 +447,14 @@ static void settle(struct div_conn *dc, int force)
 	}
 }
 
+/* Settle what can be, and let the settled turns leave the ring. */
+static void drop_settled(struct div_conn *dc)
+{
+	settle(dc, 0);
+	if (dc->settled > dc->first)
+		dc->first = dc->settled;
+}
+
 /* ---- resting: an idle connection keeps only what it needs between messages ---- */
 
 static void prod_bytes(void *ctx, const unsigned char *p, size_t n);
@@ -522,8 +541,8 @@ static void work_wake(struct div_conn *dc)
 	dc->touched = 1;
 	if (dc->w)
 		return;
-	w = div_piece_get(sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
-	memset(w, 0, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
+	w = div_piece_get(work_size(dc));
+	memset(w, 0, work_size(dc));
 	dc->w = w;
 	w->log.nreq = dc->proto_known && dc->proto == DIV_PROTO_HTTP ? dc->trest.reqs : 0;
 	if (dc->proto_known) {
@@ -567,9 +586,7 @@ static void typer_head_rest(struct div_conn *dc)
 	dc->thead_turn = 0;
 	if (!t->head_len)
 		return;
-	settle(dc, 0);
-	if (dc->settled > dc->first)
-		dc->first = dc->settled;
+	drop_settled(dc);
 	if (dc->next > dc->first) {
 		const struct turn *last = turn_at(dc, dc->next - 1);
 
@@ -621,14 +638,11 @@ static int work_rest(struct div_conn *dc)
 	for (unsigned k = 0; k < dc->nfollowers; k++) {
 		struct follower *f = &dc->f[k];
 
-		if (!follower_active(f)) {
-			div_hasher_init(&f->w->s.h);
-		} else {
+		if (follower_active(f))
 			follower_sync_rest(dc, f);
-		}
 		f->w = NULL;
 	}
-	div_piece_put(w, sizeof(*w) + dc->nfollowers * sizeof(struct fwork));
+	div_piece_put(w, work_size(dc));
 	dc->w = NULL;
 	return 1;
 }
@@ -640,9 +654,7 @@ static void ring_rest(struct div_conn *dc)
 	struct turn *nr;
 	struct fslot *ns;
 
-	settle(dc, 0);
-	if (dc->settled > dc->first)
-		dc->first = dc->settled;
+	drop_settled(dc);
 	if (dc->cap == 1 || dc->next - dc->first > 1)
 		return;
 	nr = calloc(1, sizeof(*nr));
@@ -706,11 +718,11 @@ size_t div_conn_footprint(const struct div_conn *dc)
 
 	n += dc->cap * (sizeof(struct turn) + nf * sizeof(struct fslot));
 	if (dc->win) {
-		n += sizeof(*dc->win) + dc->win->max * sizeof(dc->win->blk[0]);
+		n += win_size(dc->win->max);
 		n += dc->win->n ? (dc->win->n - 1) * (size_t)DIV_BLOCK + dc->win->last_cap : 0;
 	}
 	if (dc->w)
-		n += sizeof(*dc->w) + dc->nfollowers * sizeof(struct fwork);
+		n += work_size(dc);
 	for (unsigned k = 0; k < dc->nfollowers; k++) {
 		const struct follower *f = &dc->f[k];
 
@@ -801,9 +813,9 @@ void div_conn_free(struct div_conn *dc)
 		div_rules_free((struct div_rules *)dc->rules);
 	free(dc->thead);
 	if (dc->w)
-		div_piece_put(dc->w, sizeof(*dc->w) + dc->nfollowers * sizeof(struct fwork));
+		div_piece_put(dc->w, work_size(dc));
 	if (dc->win)
-		div_piece_put(dc->win, sizeof(*dc->win) + dc->win->max * sizeof(dc->win->blk[0]));
+		div_piece_put(dc->win, win_size(dc->win->max));
 	free(dc->slots);
 	free(dc->ring);
 	free(dc);
@@ -864,9 +876,7 @@ static void follower_give_up(struct div_conn *dc, struct follower *f)
 /* Make room for one more turn: drop settled turns, grow, or evict. */
 static void ring_make_room(struct div_conn *dc)
 {
-	settle(dc, 0);
-	if (dc->settled > dc->first)
-		dc->first = dc->settled;
+	drop_settled(dc);
 	if (dc->next - dc->first < dc->cap)
 		return;
 	if (dc->cap < ring_max(dc)) {
@@ -1064,7 +1074,6 @@ static void follower_init(struct div_conn *dc, unsigned idx, struct div_counts *
 
 	work_wake(dc);
 	div_norm_release(&f->w->norm);
-	div_hasher_init(&f->w->s.h);
 	f->sink = sink;
 	f->rep = rep;
 	f->lost = 0;
@@ -1280,7 +1289,7 @@ static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn 
 {
 	struct div_excerpt e;
 	struct fwork *w = f->w;
-	int64_t at = f->w->diff_at;
+	int64_t at = w->diff_at;
 
 	memset(&e, 0, sizeof(e));
 	e.conn_id = dc->id;
@@ -1292,8 +1301,8 @@ static void record_excerpt(struct div_conn *dc, struct follower *f, struct turn 
 	if (at < 0 && !f->gap) {
 		/* every byte matched: one side is shorter */
 		at = (int64_t)(f->got < plen ? f->got : plen);
-		memcpy(w->before, f->w->s.back, f->w->s.back_n);
-		w->before_n = f->w->s.back_n;
+		memcpy(w->before, w->s.back, w->s.back_n);
+		w->before_n = w->s.back_n;
 	}
 	e.offset = at;
 	e.stream_offset = at >= 0 ? (int64_t)(t->start + (uint64_t)at) : -1;
