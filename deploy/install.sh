@@ -56,7 +56,7 @@ PACKAGES=(
 	# CRIU build dependencies (recipe in docs/criu.md) and its runtime tools
 	libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler libnl-3-dev
 	libnet1-dev libcap-dev libbsd-dev uuid-dev libaio-dev python3-protobuf iptables
-	xz-utils dpkg-dev
+	xz-utils dpkg-dev patch
 )
 
 install_packages() {
@@ -86,54 +86,87 @@ criu_ok() {
 	"$c" check >/dev/null 2>&1
 }
 
+# Can CRIU tell which pages changed since a pre-dump? Soft-dirty where the
+# kernel has it, else the written bit (deploy/criu/track-written.patch).
+criu_tracks() {
+	"$1" check --feature mem_dirty_track >/dev/null 2>&1 || "$1" --help 2>&1 | grep -q -- --track-written
+}
+
+# The patches doppel applies to the CRIU it builds, as one checksum.
+criu_patches_sum() { cat "$ROOT"/deploy/criu/*.patch | sha256sum | cut -c1-16; }
+
 # CRIU >= 4.2 built from Debian sid's source package (bookworm's 3.17 fails
-# `criu check` on recent kernels, and 4.1 cannot dump sockets on >= 6.16).
+# `criu check` on recent kernels, and 4.1 cannot dump sockets on >= 6.16),
+# with deploy/criu/*.patch applied (--track-written: pre-dump on kernels
+# without soft-dirty). The build is cached in $CACHE, keyed by the patches.
 install_criu() {
 	local have
 	have=$(command -v criu || true)
-	if [ -n "$have" ] && criu_ok "$have"; then
-		say "criu: $("$have" --version | awk '/^Version:/{print $2}') at $have passes 'criu check'"
+	# A CRIU of the system's own that does the job is kept; ours is kept up to
+	# date with deploy/criu/*.patch.
+	if [ -n "$have" ] && [ "$have" != /usr/local/sbin/criu ] && criu_ok "$have" && criu_tracks "$have"; then
+		say "criu: $("$have" --version | awk '/^Version:/{print $2}') at $have passes 'criu check' and tracks dirty pages"
 		return
 	fi
 	mkdir -p "$CACHE"
-	local cached
+	local cached sum
+	sum=$(criu_patches_sum)
 	cached=$(ls -d "$CACHE"/criu-*/criu/criu 2>/dev/null | sort -V | tail -1 || true)
+	if [ -n "$cached" ] && [ "$(cat "${cached%/criu/criu}/.doppel-patches" 2>/dev/null)" != "$sum" ]; then
+		cached= # built before the current patches
+	fi
+	if [ -n "$cached" ] && cmp -s "$cached" /usr/local/sbin/criu && criu_ok /usr/local/sbin/criu; then
+		say "criu: $(/usr/local/sbin/criu --version | awk '/^Version:/{print $2}') at /usr/local/sbin/criu is the cached build with the current patches"
+		return
+	fi
 	if [ -z "$cached" ] || ! criu_ok "$cached"; then
-		say "criu: building >= $CRIU_MIN from Debian sid's source package (about a minute)"
-		local src=/etc/apt/sources.list.d/doppel-sid-src.sources uri
-		uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-		[ -n "$uri" ] || uri=http://deb.debian.org/debian
-		trap 'rm -f "$src"; apt-get update -qq || true' EXIT
-		cat >"$src" <<EOF
+		say "criu: building >= $CRIU_MIN from Debian sid's source package with doppel's patches (about a minute)"
+		local tarball
+		tarball=$(ls "$CACHE"/criu_*.orig.tar.xz 2>/dev/null | sort -V | tail -1 || true)
+		if [ -z "$tarball" ]; then
+			local src=/etc/apt/sources.list.d/doppel-sid-src.sources uri
+			uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+			[ -n "$uri" ] || uri=http://deb.debian.org/debian
+			trap 'rm -f "$src"; apt-get update -qq || true' EXIT
+			cat >"$src" <<EOF
 Types: deb-src
 URIs: $uri
 Suites: sid
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-		apt-get update -qq
-		(cd "$CACHE" && rm -f criu_*.orig.tar.xz criu_*.dsc &&
-			apt-get source --download-only criu/sid >/dev/null 2>&1 || true)
-		rm -f "$src"
-		trap - EXIT
-		apt-get update -qq
-		local tarball
-		tarball=$(ls "$CACHE"/criu_*.orig.tar.xz 2>/dev/null | sort -V | tail -1 || true)
-		[ -n "$tarball" ] || die "could not download CRIU's source from Debian sid ($uri); check the mirror"
-		tar -C "$CACHE" -xf "$tarball"
+			apt-get update -qq
+			(cd "$CACHE" && rm -f criu_*.orig.tar.xz criu_*.dsc &&
+				apt-get source --download-only criu/sid >/dev/null 2>&1 || true)
+			rm -f "$src"
+			trap - EXIT
+			apt-get update -qq
+			tarball=$(ls "$CACHE"/criu_*.orig.tar.xz 2>/dev/null | sort -V | tail -1 || true)
+			[ -n "$tarball" ] || die "could not download CRIU's source from Debian sid ($uri); check the mirror"
+		fi
 		local dir
-		dir=$(ls -d "$CACHE"/criu-*/ | sort -V | tail -1)
-		make -C "$dir" -j"$(nproc)" criu >"$CACHE/criu-build.log" 2>&1 ||
+		dir="$CACHE/$(tar -tf "$tarball" | sed -n 1p | cut -d/ -f1)"
+		rm -rf "$dir"
+		tar -C "$CACHE" -xf "$tarball"
+		: >"$CACHE/criu-build.log"
+		for p in "$ROOT"/deploy/criu/*.patch; do
+			patch -d "$dir" -p1 -s <"$p" >>"$CACHE/criu-build.log" 2>&1 ||
+				die "$(basename "$p") does not apply to $(basename "$dir"); see $CACHE/criu-build.log"
+		done
+		make -C "$dir" -j"$(nproc)" criu >>"$CACHE/criu-build.log" 2>&1 ||
 			die "building CRIU failed; see $CACHE/criu-build.log"
-		cached="${dir%/}/criu/criu"
+		cached="$dir/criu/criu"
 		criu_ok "$cached" || die "the CRIU just built fails 'criu check': $("$cached" check 2>&1 | tail -3)"
+		echo "$sum" >"$dir/.doppel-patches"
 	else
 		say "criu: using the cached build $cached"
 	fi
 	install -m 0755 "$cached" /usr/local/sbin/criu
 	hash -r
 	criu_ok /usr/local/sbin/criu || die "/usr/local/sbin/criu fails 'criu check'"
-	say "criu: $(/usr/local/sbin/criu --version | awk '/^Version:/{print $2}') installed at /usr/local/sbin/criu"
+	command -v criu | grep -qx /usr/local/sbin/criu ||
+		say "criu: warning: $(command -v criu) comes before /usr/local/sbin/criu in PATH; doppel runs the first one it finds unless told --criu /usr/local/sbin/criu"
+	say "criu: $(/usr/local/sbin/criu --version | awk '/^Version:/{print $2}') installed at /usr/local/sbin/criu$(/usr/local/sbin/criu check --feature mem_written_track >/dev/null 2>&1 && echo '; it tracks written pages where soft-dirty is missing')"
 }
 
 build() {
