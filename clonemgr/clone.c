@@ -414,7 +414,7 @@ static int do_dump(const struct cm_service *svc, const struct cm_clone_opts *o,
 	cm_arg_add(a, "--file-locks");
 	cm_arg_add(a, "--display-stats");
 	if (prev[0]) {
-		cm_arg_add(a, "--track-mem");
+		cm_arg_add(a, st->track_written ? "--track-written" : "--track-mem");
 		cm_arg_add(a, "--prev-images-dir");
 		cm_arg_add(a, "%s", prev);
 	}
@@ -1062,6 +1062,7 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	struct cg_limits limits = {0};
 	struct cg_host cgh;
 	struct tcp_end *ends = NULL;
+	struct cm_wptrack wt = {.n = 0};
 	unsigned nends = 0;
 	int rc, predump;
 
@@ -1136,7 +1137,7 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	if (predump) {
 		say(progress, arg, "pre-dump: on (%s); copying memory while production runs",
 		    st->predump_reason);
-		rc = cm_predump_run(svc, o, clones[0].dir, ns_ino(svc->pid), st, progress, arg,
+		rc = cm_predump_run(svc, o, clones[0].dir, ns_ino(svc->pid), st, &wt, progress, arg,
 				    prev, sizeof(prev), err, errlen);
 		if (rc)
 			goto fail;
@@ -1150,6 +1151,7 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	say(progress, arg, "freezing production (pid %d) and dumping it with CRIU %s%s", svc->pid,
 	    o->criu->version, prev[0] ? " (pages dirtied since the last pass only)" : "");
 	rc = do_dump(svc, o, clones[0].dir, prev, st, err, errlen);
+	cm_wptrack_disarm(&wt); /* the last pass is taken: production's memory is its own again */
 	if (rc)
 		goto fail;
 	st->image_bytes = cm_du(o->images_dir);
@@ -1214,6 +1216,7 @@ int cm_clone_make(const struct cm_service *svc, const struct cm_clone_opts *o,
 	free(ends);
 	return 0;
 fail:
+	cm_wptrack_disarm(&wt);
 	free(ends);
 	for (unsigned k = 0; k < o->count; k++)
 		keep_logs_of_failure(o, &clones[k], err, errlen);

@@ -147,8 +147,11 @@ const char *cm_predump_name(enum cm_predump m);
 
 /*
  * Does this kernel let CRIU track dirty memory? Runs `criu check --feature
- * mem_dirty_track` once per CRIU path and remembers the answer (thread-safe).
- * Returns 1 (yes), or 0 with the reason in why.
+ * mem_dirty_track` (soft-dirty), and where that fails `criu check --feature
+ * mem_written_track` (written pages under async userfaultfd write-protect:
+ * a CRIU built with deploy/criu/track-written.patch on Linux >= 6.7), once
+ * per CRIU path, and remembers the answer (thread-safe). Returns 1
+ * (soft-dirty), 2 (written pages), or 0 with the reason in why.
  */
 int cm_criu_dirty_track(const struct cm_criu *criu, char *why, size_t whylen);
 
@@ -256,6 +259,7 @@ struct cm_predump_pass {
 struct cm_dump_stats {
 	/* pre-dump: used or not, why, and each pass */
 	int predump_used;
+	int track_written;	      /* dirty pages from the written bit (not soft-dirty) */
 	enum cm_predump predump_mode; /* what was asked */
 	char predump_reason[256];     /* why on or off, and why the passes stopped */
 	unsigned npasses;

@@ -51,6 +51,25 @@ char *cm_criu_errors(const char *log_path, char *buf, size_t len);
 /* Parse CRIU's --display-stats output (a file) into st. */
 void cm_criu_parse_stats(const char *out_path, struct cm_dump_stats *st);
 
+/*
+ * Written-page tracking where the kernel has no soft-dirty (wptrack.c):
+ * production's private anonymous memory registered for async userfaultfd
+ * write-protect, for `criu --track-written`. Holding fds keeps it so.
+ */
+#define CM_WPTRACK_MAX 64
+struct cm_wptrack {
+	int fds[CM_WPTRACK_MAX]; /* one userfaultfd per tracked process */
+	unsigned n;
+	unsigned untracked;	 /* processes left untracked (dumped whole) */
+	unsigned ranges;	 /* mappings registered */
+	unsigned range_failures; /* mappings that could not be (dumped whole) */
+	uint64_t stopped_us;	 /* time the processes' stopped threads were held, summed */
+};
+/* Track root and its descendants: 0 when at least one process is tracked, or -errno with err. */
+int cm_wptrack_arm(struct cm_wptrack *t, pid_t root, char *err, size_t errlen);
+/* Stop tracking (closing the userfaultfds unregisters the memory). */
+void cm_wptrack_disarm(struct cm_wptrack *t);
+
 /* A CRIU command line being built (clone.c): cm_arg_add appends one printf'd argument. */
 #define CM_MAX_ARGS 96
 struct cm_argv {
@@ -78,11 +97,13 @@ int cm_predump_decide(const struct cm_clone_opts *o, struct cm_dump_stats *st, c
  * for the final dump's --prev-images-dir. A failed pass: -errno with err
  * under --predump on; under auto the reason goes to st->predump_reason,
  * prev is left empty (a plain dump follows) and 0 is returned.
+ * With st->track_written, production is first registered for written-page
+ * tracking into wt, which the caller disarms after the final dump.
  */
 int cm_predump_run(const struct cm_service *svc, const struct cm_clone_opts *o,
 		   const char *clone_dir, unsigned long net_ino, struct cm_dump_stats *st,
-		   cm_progress_fn progress, void *arg, char *prev, size_t prevlen, char *err,
-		   size_t errlen);
+		   struct cm_wptrack *wt, cm_progress_fn progress, void *arg, char *prev,
+		   size_t prevlen, char *err, size_t errlen);
 /* adopt.c: an adopted service's session is outside its tree (criu --shell-job). */
 int cm_adopt_shell_job(pid_t pid);
 /* Restore a clone of an adopted service from images (see adopt.c). */

@@ -18,7 +18,11 @@
  * Soft-dirty tracking needs a kernel built with CONFIG_MEM_SOFT_DIRTY;
  * `criu check --feature mem_dirty_track` says whether it is there (asked
  * once per CRIU and remembered). Where it is not, CRIU 4.2.1's pre-dump
- * aborts ("BUG at criu/mem.c:46"), so doppel never runs it there: --predump
+ * aborts ("BUG at criu/mem.c:46"). There, on Linux >= 6.7 and with the CRIU
+ * deploy/install.sh builds (`criu check --feature mem_written_track`),
+ * production's memory is registered for async userfaultfd write-protect
+ * (wptrack.c) and the passes and the final dump run with --track-written:
+ * CRIU reads PAGEMAP_SCAN's written bit instead of soft-dirty. Else --predump
  * auto falls back to a plain dump and says why, --predump on fails before
  * production is touched. docs/criu.md has the measurements.
  */
@@ -92,12 +96,19 @@ int cm_criu_dirty_track(const struct cm_criu *criu, char *why, size_t whylen)
 	pthread_mutex_lock(&probe_lock);
 	if (probe_result < 0 || strcmp(probe_path, criu->path)) {
 		char *argv[] = {"criu", "check", "--feature", "mem_dirty_track", NULL};
+		char *argw[] = {"criu", "check", "--feature", "mem_written_track", NULL};
 		struct cm_run run = {.netns_fd = -1, .timeout_ms = CHECK_TIMEOUT_MS};
 		int st = cm_criu_run(criu, argv, "/dev/null", &run);
 
 		snprintf(probe_path, sizeof(probe_path), "%s", criu->path);
 		probe_result = st == 0;
-		if (st == 0)
+		if (st > 0 && cm_criu_run(criu, argw, "/dev/null", &run) == 0) {
+			probe_result = 2;
+			snprintf(
+				probe_why, sizeof(probe_why),
+				"kernel has no soft-dirty; tracking written pages with userfaultfd "
+				"write-protect");
+		} else if (st == 0)
 			snprintf(probe_why, sizeof(probe_why), "kernel tracks dirty pages");
 		else if (st < 0)
 			snprintf(probe_why, sizeof(probe_why),
@@ -106,11 +117,12 @@ int cm_criu_dirty_track(const struct cm_criu *criu, char *why, size_t whylen)
 		else if (kernel_soft_dirty() == 0)
 			snprintf(probe_why, sizeof(probe_why),
 				 "kernel has no soft-dirty tracking: CONFIG_MEM_SOFT_DIRTY is not "
-				 "set");
+				 "set, and this CRIU cannot track written pages instead");
 		else
 			snprintf(probe_why, sizeof(probe_why),
 				 "kernel has no soft-dirty tracking: `criu check --feature "
-				 "mem_dirty_track` fails (CONFIG_MEM_SOFT_DIRTY)");
+				 "mem_dirty_track` fails (CONFIG_MEM_SOFT_DIRTY), and so does "
+				 "mem_written_track");
 		pr_info("dirty memory tracking: %s (criu=%s)", probe_why, criu->path);
 	}
 	rc = probe_result;
@@ -126,18 +138,21 @@ int cm_predump_decide(const struct cm_clone_opts *o, struct cm_dump_stats *st, c
 {
 	char why[200];
 	const char *cannot = NULL;
+	int mode = 0;
 
 	st->predump_mode = o->predump;
 	st->predump_used = 0;
+	st->track_written = 0;
 	if (o->predump == CM_PREDUMP_OFF) {
 		snprintf(st->predump_reason, sizeof(st->predump_reason), "--predump off");
 		return 0;
 	}
 	if (o->host_netns_fd >= 0)
 		cannot = "not with --host: the other host's page server takes a single dump";
-	else if (!cm_criu_dirty_track(o->criu, why, sizeof(why)))
+	else if (!(mode = cm_criu_dirty_track(o->criu, why, sizeof(why))))
 		cannot = why;
 	if (!cannot) {
+		st->track_written = mode == 2;
 		snprintf(st->predump_reason, sizeof(st->predump_reason), "%s", why);
 		st->predump_used = 1;
 		return 1;
@@ -152,7 +167,8 @@ int cm_predump_decide(const struct cm_clone_opts *o, struct cm_dump_stats *st, c
 				? ", or without --host"
 				: ", or run the service on a kernel built with "
 				  "CONFIG_MEM_SOFT_DIRTY=y (`criu check --feature mem_dirty_track` "
-				  "says yes)");
+				  "says yes), or on Linux >= 6.7 with the CRIU deploy/install.sh "
+				  "builds (`criu check --feature mem_written_track`)");
 		return -EOPNOTSUPP;
 	}
 	snprintf(st->predump_reason, sizeof(st->predump_reason), "%s", cannot);
@@ -242,7 +258,7 @@ static int predump_pass(const struct cm_service *svc, const struct cm_clone_opts
 	cm_arg_add(a, "pre-dump");
 	cm_arg_add(a, "-t");
 	cm_arg_add(a, "%d", svc->pid);
-	cm_arg_add(a, "--track-mem");
+	cm_arg_add(a, st->track_written ? "--track-written" : "--track-mem");
 	cm_arg_add(a, "--pre-dump-mode");
 	cm_arg_add(a, "read");
 	if (k > 1) {
@@ -293,14 +309,34 @@ out:
 
 int cm_predump_run(const struct cm_service *svc, const struct cm_clone_opts *o,
 		   const char *clone_dir, unsigned long net_ino, struct cm_dump_stats *st,
-		   cm_progress_fn progress, void *arg, char *prev, size_t prevlen, char *err,
-		   size_t errlen)
+		   struct cm_wptrack *wt, cm_progress_fn progress, void *arg, char *prev,
+		   size_t prevlen, char *err, size_t errlen)
 {
 	char why[160], line[512], sz[32];
 	int rc = 0;
 
 	prev[0] = '\0';
-	for (;;) {
+	if (st->track_written) {
+		rc = cm_wptrack_arm(wt, svc->pid, err, errlen);
+		if (rc == 0) {
+			snprintf(line, sizeof(line),
+				 "write tracking: %u process%s, %u mapping%s registered (%u not), "
+				 "one thread of each held %.1f ms%s",
+				 wt->n, wt->n == 1 ? "" : "es", wt->ranges,
+				 wt->ranges == 1 ? "" : "s", wt->range_failures,
+				 (double)wt->stopped_us / 1000,
+				 wt->untracked ? "; the others are dumped whole" : "");
+			pr_info("%s", line);
+			if (progress)
+				progress(arg, line);
+		} else {
+			char e[300];
+
+			snprintf(e, sizeof(e), "cannot track written pages: %s", err);
+			snprintf(err, errlen, "%s", e);
+		}
+	}
+	for (; rc == 0;) {
 		struct cm_predump_pass *p;
 
 		rc = predump_pass(svc, o, clone_dir, net_ino, st, err, errlen);
@@ -336,6 +372,7 @@ int cm_predump_run(const struct cm_service *svc, const struct cm_clone_opts *o,
 		}
 		return 0;
 	}
+	cm_wptrack_disarm(wt);
 	if (o->predump == CM_PREDUMP_ON)
 		return rc;
 	/* auto: a plain dump instead, and say why */
