@@ -96,7 +96,8 @@ int cm_predump_decide(const struct cm_clone_opts *o, struct cm_dump_stats *st, c
  * says enough; prev gets the last pass's dir relative to IMAGES ("pre-N"),
  * for the final dump's --prev-images-dir. A failed pass: -errno with err
  * under --predump on; under auto the reason goes to st->predump_reason,
- * prev is left empty (a plain dump follows) and 0 is returned.
+ * prev is left empty (a plain dump follows) and 0 is returned, except for a
+ * full image directory (-ENOSPC with err: a plain dump would fail too).
  * With st->track_written, production is first registered for written-page
  * tracking into wt, which the caller disarms after the final dump.
  */

@@ -289,6 +289,17 @@ static int predump_pass(const struct cm_service *svc, const struct cm_clone_opts
 		cm_criu_errors(log, errs, sizeof(errs));
 		if (!errs[0])
 			cm_criu_errors(out, errs, sizeof(errs));
+		if (strstr(errs, "No space left on device")) {
+			/* a plain dump would fail the same way, after freezing production */
+			snprintf(err, errlen,
+				 "the image directory %s is full (No space left on device) at "
+				 "pre-dump pass %u: free space there or pass --images DIR on a "
+				 "larger filesystem; production was not cloned and runs on (CRIU's "
+				 "log: %s)",
+				 o->images_dir, k, log);
+			rc = -ENOSPC;
+			goto out;
+		}
 		snprintf(err, errlen, "pre-dump pass %u failed (criu exit %d): %s (CRIU's log: %s)",
 			 k, rc, errs[0] ? errs : "no error line in its log", log);
 		rc = -EIO;
@@ -373,7 +384,7 @@ int cm_predump_run(const struct cm_service *svc, const struct cm_clone_opts *o,
 		return 0;
 	}
 	cm_wptrack_disarm(wt);
-	if (o->predump == CM_PREDUMP_ON)
+	if (o->predump == CM_PREDUMP_ON || rc == -ENOSPC)
 		return rc;
 	/* auto: a plain dump instead, and say why */
 	snprintf(st->predump_reason, sizeof(st->predump_reason), "%s", err);

@@ -48,7 +48,7 @@ grep -q "Error (" "$T/out" || fail "CRIU's own reason is not quoted: $(cat "$T/o
 grep -q "Error (" "$T/work/$N/failed-1/dump.log" || fail "CRIU's log was not kept for the operator"
 curl -sf "http://127.0.0.1:$L/" >/dev/null || fail "production does not answer after the failed clone"
 [ -e "$T/work/$N/clone-1" ] && fail "a failed clone left its directory"
-[ "$(ls "$T/work/$N/failed-1" | grep -v -E '^(dump|restore|page-server)\.(log|out)$|^log$')" = "" ] ||
+[ "$(ls "$T/work/$N/failed-1" | grep -v -E '^(dump|restore|page-server|predump-[0-9]+)\.(log|out)$|^log$')" = "" ] ||
 	fail "a failed clone kept more than logs: $(ls "$T/work/$N/failed-1")"
 sup_status "$N" "$T/s.json"
 assert_eq "$(json "$T/s.json" "len(j['clones'])")" 0 "clones after a failure"
