@@ -127,24 +127,26 @@ static unsigned long vdso_syscall(pid_t pid)
 }
 
 /*
- * The next stop of a traced thread, within WAIT_STOP_MS: a thread in
+ * The next stop of a traced thread, within WAIT_STOP_S: a thread in
  * uninterruptible sleep stops only when it leaves it. Given up, the thread
  * stays seized until the helper process exits, which detaches it.
  */
-#define WAIT_STOP_MS 3000
+#define WAIT_STOP_S 3
+static void on_alarm(int sig)
+{
+	(void)sig; /* only to interrupt waitpid */
+}
+
 static int wait_stop(pid_t tid, int *status)
 {
-	for (int waited = 0;; waited++) {
-		pid_t w = waitpid(tid, status, __WALL | WNOHANG);
+	pid_t w;
 
-		if (w == tid)
-			return WIFSTOPPED(*status) ? 0 : -ESRCH;
-		if (w < 0 && errno != EINTR)
-			return -errno;
-		if (waited >= WAIT_STOP_MS * 10)
-			return -ETIMEDOUT;
-		usleep(100);
-	}
+	alarm(WAIT_STOP_S); /* the helper's SIGALRM interrupts, without restart */
+	w = waitpid(tid, status, __WALL);
+	alarm(0);
+	if (w == tid)
+		return WIFSTOPPED(*status) ? 0 : -ESRCH;
+	return errno == EINTR ? -ETIMEDOUT : -errno;
 }
 
 /* A thread of pid that is not a zombie (a leader may have exited before its threads). */
@@ -534,6 +536,9 @@ int cm_wptrack_arm(struct cm_wptrack *t, pid_t root, char *err, size_t errlen)
 		return -EAGAIN;
 	}
 	if (helper == 0) {
+		struct sigaction sa = {.sa_handler = on_alarm};
+
+		sigaction(SIGALRM, &sa, NULL);
 		close(sv[0]);
 		memset(&rep, 0, sizeof(rep));
 		arm_tree(&rep.t, root, rep.err, sizeof(rep.err));
