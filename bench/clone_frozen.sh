@@ -14,7 +14,9 @@
 #     (freezing + frozen, from /status), the pre-dump mode it used, the whole
 #     clone's wall time; production's SET rate during the clone against its
 #     rate in the 3 s before (from INFO's total_commands_processed);
+#     and the longest of the pre-dump passes' own short freezes;
 #   - the same with `--images DIR` on disk (is the tmpfs worth it?);
+#   - the same with `--predump off` (a plain dump: what pre-dump saves);
 #   - plain `criu dump --leave-running --tcp-close` of the same process (CRIU's
 #     defaults, as it is usually run), images to disk and to tmpfs: freezing +
 #     frozen time from CRIU's stats (--display-stats prints the stats-dump
@@ -62,6 +64,7 @@ doppel_clone() { # TAG [doppel clone options]: figures go to $T/TAG.*
 	"$DOPPEL" status "$name" --json >"$T/s.json"
 	field "$T/s.json" "j['clones'][-1]['frozen_ms'] + j['clones'][-1]['freezing_ms']" >>"$T/$tag.frozen"
 	field "$T/s.json" "j['clones'][-1]['clone_total_ms']" >>"$T/$tag.total"
+	field "$T/s.json" "max([p['frozen_ms'] for p in j['clones'][-1]['predump_passes']] or [0])" >>"$T/$tag.passfrozen"
 	field "$T/s.json" "j['clones'][-1]['predump']" >"$T/mode"
 	field "$T/s.json" "j['clones'][-1]['predump_reason']" >"$T/reason"
 	field "$T/s.json" "'%.0f' % (j['clones'][-1]['image_bytes'] / 1048576)" >"$T/image"
@@ -77,10 +80,10 @@ plain_dump() { # DIR FILE: criu dump to DIR, freezing + frozen ms appended to FI
 
 LOAD0=$(uptime | sed 's/.*load average: \([0-9.]*\).*/\1/')
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB; $(uptime | sed 's/.*load/load/') at the start; CRIU $("$CRIU" --version | awk '/Version/{print $2}'); $RUNS runs per size"
-printf 'memory\tused_mib\timage_mib\tpredump\tdoppel_frozen_ms\tdoppel_disk_frozen_ms\tcriu_disk_frozen_ms\tcriu_tmpfs_frozen_ms\tclone_total_ms\tset_per_s_before\tset_per_s_during\tdigest\n' \
+printf 'memory\tused_mib\timage_mib\tpredump\tdoppel_frozen_ms\tpass_frozen_ms\tdoppel_plain_frozen_ms\tdoppel_disk_frozen_ms\tcriu_disk_frozen_ms\tcriu_tmpfs_frozen_ms\tclone_total_ms\tset_per_s_before\tset_per_s_during\tdigest\n' \
 	>"$OUT/frozen.tsv"
-printf '%-7s %-6s %-6s %-8s %-16s %-16s %-16s %-16s %-16s %-22s %-7s %s\n' memory used image pre-dump \
-	"doppel frozen" "doppel, disk" "criu, disk" "criu, tmpfs" "clone total" "SET/s before, during" digest "goal <100 ms"
+printf '%-7s %-6s %-6s %-8s %-16s %-16s %-16s %-16s %-16s %-16s %-16s %-22s %-7s %s\n' memory used image pre-dump \
+	"doppel frozen" "longest pass" "doppel, no pre" "doppel, disk" "criu, disk" "criu, tmpfs" "clone total" "SET/s before, during" digest "goal <100 ms"
 for size in $SIZES; do
 	name=bench$(echo "$size" | tr -cd 'a-zA-Z0-9')
 	data=$T/data-$name
@@ -99,12 +102,15 @@ for size in $SIZES; do
 	esac
 	used=$(redis-cli -p "$L" info memory | awk -F: '/^used_memory:/{printf "%.0f", $2/1048576}')
 	pid=$("$DOPPEL" status "$name" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['service']['pid'])")
-	rm -f "$T"/*.frozen "$T"/*.total "$T"/*.during "$T/before" "$T"/criu-*
+	rm -f "$T"/*.frozen "$T"/*.passfrozen "$T"/*.total "$T"/*.during "$T/before" "$T"/criu-*
 	start_load
 	for r in $(seq "$RUNS"); do
 		c0=$(cmds); t0=$(now); sleep 3; c1=$(cmds); t1=$(now)
 		rate "$c0" "$c1" "$t0" "$t1" >>"$T/before"; echo >>"$T/before"
 		doppel_clone tmpfs || exit 1
+		mode=$(cat "$T/mode") reason=$(cat "$T/reason")
+		doppel_clone plain --predump off || exit 1
+		echo "$mode" >"$T/mode"; echo "$reason" >"$T/reason"
 		mkdir -p "$T/disk-images"
 		doppel_clone disk --images "$T/disk-images" || exit 1
 		plain_dump "$T/plain-disk" "$T/criu-disk.frozen"
@@ -120,11 +126,11 @@ for size in $SIZES; do
 	[ "$want" = "$got" ] && digest=equal || digest="DIFFERS"
 	frozen=$(med <"$T/tmpfs.frozen")
 	goal=$(medv <"$T/tmpfs.frozen" | awk '{print ($1 < 100) ? "met" : "NOT met"}')
-	printf '%-7s %-6s %-6s %-8s %-16s %-16s %-16s %-16s %-16s %-22s %-7s %s\n' "$size" "$used" "$(cat "$T/image")" \
-		"$(cat "$T/mode")" "$frozen" "$(med <"$T/disk.frozen")" "$(med <"$T/criu-disk.frozen")" \
+	printf '%-7s %-6s %-6s %-8s %-16s %-16s %-16s %-16s %-16s %-16s %-16s %-22s %-7s %s\n' "$size" "$used" "$(cat "$T/image")" \
+		"$(cat "$T/mode")" "$frozen" "$(med <"$T/tmpfs.passfrozen")" "$(med <"$T/plain.frozen")" "$(med <"$T/disk.frozen")" "$(med <"$T/criu-disk.frozen")" \
 		"$(med <"$T/criu-tmpfs.frozen")" "$(med <"$T/tmpfs.total")" "$(medv <"$T/before"), $(medv <"$T/tmpfs.during")" "$digest" "$goal"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$used" "$(cat "$T/image")" "$(cat "$T/mode")" \
-		"$(medv <"$T/tmpfs.frozen")" "$(medv <"$T/disk.frozen")" "$(medv <"$T/criu-disk.frozen")" "$(medv <"$T/criu-tmpfs.frozen")" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$used" "$(cat "$T/image")" "$(cat "$T/mode")" \
+		"$(medv <"$T/tmpfs.frozen")" "$(medv <"$T/tmpfs.passfrozen")" "$(medv <"$T/plain.frozen")" "$(medv <"$T/disk.frozen")" "$(medv <"$T/criu-disk.frozen")" "$(medv <"$T/criu-tmpfs.frozen")" \
 		"$(medv <"$T/tmpfs.total")" "$(medv <"$T/before")" "$(medv <"$T/tmpfs.during")" "$digest" >>"$OUT/frozen.tsv"
 	kill -TERM "$SUP"; wait "$SUP" 2>/dev/null; SUP=
 done

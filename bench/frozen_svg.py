@@ -4,7 +4,8 @@
     python3 bench/frozen_svg.py frozen.tsv frozen-curve.svg [NOTE]
 
 Production's frozen time (ms, log scale) against the memory redis used (MiB,
-log scale): doppel clone with images on tmpfs and on disk, plain `criu dump`
+log scale): doppel clone with images on tmpfs and on disk, with --predump off,
+the longest pre-dump pass freeze, plain `criu dump`
 to disk and to tmpfs, and the 100 ms goal; NOTE (e.g. the machine's load) goes
 under the legend. Standard library only.
 """
@@ -15,6 +16,8 @@ import sys
 SERIES = [
     ("doppel_frozen_ms", "doppel clone (images on tmpfs, default)", "#1f77b4", ""),
     ("doppel_disk_frozen_ms", "doppel clone --images on disk", "#17becf", "6,3"),
+    ("doppel_plain_frozen_ms", "doppel clone --predump off", "#8c564b", "4,2"),
+    ("pass_frozen_ms", "longest pre-dump pass freeze", "#9467bd", "1,2"),
     ("criu_tmpfs_frozen_ms", "criu dump --leave-running, tmpfs", "#d62728", "2,3"),
     ("criu_disk_frozen_ms", "criu dump --leave-running, disk", "#ff7f0e", ""),
 ]
